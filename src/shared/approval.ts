@@ -1,0 +1,104 @@
+/**
+ * The approval rules, as pure functions: who may vote on a request at a given tier, and when the
+ * votes cast satisfy its plan. The workflow's update validator and the HTTP API both use them, so
+ * the API's early answer and the workflow's binding answer cannot disagree.
+ */
+import { FailureTypes, type FailureType } from './messages.js';
+import type { ApprovalPlan, ApprovalRecord, Approver, DecideInput } from './schemas.js';
+
+/** Groups whose members may vote once escalation reached `tier` (tiers are cumulative). */
+export function eligibleGroups(plan: ApprovalPlan, tier: number): string[] {
+  const groups = new Set([...plan.groups, ...plan.allOf]);
+  for (const step of plan.escalation.slice(0, tier)) for (const group of step.groups) groups.add(group);
+  return [...groups];
+}
+
+/** A refusal of a decision: the failure type and a sentence saying why. */
+export interface DecisionRefusal {
+  type: FailureType;
+  message: string;
+}
+
+/** What the validator needs to know about the request it guards. */
+export interface PendingApproval {
+  pending: boolean;
+  tenant: string;
+  requesterId: string;
+  digest: string;
+  plan: ApprovalPlan;
+  tier: number;
+  approvals: ApprovalRecord[];
+}
+
+/**
+ * Decides whether `input` may be applied to the request. Order matters: state first (nothing
+ * applies to a closed request), then binding (digest), then identity (tenant, self, group, repeat).
+ */
+export function refuseDecision(request: PendingApproval, input: DecideInput): DecisionRefusal | undefined {
+  if (!request.pending) {
+    return { type: FailureTypes.NotPending, message: 'the request is not waiting for approval (already decided or expired)' };
+  }
+  if (input.decision !== 'approve' && input.decision !== 'reject') {
+    return { type: FailureTypes.InvalidDecision, message: 'decision must be "approve" or "reject"' };
+  }
+  if (input.digest !== request.digest) {
+    return {
+      type: FailureTypes.DigestMismatch,
+      message: 'digest does not match the proposal awaiting approval; fetch the request again and review it',
+    };
+  }
+  if (input.approver.tenant !== request.tenant) {
+    return { type: FailureTypes.WrongTenant, message: `approver belongs to tenant ${input.approver.tenant}, not ${request.tenant}` };
+  }
+  if (input.approver.id === request.requesterId) {
+    return { type: FailureTypes.SelfApproval, message: 'the requester cannot decide their own request' };
+  }
+  const groups = eligibleGroups(request.plan, request.tier);
+  if (!input.approver.groups.some((group) => groups.includes(group))) {
+    return {
+      type: FailureTypes.NotEligible,
+      message: `approver is in none of the groups that may decide now (${groups.join(', ')})`,
+    };
+  }
+  if (request.approvals.some((vote) => vote.approverId === input.approver.id)) {
+    return { type: FailureTypes.DuplicateVote, message: `${input.approver.id} has already voted on this request` };
+  }
+  return undefined;
+}
+
+/**
+ * True when the approvals satisfy the plan: enough distinct approvers and, for `allOf`, a
+ * different person for each listed group (found by bipartite matching, so the order of votes
+ * never matters).
+ */
+export function isApprovalSatisfied(plan: ApprovalPlan, approvals: ApprovalRecord[]): boolean {
+  const approvers = new Map<string, string[]>();
+  for (const vote of approvals) if (vote.decision === 'approve') approvers.set(vote.approverId, vote.groups);
+  if (approvers.size < plan.minApprovals) return false;
+  if (plan.allOf.length === 0) return true;
+  return matchGroups(plan.allOf, [...approvers.entries()]);
+}
+
+function matchGroups(groups: string[], approvers: [string, string[]][]): boolean {
+  // Kuhn's augmenting paths: groupOf maps each approver to the group they currently fill.
+  const groupOf = new Map<string, string>();
+  const assign = (group: string, seen: Set<string>): boolean => {
+    for (const [id, memberOf] of approvers) {
+      if (!memberOf.includes(group) || seen.has(id)) continue;
+      seen.add(id);
+      const current = groupOf.get(id);
+      if (current === undefined || assign(current, seen)) {
+        groupOf.set(id, group);
+        return true;
+      }
+    }
+    return false;
+  };
+  return groups.every((group) => assign(group, new Set()));
+}
+
+/** The approver's groups that count for this request, for the record. */
+export function countedGroups(plan: ApprovalPlan, tier: number, approver: Approver): string[] {
+  const groups = eligibleGroups(plan, tier);
+  return approver.groups.filter((group) => groups.includes(group));
+}

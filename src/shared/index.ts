@@ -1,0 +1,4 @@
+/** The one shared module: schemas, message definitions, approval rules and the task queue. */
+export * from './schemas.js';
+export * from './messages.js';
+export * from './approval.js';
