@@ -1,0 +1,117 @@
+/**
+ * The shape of a policy file (`version: 1`), as zod schemas. Every object is strict, so an
+ * unknown or misspelled key is a load error rather than a silently ignored setting.
+ */
+import { z } from 'zod';
+import { IDENTIFIER_PATTERN, RISK_LEVELS } from '../shared/index.js';
+
+/** The reserved approval name meaning "no human approval needed". */
+export const NO_APPROVAL = 'none';
+
+const name = (what: string) =>
+  z
+    .string({ error: `${what} must be a string` })
+    .regex(IDENTIFIER_PATTERN, {
+      error: `${what} must be 1-128 characters of letters, digits and . _ : @ -, starting with a letter or digit`,
+    });
+
+const names = (what: string) => z.array(name(what), { error: `must be a list of ${what}s` });
+
+const risk = z.enum(RISK_LEVELS, { error: `must be one of ${RISK_LEVELS.join(', ')}` });
+
+const approvalRef = z.string({ error: `must be "${NO_APPROVAL}" or the name of a plan under approvals` }).min(1);
+
+const duration = z.string({ error: 'must be a duration string such as 30m, 2h or 500ms' }).min(1);
+
+/** One ordered rule of a tool: when the CEL condition holds, it decides. */
+export const RuleSchema = z.strictObject(
+  {
+    name: name('rule name'),
+    when: z.string({ error: 'must be a CEL expression (quote it if YAML reads it as another type)' }).min(1),
+    effect: z.enum(['deny', 'allow'], { error: 'must be deny or allow' }).optional(),
+    risk: risk.optional(),
+    approval: approvalRef.optional(),
+    reason: z.string({ error: 'must be a string' }).max(2000).optional(),
+  },
+  { error: 'must be a rule mapping (name, when, effect, risk, approval, reason)' },
+);
+export type RuleDocument = z.infer<typeof RuleSchema>;
+
+/** Who may call a tool, where, and what it takes. */
+export const ToolPolicySchema = z.strictObject(
+  {
+    risk,
+    approval: approvalRef,
+    allowed_roles: names('role'),
+    environments: names('environment').optional(),
+    tenants: names('tenant').optional(),
+    rules: z.array(RuleSchema, { error: 'must be a list of rules' }).optional(),
+  },
+  { error: 'must be a tool policy mapping (risk, approval, allowed_roles, ...)' },
+);
+export type ToolPolicyDocument = z.infer<typeof ToolPolicySchema>;
+
+/** One escalation tier of an approval plan. */
+export const EscalationSchema = z.strictObject(
+  {
+    after: duration,
+    groups: names('group').min(1, { error: 'must name at least one group' }),
+  },
+  { error: 'must be an escalation tier mapping (after, groups)' },
+);
+
+/** A named approval plan. */
+export const ApprovalPlanSchema = z.strictObject(
+  {
+    groups: names('group').optional(),
+    all_of: names('group').optional(),
+    min_approvals: z.int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(100).optional(),
+    escalation: z.array(EscalationSchema, { error: 'must be a list of tiers' }).optional(),
+    expires_after: duration,
+  },
+  { error: 'must be an approval plan mapping (groups, all_of, min_approvals, escalation, expires_after)' },
+);
+export type ApprovalPlanDocument = z.infer<typeof ApprovalPlanSchema>;
+
+const CodeAdapterSchema = z.strictObject({
+  type: z.literal('code'),
+  handler: z.string({ error: 'must be a string' }).min(1).optional(),
+});
+
+const HttpAdapterSchema = z.strictObject({
+  type: z.literal('http'),
+  url: z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' }),
+  method: z.enum(['POST', 'PUT', 'PATCH', 'DELETE'], { error: 'must be one of POST, PUT, PATCH, DELETE' }).optional(),
+  timeout: duration.optional(),
+  headers: z.record(z.string(), z.string({ error: 'header values must be strings' })).optional(),
+});
+
+/** How a tool is executed. */
+export const AdapterSchema = z.discriminatedUnion('type', [CodeAdapterSchema, HttpAdapterSchema], {
+  error: 'must be an adapter with type code or http',
+});
+
+/** A tool's contract: identity, adapter and argument schema. */
+export const ManifestEntrySchema = z.strictObject(
+  {
+    description: z.string({ error: 'must be a string' }).max(4000).optional(),
+    run_as: name('run_as'),
+    idempotent: z.boolean({ error: 'must be true or false' }).optional(),
+    adapter: AdapterSchema,
+    args: z.record(z.string(), z.unknown(), { error: 'must be a JSON Schema object' }),
+  },
+  { error: 'must be a manifest entry mapping (description, run_as, idempotent, adapter, args)' },
+);
+export type ManifestEntryDocument = z.infer<typeof ManifestEntrySchema>;
+
+/** One policy file; several files are merged into one policy. */
+export const PolicyFileSchema = z.strictObject(
+  {
+    version: z.literal(1, { error: 'must be 1' }),
+    tools: z.record(name('tool name'), ToolPolicySchema, { error: 'must be a map of tool name to tool policy' }).optional(),
+    approvals: z.record(name('approval plan name'), ApprovalPlanSchema, { error: 'must be a map of plan name to approval plan' }).optional(),
+    manifest: z.record(name('tool name'), ManifestEntrySchema, { error: 'must be a map of tool name to manifest entry' }).optional(),
+  },
+  { error: 'a policy file must be a YAML mapping with version: 1 and any of tools, approvals, manifest' },
+);
+export type PolicyFileDocument = z.infer<typeof PolicyFileSchema>;

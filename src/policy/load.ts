@@ -1,0 +1,373 @@
+/**
+ * Loading a policy set: read the YAML files, validate each against the document schema, merge
+ * them, check cross-references (approval plans, manifest entries), compile CEL conditions and
+ * argument schemas, and compute the policy digest. Every problem becomes a located `PolicyIssue`;
+ * if there is any, nothing is returned.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { msToNumber } from '@temporalio/common/lib/time.js';
+import canonicalize from 'canonicalize';
+import type { z } from 'zod';
+import type { ApprovalPlan, EscalationTier } from '../shared/index.js';
+import { ArgsSchemaCompiler } from './args-schema.js';
+import { compileCondition } from './condition.js';
+import {
+  NO_APPROVAL,
+  PolicyFileSchema,
+  type ApprovalPlanDocument,
+  type ManifestEntryDocument,
+  type PolicyFileDocument,
+  type ToolPolicyDocument,
+} from './document.js';
+import { PolicyLoadError, type PolicyIssue } from './errors.js';
+import type { CompiledRule, CompiledTool, LoadedPolicy, PolicyFileSummary, ToolManifestEntry } from './model.js';
+import { MAX_POLICY_FILE_BYTES, readYaml, type YamlSource } from './source.js';
+
+/** One policy file's text and the name used in issues. */
+export interface PolicySource {
+  file: string;
+  text: string;
+}
+
+interface ValidFile {
+  source: YamlSource;
+  raw: Record<string, Record<string, unknown> | undefined>;
+  data: PolicyFileDocument;
+}
+
+interface Defined<T> {
+  source: YamlSource;
+  value: T;
+  raw: unknown;
+}
+
+type Section = 'tools' | 'approvals' | 'manifest';
+
+/** Parses and validates policy sources held in memory; throws `PolicyLoadError` listing every issue. */
+export function parsePolicy(sources: PolicySource[]): LoadedPolicy {
+  if (sources.length === 0) {
+    throw new PolicyLoadError([{ file: '(none)', path: '(policy)', message: 'no policy files to load; pass at least one .yaml file or directory' }]);
+  }
+  const issues: PolicyIssue[] = [];
+  const files: ValidFile[] = [];
+  for (const { file, text } of sources) {
+    const read = readYaml(file, text);
+    issues.push(...read.issues);
+    if (!read.source) continue;
+    const parsed = PolicyFileSchema.safeParse(read.source.value);
+    if (!parsed.success) {
+      issues.push(...zodIssues(read.source, parsed.error));
+      continue;
+    }
+    files.push({ source: read.source, raw: read.source.value as ValidFile['raw'], data: parsed.data });
+  }
+  if (issues.length > 0) throw new PolicyLoadError(issues);
+
+  const tools = merge(files, 'tools', (file) => file.data.tools, issues);
+  const approvals = merge(files, 'approvals', (file) => file.data.approvals, issues);
+  const manifests = merge(files, 'manifest', (file) => file.data.manifest, issues);
+
+  const plans = new Map<string, ApprovalPlan>();
+  for (const [name, plan] of approvals) {
+    const resolved = resolvePlan(name, plan, issues);
+    if (resolved) plans.set(name, resolved);
+  }
+
+  const compiler = new ArgsSchemaCompiler();
+  const entries = new Map<string, { entry: ToolManifestEntry; validate: CompiledTool['validateArgs'] }>();
+  for (const [name, manifest] of manifests) {
+    if (!tools.has(name)) {
+      issues.push(manifest.source.issue(['manifest', name], `manifest entry "${name}" has no policy under tools; add tools.${name} or remove the entry`, { key: true }));
+    }
+    const built = buildManifest(name, manifest, compiler, issues);
+    if (built) entries.set(name, built);
+  }
+
+  const compiled = new Map<string, CompiledTool>();
+  for (const [name, tool] of tools) {
+    const built = compileTool(name, tool, approvals, issues);
+    const manifest = entries.get(name);
+    if (!manifests.has(name)) {
+      issues.push(tool.source.issue(['tools', name], `tool "${name}" has no manifest entry; add manifest.${name} with run_as, adapter and args`, { key: true }));
+    }
+    if (built && manifest) compiled.set(name, { ...built, manifest: manifest.entry, validateArgs: manifest.validate });
+  }
+  if (issues.length > 0) throw new PolicyLoadError(issues);
+
+  const merged = {
+    version: 1,
+    tools: Object.fromEntries([...tools].map(([name, tool]) => [name, tool.raw])),
+    approvals: Object.fromEntries([...approvals].map(([name, plan]) => [name, plan.raw])),
+    manifest: Object.fromEntries([...manifests].map(([name, manifest]) => [name, manifest.raw])),
+  };
+  const toolNames = [...compiled.keys()].sort();
+  const summaries: PolicyFileSummary[] = files.map((file) => ({
+    file: file.source.file,
+    tools: Object.keys(file.data.tools ?? {}),
+    approvals: Object.keys(file.data.approvals ?? {}),
+    manifest: Object.keys(file.data.manifest ?? {}),
+  }));
+  return {
+    digest: sha256(canonicalJson(merged)),
+    files: files.map((file) => file.source.file),
+    toolNames,
+    manifest: (tool) => compiled.get(tool)?.manifest,
+    tools: compiled,
+    plans,
+    summaries,
+  };
+}
+
+/**
+ * Reads policy files and directories (a directory contributes its `*.yaml`/`*.yml` files, sorted,
+ * without `*.test.yaml`) and parses them; throws `PolicyLoadError` for unreadable files too.
+ */
+export async function loadPolicy(paths: string[]): Promise<LoadedPolicy> {
+  const { files, issues } = await expandPaths(paths, isPolicyFile);
+  const sources: PolicySource[] = [];
+  for (const file of files) {
+    const read = await readSource(file);
+    if ('issue' in read) issues.push(read.issue);
+    else sources.push(read);
+  }
+  if (issues.length > 0) throw new PolicyLoadError(issues);
+  if (sources.length === 0) {
+    throw new PolicyLoadError([{ file: paths.join(', ') || '(none)', path: '(policy)', message: 'no policy files found; expected .yaml or .yml files' }]);
+  }
+  return parsePolicy(sources);
+}
+
+/** True for policy YAML file names (not test files). */
+export function isPolicyFile(name: string): boolean {
+  return /\.ya?ml$/.test(name) && !/\.test\.ya?ml$/.test(name);
+}
+
+/** Expands files and directories into a file list; directories contribute sorted matching entries. */
+export async function expandPaths(paths: string[], matches: (name: string) => boolean): Promise<{ files: string[]; issues: PolicyIssue[] }> {
+  const files: string[] = [];
+  const issues: PolicyIssue[] = [];
+  for (const path of paths) {
+    try {
+      const info = await stat(path);
+      if (info.isDirectory()) {
+        const names = (await readdir(path)).filter(matches).sort();
+        files.push(...names.map((name) => join(path, name)));
+      } else {
+        files.push(path);
+      }
+    } catch (error) {
+      issues.push({ file: path, path: '(file)', message: `cannot read: ${errorText(error)}` });
+    }
+  }
+  return { files, issues };
+}
+
+/** Reads one file as UTF-8 after checking its size; returns the source or a located issue. */
+export async function readSource(file: string): Promise<PolicySource | { issue: PolicyIssue }> {
+  try {
+    const info = await stat(file);
+    if (info.size > MAX_POLICY_FILE_BYTES) {
+      return { issue: { file, line: 1, column: 1, path: '(file)', message: `file is ${info.size} bytes; policy files may be at most ${MAX_POLICY_FILE_BYTES} bytes (1 MiB)` } };
+    }
+    return { file, text: await readFile(file, 'utf8') };
+  } catch (error) {
+    return { issue: { file, path: '(file)', message: `cannot read: ${errorText(error)}` } };
+  }
+}
+
+/** Maps zod issues to located policy issues (unknown keys are reported at the key itself). */
+export function zodIssues(source: YamlSource, error: z.ZodError): PolicyIssue[] {
+  const out: PolicyIssue[] = [];
+  for (const issue of error.issues) {
+    const path = issue.path.filter((part): part is string | number => typeof part !== 'symbol');
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) out.push(source.issue([...path, key], `unknown key "${key}"`, { key: true }));
+    } else if (issue.code === 'invalid_key') {
+      const inner = issue.issues[0]?.message ?? issue.message;
+      out.push(source.issue(path, `invalid name: ${inner}`, { key: true }));
+    } else if (isMissing(source.value, path)) {
+      out.push(source.issue(path, 'is required'));
+    } else {
+      out.push(source.issue(path, issue.message));
+    }
+  }
+  return out;
+}
+
+function isMissing(value: unknown, path: readonly (string | number)[]): boolean {
+  let node: unknown = value;
+  for (const [index, part] of path.entries()) {
+    if (node === null || typeof node !== 'object') return false;
+    const has = Object.hasOwn(node, part);
+    if (!has) return index === path.length - 1;
+    node = (node as Record<string | number, unknown>)[part];
+  }
+  return false;
+}
+
+function merge<T>(files: ValidFile[], section: Section, pick: (file: ValidFile) => Record<string, T> | undefined, issues: PolicyIssue[]): Map<string, Defined<T>> {
+  const out = new Map<string, Defined<T>>();
+  for (const file of files) {
+    for (const [name, value] of Object.entries(pick(file) ?? {})) {
+      const first = out.get(name);
+      if (first) {
+        const kind = section === 'approvals' ? 'approval plan' : section === 'tools' ? 'tool' : 'manifest entry';
+        issues.push(file.source.issue([section, name], `${kind} "${name}" is defined in both ${first.source.file} and ${file.source.file}; define it once`, { key: true }));
+        continue;
+      }
+      out.set(name, { source: file.source, value, raw: file.raw[section]?.[name] });
+    }
+  }
+  return out;
+}
+
+function resolvePlan(name: string, { source, value: plan }: Defined<ApprovalPlanDocument>, issues: PolicyIssue[]): ApprovalPlan | undefined {
+  const at = (...path: (string | number)[]) => ['approvals', name, ...path];
+  const before = issues.length;
+  if (name === NO_APPROVAL) issues.push(source.issue(at(), `"${NO_APPROVAL}" is reserved (it means no approval); choose another plan name`, { key: true }));
+  const groups = plan.groups ?? [];
+  const allOf = plan.all_of ?? [];
+  if (groups.length === 0 && allOf.length === 0) issues.push(source.issue(at(), 'must list groups or all_of: nobody could approve this plan'));
+  const minApprovals = plan.min_approvals ?? Math.max(1, allOf.length);
+  if (minApprovals < allOf.length) {
+    issues.push(source.issue(at('min_approvals'), `must be at least ${allOf.length} (one distinct person per all_of group)`));
+  }
+  const expiresAfterMs = duration(source, at('expires_after'), plan.expires_after, issues);
+  const escalation: EscalationTier[] = [];
+  let previous = 0;
+  for (const [index, tier] of (plan.escalation ?? []).entries()) {
+    const afterMs = duration(source, at('escalation', index, 'after'), tier.after, issues);
+    if (afterMs === undefined) continue;
+    if (afterMs <= previous) issues.push(source.issue(at('escalation', index, 'after'), 'must be later than the previous escalation tier'));
+    if (expiresAfterMs !== undefined && afterMs >= expiresAfterMs) {
+      issues.push(source.issue(at('escalation', index, 'after'), `must be earlier than expires_after (${plan.expires_after})`));
+    }
+    previous = afterMs;
+    escalation.push({ afterMs, groups: [...tier.groups] });
+  }
+  if (issues.length > before || expiresAfterMs === undefined) return undefined;
+  return { name, groups: [...groups], allOf: [...allOf], minApprovals, escalation, expiresAfterMs };
+}
+
+function duration(source: YamlSource, path: (string | number)[], text: string, issues: PolicyIssue[]): number | undefined {
+  let ms: number;
+  try {
+    ms = msToNumber(text as Parameters<typeof msToNumber>[0]);
+  } catch {
+    issues.push(source.issue(path, `"${text}" is not a duration; use a number with a unit such as 500ms, 30s, 30m, 2h or 1d`));
+    return undefined;
+  }
+  if (!Number.isSafeInteger(ms) || ms <= 0) {
+    issues.push(source.issue(path, `"${text}" must be a positive whole number of milliseconds`));
+    return undefined;
+  }
+  return ms;
+}
+
+function compileTool(
+  name: string,
+  { source, value: tool }: Defined<ToolPolicyDocument>,
+  approvals: ReadonlyMap<string, unknown>,
+  issues: PolicyIssue[],
+): Omit<CompiledTool, 'manifest' | 'validateArgs'> | undefined {
+  const before = issues.length;
+  const checkPlan = (plan: string, path: (string | number)[]) => {
+    if (plan !== NO_APPROVAL && !approvals.has(plan)) {
+      const known = [...approvals.keys()];
+      issues.push(source.issue(path, `approval plan "${plan}" is not defined under approvals (known: ${known.length > 0 ? known.join(', ') : 'none'}; or use "${NO_APPROVAL}")`));
+    }
+  };
+  checkPlan(tool.approval, ['tools', name, 'approval']);
+  const seen = new Set<string>();
+  const rules: CompiledRule[] = [];
+  for (const [index, rule] of (tool.rules ?? []).entries()) {
+    const at = (...path: string[]) => ['tools', name, 'rules', index, ...path];
+    if (seen.has(rule.name)) issues.push(source.issue(at('name'), `rule name "${rule.name}" is used twice in tool ${name}; rule names must be unique`));
+    seen.add(rule.name);
+    if (rule.effect === undefined && rule.risk === undefined && rule.approval === undefined) {
+      issues.push(source.issue(at(), 'a rule must set at least one of effect, risk, approval'));
+    }
+    if (rule.approval !== undefined) checkPlan(rule.approval, at('approval'));
+    if (rule.effect === 'deny' && rule.approval !== undefined) issues.push(source.issue(at('approval'), 'a deny rule cannot set an approval plan'));
+    if (rule.effect === 'allow' && rule.approval !== undefined && rule.approval !== NO_APPROVAL) {
+      issues.push(source.issue(at('approval'), `effect: allow means approval ${NO_APPROVAL}; remove effect or approval`));
+    }
+    const compiled = compileCondition(rule.when);
+    if ('error' in compiled) {
+      issues.push(source.issue(at('when'), compiled.error));
+      continue;
+    }
+    rules.push({
+      name: rule.name,
+      id: `${name}/${rule.name}`,
+      condition: compiled.condition,
+      ...(rule.effect !== undefined && { effect: rule.effect }),
+      ...(rule.risk !== undefined && { risk: rule.risk }),
+      ...(rule.approval !== undefined && { approval: rule.approval }),
+      ...(rule.reason !== undefined && { reason: rule.reason }),
+    });
+  }
+  if (issues.length > before) return undefined;
+  return {
+    name,
+    risk: tool.risk,
+    approval: tool.approval,
+    allowedRoles: new Set(tool.allowed_roles),
+    ...(tool.environments && { environments: new Set(tool.environments) }),
+    ...(tool.tenants && { tenants: new Set(tool.tenants) }),
+    rules,
+  };
+}
+
+function buildManifest(
+  name: string,
+  { source, value: manifest, raw }: Defined<ManifestEntryDocument>,
+  compiler: ArgsSchemaCompiler,
+  issues: PolicyIssue[],
+): { entry: ToolManifestEntry; validate: CompiledTool['validateArgs'] } | undefined {
+  const at = (...path: (string | number)[]) => ['manifest', name, ...path];
+  const before = issues.length;
+  let adapter: ToolManifestEntry['adapter'];
+  if (manifest.adapter.type === 'code') {
+    adapter = { type: 'code', handler: manifest.adapter.handler ?? name };
+  } else {
+    const timeoutMs = duration(source, at('adapter', 'timeout'), manifest.adapter.timeout ?? '10s', issues) ?? 0;
+    adapter = { type: 'http', url: manifest.adapter.url, method: manifest.adapter.method ?? 'POST', timeoutMs, headers: { ...manifest.adapter.headers } };
+  }
+  const schema = compiler.compile(manifest.args);
+  if ('problems' in schema) {
+    for (const problem of schema.problems) issues.push(source.issue(at('args', ...problem.path), problem.message));
+  }
+  let digest = '';
+  try {
+    digest = sha256(canonicalJson({ name, manifest: raw }));
+  } catch (error) {
+    issues.push(source.issue(at(), `cannot be represented as JSON: ${errorText(error)}`));
+  }
+  if (issues.length > before || 'problems' in schema) return undefined;
+  const entry: ToolManifestEntry = {
+    name,
+    ...(manifest.description !== undefined && { description: manifest.description }),
+    runAs: manifest.run_as,
+    idempotent: manifest.idempotent ?? true,
+    adapter,
+    digest,
+  };
+  return { entry, validate: schema.validate };
+}
+
+function canonicalJson(value: unknown): string {
+  const text = canonicalize(value);
+  if (text === undefined) throw new Error('value has no JSON representation');
+  return text;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,72 @@
+/**
+ * The loaded, compiled form of a policy: what `decide()` reads. Everything here is built once at
+ * load time so a decision is a few map lookups and the tool's own rules.
+ */
+import type { ApprovalPlan, Risk } from '../shared/index.js';
+import type { ArgsValidator } from './args-schema.js';
+import type { Condition } from './condition.js';
+
+/** A tool's contract from the manifest: identity, adapter and the digest that names this version of it. */
+export interface ToolManifestEntry {
+  name: string;
+  description?: string;
+  runAs: string;
+  idempotent: boolean;
+  adapter:
+    | { type: 'code'; handler: string }
+    | { type: 'http'; url: string; method: 'POST' | 'PUT' | 'PATCH' | 'DELETE'; timeoutMs: number; headers: Record<string, string> };
+  /** SHA-256 hex of the RFC 8785 canonical JSON of `{ name, manifest }` (the entry as written). */
+  digest: string;
+}
+
+/** One rule of a tool, with its condition compiled. */
+export interface CompiledRule {
+  name: string;
+  /** `<tool>/<rule name>`, the `rule` of decisions it makes. */
+  id: string;
+  condition: Condition;
+  effect?: 'deny' | 'allow';
+  risk?: Risk;
+  approval?: string;
+  reason?: string;
+}
+
+/** One tool's policy and contract, ready for `decide()`. */
+export interface CompiledTool {
+  name: string;
+  risk: Risk;
+  /** `none` or the name of an approval plan. */
+  approval: string;
+  allowedRoles: ReadonlySet<string>;
+  environments?: ReadonlySet<string>;
+  tenants?: ReadonlySet<string>;
+  rules: readonly CompiledRule[];
+  manifest: ToolManifestEntry;
+  validateArgs: ArgsValidator;
+}
+
+/** What one file contributed, for `policy check` summaries. */
+export interface PolicyFileSummary {
+  file: string;
+  tools: string[];
+  approvals: string[];
+  manifest: string[];
+}
+
+/** A validated, compiled policy set. */
+export interface LoadedPolicy {
+  /** SHA-256 hex over the RFC 8785 canonical JSON of the merged document. */
+  digest: string;
+  /** The files it was loaded from, in load order. */
+  files: string[];
+  /** Every tool name, sorted. */
+  toolNames: string[];
+  /** The manifest entry of `tool`, or undefined when the policy does not know it. */
+  manifest(tool: string): ToolManifestEntry | undefined;
+  /** Compiled tools by name (read by `decide()`). */
+  readonly tools: ReadonlyMap<string, CompiledTool>;
+  /** Resolved approval plans by name (read by `decide()`). */
+  readonly plans: ReadonlyMap<string, ApprovalPlan>;
+  /** What each file defined. */
+  readonly summaries: readonly PolicyFileSummary[];
+}
