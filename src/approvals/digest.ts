@@ -1,0 +1,36 @@
+/**
+ * The request digest: SHA-256 over the RFC 8785 canonical JSON of a proposal. Approvers sign off
+ * this value, so an approval applies to exactly the request they saw and to nothing else.
+ */
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import type { Actor, PolicyDecision, Proposal, ToolRequest } from '../shared/index.js';
+
+/** SHA-256 hex of the canonical JSON of any JSON value. */
+export function canonicalDigest(value: unknown): string {
+  const text = canonicalize(value);
+  if (text === undefined) throw new TypeError('value has no canonical JSON form');
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Builds the proposal an approver reviews: everything that determines the side effect. */
+export function buildProposal(request: ToolRequest, workflowId: string, decision: PolicyDecision): Proposal {
+  const actor: Actor = { id: request.actor.id, type: request.actor.type, roles: [...request.actor.roles] };
+  return {
+    requestId: request.requestId,
+    workflowId,
+    tenant: request.tenant,
+    environment: request.environment,
+    actor,
+    tool: { name: request.tool, digest: decision.toolDigest ?? '' },
+    args: request.args,
+    policyDigest: decision.policyDigest,
+    decision: { outcome: decision.outcome, risk: decision.risk, rule: decision.rule },
+    approval: decision.approval ?? null,
+  };
+}
+
+/** The digest of a proposal. */
+export function proposalDigest(proposal: Proposal): string {
+  return canonicalDigest(proposal);
+}

@@ -1,0 +1,80 @@
+/**
+ * The built-in `http` adapter: calls the URL a tool's manifest names, with the request's
+ * idempotency key in an `Idempotency-Key` header so retries are deduplicated by the tool.
+ */
+import type { ToolManifestEntry } from '../policy/index.js';
+import { OutcomeUnknownError, ToolRejectedError, type ToolContext } from './types.js';
+
+type HttpAdapter = Extract<ToolManifestEntry['adapter'], { type: 'http' }>;
+
+/** Largest response body accepted from a tool. @default 5 MiB */
+export const MAX_TOOL_RESPONSE_BYTES = 5 * 1024 * 1024;
+
+/** Statuses that say "try again": the tool did not finish acting or asks for a retry. */
+const RETRYABLE_STATUSES = new Set([408, 409, 425, 429]);
+
+/** Thrown for failures that are safe to retry with the same idempotency key. */
+export class ToolUnavailableError extends Error {
+  override readonly name = 'ToolUnavailableError';
+}
+
+/** Calls an `http` tool once; throws `ToolRejectedError`, `ToolUnavailableError` or `OutcomeUnknownError`. */
+export async function callHttpTool(adapter: HttpAdapter, context: ToolContext, idempotent: boolean): Promise<unknown> {
+  let response: Response;
+  try {
+    response = await fetch(adapter.url, {
+      method: adapter.method,
+      redirect: 'error',
+      signal: AbortSignal.timeout(adapter.timeoutMs),
+      headers: {
+        ...adapter.headers,
+        'content-type': 'application/json',
+        accept: 'application/json',
+        'idempotency-key': context.idempotencyKey,
+        'x-toolgate-request-id': context.requestId,
+        'x-toolgate-run-as': context.runAs,
+        'x-toolgate-tenant': context.tenant,
+        ...(context.traceId ? { 'x-toolgate-trace-id': context.traceId } : {}),
+      },
+      body: JSON.stringify({ tool: context.tool, args: context.args, requestId: context.requestId, tenant: context.tenant }),
+    });
+  } catch (err) {
+    const code = (err as { cause?: { code?: string } }).cause?.code;
+    // Refused before anything was sent: the tool cannot have acted.
+    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+      throw new ToolUnavailableError(`${context.tool}: cannot reach ${new URL(adapter.url).host} (${code})`, { cause: err });
+    }
+    const message = `${context.tool}: no answer from ${new URL(adapter.url).host} (${code ?? (err as Error).name})`;
+    if (idempotent) throw new ToolUnavailableError(message, { cause: err });
+    throw new OutcomeUnknownError(`${message}; the tool may have acted and cannot deduplicate a retry`, { cause: err });
+  }
+  const body = await readBody(response, context.tool);
+  if (response.ok) return body;
+  const summary = `${context.tool}: HTTP ${response.status} from ${new URL(adapter.url).host}`;
+  if (response.status >= 400 && response.status < 500 && !RETRYABLE_STATUSES.has(response.status)) {
+    throw new ToolRejectedError(`${summary}: ${describe(body)}`, { status: response.status });
+  }
+  if (idempotent) throw new ToolUnavailableError(`${summary}: ${describe(body)}`);
+  throw new OutcomeUnknownError(`${summary}; the tool may have acted and cannot deduplicate a retry`);
+}
+
+async function readBody(response: Response, tool: string): Promise<unknown> {
+  const declared = Number(response.headers.get('content-length') ?? '0');
+  if (declared > MAX_TOOL_RESPONSE_BYTES) throw new ToolRejectedError(`${tool}: response of ${declared} bytes exceeds the limit`);
+  const text = await response.text();
+  if (text.length > MAX_TOOL_RESPONSE_BYTES) throw new ToolRejectedError(`${tool}: response exceeds ${MAX_TOOL_RESPONSE_BYTES} bytes`);
+  if (text === '') return null;
+  if ((response.headers.get('content-type') ?? '').includes('json')) {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}
+
+function describe(body: unknown): string {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  return (text ?? '').slice(0, 300);
+}

@@ -1,0 +1,34 @@
+/** Creating a toolgate worker: the workflow bundle, the activities and their dependencies. */
+import { createRequire } from 'node:module';
+import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { createActivities, type ActivityDeps } from '../activities/index.js';
+import { TASK_QUEUE } from './shared/index.js';
+
+const require = createRequire(import.meta.url);
+
+/** Path of the workflow bundle's entry point. */
+export const WORKFLOWS_PATH = require.resolve('../workflows/index.ts');
+
+/** Options of a toolgate worker. */
+export interface ToolgateWorkerOptions extends ActivityDeps {
+  connection: NativeConnection;
+  namespace?: string;
+  /** @default TASK_QUEUE */
+  taskQueue?: string;
+  /** A prebuilt workflow bundle (tests bundle once); otherwise the workflows are bundled at start. */
+  workflowBundle?: WorkflowBundleOption;
+  logger: Logger;
+}
+
+/** Creates a worker that runs tool requests with the given policy, tools and notifier. */
+export async function createToolgateWorker(options: ToolgateWorkerOptions): Promise<Worker> {
+  const { connection, namespace, taskQueue, workflowBundle, ...deps } = options;
+  return Worker.create({
+    connection,
+    namespace: namespace ?? 'default',
+    taskQueue: taskQueue ?? TASK_QUEUE,
+    ...(workflowBundle ? { workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities(deps),
+  });
+}

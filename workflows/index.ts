@@ -1,0 +1,2 @@
+/** The workflows the toolgate worker runs; this file is the workflow bundle's entry point. */
+export { toolRequest } from './tool-request.js';
