@@ -1,0 +1,148 @@
+/** Typed errors of the client SDK; each converts into a tool result an LLM can read. */
+import type { ToolOutcome } from '../shared/index.js';
+
+/** A tool result for a model: what happened, why, and what it may do next. */
+export interface ToolResultForModel {
+  ok: false;
+  status: ToolOutcome['status'] | 'invalid_request' | 'conflict';
+  requestId?: string;
+  tool?: string;
+  message: string;
+  reasons?: string[];
+}
+
+/** Base class of the outcomes that are not a tool result. */
+export abstract class ToolGatewayError extends Error {
+  /** The whole outcome, as recorded by the workflow. */
+  abstract readonly outcome?: ToolOutcome;
+  /** This error as a tool result to hand back to the model instead of crashing the run. */
+  abstract toToolResult(): ToolResultForModel;
+}
+
+/** The policy refused the call; nothing was executed. */
+export class ToolDenied extends ToolGatewayError {
+  override readonly name = 'ToolDenied';
+  readonly outcome: Extract<ToolOutcome, { status: 'denied' }>;
+  constructor(outcome: Extract<ToolOutcome, { status: 'denied' }>) {
+    super(`${outcome.tool} denied (${outcome.code}): ${outcome.reasons.join('; ')}`);
+    this.outcome = outcome;
+  }
+  toToolResult(): ToolResultForModel {
+    return {
+      ok: false,
+      status: 'denied',
+      requestId: this.outcome.requestId,
+      tool: this.outcome.tool,
+      message: `The gateway refused to run ${this.outcome.tool} (${this.outcome.code}). It was not executed. Do not retry the same call.`,
+      reasons: this.outcome.reasons,
+    };
+  }
+}
+
+/** An approver rejected the call; nothing was executed. */
+export class ApprovalRejected extends ToolGatewayError {
+  override readonly name = 'ApprovalRejected';
+  readonly outcome: Extract<ToolOutcome, { status: 'rejected' }>;
+  constructor(outcome: Extract<ToolOutcome, { status: 'rejected' }>) {
+    super(`${outcome.tool} rejected by ${outcome.rejectedBy}${outcome.reason ? `: ${outcome.reason}` : ''}`);
+    this.outcome = outcome;
+  }
+  toToolResult(): ToolResultForModel {
+    return {
+      ok: false,
+      status: 'rejected',
+      requestId: this.outcome.requestId,
+      tool: this.outcome.tool,
+      message: `A human approver rejected ${this.outcome.tool}; it was not executed.`,
+      reasons: this.outcome.reason ? [this.outcome.reason] : [],
+    };
+  }
+}
+
+/** Nobody approved the call in time; expiry is a denial and nothing was executed. */
+export class ApprovalExpired extends ToolGatewayError {
+  override readonly name = 'ApprovalExpired';
+  readonly outcome: Extract<ToolOutcome, { status: 'expired' }>;
+  constructor(outcome: Extract<ToolOutcome, { status: 'expired' }>) {
+    super(`${outcome.tool} expired waiting for approval at ${outcome.expiresAt}`);
+    this.outcome = outcome;
+  }
+  toToolResult(): ToolResultForModel {
+    return {
+      ok: false,
+      status: 'expired',
+      requestId: this.outcome.requestId,
+      tool: this.outcome.tool,
+      message: `No approver decided on ${this.outcome.tool} before ${this.outcome.expiresAt}; it was not executed.`,
+    };
+  }
+}
+
+/** The tool refused or failed for good, or its outcome is unknown and needs reconciliation. */
+export class ToolExecutionFailed extends ToolGatewayError {
+  override readonly name = 'ToolExecutionFailed';
+  readonly outcome: Extract<ToolOutcome, { status: 'failed' | 'outcome_unknown' }>;
+  constructor(outcome: Extract<ToolOutcome, { status: 'failed' | 'outcome_unknown' }>) {
+    super(
+      outcome.status === 'failed'
+        ? `${outcome.tool} failed: ${outcome.error.message}`
+        : `${outcome.tool} outcome unknown: ${outcome.error.message}`,
+    );
+    this.outcome = outcome;
+  }
+  toToolResult(): ToolResultForModel {
+    return {
+      ok: false,
+      status: this.outcome.status,
+      requestId: this.outcome.requestId,
+      tool: this.outcome.tool,
+      message:
+        this.outcome.status === 'failed'
+          ? `${this.outcome.tool} failed and did not act: ${this.outcome.error.message}`
+          : `${this.outcome.tool} may or may not have acted; an operator must reconcile request ${this.outcome.requestId}. Do not retry.`,
+    };
+  }
+}
+
+/** The request is malformed; the message names each field and what was expected. */
+export class InvalidToolRequest extends ToolGatewayError {
+  override readonly name = 'InvalidToolRequest';
+  readonly outcome = undefined;
+  readonly issues: string[];
+  constructor(issues: string[]) {
+    super(`invalid tool request: ${issues.join('; ')}`);
+    this.issues = issues;
+  }
+  toToolResult(): ToolResultForModel {
+    return { ok: false, status: 'invalid_request', message: this.message, reasons: this.issues };
+  }
+}
+
+/** The same requestId was already used for a different request. */
+export class RequestConflict extends ToolGatewayError {
+  override readonly name = 'RequestConflict';
+  readonly outcome = undefined;
+  constructor(readonly requestId: string) {
+    super(`requestId ${requestId} was already used for a different request; use a new requestId`);
+  }
+  toToolResult(): ToolResultForModel {
+    return { ok: false, status: 'conflict', requestId: this.requestId, message: this.message };
+  }
+}
+
+/** Throws the typed error of a non-completed outcome; returns the result of a completed one. */
+export function unwrapOutcome(outcome: ToolOutcome): unknown {
+  switch (outcome.status) {
+    case 'completed':
+      return outcome.result;
+    case 'denied':
+      throw new ToolDenied(outcome);
+    case 'rejected':
+      throw new ApprovalRejected(outcome);
+    case 'expired':
+      throw new ApprovalExpired(outcome);
+    case 'failed':
+    case 'outcome_unknown':
+      throw new ToolExecutionFailed(outcome);
+  }
+}

@@ -1,0 +1,66 @@
+/** Process configuration from environment variables, validated at start-up with the variable named in every error. */
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const list = z
+  .string()
+  .transform((text) => text.split(',').map((item) => item.trim()).filter(Boolean));
+
+const schema = z.object({
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TOOLGATE_STATE_DIR: z.string().min(1).default('.toolgate'),
+  TOOLGATE_POLICY: list.default(['policies']),
+  TOOLGATE_API_HOST: z.string().min(1).default('127.0.0.1'),
+  TOOLGATE_API_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8787),
+  TOOLGATE_PUBLIC_URL: z.url({ error: 'must be an absolute URL' }).optional(),
+  TOOLGATE_WEBHOOKS: list.pipe(z.array(z.url({ error: 'each webhook must be an absolute URL' }))).default([]),
+  TOOLGATE_TOKEN_PUBLIC_KEY_FILE: z.string().min(1).optional(),
+  TOOLGATE_TOKEN_PRIVATE_KEY_FILE: z.string().min(1).optional(),
+  TOOLGATE_TOKEN_ISSUER: z.string().min(1).default('toolgate-local'),
+});
+
+/** The validated configuration. */
+export interface Config {
+  temporalAddress: string;
+  namespace: string;
+  stateDir: string;
+  policyPaths: string[];
+  apiHost: string;
+  apiPort: number;
+  publicUrl: string;
+  webhooks: string[];
+  publicKeyFile: string;
+  privateKeyFile: string;
+  tokenIssuer: string;
+}
+
+/** A configuration variable was invalid; the message names it and what was expected. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Reads and validates the configuration from `env`. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      `invalid configuration: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`,
+    );
+  }
+  const c = parsed.data;
+  const stateDir = resolve(c.TOOLGATE_STATE_DIR);
+  return {
+    temporalAddress: c.TEMPORAL_ADDRESS,
+    namespace: c.TEMPORAL_NAMESPACE,
+    stateDir,
+    policyPaths: c.TOOLGATE_POLICY,
+    apiHost: c.TOOLGATE_API_HOST,
+    apiPort: c.TOOLGATE_API_PORT,
+    publicUrl: c.TOOLGATE_PUBLIC_URL ?? `http://${c.TOOLGATE_API_HOST}:${c.TOOLGATE_API_PORT}`,
+    webhooks: c.TOOLGATE_WEBHOOKS,
+    publicKeyFile: resolve(c.TOOLGATE_TOKEN_PUBLIC_KEY_FILE ?? `${stateDir}/keys/approver-token.pub.pem`),
+    privateKeyFile: resolve(c.TOOLGATE_TOKEN_PRIVATE_KEY_FILE ?? `${stateDir}/keys/approver-token.key.pem`),
+    tokenIssuer: c.TOOLGATE_TOKEN_ISSUER,
+  };
+}
