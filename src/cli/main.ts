@@ -1,0 +1,248 @@
+/**
+ * The `toolgate` command: `dev`, `worker`, `api`, `policy check|test`, `token issue`.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { Command, InvalidArgumentError } from 'commander';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { createApiApp } from '../api/app.js';
+import {
+  ApproverTokenVerifier,
+  ensureLocalKeyPair,
+  issueApproverToken,
+} from '../auth/tokens.js';
+import { loadConfig, type Config } from '../config.js';
+import { createLogger } from '../logger.js';
+import { LogNotifier, WebhookNotifier, type Notifier } from '../notify/notifier.js';
+import { checkPolicyFiles, runPolicyTests } from '../policy/index.js';
+import { PolicyStore } from '../policy-store.js';
+import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../shared/index.js';
+import { requireTemporalCli } from '../temporal/cli.js';
+import { startDevServer } from '../temporal/dev-server.js';
+import { createExampleTools } from '../tools/examples.js';
+import type { ToolRegistry } from '../tools/types.js';
+import { createToolgateWorker } from '../worker.js';
+
+/** Routes the Temporal SDK's own logs into our JSON logger instead of the console. */
+function installRuntime(logger: Logger): void {
+  Runtime.install({
+    logger: {
+      // The SDK's own info lines (bundle sizes, state changes) are detail for operators: debug.
+      log: (level, message, meta) => logger[level === 'INFO' ? 'debug' : (level.toLowerCase() as 'warn')]({ ...meta }, message),
+      trace: (message, meta) => logger.trace({ ...meta }, message),
+      debug: (message, meta) => logger.debug({ ...meta }, message),
+      info: (message, meta) => logger.debug({ ...meta }, message),
+      warn: (message, meta) => logger.warn({ ...meta }, message),
+      error: (message, meta) => logger.error({ ...meta }, message),
+    },
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
+  });
+}
+
+async function loadPolicyStore(config: Config, logger: Logger): Promise<PolicyStore> {
+  const store = new PolicyStore();
+  const state = await store.load(config.policyPaths);
+  if (state.error) {
+    logger.error({ err: state.error.message }, 'policy failed to load: every request will be denied until it is fixed');
+  } else {
+    logger.info({ files: state.policy.files, digest: state.policy.digest }, 'policy loaded');
+  }
+  return store;
+}
+
+function notifierFor(config: Config, logger: Logger): Notifier {
+  return config.webhooks.length > 0 ? new WebhookNotifier(config.webhooks, { logger }) : new LogNotifier(logger);
+}
+
+/** Starts a worker; resolves when it has shut down. */
+async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, signal: AbortSignal): Promise<void> {
+  const connection = await NativeConnection.connect({ address: config.temporalAddress });
+  try {
+    const worker = await createToolgateWorker({
+      connection,
+      namespace: config.namespace,
+      policy: await loadPolicyStore(config, logger),
+      tools,
+      notifier: notifierFor(config, logger),
+      logger,
+      publicApiUrl: config.publicUrl,
+    });
+    signal.addEventListener('abort', () => worker.shutdown(), { once: true });
+    logger.info({ address: config.temporalAddress }, 'worker running');
+    await worker.run();
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Starts the approval API; resolves with the listening server. */
+async function startApi(config: Config, logger: Logger): Promise<{ server: Server; connection: Connection }> {
+  const connection = await Connection.connect({ address: config.temporalAddress });
+  const client = new Client({ connection, namespace: config.namespace });
+  const verifier = await ApproverTokenVerifier.fromPublicKeyFile(config.publicKeyFile, config.tokenIssuer);
+  const app = createApiApp({ client, verifier, logger });
+  const server = await new Promise<Server>((resolveServer, reject) => {
+    const listening = app.listen(config.apiPort, config.apiHost, (err?: Error) => (err ? reject(err) : resolveServer(listening)));
+  });
+  return { server, connection };
+}
+
+function onShutdown(logger: Logger): AbortSignal {
+  const controller = new AbortController();
+  const stop = (signal: string) => {
+    if (controller.signal.aborted) {
+      logger.warn('second signal: exiting now');
+      process.exit(130);
+    }
+    logger.info({ signal }, 'shutting down');
+    controller.abort();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  return controller.signal;
+}
+
+async function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+}
+
+const program = new Command()
+  .name('toolgate')
+  .description('A gateway between AI agents and the tools that change the world.')
+  .showHelpAfterError();
+
+program
+  .command('dev')
+  .description('Run everything locally: Temporal dev server (SQLite under .toolgate/, Web UI), worker and approval API')
+  .option('--port <port>', 'Temporal frontend port', '7233')
+  .option('--ui-port <port>', 'Temporal Web UI port', '8233')
+  .action(async (options: { port: string; uiPort: string }) => {
+    const logger = createLogger();
+    installRuntime(logger);
+    const base = loadConfig();
+    const port = Number(options.port);
+    const uiPort = Number(options.uiPort);
+    const config: Config = { ...base, temporalAddress: `127.0.0.1:${port}` };
+    const signal = onShutdown(logger);
+    const keysCreated = await ensureLocalKeyPair({ privateKeyFile: config.privateKeyFile, publicKeyFile: config.publicKeyFile });
+    if (keysCreated) logger.info({ publicKeyFile: config.publicKeyFile }, 'created the local approver-token key pair');
+    const server = await startDevServer({
+      cliPath: requireTemporalCli(),
+      dbFile: `${config.stateDir}/temporal.db`,
+      port,
+      uiPort,
+      searchAttributes: SEARCH_ATTRIBUTE_CLI_ARGS,
+      onOutput: (line) => logger.debug({ source: 'temporal' }, line),
+    });
+    let api: Awaited<ReturnType<typeof startApi>> | undefined;
+    try {
+      api = await startApi(config, logger);
+      const workerDone = runWorker(config, logger, createExampleTools(), signal);
+      process.stdout.write(
+        [
+          '',
+          'toolgate is running',
+          `  Temporal:     ${server.address} (state in ${config.stateDir}/temporal.db)`,
+          `  Temporal UI:  ${server.uiUrl ?? '(disabled)'}`,
+          `  Approval API: ${config.publicUrl}  (GET /healthz, /v1/approvals)`,
+          `  Policy:       ${config.policyPaths.join(', ')}`,
+          '',
+          'Get an approver token:',
+          '  npx toolgate token issue --sub alice --groups manager --tenant acme',
+          'Play the support-triage demo in another terminal:',
+          '  npm run demo',
+          '',
+          'Press Ctrl-C to stop.',
+          '',
+        ].join('\n'),
+      );
+      await workerDone;
+    } finally {
+      if (api) {
+        await closeServer(api.server);
+        await api.connection.close();
+      }
+      await server.stop();
+      logger.info('stopped');
+    }
+  });
+
+program
+  .command('worker')
+  .description('Run a worker against TEMPORAL_ADDRESS (policy from TOOLGATE_POLICY)')
+  .action(async () => {
+    const logger = createLogger('toolgate-worker');
+    installRuntime(logger);
+    await runWorker(loadConfig(), logger, createExampleTools(), onShutdown(logger));
+  });
+
+program
+  .command('api')
+  .description('Run the approval API against TEMPORAL_ADDRESS')
+  .action(async () => {
+    const logger = createLogger('toolgate-api');
+    const config = loadConfig();
+    const signal = onShutdown(logger);
+    const { server, connection } = await startApi(config, logger);
+    logger.info({ url: config.publicUrl }, 'approval API listening');
+    await new Promise((resolveStop) => signal.addEventListener('abort', resolveStop, { once: true }));
+    await closeServer(server);
+    await connection.close();
+  });
+
+const policy = program.command('policy').description('Work with policy files');
+policy
+  .command('check')
+  .description('Validate policy files; exits non-zero with file, line and field of every error')
+  .argument('[paths...]', 'policy files or directories', ['policies'])
+  .action(async (paths: string[]) => {
+    const { ok, lines } = await checkPolicyFiles(paths);
+    for (const line of lines) (ok ? process.stdout : process.stderr).write(`${line}\n`);
+    process.exitCode = ok ? 0 : 1;
+  });
+policy
+  .command('test')
+  .description('Run the *.test.yaml cases beside the policies')
+  .argument('[paths...]', 'test files or directories', ['policies'])
+  .action(async (paths: string[]) => {
+    const results = await runPolicyTests(paths);
+    for (const r of results) {
+      process.stdout.write(`${r.passed ? 'ok  ' : 'FAIL'} ${r.file}: ${r.name}${r.message ? ` — ${r.message}` : ''}\n`);
+    }
+    const failed = results.filter((r) => !r.passed).length;
+    process.stdout.write(`${results.length - failed} passed, ${failed} failed\n`);
+    process.exitCode = failed === 0 && results.length > 0 ? 0 : 1;
+  });
+
+const positiveInt = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number of seconds');
+  return n;
+};
+
+program
+  .command('token')
+  .description('Approver tokens')
+  .command('issue')
+  .description('Mint an approver token from the local key (created under .toolgate/keys/ if missing)')
+  .requiredOption('--sub <id>', 'the approver id')
+  .requiredOption('--tenant <tenant>', 'the tenant the approver decides for')
+  .option('--groups <groups>', 'comma-separated approver groups', '')
+  .option('--ttl <seconds>', 'lifetime in seconds', positiveInt, 8 * 3600)
+  .action(async (options: { sub: string; tenant: string; groups: string; ttl: number }) => {
+    const config = loadConfig();
+    await ensureLocalKeyPair({ privateKeyFile: config.privateKeyFile, publicKeyFile: config.publicKeyFile });
+    const token = await issueApproverToken(
+      { sub: options.sub, tenant: options.tenant, groups: options.groups.split(',').map((g) => g.trim()).filter(Boolean) },
+      { privateKeyPem: await readFile(config.privateKeyFile, 'utf8'), ttlSeconds: options.ttl, issuer: config.tokenIssuer },
+    );
+    process.stdout.write(`${token}\n`);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`toolgate: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+});
