@@ -1,0 +1,143 @@
+/**
+ * A whole gateway for integration tests, on real parts: a Temporal dev server (the CLI binary,
+ * never downloaded), a worker running the real workflow and activities, the approval API on a
+ * loopback port, approver tokens from a fresh key pair, and the client SDK.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Runtime, bundleWorkflowCode, makeTelemetryFilterString, type Worker, type WorkflowBundle } from '@temporalio/worker';
+import { createApiApp } from '../../src/api/app.js';
+import { ApproverTokenVerifier, issueApproverToken, type ApproverClaims } from '../../src/auth/tokens.js';
+import { ToolGateway } from '../../src/client/index.js';
+import { silentLogger } from '../../src/logger.js';
+import { WebhookNotifier, type Notifier } from '../../src/notify/notifier.js';
+import { PolicyStore } from '../../src/policy-store.js';
+import { searchAttributes } from '../../src/shared/index.js';
+import { requireTemporalCli } from '../../src/temporal/cli.js';
+import type { ToolRegistry } from '../../src/tools/types.js';
+import { WORKFLOWS_PATH, createToolgateWorker } from '../../src/worker.js';
+
+let runtimeInstalled = false;
+function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const noop = () => {};
+  Runtime.install({
+    logger: { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: (m, meta) => process.stderr.write(`temporal: ${m} ${JSON.stringify(meta ?? {})}\n`) },
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } },
+  });
+}
+
+let bundlePromise: Promise<WorkflowBundle> | undefined;
+/** The workflow bundle, built once per test process. */
+export function workflowBundle(): Promise<WorkflowBundle> {
+  bundlePromise ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+  return bundlePromise;
+}
+
+/** Starts a Temporal dev server with toolgate's search attributes; fails (never skips) without the CLI. */
+export async function startTemporal(): Promise<TestWorkflowEnvironment> {
+  quietRuntime();
+  const path = requireTemporalCli();
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path },
+      ip: '127.0.0.1',
+      searchAttributes: Object.values(searchAttributes),
+      extraArgs: ['--log-level', 'error'],
+    },
+  });
+}
+
+/** Options of a test gateway. */
+export interface GatewayEnvOptions {
+  /** Policy YAML (one file). */
+  policy: string;
+  tools?: ToolRegistry;
+  webhooks?: string[];
+  notifier?: Notifier;
+  taskQueue: string;
+}
+
+/** A running gateway for tests. */
+export interface GatewayEnv {
+  env: TestWorkflowEnvironment;
+  worker: Worker;
+  gateway: ToolGateway;
+  apiUrl: string;
+  /** Mints an approver token signed by the API's trusted key. */
+  token(claims: ApproverClaims, options?: { ttlSeconds?: number }): Promise<string>;
+  /** Calls the API with an optional bearer token; returns status and parsed JSON. */
+  api(method: string, path: string, options?: { token?: string; body?: unknown; rawBody?: string }): Promise<{ status: number; body: any }>;
+  close(): Promise<void>;
+}
+
+/** Starts worker, API and client against `env`. */
+export async function startGateway(env: TestWorkflowEnvironment, options: GatewayEnvOptions): Promise<GatewayEnv> {
+  const logger = silentLogger();
+  const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+  const privateKeyPem = await exportPKCS8(privateKey);
+  const verifier = await ApproverTokenVerifier.fromPublicKeyPem(await exportSPKI(publicKey));
+
+  const worker = await createToolgateWorker({
+    connection: env.nativeConnection,
+    taskQueue: options.taskQueue,
+    workflowBundle: await workflowBundle(),
+    policy: PolicyStore.fromSources([{ file: 'test-policy.yaml', text: options.policy }]),
+    tools: options.tools ?? {},
+    notifier: options.notifier ?? new WebhookNotifier(options.webhooks ?? []),
+    logger,
+  });
+  const running = worker.run();
+
+  const app = createApiApp({ client: env.client, verifier, logger });
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const gateway = new ToolGateway({ client: env.client, taskQueue: options.taskQueue });
+
+  return {
+    env,
+    worker,
+    gateway,
+    apiUrl,
+    token: (claims, tokenOptions) => issueApproverToken(claims, { privateKeyPem, ttlSeconds: tokenOptions?.ttlSeconds }),
+    async api(method, path, callOptions = {}) {
+      const headers: Record<string, string> = {};
+      if (callOptions.token) headers.authorization = `Bearer ${callOptions.token}`;
+      let body: string | undefined;
+      if (callOptions.rawBody !== undefined || callOptions.body !== undefined) {
+        headers['content-type'] = 'application/json';
+        body = callOptions.rawBody ?? JSON.stringify(callOptions.body);
+      }
+      const response = await fetch(`${apiUrl}${path}`, { method, headers, body });
+      const text = await response.text();
+      return { status: response.status, body: text ? JSON.parse(text) : undefined };
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      worker.shutdown();
+      await running;
+    },
+  };
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+}

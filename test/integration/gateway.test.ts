@@ -1,0 +1,485 @@
+/**
+ * The gateway end to end on a real Temporal dev server: allow, deny, approval (approved, rejected,
+ * escalated, expired), exactly-once execution, and the approval API's contract.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import {
+  ApprovalExpired,
+  ApprovalRejected,
+  InvalidToolRequest,
+  RequestConflict,
+  ToolDenied,
+  ToolExecutionFailed,
+  type RequestStatus,
+  type ToolOutcome,
+  type ToolRequestInput,
+} from '../../src/client/index.js';
+import { eventually, startGateway, startTemporal, type GatewayEnv } from '../helpers/gateway-env.js';
+import { startToolService, startWebhookReceiver, type ToolService } from '../helpers/tool-service.js';
+
+function policyYaml(ticketsUrl: string, flakyUrl: string, fragileUrl: string): string {
+  return `
+version: 1
+tools:
+  read_kb:
+    risk: low
+    approval: none
+    allowed_roles: ["agent_runtime"]
+  create_ticket:
+    risk: medium
+    approval: manager
+    allowed_roles: ["agent_runtime"]
+  prod_db_write:
+    risk: critical
+    approval: security_and_owner
+    allowed_roles: []
+    environments: ["staging"]
+  flaky_write:
+    risk: low
+    approval: none
+    allowed_roles: ["agent_runtime"]
+  fragile_write:
+    risk: low
+    approval: none
+    allowed_roles: ["agent_runtime"]
+  escalating_write:
+    risk: high
+    approval: escalating
+    allowed_roles: ["agent_runtime"]
+  expiring_write:
+    risk: high
+    approval: quick_expiry
+    allowed_roles: ["agent_runtime"]
+  shell:
+    risk: high
+    approval: manager
+    allowed_roles: ["agent_runtime"]
+    environments: ["production", "staging"]
+    rules:
+      - name: destructive-delete
+        when: 'args.command.matches("rm\\\\s+-(rf|fr)")'
+        effect: deny
+        reason: recursive forced deletion is never allowed
+      - name: listing
+        when: 'args.command == "ls"'
+        effect: allow
+        risk: low
+approvals:
+  manager:
+    groups: [manager]
+    expires_after: 1h
+  security_and_owner:
+    all_of: [security, db_owner]
+    expires_after: 1h
+  escalating:
+    groups: [manager]
+    escalation:
+      - after: 1s
+        groups: [director]
+    expires_after: 1h
+  quick_expiry:
+    groups: [manager]
+    expires_after: 2s
+manifest:
+  read_kb:
+    run_as: svc-kb-reader
+    adapter: { type: code }
+    args:
+      type: object
+      required: [query]
+      properties:
+        query: { type: string, minLength: 1 }
+  create_ticket:
+    run_as: svc-ticketing
+    adapter: { type: http, url: "${ticketsUrl}/tickets" }
+    args:
+      type: object
+      required: [title, priority]
+      properties:
+        title: { type: string, minLength: 1 }
+        priority: { enum: [low, normal, urgent] }
+  prod_db_write:
+    run_as: svc-db-writer
+    adapter: { type: http, url: "${ticketsUrl}/db" }
+    args:
+      type: object
+      properties:
+        statement: { type: string }
+  flaky_write:
+    run_as: svc-flaky
+    adapter: { type: http, url: "${flakyUrl}/write" }
+    args:
+      type: object
+      properties:
+        value: { type: string }
+  fragile_write:
+    run_as: svc-fragile
+    idempotent: false
+    adapter: { type: http, url: "${fragileUrl}/write", timeout: 2s }
+    args:
+      type: object
+      properties:
+        value: { type: string }
+  escalating_write:
+    run_as: svc-escalating
+    adapter: { type: http, url: "${ticketsUrl}/escalating" }
+    args:
+      type: object
+      properties:
+        value: { type: string }
+  expiring_write:
+    run_as: svc-expiring
+    adapter: { type: http, url: "${ticketsUrl}/expiring" }
+    args:
+      type: object
+      properties:
+        value: { type: string }
+  shell:
+    run_as: svc-shell
+    adapter: { type: code }
+    args:
+      type: object
+      required: [command]
+      properties:
+        command: { type: string }
+`;
+}
+
+let seq = 0;
+const agent = { id: 'triage-bot', type: 'agent' as const, roles: ['agent_runtime'] };
+function request(tool: string, args: Record<string, unknown>, extra: Partial<ToolRequestInput> = {}): ToolRequestInput {
+  seq += 1;
+  return { requestId: `it-${process.pid}-${Date.now()}-${seq}`, actor: agent, tenant: 'acme', environment: 'production', tool, args, ...extra };
+}
+
+async function waitForState(gw: GatewayEnv, requestId: string, state: RequestStatus['state']): Promise<RequestStatus> {
+  const handle = await gw.gateway.get(requestId);
+  return eventually(async () => {
+    const status = await handle.status();
+    return status.state === state ? status : undefined;
+  }, `request ${requestId} to reach ${state}`);
+}
+
+describe('toolgate gateway on a real Temporal server', () => {
+  let env: TestWorkflowEnvironment;
+  let gw: GatewayEnv;
+  let tickets: ToolService;
+  let flaky: ToolService;
+  let fragile: ToolService;
+  let hooks: Awaited<ReturnType<typeof startWebhookReceiver>>;
+  const kbCalls: string[] = [];
+
+  before(async () => {
+    env = await startTemporal();
+    tickets = await startToolService('ok');
+    flaky = await startToolService('fail-after-act');
+    fragile = await startToolService('drop-after-act');
+    hooks = await startWebhookReceiver();
+    gw = await startGateway(env, {
+      taskQueue: `gateway-${process.pid}`,
+      policy: policyYaml(tickets.url, flaky.url, fragile.url),
+      webhooks: [hooks.url],
+      tools: {
+        async read_kb({ args, runAs }) {
+          kbCalls.push(String(args.query));
+          return { articles: [{ id: 'KB-1', title: `about ${String(args.query)}` }], runAs };
+        },
+        async shell({ args }) {
+          return { ran: args.command };
+        },
+      },
+    });
+  });
+
+  after(async () => {
+    await gw?.close();
+    await Promise.all([tickets?.close(), flaky?.close(), fragile?.close(), hooks?.close()]);
+    await env?.teardown();
+  });
+
+  describe('policy decides', () => {
+    test('an auto-allowed call runs once under its manifest identity', async () => {
+      const handle = await gw.gateway.start(request('read_kb', { query: 'password reset' }));
+      const outcome = await handle.outcome();
+      assert.equal(outcome.status, 'completed');
+      assert.ok(outcome.status === 'completed');
+      assert.deepEqual(outcome.result, { articles: [{ id: 'KB-1', title: 'about password reset' }], runAs: 'svc-kb-reader' });
+      assert.equal(outcome.execution.runAs, 'svc-kb-reader');
+      assert.equal(outcome.execution.idempotencyKey, `toolgate:${handle.workflowId}`);
+      assert.equal(outcome.rule, 'tool:read_kb');
+      assert.equal(kbCalls.filter((q) => q === 'password reset').length, 1);
+    });
+
+    test('an unknown tool is denied', async () => {
+      await assert.rejects(gw.gateway.call(request('drop_tables', {})), (err: unknown) => {
+        assert.ok(err instanceof ToolDenied);
+        assert.equal(err.outcome.code, 'unknown_tool');
+        const forModel = err.toToolResult();
+        assert.equal(forModel.status, 'denied');
+        assert.match(forModel.message, /not executed/);
+        return true;
+      });
+    });
+
+    test('a caller without an allowed role is denied', async () => {
+      const call = gw.gateway.call(request('read_kb', { query: 'x' }, { actor: { id: 'intern', type: 'human', roles: ['viewer'] } }));
+      await assert.rejects(call, (err: unknown) => err instanceof ToolDenied && err.outcome.code === 'role_not_allowed');
+    });
+
+    test('a tool outside its environments is denied, whatever the role', async () => {
+      const call = gw.gateway.call(request('prod_db_write', { statement: 'DELETE FROM users' }));
+      await assert.rejects(call, (err: unknown) => err instanceof ToolDenied && err.outcome.code === 'environment_not_allowed');
+      assert.equal(tickets.effects.filter((e) => (e.body as { tool: string }).tool === 'prod_db_write').length, 0);
+    });
+
+    test('invalid and unknown arguments are refused before anything else', async () => {
+      await assert.rejects(gw.gateway.call(request('create_ticket', { title: 'x', priority: 'whenever' })), (err: unknown) => {
+        assert.ok(err instanceof ToolDenied);
+        assert.equal(err.outcome.code, 'invalid_arguments');
+        assert.match(err.outcome.reasons.join(' '), /priority/);
+        return true;
+      });
+      await assert.rejects(gw.gateway.call(request('read_kb', { query: 'x', sudo: true })), (err: unknown) => {
+        assert.ok(err instanceof ToolDenied);
+        assert.equal(err.outcome.code, 'invalid_arguments');
+        assert.match(err.outcome.reasons.join(' '), /sudo/);
+        return true;
+      });
+    });
+
+    test('a CEL rule denies on the arguments and another lets the harmless form through', async () => {
+      await assert.rejects(gw.gateway.call(request('shell', { command: 'rm -rf /' })), (err: unknown) => {
+        assert.ok(err instanceof ToolDenied);
+        assert.equal(err.outcome.code, 'rule_denied');
+        assert.equal(err.outcome.rule, 'shell/destructive-delete');
+        return true;
+      });
+      assert.deepEqual(await gw.gateway.call(request('shell', { command: 'ls' })), { ran: 'ls' });
+    });
+
+    test('a malformed request is refused at the edge, naming the field', async () => {
+      await assert.rejects(
+        gw.gateway.call({ ...request('read_kb', { query: 'x' }), actor: { id: 'a', type: 'robot', roles: [] } } as never),
+        (err: unknown) => err instanceof InvalidToolRequest && /actor\.type/.test(err.message),
+      );
+    });
+  });
+
+  describe('approvals', () => {
+    test('a manager approves over HTTP and the ticket is created once', async () => {
+      const handle = await gw.gateway.start(request('create_ticket', { title: 'Outage at ACME', priority: 'urgent' }));
+      const pending = await waitForState(gw, handle.requestId, 'pending_approval');
+      assert.match(pending.digest ?? '', /^[a-f0-9]{64}$/);
+      const token = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+
+      const view = await gw.api('GET', `/v1/approvals/${handle.requestId}`, { token });
+      assert.equal(view.status, 200);
+      assert.equal(view.body.digest, pending.digest);
+      assert.deepEqual(view.body.args, { title: 'Outage at ACME', priority: 'urgent' });
+      assert.equal(view.body.risk, 'medium');
+      assert.equal(view.body.canDecide, true);
+
+      const listed = await eventually(async () => {
+        const list = await gw.api('GET', '/v1/approvals?status=pending', { token });
+        return list.body.items.some((item: { requestId: string }) => item.requestId === handle.requestId) ? list : undefined;
+      }, 'the request to be listed as pending');
+      assert.equal(listed.status, 200);
+
+      const decided = await gw.api('POST', `/v1/approvals/${handle.requestId}/decision`, {
+        token,
+        body: { decision: 'approve', digest: pending.digest, reason: 'customer impact confirmed' },
+      });
+      assert.equal(decided.status, 200);
+      assert.equal(decided.body.approvals.length, 1);
+
+      const outcome = await handle.outcome();
+      assert.equal(outcome.status, 'completed');
+      assert.ok(outcome.status === 'completed');
+      assert.equal(outcome.execution.runAs, 'svc-ticketing');
+      assert.equal(outcome.approvals[0]?.approverId, 'maria');
+      const effects = tickets.effects.filter((e) => e.key === `toolgate:${handle.workflowId}`);
+      assert.equal(effects.length, 1);
+      assert.equal(effects[0]?.headers['x-toolgate-run-as'], 'svc-ticketing');
+      assert.ok(hooks.received.some((n) => n.requestId === handle.requestId && n.type === 'toolgate.approval.requested'));
+    });
+
+    test('a rejection ends the request without a side effect', async () => {
+      const handle = await gw.gateway.start(request('create_ticket', { title: 'Refund everyone', priority: 'low' }));
+      const pending = await waitForState(gw, handle.requestId, 'pending_approval');
+      const token = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+      const decided = await gw.api('POST', `/v1/approvals/${handle.requestId}/decision`, {
+        token,
+        body: { decision: 'reject', digest: pending.digest, reason: 'not our policy' },
+      });
+      assert.equal(decided.status, 200);
+      await assert.rejects(handle.result(), (err: unknown) => {
+        assert.ok(err instanceof ApprovalRejected);
+        assert.equal(err.outcome.rejectedBy, 'maria');
+        assert.deepEqual(err.toToolResult().reasons, ['not our policy']);
+        return true;
+      });
+      assert.equal(tickets.effects.filter((e) => e.key === `toolgate:${handle.workflowId}`).length, 0);
+    });
+
+    test('an escalation tier fires on its timer, notifies the next group, which may then approve', async () => {
+      const handle = await gw.gateway.start(request('escalating_write', { value: 'v' }));
+      const pending = await waitForState(gw, handle.requestId, 'pending_approval');
+      const director = await gw.token({ sub: 'dora', tenant: 'acme', groups: ['director'] });
+      const early = await gw.api('POST', `/v1/approvals/${handle.requestId}/decision`, {
+        token: director,
+        body: { decision: 'approve', digest: pending.digest },
+      });
+      assert.equal(early.status, 403, 'the director may not approve before the tier is reached');
+
+      const escalated = await eventually(async () => {
+        const status = await handle.status();
+        return status.tier === 1 ? status : undefined;
+      }, 'the escalation tier');
+      assert.deepEqual(escalated.notifications.map((n) => n.kind), ['requested', 'escalated']);
+      assert.ok(escalated.eligibleGroups.includes('director'));
+      await eventually(
+        async () => hooks.received.find((n) => n.requestId === handle.requestId && n.type === 'toolgate.approval.escalated'),
+        'the escalation webhook',
+      );
+
+      const approved = await gw.api('POST', `/v1/approvals/${handle.requestId}/decision`, {
+        token: director,
+        body: { decision: 'approve', digest: pending.digest },
+      });
+      assert.equal(approved.status, 200);
+      const outcome = await handle.outcome();
+      assert.equal(outcome.status, 'completed');
+      assert.equal(outcome.approvals[0]?.tier, 1);
+    });
+
+    test('expiry denies: the request ends expired and nothing runs', async () => {
+      const handle = await gw.gateway.start(request('expiring_write', { value: 'too late' }));
+      const pending = await waitForState(gw, handle.requestId, 'pending_approval');
+      await assert.rejects(handle.result(), (err: unknown) => err instanceof ApprovalExpired);
+      assert.equal(tickets.effects.filter((e) => e.key === `toolgate:${handle.workflowId}`).length, 0);
+      const token = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+      const late = await gw.api('POST', `/v1/approvals/${handle.requestId}/decision`, {
+        token,
+        body: { decision: 'approve', digest: pending.digest },
+      });
+      assert.equal(late.status, 409);
+    });
+  });
+
+  describe('exactly once', () => {
+    test('a tool that acted and then failed is retried with the same key and acts once', async () => {
+      const handle = await gw.gateway.start(request('flaky_write', { value: 'once' }));
+      const outcome = await handle.outcome();
+      assert.equal(outcome.status, 'completed');
+      assert.ok(outcome.status === 'completed');
+      assert.ok(outcome.execution.attempts >= 2, `expected a retry, saw ${outcome.execution.attempts} attempt(s)`);
+      const key = `toolgate:${handle.workflowId}`;
+      assert.equal(flaky.effects.filter((e) => e.key === key).length, 1);
+      assert.deepEqual(outcome.result, { effect: flaky.effects.findIndex((e) => e.key === key) + 1, key });
+    });
+
+    test('a tool that cannot deduplicate and went silent is recorded as outcome unknown, not retried', async () => {
+      const before = fragile.calls;
+      await assert.rejects(gw.gateway.call(request('fragile_write', { value: 'maybe' })), (err: unknown) => {
+        assert.ok(err instanceof ToolExecutionFailed);
+        assert.equal(err.outcome.status, 'outcome_unknown');
+        return true;
+      });
+      assert.equal(fragile.calls - before, 1);
+    });
+
+    test('the same requestId twice is one workflow and one execution', async () => {
+      const input = request('create_ticket', { title: 'Duplicate?', priority: 'normal' });
+      const first = await gw.gateway.start(input);
+      const second = await gw.gateway.start(input);
+      assert.equal(first.workflowId, second.workflowId);
+      const pending = await waitForState(gw, first.requestId, 'pending_approval');
+      const token = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+      await gw.api('POST', `/v1/approvals/${first.requestId}/decision`, { token, body: { decision: 'approve', digest: pending.digest } });
+      const [a, b] = await Promise.all([first.outcome(), second.outcome()]);
+      assert.deepEqual(a, b);
+      const third: ToolOutcome = await (await gw.gateway.start(input)).outcome();
+      assert.deepEqual(third, a, 'a completed request answers with its recorded outcome');
+      assert.equal(tickets.effects.filter((e) => e.key === `toolgate:${first.workflowId}`).length, 1);
+      await assert.rejects(gw.gateway.start({ ...input, args: { title: 'Something else', priority: 'normal' } }), RequestConflict);
+    });
+  });
+
+  describe('approval API contract', () => {
+    let requestId: string;
+    let digest: string;
+    before(async () => {
+      const handle = await gw.gateway.start(request('create_ticket', { title: 'Contract', priority: 'normal' }, { actor: { id: 'bob', type: 'human', roles: ['agent_runtime'] } }));
+      requestId = handle.requestId;
+      digest = (await waitForState(gw, requestId, 'pending_approval')).digest ?? '';
+    });
+
+    test('GET /healthz answers 200 without a token', async () => {
+      const res = await gw.api('GET', '/healthz');
+      assert.equal(res.status, 200);
+    });
+
+    test('401 without a token, with a malformed one, and with one from another key', async () => {
+      assert.equal((await gw.api('GET', '/v1/approvals?status=pending')).status, 401);
+      assert.equal((await gw.api('GET', `/v1/approvals/${requestId}`, { token: 'not-a-jwt' })).status, 401);
+      const { exportPKCS8, generateKeyPair } = await import('jose');
+      const { issueApproverToken } = await import('../../src/auth/tokens.js');
+      const other = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+      const forged = await issueApproverToken({ sub: 'mallory', tenant: 'acme', groups: ['manager'] }, { privateKeyPem: await exportPKCS8(other.privateKey) });
+      const res = await gw.api('POST', `/v1/approvals/${requestId}/decision`, { token: forged, body: { decision: 'approve', digest } });
+      assert.equal(res.status, 401);
+      const expired = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] }, { ttlSeconds: -60 });
+      assert.equal((await gw.api('GET', `/v1/approvals/${requestId}`, { token: expired })).status, 401);
+    });
+
+    test('400 names the field of a bad body', async () => {
+      const token = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+      const res = await gw.api('POST', `/v1/approvals/${requestId}/decision`, { token, body: { decision: 'maybe', digest } });
+      assert.equal(res.status, 400);
+      assert.match(res.body.error.message, /decision/);
+      const broken = await gw.api('POST', `/v1/approvals/${requestId}/decision`, { token, rawBody: '{"decision":' });
+      assert.equal(broken.status, 400);
+    });
+
+    test('403 for an approver outside the group and for self-approval', async () => {
+      const outsider = await gw.token({ sub: 'sam', tenant: 'acme', groups: ['support'] });
+      const res = await gw.api('POST', `/v1/approvals/${requestId}/decision`, { token: outsider, body: { decision: 'approve', digest } });
+      assert.equal(res.status, 403);
+      assert.equal(res.body.error.code, 'not_eligible');
+      const self = await gw.token({ sub: 'bob', tenant: 'acme', groups: ['manager'] });
+      const selfRes = await gw.api('POST', `/v1/approvals/${requestId}/decision`, { token: self, body: { decision: 'approve', digest } });
+      assert.equal(selfRes.status, 403);
+      assert.equal(selfRes.body.error.code, 'self_approval');
+      const list = await gw.api('GET', '/v1/approvals?status=pending', { token: self });
+      assert.ok(!list.body.items.some((item: { requestId: string }) => item.requestId === requestId), 'own requests are not listed');
+    });
+
+    test('404 for an unknown request and for another tenant', async () => {
+      const token = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+      assert.equal((await gw.api('GET', '/v1/approvals/no-such-request', { token })).status, 404);
+      const res = await gw.api('POST', '/v1/approvals/no-such-request/decision', { token, body: { decision: 'approve', digest } });
+      assert.equal(res.status, 404);
+      const stranger = await gw.token({ sub: 'eve', tenant: 'globex', groups: ['manager'] });
+      assert.equal((await gw.api('GET', `/v1/approvals/${requestId}`, { token: stranger })).status, 404);
+    });
+
+    test('409 for a digest mismatch, then 200, then 409 once decided', async () => {
+      const token = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+      const wrong = await gw.api('POST', `/v1/approvals/${requestId}/decision`, {
+        token,
+        body: { decision: 'approve', digest: 'f'.repeat(64) },
+      });
+      assert.equal(wrong.status, 409);
+      assert.equal(wrong.body.error.code, 'digest_mismatch');
+      const ok = await gw.api('POST', `/v1/approvals/${requestId}/decision`, { token, body: { decision: 'approve', digest } });
+      assert.equal(ok.status, 200);
+      const other = await gw.token({ sub: 'mark', tenant: 'acme', groups: ['manager'] });
+      const again = await gw.api('POST', `/v1/approvals/${requestId}/decision`, { token: other, body: { decision: 'approve', digest } });
+      assert.equal(again.status, 409);
+      const outcome = await (await gw.gateway.get(requestId)).outcome();
+      assert.equal(outcome.status, 'completed');
+    });
+  });
+});
