@@ -570,13 +570,11 @@ describe('scale', () => {
     policy = parsePolicy(sources);
   });
 
-  test('10,000 tools load and decide in well under a millisecond each', () => {
-    const started = performance.now();
+  // Correctness at size only; how fast it decides is measured by the benchmarks, not asserted here.
+  test('10,000 tools load, and each decides by its own rule', () => {
     for (let i = 0; i < 10_000; i++) {
       const decision = decide(policy, { ...request({ tool: `tool_${i}`, args: { n: 5 } }), actor: { id: 'a', type: 'agent', roles: ['r'] } });
       assert.equal(decision.outcome, i < 5 ? 'deny' : 'allow');
     }
-    const perDecision = (performance.now() - started) / 10_000;
-    assert.ok(perDecision < 0.5, `decide took ${perDecision.toFixed(3)} ms on average`);
   });
 });
