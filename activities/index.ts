@@ -5,14 +5,13 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import { buildProposal, proposalDigest } from '../src/approvals/digest.js';
-import type { Notifier } from '../src/notify/notifier.js';
+import type { ApprovalNotification, Notifier } from '../src/notify/notifier.js';
 import { decide } from '../src/policy/index.js';
 import type { PolicyStore } from '../src/policy-store.js';
 import {
   FailureTypes,
   type Evaluation,
   type PolicyDecision,
-  type RequestStatus,
   type ToolRequest,
 } from '../src/shared/index.js';
 import { callHttpTool, ToolUnavailableError } from '../src/tools/http-adapter.js';
@@ -70,20 +69,11 @@ export function createActivities(deps: ActivityDeps) {
       return { decision, proposal, digest: proposalDigest(proposal) };
     },
 
-    /** Tells approver groups that a request waits for them (or was escalated to them). */
-    async notifyApprovers({ kind, tier, groups, status }: { kind: 'requested' | 'escalated'; tier: number; groups: string[]; status: RequestStatus }): Promise<void> {
+    /** Tells approver groups that a request waits for them, was escalated or reminded, or ended. */
+    async notifyApprovers(notification: Omit<ApprovalNotification, 'reviewUrl'>): Promise<void> {
       await deps.notifier.notify({
-        kind,
-        tier,
-        groups,
-        requestId: status.requestId,
-        tenant: status.tenant,
-        tool: status.tool,
-        risk: status.decision?.risk ?? 'critical',
-        actor: status.actor.id,
-        digest: status.digest ?? '',
-        expiresAt: status.expiresAt,
-        reviewUrl: `${apiUrl}/v1/approvals/${encodeURIComponent(status.requestId)}`,
+        ...notification,
+        reviewUrl: `${apiUrl}/v1/approvals/${encodeURIComponent(notification.requestId)}`,
       });
     },
 

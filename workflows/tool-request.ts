@@ -4,7 +4,8 @@
  *   1. evaluate policy (local activity) → allow | deny | approve
  *   2. deny → structured denial
  *   3. approve → notify approvers, wait for decisions through the `decide` update, escalation
- *      tiers and expiry on durable timers; expiry denies
+ *      tiers, reminders and expiry on durable timers; expiry denies; an approver's edit is
+ *      evaluated again and opens a new round bound to a new digest
  *   4. execute the side effect once, under an idempotency key derived from the workflow id
  *
  * Deterministic code only: no I/O, no Node built-ins. Everything that touches the world is an
@@ -13,6 +14,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  allHandlersFinished,
   condition,
   proxyActivities,
   proxyLocalActivities,
@@ -23,18 +25,25 @@ import {
 import type { createActivities } from '../activities/index.js';
 import {
   FailureTypes,
+  MAX_RECORDED_REFUSALS,
   NON_RETRYABLE_TOOL_FAILURES,
+  attemptRefusedSignal,
   countedGroups,
   decideUpdate,
   eligibleGroups,
   isApprovalSatisfied,
+  isRejected,
   refuseDecision,
   searchAttributes,
   statusQuery,
+  type ApprovalPlan,
   type ApprovalRecord,
   type DecideInput,
+  type EditRecord,
   type Evaluation,
   type Execution,
+  type NotificationRecord,
+  type RefusalRecord,
   type RequestState,
   type RequestStatus,
   type ToolOutcome,
@@ -53,12 +62,21 @@ const { notifyApprovers } = proxyActivities<Activities>({
   retry: { maximumAttempts: 5, initialInterval: '1 second', backoffCoefficient: 2 },
 });
 
-/** Milliseconds for ISO timestamps; Date is deterministic inside workflows. */
+/** ISO timestamps; Date is deterministic inside workflows. */
 const isoAt = (ms: number): string => new Date(ms).toISOString();
 
+/** How the approval phase ended. */
+type ApprovalEnd =
+  | { kind: 'approved' }
+  | { kind: 'rejected'; vote: ApprovalRecord }
+  | { kind: 'expired' }
+  | { kind: 'reevaluated' };
+
 /** Runs one tool request to its outcome. */
-export async function toolRequest(request: ToolRequest): Promise<ToolOutcome> {
+export async function toolRequest(initial: ToolRequest): Promise<ToolOutcome> {
   const { workflowId } = workflowInfo();
+  let request = initial;
+  const requesterIds = [initial.actor.id, ...(initial.onBehalfOf ?? []).map((principal) => principal.id)];
   const status: RequestStatus = {
     requestId: request.requestId,
     workflowId,
@@ -67,145 +85,248 @@ export async function toolRequest(request: ToolRequest): Promise<ToolOutcome> {
     environment: request.environment,
     tool: request.tool,
     actor: request.actor,
+    ...(request.onBehalfOf ? { onBehalfOf: request.onBehalfOf } : {}),
     reason: request.reason,
     traceId: request.traceId,
     tier: 0,
     eligibleGroups: [],
     approvals: [],
+    refusals: [],
+    refusalsDropped: 0,
+    edits: [],
     notifications: [],
   };
   const setState = (state: RequestState): void => {
     status.state = state;
     upsertSearchAttributes([{ key: searchAttributes.status, value: state }]);
   };
-  setHandler(statusQuery, () => status);
-
+  const usedLinkNonces: string[] = [];
+  /** The digest decisions must carry right now; undefined whenever no decision may apply. */
   let pendingDigest: string | undefined;
+  let pendingEdit: { input: DecideInput; record: EditRecord } | undefined;
+
+  const recordRefusal = (refusal: RefusalRecord): void => {
+    if (status.refusals.length < MAX_RECORDED_REFUSALS) status.refusals.push(refusal);
+    else status.refusalsDropped += 1;
+  };
+
+  setHandler(statusQuery, () => status);
+  setHandler(attemptRefusedSignal, recordRefusal);
+
   setHandler(
     decideUpdate,
-    (input: DecideInput): RequestStatus => {
-      const plan = status.decision?.approval;
-      if (!plan) throw ApplicationFailure.nonRetryable('the request is not waiting for approval', FailureTypes.NotPending);
-      const record: ApprovalRecord = {
+    async (input: DecideInput): Promise<RequestStatus> => {
+      const plan = status.decision?.approval as ApprovalPlan;
+      const digest = pendingDigest as string;
+      if (input.linkNonce !== undefined) usedLinkNonces.push(input.linkNonce);
+      if (input.decision === 'edit') {
+        const record: EditRecord = {
+          editorId: input.approver.id,
+          at: isoAt(Date.now()),
+          fromDigest: digest,
+          args: input.args ?? {},
+          ...(input.reason === undefined ? {} : { reason: input.reason }),
+        };
+        status.edits.push(record);
+        pendingEdit = { input, record };
+        pendingDigest = undefined;
+        // Answer once policy has judged the edit, so the editor sees the new digest or the denial.
+        await condition(() => pendingEdit === undefined);
+        return status;
+      }
+      status.approvals.push({
         approverId: input.approver.id,
         groups: countedGroups(plan, status.tier, input.approver),
         decision: input.decision,
-        digest: input.digest,
+        digest,
         at: isoAt(Date.now()),
         tier: status.tier,
+        via: input.via ?? 'api',
         ...(input.reason === undefined ? {} : { reason: input.reason }),
-      };
-      status.approvals.push(record);
+      });
       return status;
     },
     {
       validator: (input: DecideInput): void => {
         const plan = status.decision?.approval;
-        const refusal = refuseDecision(
-          {
-            pending: status.state === 'pending_approval' && plan !== undefined && pendingDigest !== undefined,
-            tenant: request.tenant,
-            requesterId: request.actor.id,
-            digest: pendingDigest ?? '',
-            plan: plan ?? { name: '', groups: [], allOf: [], minApprovals: 1, escalation: [], expiresAfterMs: 0 },
-            tier: status.tier,
-            approvals: status.approvals,
-          },
-          input,
-        );
+        const refusal =
+          plan && pendingDigest !== undefined && status.state === 'pending_approval'
+            ? refuseDecision(
+                {
+                  pending: true,
+                  tenant: request.tenant,
+                  requesterIds,
+                  digest: pendingDigest,
+                  plan,
+                  tier: status.tier,
+                  approvals: status.approvals,
+                  usedLinkNonces,
+                },
+                input,
+              )
+            : { type: FailureTypes.NotPending, message: 'the request is not waiting for approval (already decided, expired or being re-evaluated)' };
         if (refusal) throw ApplicationFailure.nonRetryable(refusal.message, refusal.type);
       },
     },
   );
 
-  const evaluation: Evaluation = await evaluatePolicy({ request, workflowId });
-  const { decision } = evaluation;
-  status.decision = decision;
-  status.proposal = evaluation.proposal;
-  status.digest = evaluation.digest;
-  upsertSearchAttributes([{ key: searchAttributes.risk, value: decision.risk }]);
+  const notifications: Promise<void>[] = [];
+  /** Notifies approvers without waiting: a slow or failing notifier never blocks or approves a request. */
+  const notify = (kind: NotificationRecord['kind'], groups: string[]): void => {
+    status.notifications.push({ kind, tier: status.tier, groups, at: isoAt(Date.now()) });
+    notifications.push(
+      notifyApprovers({
+        kind,
+        tier: status.tier,
+        groups,
+        requestId: request.requestId,
+        tenant: request.tenant,
+        tool: request.tool,
+        risk: status.decision?.risk ?? 'critical',
+        actor: request.actor.id,
+        digest: status.digest ?? '',
+        ...(status.expiresAt === undefined ? {} : { expiresAt: status.expiresAt }),
+        ...(status.outcome === undefined ? {} : { outcome: status.outcome.status }),
+      }).catch((err: unknown) => {
+        if (!(err instanceof ActivityFailure)) throw err;
+      }),
+    );
+  };
 
-  const base = {
+  let evaluation: Evaluation = await evaluatePolicy({ request, workflowId });
+  const editors: string[] = [];
+
+  const outcomeBase = () => ({
     requestId: request.requestId,
     workflowId,
     tool: request.tool,
     tenant: request.tenant,
     actor: request.actor,
-    risk: decision.risk,
-    rule: decision.rule,
-    policyDigest: decision.policyDigest,
+    risk: evaluation.decision.risk,
+    rule: evaluation.decision.rule,
+    policyDigest: evaluation.decision.policyDigest,
     digest: evaluation.digest,
     approvals: status.approvals,
-  };
-  const finish = (outcome: ToolOutcome): ToolOutcome => {
+  });
+  const finish = async (outcome: ToolOutcome): Promise<ToolOutcome> => {
     status.outcome = outcome;
     setState(outcome.status);
+    if (status.notifications.length > 0) notify('outcome', status.eligibleGroups);
+    await Promise.all(notifications);
+    await condition(allHandlersFinished);
     return outcome;
   };
 
-  if (decision.outcome === 'deny') {
-    return finish({ ...base, status: 'denied', code: decision.code ?? 'rule_denied', reasons: decision.reasons });
-  }
+  for (;;) {
+    const { decision } = evaluation;
+    status.decision = decision;
+    status.proposal = evaluation.proposal;
+    status.digest = evaluation.digest;
+    upsertSearchAttributes([{ key: searchAttributes.risk, value: decision.risk }]);
 
-  if (decision.outcome === 'approve') {
+    if (decision.outcome === 'deny') {
+      return finish({ ...outcomeBase(), status: 'denied', code: decision.code ?? 'rule_denied', reasons: decision.reasons });
+    }
+    if (decision.outcome === 'allow') break;
+
     const plan = decision.approval;
     if (!plan || !evaluation.digest) {
-      return finish({ ...base, status: 'denied', code: 'policy_unavailable', reasons: ['approval plan missing from the decision'] });
+      return finish({ ...outcomeBase(), status: 'denied', code: 'policy_unavailable', reasons: ['approval plan missing from the decision'] });
     }
-    const startedAt = Date.now();
-    const expiresAt = startedAt + plan.expiresAfterMs;
-    status.expiresAt = isoAt(expiresAt);
-    status.eligibleGroups = eligibleGroups(plan, 0);
-    pendingDigest = evaluation.digest;
-    setState('pending_approval');
-
-    const notify = async (kind: 'requested' | 'escalated', tier: number, groups: string[]): Promise<void> => {
-      status.notifications.push({ kind, tier, groups, at: isoAt(Date.now()) });
-      try {
-        await notifyApprovers({ kind, tier, groups, status: { ...status } });
-      } catch (err) {
-        // A failing notifier never blocks or approves a request; the failure stays in history.
-        if (!(err instanceof ActivityFailure)) throw err;
-      }
-    };
-    await notify('requested', 0, status.eligibleGroups);
-
-    const rejected = (): ApprovalRecord | undefined => status.approvals.find((vote) => vote.decision === 'reject');
-    const settled = (): boolean => rejected() !== undefined || isApprovalSatisfied(plan, status.approvals);
-    while (!settled()) {
-      const next = plan.escalation[status.tier];
-      const escalateAt = next ? startedAt + next.afterMs : Infinity;
-      const wakeAt = Math.min(escalateAt, expiresAt);
-      if (await condition(settled, Math.max(0, wakeAt - Date.now()))) break;
-      if (Date.now() >= expiresAt) break;
-      if (next && Date.now() >= escalateAt) {
-        status.tier += 1;
-        status.eligibleGroups = eligibleGroups(plan, status.tier);
-        await notify('escalated', status.tier, next.groups);
-      }
-    }
-    pendingDigest = undefined;
-    const rejection = rejected();
-    if (rejection) {
+    const end = await awaitApprovals(plan, evaluation.digest);
+    if (end.kind === 'rejected') {
       return finish({
-        ...base,
+        ...outcomeBase(),
         status: 'rejected',
-        rejectedBy: rejection.approverId,
-        ...(rejection.reason === undefined ? {} : { reason: rejection.reason }),
+        rejectedBy: end.vote.approverId,
+        ...(end.vote.reason === undefined ? {} : { reason: end.vote.reason }),
       });
     }
-    if (!isApprovalSatisfied(plan, status.approvals)) {
-      return finish({ ...base, status: 'expired', expiresAt: status.expiresAt });
+    if (end.kind === 'expired') return finish({ ...outcomeBase(), status: 'expired', expiresAt: status.expiresAt ?? '' });
+    if (end.kind === 'approved') break;
+
+    // An approver changed the arguments: policy judges the new proposal from scratch.
+    const edit = pendingEdit as { input: DecideInput; record: EditRecord };
+    request = { ...request, args: edit.input.args ?? {} };
+    evaluation = await evaluatePolicy({ request, workflowId });
+    edit.record.toDigest = evaluation.digest;
+    editors.push(edit.input.approver.id);
+    status.tier = 0;
+    const newPlan = evaluation.decision.approval;
+    if (evaluation.decision.outcome === 'approve' && newPlan && evaluation.digest) {
+      // The editor stands behind their edit: it counts as their approval where the new plan lets them approve.
+      const refusal = refuseDecision(
+        { pending: true, tenant: request.tenant, requesterIds, digest: evaluation.digest, plan: newPlan, tier: 0, approvals: status.approvals },
+        { decision: 'approve', digest: evaluation.digest, approver: edit.input.approver },
+      );
+      if (!refusal) {
+        status.approvals.push({
+          approverId: edit.input.approver.id,
+          groups: countedGroups(newPlan, 0, edit.input.approver),
+          decision: 'approve',
+          digest: evaluation.digest,
+          at: isoAt(Date.now()),
+          tier: 0,
+          via: 'edit',
+          ...(edit.input.reason === undefined ? {} : { reason: edit.input.reason }),
+        });
+      }
     }
+    pendingEdit = undefined;
   }
 
   setState('executing');
-  return finish(await execute(request, evaluation, base));
+  return finish(await execute(request, evaluation, outcomeBase(), editors));
+
+  /** Waits until the plan is satisfied, rejected, expired, or an edit needs re-evaluation. */
+  async function awaitApprovals(plan: ApprovalPlan, digest: string): Promise<ApprovalEnd> {
+    const startedAt = Date.now();
+    const expiresAt = startedAt + plan.expiresAfterMs;
+    status.expiresAt = isoAt(expiresAt);
+    status.eligibleGroups = eligibleGroups(plan, status.tier);
+    pendingDigest = digest;
+    setState('pending_approval');
+    notify('requested', status.eligibleGroups);
+
+    const rejection = (): ApprovalRecord | undefined =>
+      isRejected(plan, status.approvals, digest) ? status.approvals.find((v) => v.decision === 'reject' && v.digest === digest) : undefined;
+    const settled = (): boolean => pendingEdit !== undefined || rejection() !== undefined || isApprovalSatisfied(plan, status.approvals, digest);
+    let nextReminder = plan.remindEveryMs ? startedAt + plan.remindEveryMs : Infinity;
+
+    try {
+      while (!settled()) {
+        const next = plan.escalation[status.tier];
+        const escalateAt = next ? startedAt + next.afterMs : Infinity;
+        const wakeAt = Math.min(escalateAt, expiresAt, nextReminder);
+        if (await condition(settled, Math.max(1, wakeAt - Date.now()))) break;
+        const now = Date.now();
+        if (now >= expiresAt) return { kind: 'expired' };
+        if (next && now >= escalateAt) {
+          status.tier += 1;
+          status.eligibleGroups = eligibleGroups(plan, status.tier);
+          notify('escalated', next.groups);
+        }
+        if (now >= nextReminder) {
+          notify('reminder', status.eligibleGroups);
+          nextReminder = now + (plan.remindEveryMs ?? Infinity);
+        }
+      }
+    } finally {
+      pendingDigest = undefined;
+    }
+    if (pendingEdit !== undefined) {
+      setState('reevaluating');
+      return { kind: 'reevaluated' };
+    }
+    const rejected = rejection();
+    if (rejected) return { kind: 'rejected', vote: rejected };
+    return { kind: 'approved' };
+  }
 }
 
-type OutcomeBase = Omit<Extract<ToolOutcome, { status: 'completed' }>, 'status' | 'result' | 'args' | 'execution'>;
+type OutcomeBase = Omit<Extract<ToolOutcome, { status: 'completed' }>, 'status' | 'result' | 'args' | 'execution' | 'editedBy' | 'proposal'>;
 
-async function execute(request: ToolRequest, evaluation: Evaluation, base: OutcomeBase): Promise<ToolOutcome> {
+async function execute(request: ToolRequest, evaluation: Evaluation, base: OutcomeBase, editors: string[]): Promise<ToolOutcome> {
   const { decision } = evaluation;
   const runAs = decision.runAs ?? 'unknown';
   const { executeTool } = proxyActivities<Activities>({
@@ -231,7 +352,15 @@ async function execute(request: ToolRequest, evaluation: Evaluation, base: Outco
       traceId: request.traceId,
     });
     const execution: Execution = { runAs, idempotencyKey, startedAt, finishedAt: isoAt(Date.now()), attempts: done.attempts };
-    return { ...base, status: 'completed', result: done.result, args: request.args, execution };
+    return {
+      ...base,
+      status: 'completed',
+      result: done.result,
+      args: request.args,
+      execution,
+      ...(editors.length > 0 ? { editedBy: editors } : {}),
+      ...(evaluation.proposal ? { proposal: evaluation.proposal } : {}),
+    };
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
     const cause = err.cause;

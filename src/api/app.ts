@@ -1,20 +1,19 @@
 /**
- * The approver HTTP API (express 5). Approvers authenticate with a bearer token; decisions go to
- * the request's workflow as a Temporal Update whose synchronous validator has the final word.
+ * The approver HTTP API (express 5). Approvers authenticate with a bearer token or a signed
+ * one-click link; decisions go to the request's workflow as a Temporal Update whose synchronous
+ * validator has the final word. Every refused attempt on an existing request is recorded in that
+ * request's history (who, when, why).
  */
-import {
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  type Client,
-} from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { decodeJwt } from 'jose';
 import type { Logger } from 'pino';
-import type { ApproverTokenVerifier } from '../auth/tokens.js';
 import {
   DecisionBodySchema,
   FailureTypes,
   IDENTIFIER_PATTERN,
+  attemptRefusedSignal,
   decideUpdate,
   formatIssues,
   refuseDecision,
@@ -22,18 +21,46 @@ import {
   statusQuery,
   workflowIdFor,
   type Approver,
+  type DecideInput,
+  type DecisionChannel,
+  type RefusalRecord,
   type RequestStatus,
 } from '../shared/index.js';
+import { renderLinkPage, type LinkPageModel } from './link-page.js';
+
+/** Verifies approver bearer tokens. */
+export interface ApproverVerifierLike {
+  verify(token: string): Promise<Approver>;
+}
+
+/** What a verified one-click link asserts. */
+export interface LinkClaimsLike {
+  jti: string;
+  requestId: string;
+  digest: string;
+  approver: Approver;
+  decision?: 'approve' | 'reject';
+  expiresAt: string;
+}
+
+/** Verifies one-click link tokens. */
+export interface LinkVerifierLike {
+  verify(token: string, expected?: { requestId?: string }): Promise<LinkClaimsLike>;
+}
 
 /** What the API needs. */
 export interface ApiDeps {
   client: Client;
-  verifier: ApproverTokenVerifier;
+  verifier: ApproverVerifierLike;
+  /** Verifies one-click links; without it, `/v1/links` answers 404. */
+  links?: LinkVerifierLike;
   logger: Logger;
+  /** Extra routers mounted before the error handler (e.g. the codec endpoint). */
+  mount?: (app: express.Express) => void;
 }
 
 /** An error answer: a stable code, a sentence, and the fields at fault. */
-class HttpError extends Error {
+export class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
@@ -48,6 +75,7 @@ const REFUSAL_STATUS: Record<string, [number, string]> = {
   [FailureTypes.DigestMismatch]: [409, 'digest_mismatch'],
   [FailureTypes.NotPending]: [409, 'not_pending'],
   [FailureTypes.DuplicateVote]: [409, 'duplicate_vote'],
+  [FailureTypes.LinkReused]: [409, 'link_reused'],
   [FailureTypes.NotEligible]: [403, 'not_eligible'],
   [FailureTypes.SelfApproval]: [403, 'self_approval'],
   [FailureTypes.WrongTenant]: [403, 'wrong_tenant'],
@@ -56,8 +84,10 @@ const REFUSAL_STATUS: Record<string, [number, string]> = {
 
 type Authed = Request & { approver?: Approver };
 
+const requesterIds = (status: RequestStatus): string[] => [status.actor.id, ...(status.onBehalfOf ?? []).map((p) => p.id)];
+
 /** The approval view of a request: everything an approver must see before deciding. */
-function approvalView(status: RequestStatus, approver: Approver) {
+export function approvalView(status: RequestStatus, approver: Approver) {
   const plan = status.decision?.approval;
   const refusal =
     status.state === 'pending_approval' && plan && status.digest
@@ -65,7 +95,7 @@ function approvalView(status: RequestStatus, approver: Approver) {
           {
             pending: true,
             tenant: status.tenant,
-            requesterId: status.actor.id,
+            requesterIds: requesterIds(status),
             digest: status.digest,
             plan,
             tier: status.tier,
@@ -88,14 +118,18 @@ function approvalView(status: RequestStatus, approver: Approver) {
     toolDigest: status.decision?.toolDigest,
     runAs: status.decision?.runAs,
     actor: status.actor,
+    onBehalfOf: status.onBehalfOf ?? [],
     reason: status.reason,
     traceId: status.traceId,
     digest: status.digest,
     expiresAt: status.expiresAt,
     tier: status.tier,
     eligibleGroups: status.eligibleGroups,
-    plan: plan ? { name: plan.name, groups: plan.groups, allOf: plan.allOf, minApprovals: plan.minApprovals } : undefined,
-    approvals: status.approvals,
+    plan: plan
+      ? { name: plan.name, groups: plan.groups, allOf: plan.allOf, minApprovals: plan.minApprovals, rejectionsToDeny: plan.rejectionsToDeny }
+      : undefined,
+    approvals: status.approvals.filter((vote) => vote.digest === status.digest),
+    edits: status.edits,
     canDecide: refusal === undefined,
     ...(refusal ? { cannotDecideBecause: refusal.message } : {}),
     proposal: status.proposal,
@@ -103,28 +137,27 @@ function approvalView(status: RequestStatus, approver: Approver) {
   };
 }
 
-/** Creates the express app serving `/healthz` and `/v1/approvals`. */
+/** Creates the express app serving `/healthz`, `/v1/approvals` and `/v1/links`. */
 export function createApiApp(deps: ApiDeps): express.Express {
   const { client, verifier, logger } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
-  app.use(express.json({ limit: '64kb', strict: true }));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
 
-  const authenticate = async (req: Authed, _res: Response, next: NextFunction): Promise<void> => {
-    const header = req.get('authorization') ?? '';
-    const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header);
-    if (!match?.[1]) throw new HttpError(401, 'unauthenticated', 'Authorization: Bearer <token> is required');
+  const handleOf = (requestId: string) => client.workflow.getHandle(workflowIdFor(requestId));
+
+  /** Writes a refused attempt into the request's history; a request that is gone is only logged. */
+  const recordRefusal = async (requestId: string, refusal: Omit<RefusalRecord, 'at'>): Promise<void> => {
+    logger.warn({ requestId, ...refusal }, 'decision attempt refused');
     try {
-      req.approver = await verifier.verify(match[1]);
+      await handleOf(requestId).signal(attemptRefusedSignal, { ...refusal, at: new Date().toISOString() });
     } catch (err) {
-      throw new HttpError(401, 'invalid_token', (err as Error).message);
+      logger.debug({ err, requestId }, 'could not record the refusal in the request history');
     }
-    next();
   };
 
   const requestIdParam = (req: Request): string => {
@@ -135,21 +168,88 @@ export function createApiApp(deps: ApiDeps): express.Express {
     return requestId;
   };
 
-  /** The request's status, or 404 when it does not exist or belongs to another tenant. */
-  const loadStatus = async (requestId: string, approver: Approver): Promise<RequestStatus> => {
+  /** The request's status, or 404 when it does not exist; another tenant's request is a recorded 404. */
+  const loadStatus = async (requestId: string, approver: Approver, via: DecisionChannel, attempt?: string): Promise<RequestStatus> => {
     let status: RequestStatus;
     try {
-      status = await client.workflow.getHandle(workflowIdFor(requestId)).query(statusQuery);
+      status = await handleOf(requestId).query(statusQuery);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new HttpError(404, 'not_found', `no request ${requestId}`);
       throw err;
     }
-    if (status.tenant !== approver.tenant) throw new HttpError(404, 'not_found', `no request ${requestId}`);
+    if (status.tenant !== approver.tenant) {
+      if (attempt) {
+        await recordRefusal(requestId, {
+          approverId: approver.id,
+          tenant: approver.tenant,
+          via,
+          decision: attempt,
+          code: 'wrong_tenant',
+          message: `approver of tenant ${approver.tenant} tried to decide a request of another tenant`,
+        });
+      }
+      throw new HttpError(404, 'not_found', `no request ${requestId}`);
+    }
     return status;
   };
 
+  /** Sends a decision to the workflow; a refusal is recorded and becomes an HttpError. */
+  const decide = async (requestId: string, input: DecideInput): Promise<RequestStatus> => {
+    try {
+      const status = await handleOf(requestId).executeUpdate(decideUpdate, { args: [input] });
+      logger.info({ requestId, approver: input.approver.id, decision: input.decision, via: input.via ?? 'api' }, 'decision accepted');
+      return status;
+    } catch (err) {
+      const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+      let refused: HttpError | undefined;
+      if (cause instanceof ApplicationFailure && cause.type && REFUSAL_STATUS[cause.type]) {
+        const [httpStatus, code] = REFUSAL_STATUS[cause.type] as [number, string];
+        refused = new HttpError(httpStatus, code, cause.message);
+      } else if (err instanceof WorkflowNotFoundError || /already completed/i.test((err as Error).message)) {
+        refused = new HttpError(409, 'not_pending', 'the request is no longer waiting for approval');
+      }
+      if (!refused) throw err;
+      await recordRefusal(requestId, {
+        approverId: input.approver.id,
+        tenant: input.approver.tenant,
+        via: input.via ?? 'api',
+        decision: input.decision,
+        digest: input.digest,
+        code: refused.code,
+        message: refused.message,
+      });
+      throw refused;
+    }
+  };
+
   const router = express.Router();
-  router.use(authenticate);
+  router.use(express.json({ limit: '256kb', strict: true }));
+  router.use(async (req: Authed, _res: Response, next: NextFunction) => {
+    const header = req.get('authorization') ?? '';
+    const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header);
+    try {
+      if (!match?.[1]) throw new HttpError(401, 'unauthenticated', 'Authorization: Bearer <token> is required');
+      try {
+        req.approver = await verifier.verify(match[1]);
+      } catch (err) {
+        throw new HttpError(401, 'invalid_token', (err as Error).message);
+      }
+    } catch (err) {
+      // A failed attempt to decide an existing request is part of that request's record.
+      const decision = /^\/([^/]+)\/decision$/.exec(req.path);
+      if (req.method === 'POST' && decision?.[1] && IDENTIFIER_PATTERN.test(decision[1])) {
+        await recordRefusal(decision[1], {
+          approverId: null,
+          ...(match?.[1] ? { claimedId: claimedSubject(match[1]) } : {}),
+          via: 'api',
+          code: (err as HttpError).code,
+          message: (err as Error).message,
+        });
+      }
+      throw err;
+    }
+    next();
+  });
 
   router.get('/', async (req: Authed, res) => {
     const approver = req.approver as Approver;
@@ -167,8 +267,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
     for await (const execution of client.workflow.list({ query, pageSize: 100 })) {
       if (items.length >= limit) break;
       try {
-        const status = await client.workflow.getHandle(execution.workflowId).query(statusQuery);
-        const view = approvalView(status, approver);
+        const view = approvalView(await client.workflow.getHandle(execution.workflowId).query(statusQuery), approver);
         if (view.canDecide) items.push(view);
       } catch (err) {
         logger.debug({ err, workflowId: execution.workflowId }, 'skipping a request that could not be queried');
@@ -193,8 +292,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
 
   router.get('/:requestId', async (req: Authed, res) => {
     const approver = req.approver as Approver;
-    const status = await loadStatus(requestIdParam(req), approver);
-    res.json(approvalView(status, approver));
+    res.json(approvalView(await loadStatus(requestIdParam(req), approver, 'api'), approver));
   });
 
   router.post('/:requestId/decision', async (req: Authed, res) => {
@@ -205,27 +303,14 @@ export function createApiApp(deps: ApiDeps): express.Express {
       const issues = formatIssues(body.error);
       throw new HttpError(400, 'invalid_body', issues.join('; '), issues.map((issue) => issue.split(':')[0] ?? ''));
     }
-    await loadStatus(requestId, approver);
-    const handle = client.workflow.getHandle(workflowIdFor(requestId));
-    try {
-      const status = await handle.executeUpdate(decideUpdate, { args: [{ ...body.data, approver }] });
-      logger.info({ requestId, approver: approver.id, decision: body.data.decision }, 'decision accepted');
-      res.json(approvalView(status, approver));
-    } catch (err) {
-      const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
-      if (cause instanceof ApplicationFailure && cause.type && REFUSAL_STATUS[cause.type]) {
-        const [status, code] = REFUSAL_STATUS[cause.type] as [number, string];
-        logger.warn({ requestId, approver: approver.id, refusal: cause.type }, 'decision refused');
-        throw new HttpError(status, code, cause.message);
-      }
-      if (err instanceof WorkflowNotFoundError || /already completed/i.test((err as Error).message)) {
-        throw new HttpError(409, 'not_pending', 'the request is no longer waiting for approval');
-      }
-      throw err;
-    }
+    await loadStatus(requestId, approver, 'api', body.data.decision);
+    const status = await decide(requestId, { ...body.data, approver, via: 'api' });
+    res.json(approvalView(status, approver));
   });
 
   app.use('/v1/approvals', router);
+  if (deps.links) mountLinks(app, deps.links, { loadStatus, decide, recordRefusal });
+  deps.mount?.(app);
 
   app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -235,7 +320,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
       res.json({ error: { code: err.code, message: err.message, ...(err.fields ? { fields: err.fields } : {}) } });
       return;
     }
-    const status = (err as { status?: number; type?: string }).status;
+    const status = (err as { status?: number }).status;
     if (status && status >= 400 && status < 500) {
       // body-parser errors: malformed JSON, too large, wrong content.
       res.status(status).json({ error: { code: 'invalid_body', message: `request body: ${(err as Error).message}` } });
@@ -245,4 +330,130 @@ export function createApiApp(deps: ApiDeps): express.Express {
     res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
   });
   return app;
+}
+
+/** The unverified `sub` of a token, for the record of a refused attempt; never trusted. */
+function claimedSubject(token: string): string | undefined {
+  try {
+    const sub = decodeJwt(token).sub;
+    return typeof sub === 'string' ? sub.slice(0, 128) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface LinkHelpers {
+  loadStatus(requestId: string, approver: Approver, via: DecisionChannel, attempt?: string): Promise<RequestStatus>;
+  decide(requestId: string, input: DecideInput): Promise<RequestStatus>;
+  recordRefusal(requestId: string, refusal: Omit<RefusalRecord, 'at'>): Promise<void>;
+}
+
+/**
+ * One-click links: `GET /v1/links/:token` shows a confirmation page and changes nothing (link
+ * scanners and previews must not approve); `POST` from that page decides, once.
+ */
+function mountLinks(app: express.Express, links: LinkVerifierLike, helpers: LinkHelpers): void {
+  const send = (res: Response, status: number, model: LinkPageModel) => {
+    res
+      .status(status)
+      .set({
+        'Content-Type': 'text/html; charset=utf-8',
+        'Cache-Control': 'no-store',
+        'Referrer-Policy': 'no-referrer',
+        'X-Frame-Options': 'DENY',
+        'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+      })
+      .send(renderLinkPage(model));
+  };
+
+  const verify = async (token: string, res: Response, attempt?: string) => {
+    try {
+      return await links.verify(token);
+    } catch (err) {
+      const claimed = unverifiedLinkClaims(token);
+      if (attempt && claimed.requestId) {
+        await helpers.recordRefusal(claimed.requestId, {
+          approverId: null,
+          ...(claimed.sub ? { claimedId: claimed.sub } : {}),
+          via: 'link',
+          decision: attempt,
+          code: 'invalid_link',
+          message: (err as Error).message,
+        });
+      }
+      send(res, 401, { kind: 'error', title: 'This link cannot be used', message: (err as Error).message });
+      return undefined;
+    }
+  };
+
+  app.get('/v1/links/:token', async (req, res) => {
+    const claims = await verify(String(req.params.token), res);
+    if (!claims) return;
+    const status = await helpers.loadStatus(claims.requestId, claims.approver, 'link').catch((err: unknown) => {
+      if (err instanceof HttpError) return undefined;
+      throw err;
+    });
+    if (!status) {
+      send(res, 404, { kind: 'error', title: 'Request not found', message: `no request ${claims.requestId}` });
+      return;
+    }
+    const view = approvalView(status, claims.approver);
+    const changed = status.digest !== claims.digest;
+    send(res, 200, {
+      kind: 'confirm',
+      view,
+      approverId: claims.approver.id,
+      decisions: claims.decision ? [claims.decision] : ['approve', 'reject'],
+      linkExpiresAt: claims.expiresAt,
+      ...(changed ? { warning: 'The request changed since this link was sent; it can no longer be decided with this link.' } : {}),
+    });
+  });
+
+  app.post('/v1/links/:token', express.urlencoded({ extended: false, limit: '4kb' }), async (req, res) => {
+    const form = (req.body ?? {}) as Record<string, unknown>;
+    const decision = form.decision;
+    const claims = await verify(String(req.params.token), res, typeof decision === 'string' ? decision : 'unknown');
+    if (!claims) return;
+    if (decision !== 'approve' && decision !== 'reject') {
+      send(res, 400, { kind: 'error', title: 'No decision', message: 'decision must be "approve" or "reject"' });
+      return;
+    }
+    if (claims.decision && claims.decision !== decision) {
+      await helpers.recordRefusal(claims.requestId, {
+        approverId: claims.approver.id,
+        tenant: claims.approver.tenant,
+        via: 'link',
+        decision,
+        code: 'invalid_decision',
+        message: `this link can only ${claims.decision}`,
+      });
+      send(res, 400, { kind: 'error', title: 'Wrong decision', message: `this link can only ${claims.decision}` });
+      return;
+    }
+    try {
+      await helpers.loadStatus(claims.requestId, claims.approver, 'link', decision);
+      const status = await helpers.decide(claims.requestId, {
+        decision,
+        digest: claims.digest,
+        approver: claims.approver,
+        via: 'link',
+        linkNonce: claims.jti,
+      });
+      send(res, 200, { kind: 'done', title: decision === 'approve' ? 'Approved' : 'Rejected', message: `Recorded for request ${status.requestId}.` });
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      send(res, err.status, { kind: 'error', title: 'Not recorded', message: err.message });
+    }
+  });
+}
+
+/** The unverified request id and subject of a link token, to record a refused attempt. */
+function unverifiedLinkClaims(token: string): { requestId?: string; sub?: string } {
+  try {
+    const claims = decodeJwt(token);
+    const requestId = typeof claims.requestId === 'string' && IDENTIFIER_PATTERN.test(claims.requestId) ? claims.requestId : undefined;
+    return { ...(requestId ? { requestId } : {}), ...(typeof claims.sub === 'string' ? { sub: claims.sub.slice(0, 128) } : {}) };
+  } catch {
+    return {};
+  }
 }

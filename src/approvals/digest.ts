@@ -22,6 +22,7 @@ export function buildProposal(request: ToolRequest, workflowId: string, decision
     tenant: request.tenant,
     environment: request.environment,
     actor,
+    actorChain: [{ id: actor.id, type: actor.type }, ...(request.onBehalfOf ?? []).map(({ id, type }) => ({ id, type }))],
     tool: { name: request.tool, digest: decision.toolDigest ?? '' },
     args: request.args,
     policyDigest: decision.policyDigest,

@@ -1,11 +1,13 @@
 /** Telling approvers that a request waits for them: the notifier contract and a webhook notifier. */
 import type { Logger } from 'pino';
-import type { Risk } from '../shared/index.js';
+import type { Risk, ToolOutcome } from '../shared/index.js';
 
 /** One notification to approver groups. */
 export interface ApprovalNotification {
-  kind: 'requested' | 'escalated';
+  /** requested: a request waits; escalated: a tier fired; reminder: still waiting; outcome: it ended. */
+  kind: 'requested' | 'escalated' | 'reminder' | 'outcome';
   tier: number;
+  /** The groups to notify: the tier's new groups on escalation, all eligible groups otherwise. */
   groups: string[];
   requestId: string;
   tenant: string;
@@ -16,6 +18,8 @@ export interface ApprovalNotification {
   expiresAt?: string;
   /** Where an approver reviews and decides the request. */
   reviewUrl: string;
+  /** How the request ended, on `outcome` notifications. */
+  outcome?: ToolOutcome['status'];
 }
 
 /** Delivers approval notifications; throwing makes Temporal retry the delivery. */

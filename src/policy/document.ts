@@ -66,10 +66,15 @@ export const ApprovalPlanSchema = z.strictObject(
     groups: names('group').optional(),
     all_of: names('group').optional(),
     min_approvals: z.int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(100).optional(),
+    rejections_to_deny: z.int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(100).optional(),
     escalation: z.array(EscalationSchema, { error: 'must be a list of tiers' }).optional(),
+    remind_every: duration.optional(),
     expires_after: duration,
   },
-  { error: 'must be an approval plan mapping (groups, all_of, min_approvals, escalation, expires_after)' },
+  {
+    error:
+      'must be an approval plan mapping (groups, all_of, min_approvals, rejections_to_deny, escalation, remind_every, expires_after)',
+  },
 );
 export type ApprovalPlanDocument = z.infer<typeof ApprovalPlanSchema>;
 

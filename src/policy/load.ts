@@ -247,8 +247,19 @@ function resolvePlan(name: string, { source, value: plan }: Defined<ApprovalPlan
     previous = afterMs;
     escalation.push({ afterMs, groups: [...tier.groups] });
   }
+  const remindEveryMs = plan.remind_every === undefined ? undefined : duration(source, at('remind_every'), plan.remind_every, issues);
+  if (remindEveryMs !== undefined && remindEveryMs < 1000) issues.push(source.issue(at('remind_every'), 'must be at least 1s'));
   if (issues.length > before || expiresAfterMs === undefined) return undefined;
-  return { name, groups: [...groups], allOf: [...allOf], minApprovals, escalation, expiresAfterMs };
+  return {
+    name,
+    groups: [...groups],
+    allOf: [...allOf],
+    minApprovals,
+    rejectionsToDeny: plan.rejections_to_deny ?? 1,
+    escalation,
+    expiresAfterMs,
+    ...(remindEveryMs === undefined ? {} : { remindEveryMs }),
+  };
 }
 
 function duration(source: YamlSource, path: (string | number)[], text: string, issues: PolicyIssue[]): number | undefined {

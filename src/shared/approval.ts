@@ -23,11 +23,15 @@ export interface DecisionRefusal {
 export interface PendingApproval {
   pending: boolean;
   tenant: string;
-  requesterId: string;
+  /** The actor and every principal it acts for: none of them may decide. */
+  requesterIds: string[];
   digest: string;
   plan: ApprovalPlan;
   tier: number;
+  /** Votes of the current round (on `digest`). */
   approvals: ApprovalRecord[];
+  /** Nonces of one-click links already used on this request. */
+  usedLinkNonces?: readonly string[];
 }
 
 /**
@@ -38,8 +42,17 @@ export function refuseDecision(request: PendingApproval, input: DecideInput): De
   if (!request.pending) {
     return { type: FailureTypes.NotPending, message: 'the request is not waiting for approval (already decided or expired)' };
   }
-  if (input.decision !== 'approve' && input.decision !== 'reject') {
-    return { type: FailureTypes.InvalidDecision, message: 'decision must be "approve" or "reject"' };
+  if (input.decision !== 'approve' && input.decision !== 'reject' && input.decision !== 'edit') {
+    return { type: FailureTypes.InvalidDecision, message: 'decision must be "approve", "reject" or "edit"' };
+  }
+  if ((input.decision === 'edit') !== (input.args !== undefined && input.args !== null && typeof input.args === 'object')) {
+    return { type: FailureTypes.InvalidDecision, message: 'args must be given with decision "edit", and only then' };
+  }
+  if (input.via === 'link' && (!input.linkNonce || input.decision === 'edit')) {
+    return { type: FailureTypes.InvalidDecision, message: 'a one-click link carries a nonce and can only approve or reject' };
+  }
+  if (input.linkNonce !== undefined && request.usedLinkNonces?.includes(input.linkNonce)) {
+    return { type: FailureTypes.LinkReused, message: 'this one-click link was already used' };
   }
   if (input.digest !== request.digest) {
     return {
@@ -50,7 +63,7 @@ export function refuseDecision(request: PendingApproval, input: DecideInput): De
   if (input.approver.tenant !== request.tenant) {
     return { type: FailureTypes.WrongTenant, message: `approver belongs to tenant ${input.approver.tenant}, not ${request.tenant}` };
   }
-  if (input.approver.id === request.requesterId) {
+  if (request.requesterIds.includes(input.approver.id)) {
     return { type: FailureTypes.SelfApproval, message: 'the requester cannot decide their own request' };
   }
   const groups = eligibleGroups(request.plan, request.tier);
@@ -60,7 +73,7 @@ export function refuseDecision(request: PendingApproval, input: DecideInput): De
       message: `approver is in none of the groups that may decide now (${groups.join(', ')})`,
     };
   }
-  if (request.approvals.some((vote) => vote.approverId === input.approver.id)) {
+  if (request.approvals.some((vote) => vote.approverId === input.approver.id && vote.digest === request.digest)) {
     return { type: FailureTypes.DuplicateVote, message: `${input.approver.id} has already voted on this request` };
   }
   return undefined;
@@ -71,9 +84,11 @@ export function refuseDecision(request: PendingApproval, input: DecideInput): De
  * different person for each listed group (found by bipartite matching, so the order of votes
  * never matters).
  */
-export function isApprovalSatisfied(plan: ApprovalPlan, approvals: ApprovalRecord[]): boolean {
+export function isApprovalSatisfied(plan: ApprovalPlan, approvals: ApprovalRecord[], digest?: string): boolean {
   const approvers = new Map<string, string[]>();
-  for (const vote of approvals) if (vote.decision === 'approve') approvers.set(vote.approverId, vote.groups);
+  for (const vote of approvals) {
+    if (vote.decision === 'approve' && (digest === undefined || vote.digest === digest)) approvers.set(vote.approverId, vote.groups);
+  }
   if (approvers.size < plan.minApprovals) return false;
   if (plan.allOf.length === 0) return true;
   return matchGroups(plan.allOf, [...approvers.entries()]);
@@ -95,6 +110,12 @@ function matchGroups(groups: string[], approvers: [string, string[]][]): boolean
     return false;
   };
   return groups.every((group) => assign(group, new Set()));
+}
+
+/** True when enough distinct people rejected the proposal with this digest to end the request. */
+export function isRejected(plan: ApprovalPlan, approvals: ApprovalRecord[], digest: string): boolean {
+  const rejecters = new Set(approvals.filter((v) => v.decision === 'reject' && v.digest === digest).map((v) => v.approverId));
+  return rejecters.size >= Math.max(1, plan.rejectionsToDeny);
 }
 
 /** The approver's groups that count for this request, for the record. */

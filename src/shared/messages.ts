@@ -3,8 +3,8 @@
  * the task queue, workflow ids, message definitions, search attributes and failure types.
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { DecideInput, RequestStatus } from './schemas.js';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { DecideInput, RefusalRecord, RequestStatus } from './schemas.js';
 
 /** The task queue toolgate workers poll. @default 'toolgate' */
 export const TASK_QUEUE = 'toolgate';
@@ -24,6 +24,9 @@ export function requestIdFromWorkflowId(workflowId: string): string | undefined 
 
 /** An approver's approve/reject; the synchronous validator refuses what may not apply. */
 export const decideUpdate = defineUpdate<RequestStatus, [DecideInput]>('decide');
+
+/** Records a decision attempt the API refused before or at the update validator. */
+export const attemptRefusedSignal = defineSignal<[RefusalRecord]>('attemptRefused');
 
 /** Where the request stands, for agents, approvers and ops. */
 export const statusQuery = defineQuery<RequestStatus>('status');
@@ -62,6 +65,7 @@ export const FailureTypes = {
   DuplicateVote: 'DuplicateVote',
   NotPending: 'NotPending',
   InvalidDecision: 'InvalidDecision',
+  LinkReused: 'LinkReused',
 } as const;
 export type FailureType = (typeof FailureTypes)[keyof typeof FailureTypes];
 

@@ -25,6 +25,13 @@ export const ActorSchema = z.strictObject({
 });
 export type Actor = z.infer<typeof ActorSchema>;
 
+/** Someone on whose behalf the actor acts (a user behind an agent, a service behind a user). */
+export const PrincipalSchema = z.strictObject({
+  id: identifier('onBehalfOf[].id'),
+  type: z.enum(['agent', 'human', 'service'], { error: 'onBehalfOf[].type must be one of agent, human, service' }),
+});
+export type Principal = z.infer<typeof PrincipalSchema>;
+
 /** Risk classes, ordered from least to most dangerous. */
 export const RISK_LEVELS = ['low', 'medium', 'high', 'critical'] as const;
 export const RiskSchema = z.enum(RISK_LEVELS, { error: `risk must be one of ${RISK_LEVELS.join(', ')}` });
@@ -47,6 +54,8 @@ export const ToolRequestInputSchema = z.strictObject({
   environment: identifier('environment'),
   tool: identifier('tool'),
   args: argsSchema.default({}),
+  /** The chain of principals behind the actor, nearest first; none of them may approve the request. */
+  onBehalfOf: z.array(PrincipalSchema).max(8, { error: 'onBehalfOf may list at most 8 principals' }).optional(),
   reason: z.string().max(2000, { error: 'reason must be at most 2000 characters' }).optional(),
   traceId: z.string().max(256, { error: 'traceId must be at most 256 characters' }).optional(),
 });
@@ -85,8 +94,12 @@ export interface ApprovalPlan {
   groups: string[];
   allOf: string[];
   minApprovals: number;
+  /** Distinct rejections that end the request. @default 1 */
+  rejectionsToDeny: number;
   escalation: EscalationTier[];
   expiresAfterMs: number;
+  /** Re-notify the eligible groups at this interval while the request waits; absent = no reminders. */
+  remindEveryMs?: number;
 }
 
 /** The policy's verdict on one request. */
@@ -116,6 +129,8 @@ export interface Proposal {
   tenant: string;
   environment: string;
   actor: Actor;
+  /** The actor followed by the principals it acts for. */
+  actorChain: Principal[];
   tool: { name: string; digest: string };
   args: Record<string, unknown>;
   policyDigest: string;
@@ -139,18 +154,58 @@ export const ApproverSchema = z.strictObject({
 export type Approver = z.infer<typeof ApproverSchema>;
 
 /** An approver's decision as the HTTP API accepts it. */
-export const DecisionBodySchema = z.strictObject({
-  decision: z.enum(['approve', 'reject'], { error: 'decision must be "approve" or "reject"' }),
-  digest: z
-    .string({ error: 'digest must be a string' })
-    .regex(/^[a-f0-9]{64}$/, { error: 'digest must be the 64 hex characters of the proposal digest' }),
-  reason: z.string().max(2000, { error: 'reason must be at most 2000 characters' }).optional(),
-});
+export const DecisionBodySchema = z
+  .strictObject({
+    decision: z.enum(['approve', 'reject', 'edit'], { error: 'decision must be "approve", "reject" or "edit"' }),
+    digest: z
+      .string({ error: 'digest must be a string' })
+      .regex(/^[a-f0-9]{64}$/, { error: 'digest must be the 64 hex characters of the proposal digest' }),
+    reason: z.string().max(2000, { error: 'reason must be at most 2000 characters' }).optional(),
+    /** The changed arguments, for `edit` only: they replace the proposal's arguments. */
+    args: argsSchema.optional(),
+  })
+  .refine((body) => (body.decision === 'edit') === (body.args !== undefined), {
+    error: 'args must be given with decision "edit", and only then',
+    path: ['args'],
+  });
 export type DecisionBody = z.infer<typeof DecisionBodySchema>;
+
+/** How a decision reached the gateway. */
+export type DecisionChannel = 'api' | 'link';
 
 /** The argument of the decide update: a decision plus the authenticated approver. */
 export interface DecideInput extends DecisionBody {
   approver: Approver;
+  /** @default 'api' */
+  via?: DecisionChannel;
+  /** The single-use nonce (`jti`) of the one-click link the decision came through. */
+  linkNonce?: string;
+}
+
+/** A decision attempt the gateway refused, kept in the request's record. */
+export interface RefusalRecord {
+  /** The verified approver id, or null when the caller could not be authenticated. */
+  approverId: string | null;
+  /** An id the caller claimed but that could not be verified. */
+  claimedId?: string;
+  tenant?: string;
+  via: DecisionChannel;
+  decision?: string;
+  digest?: string;
+  /** A stable code: digest_mismatch, not_eligible, self_approval, wrong_tenant, duplicate_vote, not_pending, link_reused, invalid_token, ... */
+  code: string;
+  message: string;
+  at: string;
+}
+
+/** An approver's change of the arguments, which opened a new approval round. */
+export interface EditRecord {
+  editorId: string;
+  at: string;
+  fromDigest: string;
+  toDigest?: string;
+  args: Record<string, unknown>;
+  reason?: string;
 }
 
 /** One recorded vote. */
@@ -162,11 +217,13 @@ export interface ApprovalRecord {
   digest: string;
   at: string;
   tier: number;
+  /** @default 'api' */
+  via?: DecisionChannel | 'edit';
 }
 
 /** One notification sent to approver groups. */
 export interface NotificationRecord {
-  kind: 'requested' | 'escalated';
+  kind: 'requested' | 'escalated' | 'reminder' | 'outcome';
   tier: number;
   groups: string[];
   at: string;
@@ -176,6 +233,7 @@ export interface NotificationRecord {
 export const REQUEST_STATES = [
   'evaluating',
   'pending_approval',
+  'reevaluating',
   'executing',
   'completed',
   'denied',
@@ -195,6 +253,8 @@ export interface RequestStatus {
   environment: string;
   tool: string;
   actor: Actor;
+  /** The principals the actor acts for; like the actor, none of them may approve. */
+  onBehalfOf?: Principal[];
   reason?: string;
   traceId?: string;
   decision?: PolicyDecision;
@@ -206,10 +266,19 @@ export interface RequestStatus {
   tier: number;
   /** Groups whose members may approve at this moment. */
   eligibleGroups: string[];
+  /** Every accepted vote, across approval rounds (each vote names the digest it approved). */
   approvals: ApprovalRecord[];
+  /** Refused decision attempts (the first MAX_RECORDED_REFUSALS; later ones are only counted). */
+  refusals: RefusalRecord[];
+  refusalsDropped: number;
+  /** Edits before approval; each opened a new round with a new digest. */
+  edits: EditRecord[];
   notifications: NotificationRecord[];
   outcome?: ToolOutcome;
 }
+
+/** How many refused attempts a request keeps in its record; later ones are counted. */
+export const MAX_RECORDED_REFUSALS = 200;
 
 /** What the side effect produced and who it ran as. */
 export interface Execution {
@@ -235,7 +304,17 @@ interface OutcomeBase {
 
 /** The end of a tool request, as the agent receives it. */
 export type ToolOutcome =
-  | (OutcomeBase & { status: 'completed'; result: unknown; args: Record<string, unknown>; execution: Execution })
+  | (OutcomeBase & {
+      status: 'completed';
+      result: unknown;
+      /** The arguments executed: the approved proposal's. */
+      args: Record<string, unknown>;
+      execution: Execution;
+      /** Who changed the arguments before approving, when someone did. */
+      editedBy?: string[];
+      /** The proposal that was approved and executed (its digest is `digest`). */
+      proposal?: Proposal;
+    })
   | (OutcomeBase & { status: 'denied'; code: DenialCode; reasons: string[] })
   | (OutcomeBase & { status: 'rejected'; rejectedBy: string; reason?: string })
   | (OutcomeBase & { status: 'expired'; expiresAt: string })

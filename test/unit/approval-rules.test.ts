@@ -5,6 +5,7 @@ import {
   FailureTypes,
   eligibleGroups,
   isApprovalSatisfied,
+  isRejected,
   refuseDecision,
   type ApprovalPlan,
   type ApprovalRecord,
@@ -16,6 +17,7 @@ const plan = (overrides: Partial<ApprovalPlan> = {}): ApprovalPlan => ({
   groups: ['manager'],
   allOf: [],
   minApprovals: 1,
+  rejectionsToDeny: 1,
   escalation: [{ afterMs: 1000, groups: ['director'] }],
   expiresAfterMs: 10_000,
   ...overrides,
@@ -32,7 +34,7 @@ const digest = 'a'.repeat(64);
 const pending = (overrides: Partial<PendingApproval> = {}): PendingApproval => ({
   pending: true,
   tenant: 'acme',
-  requesterId: 'bot',
+  requesterIds: ['bot', 'carol'],
   digest,
   plan: plan(),
   tier: 0,
@@ -55,9 +57,11 @@ describe('refuseDecision', () => {
     ['a wrong digest', {}, approver('maria', ['manager']), 'b'.repeat(64), FailureTypes.DigestMismatch],
     ['another tenant', {}, approver('maria', ['manager'], 'globex'), digest, FailureTypes.WrongTenant],
     ['the requester', {}, approver('bot', ['manager']), digest, FailureTypes.SelfApproval],
+    ['a principal the requester acts for', {}, approver('carol', ['manager']), digest, FailureTypes.SelfApproval],
     ['a group not yet reached', {}, approver('dora', ['director']), digest, FailureTypes.NotEligible],
     ['a group reached by escalation', { tier: 1 }, approver('dora', ['director']), digest, undefined],
-    ['a second vote', { approvals: [vote('maria', ['manager'])] }, approver('maria', ['manager']), digest, FailureTypes.DuplicateVote],
+    ['a second vote', { approvals: [{ ...vote('maria', ['manager']), digest }] }, approver('maria', ['manager']), digest, FailureTypes.DuplicateVote],
+    ['a vote on an earlier round does not block a vote on the new digest', { approvals: [vote('maria', ['manager'])] }, approver('maria', ['manager']), digest, undefined],
   ];
   for (const [name, state, who, sent, expected] of cases) {
     test(name, () => {
@@ -65,6 +69,34 @@ describe('refuseDecision', () => {
       assert.equal(refusal?.type, expected);
     });
   }
+});
+
+describe('refuseDecision: links and edits', () => {
+  const who = approver('maria', ['manager']);
+  test('a used link nonce is refused', () => {
+    const refusal = refuseDecision(pending({ usedLinkNonces: ['n1'] }), { decision: 'approve', digest, approver: who, via: 'link', linkNonce: 'n1' });
+    assert.equal(refusal?.type, FailureTypes.LinkReused);
+    assert.equal(refuseDecision(pending({ usedLinkNonces: ['n1'] }), { decision: 'approve', digest, approver: who, via: 'link', linkNonce: 'n2' }), undefined);
+  });
+  test('a link decision without a nonce, or a link edit, is refused', () => {
+    assert.equal(refuseDecision(pending(), { decision: 'approve', digest, approver: who, via: 'link' })?.type, FailureTypes.InvalidDecision);
+    assert.equal(refuseDecision(pending(), { decision: 'edit', digest, approver: who, via: 'link', linkNonce: 'n', args: {} })?.type, FailureTypes.InvalidDecision);
+  });
+  test('edit needs args and args need edit', () => {
+    assert.equal(refuseDecision(pending(), { decision: 'edit', digest, approver: who })?.type, FailureTypes.InvalidDecision);
+    assert.equal(refuseDecision(pending(), { decision: 'approve', digest, approver: who, args: {} })?.type, FailureTypes.InvalidDecision);
+    assert.equal(refuseDecision(pending(), { decision: 'edit', digest, approver: who, args: { a: 1 } }), undefined);
+  });
+});
+
+describe('isRejected', () => {
+  test('one rejection ends the request by default; a plan may ask for more', () => {
+    const votes = [{ ...vote('a', ['manager'], 'reject'), digest }];
+    assert.equal(isRejected(plan(), votes, digest), true);
+    assert.equal(isRejected(plan({ rejectionsToDeny: 2 }), votes, digest), false);
+    assert.equal(isRejected(plan({ rejectionsToDeny: 2 }), [...votes, { ...vote('b', ['manager'], 'reject'), digest }], digest), true);
+    assert.equal(isRejected(plan(), votes, 'c'.repeat(64)), false, 'a rejection of an earlier round does not count');
+  });
 });
 
 describe('isApprovalSatisfied', () => {

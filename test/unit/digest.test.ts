@@ -29,7 +29,7 @@ const decision: PolicyDecision = {
   reasons: [],
   policyDigest: 'p'.repeat(64),
   toolDigest: 't'.repeat(64),
-  approval: { name: 'manager', groups: ['manager'], allOf: [], minApprovals: 1, escalation: [], expiresAfterMs: 1000 },
+  approval: { name: 'manager', groups: ['manager'], allOf: [], minApprovals: 1, rejectionsToDeny: 1, escalation: [], expiresAfterMs: 1000 },
 };
 
 describe('request digest', () => {
