@@ -3,12 +3,18 @@
  * audience, explicit `typ` and required expiry (RFC 8725). The embedded default signs them with a
  * local key pair under `.toolgate/keys/`, created on first use and never committed.
  */
-import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { SignJWT, exportPKCS8, exportSPKI, generateKeyPair, importPKCS8, importSPKI, jwtVerify, type CryptoKey } from 'jose';
-import { z } from 'zod';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SignJWT, importPKCS8, importSPKI, type CryptoKey } from 'jose';
 import { ApproverSchema, formatIssues, type Approver } from '../shared/index.js';
+import { TokenError } from './errors.js';
+import { verifyJwt } from './jwt.js';
+import { ensureEd25519KeyPair, type KeyPaths } from './keys.js';
+
+/** Re-exported so existing callers keep importing token errors and key paths from here. */
+export { TokenError, type TokenRefusal } from './errors.js';
+/** Where a local key pair lives. */
+export type { KeyPaths } from './keys.js';
 
 /** The only signing algorithm toolgate issues and accepts for approver tokens. */
 export const APPROVER_TOKEN_ALG = 'EdDSA';
@@ -18,11 +24,13 @@ export const APPROVER_TOKEN_TYP = 'toolgate-approver+jwt';
 export const DEFAULT_ISSUER = 'toolgate-local';
 /** Audience of approver tokens. */
 export const APPROVER_AUDIENCE = 'toolgate-approvals';
+/** Clock skew tolerated when checking `exp` and `nbf`, in seconds. @default 30 */
+export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 30;
 
-/** Where the local key pair lives. */
-export interface KeyPaths {
-  privateKeyFile: string;
-  publicKeyFile: string;
+/** Turns a bearer token into the approver it authenticates, or throws `TokenError` saying why not. */
+export interface ApproverVerifier {
+  /** The approver `token` identifies; throws `TokenError` when it is not a valid approver token. */
+  verify(token: string): Promise<Approver>;
 }
 
 /** The default key paths under a state directory. */
@@ -35,14 +43,7 @@ export function defaultKeyPaths(stateDir: string): KeyPaths {
 
 /** Creates the local Ed25519 key pair if it does not exist yet; returns whether it was created. */
 export async function ensureLocalKeyPair(paths: KeyPaths): Promise<boolean> {
-  if (existsSync(paths.privateKeyFile) && existsSync(paths.publicKeyFile)) return false;
-  const { privateKey, publicKey } = await generateKeyPair(APPROVER_TOKEN_ALG, { crv: 'Ed25519', extractable: true });
-  await mkdir(dirname(paths.privateKeyFile), { recursive: true, mode: 0o700 });
-  await writeFile(paths.privateKeyFile, await exportPKCS8(privateKey), { mode: 0o600 });
-  await chmod(paths.privateKeyFile, 0o600);
-  await mkdir(dirname(paths.publicKeyFile), { recursive: true });
-  await writeFile(paths.publicKeyFile, await exportSPKI(publicKey));
-  return true;
+  return ensureEd25519KeyPair(paths);
 }
 
 /** What an approver token asserts. */
@@ -71,52 +72,80 @@ export async function issueApproverToken(
     .sign(key);
 }
 
-/** A token was missing, malformed, badly signed, expired or carried invalid claims. */
-export class TokenError extends Error {
-  override readonly name = 'TokenError';
+/**
+ * The approver named by already-verified claims; throws `TokenError` naming the claim that is
+ * missing or not a valid identifier. `claims` names each claim as the token carried it.
+ */
+export function approverFromClaims(
+  values: { id: unknown; tenant: unknown; groups: unknown },
+  claims: { id: string; tenant: string; groups: string },
+  what = 'approver token',
+): Approver {
+  const refuse = (message: string) => new TokenError(`invalid ${what}: ${message}`, { reason: 'claims' });
+  if (values.id === undefined) throw refuse(`the ${claims.id} claim (approver id) is missing`);
+  if (values.tenant === undefined) throw refuse(`the ${claims.tenant} claim (tenant) is missing`);
+  if (values.groups === undefined) throw refuse(`the ${claims.groups} claim (groups) is missing`);
+  if (typeof values.id !== 'string') throw refuse(`the ${claims.id} claim (approver id) must be a string`);
+  if (typeof values.tenant !== 'string') throw refuse(`the ${claims.tenant} claim (tenant) must be a string`);
+  if (!Array.isArray(values.groups) || !values.groups.every((group) => typeof group === 'string')) {
+    throw refuse(`the ${claims.groups} claim (groups) must be an array of strings`);
+  }
+  const parsed = ApproverSchema.safeParse({ id: values.id, tenant: values.tenant, groups: values.groups });
+  if (!parsed.success) {
+    const names: Record<string, string> = { id: claims.id, tenant: claims.tenant, groups: claims.groups };
+    const problems = parsed.error.issues.map((issue) => {
+      const claim = names[String(issue.path[0])] ?? String(issue.path[0]);
+      return `the ${claim} claim: ${issue.message}`;
+    });
+    throw refuse(problems.join('; '));
+  }
+  return parsed.data;
 }
 
-const claimsSchema = z.object({
-  sub: z.string({ error: 'sub claim is required' }),
-  tenant: z.string({ error: 'tenant claim is required' }),
-  groups: z.array(z.string(), { error: 'groups claim must be an array of strings' }).default([]),
-});
-
-/** Verifies approver tokens against a public key. */
-export class ApproverTokenVerifier {
+/** Verifies approver tokens minted by the local issuer against its public key. */
+export class ApproverTokenVerifier implements ApproverVerifier {
   private constructor(
     private readonly key: CryptoKey,
     private readonly issuer: string,
+    private readonly clockToleranceSeconds: number,
   ) {}
 
   /** A verifier for the local issuer's public key (PEM, SPKI). */
-  static async fromPublicKeyPem(pem: string, issuer = DEFAULT_ISSUER): Promise<ApproverTokenVerifier> {
-    return new ApproverTokenVerifier(await importSPKI(pem, APPROVER_TOKEN_ALG), issuer);
+  static async fromPublicKeyPem(
+    pem: string,
+    issuer = DEFAULT_ISSUER,
+    options: { clockToleranceSeconds?: number } = {},
+  ): Promise<ApproverTokenVerifier> {
+    return new ApproverTokenVerifier(
+      await importSPKI(pem, APPROVER_TOKEN_ALG),
+      issuer,
+      options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS,
+    );
   }
 
   /** A verifier reading the public key file. */
-  static async fromPublicKeyFile(file: string, issuer = DEFAULT_ISSUER): Promise<ApproverTokenVerifier> {
-    return ApproverTokenVerifier.fromPublicKeyPem(await readFile(file, 'utf8'), issuer);
+  static async fromPublicKeyFile(
+    file: string,
+    issuer = DEFAULT_ISSUER,
+    options: { clockToleranceSeconds?: number } = {},
+  ): Promise<ApproverTokenVerifier> {
+    return ApproverTokenVerifier.fromPublicKeyPem(await readFile(file, 'utf8'), issuer, options);
   }
 
   /** The approver a token identifies; throws `TokenError` saying what is wrong with it. */
   async verify(token: string): Promise<Approver> {
-    let payload: unknown;
-    try {
-      ({ payload } = await jwtVerify(token, this.key, {
-        algorithms: [APPROVER_TOKEN_ALG],
-        issuer: this.issuer,
-        audience: APPROVER_AUDIENCE,
-        typ: APPROVER_TOKEN_TYP,
-        requiredClaims: ['exp', 'sub', 'iss', 'aud'],
-      }));
-    } catch (err) {
-      throw new TokenError(`invalid token: ${(err as Error).message}`, { cause: err });
-    }
-    const claims = claimsSchema.safeParse(payload);
-    if (!claims.success) throw new TokenError(`invalid token: ${formatIssues(claims.error).join('; ')}`);
-    const approver = ApproverSchema.safeParse({ id: claims.data.sub, tenant: claims.data.tenant, groups: claims.data.groups });
-    if (!approver.success) throw new TokenError(`invalid token: ${formatIssues(approver.error).join('; ')}`);
-    return approver.data;
+    const { payload } = await verifyJwt(token, this.key, {
+      algorithms: [APPROVER_TOKEN_ALG],
+      issuer: this.issuer,
+      audience: APPROVER_AUDIENCE,
+      typ: APPROVER_TOKEN_TYP,
+      clockToleranceSeconds: this.clockToleranceSeconds,
+      requiredClaims: ['exp', 'sub', 'iss', 'aud'],
+      what: 'approver token',
+    });
+    return approverFromClaims(
+      { id: payload.sub, tenant: payload.tenant, groups: payload.groups },
+      { id: 'sub', tenant: 'tenant', groups: 'groups' },
+    );
   }
 }
