@@ -451,7 +451,7 @@ function mountLinks(app: express.Express, links: LinkVerifierLike, helpers: Link
 function unverifiedLinkClaims(token: string): { requestId?: string; sub?: string } {
   try {
     const claims = decodeJwt(token);
-    const requestId = typeof claims.requestId === 'string' && IDENTIFIER_PATTERN.test(claims.requestId) ? claims.requestId : undefined;
+    const requestId = typeof claims.request_id === 'string' && IDENTIFIER_PATTERN.test(claims.request_id) ? claims.request_id : undefined;
     return { ...(requestId ? { requestId } : {}), ...(typeof claims.sub === 'string' ? { sub: claims.sub.slice(0, 128) } : {}) };
   } catch {
     return {};

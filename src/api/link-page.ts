@@ -16,7 +16,7 @@ export type LinkPageModel =
     }
   | { kind: 'done' | 'error'; title: string; message: string };
 
-const escape = (value: unknown): string =>
+const escape = (value: string | number | undefined | null): string =>
   String(value ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
 
 const STYLE =

@@ -5,10 +5,12 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
+import type { Express } from 'express';
+import { SignJWT, exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Runtime, bundleWorkflowCode, makeTelemetryFilterString, type Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createApiApp } from '../../src/api/app.js';
+import { LinkSigner, LinkVerifier } from '../../src/auth/links.js';
 import { ApproverTokenVerifier, issueApproverToken, type ApproverClaims } from '../../src/auth/tokens.js';
 import { ToolGateway } from '../../src/client/index.js';
 import { silentLogger } from '../../src/logger.js';
@@ -59,6 +61,10 @@ export interface GatewayEnvOptions {
   webhooks?: string[];
   notifier?: Notifier;
   taskQueue: string;
+  /** A policy store to use instead of one built from `policy` (tests that reload policy). */
+  policyStore?: PolicyStore;
+  /** Extra routers mounted on the API app (passed to `createApiApp` as `mount`). */
+  mount?: (app: Express) => void;
 }
 
 /** A running gateway for tests. */
@@ -67,6 +73,12 @@ export interface GatewayEnv {
   worker: Worker;
   gateway: ToolGateway;
   apiUrl: string;
+  /** Mints one-click links the API trusts. */
+  links: LinkSigner;
+  /** The PEM of the public key the API trusts for approver tokens. */
+  approverPublicKeyPem: string;
+  /** Signs arbitrary JWTs with the trusted approver key (to build malformed but validly signed tokens). */
+  signWithTrustedKey(build: (jwt: SignJWT) => SignJWT, claims: Record<string, unknown>): Promise<string>;
   /** Mints an approver token signed by the API's trusted key. */
   token(claims: ApproverClaims, options?: { ttlSeconds?: number }): Promise<string>;
   /** Calls the API with an optional bearer token; returns status and parsed JSON. */
@@ -79,20 +91,30 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
   const logger = silentLogger();
   const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
   const privateKeyPem = await exportPKCS8(privateKey);
-  const verifier = await ApproverTokenVerifier.fromPublicKeyPem(await exportSPKI(publicKey));
+  const approverPublicKeyPem = await exportSPKI(publicKey);
+  const verifier = await ApproverTokenVerifier.fromPublicKeyPem(approverPublicKeyPem);
+  const linkKeys = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+  const links = await LinkSigner.fromPrivateKeyPem(await exportPKCS8(linkKeys.privateKey));
+  const linkVerifier = await LinkVerifier.fromPublicKeyPem(await exportSPKI(linkKeys.publicKey));
 
   const worker = await createToolgateWorker({
     connection: env.nativeConnection,
     taskQueue: options.taskQueue,
     workflowBundle: await workflowBundle(),
-    policy: PolicyStore.fromSources([{ file: 'test-policy.yaml', text: options.policy }]),
+    policy: options.policyStore ?? PolicyStore.fromSources([{ file: 'test-policy.yaml', text: options.policy }]),
     tools: options.tools ?? {},
     notifier: options.notifier ?? new WebhookNotifier(options.webhooks ?? []),
     logger,
   });
   const running = worker.run();
 
-  const app = createApiApp({ client: env.client, verifier, logger });
+  const app = createApiApp({
+    client: env.client,
+    verifier,
+    links: { verify: (token, expected) => linkVerifier.verifyLink(token, expected) },
+    logger,
+    ...(options.mount && { mount: options.mount }),
+  });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
@@ -104,6 +126,9 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
     worker,
     gateway,
     apiUrl,
+    links,
+    approverPublicKeyPem,
+    signWithTrustedKey: (build, claims) => build(new SignJWT(claims)).sign(privateKey),
     token: (claims, tokenOptions) => issueApproverToken(claims, { privateKeyPem, ttlSeconds: tokenOptions?.ttlSeconds }),
     async api(method, path, callOptions = {}) {
       const headers: Record<string, string> = {};

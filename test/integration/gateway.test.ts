@@ -162,7 +162,7 @@ async function waitForState(gw: GatewayEnv, requestId: string, state: RequestSta
   }, `request ${requestId} to reach ${state}`);
 }
 
-describe('toolgate gateway on a real Temporal server', () => {
+describe('toolgate gateway on a real Temporal server', { timeout: 180_000 }, () => {
   let env: TestWorkflowEnvironment;
   let gw: GatewayEnv;
   let tickets: ToolService;

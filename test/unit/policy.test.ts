@@ -271,6 +271,7 @@ describe('decide() checks, in order', () => {
       groups: ['finance_lead'],
       allOf: [],
       minApprovals: 1,
+      rejectionsToDeny: 1,
       escalation: [{ afterMs: 600_000, groups: ['cfo'] }],
       expiresAfterMs: 7_200_000,
     });

@@ -1,0 +1,370 @@
+/**
+ * Approvals as a security boundary, on a real Temporal server and real HTTP: self-approval (also
+ * through an actor chain), cross-tenant, one person filling two all_of groups, double votes,
+ * forged and replayed tokens, one-click links, and edit before approve. Every refused attempt
+ * must be recorded in the request and must leave no side effect.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { SignJWT, base64url, exportPKCS8, generateKeyPair } from 'jose';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { canonicalDigest } from '../../src/approvals/digest.js';
+import { issueApproverToken } from '../../src/auth/tokens.js';
+import { ToolDenied, type RequestStatus, type ToolRequestInput } from '../../src/client/index.js';
+import { eventually, startGateway, startTemporal, type GatewayEnv } from '../helpers/gateway-env.js';
+import { startToolService, type ToolService } from '../helpers/tool-service.js';
+
+function policyYaml(url: string): string {
+  return `
+version: 1
+tools:
+  refund:
+    risk: high
+    approval: manager
+    allowed_roles: [agent_runtime]
+    rules:
+      - name: no-huge-refunds
+        when: 'args.amount > 100000'
+        effect: deny
+        reason: refunds above 100000 are never automated
+      - name: large-refunds-need-finance
+        when: 'args.amount > 1000'
+        approval: finance
+        risk: critical
+  db_migrate:
+    risk: critical
+    approval: security_and_owner
+    allowed_roles: [agent_runtime]
+  payout:
+    risk: critical
+    approval: two_people
+    allowed_roles: [agent_runtime]
+approvals:
+  manager:
+    groups: [manager]
+    expires_after: 1h
+  finance:
+    groups: [finance]
+    expires_after: 1h
+  security_and_owner:
+    all_of: [security, db_owner]
+    expires_after: 1h
+  two_people:
+    groups: [treasury]
+    min_approvals: 2
+    expires_after: 1h
+manifest:
+  refund:
+    run_as: svc-payments
+    adapter: { type: http, url: "${url}/refund" }
+    args:
+      type: object
+      required: [amount, customer]
+      properties:
+        amount: { type: integer, minimum: 1 }
+        customer: { type: string }
+  db_migrate:
+    run_as: svc-db
+    adapter: { type: http, url: "${url}/migrate" }
+    args:
+      type: object
+      properties:
+        name: { type: string }
+  payout:
+    run_as: svc-treasury
+    adapter: { type: http, url: "${url}/payout" }
+    args:
+      type: object
+      properties:
+        amount: { type: integer }
+`;
+}
+
+let seq = 0;
+const bot = { id: 'refund-bot', type: 'agent' as const, roles: ['agent_runtime'] };
+function request(tool: string, args: Record<string, unknown>, extra: Partial<ToolRequestInput> = {}): ToolRequestInput {
+  seq += 1;
+  return { requestId: `ap-${process.pid}-${Date.now()}-${seq}`, actor: bot, tenant: 'acme', environment: 'production', tool, args, ...extra };
+}
+
+describe('approvals that cannot be forged, replayed, cross-wired or self-granted', { timeout: 180_000 }, () => {
+  let env: TestWorkflowEnvironment;
+  let gw: GatewayEnv;
+  let service: ToolService;
+
+  const pendingStatus = async (requestId: string, digest?: string): Promise<RequestStatus> => {
+    const handle = await gw.gateway.get(requestId);
+    return eventually(async () => {
+      const status = await handle.status();
+      return status.state === 'pending_approval' && (digest === undefined || status.digest !== digest) ? status : undefined;
+    }, `request ${requestId} to wait for approval`);
+  };
+  const effectsOf = (workflowId: string) => service.effects.filter((e) => e.key === `toolgate:${workflowId}`).length;
+  const decide = async (requestId: string, token: string, body: Record<string, unknown>) =>
+    gw.api('POST', `/v1/approvals/${requestId}/decision`, { token, body });
+
+  before(async () => {
+    env = await startTemporal();
+    service = await startToolService('ok');
+    gw = await startGateway(env, { taskQueue: `approvals-${process.pid}`, policy: policyYaml(service.url) });
+  });
+  after(async () => {
+    await gw?.close();
+    await service?.close();
+    await env?.teardown();
+  });
+
+  test('the requester, and the person the agent acts for, cannot approve; both attempts are recorded', async () => {
+    const handle = await gw.gateway.start(request('refund', { amount: 50, customer: 'c-1' }, { onBehalfOf: [{ id: 'carol', type: 'human' }] }));
+    const { digest } = await pendingStatus(handle.requestId);
+    const asBot = await decide(handle.requestId, await gw.token({ sub: 'refund-bot', tenant: 'acme', groups: ['manager'] }), { decision: 'approve', digest });
+    const asCarol = await decide(handle.requestId, await gw.token({ sub: 'carol', tenant: 'acme', groups: ['manager'] }), { decision: 'approve', digest });
+    assert.equal(asBot.status, 403);
+    assert.equal(asCarol.status, 403);
+    assert.equal(asCarol.body.error.code, 'self_approval');
+    const status = await eventually(async () => {
+      const s = await handle.status();
+      return s.refusals.length >= 2 ? s : undefined;
+    }, 'the refusals to be recorded');
+    assert.deepEqual(
+      status.refusals.map((r) => [r.approverId, r.code]),
+      [
+        ['refund-bot', 'self_approval'],
+        ['carol', 'self_approval'],
+      ],
+    );
+    assert.equal(status.approvals.length, 0);
+    assert.equal(effectsOf(handle.workflowId), 0);
+  });
+
+  test('an approver of another tenant gets 404 and the attempt is recorded', async () => {
+    const handle = await gw.gateway.start(request('refund', { amount: 60, customer: 'c-2' }));
+    const { digest } = await pendingStatus(handle.requestId);
+    const res = await decide(handle.requestId, await gw.token({ sub: 'eve', tenant: 'globex', groups: ['manager'] }), { decision: 'approve', digest });
+    assert.equal(res.status, 404);
+    const status = await eventually(async () => {
+      const s = await handle.status();
+      return s.refusals.length > 0 ? s : undefined;
+    }, 'the refusal');
+    assert.equal(status.refusals[0]?.code, 'wrong_tenant');
+    assert.equal(status.refusals[0]?.approverId, 'eve');
+  });
+
+  test('one person cannot fill both all_of groups; a second person completes dual control', async () => {
+    const handle = await gw.gateway.start(request('db_migrate', { name: 'drop-legacy' }));
+    const { digest } = await pendingStatus(handle.requestId);
+    const both = await gw.token({ sub: 'sasha', tenant: 'acme', groups: ['security', 'db_owner'] });
+    assert.equal((await decide(handle.requestId, both, { decision: 'approve', digest })).status, 200);
+    const again = await decide(handle.requestId, both, { decision: 'approve', digest });
+    assert.equal(again.status, 409);
+    assert.equal(again.body.error.code, 'duplicate_vote');
+    assert.equal((await handle.status()).state, 'pending_approval', 'one person filled only one group');
+    assert.equal(effectsOf(handle.workflowId), 0);
+    const owner = await gw.token({ sub: 'omar', tenant: 'acme', groups: ['db_owner'] });
+    assert.equal((await decide(handle.requestId, owner, { decision: 'approve', digest })).status, 200);
+    const outcome = await handle.outcome();
+    assert.equal(outcome.status, 'completed');
+    assert.deepEqual(outcome.approvals.map((a) => a.approverId), ['sasha', 'omar']);
+    assert.equal(effectsOf(handle.workflowId), 1);
+  });
+
+  test('a quorum of two needs two distinct people', async () => {
+    const handle = await gw.gateway.start(request('payout', { amount: 10 }));
+    const { digest } = await pendingStatus(handle.requestId);
+    const t1 = await gw.token({ sub: 'tia', tenant: 'acme', groups: ['treasury'] });
+    const t2 = await gw.token({ sub: 'tom', tenant: 'acme', groups: ['treasury'] });
+    assert.equal((await decide(handle.requestId, t1, { decision: 'approve', digest })).status, 200);
+    assert.equal((await decide(handle.requestId, t1, { decision: 'approve', digest })).status, 409);
+    assert.equal(effectsOf(handle.workflowId), 0);
+    assert.equal((await decide(handle.requestId, t2, { decision: 'approve', digest })).status, 200);
+    assert.equal((await handle.outcome()).status, 'completed');
+  });
+
+  describe('token matrix: every forged or broken token is refused, recorded, and acts on nothing', () => {
+    let requestId: string;
+    let workflowId: string;
+    let digest: string;
+    before(async () => {
+      const handle = await gw.gateway.start(request('refund', { amount: 70, customer: 'c-3' }));
+      requestId = handle.requestId;
+      workflowId = handle.workflowId;
+      digest = (await pendingStatus(requestId)).digest ?? '';
+    });
+
+    const claims = { tenant: 'acme', groups: ['manager'] };
+    const header = (h: object) => base64url.encode(JSON.stringify(h));
+    const payload = (extra: object = {}) => {
+      const now = Math.floor(Date.now() / 1000);
+      return base64url.encode(
+        JSON.stringify({ sub: 'mallory', iss: 'toolgate-local', aud: 'toolgate-approvals', iat: now, nbf: now, exp: now + 600, ...claims, ...extra }),
+      );
+    };
+    const trusted = (jwt: SignJWT, typ = 'toolgate-approver+jwt') =>
+      jwt
+        .setProtectedHeader({ alg: 'EdDSA', typ })
+        .setSubject('mallory')
+        .setIssuer('toolgate-local')
+        .setAudience('toolgate-approvals')
+        .setExpirationTime('10m');
+    const sign = async (setup: (jwt: SignJWT) => SignJWT, key?: Awaited<ReturnType<typeof generateKeyPair>>['privateKey']) => {
+      const signingKey = key ?? (await generateKeyPair('EdDSA', { crv: 'Ed25519' })).privateKey;
+      return setup(new SignJWT({ ...claims })).sign(signingKey);
+    };
+    const cases: [string, () => Promise<string>][] = [
+      ['alg none', async () => `${header({ alg: 'none', typ: 'toolgate-approver+jwt' })}.${payload()}.`],
+      [
+        'wrong key',
+        () => sign((j) => j.setProtectedHeader({ alg: 'EdDSA', typ: 'toolgate-approver+jwt' }).setSubject('mallory').setIssuer('toolgate-local').setAudience('toolgate-approvals').setExpirationTime('10m')),
+      ],
+      [
+        'HS256 signed with the public key',
+        () =>
+          new SignJWT({ ...claims })
+            .setProtectedHeader({ alg: 'HS256', typ: 'toolgate-approver+jwt' })
+            .setSubject('mallory')
+            .setIssuer('toolgate-local')
+            .setAudience('toolgate-approvals')
+            .setExpirationTime('10m')
+            .sign(new TextEncoder().encode(gw.approverPublicKeyPem)),
+      ],
+      ...(
+        [
+          ['wrong audience', (j: SignJWT) => trusted(j).setAudience('someone-else')],
+          ['wrong issuer', (j: SignJWT) => trusted(j).setIssuer('evil-issuer')],
+          ['wrong typ', (j: SignJWT) => trusted(j, 'JWT')],
+          ['not yet valid', (j: SignJWT) => trusted(j).setNotBefore('10m')],
+        ] as const
+      ).map(([name, build]): [string, () => Promise<string>] => [name, () => gw.signWithTrustedKey(build, { ...claims })]),
+      ['expired', async () => gw.token({ sub: 'mallory', ...claims }, { ttlSeconds: -120 })],
+      ['missing signature', async () => `${header({ alg: 'EdDSA', typ: 'toolgate-approver+jwt' })}.${payload()}`],
+      ['tampered payload', async () => {
+        const good = await gw.token({ sub: 'mallory', tenant: 'acme', groups: ['viewer'] });
+        const [h, , s] = good.split('.');
+        return `${h}.${payload({ groups: ['manager'] })}.${s}`;
+      }],
+    ];
+    for (const [name, make] of cases) {
+      test(name, async () => {
+        const res = await decide(requestId, await make(), { decision: 'approve', digest });
+        assert.equal(res.status, 401, JSON.stringify(res.body));
+      });
+    }
+
+    test('every refusal is in the record and nothing ran', async () => {
+      const status = await eventually(async () => {
+        const s = await (await gw.gateway.get(requestId)).status();
+        return s.refusals.length >= cases.length ? s : undefined;
+      }, 'all refusals recorded');
+      assert.equal(status.refusals.length, cases.length);
+      assert.ok(status.refusals.every((r) => r.approverId === null && (r.code === 'invalid_token' || r.code === 'unauthenticated')));
+      assert.equal(status.state, 'pending_approval');
+      assert.equal(effectsOf(workflowId), 0);
+    });
+  });
+
+  describe('one-click links', () => {
+    test('GET shows the proposal and changes nothing; POST approves once; the link cannot be used again', async () => {
+      const handle = await gw.gateway.start(request('refund', { amount: 80, customer: 'c-4' }));
+      const status = await pendingStatus(handle.requestId);
+      const link = await gw.links.mintLink({
+        requestId: handle.requestId,
+        digest: status.digest ?? '',
+        approver: { id: 'maria', tenant: 'acme', groups: ['manager'] },
+      });
+      const url = `${gw.apiUrl}/v1/links/${link.token}`;
+      for (let i = 0; i < 3; i++) {
+        const page = await fetch(url);
+        assert.equal(page.status, 200);
+        const html = await page.text();
+        assert.match(html, /refund for acme/);
+        assert.match(html, /c-4/);
+        assert.match(html, /<form method="post">/);
+      }
+      assert.equal((await handle.status()).approvals.length, 0, 'GET must not decide');
+
+      const post = (body: string) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+      const approved = await post('decision=approve');
+      assert.equal(approved.status, 200, await approved.text());
+      assert.equal((await handle.outcome()).status, 'completed');
+      const reused = await post('decision=approve');
+      assert.equal(reused.status, 409);
+      assert.equal(effectsOf(handle.workflowId), 1);
+    });
+
+    test('a used link cannot decide another request, and an expired link is refused and recorded', async () => {
+      const first = await gw.gateway.start(request('payout', { amount: 1 }));
+      const second = await gw.gateway.start(request('payout', { amount: 2 }));
+      const s1 = await pendingStatus(first.requestId);
+      const s2 = await pendingStatus(second.requestId);
+      const approver = { id: 'tia', tenant: 'acme', groups: ['treasury'] };
+      const link = await gw.links.mintLink({ requestId: first.requestId, digest: s1.digest ?? '', approver });
+      const form = { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=approve' };
+      assert.equal((await fetch(`${gw.apiUrl}/v1/links/${link.token}`, form)).status, 200);
+      assert.equal((await fetch(`${gw.apiUrl}/v1/links/${link.token}`, form)).status, 409, 'reused on the same request');
+      // The same token can only ever name its own request: presenting it for the second one fails the binding.
+      const forSecond = await gw.api('POST', `/v1/approvals/${second.requestId}/decision`, { token: link.token, body: { decision: 'approve', digest: s2.digest } });
+      assert.equal(forSecond.status, 401, 'a link token is not an approver token');
+
+      const expired = await gw.links.mintLink({ requestId: second.requestId, digest: s2.digest ?? '', approver }, new Date(Date.now() - 3600_000));
+      const res = await fetch(`${gw.apiUrl}/v1/links/${expired.token}`, form);
+      assert.equal(res.status, 401);
+      const recorded = await eventually(async () => {
+        const s = await second.status();
+        return s.refusals.find((r) => r.via === 'link') ? s : undefined;
+      }, 'the expired-link refusal');
+      assert.equal(recorded.refusals.find((r) => r.via === 'link')?.code, 'invalid_link');
+      assert.equal(recorded.approvals.length, 0);
+      assert.equal(effectsOf(second.workflowId), 0);
+    });
+  });
+
+  describe('edit before approve', () => {
+    test('an edit is judged by policy again: one that policy denies ends denied, without a side effect', async () => {
+      const handle = await gw.gateway.start(request('refund', { amount: 90, customer: 'c-5' }));
+      const { digest } = await pendingStatus(handle.requestId);
+      const manager = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+      const res = await decide(handle.requestId, manager, { decision: 'edit', digest, args: { amount: 500000, customer: 'c-5' }, reason: 'typo?' });
+      assert.equal(res.status, 200);
+      await assert.rejects(handle.result(), (err: unknown) => err instanceof ToolDenied && err.outcome.rule === 'refund/no-huge-refunds');
+      const status = await handle.status();
+      assert.equal(status.edits[0]?.editorId, 'maria');
+      assert.equal(effectsOf(handle.workflowId), 0);
+    });
+
+    test('an edit that needs another group waits for it, and the agent learns what ran and who changed it', async () => {
+      const handle = await gw.gateway.start(request('refund', { amount: 100, customer: 'c-6' }));
+      const first = await pendingStatus(handle.requestId);
+      const manager = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+      const edited = await decide(handle.requestId, manager, { decision: 'edit', digest: first.digest, args: { amount: 2500, customer: 'c-6' } });
+      assert.equal(edited.status, 200);
+      const second = await pendingStatus(handle.requestId, first.digest);
+      assert.notEqual(second.digest, first.digest);
+      assert.equal(second.decision?.rule, 'refund/large-refunds-need-finance');
+      assert.deepEqual(second.eligibleGroups, ['finance']);
+      // The old digest no longer applies, and the manager cannot finish the new plan.
+      assert.equal((await decide(handle.requestId, manager, { decision: 'approve', digest: first.digest })).status, 409);
+      assert.equal((await decide(handle.requestId, manager, { decision: 'approve', digest: second.digest })).status, 403);
+      assert.equal(effectsOf(handle.workflowId), 0);
+      const finance = await gw.token({ sub: 'fiona', tenant: 'acme', groups: ['finance'] });
+      assert.equal((await decide(handle.requestId, finance, { decision: 'approve', digest: second.digest })).status, 200);
+      const outcome = await handle.outcome();
+      assert.ok(outcome.status === 'completed');
+      assert.deepEqual(outcome.args, { amount: 2500, customer: 'c-6' });
+      assert.deepEqual(outcome.editedBy, ['maria']);
+      assert.equal(outcome.digest, second.digest);
+      assert.ok(outcome.proposal);
+      assert.equal(canonicalDigest(outcome.proposal), outcome.digest, 'the executed proposal hashes to the approved digest');
+      const effect = service.effects.find((e) => e.key === `toolgate:${handle.workflowId}`);
+      assert.deepEqual((effect?.body as { args: unknown }).args, { amount: 2500, customer: 'c-6' });
+    });
+  });
+
+  test('a token from a key that is not trusted cannot be turned into an approval even with the right digest', async () => {
+    const handle = await gw.gateway.start(request('refund', { amount: 95, customer: 'c-7' }));
+    const { digest } = await pendingStatus(handle.requestId);
+    const other = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+    const forged = await issueApproverToken({ sub: 'maria', tenant: 'acme', groups: ['manager'] }, { privateKeyPem: await exportPKCS8(other.privateKey) });
+    assert.equal((await decide(handle.requestId, forged, { decision: 'approve', digest })).status, 401);
+    assert.equal((await handle.status()).approvals.length, 0);
+  });
+});
