@@ -1,0 +1,67 @@
+/**
+ * Export and verify throughput of the audit chain for 100,000 records, against a baseline that only
+ * parses and hashes the same bytes (so verify's own overhead shows as a ratio).
+ *
+ * Run: npx tsx bench/audit-chain.ts [records]
+ */
+import { createHash } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { Readable, Writable } from 'node:stream';
+import { ChainWriter, generateAuditKeyPair } from '../src/audit/chain.js';
+import { verifyChain } from '../src/audit/verify.js';
+
+const COUNT = Number(process.argv[2] ?? 100_000);
+
+function* records(count: number): Generator<Record<string, unknown>> {
+  for (let i = 0; i < count; i++) {
+    yield {
+      requestId: `req-${i}`,
+      tenant: 'acme',
+      actor: { id: 'support-triage-agent', type: 'agent' },
+      tool: 'create_ticket',
+      decision: { effect: 'allow', rule: 'tickets', policyDigest: 'a'.repeat(64) },
+      outcome: { status: 'succeeded', summary: `ticket T-${i}` },
+    };
+  }
+}
+
+const keys = generateAuditKeyPair();
+const chunks: Buffer[] = [];
+const sink = new Writable({
+  write(chunk: Buffer, _enc, cb) {
+    chunks.push(chunk);
+    cb();
+  },
+});
+
+let started = performance.now();
+await new ChainWriter({ privateKey: keys.privateKeyPem }).write(records(COUNT), sink);
+const exportSeconds = (performance.now() - started) / 1000;
+const bytes = chunks.reduce((n, c) => n + c.length, 0);
+
+started = performance.now();
+const result = await verifyChain(Readable.from(chunks), keys.publicKeyPem);
+const verifySeconds = (performance.now() - started) / 1000;
+if (!result.ok) throw new Error(`verify failed: ${JSON.stringify(result.firstBad)}`);
+
+// Baseline: read the same lines, JSON.parse each and SHA-256 it; no canonicalisation, no chain, no signatures.
+started = performance.now();
+let lines = 0;
+for await (const line of createInterface({ input: Readable.from(chunks), crlfDelay: Infinity })) {
+  JSON.parse(line);
+  createHash('sha256').update(line).digest('hex');
+  lines += 1;
+}
+const baselineSeconds = (performance.now() - started) / 1000;
+
+const rate = (n: number, s: number) => `${Math.round(n / s).toLocaleString('en-US')} records/s`;
+process.stdout.write(
+  [
+    `audit chain: ${COUNT.toLocaleString('en-US')} records, ${(bytes / 1048576).toFixed(1)} MiB, ${lines} lines`,
+    `  export   ${exportSeconds.toFixed(2)} s  ${rate(COUNT, exportSeconds)}`,
+    `  verify   ${verifySeconds.toFixed(2)} s  ${rate(COUNT, verifySeconds)}`,
+    `  baseline ${baselineSeconds.toFixed(2)} s  ${rate(COUNT, baselineSeconds)} (parse + sha256 only)`,
+    `  verify/baseline time ratio: ${(verifySeconds / baselineSeconds).toFixed(2)}`,
+    '',
+  ].join('\n'),
+);

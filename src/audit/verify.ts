@@ -1,0 +1,131 @@
+/**
+ * Verifies an audit export (see chain.ts) line by line with bounded memory and names the first bad
+ * line: the record where the chain breaks, or the checkpoint whose signature or content does not
+ * match.
+ */
+import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { CHAIN_FORMAT, CHAIN_VERSION, GENESIS_HASH, canonicalJson, recordHashInput, sha256Hex, type Checkpoint } from './chain.js';
+
+/** Where verification failed. */
+export interface ChainFault {
+  /** 1-based line number in the file. */
+  line: number;
+  /**
+   * The record sequence number concerned: the record on that line, the one expected there (deleted,
+   * swapped), the checkpoint's seq, or for truncation the first record not covered by a checkpoint.
+   */
+  seq: number;
+  reason: string;
+  /**
+   * For faults found by a checkpoint (rewritten suffix, truncation): the seq of the last record
+   * covered by a valid checkpoint, or -1; the tampering lies after it.
+   */
+  lastVerifiedSeq?: number;
+}
+
+/** The outcome of verifying an export. */
+export interface ChainVerification {
+  ok: boolean;
+  /** Records read whose chain links were valid up to the first fault. */
+  records: number;
+  /** Checkpoints whose signature and content were valid. */
+  checkpoints: number;
+  keyId?: string;
+  firstBad?: ChainFault;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const SIG = /^[A-Za-z0-9+/]{86}==$/;
+
+class Fault extends Error {
+  constructor(
+    readonly seq: number,
+    readonly reason: string,
+    readonly lastVerifiedSeq?: number,
+  ) {
+    super(reason);
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Verifies an export read from `input` against the Ed25519 public key (PEM or KeyObject). */
+export async function verifyChain(input: Readable, publicKey: string | KeyObject): Promise<ChainVerification> {
+  const key = typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey;
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let lineNo = 0;
+  let seq = 0; // next expected record seq
+  let prev = GENESIS_HASH;
+  let checkpoints = 0;
+  let lastVerifiedSeq = -1;
+  let finalSeen = false;
+  let keyId: string | undefined;
+  let headerHash = '';
+  try {
+    for await (const line of lines) {
+      lineNo += 1;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        throw new Fault(seq, 'not valid JSON');
+      }
+      if (!isObject(value)) throw new Fault(seq, 'not a JSON object');
+      if (lineNo === 1) {
+        if (value.format !== CHAIN_FORMAT || value.version !== CHAIN_VERSION || value.alg !== 'Ed25519' || typeof value.keyId !== 'string') {
+          throw new Fault(-1, `not a ${CHAIN_FORMAT} v${CHAIN_VERSION} header`);
+        }
+        keyId = value.keyId;
+        headerHash = sha256Hex(canonicalJson(value));
+        continue;
+      }
+      if (finalSeen) throw new Fault(seq, 'content after the final checkpoint');
+      if ('checkpoint' in value) {
+        const cp = value.checkpoint;
+        if (!isObject(cp) || typeof value.sig !== 'string' || !SIG.test(value.sig)) throw new Fault(seq - 1, 'malformed checkpoint');
+        if (value.keyId !== keyId) throw new Fault(seq - 1, `checkpoint key id ${String(value.keyId)} differs from the header's ${keyId}`);
+        const signed = verify(null, Buffer.from(canonicalJson(cp)), key, Buffer.from(value.sig, 'base64'));
+        const cpSeq = typeof cp.seq === 'number' ? cp.seq : seq - 1;
+        if (!signed) throw new Fault(cpSeq, 'checkpoint signature is not valid for this key');
+        const checkpoint = cp as unknown as Checkpoint;
+        if (checkpoint.header !== headerHash) throw new Fault(checkpoint.seq, 'the header was changed (its hash differs from the signed one)');
+        if (checkpoint.seq !== seq - 1 || checkpoint.count !== seq || checkpoint.hash !== prev) {
+          throw new Fault(
+            checkpoint.seq,
+            checkpoint.count !== seq
+              ? `signed checkpoint counts ${checkpoint.count} records but ${seq} precede it`
+              : `signed checkpoint does not match the chain: records after seq ${lastVerifiedSeq} were changed`,
+            lastVerifiedSeq,
+          );
+        }
+        checkpoints += 1;
+        lastVerifiedSeq = seq - 1;
+        finalSeen = checkpoint.final === true;
+        continue;
+      }
+      const { seq: s, prev: p, hash: h, record } = value;
+      if (typeof s !== 'number' || typeof p !== 'string' || typeof h !== 'string' || !('record' in value)) throw new Fault(seq, 'malformed record line');
+      if (s !== seq) throw new Fault(seq, s > seq ? `record ${seq} is missing (found ${s})` : `record out of order (found ${s}, expected ${seq})`);
+      if (p !== prev) throw new Fault(seq, 'prev does not match the hash of the previous record');
+      if (!HEX64.test(h) || sha256Hex(recordHashInput(s, p, canonicalJson(record, s))) !== h) throw new Fault(seq, 'hash does not match the record');
+      prev = h;
+      seq += 1;
+    }
+    if (lineNo === 0) throw new Fault(-1, 'empty file');
+    if (!finalSeen) {
+      lineNo += 1;
+      throw new Fault(lastVerifiedSeq + 1, 'truncated: the export does not end with its final signed checkpoint', lastVerifiedSeq);
+    }
+    return { ok: true, records: seq, checkpoints, keyId };
+  } catch (err) {
+    if (!(err instanceof Fault)) throw err;
+    lines.close();
+    const firstBad: ChainFault = { line: lineNo, seq: err.seq, reason: err.reason };
+    if (err.lastVerifiedSeq !== undefined) firstBad.lastVerifiedSeq = err.lastVerifiedSeq;
+    return { ok: false, records: seq, checkpoints, keyId, firstBad };
+  }
+}
