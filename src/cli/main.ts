@@ -24,6 +24,8 @@ import { startDevServer } from '../temporal/dev-server.js';
 import { createExampleTools } from '../tools/examples.js';
 import type { ToolRegistry } from '../tools/types.js';
 import { createToolgateWorker } from '../worker.js';
+import { issueAgentToken } from '../auth/agent-tokens.js';
+import { registerMcpCommands } from './mcp-commands.js';
 
 /** Routes the Temporal SDK's own logs into our JSON logger instead of the console. */
 function installRuntime(logger: Logger): void {
@@ -232,15 +234,28 @@ program
   .requiredOption('--tenant <tenant>', 'the tenant the approver decides for')
   .option('--groups <groups>', 'comma-separated approver groups', '')
   .option('--ttl <seconds>', 'lifetime in seconds', positiveInt, 8 * 3600)
-  .action(async (options: { sub: string; tenant: string; groups: string; ttl: number }) => {
+  .option('--agent', 'mint an agent token (for /v1/tool-requests and `toolgate mcp --http`) instead of an approver token')
+  .option('--roles <roles>', 'with --agent: comma-separated actor roles', '')
+  .action(async (options: { sub: string; tenant: string; groups: string; ttl: number; agent?: boolean; roles: string }) => {
     const config = loadConfig();
     await ensureLocalKeyPair({ privateKeyFile: config.privateKeyFile, publicKeyFile: config.publicKeyFile });
+    if (options.agent) {
+      const roles = options.roles.split(',').map((r) => r.trim()).filter(Boolean);
+      const agentToken = await issueAgentToken(
+        { sub: options.sub, tenant: options.tenant, roles },
+        { privateKeyPem: await readFile(config.privateKeyFile, 'utf8'), ttlSeconds: options.ttl, issuer: config.tokenIssuer },
+      );
+      process.stdout.write(`${agentToken}\n`);
+      return;
+    }
     const token = await issueApproverToken(
       { sub: options.sub, tenant: options.tenant, groups: options.groups.split(',').map((g) => g.trim()).filter(Boolean) },
       { privateKeyPem: await readFile(config.privateKeyFile, 'utf8'), ttlSeconds: options.ttl, issuer: config.tokenIssuer },
     );
     process.stdout.write(`${token}\n`);
   });
+
+registerMcpCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`toolgate: ${(err as Error).message}\n`);

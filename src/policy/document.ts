@@ -91,10 +91,42 @@ const HttpAdapterSchema = z.strictObject({
   headers: z.record(z.string(), z.string({ error: 'header values must be strings' })).optional(),
 });
 
-/** How a tool is executed. */
-export const AdapterSchema = z.discriminatedUnion('type', [CodeAdapterSchema, HttpAdapterSchema], {
-  error: 'must be an adapter with type code or http',
+/** The pin of a downstream MCP tool: SHA-256 hex of its canonical definition, written by `toolgate tools pin`. */
+export const PIN_PATTERN = /^[a-f0-9]{64}$/;
+
+const McpAdapterSchema = z.strictObject({
+  type: z.literal('mcp'),
+  server: name('server'),
+  tool: z.string({ error: 'must be the downstream tool name' }).min(1).max(256),
+  pin: z
+    .string({ error: 'must be the 64 hex characters written by `toolgate tools pin`' })
+    .regex(PIN_PATTERN, { error: 'must be the 64 hex characters written by `toolgate tools pin`' })
+    .optional(),
+  timeout: duration.optional(),
 });
+
+/** How a tool is executed. */
+export const AdapterSchema = z.discriminatedUnion('type', [CodeAdapterSchema, HttpAdapterSchema, McpAdapterSchema], {
+  error: 'must be an adapter with type code, http or mcp',
+});
+
+/** A downstream MCP server: a command to spawn (stdio) or a Streamable HTTP URL. */
+export const McpServerSchema = z.union(
+  [
+    z.strictObject({
+      command: z.string({ error: 'must be a string' }).min(1),
+      args: z.array(z.string({ error: 'args must be strings' })).optional(),
+      env: z.record(z.string(), z.string({ error: 'env values must be strings' })).optional(),
+      cwd: z.string({ error: 'must be a string' }).min(1).optional(),
+    }),
+    z.strictObject({
+      url: z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' }),
+      headers: z.record(z.string(), z.string({ error: 'header values must be strings' })).optional(),
+    }),
+  ],
+  { error: 'must be a stdio server {command, args, env, cwd} or a Streamable HTTP server {url, headers}' },
+);
+export type McpServerDocument = z.infer<typeof McpServerSchema>;
 
 /** A tool's contract: identity, adapter and argument schema. */
 export const ManifestEntrySchema = z.strictObject(
@@ -116,7 +148,8 @@ export const PolicyFileSchema = z.strictObject(
     tools: z.record(name('tool name'), ToolPolicySchema, { error: 'must be a map of tool name to tool policy' }).optional(),
     approvals: z.record(name('approval plan name'), ApprovalPlanSchema, { error: 'must be a map of plan name to approval plan' }).optional(),
     manifest: z.record(name('tool name'), ManifestEntrySchema, { error: 'must be a map of tool name to manifest entry' }).optional(),
+    mcp_servers: z.record(name('server name'), McpServerSchema, { error: 'must be a map of server name to MCP server' }).optional(),
   },
-  { error: 'a policy file must be a YAML mapping with version: 1 and any of tools, approvals, manifest' },
+  { error: 'a policy file must be a YAML mapping with version: 1 and any of tools, approvals, manifest, mcp_servers' },
 );
 export type PolicyFileDocument = z.infer<typeof PolicyFileSchema>;

@@ -1,6 +1,6 @@
 /** The policy engine: load and validate policy files, decide tool requests, run policy tests. */
 export { PolicyLoadError, formatPolicyIssue, type PolicyIssue } from './errors.js';
-export type { LoadedPolicy, ToolManifestEntry, CompiledTool, CompiledRule, PolicyFileSummary } from './model.js';
+export type { LoadedPolicy, ToolManifestEntry, CompiledTool, CompiledRule, PolicyFileSummary, McpAdapter, McpServerConnection } from './model.js';
 export { parsePolicy, loadPolicy, type PolicySource } from './load.js';
 export { decide } from './decide.js';
 export { runPolicyTests, type PolicyTestResult } from './policy-tests.js';

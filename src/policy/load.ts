@@ -18,11 +18,12 @@ import {
   PolicyFileSchema,
   type ApprovalPlanDocument,
   type ManifestEntryDocument,
+  type McpServerDocument,
   type PolicyFileDocument,
   type ToolPolicyDocument,
 } from './document.js';
 import { PolicyLoadError, type PolicyIssue } from './errors.js';
-import type { CompiledRule, CompiledTool, LoadedPolicy, PolicyFileSummary, ToolManifestEntry } from './model.js';
+import type { CompiledRule, CompiledTool, LoadedPolicy, McpServerConnection, PolicyFileSummary, ToolManifestEntry } from './model.js';
 import { MAX_POLICY_FILE_BYTES, readYaml, type YamlSource } from './source.js';
 
 /** One policy file's text and the name used in issues. */
@@ -43,7 +44,7 @@ interface Defined<T> {
   raw: unknown;
 }
 
-type Section = 'tools' | 'approvals' | 'manifest';
+type Section = 'tools' | 'approvals' | 'manifest' | 'mcp_servers';
 
 /** Parses and validates policy sources held in memory; throws `PolicyLoadError` listing every issue. */
 export function parsePolicy(sources: PolicySource[]): LoadedPolicy {
@@ -68,6 +69,9 @@ export function parsePolicy(sources: PolicySource[]): LoadedPolicy {
   const tools = merge(files, 'tools', (file) => file.data.tools, issues);
   const approvals = merge(files, 'approvals', (file) => file.data.approvals, issues);
   const manifests = merge(files, 'manifest', (file) => file.data.manifest, issues);
+  const servers = merge(files, 'mcp_servers', (file) => file.data.mcp_servers, issues);
+  const mcpServers = new Map<string, McpServerConnection>();
+  for (const [name, server] of servers) mcpServers.set(name, resolveMcpServer(server.value));
 
   const plans = new Map<string, ApprovalPlan>();
   for (const [name, plan] of approvals) {
@@ -81,7 +85,7 @@ export function parsePolicy(sources: PolicySource[]): LoadedPolicy {
     if (!tools.has(name)) {
       issues.push(manifest.source.issue(['manifest', name], `manifest entry "${name}" has no policy under tools; add tools.${name} or remove the entry`, { key: true }));
     }
-    const built = buildManifest(name, manifest, compiler, issues);
+    const built = buildManifest(name, manifest, compiler, issues, mcpServers);
     if (built) entries.set(name, built);
   }
 
@@ -101,6 +105,8 @@ export function parsePolicy(sources: PolicySource[]): LoadedPolicy {
     tools: Object.fromEntries([...tools].map(([name, tool]) => [name, tool.raw])),
     approvals: Object.fromEntries([...approvals].map(([name, plan]) => [name, plan.raw])),
     manifest: Object.fromEntries([...manifests].map(([name, manifest]) => [name, manifest.raw])),
+    // Only present when used, so the digest of policies without MCP servers is unchanged.
+    ...(servers.size > 0 ? { mcp_servers: Object.fromEntries([...servers].map(([name, server]) => [name, server.raw])) } : {}),
   };
   const toolNames = [...compiled.keys()].sort();
   const summaries: PolicyFileSummary[] = files.map((file) => ({
@@ -117,6 +123,7 @@ export function parsePolicy(sources: PolicySource[]): LoadedPolicy {
     tools: compiled,
     plans,
     summaries,
+    mcpServers,
   };
 }
 
@@ -213,7 +220,7 @@ function merge<T>(files: ValidFile[], section: Section, pick: (file: ValidFile) 
     for (const [name, value] of Object.entries(pick(file) ?? {})) {
       const first = out.get(name);
       if (first) {
-        const kind = section === 'approvals' ? 'approval plan' : section === 'tools' ? 'tool' : 'manifest entry';
+        const kind = section === 'approvals' ? 'approval plan' : section === 'tools' ? 'tool' : section === 'mcp_servers' ? 'MCP server' : 'manifest entry';
         issues.push(file.source.issue([section, name], `${kind} "${name}" is defined in both ${first.source.file} and ${file.source.file}; define it once`, { key: true }));
         continue;
       }
@@ -337,12 +344,35 @@ function buildManifest(
   { source, value: manifest, raw }: Defined<ManifestEntryDocument>,
   compiler: ArgsSchemaCompiler,
   issues: PolicyIssue[],
+  mcpServers: ReadonlyMap<string, McpServerConnection> = new Map(),
 ): { entry: ToolManifestEntry; validate: CompiledTool['validateArgs'] } | undefined {
   const at = (...path: (string | number)[]) => ['manifest', name, ...path];
   const before = issues.length;
   let adapter: ToolManifestEntry['adapter'];
   if (manifest.adapter.type === 'code') {
     adapter = { type: 'code', handler: manifest.adapter.handler ?? name };
+  } else if (manifest.adapter.type === 'mcp') {
+    const timeoutMs = duration(source, at('adapter', 'timeout'), manifest.adapter.timeout ?? '60s', issues) ?? 0;
+    const connection = mcpServers.get(manifest.adapter.server);
+    if (!connection) {
+      const known = [...mcpServers.keys()];
+      issues.push(
+        source.issue(
+          at('adapter', 'server'),
+          `MCP server "${manifest.adapter.server}" is not defined; add it under mcp_servers${known.length > 0 ? ` (defined: ${known.join(', ')})` : ''}`,
+        ),
+      );
+      return undefined;
+    }
+    adapter = {
+      type: 'mcp',
+      server: manifest.adapter.server,
+      tool: manifest.adapter.tool,
+      ...(manifest.adapter.pin !== undefined && { pin: manifest.adapter.pin }),
+      timeoutMs,
+      connection,
+      handler: `mcp:${manifest.adapter.server}/${manifest.adapter.tool}`,
+    };
   } else {
     const timeoutMs = duration(source, at('adapter', 'timeout'), manifest.adapter.timeout ?? '10s', issues) ?? 0;
     adapter = { type: 'http', url: manifest.adapter.url, method: manifest.adapter.method ?? 'POST', timeoutMs, headers: { ...manifest.adapter.headers } };
@@ -367,6 +397,17 @@ function buildManifest(
     digest,
   };
   return { entry, validate: schema.validate };
+}
+
+function resolveMcpServer(server: McpServerDocument): McpServerConnection {
+  if ('url' in server) return { transport: 'http', url: server.url, headers: { ...server.headers } };
+  return {
+    transport: 'stdio',
+    command: server.command,
+    args: [...(server.args ?? [])],
+    env: { ...server.env },
+    ...(server.cwd !== undefined && { cwd: server.cwd }),
+  };
 }
 
 function canonicalJson(value: unknown): string {

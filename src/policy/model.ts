@@ -14,9 +14,33 @@ export interface ToolManifestEntry {
   idempotent: boolean;
   adapter:
     | { type: 'code'; handler: string }
-    | { type: 'http'; url: string; method: 'POST' | 'PUT' | 'PATCH' | 'DELETE'; timeoutMs: number; headers: Record<string, string> };
+    | { type: 'http'; url: string; method: 'POST' | 'PUT' | 'PATCH' | 'DELETE'; timeoutMs: number; headers: Record<string, string> }
+    | McpAdapter;
   /** SHA-256 hex of the RFC 8785 canonical JSON of `{ name, manifest }` (the entry as written). */
   digest: string;
+}
+
+/** How to reach a downstream MCP server. */
+export type McpServerConnection =
+  | { transport: 'stdio'; command: string; args: string[]; env: Record<string, string>; cwd?: string }
+  | { transport: 'http'; url: string; headers: Record<string, string> };
+
+/** A tool served by a downstream MCP server, with the server resolved from `mcp_servers`. */
+export interface McpAdapter {
+  type: 'mcp';
+  /** The server's name under `mcp_servers`. */
+  server: string;
+  /** The tool's name on that server. */
+  tool: string;
+  /** SHA-256 hex of the pinned definition; absent until `toolgate tools pin` wrote it. */
+  pin?: string;
+  timeoutMs: number;
+  connection: McpServerConnection;
+  /**
+   * The code-handler name a worker without native MCP dispatch looks up, `mcp:<server>/<tool>`:
+   * register `mcpToolHandlers(policy)` under it (see src/mcp/executor.ts).
+   */
+  handler: string;
 }
 
 /** One rule of a tool, with its condition compiled. */
@@ -69,4 +93,6 @@ export interface LoadedPolicy {
   readonly plans: ReadonlyMap<string, ApprovalPlan>;
   /** What each file defined. */
   readonly summaries: readonly PolicyFileSummary[];
+  /** Downstream MCP servers by name (from `mcp_servers`). */
+  readonly mcpServers: ReadonlyMap<string, McpServerConnection>;
 }
