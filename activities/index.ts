@@ -14,6 +14,7 @@ import {
   type PolicyDecision,
   type ToolRequest,
 } from '../src/shared/index.js';
+import { callMcpTool } from '../src/mcp/executor.js';
 import { callHttpTool, ToolUnavailableError } from '../src/tools/http-adapter.js';
 import { OutcomeUnknownError, ToolRejectedError, type ToolContext, type ToolRegistry } from '../src/tools/types.js';
 
@@ -102,6 +103,8 @@ export function createActivities(deps: ActivityDeps) {
         let result: unknown;
         if (manifest.adapter.type === 'http') {
           result = await callHttpTool(manifest.adapter, context, manifest.idempotent);
+        } else if (manifest.adapter.type === 'mcp') {
+          result = await callMcpTool(manifest.adapter, context);
         } else {
           const handler = deps.tools[manifest.adapter.handler];
           if (!handler) {

@@ -14,7 +14,6 @@ const schema = z.object({
   TOOLGATE_API_HOST: z.string().min(1).default('127.0.0.1'),
   TOOLGATE_API_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8787),
   TOOLGATE_PUBLIC_URL: z.url({ error: 'must be an absolute URL' }).optional(),
-  TOOLGATE_WEBHOOKS: list.pipe(z.array(z.url({ error: 'each webhook must be an absolute URL' }))).default([]),
   TOOLGATE_TOKEN_PUBLIC_KEY_FILE: z.string().min(1).optional(),
   TOOLGATE_TOKEN_PRIVATE_KEY_FILE: z.string().min(1).optional(),
   TOOLGATE_TOKEN_ISSUER: z.string().min(1).default('toolgate-local'),
@@ -29,7 +28,6 @@ export interface Config {
   apiHost: string;
   apiPort: number;
   publicUrl: string;
-  webhooks: string[];
   publicKeyFile: string;
   privateKeyFile: string;
   tokenIssuer: string;
@@ -58,7 +56,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiHost: c.TOOLGATE_API_HOST,
     apiPort: c.TOOLGATE_API_PORT,
     publicUrl: c.TOOLGATE_PUBLIC_URL ?? `http://${c.TOOLGATE_API_HOST}:${c.TOOLGATE_API_PORT}`,
-    webhooks: c.TOOLGATE_WEBHOOKS,
     publicKeyFile: resolve(c.TOOLGATE_TOKEN_PUBLIC_KEY_FILE ?? `${stateDir}/keys/approver-token.pub.pem`),
     privateKeyFile: resolve(c.TOOLGATE_TOKEN_PRIVATE_KEY_FILE ?? `${stateDir}/keys/approver-token.key.pem`),
     tokenIssuer: c.TOOLGATE_TOKEN_ISSUER,

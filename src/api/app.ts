@@ -232,6 +232,10 @@ export function createApiApp(deps: ApiDeps): express.Express {
       try {
         req.approver = await verifier.verify(match[1]);
       } catch (err) {
+        // The identity provider's keys could not be fetched: the token was not judged, so say so.
+        if ((err as { reason?: string }).reason === 'key_unavailable') {
+          throw new HttpError(503, 'identity_provider_unavailable', (err as Error).message);
+        }
         throw new HttpError(401, 'invalid_token', (err as Error).message);
       }
     } catch (err) {

@@ -1,21 +1,25 @@
 /**
  * The `toolgate` command: `dev`, `worker`, `api`, `policy check|test`, `token issue`.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { Command, InvalidArgumentError } from 'commander';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Logger } from 'pino';
+import { createAgentRouter } from '../api/agents.js';
 import { createApiApp } from '../api/app.js';
+import { AgentTokenVerifier } from '../auth/agent-tokens.js';
+import { createApproverVerifier, createLinkVerifier } from '../auth/config.js';
+import { ToolGateway } from '../client/gateway.js';
 import {
-  ApproverTokenVerifier,
   ensureLocalKeyPair,
   issueApproverToken,
 } from '../auth/tokens.js';
 import { loadConfig, type Config } from '../config.js';
 import { createLogger } from '../logger.js';
-import { LogNotifier, WebhookNotifier, type Notifier } from '../notify/notifier.js';
+import { createNotifier } from '../notify/config.js';
 import { checkPolicyFiles, runPolicyTests } from '../policy/index.js';
 import { PolicyStore } from '../policy-store.js';
 import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../shared/index.js';
@@ -54,10 +58,6 @@ async function loadPolicyStore(config: Config, logger: Logger): Promise<PolicySt
   return store;
 }
 
-function notifierFor(config: Config, logger: Logger): Notifier {
-  return config.webhooks.length > 0 ? new WebhookNotifier(config.webhooks, { logger }) : new LogNotifier(logger);
-}
-
 /** Starts a worker; resolves when it has shut down. */
 async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, signal: AbortSignal): Promise<void> {
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
@@ -67,7 +67,7 @@ async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, si
       namespace: config.namespace,
       policy: await loadPolicyStore(config, logger),
       tools,
-      notifier: notifierFor(config, logger),
+      notifier: await createNotifier({ publicUrl: config.publicUrl, stateDir: config.stateDir, logger }),
       logger,
       publicApiUrl: config.publicUrl,
     });
@@ -83,8 +83,23 @@ async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, si
 async function startApi(config: Config, logger: Logger): Promise<{ server: Server; connection: Connection }> {
   const connection = await Connection.connect({ address: config.temporalAddress });
   const client = new Client({ connection, namespace: config.namespace });
-  const verifier = await ApproverTokenVerifier.fromPublicKeyFile(config.publicKeyFile, config.tokenIssuer);
-  const app = createApiApp({ client, verifier, logger });
+  const verifier = await createApproverVerifier({ stateDir: config.stateDir });
+  const linkVerifier = await createLinkVerifier({ stateDir: config.stateDir });
+  const agentVerifier = existsSync(config.publicKeyFile)
+    ? await AgentTokenVerifier.fromPublicKeyFile(config.publicKeyFile, config.tokenIssuer)
+    : undefined;
+  if (!agentVerifier) logger.warn({ publicKeyFile: config.publicKeyFile }, 'no local token key: the agent API (/v1/tool-requests) is disabled');
+  const app = createApiApp({
+    client,
+    verifier,
+    links: { verify: (token, expected) => linkVerifier.verifyLink(token, expected) },
+    logger,
+    mount: (api) => {
+      if (agentVerifier) {
+        api.use('/v1/tool-requests', createAgentRouter({ gateway: new ToolGateway({ client }), verifier: agentVerifier, logger }));
+      }
+    },
+  });
   const server = await new Promise<Server>((resolveServer, reject) => {
     const listening = app.listen(config.apiPort, config.apiHost, (err?: Error) => (err ? reject(err) : resolveServer(listening)));
   });
