@@ -3,6 +3,7 @@
  * unknown or misspelled key is a load error rather than a silently ignored setting.
  */
 import { z } from 'zod';
+import { EgressConfigSchema } from '../egress/config.js';
 import { IDENTIFIER_PATTERN, RISK_LEVELS } from '../shared/index.js';
 
 /** The reserved approval name meaning "no human approval needed". */
@@ -46,6 +47,8 @@ export const ToolPolicySchema = z.strictObject(
     environments: names('environment').optional(),
     tenants: names('tenant').optional(),
     rules: z.array(RuleSchema, { error: 'must be a list of rules' }).optional(),
+    /** What may leave: redaction rules, result size, tenant field, reachable hosts (see src/egress). */
+    egress: EgressConfigSchema.optional(),
   },
   { error: 'must be a tool policy mapping (risk, approval, allowed_roles, ...)' },
 );

@@ -2,6 +2,7 @@
  * The loaded, compiled form of a policy: what `decide()` reads. Everything here is built once at
  * load time so a decision is a few map lookups and the tool's own rules.
  */
+import type { EgressConfig } from '../egress/config.js';
 import type { ApprovalPlan, Risk } from '../shared/index.js';
 import type { ArgsValidator } from './args-schema.js';
 import type { Condition } from './condition.js';
@@ -18,6 +19,11 @@ export interface ToolManifestEntry {
     | McpAdapter;
   /** SHA-256 hex of the RFC 8785 canonical JSON of `{ name, manifest }` (the entry as written). */
   digest: string;
+  /**
+   * The tool's `egress:` block from `tools.<name>` (policy, not contract: it is not part of
+   * `digest`); what the execution activity filters results and destinations with. @default {}
+   */
+  egress: EgressConfig;
 }
 
 /** How to reach a downstream MCP server. */
@@ -65,6 +71,8 @@ export interface CompiledTool {
   environments?: ReadonlySet<string>;
   tenants?: ReadonlySet<string>;
   rules: readonly CompiledRule[];
+  /** The tool's `egress:` block as written (defaults applied by `resolveEgress`). @default {} */
+  egress: EgressConfig;
   manifest: ToolManifestEntry;
   validateArgs: ArgsValidator;
 }

@@ -555,6 +555,28 @@ tools:
   });
 });
 
+describe('egress in policy', () => {
+  const withEgress = REFUNDS.replace(
+    '    tenants: [acme]\n',
+    '    tenants: [acme]\n    egress: { redact: [pii, openai_key], max_result_bytes: 2048, allow_hosts: [refunds.example] }\n',
+  );
+
+  test('the tool manifest carries the egress block; the policy digest changes, the tool digest does not', () => {
+    const policy = policyOf(withEgress);
+    assert.deepEqual(policy.manifest('refund')?.egress, { redact: ['pii', 'openai_key'], max_result_bytes: 2048, allow_hosts: ['refunds.example'] });
+    assert.deepEqual(policyOf(REFUNDS).manifest('refund')?.egress, {});
+    assert.notEqual(policy.digest, policyOf(REFUNDS).digest);
+    assert.equal(policy.manifest('refund')?.digest, policyOf(REFUNDS).manifest('refund')?.digest);
+  });
+
+  test('an unknown redaction rule or egress key is a located load error', () => {
+    const unknownRule = withEgress.replace('openai_key', 'openai_keys');
+    assert.throws(() => policyOf(unknownRule), (error: unknown) => error instanceof PolicyLoadError && /egress.*unknown rule or category "openai_keys"/s.test(error.message));
+    const unknownKey = withEgress.replace('max_result_bytes', 'max_bytes');
+    assert.throws(() => policyOf(unknownKey), (error: unknown) => error instanceof PolicyLoadError && /unknown key "max_bytes"/.test(error.message));
+  });
+});
+
 describe('scale', () => {
   let policy: LoadedPolicy;
   before(() => {
