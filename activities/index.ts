@@ -102,7 +102,7 @@ export function createActivities(deps: ActivityDeps) {
       try {
         let result: unknown;
         if (manifest.adapter.type === 'http') {
-          result = await callHttpTool(manifest.adapter, context, manifest.idempotent);
+          result = await callHttpTool(manifest.adapter, context, manifest.idempotent, manifest.egress);
         } else if (manifest.adapter.type === 'mcp') {
           result = await callMcpTool(manifest.adapter, context);
         } else {

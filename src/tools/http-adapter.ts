@@ -1,7 +1,13 @@
 /**
  * The built-in `http` adapter: calls the URL a tool's manifest names, with the request's
  * idempotency key in an `Idempotency-Key` header so retries are deduplicated by the tool.
+ *
+ * It reaches only the destinations the tool's egress policy allows (`guardedFetch`): the adapter
+ * URL's host plus `egress.allow_hosts`, every redirect re-checked, private address space refused
+ * unless `egress.allow_private` is set, and the socket connected to the address that was checked.
  */
+import type { Response } from 'undici';
+import { DestinationBlockedError, guardedFetch, resolveEgress, type DestinationPolicy, type EgressConfig } from '../egress/index.js';
 import type { ToolManifestEntry } from '../policy/index.js';
 import { OutcomeUnknownError, ToolRejectedError, type ToolContext } from './types.js';
 
@@ -18,13 +24,28 @@ export class ToolUnavailableError extends Error {
   override readonly name = 'ToolUnavailableError';
 }
 
-/** Calls an `http` tool once; throws `ToolRejectedError`, `ToolUnavailableError` or `OutcomeUnknownError`. */
-export async function callHttpTool(adapter: HttpAdapter, context: ToolContext, idempotent: boolean): Promise<unknown> {
+/** The destinations an `http` tool may reach: its adapter URL's host plus `egress.allow_hosts`. */
+export function destinationPolicyFor(adapter: HttpAdapter, egress: EgressConfig = {}): DestinationPolicy {
+  const { destinations } = resolveEgress(egress);
+  return { ...destinations, allowHosts: [new URL(adapter.url).hostname, ...destinations.allowHosts] };
+}
+
+/**
+ * Calls an `http` tool once; throws `ToolRejectedError` (also for a destination the egress policy
+ * blocks: nothing was sent), `ToolUnavailableError` or `OutcomeUnknownError`.
+ */
+export async function callHttpTool(
+  adapter: HttpAdapter,
+  context: ToolContext,
+  idempotent: boolean,
+  egress: EgressConfig = {},
+  /** Overrides the destination policy (tests inject a resolver). */
+  destinations: DestinationPolicy = destinationPolicyFor(adapter, egress),
+): Promise<unknown> {
   let response: Response;
   try {
-    response = await fetch(adapter.url, {
+    response = await guardedFetch(adapter.url, {
       method: adapter.method,
-      redirect: 'error',
       signal: AbortSignal.timeout(adapter.timeoutMs),
       headers: {
         ...adapter.headers,
@@ -37,8 +58,13 @@ export async function callHttpTool(adapter: HttpAdapter, context: ToolContext, i
         ...(context.traceId ? { 'x-toolgate-trace-id': context.traceId } : {}),
       },
       body: JSON.stringify({ tool: context.tool, args: context.args, requestId: context.requestId, tenant: context.tenant }),
-    });
+    }, destinations);
   } catch (err) {
+    if (err instanceof DestinationBlockedError) {
+      // A name that does not resolve now may resolve later; nothing was sent either way.
+      if (err.reason === 'unresolvable') throw new ToolUnavailableError(`${context.tool}: ${err.message}`, { cause: err });
+      throw new ToolRejectedError(`${context.tool}: destination blocked by egress policy: ${err.message}`, { cause: err });
+    }
     const code = (err as { cause?: { code?: string } }).cause?.code;
     // Refused before anything was sent: the tool cannot have acted.
     if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {

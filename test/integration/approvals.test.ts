@@ -19,6 +19,7 @@ function policyYaml(url: string): string {
 version: 1
 tools:
   refund:
+    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: high
     approval: manager
     allowed_roles: [agent_runtime]
@@ -32,10 +33,12 @@ tools:
         approval: finance
         risk: critical
   db_migrate:
+    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: critical
     approval: security_and_owner
     allowed_roles: [agent_runtime]
   payout:
+    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: critical
     approval: two_people
     allowed_roles: [agent_runtime]

@@ -28,27 +28,33 @@ tools:
     approval: none
     allowed_roles: ["agent_runtime"]
   create_ticket:
+    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: medium
     approval: manager
     allowed_roles: ["agent_runtime"]
   prod_db_write:
+    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: critical
     approval: security_and_owner
     allowed_roles: []
     environments: ["staging"]
   flaky_write:
+    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: low
     approval: none
     allowed_roles: ["agent_runtime"]
   fragile_write:
+    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: low
     approval: none
     allowed_roles: ["agent_runtime"]
   escalating_write:
+    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: high
     approval: escalating
     allowed_roles: ["agent_runtime"]
   expiring_write:
+    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: high
     approval: quick_expiry
     allowed_roles: ["agent_runtime"]
