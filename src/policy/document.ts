@@ -47,8 +47,6 @@ export const ToolPolicySchema = z.strictObject(
     environments: names('environment').optional(),
     tenants: names('tenant').optional(),
     rules: z.array(RuleSchema, { error: 'must be a list of rules' }).optional(),
-    /** What may leave: redaction rules, result size, tenant field, reachable hosts (see src/egress). */
-    egress: EgressConfigSchema.optional(),
   },
   { error: 'must be a tool policy mapping (risk, approval, allowed_roles, ...)' },
 );
@@ -139,8 +137,10 @@ export const ManifestEntrySchema = z.strictObject(
     idempotent: z.boolean({ error: 'must be true or false' }).optional(),
     adapter: AdapterSchema,
     args: z.record(z.string(), z.unknown(), { error: 'must be a JSON Schema object' }),
+    /** What may leave: redaction rules, result size, tenant field, reachable hosts (see src/egress). */
+    egress: EgressConfigSchema.optional(),
   },
-  { error: 'must be a manifest entry mapping (description, run_as, idempotent, adapter, args)' },
+  { error: 'must be a manifest entry mapping (description, run_as, idempotent, adapter, args, egress)' },
 );
 export type ManifestEntryDocument = z.infer<typeof ManifestEntrySchema>;
 

@@ -96,7 +96,7 @@ export function parsePolicy(sources: PolicySource[]): LoadedPolicy {
     if (!manifests.has(name)) {
       issues.push(tool.source.issue(['tools', name], `tool "${name}" has no manifest entry; add manifest.${name} with run_as, adapter and args`, { key: true }));
     }
-    if (built && manifest) compiled.set(name, { ...built, manifest: { ...manifest.entry, egress: built.egress }, validateArgs: manifest.validate });
+    if (built && manifest) compiled.set(name, { ...built, manifest: manifest.entry, validateArgs: manifest.validate });
   }
   if (issues.length > 0) throw new PolicyLoadError(issues);
 
@@ -336,7 +336,6 @@ function compileTool(
     ...(tool.environments && { environments: new Set(tool.environments) }),
     ...(tool.tenants && { tenants: new Set(tool.tenants) }),
     rules,
-    egress: tool.egress ?? {},
   };
 }
 
@@ -396,7 +395,7 @@ function buildManifest(
     idempotent: manifest.idempotent ?? true,
     adapter,
     digest,
-    egress: {},
+    egress: manifest.egress ?? {},
   };
   return { entry, validate: schema.validate };
 }

@@ -20,8 +20,8 @@ export interface ToolManifestEntry {
   /** SHA-256 hex of the RFC 8785 canonical JSON of `{ name, manifest }` (the entry as written). */
   digest: string;
   /**
-   * The tool's `egress:` block from `tools.<name>` (policy, not contract: it is not part of
-   * `digest`); what the execution activity filters results and destinations with. @default {}
+   * The entry's `egress:` block as written (defaults applied by `resolveEgress`): what the
+   * execution activity filters results and destinations with. Part of `digest`. @default {}
    */
   egress: EgressConfig;
 }
@@ -71,8 +71,6 @@ export interface CompiledTool {
   environments?: ReadonlySet<string>;
   tenants?: ReadonlySet<string>;
   rules: readonly CompiledRule[];
-  /** The tool's `egress:` block as written (defaults applied by `resolveEgress`). @default {} */
-  egress: EgressConfig;
   manifest: ToolManifestEntry;
   validateArgs: ArgsValidator;
 }

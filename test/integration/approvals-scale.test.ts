@@ -33,6 +33,7 @@ manifest:
   refund:
     run_as: svc-payments
     adapter: { type: http, url: "${url}/refund" }
+    egress: { allow_private: true }   # the test tool service listens on loopback
     args:
       type: object
       required: [amount, customer]

@@ -19,7 +19,6 @@ function policyYaml(url: string): string {
 version: 1
 tools:
   refund:
-    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: high
     approval: manager
     allowed_roles: [agent_runtime]
@@ -33,12 +32,10 @@ tools:
         approval: finance
         risk: critical
   db_migrate:
-    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: critical
     approval: security_and_owner
     allowed_roles: [agent_runtime]
   payout:
-    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: critical
     approval: two_people
     allowed_roles: [agent_runtime]
@@ -60,6 +57,7 @@ manifest:
   refund:
     run_as: svc-payments
     adapter: { type: http, url: "${url}/refund" }
+    egress: { allow_private: true }   # the test tool service listens on loopback
     args:
       type: object
       required: [amount, customer]
@@ -69,6 +67,7 @@ manifest:
   db_migrate:
     run_as: svc-db
     adapter: { type: http, url: "${url}/migrate" }
+    egress: { allow_private: true }   # the test tool service listens on loopback
     args:
       type: object
       properties:
@@ -76,6 +75,7 @@ manifest:
   payout:
     run_as: svc-treasury
     adapter: { type: http, url: "${url}/payout" }
+    egress: { allow_private: true }   # the test tool service listens on loopback
     args:
       type: object
       properties:

@@ -28,33 +28,27 @@ tools:
     approval: none
     allowed_roles: ["agent_runtime"]
   create_ticket:
-    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: medium
     approval: manager
     allowed_roles: ["agent_runtime"]
   prod_db_write:
-    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: critical
     approval: security_and_owner
     allowed_roles: []
     environments: ["staging"]
   flaky_write:
-    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: low
     approval: none
     allowed_roles: ["agent_runtime"]
   fragile_write:
-    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: low
     approval: none
     allowed_roles: ["agent_runtime"]
   escalating_write:
-    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: high
     approval: escalating
     allowed_roles: ["agent_runtime"]
   expiring_write:
-    egress: { allow_private: true }   # the test tool service listens on loopback
     risk: high
     approval: quick_expiry
     allowed_roles: ["agent_runtime"]
@@ -100,6 +94,7 @@ manifest:
   create_ticket:
     run_as: svc-ticketing
     adapter: { type: http, url: "${ticketsUrl}/tickets" }
+    egress: { allow_private: true }   # the test tool service listens on loopback
     args:
       type: object
       required: [title, priority]
@@ -109,6 +104,7 @@ manifest:
   prod_db_write:
     run_as: svc-db-writer
     adapter: { type: http, url: "${ticketsUrl}/db" }
+    egress: { allow_private: true }   # the test tool service listens on loopback
     args:
       type: object
       properties:
@@ -116,6 +112,7 @@ manifest:
   flaky_write:
     run_as: svc-flaky
     adapter: { type: http, url: "${flakyUrl}/write" }
+    egress: { allow_private: true }   # the test tool service listens on loopback
     args:
       type: object
       properties:
@@ -124,6 +121,7 @@ manifest:
     run_as: svc-fragile
     idempotent: false
     adapter: { type: http, url: "${fragileUrl}/write", timeout: 2s }
+    egress: { allow_private: true }   # the test tool service listens on loopback
     args:
       type: object
       properties:
@@ -131,6 +129,7 @@ manifest:
   escalating_write:
     run_as: svc-escalating
     adapter: { type: http, url: "${ticketsUrl}/escalating" }
+    egress: { allow_private: true }   # the test tool service listens on loopback
     args:
       type: object
       properties:
@@ -138,6 +137,7 @@ manifest:
   expiring_write:
     run_as: svc-expiring
     adapter: { type: http, url: "${ticketsUrl}/expiring" }
+    egress: { allow_private: true }   # the test tool service listens on loopback
     args:
       type: object
       properties:

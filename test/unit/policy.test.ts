@@ -557,16 +557,17 @@ tools:
 
 describe('egress in policy', () => {
   const withEgress = REFUNDS.replace(
-    '    tenants: [acme]\n',
-    '    tenants: [acme]\n    egress: { redact: [pii, openai_key], max_result_bytes: 2048, allow_hosts: [refunds.example] }\n',
+    '    run_as: svc-refunds\n',
+    '    run_as: svc-refunds\n    egress: { redact: [pii, openai_key], max_result_bytes: 2048, allow_hosts: [refunds.example] }\n',
   );
 
-  test('the tool manifest carries the egress block; the policy digest changes, the tool digest does not', () => {
+  test('the manifest entry carries the egress block, and it is part of the tool digest', () => {
     const policy = policyOf(withEgress);
     assert.deepEqual(policy.manifest('refund')?.egress, { redact: ['pii', 'openai_key'], max_result_bytes: 2048, allow_hosts: ['refunds.example'] });
     assert.deepEqual(policyOf(REFUNDS).manifest('refund')?.egress, {});
     assert.notEqual(policy.digest, policyOf(REFUNDS).digest);
-    assert.equal(policy.manifest('refund')?.digest, policyOf(REFUNDS).manifest('refund')?.digest);
+    // What may leave is part of the tool's identity: approvals bound to the old digest do not apply.
+    assert.notEqual(policy.manifest('refund')?.digest, policyOf(REFUNDS).manifest('refund')?.digest);
   });
 
   test('an unknown redaction rule or egress key is a located load error', () => {
