@@ -40,11 +40,40 @@ export type Risk = z.infer<typeof RiskSchema>;
 /** Largest accepted `args` object, measured as JSON text. */
 export const MAX_ARGS_BYTES = 256 * 1024;
 
-const argsSchema = z
-  .record(z.string(), z.unknown(), { error: 'args must be an object' })
-  .refine((value) => JSON.stringify(value).length <= MAX_ARGS_BYTES, {
-    error: `args must serialize to at most ${MAX_ARGS_BYTES} bytes of JSON`,
-  });
+/** Deepest nesting of objects and arrays accepted in `args`. */
+export const MAX_ARGS_DEPTH = 64;
+
+/**
+ * Why `args` is not JSON data within the limits, or undefined. The walk comes first and is
+ * iterative: `JSON.stringify` recurses (deep nesting overflows the stack), loops on cycles and
+ * expands shared references, and it throws on BigInt; none of that may escape as a crash.
+ */
+function argsProblem(args: unknown): string | undefined {
+  const pending: [unknown, number][] = [[args, 0]];
+  let nodes = 0;
+  while (pending.length > 0) {
+    const [value, depth] = pending.pop() as [unknown, number];
+    if (value === null || typeof value !== 'object') continue;
+    if (depth > MAX_ARGS_DEPTH) return `args must nest at most ${MAX_ARGS_DEPTH} levels deep`;
+    for (const item of Object.values(value)) {
+      if (++nodes > MAX_ARGS_BYTES) return `args must serialize to at most ${MAX_ARGS_BYTES} bytes of JSON`;
+      pending.push([item, depth + 1]);
+    }
+  }
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(args);
+  } catch (error) {
+    return `args must be JSON data: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
+  }
+  if (text === undefined || text.length > MAX_ARGS_BYTES) return `args must serialize to at most ${MAX_ARGS_BYTES} bytes of JSON`;
+  return undefined;
+}
+
+const argsSchema = z.record(z.string(), z.unknown(), { error: 'args must be an object' }).superRefine((value, ctx) => {
+  const problem = argsProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 /** A tool call as an agent submits it; `requestId` may be left out and is then generated. */
 export const ToolRequestInputSchema = z.strictObject({
