@@ -1,0 +1,104 @@
+/**
+ * `npm run bench`: toolgate against its baselines, side by side, on one Temporal dev server started
+ * here. Writes bench/results/<size>.json and .md.
+ *
+ *   npm run bench                          full size (about 15 minutes on 2 cores)
+ *   BENCH_SIZE=tiny npm run bench          every scenario once at a tiny size (the smoke test)
+ *   npm run bench -- --only 1,4            some scenarios
+ *   BENCH_RESULTS_DIR=<dir>                where results go (default bench/results)
+ */
+import { fileURLToPath } from 'node:url';
+import { loadavg } from 'node:os';
+import { machineInfo, startBenchServer, type BenchServer } from './lib/env.js';
+import { clearStatus, log, startClock } from './lib/progress.js';
+import { writeReport, type BenchReport } from './lib/report.js';
+import type { BenchSizes, ScenarioResult } from './lib/types.js';
+import { approvalScenario } from './scenarios/approval.js';
+import { auditScenario } from './scenarios/audit.js';
+import { overheadScenario } from './scenarios/overhead.js';
+import { pendingScenario } from './scenarios/pending.js';
+import { policyScenario } from './scenarios/policy.js';
+import { throughputScenario } from './scenarios/throughput.js';
+
+const SIZES: Record<'full' | 'tiny', BenchSizes> = {
+  full: {
+    name: 'full',
+    overhead: { warmup: 20, iterations: 300 },
+    approval: { warmup: 10, iterations: 150 },
+    throughput: { stepSeconds: 10, startRate: 10, factor: 1.4, maxSteps: 12, drainSeconds: 5 },
+    policy: { sizes: [10, 1_000, 10_000], decisions: 20_000, maxSecondsPerEngine: 4 },
+    pending: { n: 10_000, maxCachedWorkflows: 2_000, checkpoints: 5, concurrency: 48 },
+    audit: { records: 100_000 },
+  },
+  tiny: {
+    name: 'tiny',
+    overhead: { warmup: 1, iterations: 2 },
+    approval: { warmup: 0, iterations: 2 },
+    throughput: { stepSeconds: 1, startRate: 5, factor: 2, maxSteps: 1, drainSeconds: 5 },
+    policy: { sizes: [10, 100], decisions: 50, maxSecondsPerEngine: 1 },
+    pending: { n: 10, maxCachedWorkflows: 4, checkpoints: 2, concurrency: 10 },
+    audit: { records: 200 },
+  },
+};
+
+function options(argv: string[]): { size: BenchSizes; only?: Set<number>; resultsDir: string } {
+  let sizeName = process.env.BENCH_SIZE ?? 'full';
+  let only: Set<number> | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--tiny') sizeName = 'tiny';
+    else if (arg === '--size') sizeName = argv[++i] ?? '';
+    else if (arg === '--only') only = new Set((argv[++i] ?? '').split(',').map(Number));
+    else throw new Error(`unknown argument ${arg}; use --size full|tiny, --tiny or --only 1,2,...`);
+  }
+  if (sizeName !== 'full' && sizeName !== 'tiny') throw new Error(`BENCH_SIZE must be full or tiny, not ${sizeName}`);
+  return { size: SIZES[sizeName], only, resultsDir: process.env.BENCH_RESULTS_DIR ?? fileURLToPath(new URL('./results/', import.meta.url)) };
+}
+
+const SCENARIOS: { id: number; name: string; needsServer: boolean; run: (bench: BenchServer | undefined, size: BenchSizes) => Promise<ScenarioResult> }[] = [
+  { id: 1, name: 'auto-allowed call overhead', needsServer: true, run: (b, s) => overheadScenario(b as BenchServer, s) },
+  { id: 2, name: 'approval round trip', needsServer: true, run: (b, s) => approvalScenario(b as BenchServer, s) },
+  { id: 3, name: 'sustained throughput', needsServer: true, run: (b, s) => throughputScenario(b as BenchServer, s) },
+  { id: 4, name: 'policy decision latency', needsServer: false, run: (_b, s) => policyScenario(s) },
+  { id: 5, name: 'pending approvals at scale', needsServer: true, run: (b, s) => pendingScenario(b as BenchServer, s) },
+  { id: 6, name: 'audit export and verify', needsServer: false, run: (_b, s) => auditScenario(s) },
+];
+
+async function main(): Promise<void> {
+  const { size, only, resultsDir } = options(process.argv.slice(2));
+  startClock();
+  const startedAt = new Date();
+  const machine = machineInfo();
+  log(`toolgate bench (${size.name}) on ${machine.nproc} cores, Node ${machine.node}, Temporal CLI ${machine.temporalCli}, load ${machine.loadAverage.join(' ')}`);
+  const selected = SCENARIOS.filter((s) => !only || only.has(s.id));
+  let bench: BenchServer | undefined;
+  const results: ScenarioResult[] = [];
+  try {
+    if (selected.some((s) => s.needsServer)) {
+      log('starting the Temporal dev server and bundling workflows');
+      bench = await startBenchServer();
+    }
+    for (const scenario of selected) {
+      log(`scenario ${scenario.id}: ${scenario.name}`);
+      const result = await scenario.run(bench, size);
+      clearStatus();
+      results.push(result);
+      for (const g of result.goals) log(`  ${g.met ? 'met   ' : 'MISSED'} ${g.goal}: ${g.value}`);
+    }
+  } finally {
+    clearStatus();
+    await bench?.close();
+  }
+  const report: BenchReport = {
+    size: size.name,
+    startedAt: startedAt.toISOString(),
+    durationSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
+    machine,
+    loadAverageAtEnd: loadavg().map((value) => Math.round(value * 100) / 100),
+    scenarios: results,
+  };
+  const files = writeReport(report, resultsDir);
+  log(`wrote ${files.join(', ')}`);
+}
+
+await main();

@@ -1,0 +1,216 @@
+/**
+ * Scenario 4 — policy decision latency, in process, at N tools each with one CEL rule (N = 10,
+ * 1,000, 10,000 at full size): toolgate's `decide()` against the same decisions written for
+ * Cedar (`@cedar-policy/cedar-wasm`, policies pre-parsed once), casbin (one policy line per outcome,
+ * matcher over request attributes, three policy lines per tool) and a hand-written JS predicate per tool. Every engine answers
+ * the same requests; their outcomes are cross-checked.
+ *
+ * The decision: tool t<i> is allowed in production for role agent_runtime; an agent asking for an
+ * amount over 1000 needs approval; everything else is denied.
+ */
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { newEnforcer, newModelFromString, StringAdapter } from 'casbin';
+import { decide, parsePolicy } from '../../src/policy/index.js';
+import type { ToolRequest } from '../../src/shared/index.js';
+import { log, status } from '../lib/progress.js';
+import { ratio, round, since, summarize, type LatencySummary } from '../lib/stats.js';
+import { goal, type BenchSizes, type GoalResult, type ResultRow, type ScenarioResult } from '../lib/types.js';
+
+type Outcome = 'allow' | 'approve' | 'deny';
+type Engine = { name: string; decide: (request: ToolRequest) => Outcome };
+
+function toolgatePolicyYaml(n: number): string {
+  const lines = ['version: 1', 'approvals:', '  approvers: { groups: [approvers], expires_after: 24h }', 'tools:'];
+  for (let i = 0; i < n; i++) {
+    lines.push(
+      `  t${i}:`,
+      '    risk: low',
+      '    approval: none',
+      '    allowed_roles: [agent_runtime]',
+      '    environments: [production]',
+      '    rules:',
+      `      - { name: large, when: 'args.amount > 1000 && actor.type == "agent"', approval: approvers, risk: high }`,
+    );
+  }
+  lines.push('manifest:');
+  for (let i = 0; i < n; i++) {
+    lines.push(
+      `  t${i}:`,
+      '    run_as: svc-bench',
+      '    adapter: { type: code, handler: bench }',
+      '    args: { type: object, required: [amount, region], properties: { amount: { type: integer }, region: { type: string } } }',
+    );
+  }
+  return lines.join('\n');
+}
+
+function toolgateEngine(n: number): Engine {
+  const policy = parsePolicy([{ file: `bench-${n}.yaml`, text: toolgatePolicyYaml(n) }]);
+  return { name: 'toolgate decide() (CEL)', decide: (request) => decide(policy, request).outcome };
+}
+
+function cedarEngine(n: number): Engine {
+  const staticPolicies: Record<string, string> = {};
+  const base = 'context.environment == "production" && principal.roles.contains("agent_runtime")';
+  const large = 'context.amount > 1000 && principal.kind == "agent"';
+  for (let i = 0; i < n; i++) {
+    const scope = `principal, action == Action::"call", resource == Tool::"t${i}"`;
+    staticPolicies[`t${i}/allow`] = `permit(${scope}) when { ${base} && !(${large}) };`;
+    staticPolicies[`t${i}/large`] = `permit(${scope}) when { ${base} && ${large} };`;
+  }
+  const id = `bench-${n}-${Date.now()}`;
+  const parsed = cedar.preparsePolicySet(id, { staticPolicies });
+  if (parsed.type !== 'success') throw new Error(`cedar could not parse the policies: ${JSON.stringify(parsed.errors).slice(0, 300)}`);
+  return {
+    name: 'Cedar (cedar-wasm, pre-parsed)',
+    decide: (request) => {
+      const answer = cedar.statefulIsAuthorized({
+        principal: { type: 'Agent', id: request.actor.id },
+        action: { type: 'Action', id: 'call' },
+        resource: { type: 'Tool', id: request.tool },
+        context: { environment: request.environment, amount: request.args.amount as number, region: request.args.region as string },
+        preparsedPolicySetId: id,
+        entities: [{ uid: { type: 'Agent', id: request.actor.id }, attrs: { roles: request.actor.roles, kind: request.actor.type }, parents: [] }],
+      });
+      if (answer.type !== 'success') throw new Error(`cedar failed: ${JSON.stringify(answer.errors)}`);
+      if (answer.response.decision !== 'allow') return 'deny';
+      return answer.response.diagnostics.reason.some((reason) => reason.endsWith('/large')) ? 'approve' : 'allow';
+    },
+  };
+}
+
+async function casbinEngine(n: number): Promise<Engine> {
+  const model = newModelFromString(`
+[request_definition]
+r = role, kind, obj, env, amount
+[policy_definition]
+p = role, kind, obj, env, lo, hi, outcome
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = r.obj == p.obj && r.role == p.role && r.env == p.env && (p.kind == "*" || r.kind == p.kind) && r.amount >= p.lo && r.amount <= p.hi
+`);
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) {
+    lines.push(`p, agent_runtime, *, t${i}, production, 0, 1000, allow`);
+    lines.push(`p, agent_runtime, agent, t${i}, production, 1001, 9007199254740991, approve`);
+    lines.push(`p, agent_runtime, human, t${i}, production, 1001, 9007199254740991, allow`);
+  }
+  const enforcer = await newEnforcer(model, new StringAdapter(lines.join('\n')));
+  return {
+    name: 'casbin',
+    decide: (request) => {
+      for (const role of request.actor.roles) {
+        const [ok, rule] = enforcer.enforceExSync(role, request.actor.type, request.tool, request.environment, request.args.amount);
+        if (ok) return rule[6] === 'approve' ? 'approve' : 'allow';
+      }
+      return 'deny';
+    },
+  };
+}
+
+function predicateEngine(n: number): Engine {
+  type Predicate = (request: ToolRequest) => Outcome;
+  const tools = new Map<string, Predicate>();
+  for (let i = 0; i < n; i++) {
+    tools.set(`t${i}`, (request) => {
+      const { amount, region } = request.args;
+      if (typeof amount !== 'number' || !Number.isInteger(amount) || typeof region !== 'string') return 'deny';
+      if (request.environment !== 'production' || !request.actor.roles.includes('agent_runtime')) return 'deny';
+      return amount > 1000 && request.actor.type === 'agent' ? 'approve' : 'allow';
+    });
+  }
+  return { name: 'hand-written JS predicate', decide: (request) => tools.get(request.tool)?.(request) ?? 'deny' };
+}
+
+/** Deterministic pseudo-random requests: mostly allowed, some needing approval, some denied. */
+function requests(n: number, count: number): ToolRequest[] {
+  let seed = 42;
+  const next = (): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  return Array.from({ length: count }, (_, i) => ({
+    requestId: `p-${i}`,
+    tenant: 'bench',
+    environment: next() < 0.9 ? 'production' : 'staging',
+    tool: `t${Math.floor(next() * n)}`,
+    actor: { id: 'bench-agent', type: next() < 0.8 ? 'agent' : 'human', roles: next() < 0.95 ? ['agent_runtime'] : ['viewer'] },
+    args: { amount: Math.floor(next() * 2000), region: 'eu' },
+  }));
+}
+
+function measure(engine: Engine, sample: ToolRequest[], maxMs: number): { summary: LatencySummary; outcomes: Outcome[] } {
+  // Warm up (JIT, caches) on the first tenth, then time each decision.
+  for (const request of sample.slice(0, Math.ceil(sample.length / 10))) engine.decide(request);
+  const latencies: number[] = [];
+  const outcomes: Outcome[] = [];
+  const t0 = performance.now();
+  for (const request of sample) {
+    const start = performance.now();
+    outcomes.push(engine.decide(request));
+    latencies.push(performance.now() - start);
+    if (performance.now() - t0 > maxMs) break;
+  }
+  return { summary: summarize(latencies, latencies.reduce((a, b) => a + b, 0)), outcomes };
+}
+
+export async function policyScenario(sizes: BenchSizes): Promise<ScenarioResult> {
+  const started = performance.now();
+  const rows: ResultRow[] = [];
+  const goals: GoalResult[] = [];
+  const notes: string[] = [];
+  const toolgateP50: number[] = [];
+  let toolgateP99AtLargest = Number.NaN;
+  for (const n of sizes.policy.sizes) {
+    status(`policy: building ${n} tools for each engine`);
+    const builds: { engine: Engine; buildMs: number }[] = [];
+    for (const build of [toolgateEngine, cedarEngine, casbinEngine, predicateEngine]) {
+      const t0 = performance.now();
+      const engine = await build(n);
+      builds.push({ engine, buildMs: since(t0) });
+    }
+    const sample = requests(n, sizes.policy.decisions);
+    const results = builds.map(({ engine, buildMs }) => {
+      status(`policy: ${n} tools, ${engine.name}`);
+      return { engine, buildMs, ...measure(engine, sample, sizes.policy.maxSecondsPerEngine * 1000) };
+    });
+    const [tg, ...peers] = results;
+    if (!tg) throw new Error('no toolgate result');
+    const fastest = peers.reduce((best, peer) => (peer.summary.p50 < best.summary.p50 ? peer : best));
+    for (const result of results) {
+      const agree = result.outcomes.filter((outcome, i) => outcome === tg.outcomes[i]).length;
+      const compared = Math.min(result.outcomes.length, tg.outcomes.length);
+      rows.push({
+        system: `${n.toLocaleString('en-US')} tools: ${result.engine.name}`,
+        p50: result.summary.p50,
+        p95: result.summary.p95,
+        p99: result.summary.p99,
+        throughput: round(1000 / result.summary.mean),
+        throughputUnit: 'decisions/s (1 core)',
+        ratio: ratio(result.summary.p50, fastest.summary.p50),
+        note: `built in ${Math.round(result.buildMs)} ms; agrees with toolgate on ${agree}/${compared}`,
+        extra: { tools: n, rules: n, buildMs: result.buildMs, ...result.summary },
+      });
+      if (agree !== compared) notes.push(`${n} tools: ${result.engine.name} disagrees with toolgate on ${compared - agree} of ${compared} requests.`);
+    }
+    goals.push(goal(`toolgate p50 / fastest peer (${fastest.engine.name}) at ${n}`, ratio(tg.summary.p50, fastest.summary.p50), '<=', 1.5));
+    toolgateP50.push(tg.summary.p50);
+    toolgateP99AtLargest = tg.summary.p99;
+    log(`  policy ${n} tools: toolgate p50 ${tg.summary.p50.toFixed(4)} ms, fastest peer ${fastest.engine.name} ${fastest.summary.p50.toFixed(4)} ms`);
+  }
+  const largest = sizes.policy.sizes.at(-1) ?? 0;
+  const smallest = sizes.policy.sizes[0] ?? 0;
+  goals.push(goal(`toolgate p99 at ${largest} (ms)`, toolgateP99AtLargest, '<', 1));
+  goals.push(goal(`toolgate p50 at ${largest} / p50 at ${smallest}`, ratio(toolgateP50.at(-1) ?? Number.NaN, toolgateP50[0] ?? Number.NaN), '<=', 10));
+  return {
+    id: 4,
+    name: 'Policy decision latency (in process)',
+    baseline: 'the fastest peer at each size',
+    ratioOf: 'p50',
+    rows,
+    goals,
+    notes: [`${sizes.policy.decisions} decisions per engine and size (at most ${sizes.policy.maxSecondsPerEngine} s), each timed alone; one CEL rule per tool.`, ...notes],
+    durationMs: since(started),
+  };
+}
