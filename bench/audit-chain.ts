@@ -19,7 +19,12 @@ export interface AuditChainTimings {
   exportSeconds: number;
   verifySeconds: number;
   baselineSeconds: number;
+  /** Seconds of each extra verifier given to `runAuditChain`, by name. */
+  experiments: Record<string, number>;
 }
+
+/** An alternative verifier to time on the same export (bench experiments). */
+export type ExperimentalVerifier = (input: Readable, publicKeyPem: string) => Promise<unknown>;
 
 function* records(count: number): Generator<Record<string, unknown>> {
   for (let i = 0; i < count; i++) {
@@ -35,7 +40,7 @@ function* records(count: number): Generator<Record<string, unknown>> {
 }
 
 /** Exports `count` records into a signed chain, verifies it, and times a parse + SHA-256 loop over the same bytes. */
-export async function runAuditChain(count: number): Promise<AuditChainTimings> {
+export async function runAuditChain(count: number, extraVerifiers: Record<string, ExperimentalVerifier> = {}): Promise<AuditChainTimings> {
   const keys = generateAuditKeyPair();
   const chunks: Buffer[] = [];
   const sink = new Writable({
@@ -64,7 +69,14 @@ export async function runAuditChain(count: number): Promise<AuditChainTimings> {
     lines += 1;
   }
   const baselineSeconds = (performance.now() - started) / 1000;
-  return { records: count, bytes, lines, exportSeconds, verifySeconds, baselineSeconds };
+
+  const experiments: Record<string, number> = {};
+  for (const [name, verifyWith] of Object.entries(extraVerifiers)) {
+    started = performance.now();
+    await verifyWith(Readable.from(chunks), keys.publicKeyPem);
+    experiments[name] = (performance.now() - started) / 1000;
+  }
+  return { records: count, bytes, lines, exportSeconds, verifySeconds, baselineSeconds, experiments };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

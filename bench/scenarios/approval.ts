@@ -9,6 +9,7 @@ import { BENCH_ACTOR, approveOverHttp, benchTools, startBaselineWorker, startBen
 import { status } from '../lib/progress.js';
 import { ratio, since, summarize } from '../lib/stats.js';
 import { goal, type BenchSizes, type ScenarioResult } from '../lib/types.js';
+import { decideUpdate, statusQuery } from '../../src/shared/index.js';
 import type { WorkInput } from '../work.js';
 
 /** Resolves waiters by key; a hook fires once per key. */
@@ -84,9 +85,28 @@ export async function approvalScenario(bench: BenchServer, sizes: BenchSizes): P
     return { ms: startedAt - t0, httpMs };
   };
 
+  // Diagnostic: the same toolgate workflow approved by a client Update straight to it (no HTTP, no token, no status query).
+  const directRound = (withQuery: boolean) => async (i: number): Promise<{ ms: number; httpMs: number }> => {
+    const requestId = `appr-direct${withQuery ? '-q' : ''}-${run}-${i}`;
+    const handle = await gw.gateway.start({ requestId, actor: BENCH_ACTOR, tenant: 'bench', environment: 'bench', tool: 'bench_change', args: { n: i, text: requestId } });
+    await signals.wait(`pending:${requestId}`);
+    const { digest } = await handle.status();
+    const t0 = performance.now();
+    if (withQuery) await client.workflow.getHandle(handle.workflowId).query(statusQuery);
+    await client.workflow.getHandle(handle.workflowId).executeUpdate(decideUpdate, {
+      args: [{ decision: 'approve', digest: digest ?? '', approver: { id: 'bench-approver', tenant: 'bench', groups: ['approvers'] }, via: 'api' }],
+    });
+    const httpMs = since(t0);
+    const startedAt = await signals.wait(`start:${requestId}`);
+    await handle.outcome();
+    return { ms: startedAt - t0, httpMs };
+  };
+
   const systems = [
     { name: 'toolgate (HTTP decision → tool activity starts)', round: toolgateRound },
     { name: 'bare workflow (client Update → activity starts)', round: bareRound },
+    { name: 'diagnostic: toolgate workflow, client Update straight to it', round: directRound(false) },
+    { name: 'diagnostic: toolgate workflow, status query + Update (the API minus HTTP and token)', round: directRound(true) },
   ];
   const samples = systems.map(() => [] as number[]);
   const replies = systems.map(() => [] as number[]);
