@@ -5,11 +5,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import { buildProposal, proposalDigest } from '../src/approvals/digest.js';
+import { ResultTooLargeError, TenantMismatchError, filterResult, redactText, redactValue } from '../src/egress/index.js';
 import type { ApprovalNotification, Notifier } from '../src/notify/notifier.js';
-import { decide } from '../src/policy/index.js';
+import type { KillSwitches } from '../src/kill-switch.js';
+import { RateLimiter, decide, type RateLimitRule } from '../src/policy/index.js';
 import type { PolicyStore } from '../src/policy-store.js';
 import {
   FailureTypes,
+  type EgressEvent,
   type Evaluation,
   type PolicyDecision,
   type ToolRequest,
@@ -26,6 +29,11 @@ export interface ActivityDeps {
   logger: Logger;
   /** Base URL approvers use to reach the approval API, for links in notifications. @default 'http://127.0.0.1:8787' */
   publicApiUrl?: string;
+  /**
+   * The kill switches, consulted when a request is evaluated and again right before its side
+   * effect. `createToolgateWorker` always provides them; without them no switch is consulted.
+   */
+  killSwitches?: KillSwitches;
 }
 
 /** Input of the execution activity. */
@@ -42,6 +50,34 @@ export interface ExecuteToolInput {
 /** Creates the activity functions bound to `deps`. */
 export function createActivities(deps: ActivityDeps) {
   const apiUrl = (deps.publicApiUrl ?? 'http://127.0.0.1:8787').replace(/\/$/, '');
+  const limiter = new RateLimiter();
+
+  /** A denial when a kill switch covers the request or a rate limit is exhausted; undefined to go on. */
+  const refuseIfStopped = async (request: ToolRequest, decision: PolicyDecision, limits: readonly RateLimitRule[]): Promise<PolicyDecision | undefined> => {
+    const killSwitch = await deps.killSwitches?.covering(request.tenant, request.tool);
+    if (killSwitch) {
+      return {
+        ...decision,
+        outcome: 'deny',
+        code: 'kill_switch',
+        rule: `kill-switch:${killSwitch.id}`,
+        reasons: [`a kill switch is on for ${killSwitch.tool ?? 'every tool'} of tenant ${killSwitch.tenant} (by ${killSwitch.by} at ${killSwitch.at}: ${killSwitch.reason})`],
+      };
+    }
+    const limited = limiter.take(limits, request, decision.risk);
+    if (limited) {
+      return {
+        ...decision,
+        outcome: 'deny',
+        code: 'rate_limited',
+        rule: `limit:${limited.rule.name}`,
+        reasons: [
+          `rate limit ${limited.rule.name} (${limited.rule.count} per ${limited.rule.windowMs} ms per ${limited.rule.per}) is exhausted for ${limited.key}; retry after ${limited.retryAfterMs} ms`,
+        ],
+      };
+    }
+    return undefined;
+  };
 
   return {
     /** Decides a request from the policy in force and, when people must approve, builds the proposal and its digest. */
@@ -61,6 +97,7 @@ export function createActivities(deps: ActivityDeps) {
       } else {
         decision = decide(policy, request);
       }
+      if (decision.outcome !== 'deny') decision = (await refuseIfStopped(request, decision, policy?.limits ?? [])) ?? decision;
       deps.logger.info(
         { requestId: request.requestId, tool: request.tool, tenant: request.tenant, actor: request.actor.id, outcome: decision.outcome, rule: decision.rule, risk: decision.risk },
         'policy decision',
@@ -82,8 +119,12 @@ export function createActivities(deps: ActivityDeps) {
      * Runs the side effect under the tool's identity with the request's idempotency key. Permanent
      * refusals and unknown outcomes are non-retryable failures; anything else is retried with the
      * same key, which the tool uses to deduplicate.
+     *
+     * What it returns or throws enters the workflow history, so it leaves through the egress filter
+     * first: the result is size- and tenant-checked and redacted with the tool's rules
+     * (`EgressRefused` when it may not leave), and every failure message is redacted with all rules.
      */
-    async executeTool(input: ExecuteToolInput): Promise<{ result: unknown; attempts: number }> {
+    async executeTool(input: ExecuteToolInput): Promise<{ result: unknown; attempts: number; egress: EgressEvent }> {
       const { attempt } = Context.current().info;
       const { policy } = deps.policy.current();
       const manifest = policy?.manifest(input.tool);
@@ -97,10 +138,18 @@ export function createActivities(deps: ActivityDeps) {
           FailureTypes.OutcomeUnknown,
         );
       }
+      // Checked again right before acting: a switch turned on while the request waited stops it here.
+      const killSwitch = await deps.killSwitches?.covering(input.tenant, input.tool);
+      if (killSwitch) {
+        throw ApplicationFailure.nonRetryable(
+          `a kill switch is on for ${killSwitch.tool ?? 'every tool'} of tenant ${killSwitch.tenant} (by ${killSwitch.by}: ${killSwitch.reason}); nothing was executed`,
+          FailureTypes.KillSwitchActive,
+        );
+      }
       const context: ToolContext = { ...input, attempt };
       const log = deps.logger.child({ requestId: input.requestId, tool: input.tool, runAs: input.runAs, attempt });
+      let result: unknown;
       try {
-        let result: unknown;
         if (manifest.adapter.type === 'http') {
           result = await callHttpTool(manifest.adapter, context, manifest.idempotent, manifest.egress);
         } else if (manifest.adapter.type === 'mcp') {
@@ -115,24 +164,50 @@ export function createActivities(deps: ActivityDeps) {
           }
           result = await handler(context);
         }
-        log.info('tool executed');
-        return { result: result ?? null, attempts: attempt };
       } catch (err) {
-        if (err instanceof ApplicationFailure) throw err;
-        if (err instanceof ToolRejectedError) {
-          log.warn({ err: err.message }, 'tool rejected the call');
-          throw ApplicationFailure.nonRetryable(err.message, FailureTypes.ToolRejected);
-        }
-        if (err instanceof OutcomeUnknownError) {
-          log.error({ err: err.message }, 'tool outcome unknown');
-          throw ApplicationFailure.nonRetryable(err.message, FailureTypes.OutcomeUnknown);
-        }
-        if (!manifest.idempotent && !(err instanceof ToolUnavailableError)) {
-          throw ApplicationFailure.nonRetryable(`${(err as Error).message}; the tool may have acted`, FailureTypes.OutcomeUnknown);
-        }
-        log.warn({ err: (err as Error).message }, 'tool attempt failed; will retry with the same idempotency key');
-        throw err;
+        throw redactedFailure(err, manifest.idempotent, log);
       }
+      let filtered: ReturnType<typeof filterResult>;
+      try {
+        filtered = filterResult(result ?? null, { tenant: input.tenant, egress: manifest.egress });
+      } catch (err) {
+        if (!(err instanceof ResultTooLargeError || err instanceof TenantMismatchError)) throw err;
+        const message = `${input.tool} acted, but its result may not leave the gateway: ${redactText(err.message)}`;
+        log.error({ err: message }, 'tool result refused by egress policy');
+        throw ApplicationFailure.nonRetryable(message, FailureTypes.EgressRefused);
+      }
+      log.info({ bytes: filtered.bytes, redactions: filtered.redactions }, 'tool executed');
+      return { result: filtered.value, attempts: attempt, egress: { bytes: filtered.bytes, redactions: filtered.redactions } };
     },
   };
+}
+
+/**
+ * The failure a tool's error becomes, with its message redacted (all rules) and no stack or cause
+ * of the original: those would carry the clear text into the history. Permanent refusals and
+ * unknown outcomes are non-retryable; anything else is retried with the same idempotency key.
+ */
+function redactedFailure(err: unknown, idempotent: boolean, log: Logger): ApplicationFailure {
+  const message = redactText(err instanceof Error ? err.message : String(err));
+  if (err instanceof ApplicationFailure) {
+    return ApplicationFailure.create({
+      message,
+      ...(err.type ? { type: err.type } : {}),
+      nonRetryable: err.nonRetryable === true,
+      ...(err.details && err.details.length > 0 ? { details: redactValue(err.details).value } : {}),
+    });
+  }
+  if (err instanceof ToolRejectedError) {
+    log.warn({ err: message }, 'tool rejected the call');
+    return ApplicationFailure.nonRetryable(message, FailureTypes.ToolRejected);
+  }
+  if (err instanceof OutcomeUnknownError) {
+    log.error({ err: message }, 'tool outcome unknown');
+    return ApplicationFailure.nonRetryable(message, FailureTypes.OutcomeUnknown);
+  }
+  if (!idempotent && !(err instanceof ToolUnavailableError)) {
+    return ApplicationFailure.nonRetryable(`${message}; the tool may have acted`, FailureTypes.OutcomeUnknown);
+  }
+  log.warn({ err: message }, 'tool attempt failed; will retry with the same idempotency key');
+  return ApplicationFailure.retryable(message, err instanceof Error ? err.name : 'Error');
 }

@@ -1,8 +1,10 @@
 /** Creating a toolgate worker: the workflow bundle, the activities and their dependencies. */
 import { createRequire } from 'node:module';
+import { Client } from '@temporalio/client';
 import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
+import { KillSwitches } from './kill-switch.js';
 import { TASK_QUEUE } from './shared/index.js';
 
 const require = createRequire(import.meta.url);
@@ -24,11 +26,13 @@ export interface ToolgateWorkerOptions extends ActivityDeps {
 /** Creates a worker that runs tool requests with the given policy, tools and notifier. */
 export async function createToolgateWorker(options: ToolgateWorkerOptions): Promise<Worker> {
   const { connection, namespace, taskQueue, workflowBundle, ...deps } = options;
+  const killSwitches =
+    deps.killSwitches ?? new KillSwitches(new Client({ connection, namespace: namespace ?? 'default' }), { taskQueue: taskQueue ?? TASK_QUEUE });
   return Worker.create({
     connection,
     namespace: namespace ?? 'default',
     taskQueue: taskQueue ?? TASK_QUEUE,
     ...(workflowBundle ? { workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities(deps),
+    activities: createActivities({ ...deps, killSwitches }),
   });
 }

@@ -29,6 +29,7 @@ import {
   NON_RETRYABLE_TOOL_FAILURES,
   attemptRefusedSignal,
   countedGroups,
+  killSignal,
   decideUpdate,
   eligibleGroups,
   isApprovalSatisfied,
@@ -41,6 +42,7 @@ import {
   type DecideInput,
   type EditRecord,
   type Evaluation,
+  type KillOrder,
   type Execution,
   type NotificationRecord,
   type RefusalRecord,
@@ -70,7 +72,8 @@ type ApprovalEnd =
   | { kind: 'approved' }
   | { kind: 'rejected'; vote: ApprovalRecord }
   | { kind: 'expired' }
-  | { kind: 'reevaluated' };
+  | { kind: 'reevaluated' }
+  | { kind: 'killed' };
 
 /** Runs one tool request to its outcome. */
 export async function toolRequest(initial: ToolRequest): Promise<ToolOutcome> {
@@ -112,6 +115,21 @@ export async function toolRequest(initial: ToolRequest): Promise<ToolOutcome> {
 
   setHandler(statusQuery, () => status);
   setHandler(attemptRefusedSignal, recordRefusal);
+  /** A kill order denies the request unless its side effect already started. */
+  let killOrder: KillOrder | undefined;
+  /** Read through a function: the signal handler changes it between awaits. */
+  const killed = (): KillOrder | undefined => killOrder;
+  setHandler(killSignal, (order) => {
+    if (killOrder || status.state === 'executing' || status.outcome) return;
+    killOrder = order;
+    status.killedBy = order;
+  });
+  const killDenial = (order: KillOrder): ToolOutcome => ({
+    ...outcomeBase(),
+    status: 'denied',
+    code: 'kill_switch',
+    reasons: [`a kill switch was turned on by ${order.by} at ${order.at}: ${order.reason}`],
+  });
 
   setHandler(
     decideUpdate,
@@ -211,6 +229,7 @@ export async function toolRequest(initial: ToolRequest): Promise<ToolOutcome> {
   const finish = async (outcome: ToolOutcome): Promise<ToolOutcome> => {
     status.outcome = outcome;
     setState(outcome.status);
+    pendingEdit = undefined; // an edit still waiting for judgement gets its answer: the request is over
     if (status.notifications.length > 0) notify('outcome', status.eligibleGroups);
     await Promise.all(notifications);
     await condition(allHandlersFinished);
@@ -224,6 +243,8 @@ export async function toolRequest(initial: ToolRequest): Promise<ToolOutcome> {
     status.digest = evaluation.digest;
     upsertSearchAttributes([{ key: searchAttributes.risk, value: decision.risk }]);
 
+    const killedNow = killed();
+    if (killedNow) return finish(killDenial(killedNow));
     if (decision.outcome === 'deny') {
       return finish({ ...outcomeBase(), status: 'denied', code: decision.code ?? 'rule_denied', reasons: decision.reasons });
     }
@@ -234,6 +255,7 @@ export async function toolRequest(initial: ToolRequest): Promise<ToolOutcome> {
       return finish({ ...outcomeBase(), status: 'denied', code: 'policy_unavailable', reasons: ['approval plan missing from the decision'] });
     }
     const end = await awaitApprovals(plan, evaluation.digest);
+    if (end.kind === 'killed') return finish(killDenial(killed() as KillOrder));
     if (end.kind === 'rejected') {
       return finish({
         ...outcomeBase(),
@@ -275,6 +297,8 @@ export async function toolRequest(initial: ToolRequest): Promise<ToolOutcome> {
     pendingEdit = undefined;
   }
 
+  const killedLast = killed();
+  if (killedLast) return finish(killDenial(killedLast));
   setState('executing');
   return finish(await execute(request, evaluation, outcomeBase(), editors));
 
@@ -290,7 +314,8 @@ export async function toolRequest(initial: ToolRequest): Promise<ToolOutcome> {
 
     const rejection = (): ApprovalRecord | undefined =>
       isRejected(plan, status.approvals, digest) ? status.approvals.find((v) => v.decision === 'reject' && v.digest === digest) : undefined;
-    const settled = (): boolean => pendingEdit !== undefined || rejection() !== undefined || isApprovalSatisfied(plan, status.approvals, digest);
+    const settled = (): boolean =>
+      killed() !== undefined || pendingEdit !== undefined || rejection() !== undefined || isApprovalSatisfied(plan, status.approvals, digest);
     let nextReminder = plan.remindEveryMs ? startedAt + plan.remindEveryMs : Infinity;
 
     try {
@@ -314,6 +339,7 @@ export async function toolRequest(initial: ToolRequest): Promise<ToolOutcome> {
     } finally {
       pendingDigest = undefined;
     }
+    if (killed()) return { kind: 'killed' };
     if (pendingEdit !== undefined) {
       setState('reevaluating');
       return { kind: 'reevaluated' };
@@ -360,14 +386,18 @@ async function execute(request: ToolRequest, evaluation: Evaluation, base: Outco
       execution,
       ...(editors.length > 0 ? { editedBy: editors } : {}),
       ...(evaluation.proposal ? { proposal: evaluation.proposal } : {}),
+      ...(done.egress ? { egress: done.egress } : {}),
     };
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
     const cause = err.cause;
     const type = cause instanceof ApplicationFailure && cause.type ? cause.type : (cause?.name ?? 'ActivityFailure');
     const message = cause?.message ?? err.message;
+    if (type === FailureTypes.KillSwitchActive) {
+      return { ...base, status: 'denied', code: 'kill_switch', reasons: [message] };
+    }
     const execution: Execution = { runAs, idempotencyKey, startedAt, finishedAt: isoAt(Date.now()), attempts: 0 };
-    const known = type === FailureTypes.ToolRejected || type === FailureTypes.ToolNotRegistered;
+    const known = type === FailureTypes.ToolRejected || type === FailureTypes.ToolNotRegistered || type === FailureTypes.EgressRefused;
     return { ...base, status: known ? 'failed' : 'outcome_unknown', error: { type, message }, execution };
   }
 }

@@ -22,7 +22,8 @@ import { createLogger } from '../logger.js';
 import { createNotifier } from '../notify/config.js';
 import { checkPolicyFiles, runPolicyTests } from '../policy/index.js';
 import { PolicyStore } from '../policy-store.js';
-import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../shared/index.js';
+import { IDENTIFIER_PATTERN, SEARCH_ATTRIBUTE_CLI_ARGS } from '../shared/index.js';
+import { KILL_SWITCH_CACHE_MS, KillSwitches } from '../kill-switch.js';
 import { requireTemporalCli } from '../temporal/cli.js';
 import { startDevServer } from '../temporal/dev-server.js';
 import { createExampleTools } from '../tools/examples.js';
@@ -232,6 +233,45 @@ policy
     const failed = results.filter((r) => !r.passed).length;
     process.stdout.write(`${results.length - failed} passed, ${failed} failed\n`);
     process.exitCode = failed === 0 && results.length > 0 ? 0 : 1;
+  });
+
+program
+  .command('kill-switch')
+  .description('Refuse every new request of a tenant (or one tool) and deny the pending ones; --lift restores service')
+  .option('--tenant <tenant>', 'the tenant to stop')
+  .option('--tool <tool>', 'only this tool')
+  .option('--reason <text>', 'why, for the audit trail', 'kill switch')
+  .option('--by <who>', 'who pulls the switch, for the audit trail', process.env.USER ?? 'operator')
+  .option('--lift', 'lift the switch of exactly this scope')
+  .option('--list', 'list the switches that are on')
+  .action(async (options: { tenant?: string; tool?: string; reason: string; by: string; lift?: boolean; list?: boolean }) => {
+    const config = loadConfig();
+    const connection = await Connection.connect({ address: config.temporalAddress });
+    try {
+      const switches = new KillSwitches(new Client({ connection, namespace: config.namespace }));
+      if (options.list) {
+        for (const s of await switches.list({ fresh: true })) {
+          process.stdout.write(`${s.tenant}${s.tool ? `/${s.tool}` : ' (all tools)'}  by ${s.by} at ${s.at}: ${s.reason}\n`);
+        }
+        return;
+      }
+      if (!options.tenant || !IDENTIFIER_PATTERN.test(options.tenant)) throw new InvalidArgumentError('--tenant <tenant> is required (an identifier)');
+      if (options.tool !== undefined && !IDENTIFIER_PATTERN.test(options.tool)) throw new InvalidArgumentError('--tool must be a tool name');
+      const scope = { tenant: options.tenant, ...(options.tool ? { tool: options.tool } : {}), by: options.by };
+      if (options.lift) {
+        const lifted = await switches.lift(scope);
+        process.stdout.write(lifted.length > 0 ? `lifted ${lifted.length} switch(es) for ${options.tenant}${options.tool ? `/${options.tool}` : ''}\n` : 'no switch of exactly this scope was on\n');
+        return;
+      }
+      const on = await switches.set({ ...scope, reason: options.reason });
+      process.stderr.write(`kill switch on for ${on.tenant}${on.tool ? `/${on.tool}` : ' (all tools)'}; new requests are refused\n`);
+      // Workers read the switches at most KILL_SWITCH_CACHE_MS old: wait that long before reporting, then deny what waits.
+      await new Promise((resolve) => setTimeout(resolve, KILL_SWITCH_CACHE_MS));
+      const denied = await switches.denyPending(on);
+      process.stdout.write(`kill switch ${on.id} on; ${denied} pending request(s) denied\n`);
+    } finally {
+      await connection.close();
+    }
   });
 
 const positiveInt = (value: string): number => {

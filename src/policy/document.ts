@@ -144,6 +144,21 @@ export const ManifestEntrySchema = z.strictObject(
 );
 export type ManifestEntryDocument = z.infer<typeof ManifestEntrySchema>;
 
+/** A rate limit: at most `rate` requests per window for each actor, tenant, tool or actor and tool. */
+export const RateLimitSchema = z.strictObject(
+  {
+    per: z.enum(['actor', 'tenant', 'tool', 'actor_tool'], { error: 'must be one of actor, tenant, tool, actor_tool' }),
+    rate: z
+      .string({ error: 'must be a rate such as "20/1m"' })
+      .regex(/^\d{1,9}\/\d+(ms|s|m|h|d)?$/, { error: 'must be a rate such as "20/1m" (count/duration)' }),
+    burst: z.int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(1_000_000).optional(),
+    tools: names('tool').optional(),
+    risk: z.array(z.enum(['low', 'medium', 'high', 'critical'], { error: 'must be one of low, medium, high, critical' })).optional(),
+  },
+  { error: 'must be a rate limit mapping (per, rate, burst, tools, risk)' },
+);
+export type RateLimitDocument = z.infer<typeof RateLimitSchema>;
+
 /** One policy file; several files are merged into one policy. */
 export const PolicyFileSchema = z.strictObject(
   {
@@ -152,7 +167,8 @@ export const PolicyFileSchema = z.strictObject(
     approvals: z.record(name('approval plan name'), ApprovalPlanSchema, { error: 'must be a map of plan name to approval plan' }).optional(),
     manifest: z.record(name('tool name'), ManifestEntrySchema, { error: 'must be a map of tool name to manifest entry' }).optional(),
     mcp_servers: z.record(name('server name'), McpServerSchema, { error: 'must be a map of server name to MCP server' }).optional(),
+    limits: z.record(name('limit name'), RateLimitSchema, { error: 'must be a map of limit name to rate limit' }).optional(),
   },
-  { error: 'a policy file must be a YAML mapping with version: 1 and any of tools, approvals, manifest, mcp_servers' },
+  { error: 'a policy file must be a YAML mapping with version: 1 and any of tools, approvals, manifest, mcp_servers, limits' },
 );
 export type PolicyFileDocument = z.infer<typeof PolicyFileSchema>;

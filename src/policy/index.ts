@@ -6,3 +6,4 @@ export { decide } from './decide.js';
 export { runPolicyTests, type PolicyTestResult } from './policy-tests.js';
 export { checkPolicyFiles } from './check.js';
 export { MAX_POLICY_FILE_BYTES, MAX_ALIASES } from './source.js';
+export { RateLimiter, parseRate, type RateLimitRule, type RateLimited } from './limits.js';

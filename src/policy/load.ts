@@ -4,6 +4,7 @@
  * argument schemas, and compute the policy digest. Every problem becomes a located `PolicyIssue`;
  * if there is any, nothing is returned.
  */
+import { parseRate, type RateLimitRule } from './limits.js';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -44,7 +45,7 @@ interface Defined<T> {
   raw: unknown;
 }
 
-type Section = 'tools' | 'approvals' | 'manifest' | 'mcp_servers';
+type Section = 'tools' | 'approvals' | 'manifest' | 'mcp_servers' | 'limits';
 
 /** Parses and validates policy sources held in memory; throws `PolicyLoadError` listing every issue. */
 export function parsePolicy(sources: PolicySource[]): LoadedPolicy {
@@ -70,6 +71,19 @@ export function parsePolicy(sources: PolicySource[]): LoadedPolicy {
   const approvals = merge(files, 'approvals', (file) => file.data.approvals, issues);
   const manifests = merge(files, 'manifest', (file) => file.data.manifest, issues);
   const servers = merge(files, 'mcp_servers', (file) => file.data.mcp_servers, issues);
+  const limitDocs = merge(files, 'limits', (file) => file.data.limits, issues);
+  const limits: RateLimitRule[] = [];
+  for (const [name, { source, value }] of limitDocs) {
+    try {
+      const { count, windowMs } = parseRate(value.rate);
+      for (const tool of value.tools ?? []) {
+        if (!tools.has(tool)) issues.push(source.issue(['limits', name, 'tools'], `tool "${tool}" is not defined under tools`));
+      }
+      limits.push({ name, per: value.per, count, windowMs, burst: value.burst ?? count, ...(value.tools ? { tools: value.tools } : {}), ...(value.risk ? { risk: value.risk } : {}) });
+    } catch (err) {
+      issues.push(source.issue(['limits', name, 'rate'], `must be a rate such as "20/1m": ${(err as Error).message}`));
+    }
+  }
   const mcpServers = new Map<string, McpServerConnection>();
   for (const [name, server] of servers) mcpServers.set(name, resolveMcpServer(server.value));
 
@@ -107,6 +121,7 @@ export function parsePolicy(sources: PolicySource[]): LoadedPolicy {
     manifest: Object.fromEntries([...manifests].map(([name, manifest]) => [name, manifest.raw])),
     // Only present when used, so the digest of policies without MCP servers is unchanged.
     ...(servers.size > 0 ? { mcp_servers: Object.fromEntries([...servers].map(([name, server]) => [name, server.raw])) } : {}),
+    ...(limitDocs.size > 0 ? { limits: Object.fromEntries([...limitDocs].map(([name, limit]) => [name, limit.raw])) } : {}),
   };
   const toolNames = [...compiled.keys()].sort();
   const summaries: PolicyFileSummary[] = files.map((file) => ({
@@ -124,6 +139,7 @@ export function parsePolicy(sources: PolicySource[]): LoadedPolicy {
     plans,
     summaries,
     mcpServers,
+    limits,
   };
 }
 
@@ -178,7 +194,16 @@ export async function readSource(file: string): Promise<PolicySource | { issue: 
     if (info.size > MAX_POLICY_FILE_BYTES) {
       return { issue: { file, line: 1, column: 1, path: '(file)', message: `file is ${info.size} bytes; policy files may be at most ${MAX_POLICY_FILE_BYTES} bytes (1 MiB)` } };
     }
-    return { file, text: await readFile(file, 'utf8') };
+    const bytes = await readFile(file);
+    try {
+      return { file, text: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+    } catch {
+      // Decoding would silently turn the bad bytes into U+FFFD: refuse, and say where they are.
+      const lossy = bytes.toString('utf8');
+      const before = lossy.slice(0, Math.max(lossy.indexOf('\uFFFD'), 0));
+      const line = before.split('\n').length;
+      return { issue: { file, line, column: before.length - before.lastIndexOf('\n'), path: '(file)', message: 'the file is not valid UTF-8 here; save it as UTF-8' } };
+    }
   } catch (error) {
     return { issue: { file, path: '(file)', message: `cannot read: ${errorText(error)}` } };
   }
@@ -220,7 +245,7 @@ function merge<T>(files: ValidFile[], section: Section, pick: (file: ValidFile) 
     for (const [name, value] of Object.entries(pick(file) ?? {})) {
       const first = out.get(name);
       if (first) {
-        const kind = section === 'approvals' ? 'approval plan' : section === 'tools' ? 'tool' : section === 'mcp_servers' ? 'MCP server' : 'manifest entry';
+        const kind = { approvals: 'approval plan', tools: 'tool', mcp_servers: 'MCP server', manifest: 'manifest entry', limits: 'rate limit' }[section];
         issues.push(file.source.issue([section, name], `${kind} "${name}" is defined in both ${first.source.file} and ${file.source.file}; define it once`, { key: true }));
         continue;
       }

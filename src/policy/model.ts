@@ -2,6 +2,7 @@
  * The loaded, compiled form of a policy: what `decide()` reads. Everything here is built once at
  * load time so a decision is a few map lookups and the tool's own rules.
  */
+import type { RateLimitRule } from './limits.js';
 import type { EgressConfig } from '../egress/config.js';
 import type { ApprovalPlan, Risk } from '../shared/index.js';
 import type { ArgsValidator } from './args-schema.js';
@@ -101,4 +102,6 @@ export interface LoadedPolicy {
   readonly summaries: readonly PolicyFileSummary[];
   /** Downstream MCP servers by name (from `mcp_servers`). */
   readonly mcpServers: ReadonlyMap<string, McpServerConnection>;
+  /** Rate limits (from `limits`), enforced when a request is evaluated. */
+  readonly limits: readonly RateLimitRule[];
 }

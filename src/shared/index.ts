@@ -2,3 +2,4 @@
 export * from './schemas.js';
 export * from './messages.js';
 export * from './approval.js';
+export * from './kill-switch.js';

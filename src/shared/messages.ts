@@ -4,7 +4,7 @@
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { DecideInput, RefusalRecord, RequestStatus } from './schemas.js';
+import type { DecideInput, KillOrder, KillSwitch, RefusalRecord, RequestStatus } from './schemas.js';
 
 /** The task queue toolgate workers poll. @default 'toolgate' */
 export const TASK_QUEUE = 'toolgate';
@@ -27,6 +27,20 @@ export const decideUpdate = defineUpdate<RequestStatus, [DecideInput]>('decide')
 
 /** Records a decision attempt the API refused before or at the update validator. */
 export const attemptRefusedSignal = defineSignal<[RefusalRecord]>('attemptRefused');
+
+/** Denies a request that a kill switch covers, unless its side effect already started. */
+export const killSignal = defineSignal<[KillOrder]>('kill');
+
+/** The id of the kill-switch registry workflow, one per namespace. */
+export const KILL_SWITCH_WORKFLOW_ID = 'toolgate:kill-switches';
+/** The workflow type of the kill-switch registry. */
+export const KILL_SWITCH_WORKFLOW_TYPE = 'killSwitchRegistry';
+/** Turns a kill switch on (returns it). */
+export const setKillSwitchUpdate = defineUpdate<KillSwitch, [Omit<KillSwitch, 'id' | 'at'>]>('setKillSwitch');
+/** Lifts the kill switches of a scope (returns those lifted). */
+export const liftKillSwitchUpdate = defineUpdate<KillSwitch[], [{ tenant: string; tool?: string; by: string }]>('liftKillSwitch');
+/** The kill switches on now. */
+export const killSwitchesQuery = defineQuery<KillSwitch[]>('killSwitches');
 
 /** Where the request stands, for agents, approvers and ops. */
 export const statusQuery = defineQuery<RequestStatus>('status');
@@ -57,6 +71,8 @@ export const FailureTypes = {
   ToolNotRegistered: 'ToolNotRegistered',
   /** The tool may have acted but did not confirm; retrying could duplicate the effect. */
   OutcomeUnknown: 'OutcomeUnknown',
+  /** The tool acted but its result may not leave the gateway (another tenant's record, too large): never retried. */
+  EgressRefused: 'EgressRefused',
   /** Decision refusals. */
   DigestMismatch: 'DigestMismatch',
   NotEligible: 'NotEligible',
@@ -66,12 +82,16 @@ export const FailureTypes = {
   NotPending: 'NotPending',
   InvalidDecision: 'InvalidDecision',
   LinkReused: 'LinkReused',
+  /** A kill switch covers the request: nothing is executed. */
+  KillSwitchActive: 'KillSwitchActive',
 } as const;
 export type FailureType = (typeof FailureTypes)[keyof typeof FailureTypes];
 
 /** Failure types the execution activity must never retry. */
 export const NON_RETRYABLE_TOOL_FAILURES: string[] = [
+  FailureTypes.KillSwitchActive,
   FailureTypes.ToolRejected,
   FailureTypes.ToolNotRegistered,
   FailureTypes.OutcomeUnknown,
+  FailureTypes.EgressRefused,
 ];

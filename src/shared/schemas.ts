@@ -104,6 +104,8 @@ export const DENIAL_CODES = [
   'role_not_allowed',
   'rule_denied',
   'policy_unavailable',
+  'rate_limited',
+  'kill_switch',
 ] as const;
 export type DenialCode = (typeof DENIAL_CODES)[number];
 
@@ -303,11 +305,19 @@ export interface RequestStatus {
   /** Edits before approval; each opened a new round with a new digest. */
   edits: EditRecord[];
   notifications: NotificationRecord[];
+  /** The kill order that denied the request, if one did. */
+  killedBy?: KillOrder;
   outcome?: ToolOutcome;
 }
 
 /** How many refused attempts a request keeps in its record; later ones are counted. */
 export const MAX_RECORDED_REFUSALS = 200;
+
+/** What left the gateway with a result: its JSON size before redaction and the replacements per redaction rule. */
+export interface EgressEvent {
+  bytes: number;
+  redactions: Record<string, number>;
+}
 
 /** What the side effect produced and who it ran as. */
 export interface Execution {
@@ -343,12 +353,33 @@ export type ToolOutcome =
       editedBy?: string[];
       /** The proposal that was approved and executed (its digest is `digest`). */
       proposal?: Proposal;
+      /** The egress filter's account of the result (size, redactions); absent in histories from before egress filtering. */
+      egress?: EgressEvent;
     })
   | (OutcomeBase & { status: 'denied'; code: DenialCode; reasons: string[] })
   | (OutcomeBase & { status: 'rejected'; rejectedBy: string; reason?: string })
   | (OutcomeBase & { status: 'expired'; expiresAt: string })
   | (OutcomeBase & { status: 'failed'; error: { type: string; message: string }; execution?: Execution })
   | (OutcomeBase & { status: 'outcome_unknown'; error: { type: string; message: string }; execution?: Execution });
+
+/** A kill switch: while it is on, requests in its scope are refused and pending ones denied. */
+export interface KillSwitch {
+  id: string;
+  tenant: string;
+  /** Only this tool; absent = every tool of the tenant. */
+  tool?: string;
+  reason: string;
+  by: string;
+  at: string;
+}
+
+/** The order to deny a request because a kill switch covers it. */
+export interface KillOrder {
+  switchId: string;
+  reason: string;
+  by: string;
+  at: string;
+}
 
 /** Formats zod issues as `field: message` lines, the shape every edge of toolgate reports. */
 export function formatIssues(error: z.ZodError, prefix = ''): string[] {
