@@ -26,6 +26,7 @@ import {
   type RefusalRecord,
   type RequestStatus,
 } from '../shared/index.js';
+import { redactValue } from '../egress/redact.js';
 import { renderLinkPage, type LinkPageModel } from './link-page.js';
 
 /** Verifies approver bearer tokens. */
@@ -86,7 +87,13 @@ type Authed = Request & { approver?: Approver };
 
 const requesterIds = (status: RequestStatus): string[] => [status.actor.id, ...(status.onBehalfOf ?? []).map((p) => p.id)];
 
-/** The approval view of a request: everything an approver must see before deciding. */
+/** A redacted copy of what approvers are shown (all rules): they decide on the shape of the call, not on its secrets. */
+const redacted = <T>(value: T): T => redactValue(value).value;
+
+/**
+ * The approval view of a request: everything an approver must see before deciding. Arguments,
+ * reasons and edits are redacted; the digests are those of the real request.
+ */
 export function approvalView(status: RequestStatus, approver: Approver) {
   const plan = status.decision?.approval;
   const refusal =
@@ -110,16 +117,16 @@ export function approvalView(status: RequestStatus, approver: Approver) {
     tenant: status.tenant,
     environment: status.environment,
     tool: status.tool,
-    args: status.proposal?.args,
+    args: redacted(status.proposal?.args),
     risk: status.decision?.risk,
     rule: status.decision?.rule,
-    reasons: status.decision?.reasons ?? [],
+    reasons: redacted(status.decision?.reasons ?? []),
     policyDigest: status.decision?.policyDigest,
     toolDigest: status.decision?.toolDigest,
     runAs: status.decision?.runAs,
     actor: status.actor,
     onBehalfOf: status.onBehalfOf ?? [],
-    reason: status.reason,
+    reason: redacted(status.reason),
     traceId: status.traceId,
     digest: status.digest,
     expiresAt: status.expiresAt,
@@ -128,11 +135,11 @@ export function approvalView(status: RequestStatus, approver: Approver) {
     plan: plan
       ? { name: plan.name, groups: plan.groups, allOf: plan.allOf, minApprovals: plan.minApprovals, rejectionsToDeny: plan.rejectionsToDeny }
       : undefined,
-    approvals: status.approvals.filter((vote) => vote.digest === status.digest),
-    edits: status.edits,
+    approvals: redacted(status.approvals.filter((vote) => vote.digest === status.digest)),
+    edits: status.edits.map((edit) => ({ ...edit, args: redacted(edit.args), ...(edit.reason === undefined ? {} : { reason: redacted(edit.reason) }) })),
     canDecide: refusal === undefined,
     ...(refusal ? { cannotDecideBecause: refusal.message } : {}),
-    proposal: status.proposal,
+    proposal: status.proposal ? { ...status.proposal, args: redacted(status.proposal.args) } : undefined,
     outcome: status.outcome ? { status: status.outcome.status } : undefined,
   };
 }
