@@ -1,0 +1,127 @@
+/**
+ * Records the workflow histories the replay test checks: one run of each path through the
+ * toolRequest workflow (approve, reject, edit, escalate, expire, deny), on a real dev server.
+ *
+ *   npm run record:histories      # rewrites test/histories/*.json
+ *
+ * Record again only for a deliberate, patched() change of the workflow, and keep the old files:
+ * histories of runs still in flight must go on replaying.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { requireTemporalCli } from '../../src/temporal/cli.js';
+import { eventually, startGateway, startTemporal } from '../helpers/gateway-env.js';
+import type { RequestStatus, ToolRequestInput } from '../../src/shared/index.js';
+
+const OUT = join(import.meta.dirname, '..', 'histories');
+
+const policy = `
+version: 1
+tools:
+  refund:
+    risk: high
+    approval: manager
+    allowed_roles: [agent_runtime]
+    rules:
+      - { name: huge, when: 'args.amount > 100000', effect: deny, reason: never automated }
+      - { name: large, when: 'args.amount > 1000', approval: finance }
+  escalating:
+    risk: high
+    approval: escalating
+    allowed_roles: [agent_runtime]
+  expiring:
+    risk: high
+    approval: quick
+    allowed_roles: [agent_runtime]
+approvals:
+  manager: { groups: [manager], expires_after: 1h }
+  finance: { groups: [finance], expires_after: 1h }
+  escalating: { groups: [manager], escalation: [{ after: 1s, groups: [director] }], expires_after: 1h }
+  quick: { groups: [manager], expires_after: 1s }
+manifest:
+  refund: { run_as: svc-payments, adapter: { type: code }, args: { type: object, properties: { amount: { type: integer } } } }
+  escalating: { run_as: svc-x, adapter: { type: code }, args: { type: object } }
+  expiring: { run_as: svc-y, adapter: { type: code }, args: { type: object } }
+`;
+
+const env = await startTemporal();
+const gw = await startGateway(env, {
+  taskQueue: 'record',
+  policy,
+  tools: { refund: async ({ args }) => ({ refunded: args.amount }), escalating: async () => 'ok', expiring: async () => 'ok' },
+});
+const request = (name: string, tool: string, args: Record<string, unknown>): ToolRequestInput => ({
+  requestId: `history-${name}`,
+  actor: { id: 'bot', type: 'agent', roles: ['agent_runtime'] },
+  tenant: 'acme',
+  environment: 'production',
+  tool,
+  args,
+});
+const pending = (requestId: string, not?: string) =>
+  eventually(async () => {
+    const s: RequestStatus = await (await gw.gateway.get(requestId)).status();
+    return s.state === 'pending_approval' && s.digest !== not ? s : undefined;
+  }, requestId);
+const decide = async (requestId: string, sub: string, groups: string[], body: Record<string, unknown>) => {
+  const res = await gw.api('POST', `/v1/approvals/${requestId}/decision`, { token: await gw.token({ sub, tenant: 'acme', groups }), body });
+  if (res.status !== 200) throw new Error(`${requestId}: ${res.status} ${JSON.stringify(res.body)}`);
+};
+
+try {
+  const runs: Record<string, () => Promise<string>> = {
+    approve: async () => {
+      const h = await gw.gateway.start(request('approve', 'refund', { amount: 10 }));
+      await decide(h.requestId, 'maria', ['manager'], { decision: 'approve', digest: (await pending(h.requestId)).digest });
+      await h.outcome();
+      return h.workflowId;
+    },
+    reject: async () => {
+      const h = await gw.gateway.start(request('reject', 'refund', { amount: 20 }));
+      await decide(h.requestId, 'maria', ['manager'], { decision: 'reject', digest: (await pending(h.requestId)).digest, reason: 'no' });
+      await h.outcome();
+      return h.workflowId;
+    },
+    edit: async () => {
+      const h = await gw.gateway.start(request('edit', 'refund', { amount: 30 }));
+      const first = await pending(h.requestId);
+      await decide(h.requestId, 'maria', ['manager'], { decision: 'edit', digest: first.digest, args: { amount: 3000 } });
+      const second = await pending(h.requestId, first.digest);
+      await decide(h.requestId, 'fiona', ['finance'], { decision: 'approve', digest: second.digest });
+      await h.outcome();
+      return h.workflowId;
+    },
+    escalate: async () => {
+      const h = await gw.gateway.start(request('escalate', 'escalating', {}));
+      const s = await pending(h.requestId);
+      await eventually(async () => ((await h.status()).tier === 1 ? true : undefined), 'escalation');
+      await decide(h.requestId, 'dora', ['director'], { decision: 'approve', digest: s.digest });
+      await h.outcome();
+      return h.workflowId;
+    },
+    expire: async () => {
+      const h = await gw.gateway.start(request('expire', 'expiring', {}));
+      await h.outcome();
+      return h.workflowId;
+    },
+    deny: async () => {
+      const h = await gw.gateway.start(request('deny', 'refund', { amount: 500000 }));
+      await h.outcome();
+      return h.workflowId;
+    },
+  };
+  await mkdir(OUT, { recursive: true });
+  for (const [name, run] of Object.entries(runs)) {
+    const workflowId = await run();
+    // The CLI writes the history as protobuf JSON, the format `historyFromJSON` reads back.
+    const json = execFileSync(requireTemporalCli(), ['workflow', 'show', '--workflow-id', workflowId, '--address', env.address, '--output', 'json'], {
+      encoding: 'utf8',
+    });
+    await writeFile(join(OUT, `${name}.json`), json.endsWith('\n') ? json : `${json}\n`);
+    process.stderr.write(`recorded ${name} (${(JSON.parse(json) as { events: unknown[] }).events.length} events)\n`);
+  }
+} finally {
+  await gw.close();
+  await env.teardown();
+}
