@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type DataConverter } from '@temporalio/client';
 import { ToolGateway, type ToolRequestInput } from '../../src/client/index.js';
+import { dataConverterFor, defaultKeyringFile, ensureKeyringFile, loadKeyring, type CodecKeyring } from '../../src/codec/index.js';
 import { defaultKeyPaths, ensureLocalKeyPair, issueApproverToken, type ApproverClaims } from '../../src/auth/tokens.js';
 import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../../src/shared/index.js';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
@@ -197,9 +198,20 @@ export class TemporalProcess {
 }
 
 /** A Temporal client of the test process (agent and ops side). */
-export async function connectClient(address: string): Promise<{ client: Client; connection: Connection }> {
+export async function connectClient(address: string, dataConverter?: DataConverter): Promise<{ client: Client; connection: Connection }> {
   const connection = await Connection.connect({ address });
-  return { client: new Client({ connection }), connection };
+  return { client: new Client({ connection, ...(dataConverter ? { dataConverter } : {}) }), connection };
+}
+
+/**
+ * The payload codec keyring the toolgate processes of `env` use, loaded the way the CLI loads it
+ * (`TOOLGATE_CODEC_KEYS`, `TOOLGATE_CODEC_KEYS_FILE`, else `<stateDir>/keys/codec-keys.json`).
+ * The key file is created first, so every process and the test's client share one key.
+ */
+export async function processKeyring(env: GatewayProcessEnv): Promise<CodecKeyring> {
+  const merged = { ...process.env, ...env };
+  if (!merged.TOOLGATE_CODEC_KEYS && !merged.TOOLGATE_CODEC_KEYS_FILE) await ensureKeyringFile(defaultKeyringFile(env.TOOLGATE_STATE_DIR));
+  return loadKeyring({ env: merged, devStateDir: env.TOOLGATE_STATE_DIR });
 }
 
 /** Creates the local approver-token key pair under the state directory (as `toolgate token issue` does) and mints tokens with it. */
@@ -317,7 +329,8 @@ export async function startCrashGateway(scenario: string, options: CrashGatewayO
       TOOLGATE_API_PORT: String(apiPort),
     };
     const mint = await localApproverTokens(stateDir);
-    const { client, connection } = await connectClient(temporal.address);
+    // The test's client reads and writes the same encrypted payloads as the worker and the API.
+    const { client, connection } = await connectClient(temporal.address, dataConverterFor(await processKeyring(env)));
     cleanups.push(() => connection.close());
     const processes: ManagedProcess[] = [];
     cleanups.push(async () => {
