@@ -21,14 +21,51 @@ export interface YamlSource {
   issue(path: readonly PropertyKey[], message: string, options?: { key?: boolean }): PolicyIssue;
 }
 
-/** Renders a field path as `a.b[0].c`, or `(root)` when empty. */
+/** Deepest nesting of flow collections (`[...]`, `{...}`) a policy file may use; policies need a handful. */
+export const MAX_FLOW_DEPTH = 64;
+
+/**
+ * The offset where flow nesting first goes deeper than `limit`, or -1. A linear scan that skips
+ * comments and quoted scalars: the YAML parser's time grows steeply with nesting (a 1 MiB file
+ * of `[` takes seconds), so pathological nesting is refused before it is parsed.
+ */
+function flowTooDeep(text: string, limit: number): number {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    const previous = text[i - 1] ?? '\n';
+    if (c === '#' && /\s/.test(previous)) {
+      const end = text.indexOf('\n', i);
+      if (end < 0) break;
+      i = end;
+    } else if ((c === '"' || c === "'") && /[\s:,[{]/.test(previous)) {
+      for (i++; i < text.length; i++) {
+        if (c === '"' && text[i] === '\\') i++;
+        else if (text[i] === c && c === "'" && text[i + 1] === "'") i++;
+        else if (text[i] === c) break;
+      }
+    } else if (c === '[' || c === '{') {
+      if (++depth > limit) return i;
+    } else if ((c === ']' || c === '}') && depth > 0) {
+      depth--;
+    }
+  }
+  return -1;
+}
+
+/** Renders a field path as `a.b[0].c`, or `(root)` when empty; a very long key is shortened. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const segment of path) {
     if (typeof segment === 'number') out += `[${segment}]`;
-    else out += out === '' ? String(segment) : `.${String(segment)}`;
+    else out += out === '' ? shorten(String(segment)) : `.${shorten(String(segment))}`;
   }
   return out === '' ? '(root)' : out;
+}
+
+/** `text`, or its first 40 characters and its length when it is longer than 64: issues stay readable. */
+function shorten(text: string): string {
+  return text.length <= 64 ? text : `${text.slice(0, 40)}…(${text.length} characters)`;
 }
 
 /** Parses one YAML file defensively; returns the source or the issues that prevent reading it. */
@@ -37,6 +74,14 @@ export function readYaml(file: string, text: string): { source?: YamlSource; iss
   if (bytes > MAX_POLICY_FILE_BYTES) {
     return {
       issues: [{ file, line: 1, column: 1, path: '(file)', message: `file is ${bytes} bytes; policy files may be at most ${MAX_POLICY_FILE_BYTES} bytes (1 MiB)` }],
+    };
+  }
+  const tooDeep = flowTooDeep(text, MAX_FLOW_DEPTH);
+  if (tooDeep >= 0) {
+    const before = text.slice(0, tooDeep);
+    const line = before.split('\n').length;
+    return {
+      issues: [{ file, line, column: tooDeep - before.lastIndexOf('\n'), path: '(file)', message: `[ ] and { } nest more than ${MAX_FLOW_DEPTH} levels deep here; policy files may nest at most ${MAX_FLOW_DEPTH}` }],
     };
   }
   const lineCounter = new LineCounter();
@@ -62,6 +107,12 @@ export function readYaml(file: string, text: string): { source?: YamlSource; iss
   const aliases: Node[] = [];
   visit(doc, {
     Alias: (_key, node) => void aliases.push(node),
+    Scalar: (_key, node) => {
+      // .nan, .inf and 1e999 are numbers YAML allows and JSON (and the policy digest) cannot hold.
+      if (typeof node.value !== 'number' || Number.isFinite(node.value)) return;
+      const offset = node.range?.[0] ?? 0;
+      issues.push({ file, ...position(offset), path: formatPath(pathAtOffset(doc, offset)), message: `${shorten(String(node.source ?? node.value))} is not a finite number; use a finite number or quote it as a string` });
+    },
     Map: (_key, map) => {
       const seen = new Set<unknown>();
       for (const pair of map.items) {
