@@ -151,7 +151,8 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
     }
     const status = (err as { status?: number }).status;
     if (status && status >= 400 && status < 500) {
-      res.status(status).json({ error: { code: 'invalid_body', message: `request body: ${(err as Error).message}` } });
+      // The body as a whole is at fault (malformed JSON, too large, wrong encoding): the field is the root.
+      res.status(status).json({ error: { code: 'invalid_body', message: `request body: ${(err as Error).message}`, fields: ['(root)'] } });
       return;
     }
     logger.error({ err, path: req.path }, 'unhandled agent API error');

@@ -334,7 +334,8 @@ export function createApiApp(deps: ApiDeps): express.Express {
     const status = (err as { status?: number }).status;
     if (status && status >= 400 && status < 500) {
       // body-parser errors: malformed JSON, too large, wrong content.
-      res.status(status).json({ error: { code: 'invalid_body', message: `request body: ${(err as Error).message}` } });
+      // The body as a whole is at fault (malformed JSON, too large, wrong encoding): the field is the root.
+      res.status(status).json({ error: { code: 'invalid_body', message: `request body: ${(err as Error).message}`, fields: ['(root)'] } });
       return;
     }
     logger.error({ err, path: req.path }, 'unhandled API error');
