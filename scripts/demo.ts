@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { issueApproverToken } from '../src/auth/tokens.js';
 import { ToolGateway, ToolGatewayError, type RequestStatus } from '../src/client/index.js';
+import { dataConverterFor, loadKeyring } from '../src/codec/index.js';
 import { loadConfig } from '../src/config.js';
 
 const options = new Command()
@@ -20,7 +21,12 @@ const options = new Command()
   .opts<{ approveAs?: string; tenant: string }>();
 
 const config = loadConfig();
-const gateway = new ToolGateway({ address: config.temporalAddress, namespace: config.namespace });
+// The same payload-encryption keys as the gateway (`toolgate dev` keeps them under .toolgate/keys).
+const gateway = new ToolGateway({
+  address: config.temporalAddress,
+  namespace: config.namespace,
+  dataConverter: dataConverterFor(await loadKeyring({ devStateDir: config.stateDir })),
+});
 const agent = { id: 'support-triage-agent', type: 'agent' as const, roles: ['agent_runtime'] };
 const say = (line = '') => process.stdout.write(`${line}\n`);
 const base = { actor: agent, tenant: options.tenant, environment: 'production' };

@@ -17,6 +17,7 @@ const schema = z.object({
   TOOLGATE_TOKEN_PUBLIC_KEY_FILE: z.string().min(1).optional(),
   TOOLGATE_TOKEN_PRIVATE_KEY_FILE: z.string().min(1).optional(),
   TOOLGATE_TOKEN_ISSUER: z.string().min(1).default('toolgate-local'),
+  TOOLGATE_UI_ORIGINS: list.default([]),
 });
 
 /** The validated configuration. */
@@ -31,6 +32,8 @@ export interface Config {
   publicKeyFile: string;
   privateKeyFile: string;
   tokenIssuer: string;
+  /** Origins of the Temporal UI that may call the codec endpoint (CORS). */
+  uiOrigins: string[];
 }
 
 /** A configuration variable was invalid; the message names it and what was expected. */
@@ -59,5 +62,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicKeyFile: resolve(c.TOOLGATE_TOKEN_PUBLIC_KEY_FILE ?? `${stateDir}/keys/approver-token.pub.pem`),
     privateKeyFile: resolve(c.TOOLGATE_TOKEN_PRIVATE_KEY_FILE ?? `${stateDir}/keys/approver-token.key.pem`),
     tokenIssuer: c.TOOLGATE_TOKEN_ISSUER,
+    uiOrigins: c.TOOLGATE_UI_ORIGINS,
   };
 }

@@ -1,6 +1,7 @@
 /** Creating a toolgate worker: the workflow bundle, the activities and their dependencies. */
 import { createRequire } from 'node:module';
 import { Client } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
@@ -18,21 +19,28 @@ export interface ToolgateWorkerOptions extends ActivityDeps {
   namespace?: string;
   /** @default TASK_QUEUE */
   taskQueue?: string;
-  /** A prebuilt workflow bundle (tests bundle once); otherwise the workflows are bundled at start. */
+  /**
+   * A prebuilt workflow bundle (tests bundle once, with `dataConverter.failureConverterPath`);
+   * otherwise the workflows are bundled at start.
+   */
   workflowBundle?: WorkflowBundleOption;
+  /** How payloads and failures are stored: `dataConverterFor(keyring)` encrypts them. @default Temporal's (clear JSON) */
+  dataConverter?: DataConverter;
   logger: Logger;
 }
 
 /** Creates a worker that runs tool requests with the given policy, tools and notifier. */
 export async function createToolgateWorker(options: ToolgateWorkerOptions): Promise<Worker> {
-  const { connection, namespace, taskQueue, workflowBundle, ...deps } = options;
+  const { connection, namespace, taskQueue, workflowBundle, dataConverter, ...deps } = options;
   const killSwitches =
-    deps.killSwitches ?? new KillSwitches(new Client({ connection, namespace: namespace ?? 'default' }), { taskQueue: taskQueue ?? TASK_QUEUE });
+    deps.killSwitches ??
+    new KillSwitches(new Client({ connection, namespace: namespace ?? 'default', ...(dataConverter && { dataConverter }) }), { taskQueue: taskQueue ?? TASK_QUEUE });
   return Worker.create({
     connection,
     namespace: namespace ?? 'default',
     taskQueue: taskQueue ?? TASK_QUEUE,
     ...(workflowBundle ? { workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(dataConverter && { dataConverter }),
     activities: createActivities({ ...deps, killSwitches }),
   });
 }

@@ -26,7 +26,10 @@ import {
   type RefusalRecord,
   type RequestStatus,
 } from '../shared/index.js';
+import type { PayloadCodec } from '@temporalio/common';
+import { createCodecRouter } from '../codec/router.js';
 import { redactValue } from '../egress/redact.js';
+import { bearerToken, opsScope } from './ops.js';
 import { renderLinkPage, type LinkPageModel } from './link-page.js';
 
 /** Verifies approver bearer tokens. */
@@ -56,8 +59,13 @@ export interface ApiDeps {
   /** Verifies one-click links; without it, `/v1/links` answers 404. */
   links?: LinkVerifierLike;
   logger: Logger;
-  /** Extra routers mounted before the error handler (e.g. the codec endpoint). */
+  /** Extra routers mounted before the error handler (e.g. the agent API). */
   mount?: (app: express.Express) => void;
+  /**
+   * The remote codec endpoint at `/codec` (`POST /codec/decode`, `/codec/encode`) for the
+   * Temporal UI: only for ops tokens (group `ops` or `ops:all`); CORS admits `uiOrigins`.
+   */
+  codec?: { codec: PayloadCodec; uiOrigins?: readonly string[] };
 }
 
 /** An error answer: a stable code, a sentence, and the fields at fault. */
@@ -320,6 +328,23 @@ export function createApiApp(deps: ApiDeps): express.Express {
   });
 
   app.use('/v1/approvals', router);
+
+  if (deps.codec) {
+    app.use(
+      '/codec',
+      createCodecRouter({
+        codec: deps.codec.codec,
+        uiOrigins: deps.codec.uiOrigins ?? [],
+        authorize: async (req) => {
+          const token = bearerToken(req);
+          if (!token) return false;
+          const scope = opsScope(await verifier.verify(token));
+          if (scope) logger.info({ approver: scope.approver.id, path: req.path }, 'codec endpoint used');
+          return scope !== undefined;
+        },
+      }),
+    );
+  }
   if (deps.links) mountLinks(app, deps.links, { loadStatus, decide, recordRefusal });
   deps.mount?.(app);
 

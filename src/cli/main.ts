@@ -13,6 +13,7 @@ import { createApiApp } from '../api/app.js';
 import { AgentTokenVerifier } from '../auth/agent-tokens.js';
 import { createApproverVerifier, createLinkVerifier } from '../auth/config.js';
 import { ToolGateway } from '../client/gateway.js';
+import { AesGcmCodec, dataConverterFor, loadKeyring, type CodecKeyring } from '../codec/index.js';
 import {
   ensureLocalKeyPair,
   issueApproverToken,
@@ -59,6 +60,15 @@ async function loadPolicyStore(config: Config, logger: Logger): Promise<PolicySt
   return store;
 }
 
+/**
+ * The payload-encryption keys of this process: `TOOLGATE_CODEC_KEYS`, else `TOOLGATE_CODEC_KEYS_FILE`,
+ * else the key file under the state directory (created on first use, as `toolgate dev` does).
+ * Every worker, API and client of one deployment must share them.
+ */
+export async function codecKeyring(config: Config): Promise<CodecKeyring> {
+  return loadKeyring({ devStateDir: config.stateDir });
+}
+
 /** Starts a worker; resolves when it has shut down. */
 async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, signal: AbortSignal): Promise<void> {
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
@@ -66,6 +76,7 @@ async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, si
     const worker = await createToolgateWorker({
       connection,
       namespace: config.namespace,
+      dataConverter: dataConverterFor(await codecKeyring(config)),
       policy: await loadPolicyStore(config, logger),
       tools,
       notifier: await createNotifier({ publicUrl: config.publicUrl, stateDir: config.stateDir, logger }),
@@ -82,8 +93,9 @@ async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, si
 
 /** Starts the approval API; resolves with the listening server. */
 async function startApi(config: Config, logger: Logger): Promise<{ server: Server; connection: Connection }> {
+  const keyring = await codecKeyring(config);
   const connection = await Connection.connect({ address: config.temporalAddress });
-  const client = new Client({ connection, namespace: config.namespace });
+  const client = new Client({ connection, namespace: config.namespace, dataConverter: dataConverterFor(keyring) });
   const verifier = await createApproverVerifier({ stateDir: config.stateDir });
   const linkVerifier = await createLinkVerifier({ stateDir: config.stateDir });
   const agentVerifier = existsSync(config.publicKeyFile)
@@ -95,6 +107,7 @@ async function startApi(config: Config, logger: Logger): Promise<{ server: Serve
     verifier,
     links: { verify: (token, expected) => linkVerifier.verifyLink(token, expected) },
     logger,
+    codec: { codec: new AesGcmCodec(keyring), uiOrigins: config.uiOrigins },
     mount: (api) => {
       if (agentVerifier) {
         api.use('/v1/tool-requests', createAgentRouter({ gateway: new ToolGateway({ client }), verifier: agentVerifier, logger }));
@@ -143,7 +156,10 @@ program
     const base = loadConfig();
     const port = Number(options.port);
     const uiPort = Number(options.uiPort);
-    const config: Config = { ...base, temporalAddress: `127.0.0.1:${port}` };
+    // The dev server's Web UI decodes payloads through the API's codec endpoint (ops tokens only).
+    const uiOrigins = [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`];
+    const config: Config = { ...base, temporalAddress: `127.0.0.1:${port}`, uiOrigins: [...base.uiOrigins, ...uiOrigins] };
+    const codecEndpoint = `http://127.0.0.1:${config.apiPort}/codec`;
     const signal = onShutdown(logger);
     const keysCreated = await ensureLocalKeyPair({ privateKeyFile: config.privateKeyFile, publicKeyFile: config.publicKeyFile });
     if (keysCreated) logger.info({ publicKeyFile: config.publicKeyFile }, 'created the local approver-token key pair');
@@ -153,6 +169,7 @@ program
       port,
       uiPort,
       searchAttributes: SEARCH_ATTRIBUTE_CLI_ARGS,
+      uiCodecEndpoint: codecEndpoint,
       onOutput: (line) => logger.debug({ source: 'temporal' }, line),
     });
     let api: Awaited<ReturnType<typeof startApi>> | undefined;
@@ -166,6 +183,7 @@ program
           `  Temporal:     ${server.address} (state in ${config.stateDir}/temporal.db)`,
           `  Temporal UI:  ${server.uiUrl ?? '(disabled)'}`,
           `  Approval API: ${config.publicUrl}  (GET /healthz, /v1/approvals)`,
+          `  Codec:        ${codecEndpoint}  (the UI decodes payloads with an ops token: --groups ops)`,
           `  Policy:       ${config.policyPaths.join(', ')}`,
           '',
           'Get an approver token:',
@@ -248,7 +266,7 @@ program
     const config = loadConfig();
     const connection = await Connection.connect({ address: config.temporalAddress });
     try {
-      const switches = new KillSwitches(new Client({ connection, namespace: config.namespace }));
+      const switches = new KillSwitches(new Client({ connection, namespace: config.namespace, dataConverter: dataConverterFor(await codecKeyring(config)) }));
       if (options.list) {
         for (const s of await switches.list({ fresh: true })) {
           process.stdout.write(`${s.tenant}${s.tool ? `/${s.tool}` : ' (all tools)'}  by ${s.by} at ${s.at}: ${s.reason}\n`);

@@ -1,4 +1,5 @@
 /** The `toolgate mcp` and `toolgate tools pin` commands. */
+import { dataConverterFor, loadKeyring } from '../codec/index.js';
 import type { Server } from 'node:http';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -53,7 +54,12 @@ export function registerMcpCommands(program: Command): void {
       const store = new PolicyStore();
       const state = await store.load(config.policyPaths);
       if (state.error) logger.error({ err: state.error.message }, 'policy failed to load: no tools are offered');
-      const gateway = new ToolGateway({ address: config.temporalAddress, namespace: config.namespace, ...(options.taskQueue && { taskQueue: options.taskQueue }) });
+      const gateway = new ToolGateway({
+        address: config.temporalAddress,
+        namespace: config.namespace,
+        dataConverter: dataConverterFor(await loadKeyring({ devStateDir: config.stateDir })),
+        ...(options.taskQueue && { taskQueue: options.taskQueue }),
+      });
       // Reload at most once a second, so a `toolgate tools pin` takes effect without a restart.
       let loadedAt = Date.now();
       const policy = async () => {

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { canonicalDigest } from '../approvals/digest.js';
 import {
   TASK_QUEUE,
@@ -31,6 +32,12 @@ export interface ToolGatewayOptions {
   namespace?: string;
   /** @default TASK_QUEUE */
   taskQueue?: string;
+  /**
+   * How payloads are encoded when this gateway creates its client: the workers' converter, e.g.
+   * `dataConverterFor(await loadKeyring())` when history is encrypted. Ignored with `client`.
+   * @default Temporal's (clear JSON)
+   */
+  dataConverter?: DataConverter;
 }
 
 /** A request in flight. */
@@ -135,7 +142,11 @@ export class ToolGateway {
       this.ownedConnection = await Connection.connect({
         address: this.options.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
       });
-      return new Client({ connection: this.ownedConnection, namespace: this.options.namespace ?? 'default' });
+      return new Client({
+        connection: this.ownedConnection,
+        namespace: this.options.namespace ?? 'default',
+        ...(this.options.dataConverter && { dataConverter: this.options.dataConverter }),
+      });
     })();
     return this.clientPromise;
   }

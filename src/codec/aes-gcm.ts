@@ -5,6 +5,7 @@
  * and is bound to the ciphertext as associated data.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { METADATA_ENCODING_KEY, type Payload, type PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import type { CodecKeyring } from './keyring.js';
@@ -94,10 +95,15 @@ export class AesGcmCodec implements PayloadCodec {
   }
 }
 
+/** Path of the module exporting the failure converter that encodes failure messages and stacks (see failure-converter.ts). */
+export const FAILURE_CONVERTER_PATH = createRequire(import.meta.url).resolve('./failure-converter.ts');
+
 /**
  * The data converter for `Client`, `Worker` and `TestWorkflowEnvironment` (`dataConverter`
- * option). Codecs run outside the workflow sandbox, so the workflow bundle needs no change.
+ * option): payloads encrypted by the AES-GCM codec, and failures with `encodeCommonAttributes`
+ * so their messages and stacks are encrypted too. A prebuilt workflow bundle must be built with
+ * the same `failureConverterPath`.
  */
-export function dataConverterFor(keyring: CodecKeyring): { payloadCodecs: PayloadCodec[] } {
-  return { payloadCodecs: [new AesGcmCodec(keyring)] };
+export function dataConverterFor(keyring: CodecKeyring): { payloadCodecs: PayloadCodec[]; failureConverterPath: string } {
+  return { payloadCodecs: [new AesGcmCodec(keyring)], failureConverterPath: FAILURE_CONVERTER_PATH };
 }

@@ -6,6 +6,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
+import type { Logger } from 'pino';
 import { SignJWT, exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Runtime, bundleWorkflowCode, makeTelemetryFilterString, type Worker, type WorkflowBundle } from '@temporalio/worker';
@@ -13,6 +14,7 @@ import { createApiApp } from '../../src/api/app.js';
 import { LinkSigner, LinkVerifier } from '../../src/auth/links.js';
 import { ApproverTokenVerifier, issueApproverToken, type ApproverClaims } from '../../src/auth/tokens.js';
 import { ToolGateway } from '../../src/client/index.js';
+import { AesGcmCodec, FAILURE_CONVERTER_PATH, createKeyring, dataConverterFor, generateCodecKey } from '../../src/codec/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { WebhookNotifier, type Notifier } from '../../src/notify/notifier.js';
 import { PolicyStore } from '../../src/policy-store.js';
@@ -33,17 +35,31 @@ function quietRuntime(): void {
 }
 
 let bundlePromise: Promise<WorkflowBundle> | undefined;
-/** The workflow bundle, built once per test process. */
+/** The workflow bundle, built once per test process, with the encrypting failure converter. */
 export function workflowBundle(): Promise<WorkflowBundle> {
-  bundlePromise ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+  bundlePromise ??= bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    failureConverterPath: FAILURE_CONVERTER_PATH,
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+  });
   return bundlePromise;
 }
+
+/** The payload-encryption keys of every test gateway in this process (two keys: rotation in effect). */
+export const testKeyring = createKeyring('test-2', { 'test-2': generateCodecKey(), 'test-1': generateCodecKey() });
+/** `TOOLGATE_CODEC_KEYS` for toolgate processes a test spawns against a test gateway (same keys). */
+export const testCodecKeysEnv = [testKeyring.current, ...Object.keys(testKeyring.keys).filter((id) => id !== testKeyring.current)]
+  .map((id) => `${id}:${Buffer.from(testKeyring.keys[id]!).toString('base64')}`)
+  .join(',');
+/** The data converter of the test gateways' worker, API and clients: history is encrypted as in production. */
+export const testDataConverter = dataConverterFor(testKeyring);
 
 /** Starts a Temporal dev server with toolgate's search attributes; fails (never skips) without the CLI. */
 export async function startTemporal(): Promise<TestWorkflowEnvironment> {
   quietRuntime();
   const path = requireTemporalCli();
   return TestWorkflowEnvironment.createLocal({
+    client: { dataConverter: testDataConverter },
     server: {
       executable: { type: 'existing-path', path },
       ip: '127.0.0.1',
@@ -65,6 +81,8 @@ export interface GatewayEnvOptions {
   policyStore?: PolicyStore;
   /** Extra routers mounted on the API app (passed to `createApiApp` as `mount`). */
   mount?: (app: Express) => void;
+  /** The logger of the worker and the API (tests that read the logs). @default silent */
+  logger?: Logger;
 }
 
 /** A running gateway for tests. */
@@ -88,7 +106,7 @@ export interface GatewayEnv {
 
 /** Starts worker, API and client against `env`. */
 export async function startGateway(env: TestWorkflowEnvironment, options: GatewayEnvOptions): Promise<GatewayEnv> {
-  const logger = silentLogger();
+  const logger = options.logger ?? silentLogger();
   const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
   const privateKeyPem = await exportPKCS8(privateKey);
   const approverPublicKeyPem = await exportSPKI(publicKey);
@@ -105,6 +123,7 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
     tools: options.tools ?? {},
     notifier: options.notifier ?? new WebhookNotifier(options.webhooks ?? []),
     logger,
+    dataConverter: testDataConverter,
   });
   const running = worker.run();
 
@@ -113,6 +132,7 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
     verifier,
     links: { verify: (token, expected) => linkVerifier.verifyLink(token, expected) },
     logger,
+    codec: { codec: new AesGcmCodec(testKeyring), uiOrigins: ['http://127.0.0.1:8233'] },
     ...(options.mount && { mount: options.mount }),
   });
   const server = await new Promise<Server>((resolve) => {

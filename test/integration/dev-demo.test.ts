@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
+import { dataConverterFor, loadKeyring } from '../../src/codec/index.js';
 import { findFreePort } from '../../src/temporal/dev-server.js';
 
 const NODE = process.execPath;
@@ -90,7 +91,9 @@ describe('toolgate dev and the demo', () => {
     await waitFor(again, /Press Ctrl-C to stop/, 90_000);
     const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
     try {
-      const description = await new Client({ connection }).workflow.getHandle(`toolreq:${ticketId}`).describe();
+      // History is encrypted with the key `toolgate dev` generated under the state directory.
+      const dataConverter = dataConverterFor(await loadKeyring({ env: {}, devStateDir: stateDir }));
+      const description = await new Client({ connection, dataConverter }).workflow.getHandle(`toolreq:${ticketId}`).describe();
       assert.equal(description.status.name, 'COMPLETED');
     } finally {
       await connection.close();

@@ -10,7 +10,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ToolDenied, type RequestStatus, type ToolRequestInput } from '../../src/client/index.js';
 import { KillSwitches } from '../../src/kill-switch.js';
 import { TASK_QUEUE } from '../../src/shared/index.js';
-import { eventually, startGateway, startTemporal, type GatewayEnv } from '../helpers/gateway-env.js';
+import { eventually, startGateway, startTemporal, type GatewayEnv, testCodecKeysEnv } from '../helpers/gateway-env.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
 
 const policy = (url: string) => `
@@ -61,7 +61,7 @@ describe('kill switch', { timeout: 180_000 }, () => {
   const cli = (...args: string[]) =>
     new Promise<{ code: number | null; out: string }>((resolve) => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'kill-switch', ...args], {
-        env: { ...process.env, TEMPORAL_ADDRESS: env.address },
+        env: { ...process.env, TEMPORAL_ADDRESS: env.address, TOOLGATE_CODEC_KEYS: testCodecKeysEnv },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
