@@ -29,7 +29,8 @@ import {
 import type { PayloadCodec } from '@temporalio/common';
 import { createCodecRouter } from '../codec/router.js';
 import { redactValue } from '../egress/redact.js';
-import { bearerToken, opsScope } from './ops.js';
+import { AuditRecordError, buildAuditRecord } from '../audit/record.js';
+import { bearerToken, opsCovers, opsScope } from './ops.js';
 import { renderLinkPage, type LinkPageModel } from './link-page.js';
 
 /** Verifies approver bearer tokens. */
@@ -328,6 +329,31 @@ export function createApiApp(deps: ApiDeps): express.Express {
   });
 
   app.use('/v1/approvals', router);
+
+  // The audit record of a request, derived from its history: for ops (group `ops`: their tenant; `ops:all`: every tenant).
+  app.get('/v1/audit/:requestId', async (req, res) => {
+    const token = bearerToken(req);
+    if (!token) throw new HttpError(401, 'unauthenticated', 'Authorization: Bearer <token> is required');
+    let approver: Approver;
+    try {
+      approver = await verifier.verify(token);
+    } catch (err) {
+      throw new HttpError(401, 'invalid_token', (err as Error).message);
+    }
+    const scope = opsScope(approver);
+    if (!scope) throw new HttpError(403, 'not_ops', 'audit records are for ops: a token with group "ops" (own tenant) or "ops:all"');
+    const requestId = requestIdParam(req);
+    let record;
+    try {
+      record = await buildAuditRecord(client, requestId);
+    } catch (err) {
+      if (err instanceof AuditRecordError) throw new HttpError(404, 'not_found', `no request ${requestId}`);
+      throw err;
+    }
+    if (!opsCovers(scope, record.initiatedBy.tenant)) throw new HttpError(404, 'not_found', `no request ${requestId}`);
+    logger.info({ requestId, ops: approver.id }, 'audit record read');
+    res.json(record);
+  });
 
   if (deps.codec) {
     app.use(

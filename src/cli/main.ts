@@ -31,6 +31,7 @@ import { createExampleTools } from '../tools/examples.js';
 import type { ToolRegistry } from '../tools/types.js';
 import { createToolgateWorker } from '../worker.js';
 import { issueAgentToken } from '../auth/agent-tokens.js';
+import { registerAuditCommands } from './audit-commands.js';
 import { registerMcpCommands } from './mcp-commands.js';
 
 /** Routes the Temporal SDK's own logs into our JSON logger instead of the console. */
@@ -182,7 +183,7 @@ program
           'toolgate is running',
           `  Temporal:     ${server.address} (state in ${config.stateDir}/temporal.db)`,
           `  Temporal UI:  ${server.uiUrl ?? '(disabled)'}`,
-          `  Approval API: ${config.publicUrl}  (GET /healthz, /v1/approvals)`,
+          `  Approval API: ${config.publicUrl}  (GET /healthz, /v1/approvals, /v1/audit)`,
           `  Codec:        ${codecEndpoint}  (the UI decodes payloads with an ops token: --groups ops)`,
           `  Policy:       ${config.policyPaths.join(', ')}`,
           '',
@@ -329,6 +330,7 @@ program
   });
 
 registerMcpCommands(program);
+registerAuditCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`toolgate: ${(err as Error).message}\n`);

@@ -1,0 +1,142 @@
+/**
+ * `toolgate audit show|export|verify|keygen`: the audit record of a request (derived from its
+ * history), a signed hash-chain export of many, its verification, and the signing keys.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { type Command, InvalidArgumentError } from 'commander';
+import { ChainWriter, generateAuditKeyPair } from '../audit/chain.js';
+import { buildAuditRecord, formatAuditRecord } from '../audit/record.js';
+import { verifyChain } from '../audit/verify.js';
+import { dataConverterFor, loadKeyring } from '../codec/index.js';
+import { loadConfig, type Config } from '../config.js';
+import { IDENTIFIER_PATTERN, WORKFLOW_TYPE, requestIdFromWorkflowId, searchAttributes } from '../shared/index.js';
+
+/** Where `audit keygen` writes the signing key pair by default, and where `audit export` looks for it. */
+export function defaultAuditKeyFiles(stateDir: string): { privateKeyFile: string; publicKeyFile: string } {
+  return { privateKeyFile: join(stateDir, 'keys', 'audit-signing.key.pem'), publicKeyFile: join(stateDir, 'keys', 'audit-signing.pub.pem') };
+}
+
+async function connect(config: Config): Promise<{ client: Client; connection: Connection }> {
+  const dataConverter = dataConverterFor(await loadKeyring({ devStateDir: config.stateDir }));
+  const connection = await Connection.connect({ address: config.temporalAddress });
+  return { client: new Client({ connection, namespace: config.namespace, dataConverter }), connection };
+}
+
+function isoTime(flag: string) {
+  return (value: string): string => {
+    const ms = Date.parse(value);
+    if (Number.isNaN(ms)) throw new InvalidArgumentError(`${flag} must be an ISO 8601 date or time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z`);
+    return new Date(ms).toISOString();
+  };
+}
+
+/** The visibility query of an export: toolgate requests started in [since, until), of one tenant if given. */
+export function exportQuery(options: { since?: string; until?: string; tenant?: string }): string {
+  const clauses = [`WorkflowType = '${WORKFLOW_TYPE}'`];
+  if (options.since) clauses.push(`StartTime >= '${options.since}'`);
+  if (options.until) clauses.push(`StartTime < '${options.until}'`);
+  if (options.tenant) clauses.push(`${searchAttributes.tenant.name} = '${options.tenant}'`);
+  return clauses.join(' AND ');
+}
+
+/** Adds the `audit` command group to the program. */
+export function registerAuditCommands(program: Command): void {
+  const audit = program.command('audit').description('Audit records: show one, export many in a signed hash chain, verify an export');
+
+  audit
+    .command('show')
+    .description("Print a request's audit record, derived from its workflow history")
+    .argument('<requestId>', 'the request id')
+    .option('--json', 'print the record as JSON')
+    .action(async (requestId: string, options: { json?: boolean }) => {
+      if (!IDENTIFIER_PATTERN.test(requestId)) throw new InvalidArgumentError('requestId must be 1-128 characters of letters, digits and . _ : @ -');
+      const { client, connection } = await connect(loadConfig());
+      try {
+        const record = await buildAuditRecord(client, requestId);
+        process.stdout.write(options.json ? `${JSON.stringify(record, null, 2)}\n` : formatAuditRecord(record));
+      } finally {
+        await connection.close();
+      }
+    });
+
+  audit
+    .command('export')
+    .description('Write the audit records of the matching requests to stdout as JSON Lines in a hash chain with signed checkpoints')
+    .option('--since <time>', 'requests started at or after this time (ISO 8601)', isoTime('--since'))
+    .option('--until <time>', 'requests started before this time (ISO 8601)', isoTime('--until'))
+    .option('--tenant <tenant>', 'only this tenant')
+    .option('--key <file>', 'Ed25519 private key (PEM) that signs the checkpoints (default: <state dir>/keys/audit-signing.key.pem)')
+    .option('--checkpoint-every <n>', 'records between signed checkpoints', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('--checkpoint-every must be a positive whole number');
+      return n;
+    }, 1000)
+    .action(async (options: { since?: string; until?: string; tenant?: string; key?: string; checkpointEvery: number }) => {
+      if (options.tenant !== undefined && !IDENTIFIER_PATTERN.test(options.tenant)) throw new InvalidArgumentError('--tenant must be a tenant id');
+      const config = loadConfig();
+      const keyFile = options.key ?? defaultAuditKeyFiles(config.stateDir).privateKeyFile;
+      let privateKey: string;
+      try {
+        privateKey = await readFile(keyFile, 'utf8');
+      } catch (err) {
+        throw new Error(`cannot read the signing key ${keyFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create one with: toolgate audit keygen, or pass --key`);
+      }
+      const { client, connection } = await connect(config);
+      const started = Date.now();
+      const writer = new ChainWriter({
+        privateKey,
+        checkpointEvery: options.checkpointEvery,
+        onProgress: ({ records, bytes }) => process.stderr.write(`audit export: ${records} records, ${bytes} bytes, ${((Date.now() - started) / 1000).toFixed(1)} s\n`),
+      });
+      // Records are built one at a time as the chain writer pulls them: memory stays flat.
+      async function* records(): AsyncGenerator<unknown> {
+        for await (const execution of client.workflow.list({ query: exportQuery(options), pageSize: 500 })) {
+          const requestId = requestIdFromWorkflowId(execution.workflowId);
+          if (requestId) yield await buildAuditRecord(client, requestId);
+        }
+      }
+      try {
+        const summary = await writer.write(records(), process.stdout);
+        process.stderr.write(`audit export: done, ${summary.records} records, ${summary.checkpoints} signed checkpoints, last hash ${summary.lastHash}\n`);
+      } finally {
+        await connection.close();
+      }
+    });
+
+  audit
+    .command('verify')
+    .description('Verify an export: chain, signed checkpoints, completeness; names the first bad record')
+    .argument('<file>', 'the export (JSON Lines)')
+    .requiredOption('--key <file>', 'Ed25519 public key (PEM) of the exporter')
+    .action(async (file: string, options: { key: string }) => {
+      const result = await verifyChain(createReadStream(file), await readFile(options.key, 'utf8'));
+      if (result.ok) {
+        process.stdout.write(`ok: ${result.records} records, ${result.checkpoints} signed checkpoints, key ${result.keyId ?? '?'}\n`);
+        return;
+      }
+      const bad = result.firstBad!;
+      process.stdout.write(
+        `FAILED at line ${bad.line} (record seq ${bad.seq}): ${bad.reason}${bad.lastVerifiedSeq !== undefined ? `; records up to seq ${bad.lastVerifiedSeq} are covered by a valid signed checkpoint` : ''}\n`,
+      );
+      process.exitCode = 1;
+    });
+
+  audit
+    .command('keygen')
+    .description('Create the Ed25519 key pair that signs exports (private key mode 0600)')
+    .option('--out <dir>', 'directory for audit-signing.key.pem and audit-signing.pub.pem (default: <state dir>/keys)')
+    .action(async (options: { out?: string }) => {
+      const files = options.out
+        ? { privateKeyFile: join(options.out, 'audit-signing.key.pem'), publicKeyFile: join(options.out, 'audit-signing.pub.pem') }
+        : defaultAuditKeyFiles(loadConfig().stateDir);
+      const pair = generateAuditKeyPair();
+      await mkdir(join(files.privateKeyFile, '..'), { recursive: true, mode: 0o700 });
+      // `wx`: never overwrite a key that signed earlier exports.
+      await writeFile(files.privateKeyFile, pair.privateKeyPem, { mode: 0o600, flag: 'wx' });
+      await writeFile(files.publicKeyFile, pair.publicKeyPem, { mode: 0o644, flag: 'wx' });
+      process.stdout.write(`key ${pair.keyId}\n  private: ${files.privateKeyFile}\n  public:  ${files.publicKeyFile}\n`);
+    });
+}
