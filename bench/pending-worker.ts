@@ -2,7 +2,7 @@
  * A worker in its own process for the pending-approvals scenario, so its memory is measured alone
  * and it can be restarted: `toolgate` runs the product's workflow and activities, `bare` the
  * baseline workflows. Speaks to the bench over IPC: `ready` when polling, `memory` on request
- * (after a full GC), and shuts down cleanly on `stop`.
+ * (after a full GC), `digest` for each approval notification, and shuts down cleanly on `stop`.
  *
  * Run by the bench with: node --expose-gc --import tsx bench/pending-worker.ts <address> <taskQueue> <toolgate|bare> <bundlePath> <maxCachedWorkflows>
  */
@@ -24,7 +24,8 @@ const activities =
     ? createActivities({
         policy: PolicyStore.fromSources([{ file: 'bench-policy.yaml', text: BENCH_POLICY }]),
         tools: benchTools(),
-        notifier: { notify: async () => {} },
+        // Approvers learn the digest from the notification; hand it to the bench the same way.
+        notifier: { notify: async (n) => { if (n.kind === 'requested') process.send?.({ type: 'digest', requestId: n.requestId, digest: n.digest }); } },
         logger: silentLogger(),
       })
     : createBaselineActivities();

@@ -27,7 +27,7 @@ const SIZES: Record<'full' | 'tiny', BenchSizes> = {
     approval: { warmup: 10, iterations: 150 },
     throughput: { stepSeconds: 10, startRate: 10, factor: 1.4, maxSteps: 12, drainSeconds: 5 },
     policy: { sizes: [10, 1_000, 10_000], decisions: 20_000, maxSecondsPerEngine: 4 },
-    pending: { n: 10_000, maxCachedWorkflows: 2_000, checkpoints: 5, concurrency: 48 },
+    pending: { n: 10_000, maxCachedWorkflows: 2_000, checkpoints: 10, concurrency: 48, budgetSeconds: 330 },
     audit: { records: 100_000 },
   },
   tiny: {
@@ -36,7 +36,7 @@ const SIZES: Record<'full' | 'tiny', BenchSizes> = {
     approval: { warmup: 0, iterations: 2 },
     throughput: { stepSeconds: 1, startRate: 5, factor: 2, maxSteps: 1, drainSeconds: 5 },
     policy: { sizes: [10, 100], decisions: 50, maxSecondsPerEngine: 1 },
-    pending: { n: 10, maxCachedWorkflows: 4, checkpoints: 2, concurrency: 10 },
+    pending: { n: 10, maxCachedWorkflows: 4, checkpoints: 2, concurrency: 10, budgetSeconds: 120 },
     audit: { records: 200 },
   },
 };

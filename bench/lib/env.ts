@@ -181,12 +181,12 @@ export async function approveOverHttp(api: BenchApi, requestId: string, digest: 
 /** Starts a toolgate worker (the product's `createToolgateWorker`), the approval API and a client. */
 export async function startBenchGateway(
   bench: BenchServer,
-  options: { taskQueue: string; tools: ToolRegistry; notifier?: Notifier },
+  options: { taskQueue: string; tools: ToolRegistry; notifier?: Notifier; workflowBundle?: WorkflowBundle },
 ): Promise<BenchGateway> {
   const worker = await createToolgateWorker({
     connection: bench.nativeConnection,
     taskQueue: options.taskQueue,
-    workflowBundle: bench.toolgateBundle,
+    workflowBundle: options.workflowBundle ?? bench.toolgateBundle,
     policy: PolicyStore.fromSources([{ file: 'bench-policy.yaml', text: BENCH_POLICY }]),
     tools: options.tools,
     notifier: options.notifier ?? { notify: async () => {} },

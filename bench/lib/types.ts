@@ -47,7 +47,7 @@ export interface BenchSizes {
   approval: { warmup: number; iterations: number };
   throughput: { stepSeconds: number; startRate: number; factor: number; maxSteps: number; drainSeconds: number };
   policy: { sizes: number[]; decisions: number; maxSecondsPerEngine: number };
-  pending: { n: number; maxCachedWorkflows: number; checkpoints: number; concurrency: number };
+  pending: { n: number; maxCachedWorkflows: number; checkpoints: number; concurrency: number; budgetSeconds: number };
   audit: { records: number };
 }
 
