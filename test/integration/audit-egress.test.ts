@@ -1,0 +1,412 @@
+/**
+ * What leaves the gateway, and what it remembers, on a real Temporal server: a canary secret in
+ * arguments, in a tool result and in a thrown tool error never appears in the dumped history (real
+ * `temporal workflow show`), the logs, the approval API or the agent's result; the codec endpoint
+ * decodes for ops only; results of another tenant and blocked destinations are refused; the audit
+ * record answers the four questions for approved, denied, expired and edited requests; an export
+ * of real records verifies and a flipped byte does not.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { AuditRecord } from '../../src/audit/record.js';
+import { ToolExecutionFailed, type RequestStatus, type ToolOutcome, type ToolRequestInput } from '../../src/client/index.js';
+import { createLogger } from '../../src/logger.js';
+import { requireTemporalCli } from '../../src/temporal/cli.js';
+import { ToolRejectedError } from '../../src/tools/types.js';
+import { eventually, startGateway, startTemporal, testCodecKeysEnv, type GatewayEnv } from '../helpers/gateway-env.js';
+import { startToolService, type ToolService } from '../helpers/tool-service.js';
+
+/** A unique OpenAI-shaped key per run: the redactor's openai_key rule must catch it everywhere. */
+const CANARY = `sk-proj-CANARY${process.pid}${Date.now().toString(36)}${'x7Q'.repeat(12)}`;
+/** A word only the thrown error carries, to prove failure messages are stored encrypted. */
+const ERROR_WORD = `kaboom${process.pid}`;
+
+function policyYaml(loopbackUrl: string): string {
+  return `
+version: 1
+tools:
+  leaky_lookup:
+    risk: medium
+    approval: manager
+    allowed_roles: [agent_runtime]
+  failing_write:
+    risk: low
+    approval: none
+    allowed_roles: [agent_runtime]
+  foreign_lookup:
+    risk: low
+    approval: none
+    allowed_roles: [agent_runtime]
+  internal_http:
+    risk: low
+    approval: none
+    allowed_roles: [agent_runtime]
+  slow_approval:
+    risk: high
+    approval: quick_expiry
+    allowed_roles: [agent_runtime]
+approvals:
+  manager:
+    groups: [manager]
+    expires_after: 1h
+  quick_expiry:
+    groups: [manager]
+    expires_after: 1s
+manifest:
+  leaky_lookup:
+    run_as: svc-lookup
+    adapter: { type: code }
+    egress: { redact: [secrets, pii] }
+    args: { type: object, properties: { note: { type: string }, customer: { type: string } } }
+  failing_write:
+    run_as: svc-writer
+    adapter: { type: code }
+    args: { type: object, properties: { note: { type: string } } }
+  foreign_lookup:
+    run_as: svc-lookup
+    adapter: { type: code }
+    args: { type: object, properties: {} }
+  internal_http:
+    run_as: svc-internal
+    adapter: { type: http, url: "${loopbackUrl}/internal" }
+    args: { type: object, properties: {} }
+  slow_approval:
+    run_as: svc-slow
+    adapter: { type: code }
+    args: { type: object, properties: {} }
+`;
+}
+
+const bot = { id: 'triage-bot', type: 'agent' as const, roles: ['agent_runtime'] };
+let seq = 0;
+function request(tool: string, args: Record<string, unknown> = {}, extra: Partial<ToolRequestInput> = {}): ToolRequestInput {
+  seq += 1;
+  return { requestId: `ae-${process.pid}-${Date.now()}-${seq}`, actor: bot, tenant: 'acme', environment: 'production', tool, args, ...extra };
+}
+
+/** Runs the real `toolgate` CLI against the test server with the test keys. */
+function toolgate(args: string[], env: NodeJS.ProcessEnv, stdoutFile?: string): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.on('exit', (code) => {
+      const text = Buffer.concat(out).toString('utf8');
+      void (stdoutFile ? writeFile(stdoutFile, text) : Promise.resolve()).then(() => resolve({ code, out: text, err }));
+    });
+  });
+}
+
+describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () => {
+  let env: TestWorkflowEnvironment;
+  let gw: GatewayEnv;
+  let service: ToolService;
+  let logs = '';
+  let stateDir: string;
+  const processEnv = (): NodeJS.ProcessEnv => ({ TEMPORAL_ADDRESS: env.address, TOOLGATE_CODEC_KEYS: testCodecKeysEnv, TOOLGATE_STATE_DIR: stateDir, TOOLGATE_LOG_LEVEL: 'warn' });
+
+  const pendingStatus = async (requestId: string, notDigest?: string): Promise<RequestStatus> => {
+    const handle = await gw.gateway.get(requestId);
+    return eventually(async () => {
+      const status = await handle.status();
+      return status.state === 'pending_approval' && status.digest !== notDigest ? status : undefined;
+    }, `request ${requestId} to wait for approval`);
+  };
+  const decide = (requestId: string, token: string, body: Record<string, unknown>) => gw.api('POST', `/v1/approvals/${requestId}/decision`, { token, body });
+  const historyDump = (workflowId: string): string => {
+    const run = spawnSync(requireTemporalCli(), ['workflow', 'show', '-o', 'json', '--address', env.address, '-w', workflowId], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    return run.stdout;
+  };
+  const auditOf = async (requestId: string, token: string): Promise<AuditRecord> => {
+    const res = await gw.api('GET', `/v1/audit/${requestId}`, { token });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    return res.body as AuditRecord;
+  };
+
+  const ids: Record<string, { requestId: string; workflowId: string }> = {};
+
+  before(async () => {
+    stateDir = await mkdtemp(join(tmpdir(), 'toolgate-audit-'));
+    env = await startTemporal();
+    service = await startToolService('ok');
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        logs += chunk.toString();
+        callback();
+      },
+    });
+    gw = await startGateway(env, {
+      taskQueue: `audit-egress-${process.pid}`,
+      policy: policyYaml(service.url),
+      logger: createLogger('test', 'debug', sink),
+      tools: {
+        leaky_lookup: async ({ args }) => ({ customer: args.customer, apiKey: `${CANARY}`, contact: 'write to jane.doe@example.com', echo: args.note, tenant: 'acme' }),
+        failing_write: async () => {
+          throw new ToolRejectedError(`${ERROR_WORD}: the upstream said no, credentials ${CANARY}`);
+        },
+        foreign_lookup: async () => ({ rows: [{ id: 1, tenant: 'acme' }, { id: 2, tenant: 'globex' }] }),
+        slow_approval: async () => ({ ok: true }),
+      },
+    });
+  });
+  after(async () => {
+    await gw?.close();
+    await service?.close();
+    await env?.teardown();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  test('a canary in arguments, result and thrown error leaks nowhere', async () => {
+    // 1. Arguments: an approver sees them redacted.
+    const leaky = await gw.gateway.start(request('leaky_lookup', { note: `please use ${CANARY}`, customer: 'c-1' }, { reason: `ticket mentions ${CANARY}` }));
+    ids.approved = leaky;
+    const status = await pendingStatus(leaky.requestId);
+    const maria = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+    const view = await gw.api('GET', `/v1/approvals/${leaky.requestId}`, { token: maria });
+    assert.equal(view.status, 200);
+    assert.ok(!JSON.stringify(view.body).includes(CANARY), 'the approval view shows the canary');
+    assert.match(JSON.stringify(view.body.args), /\[REDACTED:openai_key\]/);
+    const list = await gw.api('GET', '/v1/approvals?status=pending', { token: maria });
+    assert.ok(!JSON.stringify(list.body).includes(CANARY), 'the approval list shows the canary');
+    const decided = await decide(leaky.requestId, maria, { decision: 'approve', digest: status.digest, reason: 'looks fine' });
+    assert.equal(decided.status, 200);
+    assert.ok(!JSON.stringify(decided.body).includes(CANARY));
+
+    // 2. Result: the agent gets it redacted, and the outcome records the egress event.
+    const outcome = (await leaky.outcome()) as Extract<ToolOutcome, { status: 'completed' }>;
+    assert.equal(outcome.status, 'completed');
+    const result = outcome.result as Record<string, unknown>;
+    assert.ok(!JSON.stringify(result).includes(CANARY), 'the agent received the canary');
+    assert.equal(result.contact, 'write to [REDACTED:email]');
+    assert.equal(result.customer, 'c-1');
+    assert.ok((outcome.egress?.redactions.openai_key ?? 0) >= 1 && (outcome.egress?.bytes ?? 0) > 0, JSON.stringify(outcome.egress));
+    assert.ok(!JSON.stringify(await leaky.result()).includes(CANARY));
+
+    // 3. Thrown error: the agent's error and the outcome carry it redacted.
+    const failing = await gw.gateway.start(request('failing_write', { note: CANARY }));
+    ids.failed = failing;
+    const failure = await failing.result().then(
+      () => assert.fail('expected the tool to fail'),
+      (err: unknown) => err,
+    );
+    assert.ok(failure instanceof ToolExecutionFailed);
+    assert.equal(failure.outcome.error.type, 'ToolRejected');
+    assert.match(failure.message, new RegExp(ERROR_WORD));
+    assert.ok(!failure.message.includes(CANARY), 'the agent received the canary in the error');
+    assert.match(failure.outcome.error.message, /credentials \[REDACTED:openai_key\]/);
+    assert.ok(!JSON.stringify(failure.outcome).includes(CANARY));
+    assert.ok(!JSON.stringify(failure.toToolResult()).includes(CANARY));
+
+    // 4. The history as Temporal stores it (real CLI, no codec): no canary, no error text either.
+    for (const { workflowId } of [leaky, failing]) {
+      const dump = historyDump(workflowId);
+      const encrypted = Buffer.from('binary/encrypted').toString('base64');
+      assert.ok(dump.length > 1000 && (dump.includes(encrypted) || dump.includes('binary/encrypted')), 'the dump holds encrypted payloads');
+      assert.ok(!dump.includes(CANARY), `the stored history of ${workflowId} holds the canary`);
+      assert.ok(!dump.includes('jane.doe@example.com'));
+      assert.ok(!dump.includes(ERROR_WORD), 'a failure message is stored in clear');
+      assert.ok(!dump.includes('triage-bot'), 'the request input is stored in clear');
+    }
+
+    // 5. The logs (worker and API, with the tool error logged): no canary, but they did log.
+    assert.match(logs, /tool executed/);
+    assert.match(logs, /tool rejected the call/);
+    assert.ok(!logs.includes(CANARY), 'the logs hold the canary');
+
+    // 6. The audit record, for ops: no canary either.
+    const ops = await gw.token({ sub: 'otto', tenant: 'acme', groups: ['ops'] });
+    assert.ok(!JSON.stringify(await auditOf(leaky.requestId, ops)).includes(CANARY));
+    assert.ok(!JSON.stringify(await auditOf(failing.requestId, ops)).includes(CANARY));
+  });
+
+  test('the codec endpoint decodes stored payloads for ops only, with CORS for the UI origin', async () => {
+    const { workflowId } = ids.approved!;
+    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    const input = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    assert.ok(input?.data);
+    const body = {
+      payloads: [
+        {
+          metadata: Object.fromEntries(Object.entries(input.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+          data: Buffer.from(input.data).toString('base64'),
+        },
+      ],
+    };
+    assert.equal((await gw.api('POST', '/codec/decode', { body })).status, 401);
+    const maria = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+    assert.equal((await gw.api('POST', '/codec/decode', { body, token: maria })).status, 401);
+    const ops = await gw.token({ sub: 'otto', tenant: 'acme', groups: ['ops'] });
+    const decoded = await gw.api('POST', '/codec/decode', { body, token: ops });
+    assert.equal(decoded.status, 200);
+    const clear = Buffer.from(decoded.body.payloads[0].data, 'base64').toString('utf8');
+    assert.match(clear, /"tool":"leaky_lookup"/);
+
+    const preflight = await fetch(`${gw.apiUrl}/codec/decode`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://127.0.0.1:8233', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+    });
+    assert.equal(preflight.headers.get('access-control-allow-origin'), 'http://127.0.0.1:8233');
+    const stranger = await fetch(`${gw.apiUrl}/codec/decode`, { method: 'OPTIONS', headers: { origin: 'http://evil.example', 'access-control-request-method': 'POST' } });
+    assert.equal(stranger.headers.get('access-control-allow-origin'), null);
+  });
+
+  test("another tenant's record in a result is refused, and a blocked destination is never contacted", async () => {
+    const foreign = await gw.gateway.start(request('foreign_lookup'));
+    const outcome = await foreign.outcome();
+    assert.equal(outcome.status, 'failed');
+    assert.equal(outcome.status === 'failed' && outcome.error.type, 'EgressRefused');
+    assert.match(outcome.status === 'failed' ? outcome.error.message : '', /\$\.rows\[1\]\.tenant belongs to tenant "globex"/);
+    assert.ok(!JSON.stringify(outcome).includes('"id":2'));
+
+    const callsBefore = service.calls;
+    const internal = await gw.gateway.start(request('internal_http'));
+    const blocked = await internal.outcome();
+    assert.equal(blocked.status, 'failed');
+    assert.equal(blocked.status === 'failed' && blocked.error.type, 'ToolRejected');
+    assert.match(blocked.status === 'failed' ? blocked.error.message : '', /destination blocked by egress policy: .*127\.0\.0\.1 .*loopback/);
+    assert.equal(service.calls, callsBefore, 'the loopback service was contacted');
+  });
+
+  describe('the audit record answers the four questions', () => {
+    test('approved: who asked, which rule and which person allowed it, as whom it ran, what it produced', async () => {
+      const ops = await gw.token({ sub: 'otto', tenant: 'acme', groups: ['ops'] });
+      const record = await auditOf(ids.approved!.requestId, ops);
+      assert.equal(record.status, 'completed');
+      assert.deepEqual(record.initiatedBy.actor, bot);
+      assert.equal(record.initiatedBy.tenant, 'acme');
+      assert.equal(record.initiatedBy.reason, 'ticket mentions [REDACTED:openai_key]');
+      assert.equal(record.decision?.outcome, 'approve');
+      assert.equal(record.decision?.rule, 'tool:leaky_lookup');
+      assert.match(record.decision?.policyDigest ?? '', /^[a-f0-9]{64}$/);
+      assert.match(record.proposal.toolDigest ?? '', /^[a-f0-9]{64}$/);
+      assert.equal(record.approvals.length, 1);
+      assert.deepEqual(
+        { who: record.approvals[0]!.who, decision: record.approvals[0]!.decision, tier: record.approvals[0]!.tier, via: record.approvals[0]!.via, digest: record.approvals[0]!.digest },
+        { who: 'maria', decision: 'approve', tier: 0, via: 'api', digest: record.proposal.digest },
+      );
+      assert.equal(record.ranAs?.runAs, 'svc-lookup');
+      assert.equal(record.ranAs?.idempotencyKey, `toolgate:${ids.approved!.workflowId}`);
+      assert.equal(record.ranAs?.attempts, 1);
+      assert.equal(record.outcome?.status, 'completed');
+      assert.match(record.outcome?.result ?? '', /\[REDACTED:email\]/);
+      assert.ok((record.outcome?.egress?.redactions.openai_key ?? 0) >= 1);
+      assert.match(record.answers.whoInitiated, /^agent triage-bot \(tenant acme, production\)/);
+      assert.match(record.answers.whoAllowed, /policy rule tool:leaky_lookup decided approve.*approved by maria \(tier 0, via api/);
+      assert.match(record.answers.underWhichIdentity, /^svc-lookup \(idempotency key toolgate:/);
+      assert.match(record.answers.whatItProduced, /^completed: .*\(\d+ bytes, redacted .*openai_key×1/);
+      assert.ok(record.timeline.some((t) => /maria approved/.test(t.event)));
+    });
+
+    test('denied: nobody allowed it and it never left', async () => {
+      const handle = await gw.gateway.start(request('leaky_lookup', {}, { actor: { id: 'intruder', type: 'agent', roles: ['visitor'] } }));
+      assert.equal((await handle.outcome()).status, 'denied');
+      const ops = await gw.token({ sub: 'otto', tenant: 'acme', groups: ['ops'] });
+      const record = await auditOf(handle.requestId, ops);
+      assert.equal(record.status, 'denied');
+      assert.equal(record.initiatedBy.actor.id, 'intruder');
+      assert.deepEqual({ outcome: record.decision?.outcome, rule: record.decision?.rule, code: record.decision?.code }, { outcome: 'deny', rule: 'check:role_not_allowed', code: 'role_not_allowed' });
+      assert.deepEqual(record.approvals, []);
+      assert.equal(record.ranAs, null);
+      assert.match(record.answers.whoAllowed, /^nobody: policy rule check:role_not_allowed decided deny/);
+      assert.equal(record.answers.underWhichIdentity, 'it never left: no execution');
+      assert.match(record.answers.whatItProduced, /^denied: role_not_allowed/);
+    });
+
+    test('expired: the plan waited, nobody decided, it never left; a refused attempt is on record', async () => {
+      const handle = await gw.gateway.start(request('slow_approval'));
+      const status = await pendingStatus(handle.requestId);
+      const self = await gw.token({ sub: 'triage-bot', tenant: 'acme', groups: ['manager'] });
+      assert.equal((await decide(handle.requestId, self, { decision: 'approve', digest: status.digest })).status, 403);
+      assert.equal((await handle.outcome()).status, 'expired');
+      const ops = await gw.token({ sub: 'root', tenant: 'globex', groups: ['ops:all'] });
+      const record = await auditOf(handle.requestId, ops);
+      assert.equal(record.status, 'expired');
+      assert.equal(record.decision?.outcome, 'approve');
+      assert.deepEqual(record.approvals, []);
+      assert.equal(record.refusals.length, 1);
+      assert.deepEqual({ who: record.refusals[0]!.who, code: record.refusals[0]!.code }, { who: 'triage-bot', code: 'self_approval' });
+      assert.equal(record.ranAs, null);
+      assert.match(record.answers.whoAllowed, /nobody decided before expiry/);
+      assert.match(record.answers.whatItProduced, /^expired: expired: no decision before /);
+    });
+
+    test('edited: the editor, both digests, the arguments that ran', async () => {
+      const handle = await gw.gateway.start(request('leaky_lookup', { customer: 'c-7', note: 'first' }));
+      const first = await pendingStatus(handle.requestId);
+      const maria = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+      assert.equal((await decide(handle.requestId, maria, { decision: 'edit', digest: first.digest, args: { customer: 'c-8', note: 'fixed' }, reason: 'wrong customer' })).status, 200);
+      assert.equal((await handle.outcome()).status, 'completed');
+      const ops = await gw.token({ sub: 'otto', tenant: 'acme', groups: ['ops'] });
+      const record = await auditOf(handle.requestId, ops);
+      assert.equal(record.edits.length, 1);
+      assert.equal(record.edits[0]!.editor, 'maria');
+      assert.equal(record.edits[0]!.fromDigest, first.digest);
+      assert.ok(record.edits[0]!.toDigest && record.edits[0]!.toDigest !== first.digest);
+      assert.deepEqual(record.proposal.args, { customer: 'c-8', note: 'fixed' });
+      assert.equal(record.proposal.digest, record.edits[0]!.toDigest);
+      assert.deepEqual(record.approvals.map((a) => [a.who, a.via, a.digest]), [['maria', 'edit', record.edits[0]!.toDigest]]);
+      assert.equal(record.ranAs?.runAs, 'svc-lookup');
+      assert.match(record.answers.whoAllowed, /approved by maria \(tier 0, via edit.*arguments edited by maria/);
+    });
+
+    test('GET /v1/audit is for ops of the tenant (or ops:all) only', async () => {
+      const { requestId } = ids.approved!;
+      assert.equal((await gw.api('GET', `/v1/audit/${requestId}`)).status, 401);
+      const maria = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+      assert.equal((await gw.api('GET', `/v1/audit/${requestId}`, { token: maria })).status, 403);
+      const otherOps = await gw.token({ sub: 'gus', tenant: 'globex', groups: ['ops'] });
+      assert.equal((await gw.api('GET', `/v1/audit/${requestId}`, { token: otherOps })).status, 404);
+      const allOps = await gw.token({ sub: 'root', tenant: 'globex', groups: ['ops:all'] });
+      assert.equal((await gw.api('GET', `/v1/audit/${requestId}`, { token: allOps })).status, 200);
+      assert.equal((await gw.api('GET', '/v1/audit/no-such-request', { token: allOps })).status, 404);
+    });
+  });
+
+  test('toolgate audit show, export and verify on real records; a flipped byte fails verification', async () => {
+    const shown = await toolgate(['audit', 'show', ids.approved!.requestId], processEnv());
+    assert.equal(shown.code, 0, shown.err);
+    assert.match(shown.out, /who initiated: +agent triage-bot/);
+    assert.match(shown.out, /under which identity: +svc-lookup/);
+    assert.ok(!shown.out.includes(CANARY));
+
+    const keys = await toolgate(['audit', 'keygen', '--out', stateDir], processEnv());
+    assert.equal(keys.code, 0, keys.err);
+    const exportFile = join(stateDir, 'audit.jsonl');
+    const started = Date.now();
+    const exported = await toolgate(['audit', 'export', '--key', join(stateDir, 'audit-signing.key.pem'), '--tenant', 'acme', '--checkpoint-every', '2'], processEnv(), exportFile);
+    const exportMs = Date.now() - started;
+    assert.equal(exported.code, 0, exported.err);
+    assert.match(exported.err, /audit export: done, \d+ records/);
+    const lines = (await readFile(exportFile, 'utf8')).trimEnd().split('\n');
+    const records = lines.filter((l) => l.startsWith('{"seq"')).map((l) => JSON.parse(l).record as AuditRecord);
+    assert.ok(records.length >= 6, `only ${records.length} records exported`);
+    assert.ok(records.every((r) => r.initiatedBy.tenant === 'acme'));
+    assert.ok(records.some((r) => r.requestId === ids.approved!.requestId));
+    assert.ok(!lines.join('\n').includes(CANARY));
+
+    const pub = join(stateDir, 'audit-signing.pub.pem');
+    const verified = await toolgate(['audit', 'verify', exportFile, '--key', pub], processEnv());
+    assert.equal(verified.code, 0, verified.out + verified.err);
+    assert.match(verified.out, new RegExp(`^ok: ${records.length} records`));
+
+    // Flip one byte inside the third record's content.
+    const tampered = [...lines];
+    const target = tampered.findIndex((l) => l.startsWith('{"seq":2,'));
+    tampered[target] = tampered[target]!.replace('"status":"', '"status":"X');
+    const tamperedFile = join(stateDir, 'tampered.jsonl');
+    await writeFile(tamperedFile, `${tampered.join('\n')}\n`);
+    const refused = await toolgate(['audit', 'verify', tamperedFile, '--key', pub], processEnv());
+    assert.equal(refused.code, 1);
+    assert.match(refused.out, new RegExp(`FAILED at line ${target + 1} \\(record seq 2\\): hash does not match the record`));
+    process.stderr.write(`audit export of ${records.length} real records: ${exportMs} ms (CLI start included)\n`);
+  });
+});
