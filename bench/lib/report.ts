@@ -30,6 +30,7 @@ export function toMarkdown(report: BenchReport): string {
     `Run of ${report.startedAt} (size \`${report.size}\`, ${Math.round(report.durationSeconds)} s) on ${m.nproc} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}, Temporal CLI ${m.temporalCli}; load average at start ${m.loadAverage.join(' / ')}, at end ${report.loadAverageAtEnd.join(' / ')}.`,
     '',
   ];
+  out.push(summaryTable(report), '');
   for (const scenario of report.scenarios) {
     out.push(`**${scenario.id}. ${scenario.name}** — ratio: ${scenario.ratioOf} vs ${scenario.baseline}`, '');
     out.push('| system | p50 ms | p95 ms | p99 ms | throughput | ratio | notes |', '|---|---:|---:|---:|---:|---:|---|');
@@ -42,6 +43,15 @@ export function toMarkdown(report: BenchReport): string {
     for (const g of scenario.goals) out.push(`- ${g.met ? '✅ met' : '❌ missed'}: ${g.goal} — measured ${fmt(g.value, 3)}`);
     for (const note of scenario.notes) out.push(`- ${note}`);
     out.push('');
+  }
+  return out.join('\n');
+}
+
+/** One line per goal: the scenario, the goal, the measured value and the verdict. */
+export function summaryTable(report: BenchReport): string {
+  const out = ['| # | scenario | goal | measured | met |', '|---|---|---|---:|---|'];
+  for (const scenario of report.scenarios) {
+    for (const g of scenario.goals) out.push(`| ${scenario.id} | ${scenario.name} | ${g.goal} | ${fmt(g.value, 3)} | ${g.met ? '✅' : '❌'} |`);
   }
   return out.join('\n');
 }
