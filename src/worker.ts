@@ -41,6 +41,8 @@ export async function createToolgateWorker(options: ToolgateWorkerOptions): Prom
     taskQueue: taskQueue ?? TASK_QUEUE,
     ...(workflowBundle ? { workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     ...(dataConverter && { dataConverter }),
+    // After a worker dies, its sticky queue holds tasks until this timeout: keep recovery quick.
+    stickyQueueScheduleToStartTimeout: '3s',
     activities: createActivities({ ...deps, killSwitches }),
   });
 }

@@ -4,7 +4,7 @@
  * validator has the final word. Every refused attempt on an existing request is recorded in that
  * request's history (who, when, why).
  */
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { decodeJwt } from 'jose';
@@ -76,6 +76,8 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly fields?: string[],
+    /** Seconds for a Retry-After header. */
+    readonly retryAfter?: number,
   ) {
     super(message);
   }
@@ -184,16 +186,19 @@ export function createApiApp(deps: ApiDeps): express.Express {
     return requestId;
   };
 
-  /** The request's status, or 404 when it does not exist; another tenant's request is a recorded 404. */
-  const loadStatus = async (requestId: string, approver: Approver, via: DecisionChannel, attempt?: string): Promise<RequestStatus> => {
-    let status: RequestStatus;
+  /**
+   * 404 unless the request exists and belongs to the approver's tenant; another tenant's request is
+   * a recorded 404. Answered by the server from the search attributes, so it needs no worker.
+   */
+  const checkScope = async (requestId: string, approver: Approver, via: DecisionChannel, attempt?: string): Promise<void> => {
+    let tenant: string | undefined;
     try {
-      status = await handleOf(requestId).query(statusQuery);
+      tenant = (await handleOf(requestId).describe()).typedSearchAttributes.get(searchAttributes.tenant);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new HttpError(404, 'not_found', `no request ${requestId}`);
-      throw err;
+      throw unavailable(err);
     }
-    if (status.tenant !== approver.tenant) {
+    if (tenant !== approver.tenant) {
       if (attempt) {
         await recordRefusal(requestId, {
           approverId: approver.id,
@@ -206,7 +211,17 @@ export function createApiApp(deps: ApiDeps): express.Express {
       }
       throw new HttpError(404, 'not_found', `no request ${requestId}`);
     }
-    return status;
+  };
+
+  /** The request's status (after `checkScope`); 503 when no worker answers the query. */
+  const loadStatus = async (requestId: string, approver: Approver, via: DecisionChannel, attempt?: string): Promise<RequestStatus> => {
+    await checkScope(requestId, approver, via, attempt);
+    try {
+      return await handleOf(requestId).query(statusQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new HttpError(404, 'not_found', `no request ${requestId}`);
+      throw unavailable(err);
+    }
   };
 
   /** Sends a decision to the workflow; a refusal is recorded and becomes an HttpError. */
@@ -224,7 +239,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
       } else if (err instanceof WorkflowNotFoundError || /already completed/i.test((err as Error).message)) {
         refused = new HttpError(409, 'not_pending', 'the request is no longer waiting for approval');
       }
-      if (!refused) throw err;
+      if (!refused) throw unavailable(err);
       await recordRefusal(requestId, {
         approverId: input.approver.id,
         tenant: input.approver.tenant,
@@ -323,7 +338,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
       const issues = formatIssues(body.error);
       throw new HttpError(400, 'invalid_body', issues.join('; '), issues.map((issue) => issue.split(':')[0] ?? ''));
     }
-    await loadStatus(requestId, approver, 'api', body.data.decision);
+    await checkScope(requestId, approver, 'api', body.data.decision);
     const status = await decide(requestId, { ...body.data, approver, via: 'api' });
     res.json(approvalView(status, approver));
   });
@@ -379,6 +394,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
     if (err instanceof HttpError) {
       res.status(err.status);
       if (err.status === 401) res.set('WWW-Authenticate', `Bearer error="invalid_token"`);
+      if (err.retryAfter !== undefined) res.set('Retry-After', String(err.retryAfter));
       res.json({ error: { code: err.code, message: err.message, ...(err.fields ? { fields: err.fields } : {}) } });
       return;
     }
@@ -393,6 +409,19 @@ export function createApiApp(deps: ApiDeps): express.Express {
     res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
   });
   return app;
+}
+
+/**
+ * A Temporal call that timed out or found no one to answer (typically: no worker is running) is a
+ * 503 with Retry-After, not an internal error; anything else is passed on unchanged.
+ */
+function unavailable(err: unknown): unknown {
+  const code = (err as { code?: number }).code ?? (err as { cause?: { code?: number } }).cause?.code;
+  const grpcUnavailable = code === 4 || code === 14; // DEADLINE_EXCEEDED, UNAVAILABLE
+  if (grpcUnavailable || (err instanceof ServiceError && /deadline|timed? ?out|unavailable/i.test(err.message))) {
+    return new HttpError(503, 'worker_unavailable', 'the gateway could not reach a worker in time; retry shortly', undefined, 5);
+  }
+  return err;
 }
 
 /** The unverified `sub` of a token, for the record of a refused attempt; never trusted. */
