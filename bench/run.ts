@@ -23,9 +23,9 @@ import { throughputScenario } from './scenarios/throughput.js';
 const SIZES: Record<'full' | 'tiny', BenchSizes> = {
   full: {
     name: 'full',
-    overhead: { warmup: 20, iterations: 300 },
-    approval: { warmup: 10, iterations: 150 },
-    throughput: { stepSeconds: 10, startRate: 10, factor: 1.4, maxSteps: 12, drainSeconds: 5 },
+    overhead: { warmup: 20, iterations: 200 },
+    approval: { warmup: 10, iterations: 100 },
+    throughput: { stepSeconds: 8, startRate: 8, factor: 1.5, maxSteps: 10, drainSeconds: 5, refineSteps: 2 },
     policy: { sizes: [10, 1_000, 10_000], decisions: 20_000, maxSecondsPerEngine: 4 },
     pending: { n: 10_000, maxCachedWorkflows: 2_000, checkpoints: 10, concurrency: 48, budgetSeconds: 330 },
     audit: { records: 100_000 },
@@ -34,7 +34,7 @@ const SIZES: Record<'full' | 'tiny', BenchSizes> = {
     name: 'tiny',
     overhead: { warmup: 1, iterations: 2 },
     approval: { warmup: 0, iterations: 2 },
-    throughput: { stepSeconds: 1, startRate: 5, factor: 2, maxSteps: 1, drainSeconds: 5 },
+    throughput: { stepSeconds: 1, startRate: 5, factor: 2, maxSteps: 1, drainSeconds: 5, refineSteps: 0 },
     policy: { sizes: [10, 100], decisions: 50, maxSecondsPerEngine: 1 },
     pending: { n: 10, maxCachedWorkflows: 4, checkpoints: 2, concurrency: 10, budgetSeconds: 120 },
     audit: { records: 200 },
@@ -80,7 +80,16 @@ async function main(): Promise<void> {
     }
     for (const scenario of selected) {
       log(`scenario ${scenario.id}: ${scenario.name}`);
-      const result = await scenario.run(bench, size);
+      const t0 = performance.now();
+      let result: ScenarioResult;
+      try {
+        result = await scenario.run(bench, size);
+      } catch (err) {
+        // One broken scenario must not lose the others' results: record the failure and go on.
+        log(`  scenario ${scenario.id} FAILED: ${(err as Error).stack ?? String(err)}`);
+        process.exitCode = 1;
+        result = { id: scenario.id, name: scenario.name, baseline: '', ratioOf: '', rows: [], goals: [], notes: [`failed: ${(err as Error).message}`], durationMs: performance.now() - t0 };
+      }
       clearStatus();
       results.push(result);
       for (const g of result.goals) log(`  ${g.met ? 'met   ' : 'MISSED'} ${g.goal}: ${g.value}`);

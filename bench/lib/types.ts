@@ -45,7 +45,7 @@ export interface BenchSizes {
   name: 'full' | 'tiny';
   overhead: { warmup: number; iterations: number };
   approval: { warmup: number; iterations: number };
-  throughput: { stepSeconds: number; startRate: number; factor: number; maxSteps: number; drainSeconds: number };
+  throughput: { stepSeconds: number; startRate: number; factor: number; maxSteps: number; drainSeconds: number; refineSteps: number };
   policy: { sizes: number[]; decisions: number; maxSecondsPerEngine: number };
   pending: { n: number; maxCachedWorkflows: number; checkpoints: number; concurrency: number; budgetSeconds: number };
   audit: { records: number };
