@@ -25,7 +25,7 @@ import { createMcpHttpApp } from '../../src/mcp/http.js';
 import { pinTools } from '../../src/mcp/pin.js';
 import { PolicyStore } from '../../src/policy-store.js';
 import type { RequestStatus } from '../../src/shared/index.js';
-import { eventually, startGateway, startTemporal, type GatewayEnv } from '../helpers/gateway-env.js';
+import { eventually, startGateway, startTemporal, type GatewayEnv, testCodecKeysEnv } from '../helpers/gateway-env.js';
 
 const FIXTURE = resolve('test/fixtures/mcp-downstream.ts');
 
@@ -142,7 +142,7 @@ describe('toolgate mcp: an MCP gateway in front of downstream MCP servers', () =
       new StdioClientTransport({
         command: process.execPath,
         args: ['--import', 'tsx', 'src/cli/main.ts', 'mcp', '--environment', 'production', '--actor', 'triage-bot', '--roles', 'agent_runtime', '--tenant', 'acme', '--task-queue', taskQueue, '--wait', '30'],
-        env: { ...(process.env as Record<string, string>), TEMPORAL_ADDRESS: env.address, TOOLGATE_POLICY: policyFile, TOOLGATE_LOG_LEVEL: 'error' },
+        env: { ...(process.env as Record<string, string>), TEMPORAL_ADDRESS: env.address, TOOLGATE_POLICY: policyFile, TOOLGATE_LOG_LEVEL: 'error', TOOLGATE_CODEC_KEYS: testCodecKeysEnv },
         stderr: 'inherit',
       }),
     );
