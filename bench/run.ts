@@ -27,7 +27,7 @@ const SIZES: Record<'full' | 'tiny', BenchSizes> = {
     approval: { warmup: 10, iterations: 100 },
     throughput: { stepSeconds: 8, startRate: 8, factor: 1.5, maxSteps: 10, drainSeconds: 5, refineSteps: 2 },
     policy: { sizes: [10, 1_000, 10_000], decisions: 20_000, maxSecondsPerEngine: 4 },
-    pending: { n: 10_000, maxCachedWorkflows: 2_000, checkpoints: 10, concurrency: 48, budgetSeconds: 330 },
+    pending: { n: 10_000, maxCachedWorkflows: 250, checkpoints: 20, concurrency: 48, budgetSeconds: 330 },
     audit: { records: 100_000 },
   },
   tiny: {
