@@ -4,6 +4,7 @@
  * request's state later. The same requestId twice is one request; errors have the approval API's
  * shape, `{ error: { code, message, fields? } }`.
  */
+import { HttpError, errorHandler } from './errors.js';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -24,16 +25,8 @@ export interface AgentRouterDeps {
 export const MAX_AGENT_WAIT_SECONDS = 60;
 
 /** An error answer of the agent API. */
-export class AgentApiError extends Error {
+export class AgentApiError extends HttpError {
   override readonly name = 'AgentApiError';
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly fields?: string[],
-  ) {
-    super(message);
-  }
 }
 
 const waitSchema = z
@@ -142,22 +135,7 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
   });
 
   router.use((_req, _res, next) => next(new AgentApiError(404, 'not_found', 'no such route')));
-  router.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    if (err instanceof AgentApiError) {
-      res.status(err.status);
-      if (err.status === 401) res.set('WWW-Authenticate', 'Bearer error="invalid_token"');
-      res.json({ error: { code: err.code, message: err.message, ...(err.fields ? { fields: err.fields } : {}) } });
-      return;
-    }
-    const status = (err as { status?: number }).status;
-    if (status && status >= 400 && status < 500) {
-      // The body as a whole is at fault (malformed JSON, too large, wrong encoding): the field is the root.
-      res.status(status).json({ error: { code: 'invalid_body', message: `request body: ${(err as Error).message}`, fields: ['(root)'] } });
-      return;
-    }
-    logger.error({ err, path: req.path }, 'unhandled agent API error');
-    res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
-  });
+  router.use(errorHandler(logger, 'agent API'));
   return router;
 }
 

@@ -31,7 +31,10 @@ import { createCodecRouter } from '../codec/router.js';
 import { redactValue } from '../egress/redact.js';
 import { AuditRecordError, buildAuditRecord } from '../audit/record.js';
 import { bearerToken, opsCovers, opsScope } from './ops.js';
+import { HttpError, errorHandler } from './errors.js';
 import { renderLinkPage, type LinkPageModel } from './link-page.js';
+
+export { HttpError } from './errors.js';
 
 /** Verifies approver bearer tokens. */
 export interface ApproverVerifierLike {
@@ -67,20 +70,6 @@ export interface ApiDeps {
    * Temporal UI: only for ops tokens (group `ops` or `ops:all`); CORS admits `uiOrigins`.
    */
   codec?: { codec: PayloadCodec; uiOrigins?: readonly string[] };
-}
-
-/** An error answer: a stable code, a sentence, and the fields at fault. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly fields?: string[],
-    /** Seconds for a Retry-After header. */
-    readonly retryAfter?: number,
-  ) {
-    super(message);
-  }
 }
 
 const REFUSAL_STATUS: Record<string, [number, string]> = {
@@ -390,24 +379,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
   deps.mount?.(app);
 
   app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    if (err instanceof HttpError) {
-      res.status(err.status);
-      if (err.status === 401) res.set('WWW-Authenticate', `Bearer error="invalid_token"`);
-      if (err.retryAfter !== undefined) res.set('Retry-After', String(err.retryAfter));
-      res.json({ error: { code: err.code, message: err.message, ...(err.fields ? { fields: err.fields } : {}) } });
-      return;
-    }
-    const status = (err as { status?: number }).status;
-    if (status && status >= 400 && status < 500) {
-      // body-parser errors: malformed JSON, too large, wrong content.
-      // The body as a whole is at fault (malformed JSON, too large, wrong encoding): the field is the root.
-      res.status(status).json({ error: { code: 'invalid_body', message: `request body: ${(err as Error).message}`, fields: ['(root)'] } });
-      return;
-    }
-    logger.error({ err, path: req.path }, 'unhandled API error');
-    res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
-  });
+  app.use(errorHandler(logger, 'API'));
   return app;
 }
 

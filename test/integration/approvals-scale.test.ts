@@ -13,6 +13,7 @@ import { canonicalDigest } from '../../src/approvals/digest.js';
 import type { Notifier } from '../../src/notify/notifier.js';
 import type { RequestStatus, ToolOutcome, ToolRequestHandle } from '../../src/client/index.js';
 import { eventually, startGateway, startTemporal, type GatewayEnv } from '../helpers/gateway-env.js';
+import { pool } from '../helpers/pool.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
 
 const COUNT = Number(process.env.APPROVAL_SCALE_REQUESTS ?? 1000);
@@ -41,21 +42,6 @@ manifest:
         amount: { type: integer }
         customer: { type: string }
 `;
-
-/** Runs `tasks` with at most `limit` in flight. */
-async function pool<T>(tasks: (() => Promise<T>)[], limit: number): Promise<T[]> {
-  const results: T[] = new Array(tasks.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, tasks.length) }, async () => {
-      while (next < tasks.length) {
-        const index = next++;
-        results[index] = await (tasks[index] as () => Promise<T>)();
-      }
-    }),
-  );
-  return results;
-}
 
 /** A deterministic shuffle (mulberry32), so a failure can be replayed. */
 function shuffled<T>(items: T[], seed = 20261121): T[] {

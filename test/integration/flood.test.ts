@@ -11,6 +11,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ApprovalNotification, Notifier } from '../../src/notify/notifier.js';
 import type { ToolOutcome } from '../../src/client/index.js';
 import { startGateway, startTemporal, type GatewayEnv } from '../helpers/gateway-env.js';
+import { pool } from '../helpers/pool.js';
 
 const COUNT = Number(process.env.FLOOD_REQUESTS ?? 1000);
 const HIGH_RISK_BURST = 5;
@@ -48,20 +49,6 @@ manifest:
     adapter: { type: code }
     args: { type: object, properties: { amount: { type: integer } } }
 `;
-
-async function pool<T>(tasks: (() => Promise<T>)[], limit: number): Promise<T[]> {
-  const results: T[] = new Array(tasks.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, tasks.length) }, async () => {
-      while (next < tasks.length) {
-        const index = next++;
-        results[index] = await (tasks[index] as () => Promise<T>)();
-      }
-    }),
-  );
-  return results;
-}
 
 describe(`a flood of ${COUNT} mixed-risk requests from one agent`, { timeout: 1_800_000 }, () => {
   let env: TestWorkflowEnvironment;
