@@ -106,7 +106,7 @@ export async function approvalScenario(bench: BenchServer, sizes: BenchSizes): P
     { name: 'toolgate (HTTP decision → tool activity starts)', round: toolgateRound },
     { name: 'bare workflow (client Update → activity starts)', round: bareRound },
     { name: 'diagnostic: toolgate workflow, client Update straight to it', round: directRound(false) },
-    { name: 'diagnostic: toolgate workflow, status query + Update (the API minus HTTP and token)', round: directRound(true) },
+    { name: 'diagnostic: toolgate workflow, status query + Update (a worker round trip first)', round: directRound(true) },
   ];
   const samples = systems.map(() => [] as number[]);
   const replies = systems.map(() => [] as number[]);
