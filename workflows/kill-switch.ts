@@ -4,12 +4,8 @@
  * (who, when, why); policy evaluation and execution read it with a query.
  */
 import { continueAsNew, setHandler, uuid4, workflowInfo, condition } from '@temporalio/workflow';
-import {
-  killSwitchesQuery,
-  liftKillSwitchUpdate,
-  setKillSwitchUpdate,
-  type KillSwitch,
-} from '../src/shared/index.js';
+import { killSwitchesQuery, liftKillSwitchUpdate, setKillSwitchUpdate } from '../src/shared/messages.js';
+import type { KillSwitch } from '../src/shared/schemas.js';
 
 /** Keeps the kill switches; carries them over when the history grows long. */
 export async function killSwitchRegistry(carried: { switches: KillSwitch[] } = { switches: [] }): Promise<void> {

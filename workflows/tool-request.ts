@@ -23,34 +23,34 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
+// Values come only from the zod-free parts of the shared module: the worker evaluates the
+// workflow bundle once per cached workflow, so every module it imports costs memory per request.
+import { countedGroups, eligibleGroups, isApprovalSatisfied, isRejected, refuseDecision } from '../src/shared/approval.js';
 import {
   FailureTypes,
   MAX_RECORDED_REFUSALS,
   NON_RETRYABLE_TOOL_FAILURES,
   attemptRefusedSignal,
-  countedGroups,
-  killSignal,
   decideUpdate,
-  eligibleGroups,
-  isApprovalSatisfied,
-  isRejected,
-  refuseDecision,
+  killSignal,
   searchAttributes,
   statusQuery,
-  type ApprovalPlan,
-  type ApprovalRecord,
-  type DecideInput,
-  type EditRecord,
-  type Evaluation,
-  type KillOrder,
-  type Execution,
-  type NotificationRecord,
-  type RefusalRecord,
-  type RequestState,
-  type RequestStatus,
-  type ToolOutcome,
-  type ToolRequest,
-} from '../src/shared/index.js';
+} from '../src/shared/messages.js';
+import type {
+  ApprovalPlan,
+  ApprovalRecord,
+  DecideInput,
+  EditRecord,
+  Evaluation,
+  Execution,
+  KillOrder,
+  NotificationRecord,
+  RefusalRecord,
+  RequestState,
+  RequestStatus,
+  ToolOutcome,
+  ToolRequest,
+} from '../src/shared/schemas.js';
 
 type Activities = ReturnType<typeof createActivities>;
 

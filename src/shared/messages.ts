@@ -95,3 +95,6 @@ export const NON_RETRYABLE_TOOL_FAILURES: string[] = [
   FailureTypes.OutcomeUnknown,
   FailureTypes.EgressRefused,
 ];
+
+/** How many refused attempts a request keeps in its record; later ones are counted. */
+export const MAX_RECORDED_REFUSALS = 200;

@@ -310,8 +310,7 @@ export interface RequestStatus {
   outcome?: ToolOutcome;
 }
 
-/** How many refused attempts a request keeps in its record; later ones are counted. */
-export const MAX_RECORDED_REFUSALS = 200;
+
 
 /** What left the gateway with a result: its JSON size before redaction and the replacements per redaction rule. */
 export interface EgressEvent {
