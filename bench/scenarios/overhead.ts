@@ -10,15 +10,12 @@ import { ratio, since, summarize } from '../lib/stats.js';
 import { goal, type BenchSizes, type ResultRow, type ScenarioResult } from '../lib/types.js';
 import { WORKFLOW_TYPE, workflowIdFor } from '../../src/shared/index.js';
 import type { WorkInput } from '../work.js';
-import { bundleLeanToolgateWorkflow } from '../experiments/lean-workflow.js';
 
 export async function overheadScenario(bench: BenchServer, sizes: BenchSizes): Promise<ScenarioResult> {
   const started = performance.now();
   const run = `${Date.now().toString(36)}`;
   const tools = benchTools();
   const gw = await startBenchGateway(bench, { taskQueue: `bench-ovh-tg-${run}`, tools });
-  // Diagnostic: the same gateway with the workflow bundled without zod (bench/experiments/lean-workflow.ts).
-  const lean = await startBenchGateway(bench, { taskQueue: `bench-ovh-lean-${run}`, tools, workflowBundle: await bundleLeanToolgateWorkflow() });
   const bareQueue = `bench-ovh-bare-${run}`;
   const bare = await startBaselineWorker(bench, bareQueue);
   const { client } = bench;
@@ -32,7 +29,6 @@ export async function overheadScenario(bench: BenchServer, sizes: BenchSizes): P
     { name: 'bare workflow, 1 activity', call: (n) => client.workflow.execute('bareActivity', { taskQueue: bareQueue, workflowId: `ovh-bare-${run}-${n}`, args: [args(n)] }) },
     { name: 'bare workflow, 1 local activity', call: (n) => client.workflow.execute('bareLocalActivity', { taskQueue: bareQueue, workflowId: `ovh-local-${run}-${n}`, args: [args(n)] }) },
     { name: 'tool function called directly', call: (n) => tool({ args: { ...args(n) }, idempotencyKey: `k-${n}`, runAs: 'svc-bench', requestId: `d-${n}`, tenant: 'bench', tool: 'bench_echo', attempt: 1 }) },
-    { name: 'diagnostic: toolgate, workflow bundled without zod (proposed)', call: (n) => lean.gateway.call({ ...request(n), requestId: `ovh-lean-${run}-${n}` }) },
     {
       // Diagnostic: the same toolgate workflow started with a plain client call, without the SDK's validation and describe().
       name: 'diagnostic: toolgate workflow via client.execute',
@@ -64,7 +60,6 @@ export async function overheadScenario(bench: BenchServer, sizes: BenchSizes): P
     }
   } finally {
     await gw.close();
-    await lean.close();
     await bare.close();
   }
   const summaries = systems.map((_, i) => summarize(samples[i] ?? [], wall[i] ?? 0));

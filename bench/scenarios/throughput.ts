@@ -8,7 +8,6 @@ import { BENCH_ACTOR, benchTools, startBaselineWorker, startBenchGateway, type B
 import { log, status } from '../lib/progress.js';
 import { ratio, since, summarize, type LatencySummary } from '../lib/stats.js';
 import { goal, type BenchSizes, type ScenarioResult } from '../lib/types.js';
-import { bundleLeanToolgateWorkflow } from '../experiments/lean-workflow.js';
 
 /** One rate step. */
 interface Step {
@@ -100,11 +99,8 @@ export async function throughputScenario(bench: BenchServer, sizes: BenchSizes):
   const gw = await startBenchGateway(bench, { taskQueue: `bench-tput-tg-${run}`, tools: benchTools() });
   const bareQueue = `bench-tput-bare-${run}`;
   const bare = await startBaselineWorker(bench, bareQueue);
-  // Diagnostic: the same gateway with the workflow bundled without zod (bench/experiments/lean-workflow.ts).
-  const lean = await startBenchGateway(bench, { taskQueue: `bench-tput-lean-${run}`, tools: benchTools(), workflowBundle: await bundleLeanToolgateWorkflow() });
   let bareSteps: Step[];
   let tgSteps: Step[];
-  let leanSteps: Step[];
   try {
     bareSteps = await ramp('bare', sizes, (n) =>
       bench.client.workflow.execute('bareActivity', { taskQueue: bareQueue, workflowId: `tput-bare-${run}-${n}`, args: [{ n, text: 'open loop' }] }),
@@ -112,11 +108,7 @@ export async function throughputScenario(bench: BenchServer, sizes: BenchSizes):
     tgSteps = await ramp('toolgate', sizes, (n) =>
       gw.gateway.call({ requestId: `tput-${run}-${n}`, actor: BENCH_ACTOR, tenant: 'bench', environment: 'bench', tool: 'bench_echo', args: { n, text: 'open loop' } }),
     );
-    leanSteps = await ramp('toolgate without zod in the bundle', sizes, (n) =>
-      lean.gateway.call({ requestId: `tput-lean-${run}-${n}`, actor: BENCH_ACTOR, tenant: 'bench', environment: 'bench', tool: 'bench_echo', args: { n, text: 'open loop' } }),
-    );
   } finally {
-    await lean.close();
     await gw.close();
     await bare.close();
   }
@@ -145,7 +137,6 @@ export async function throughputScenario(bench: BenchServer, sizes: BenchSizes):
     rows: [
       row('toolgate (ToolGateway.call)', tgSteps, tgMax),
       row('bare workflow, 1 activity', bareSteps, bareMax),
-      row('diagnostic: toolgate, workflow bundled without zod (proposed)', leanSteps, maxSustained(leanSteps)),
     ],
     goals: [goal('toolgate max sustained rate / bare', ratio(tgMax, bareMax), '>=', 0.8)],
     notes: [
