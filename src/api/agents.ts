@@ -4,7 +4,7 @@
  * request's state later. The same requestId twice is one request; errors have the approval API's
  * shape, `{ error: { code, message, fields? } }`.
  */
-import { HttpError, errorHandler } from './errors.js';
+import { HttpError, errorHandler, isTemporalUnavailable } from './errors.js';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -66,18 +66,30 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
 
   /** The answer for a request: 200 with the outcome when it has one, else 202 with where to look. */
   const answer = async (req: Request, res: Response, handle: ToolRequestHandle, waitSeconds: number, created: boolean) => {
-    const outcome = await outcomeWithin(handle, waitSeconds * 1000);
+    const waited = await outcomeWithin(handle, waitSeconds * 1000);
+    const summary = waited ? undefined : await handle.summary();
+    const outcome = waited ?? (summary && !summary.running ? await handle.outcome() : undefined);
     if (outcome) {
       res.status(200).json(view(handle.requestId, outcome.status, outcome));
       return;
     }
-    const status = await handle.status();
-    if (status.outcome) {
-      res.status(200).json(view(handle.requestId, status.outcome.status, status.outcome));
-      return;
+    // The details come from the workflow (a worker answers); when none answers in time, the
+    // server's own view (search attributes) still says where the request stands.
+    let state = summary?.state ?? 'evaluating';
+    let details: ReturnType<typeof pendingDetails> = {};
+    try {
+      const status = await handle.status();
+      if (status.outcome) {
+        res.status(200).json(view(handle.requestId, status.outcome.status, status.outcome));
+        return;
+      }
+      state = status.state;
+      details = pendingDetails(status);
+    } catch (err) {
+      if (!isTemporalUnavailable(err)) throw err;
     }
     const url = statusUrl(req, handle.requestId);
-    res.status(created ? 202 : 200).set('Location', url).json({ requestId: handle.requestId, state: status.state, tool: status.tool, statusUrl: url, ...pendingDetails(status) });
+    res.status(created ? 202 : 200).set('Location', url).json({ requestId: handle.requestId, state, tool: summary?.tool, statusUrl: url, ...details });
   };
 
   router.post('/', async (req: Authed, res) => {
@@ -123,14 +135,14 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
       throw new AgentApiError(400, 'invalid_query', `wait must be a number of seconds from 0 to ${MAX_AGENT_WAIT_SECONDS}`, ['wait']);
     }
     const handle = await gateway.get(requestId);
-    let status: RequestStatus;
+    let tenant: string | undefined;
     try {
-      status = await handle.status();
+      tenant = (await handle.summary()).tenant;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new AgentApiError(404, 'not_found', `no request ${requestId}`);
       throw err;
     }
-    if (status.tenant !== agent.tenant) throw new AgentApiError(404, 'not_found', `no request ${requestId}`);
+    if (tenant !== agent.tenant) throw new AgentApiError(404, 'not_found', `no request ${requestId}`);
     await answer(req, res, handle, wait, false);
   });
 

@@ -4,7 +4,7 @@
  * validator has the final word. Every refused attempt on an existing request is recorded in that
  * request's history (who, when, why).
  */
-import { ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { decodeJwt } from 'jose';
@@ -31,7 +31,7 @@ import { createCodecRouter } from '../codec/router.js';
 import { redactValue } from '../egress/redact.js';
 import { AuditRecordError, buildAuditRecord } from '../audit/record.js';
 import { bearerToken, opsCovers, opsScope } from './ops.js';
-import { HttpError, errorHandler } from './errors.js';
+import { HttpError, errorHandler, isTemporalUnavailable } from './errors.js';
 import { renderLinkPage, type LinkPageModel } from './link-page.js';
 
 export { HttpError } from './errors.js';
@@ -388,12 +388,9 @@ export function createApiApp(deps: ApiDeps): express.Express {
  * 503 with Retry-After, not an internal error; anything else is passed on unchanged.
  */
 function unavailable(err: unknown): unknown {
-  const code = (err as { code?: number }).code ?? (err as { cause?: { code?: number } }).cause?.code;
-  const grpcUnavailable = code === 4 || code === 14; // DEADLINE_EXCEEDED, UNAVAILABLE
-  if (grpcUnavailable || (err instanceof ServiceError && /deadline|timed? ?out|unavailable/i.test(err.message))) {
-    return new HttpError(503, 'worker_unavailable', 'the gateway could not reach a worker in time; retry shortly', undefined, 5);
-  }
-  return err;
+  return isTemporalUnavailable(err)
+    ? new HttpError(503, 'worker_unavailable', 'the gateway could not reach a worker in time; retry shortly', undefined, 5)
+    : err;
 }
 
 /** The unverified `sub` of a token, for the record of a refused attempt; never trusted. */

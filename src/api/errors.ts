@@ -1,4 +1,5 @@
 /** The error answers of toolgate's HTTP APIs: one shape, `{ error: { code, message, fields? } }`. */
+import { ServiceError } from '@temporalio/client';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 
@@ -32,7 +33,18 @@ export function errorHandler(logger: Logger, what: string) {
       res.status(status).json({ error: { code: 'invalid_body', message: `request body: ${(err as Error).message}`, fields: ['(root)'] } });
       return;
     }
+    if (isTemporalUnavailable(err)) {
+      res.status(503).set('Retry-After', '5').json({ error: { code: 'worker_unavailable', message: 'the gateway could not reach a worker in time; retry shortly' } });
+      return;
+    }
     logger.error({ err, path: req.path }, `unhandled ${what} error`);
     res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
   };
+}
+
+/** True for a Temporal call that timed out or found no one to answer (typically: no free worker). */
+export function isTemporalUnavailable(err: unknown): boolean {
+  const code = (err as { code?: number }).code ?? (err as { cause?: { code?: number } }).cause?.code;
+  if (code === 4 || code === 14) return true; // DEADLINE_EXCEEDED, UNAVAILABLE
+  return err instanceof ServiceError && /deadline|timed? ?out|unavailable/i.test(err.message);
 }

@@ -53,6 +53,21 @@ export class ToolRequestHandle {
     return this.workflow.workflowId;
   }
 
+  /**
+   * What the server knows without asking a worker: whether the request is still running and its
+   * search attributes (state, tenant, tool). Cheap, and answers even when no worker is free.
+   */
+  async summary(): Promise<{ running: boolean; state?: string; tenant?: string; tool?: string }> {
+    const description = await this.workflow.describe();
+    const attributes = description.typedSearchAttributes;
+    return {
+      running: description.status.name === 'RUNNING',
+      state: attributes.get(searchAttributes.status),
+      tenant: attributes.get(searchAttributes.tenant),
+      tool: attributes.get(searchAttributes.tool),
+    };
+  }
+
   /** Where the request stands now. */
   async status(): Promise<RequestStatus> {
     return this.workflow.query(statusQuery);
