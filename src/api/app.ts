@@ -33,33 +33,20 @@ import { AuditRecordError, buildAuditRecord } from '../audit/record.js';
 import { bearerToken, opsCovers, opsScope } from './ops.js';
 import { HttpError, errorHandler, isTemporalUnavailable } from './errors.js';
 import { renderLinkPage, type LinkPageModel } from './link-page.js';
+import type { VerifiedLink } from '../auth/links.js';
+import type { ApproverVerifier } from '../auth/tokens.js';
 
 export { HttpError } from './errors.js';
 
-/** Verifies approver bearer tokens. */
-export interface ApproverVerifierLike {
-  verify(token: string): Promise<Approver>;
-}
-
-/** What a verified one-click link asserts. */
-export interface LinkClaimsLike {
-  jti: string;
-  requestId: string;
-  digest: string;
-  approver: Approver;
-  decision?: 'approve' | 'reject';
-  expiresAt: string;
-}
-
-/** Verifies one-click link tokens. */
+/** Verifies one-click link tokens (`LinkVerifier.verifyLink`, or a stand-in in tests). */
 export interface LinkVerifierLike {
-  verify(token: string, expected?: { requestId?: string }): Promise<LinkClaimsLike>;
+  verify(token: string, expected?: { requestId?: string }): Promise<VerifiedLink>;
 }
 
 /** What the API needs. */
 export interface ApiDeps {
   client: Client;
-  verifier: ApproverVerifierLike;
+  verifier: ApproverVerifier;
   /** Verifies one-click links; without it, `/v1/links` answers 404. */
   links?: LinkVerifierLike;
   logger: Logger;
