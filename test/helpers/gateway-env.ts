@@ -18,7 +18,7 @@ import { AesGcmCodec, FAILURE_CONVERTER_PATH, createKeyring, dataConverterFor, g
 import { silentLogger } from '../../src/logger.js';
 import { WebhookNotifier, type Notifier } from '../../src/notify/notifier.js';
 import { PolicyStore } from '../../src/policy-store.js';
-import { searchAttributes } from '../../src/shared/index.js';
+import { searchAttributes, type RequestStatus } from '../../src/shared/index.js';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
 import type { ToolRegistry } from '../../src/tools/types.js';
 import { WORKFLOWS_PATH, createToolgateWorker } from '../../src/worker.js';
@@ -169,6 +169,20 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
       await running;
     },
   };
+}
+
+/** Waits until a request reaches `state` — after an edit, with a digest other than `notDigest`. */
+export async function waitForState(
+  gw: GatewayEnv,
+  requestId: string,
+  state: RequestStatus['state'],
+  options: { notDigest?: string } = {},
+): Promise<RequestStatus> {
+  const handle = await gw.gateway.get(requestId);
+  return eventually(async () => {
+    const status = await handle.status();
+    return status.state === state && (options.notDigest === undefined || status.digest !== options.notDigest) ? status : undefined;
+  }, `request ${requestId} to reach ${state}`);
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */

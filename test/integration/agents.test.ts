@@ -16,9 +16,9 @@ import { gatewayFunction, gatewayRequestChecker } from '../../src/adapters/funct
 import { ToolgateAgents, openAiToolHandlers } from '../../src/adapters/openai-agents.js';
 import { createAgentRouter } from '../../src/api/agents.js';
 import { AgentTokenVerifier, issueAgentToken } from '../../src/auth/agent-tokens.js';
-import { ToolGateway, type RequestStatus } from '../../src/client/index.js';
+import { ToolGateway } from '../../src/client/index.js';
 import { silentLogger } from '../../src/logger.js';
-import { eventually, startGateway, startTemporal, type GatewayEnv } from '../helpers/gateway-env.js';
+import { eventually, startGateway, startTemporal, type GatewayEnv, waitForState } from '../helpers/gateway-env.js';
 
 setTracingDisabled(true);
 
@@ -80,14 +80,6 @@ const agentActor = { id: 'triage-bot', type: 'agent' as const, roles: ['agent_ru
 const identity = { actor: agentActor, tenant: 'acme', environment: 'production' };
 let seq = 0;
 const unique = (what: string) => `${what}-${process.pid}-${Date.now()}-${++seq}`;
-
-async function waitForState(gw: GatewayEnv, requestId: string, state: RequestStatus['state']): Promise<RequestStatus> {
-  const handle = await gw.gateway.get(requestId);
-  return eventually(async () => {
-    const status = await handle.status().catch(() => undefined);
-    return status?.state === state ? status : undefined;
-  }, `request ${requestId} to reach ${state}`);
-}
 
 async function decide(gw: GatewayEnv, requestId: string, decision: 'approve' | 'reject', reason?: string): Promise<void> {
   const pending = await waitForState(gw, requestId, 'pending_approval');

@@ -11,7 +11,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { canonicalDigest } from '../../src/approvals/digest.js';
 import { issueApproverToken } from '../../src/auth/tokens.js';
 import { ToolDenied, type RequestStatus, type ToolRequestInput } from '../../src/client/index.js';
-import { eventually, startGateway, startTemporal, type GatewayEnv } from '../helpers/gateway-env.js';
+import { eventually, startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
 
 function policyYaml(url: string): string {
@@ -95,13 +95,8 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
   let gw: GatewayEnv;
   let service: ToolService;
 
-  const pendingStatus = async (requestId: string, digest?: string): Promise<RequestStatus> => {
-    const handle = await gw.gateway.get(requestId);
-    return eventually(async () => {
-      const status = await handle.status();
-      return status.state === 'pending_approval' && (digest === undefined || status.digest !== digest) ? status : undefined;
-    }, `request ${requestId} to wait for approval`);
-  };
+  const pendingStatus = (requestId: string, notDigest?: string): Promise<RequestStatus> =>
+    waitForState(gw, requestId, 'pending_approval', { notDigest });
   const effectsOf = (workflowId: string) => service.effects.filter((e) => e.key === `toolgate:${workflowId}`).length;
   const decide = async (requestId: string, token: string, body: Record<string, unknown>) =>
     gw.api('POST', `/v1/approvals/${requestId}/decision`, { token, body });

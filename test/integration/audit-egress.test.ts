@@ -19,7 +19,7 @@ import { ToolExecutionFailed, type RequestStatus, type ToolOutcome, type ToolReq
 import { createLogger } from '../../src/logger.js';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
 import { ToolRejectedError } from '../../src/tools/types.js';
-import { eventually, startGateway, startTemporal, testCodecKeysEnv, type GatewayEnv } from '../helpers/gateway-env.js';
+import { startGateway, startTemporal, testCodecKeysEnv, type GatewayEnv, waitForState } from '../helpers/gateway-env.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
 
 /** A unique OpenAI-shaped key per run: the redactor's openai_key rule must catch it everywhere. */
@@ -113,13 +113,8 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
   let stateDir: string;
   const processEnv = (): NodeJS.ProcessEnv => ({ TEMPORAL_ADDRESS: env.address, TOOLGATE_CODEC_KEYS: testCodecKeysEnv, TOOLGATE_STATE_DIR: stateDir, TOOLGATE_LOG_LEVEL: 'warn' });
 
-  const pendingStatus = async (requestId: string, notDigest?: string): Promise<RequestStatus> => {
-    const handle = await gw.gateway.get(requestId);
-    return eventually(async () => {
-      const status = await handle.status();
-      return status.state === 'pending_approval' && status.digest !== notDigest ? status : undefined;
-    }, `request ${requestId} to wait for approval`);
-  };
+  const pendingStatus = (requestId: string, notDigest?: string): Promise<RequestStatus> =>
+    waitForState(gw, requestId, 'pending_approval', { notDigest });
   const decide = (requestId: string, token: string, body: Record<string, unknown>) => gw.api('POST', `/v1/approvals/${requestId}/decision`, { token, body });
   const historyDump = (workflowId: string): string => {
     const run = spawnSync(requireTemporalCli(), ['workflow', 'show', '-o', 'json', '--address', env.address, '-w', workflowId], { encoding: 'utf8' });

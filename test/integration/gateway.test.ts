@@ -12,11 +12,10 @@ import {
   RequestConflict,
   ToolDenied,
   ToolExecutionFailed,
-  type RequestStatus,
   type ToolOutcome,
   type ToolRequestInput,
 } from '../../src/client/index.js';
-import { eventually, startGateway, startTemporal, type GatewayEnv } from '../helpers/gateway-env.js';
+import { eventually, startGateway, startTemporal, type GatewayEnv, waitForState } from '../helpers/gateway-env.js';
 import { startToolService, startWebhookReceiver, type ToolService } from '../helpers/tool-service.js';
 
 function policyYaml(ticketsUrl: string, flakyUrl: string, fragileUrl: string): string {
@@ -158,14 +157,6 @@ const agent = { id: 'triage-bot', type: 'agent' as const, roles: ['agent_runtime
 function request(tool: string, args: Record<string, unknown>, extra: Partial<ToolRequestInput> = {}): ToolRequestInput {
   seq += 1;
   return { requestId: `it-${process.pid}-${Date.now()}-${seq}`, actor: agent, tenant: 'acme', environment: 'production', tool, args, ...extra };
-}
-
-async function waitForState(gw: GatewayEnv, requestId: string, state: RequestStatus['state']): Promise<RequestStatus> {
-  const handle = await gw.gateway.get(requestId);
-  return eventually(async () => {
-    const status = await handle.status();
-    return status.state === state ? status : undefined;
-  }, `request ${requestId} to reach ${state}`);
 }
 
 describe('toolgate gateway on a real Temporal server', { timeout: 180_000 }, () => {

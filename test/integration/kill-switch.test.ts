@@ -10,7 +10,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ToolDenied, type RequestStatus, type ToolRequestInput } from '../../src/client/index.js';
 import { KillSwitches } from '../../src/kill-switch.js';
 import { TASK_QUEUE } from '../../src/shared/index.js';
-import { eventually, startGateway, startTemporal, type GatewayEnv, testCodecKeysEnv } from '../helpers/gateway-env.js';
+import { eventually, startGateway, startTemporal, type GatewayEnv, testCodecKeysEnv, waitForState } from '../helpers/gateway-env.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
 
 const policy = (url: string) => `
@@ -70,13 +70,7 @@ describe('kill switch', { timeout: 180_000 }, () => {
       child.on('exit', (code) => resolve({ code, out }));
     });
 
-  const pending = async (requestId: string): Promise<RequestStatus> => {
-    const handle = await gw.gateway.get(requestId);
-    return eventually(async () => {
-      const status = await handle.status();
-      return status.state === 'pending_approval' ? status : undefined;
-    }, `${requestId} pending`);
-  };
+  const pending = (requestId: string): Promise<RequestStatus> => waitForState(gw, requestId, 'pending_approval');
 
   before(async () => {
     env = await startTemporal();

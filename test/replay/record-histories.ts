@@ -11,8 +11,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
-import { eventually, startGateway, startTemporal } from '../helpers/gateway-env.js';
-import type { RequestStatus, ToolRequestInput } from '../../src/shared/index.js';
+import { eventually, startGateway, startTemporal, waitForState } from '../helpers/gateway-env.js';
+import type { ToolRequestInput } from '../../src/shared/index.js';
 
 const OUT = join(import.meta.dirname, '..', 'histories');
 
@@ -59,11 +59,7 @@ const request = (name: string, tool: string, args: Record<string, unknown>): Too
   tool,
   args,
 });
-const pending = (requestId: string, not?: string) =>
-  eventually(async () => {
-    const s: RequestStatus = await (await gw.gateway.get(requestId)).status();
-    return s.state === 'pending_approval' && s.digest !== not ? s : undefined;
-  }, requestId);
+const pending = (requestId: string, notDigest?: string) => waitForState(gw, requestId, 'pending_approval', { notDigest });
 const decide = async (requestId: string, sub: string, groups: string[], body: Record<string, unknown>) => {
   const res = await gw.api('POST', `/v1/approvals/${requestId}/decision`, { token: await gw.token({ sub, tenant: 'acme', groups }), body });
   if (res.status !== 200) throw new Error(`${requestId}: ${res.status} ${JSON.stringify(res.body)}`);
