@@ -1,6 +1,7 @@
 /** Process configuration from environment variables, validated at start-up with the variable named in every error. */
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { defaultKeyPaths } from './auth/tokens.js';
 
 const list = z
   .string()
@@ -51,6 +52,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const c = parsed.data;
   const stateDir = resolve(c.TOOLGATE_STATE_DIR);
+  const localKeys = defaultKeyPaths(stateDir);
   return {
     temporalAddress: c.TEMPORAL_ADDRESS,
     namespace: c.TEMPORAL_NAMESPACE,
@@ -59,8 +61,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiHost: c.TOOLGATE_API_HOST,
     apiPort: c.TOOLGATE_API_PORT,
     publicUrl: c.TOOLGATE_PUBLIC_URL ?? `http://${c.TOOLGATE_API_HOST}:${c.TOOLGATE_API_PORT}`,
-    publicKeyFile: resolve(c.TOOLGATE_TOKEN_PUBLIC_KEY_FILE ?? `${stateDir}/keys/approver-token.pub.pem`),
-    privateKeyFile: resolve(c.TOOLGATE_TOKEN_PRIVATE_KEY_FILE ?? `${stateDir}/keys/approver-token.key.pem`),
+    publicKeyFile: resolve(c.TOOLGATE_TOKEN_PUBLIC_KEY_FILE ?? localKeys.publicKeyFile),
+    privateKeyFile: resolve(c.TOOLGATE_TOKEN_PRIVATE_KEY_FILE ?? localKeys.privateKeyFile),
     tokenIssuer: c.TOOLGATE_TOKEN_ISSUER,
     uiOrigins: c.TOOLGATE_UI_ORIGINS,
   };
