@@ -1,7 +1,8 @@
 /**
- * Building the notifier from the environment: `TOOLGATE_WEBHOOKS` (comma-separated
- * `slack=URL`, `json=URL` or bare URLs), `TOOLGATE_APPROVERS` (the approver directory YAML, which
- * enables per-approver links) and the link-signing key settings read by `createLinkSigner`.
+ * Building the notifier from the environment: `TOOLGATE_WEBHOOKS` (comma-separated shared targets,
+ * `slack=URL`, `json=URL` or bare URLs, which get the review URL only), `TOOLGATE_APPROVERS` (the
+ * approver directory YAML, whose `notify` targets receive each approver's own one-click link) and
+ * the link-signing key settings read by `createLinkSigner`.
  */
 import type { Logger } from 'pino';
 import { createLinkSigner } from '../auth/config.js';
@@ -35,15 +36,17 @@ export function webhookTargetsFromEnv(env: NodeJS.ProcessEnv = process.env): Web
 }
 
 /**
- * The notifier the environment asks for: a `LogNotifier` when no webhook is configured, else a
- * `WebhookNotifier`, minting per-approver links when `TOOLGATE_APPROVERS` names a directory.
+ * The notifier the environment asks for. With `TOOLGATE_APPROVERS`, approvers who have a `notify`
+ * target get their own one-click links there; `TOOLGATE_WEBHOOKS` targets get the review URL only.
+ * A `LogNotifier` when neither a shared nor a personal target is configured. Throws
+ * `AuthConfigError` naming the setting at fault.
  */
 export async function createNotifier(config: NotifierConfig): Promise<Notifier> {
   const env = config.env ?? process.env;
   const targets = webhookTargetsFromEnv(env);
-  if (targets.length === 0) return new LogNotifier(config.logger);
   const directoryFile = env.TOOLGATE_APPROVERS?.trim();
   if (!directoryFile) {
+    if (targets.length === 0) return new LogNotifier(config.logger);
     config.logger.warn('TOOLGATE_APPROVERS is not set: notifications carry the review URL but no one-click links');
     return new WebhookNotifier(targets, { logger: config.logger, timeoutMs: config.timeoutMs });
   }
@@ -53,10 +56,24 @@ export async function createNotifier(config: NotifierConfig): Promise<Notifier> 
   } catch (err) {
     throw new AuthConfigError('TOOLGATE_PUBLIC_URL', `must be an absolute URL, got ${JSON.stringify(config.publicUrl)}`, { cause: err });
   }
-  const [directory, signer] = await Promise.all([loadApproverDirectory(directoryFile), createLinkSigner({ stateDir: config.stateDir }, env)]);
-  return new WebhookNotifier(targets, {
-    logger: config.logger,
-    timeoutMs: config.timeoutMs,
-    links: { signer, directory, publicUrl: publicUrl.toString() },
-  });
+  const directory = await loadApproverDirectory(directoryFile);
+  const personal = directory.withPersonalTargets().length;
+  if (personal === 0) {
+    // Links only ever go to an approver's own target, so without any there is nothing to mint.
+    if (targets.length === 0) return new LogNotifier(config.logger);
+    config.logger.warn('no approver in TOOLGATE_APPROVERS has a notify target: notifications carry the review URL but no one-click links');
+    return new WebhookNotifier(targets, { logger: config.logger, timeoutMs: config.timeoutMs });
+  }
+  const signer = await createLinkSigner({ stateDir: config.stateDir }, env);
+  try {
+    return new WebhookNotifier(targets, {
+      logger: config.logger,
+      timeoutMs: config.timeoutMs,
+      links: { signer, directory, publicUrl: publicUrl.toString() },
+    });
+  } catch (err) {
+    // A personal target that is also a shared webhook: name the shared setting, the one that leaks.
+    if (err instanceof WebhookTargetError) throw new AuthConfigError('TOOLGATE_WEBHOOKS', err.message, { cause: err });
+    throw err;
+  }
 }
