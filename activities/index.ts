@@ -16,7 +16,10 @@ import {
   type Evaluation,
   type PolicyDecision,
   type ToolRequest,
+  type TrustAnchors,
 } from '../src/shared/index.js';
+import { EvidenceError, verifyAdmission, verifyExecution, type ExecutionEvidence } from '../src/trust/evidence.js';
+import type { WorkerTrust } from '../src/trust/store.js';
 import { callMcpTool } from '../src/mcp/executor.js';
 import { callHttpTool, ToolUnavailableError } from '../src/tools/http-adapter.js';
 import { OutcomeUnknownError, ToolRejectedError, type ToolContext, type ToolRegistry } from '../src/tools/types.js';
@@ -34,9 +37,11 @@ export interface ActivityDeps {
    * effect. `createToolgateWorker` always provides them; without them no switch is consulted.
    */
   killSwitches?: KillSwitches;
+  /** The keys requests are verified with and the seal on evaluations (see src/trust/). */
+  trust: WorkerTrust;
 }
 
-/** Input of the execution activity. */
+/** Input of the execution activity. The fields beside `evidence` are for people reading the history; the activity acts only on what the evidence proves. */
 export interface ExecuteToolInput {
   requestId: string;
   tenant: string;
@@ -45,6 +50,28 @@ export interface ExecuteToolInput {
   runAs: string;
   idempotencyKey: string;
   traceId?: string;
+  /** The admission, the approvals and the sealed evaluation (absent only in runs from before the trust boundary, which cannot execute any more). */
+  evidence?: Omit<ExecutionEvidence, 'admitted' | 'seal' | 'evaluation'> & { admitted?: ToolRequest; evaluation: SealedEvaluation };
+}
+
+/** Input of the policy activity. */
+export interface EvaluatePolicyInput {
+  request: ToolRequest;
+  workflowId: string;
+  /** The front door's request assertion (absent only in runs from before the trust boundary). */
+  admission?: string;
+  /** The accepted edit whose arguments `request` carries. */
+  edit?: string;
+  /** The request as admitted, when an edit changed its arguments since. */
+  admitted?: ToolRequest;
+}
+
+/** A policy evaluation sealed by the worker: only a sealed evaluation is ever executed. */
+export type SealedEvaluation = Evaluation & { seal?: string };
+
+/** Refuses an activity call that cannot be shown to come from a real, admitted toolgate request. */
+function unverified(message: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(`${message}; nothing was evaluated or executed`, FailureTypes.UnverifiedExecution);
 }
 
 /** Creates the activity functions bound to `deps`. */
@@ -79,9 +106,35 @@ export function createActivities(deps: ActivityDeps) {
     return undefined;
   };
 
+  /** The real workflow and run of the calling activity (from its task, not its input) and the worker's trust. */
+  const evidenceContext = () => {
+    const { workflowExecution } = Context.current().info;
+    if (!workflowExecution) throw unverified('the activity was not scheduled by a workflow');
+    return { workflowId: workflowExecution.workflowId, runId: workflowExecution.runId, anchors: deps.trust.anchors() };
+  };
+
   return {
-    /** Decides a request from the policy in force and, when people must approve, builds the proposal and its digest. */
-    async evaluatePolicy({ request, workflowId }: { request: ToolRequest; workflowId: string }): Promise<Evaluation> {
+    /** The keys requests of this worker deployment trust; the workflow records them in its history. */
+    async loadTrustAnchors(): Promise<TrustAnchors> {
+      return deps.trust.anchors();
+    },
+
+    /**
+     * Decides a request from the policy in force and, when people must approve, builds the
+     * proposal and its digest; seals the result. Runs only as a local activity of a real workflow,
+     * and only for a request whose admission (and edit) verifies with this worker's keys.
+     */
+    async evaluatePolicy({ request, admission, edit, admitted }: EvaluatePolicyInput): Promise<SealedEvaluation> {
+      const info = Context.current().info;
+      if (!info.isLocal) throw unverified('policy is evaluated only as a local activity of a toolgate workflow');
+      const trusted = evidenceContext();
+      try {
+        await verifyAdmission({ admission: admission ?? '', admitted: admitted ?? request, request, ...(edit === undefined ? {} : { edit }) }, trusted);
+      } catch (err) {
+        if (err instanceof EvidenceError) throw unverified(`the request was not admitted by the front door: ${err.message}`);
+        throw err;
+      }
+      const workflowId = trusted.workflowId;
       const { policy, error } = deps.policy.current();
       let decision: PolicyDecision;
       if (!policy) {
@@ -102,9 +155,12 @@ export function createActivities(deps: ActivityDeps) {
         { requestId: request.requestId, tool: request.tool, tenant: request.tenant, actor: request.actor.id, outcome: decision.outcome, rule: decision.rule, risk: decision.risk },
         'policy decision',
       );
-      if (decision.outcome !== 'approve') return { decision };
-      const proposal = buildProposal(request, workflowId, decision);
-      return { decision, proposal, digest: proposalDigest(proposal) };
+      let evaluation: Evaluation = { decision };
+      if (decision.outcome === 'approve') {
+        const proposal = buildProposal(request, workflowId, decision);
+        evaluation = { decision, proposal, digest: proposalDigest(proposal) };
+      }
+      return { ...evaluation, seal: deps.trust.sealer.seal({ workflowId, request, evaluation }) };
     },
 
     /** Tells approver groups that a request waits for them, was escalated or reminded, or ended. */
@@ -124,8 +180,29 @@ export function createActivities(deps: ActivityDeps) {
      * first: the result is size- and tenant-checked and redacted with the tool's rules
      * (`EgressRefused` when it may not leave), and every failure message is redacted with all rules.
      */
-    async executeTool(input: ExecuteToolInput): Promise<{ result: unknown; attempts: number; egress: EgressEvent }> {
+    async executeTool(given: ExecuteToolInput): Promise<{ result: unknown; attempts: number; egress: EgressEvent }> {
       const { attempt } = Context.current().info;
+      const trusted = evidenceContext();
+      const evidence = given.evidence;
+      if (!evidence) throw unverified('no evidence of admission and approval came with this execution');
+      const { seal, ...evaluation } = evidence.evaluation;
+      try {
+        await verifyExecution({ ...evidence, evaluation, seal: seal ?? '', admitted: evidence.admitted ?? evidence.request }, trusted, deps.trust.sealer);
+      } catch (err) {
+        if (err instanceof EvidenceError) throw unverified(`the execution is not backed by a verified admission and approval: ${err.message}`);
+        throw err;
+      }
+      // Act only on what the evidence proves, whatever the rest of the input says.
+      const { request } = evidence;
+      const input = {
+        requestId: request.requestId,
+        tenant: request.tenant,
+        tool: request.tool,
+        args: request.args,
+        runAs: evaluation.decision.runAs ?? 'unknown',
+        idempotencyKey: `toolgate:${trusted.workflowId}`,
+        ...(request.traceId === undefined ? {} : { traceId: request.traceId }),
+      };
       const { policy } = deps.policy.current();
       const manifest = policy?.manifest(input.tool);
       if (!manifest) {

@@ -1,22 +1,35 @@
 /**
- * The HTTP API for agents in any language, mounted at `/v1/tool-requests`: submit a tool request
- * as the agent a bearer token identifies, optionally wait up to 60 s for its outcome, and read a
- * request's state later. The same requestId twice is one request; errors have the approval API's
- * shape, `{ error: { code, message, fields? } }`.
+ * The HTTP API for agents, the front door of every agent integration (the client SDK, the
+ * framework adapters, the MCP gateway, agents in any language): `POST /v1/tool-requests` submits
+ * a tool request as the agent its bearer token identifies and may wait up to 60 s for the
+ * outcome; `GET /v1/tool-requests/:id` reads one of the agent's own requests; `GET /v1/agent` says
+ * who the token is. Identity (actor, roles, tenant, environment, on-behalf-of chain) comes from
+ * the token only: a body may restate it but never change it (403, logged and counted).
  */
 import { HttpError, errorHandler, isTemporalUnavailable } from './errors.js';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AgentIdentity, AgentVerifier } from '../auth/agent-tokens.js';
-import { InvalidToolRequest, RequestConflict } from '../client/errors.js';
-import type { ToolGateway, ToolRequestHandle } from '../client/gateway.js';
-import { ActorSchema, IDENTIFIER_PATTERN, ToolRequestInputSchema, formatIssues, type RequestStatus, type ToolOutcome } from '../shared/index.js';
+import { refusedAttempts } from '../metrics.js';
+import {
+  ActorSchema,
+  IDENTIFIER_PATTERN,
+  PrincipalSchema,
+  ToolRequestInputSchema,
+  canonicalId,
+  formatIssues,
+  statusQuery,
+  type AgentRequestView,
+  type RequestStatus,
+  type ToolOutcome,
+} from '../shared/index.js';
+import { AdmissionError, type FrontDoor } from './front-door.js';
 
 /** What the agent router needs. */
 export interface AgentRouterDeps {
-  gateway: ToolGateway;
+  frontDoor: FrontDoor;
   verifier: AgentVerifier;
   logger: Logger;
 }
@@ -34,62 +47,88 @@ const waitSchema = z
   .min(0, { error: `wait must be a number of seconds from 0 to ${MAX_AGENT_WAIT_SECONDS}` })
   .max(MAX_AGENT_WAIT_SECONDS, { error: `wait must be a number of seconds from 0 to ${MAX_AGENT_WAIT_SECONDS}` });
 
-/** The body of `POST /v1/tool-requests`: the request model, with `actor` and `tenant` optional (taken from the token) and `wait`. */
-export const AgentRequestBodySchema = ToolRequestInputSchema.extend({
-  actor: ActorSchema.optional(),
-  tenant: ToolRequestInputSchema.shape.tenant.optional(),
+/**
+ * The body of `POST /v1/tool-requests`: the tool, its arguments and the optional request id,
+ * reason, trace id and `wait`. `actor`, `tenant`, `environment` and `onBehalfOf` may be given only
+ * to restate what the token says.
+ */
+export const AgentRequestBodySchema = z.strictObject({
+  requestId: ToolRequestInputSchema.shape.requestId,
+  tool: ToolRequestInputSchema.shape.tool,
+  args: ToolRequestInputSchema.shape.args,
+  reason: ToolRequestInputSchema.shape.reason,
+  traceId: ToolRequestInputSchema.shape.traceId,
   wait: waitSchema.optional(),
+  actor: ActorSchema.extend({ id: z.string({ error: 'actor.id must be a string' }).max(512) }).optional(),
+  tenant: ToolRequestInputSchema.shape.tenant.optional(),
+  environment: ToolRequestInputSchema.shape.environment.optional(),
+  onBehalfOf: z.array(PrincipalSchema.extend({ id: z.string({ error: 'onBehalfOf[].id must be a string' }).max(512) })).max(8).optional(),
 });
+type AgentRequestBody = z.infer<typeof AgentRequestBodySchema>;
 
 type Authed = Request & { agent?: AgentIdentity };
 
 const fieldsOf = (issues: string[]) => [...new Set(issues.map((issue) => issue.split(':')[0] ?? ''))];
+const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((item) => b.includes(item));
+
+/** The fields where a body names someone or somewhere other than the token does; empty when it only restates it. */
+export function identityMismatches(agent: AgentIdentity, body: Pick<AgentRequestBody, 'actor' | 'tenant' | 'environment' | 'onBehalfOf'>): string[] {
+  const fields: string[] = [];
+  if (body.actor) {
+    if (canonicalId(body.actor.id) !== agent.id) fields.push('actor.id');
+    if (body.actor.type !== agent.type) fields.push('actor.type');
+    // Not even a subset: dropping a role can escape a rule that denies on it.
+    if (!sameSet(body.actor.roles, agent.roles)) fields.push('actor.roles');
+  }
+  if (body.tenant !== undefined && body.tenant !== agent.tenant) fields.push('tenant');
+  if (body.environment !== undefined && body.environment !== agent.environment) fields.push('environment');
+  if (body.onBehalfOf !== undefined) {
+    const chain = agent.onBehalfOf ?? [];
+    const same =
+      body.onBehalfOf.length === chain.length &&
+      body.onBehalfOf.every((principal, i) => canonicalId(principal.id) === chain[i]?.id && principal.type === chain[i]?.type);
+    if (!same) fields.push('onBehalfOf');
+  }
+  return fields;
+}
 
 /** Creates the router of `/v1/tool-requests` (mount it with `app.use('/v1/tool-requests', createAgentRouter(deps))`). */
 export function createAgentRouter(deps: AgentRouterDeps): express.Router {
-  const { gateway, verifier, logger } = deps;
+  const { frontDoor, logger } = deps;
   const router = express.Router();
   router.use(express.json({ limit: '300kb', strict: true }));
-
-  router.use(async (req: Authed, _res: Response, next: NextFunction) => {
-    const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(req.get('authorization') ?? '');
-    if (!match?.[1]) throw new AgentApiError(401, 'unauthenticated', 'Authorization: Bearer <agent token> is required');
-    try {
-      req.agent = await verifier.verify(match[1]);
-    } catch (err) {
-      throw new AgentApiError(401, 'invalid_token', (err as Error).message);
-    }
-    next();
-  });
+  router.use(authenticateAgents(deps));
 
   const statusUrl = (req: Request, requestId: string) => `${req.baseUrl}/${encodeURIComponent(requestId)}`;
 
-  /** The answer for a request: 200 with the outcome when it has one, else 202 with where to look. */
-  const answer = async (req: Request, res: Response, handle: ToolRequestHandle, waitSeconds: number, created: boolean) => {
-    const waited = await outcomeWithin(handle, waitSeconds * 1000);
-    const summary = waited ? undefined : await handle.summary();
-    const outcome = waited ?? (summary && !summary.running ? await handle.outcome() : undefined);
-    if (outcome) {
-      res.status(200).json(view(handle.requestId, outcome.status, outcome));
+  /** The answer for a request: 200 with the outcome when it has one, else 202 (just submitted) or 200 with where it stands. */
+  const answer = async (req: Request, res: Response, requestId: string, handle: WorkflowHandle, waitSeconds: number, submitted: boolean, running: boolean) => {
+    const waited = running ? await outcomeWithin(handle, waitSeconds * 1000) : ((await handle.result()) as ToolOutcome);
+    if (waited) {
+      res.status(200).json(outcomeView(requestId, waited));
       return;
     }
     // The details come from the workflow (a worker answers); when none answers in time, the
     // server's own view (search attributes) still says where the request stands.
-    let state = summary?.state ?? 'evaluating';
-    let details: ReturnType<typeof pendingDetails> = {};
+    let view: AgentRequestView = { requestId, state: 'evaluating' };
+    const found = await frontDoor.find((req as Authed).agent as AgentIdentity, requestId);
+    if (found && !found.running) {
+      res.status(200).json(outcomeView(requestId, (await handle.result()) as ToolOutcome));
+      return;
+    }
+    if (found?.state) view = { requestId, state: found.state as AgentRequestView['state'], ...(found.tool ? { tool: found.tool } : {}) };
     try {
-      const status = await handle.status();
+      const status = await handle.query(statusQuery);
       if (status.outcome) {
-        res.status(200).json(view(handle.requestId, status.outcome.status, status.outcome));
+        res.status(200).json(outcomeView(requestId, status.outcome));
         return;
       }
-      state = status.state;
-      details = pendingDetails(status);
+      view = { requestId, state: status.state, tool: status.tool, ...pendingDetails(status) };
     } catch (err) {
       if (!isTemporalUnavailable(err)) throw err;
     }
-    const url = statusUrl(req, handle.requestId);
-    res.status(created ? 202 : 200).set('Location', url).json({ requestId: handle.requestId, state, tool: summary?.tool, statusUrl: url, ...details });
+    const url = statusUrl(req, requestId);
+    res.status(submitted ? 202 : 200).set('Location', url).json({ ...view, statusUrl: url });
   };
 
   router.post('/', async (req: Authed, res) => {
@@ -99,27 +138,32 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
       const issues = formatIssues(parsed.error);
       throw new AgentApiError(400, 'invalid_body', issues.join('; '), fieldsOf(issues));
     }
-    const { wait, actor, tenant, ...rest } = parsed.data;
-    if (actor) {
-      if (actor.id !== agent.id || actor.type !== 'agent') {
-        throw new AgentApiError(403, 'actor_mismatch', `actor must be the agent of the token (${agent.id}, type agent) or be left out`, ['actor']);
-      }
-      const extra = actor.roles.filter((role) => !agent.roles.includes(role));
-      if (extra.length > 0) throw new AgentApiError(403, 'actor_mismatch', `the token does not grant the roles ${extra.join(', ')}`, ['actor.roles']);
+    const { wait, actor, tenant, environment, onBehalfOf, ...fields } = parsed.data;
+    const mismatched = identityMismatches(agent, { actor, tenant, environment, onBehalfOf });
+    if (mismatched.length > 0) {
+      refusedAttempts.inc({ surface: 'agent_api', code: 'identity_mismatch' });
+      logger.warn({ event: 'identity_mismatch', agent: agent.id, tenant: agent.tenant, fields: mismatched, claimed: { actor, tenant, environment } }, 'agent request refused: the body names another identity than the token');
+      throw new AgentApiError(
+        403,
+        'identity_mismatch',
+        `the request names another identity than the agent's token (${mismatched.join(', ')}); identity comes from the token: leave these fields out`,
+        mismatched,
+      );
     }
-    if (tenant !== undefined && tenant !== agent.tenant) {
-      throw new AgentApiError(403, 'wrong_tenant', `tenant must be the token's tenant (${agent.tenant}) or be left out`, ['tenant']);
+    if (agent.tools && !agent.tools.includes(fields.tool)) {
+      refusedAttempts.inc({ surface: 'agent_api', code: 'tool_not_granted' });
+      logger.warn({ event: 'tool_not_granted', agent: agent.id, tenant: agent.tenant, tool: fields.tool }, 'agent request refused: the token does not grant this tool');
+      throw new AgentApiError(403, 'tool_not_granted', `this agent's token does not grant the tool ${fields.tool}`, ['tool']);
     }
-    let handle: ToolRequestHandle;
+    let admitted;
     try {
-      handle = await gateway.start({ ...rest, tenant: agent.tenant, actor: { id: agent.id, type: 'agent', roles: actor?.roles ?? agent.roles } });
+      admitted = await frontDoor.admit(agent, fields);
     } catch (err) {
-      if (err instanceof InvalidToolRequest) throw new AgentApiError(400, 'invalid_body', err.issues.join('; '), fieldsOf(err.issues));
-      if (err instanceof RequestConflict) throw new AgentApiError(409, 'conflict', err.message, ['requestId']);
+      if (err instanceof AdmissionError) throw new AgentApiError(err.code === 'conflict' ? 409 : 400, err.code, err.message, err.fields);
       throw err;
     }
-    logger.info({ requestId: handle.requestId, tool: rest.tool, agent: agent.id, tenant: agent.tenant }, 'agent tool request submitted');
-    await answer(req, res, handle, wait ?? 0, true);
+    logger.info({ requestId: admitted.request.requestId, tool: fields.tool, agent: agent.id, tenant: agent.tenant }, 'agent tool request admitted');
+    await answer(req, res, admitted.request.requestId, admitted.handle, wait ?? 0, true, true);
   });
 
   router.get('/:requestId', async (req: Authed, res) => {
@@ -134,16 +178,9 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
     if (typeof waitText === 'object' || Number.isNaN(wait) || !waitOk.success) {
       throw new AgentApiError(400, 'invalid_query', `wait must be a number of seconds from 0 to ${MAX_AGENT_WAIT_SECONDS}`, ['wait']);
     }
-    const handle = await gateway.get(requestId);
-    let tenant: string | undefined;
-    try {
-      tenant = (await handle.summary()).tenant;
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw new AgentApiError(404, 'not_found', `no request ${requestId}`);
-      throw err;
-    }
-    if (tenant !== agent.tenant) throw new AgentApiError(404, 'not_found', `no request ${requestId}`);
-    await answer(req, res, handle, wait, false);
+    const found = await frontDoor.find(agent, requestId);
+    if (!found) throw new AgentApiError(404, 'not_found', `no request ${requestId} of this agent`);
+    await answer(req, res, requestId, found.handle, wait, false, found.running);
   });
 
   router.use((_req, _res, next) => next(new AgentApiError(404, 'not_found', 'no such route')));
@@ -151,24 +188,54 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
   return router;
 }
 
-function view(requestId: string, state: string, outcome: ToolOutcome) {
-  return { requestId, state, tool: outcome.tool, outcome, ...(outcome.status === 'completed' ? { result: outcome.result } : {}) };
+/** `GET /v1/agent`: who the bearer token says the agent is (the MCP gateway and SDK read their identity here). */
+export function createAgentIdentityRouter(deps: Omit<AgentRouterDeps, 'frontDoor'>): express.Router {
+  const router = express.Router();
+  router.use(authenticateAgents(deps));
+  router.get('/', (req: Authed, res) => {
+    res.json(req.agent);
+  });
+  router.use(errorHandler(deps.logger, 'agent API'));
+  return router;
 }
 
-function pendingDetails(status: RequestStatus) {
+/** Authenticates the agent's bearer token; anything else is a 401, logged and counted, never recorded in a history. */
+function authenticateAgents(deps: Omit<AgentRouterDeps, 'frontDoor'>) {
+  return async (req: Authed, _res: Response, next: NextFunction) => {
+    const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(req.get('authorization') ?? '');
+    if (!match?.[1]) {
+      refusedAttempts.inc({ surface: 'agent_api', code: 'unauthenticated' });
+      throw new AgentApiError(401, 'unauthenticated', 'Authorization: Bearer <agent token> is required');
+    }
+    try {
+      req.agent = await deps.verifier.verify(match[1]);
+    } catch (err) {
+      refusedAttempts.inc({ surface: 'agent_api', code: 'invalid_token' });
+      deps.logger.warn({ event: 'invalid_agent_token', reason: (err as Error).message }, 'agent token refused');
+      throw new AgentApiError(401, 'invalid_token', (err as Error).message);
+    }
+    next();
+  };
+}
+
+function outcomeView(requestId: string, outcome: ToolOutcome): AgentRequestView {
+  return { requestId, state: outcome.status, tool: outcome.tool, outcome, ...(outcome.status === 'completed' ? { result: outcome.result } : {}) };
+}
+
+function pendingDetails(status: RequestStatus): Partial<AgentRequestView> {
   return status.state === 'pending_approval'
     ? { expiresAt: status.expiresAt, eligibleGroups: status.eligibleGroups, message: `${status.tool} waits for approval; it has not run` }
     : {};
 }
 
-async function outcomeWithin(handle: ToolRequestHandle, ms: number): Promise<ToolOutcome | undefined> {
+async function outcomeWithin(handle: WorkflowHandle, ms: number): Promise<ToolOutcome | undefined> {
   if (ms <= 0) return undefined;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), ms);
   });
   try {
-    return await Promise.race([handle.outcome(), timeout]);
+    return await Promise.race([handle.result() as Promise<ToolOutcome>, timeout]);
   } finally {
     clearTimeout(timer);
   }

@@ -1,10 +1,13 @@
 /**
  * The approver HTTP API (express 5). Approvers authenticate with a bearer token or a signed
- * one-click link; decisions go to the request's workflow as a Temporal Update whose synchronous
- * validator has the final word. Every refused attempt on an existing request is recorded in that
- * request's history (who, when, why).
+ * one-click link; the API then signs a decision assertion — who, of which tenant and groups,
+ * decided what, on which digest of which run, through which channel — and sends it to the
+ * request's workflow as a Temporal Update, whose validator verifies the signature and applies the
+ * approval rules with the final word. An authenticated approver's refused attempt is recorded in
+ * the request's history by the workflow (bounded); anonymous or invalid attempts are logged and
+ * counted, never written into any history.
  */
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { decodeJwt } from 'jose';
@@ -13,9 +16,9 @@ import {
   DecisionBodySchema,
   FailureTypes,
   IDENTIFIER_PATTERN,
-  attemptRefusedSignal,
   decideUpdate,
   formatIssues,
+  refreshTrustSignal,
   refuseDecision,
   searchAttributes,
   statusQuery,
@@ -23,11 +26,12 @@ import {
   type Approver,
   type DecideInput,
   type DecisionChannel,
-  type RefusalRecord,
   type RequestStatus,
 } from '../shared/index.js';
 import type { PayloadCodec } from '@temporalio/common';
 import { createCodecRouter } from '../codec/router.js';
+import { metricsRegistry, refusedAttempts } from '../metrics.js';
+import type { DecisionSigner } from '../trust/signers.js';
 import { redactValue } from '../egress/redact.js';
 import { AuditRecordError, buildAuditRecord } from '../audit/record.js';
 import { bearerToken, opsCovers, opsScope } from './ops.js';
@@ -47,6 +51,8 @@ export interface LinkVerifierLike {
 export interface ApiDeps {
   client: Client;
   verifier: ApproverVerifier;
+  /** Signs the decisions of the approvers this API authenticated; the workflow verifies them. */
+  decisions: DecisionSigner;
   /** Verifies one-click links; without it, `/v1/links` answers 404. */
   links?: LinkVerifierLike;
   logger: Logger;
@@ -68,7 +74,13 @@ const REFUSAL_STATUS: Record<string, [number, string]> = {
   [FailureTypes.SelfApproval]: [403, 'self_approval'],
   [FailureTypes.WrongTenant]: [403, 'wrong_tenant'],
   [FailureTypes.InvalidDecision]: [400, 'invalid_decision'],
+  [FailureTypes.VoteLimit]: [409, 'vote_limit'],
+  [FailureTypes.EditLimit]: [409, 'edit_limit'],
 };
+
+/** How often the API retries a decision the workflow could not take yet (busy, rotated keys, an assertion that aged while no worker ran). */
+const DECISION_ATTEMPTS = 8;
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 type Authed = Request & { approver?: Approver };
 
@@ -141,17 +153,17 @@ export function createApiApp(deps: ApiDeps): express.Express {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
+  app.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', metricsRegistry.contentType).send(await metricsRegistry.metrics());
+  });
 
-  const handleOf = (requestId: string) => client.workflow.getHandle(workflowIdFor(requestId));
+  /** The handle of a request of the approver's tenant: request ids are namespaced per tenant, so another tenant's request is never even addressed. */
+  const handleOf = (tenant: string, requestId: string) => client.workflow.getHandle(workflowIdFor(tenant, requestId));
 
-  /** Writes a refused attempt into the request's history; a request that is gone is only logged. */
-  const recordRefusal = async (requestId: string, refusal: Omit<RefusalRecord, 'at'>): Promise<void> => {
-    logger.warn({ requestId, ...refusal }, 'decision attempt refused');
-    try {
-      await handleOf(requestId).signal(attemptRefusedSignal, { ...refusal, at: new Date().toISOString() });
-    } catch (err) {
-      logger.debug({ err, requestId }, 'could not record the refusal in the request history');
-    }
+  /** Logs and counts a refused attempt that no history records (anonymous, invalid, another tenant's request). */
+  const refusedAtEdge = (surface: string, code: string, details: Record<string, unknown>): void => {
+    refusedAttempts.inc({ surface, code });
+    logger.warn({ event: 'attempt_refused', surface, code, ...details }, 'attempt refused at the edge (not recorded in any history)');
   };
 
   const requestIdParam = (req: Request): string => {
@@ -163,69 +175,90 @@ export function createApiApp(deps: ApiDeps): express.Express {
   };
 
   /**
-   * 404 unless the request exists and belongs to the approver's tenant; another tenant's request is
-   * a recorded 404. Answered by the server from the search attributes, so it needs no worker.
+   * The run of the approver's tenant's request, or a 404. Answered by the server from the
+   * workflow's description (search attributes), so it needs no worker.
    */
-  const checkScope = async (requestId: string, approver: Approver, via: DecisionChannel, attempt?: string): Promise<void> => {
-    let tenant: string | undefined;
+  const checkScope = async (requestId: string, approver: Approver, via: DecisionChannel): Promise<{ handle: WorkflowHandle; runId: string }> => {
+    const handle = handleOf(approver.tenant, requestId);
+    let description;
     try {
-      tenant = (await handleOf(requestId).describe()).typedSearchAttributes.get(searchAttributes.tenant);
+      description = await handle.describe();
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new HttpError(404, 'not_found', `no request ${requestId}`);
       throw unavailable(err);
     }
-    if (tenant !== approver.tenant) {
-      if (attempt) {
-        await recordRefusal(requestId, {
-          approverId: approver.id,
-          tenant: approver.tenant,
-          via,
-          decision: attempt,
-          code: 'wrong_tenant',
-          message: `approver of tenant ${approver.tenant} tried to decide a request of another tenant`,
-        });
-      }
+    if (description.typedSearchAttributes.get(searchAttributes.tenant) !== approver.tenant) {
+      refusedAtEdge(via, 'wrong_tenant', { requestId, approver: approver.id, tenant: approver.tenant });
       throw new HttpError(404, 'not_found', `no request ${requestId}`);
     }
+    return { handle, runId: description.runId };
   };
 
   /** The request's status (after `checkScope`); 503 when no worker answers the query. */
-  const loadStatus = async (requestId: string, approver: Approver, via: DecisionChannel, attempt?: string): Promise<RequestStatus> => {
-    await checkScope(requestId, approver, via, attempt);
+  const loadStatus = async (requestId: string, approver: Approver, via: DecisionChannel): Promise<RequestStatus> => {
+    const { handle } = await checkScope(requestId, approver, via);
     try {
-      return await handleOf(requestId).query(statusQuery);
+      return await handle.query(statusQuery);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new HttpError(404, 'not_found', `no request ${requestId}`);
       throw unavailable(err);
     }
   };
 
-  /** Sends a decision to the workflow; a refusal is recorded and becomes an HttpError. */
+  /**
+   * Signs the decision of an authenticated approver and sends it to the request's run. The
+   * workflow verifies the signature and judges the decision; a refusal becomes an HttpError (and
+   * is recorded in the history by the workflow when the approver still has a share of the record).
+   */
   const decide = async (requestId: string, input: DecideInput): Promise<RequestStatus> => {
-    try {
-      const status = await handleOf(requestId).executeUpdate(decideUpdate, { args: [input] });
-      logger.info({ requestId, approver: input.approver.id, decision: input.decision, via: input.via ?? 'api' }, 'decision accepted');
-      return status;
-    } catch (err) {
-      const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
-      let refused: HttpError | undefined;
-      if (cause instanceof ApplicationFailure && cause.type && REFUSAL_STATUS[cause.type]) {
-        const [httpStatus, code] = REFUSAL_STATUS[cause.type] as [number, string];
-        refused = new HttpError(httpStatus, code, cause.message);
-      } else if (err instanceof WorkflowNotFoundError || /already completed/i.test((err as Error).message)) {
-        refused = new HttpError(409, 'not_pending', 'the request is no longer waiting for approval');
+    const { handle, runId } = await checkScope(requestId, input.approver, input.via ?? 'api');
+    const statement = {
+      sub: input.approver.id,
+      tenant: input.approver.tenant,
+      groups: input.approver.groups,
+      request_id: requestId,
+      workflow_id: handle.workflowId,
+      run_id: runId,
+      digest: input.digest,
+      decision: input.decision,
+      channel: input.via ?? 'api',
+      ...(input.linkNonce === undefined ? {} : { link_nonce: input.linkNonce }),
+      ...(input.reason === undefined ? {} : { reason: input.reason }),
+      ...(input.args === undefined ? {} : { args: input.args }),
+    } as const;
+    for (let attempt = 1; ; attempt += 1) {
+      const assertion = await deps.decisions.sign(statement);
+      try {
+        const status = await client.workflow.getHandle(handle.workflowId, runId).executeUpdate(decideUpdate, { args: [{ assertion }] });
+        logger.info({ requestId, approver: input.approver.id, decision: input.decision, via: input.via ?? 'api' }, 'decision accepted');
+        return status;
+      } catch (err) {
+        const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+        const type = cause instanceof ApplicationFailure ? cause.type : undefined;
+        if (type && REFUSAL_STATUS[type]) {
+          const [httpStatus, code] = REFUSAL_STATUS[type] as [number, string];
+          logger.warn({ requestId, approver: input.approver.id, decision: input.decision, code }, 'decision refused');
+          throw new HttpError(httpStatus, code, (cause as ApplicationFailure).message);
+        }
+        if (err instanceof WorkflowNotFoundError || /already completed/i.test((err as Error).message)) {
+          throw new HttpError(409, 'not_pending', 'the request is no longer waiting for approval');
+        }
+        const retryable =
+          type === FailureTypes.UntrustedSigningKey ||
+          type === FailureTypes.UnverifiedDecision || // e.g. the assertion aged while the update waited for a worker
+          isResourceExhausted(err);
+        if (!retryable || attempt >= DECISION_ATTEMPTS) {
+          if (type === FailureTypes.UntrustedSigningKey || type === FailureTypes.UnverifiedDecision) {
+            logger.error({ requestId, type, err: (cause as Error).message }, 'the workflow does not accept this API\'s decision signatures; check TOOLGATE_TRUSTED_DECISION_KEYS on the workers');
+            throw new HttpError(503, 'decision_not_verified', 'the gateway could not get this decision verified; retry shortly', undefined, 5);
+          }
+          if (isResourceExhausted(err)) throw new HttpError(503, 'busy', 'too many decisions for this request at once; retry shortly', undefined, 1);
+          throw unavailable(err);
+        }
+        // After a key rotation the run may hold only the old keys: ask it to read the worker's keys again.
+        if (type === FailureTypes.UntrustedSigningKey) await handle.signal(refreshTrustSignal).catch(() => undefined);
+        await pause(Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random()));
       }
-      if (!refused) throw unavailable(err);
-      await recordRefusal(requestId, {
-        approverId: input.approver.id,
-        tenant: input.approver.tenant,
-        via: input.via ?? 'api',
-        decision: input.decision,
-        digest: input.digest,
-        code: refused.code,
-        message: refused.message,
-      });
-      throw refused;
     }
   };
 
@@ -246,17 +279,12 @@ export function createApiApp(deps: ApiDeps): express.Express {
         throw new HttpError(401, 'invalid_token', (err as Error).message);
       }
     } catch (err) {
-      // A failed attempt to decide an existing request is part of that request's record.
-      const decision = /^\/([^/]+)\/decision$/.exec(req.path);
-      if (req.method === 'POST' && decision?.[1] && IDENTIFIER_PATTERN.test(decision[1])) {
-        await recordRefusal(decision[1], {
-          approverId: null,
-          ...(match?.[1] ? { claimedId: claimedSubject(match[1]) } : {}),
-          via: 'api',
-          code: (err as HttpError).code,
-          message: (err as Error).message,
-        });
-      }
+      // Anonymous or invalid: logged and counted, never written into a request's history.
+      refusedAtEdge('approvals', (err as HttpError).code, {
+        path: req.path,
+        method: req.method,
+        ...(match?.[1] ? { claimedId: claimedSubject(match[1]) } : {}),
+      });
       throw err;
     }
     next();
@@ -314,7 +342,6 @@ export function createApiApp(deps: ApiDeps): express.Express {
       const issues = formatIssues(body.error);
       throw new HttpError(400, 'invalid_body', issues.join('; '), issues.map((issue) => issue.split(':')[0] ?? ''));
     }
-    await checkScope(requestId, approver, 'api', body.data.decision);
     const status = await decide(requestId, { ...body.data, approver, via: 'api' });
     res.json(approvalView(status, approver));
   });
@@ -334,9 +361,16 @@ export function createApiApp(deps: ApiDeps): express.Express {
     const scope = opsScope(approver);
     if (!scope) throw new HttpError(403, 'not_ops', 'audit records are for ops: a token with group "ops" (own tenant) or "ops:all"');
     const requestId = requestIdParam(req);
+    const tenantParam = req.query.tenant;
+    if (tenantParam !== undefined && (typeof tenantParam !== 'string' || !IDENTIFIER_PATTERN.test(tenantParam))) {
+      throw new HttpError(400, 'invalid_query', 'tenant must be a tenant id', ['tenant']);
+    }
+    // Request ids are namespaced per tenant: ops of one tenant read their own; ops:all names the tenant.
+    const tenant = typeof tenantParam === 'string' ? tenantParam : approver.tenant;
+    if (!opsCovers(scope, tenant)) throw new HttpError(404, 'not_found', `no request ${requestId}`);
     let record;
     try {
-      record = await buildAuditRecord(client, requestId);
+      record = await buildAuditRecord(client, tenant, requestId);
     } catch (err) {
       if (err instanceof AuditRecordError) throw new HttpError(404, 'not_found', `no request ${requestId}`);
       throw err;
@@ -352,22 +386,30 @@ export function createApiApp(deps: ApiDeps): express.Express {
       createCodecRouter({
         codec: deps.codec.codec,
         uiOrigins: deps.codec.uiOrigins ?? [],
+        // Tenant ops decode only their tenant's payloads (each payload is tagged and keyed per tenant); ops:all decodes all.
         authorize: async (req) => {
           const token = bearerToken(req);
-          if (!token) return false;
+          if (!token) return undefined;
           const scope = opsScope(await verifier.verify(token));
-          if (scope) logger.info({ approver: scope.approver.id, path: req.path }, 'codec endpoint used');
-          return scope !== undefined;
+          if (!scope) return undefined;
+          logger.info({ approver: scope.approver.id, tenant: scope.approver.tenant, allTenants: scope.allTenants, path: req.path }, 'codec endpoint used');
+          return scope.allTenants ? { allTenants: true } : { allTenants: false, tenant: scope.approver.tenant };
         },
       }),
     );
   }
-  if (deps.links) mountLinks(app, deps.links, { loadStatus, decide, recordRefusal });
+  if (deps.links) mountLinks(app, deps.links, { loadStatus, decide, refusedAtEdge });
   deps.mount?.(app);
 
   app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
   app.use(errorHandler(logger, 'API'));
   return app;
+}
+
+/** True when Temporal refused a call for load (gRPC RESOURCE_EXHAUSTED), e.g. too many updates in flight on one workflow. */
+function isResourceExhausted(err: unknown): boolean {
+  const code = (err as { code?: number }).code ?? (err as { cause?: { code?: number } }).cause?.code;
+  return code === 8 || /RESOURCE_EXHAUSTED|in-flight|limit.*exceeded/i.test((err as Error)?.message ?? '');
 }
 
 /**
@@ -391,9 +433,9 @@ function claimedSubject(token: string): string | undefined {
 }
 
 interface LinkHelpers {
-  loadStatus(requestId: string, approver: Approver, via: DecisionChannel, attempt?: string): Promise<RequestStatus>;
+  loadStatus(requestId: string, approver: Approver, via: DecisionChannel): Promise<RequestStatus>;
   decide(requestId: string, input: DecideInput): Promise<RequestStatus>;
-  recordRefusal(requestId: string, refusal: Omit<RefusalRecord, 'at'>): Promise<void>;
+  refusedAtEdge(surface: string, code: string, details: Record<string, unknown>): void;
 }
 
 /**
@@ -418,17 +460,8 @@ function mountLinks(app: express.Express, links: LinkVerifierLike, helpers: Link
     try {
       return await links.verify(token);
     } catch (err) {
-      const claimed = unverifiedLinkClaims(token);
-      if (attempt && claimed.requestId) {
-        await helpers.recordRefusal(claimed.requestId, {
-          approverId: null,
-          ...(claimed.sub ? { claimedId: claimed.sub } : {}),
-          via: 'link',
-          decision: attempt,
-          code: 'invalid_link',
-          message: (err as Error).message,
-        });
-      }
+      // A link that does not verify authenticates nobody: logged and counted, never recorded in a history.
+      helpers.refusedAtEdge('link', 'invalid_link', { ...unverifiedLinkClaims(token), ...(attempt ? { decision: attempt } : {}), reason: (err as Error).message });
       send(res, 401, { kind: 'error', title: 'This link cannot be used', message: (err as Error).message });
       return undefined;
     }
@@ -467,19 +500,11 @@ function mountLinks(app: express.Express, links: LinkVerifierLike, helpers: Link
       return;
     }
     if (claims.decision && claims.decision !== decision) {
-      await helpers.recordRefusal(claims.requestId, {
-        approverId: claims.approver.id,
-        tenant: claims.approver.tenant,
-        via: 'link',
-        decision,
-        code: 'invalid_decision',
-        message: `this link can only ${claims.decision}`,
-      });
+      helpers.refusedAtEdge('link', 'invalid_decision', { requestId: claims.requestId, approver: claims.approver.id, decision });
       send(res, 400, { kind: 'error', title: 'Wrong decision', message: `this link can only ${claims.decision}` });
       return;
     }
     try {
-      await helpers.loadStatus(claims.requestId, claims.approver, 'link', decision);
       const status = await helpers.decide(claims.requestId, {
         decision,
         digest: claims.digest,

@@ -93,9 +93,9 @@ function summarise(result: unknown): string {
   return json.length > RESULT_SUMMARY_CHARS ? `${json.slice(0, RESULT_SUMMARY_CHARS)}… (${json.length} chars)` : json;
 }
 
-/** Builds the audit record of `requestId` from its workflow history, decoded with the client's data converter. */
-export async function buildAuditRecord(client: Client, requestId: string): Promise<AuditRecord> {
-  const workflowId = workflowIdFor(requestId);
+/** Builds the audit record of a tenant's request from its workflow history, decoded with the client's data converter. */
+export async function buildAuditRecord(client: Client, tenant: string, requestId: string): Promise<AuditRecord> {
+  const workflowId = workflowIdFor(tenant, requestId);
   const handle = client.workflow.getHandle(workflowId);
   let history: temporal.api.history.v1.IHistory;
   try {

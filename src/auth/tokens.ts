@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SignJWT, importPKCS8, importSPKI, type CryptoKey } from 'jose';
-import { ApproverSchema, formatIssues, type Approver } from '../shared/index.js';
+import { ApproverSchema, canonicalId, formatIssues, type Approver } from '../shared/index.js';
 import { TokenError } from './errors.js';
 import { verifyJwt } from './jwt.js';
 import { ensureEd25519KeyPair, type KeyPaths } from './keys.js';
@@ -73,8 +73,9 @@ export async function issueApproverToken(
 }
 
 /**
- * The approver named by already-verified claims; throws `TokenError` naming the claim that is
- * missing or not a valid identifier. `claims` names each claim as the token carried it.
+ * The approver named by already-verified claims, with the id in canonical form; throws
+ * `TokenError` naming the claim that is missing or not a valid identifier (after canonicalization:
+ * an id must come out as 1-128 letters, digits and . _ : @ -). `claims` names each claim as the token carried it.
  */
 export function approverFromClaims(
   values: { id: unknown; tenant: unknown; groups: unknown },
@@ -90,7 +91,9 @@ export function approverFromClaims(
   if (!Array.isArray(values.groups) || !values.groups.every((group) => typeof group === 'string')) {
     throw refuse(`the ${claims.groups} claim (groups) must be an array of strings`);
   }
-  const parsed = ApproverSchema.safeParse({ id: values.id, tenant: values.tenant, groups: values.groups });
+  // One person is one identity: the id is taken in canonical form (NFKC, case folded), so `Maria`
+  // and `ｍａｒｉａ` are the same approver as `maria` everywhere after this point.
+  const parsed = ApproverSchema.safeParse({ id: canonicalId(values.id), tenant: values.tenant, groups: values.groups });
   if (!parsed.success) {
     const names: Record<string, string> = { id: claims.id, tenant: claims.tenant, groups: claims.groups };
     const problems = parsed.error.issues.map((issue) => {

@@ -8,11 +8,11 @@ import { Command, InvalidArgumentError } from 'commander';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Logger } from 'pino';
-import { createAgentRouter } from '../api/agents.js';
+import { createAgentIdentityRouter, createAgentRouter } from '../api/agents.js';
 import { createApiApp } from '../api/app.js';
+import { FrontDoor } from '../api/front-door.js';
 import { AgentTokenVerifier } from '../auth/agent-tokens.js';
 import { createApproverVerifier, createLinkVerifier } from '../auth/config.js';
-import { ToolGateway } from '../client/gateway.js';
 import { AesGcmCodec, dataConverterFor, loadKeyring, type CodecKeyring } from '../codec/index.js';
 import {
   ensureLocalKeyPair,
@@ -30,6 +30,7 @@ import { startDevServer } from '../temporal/dev-server.js';
 import { createExampleTools } from '../tools/examples.js';
 import type { ToolRegistry } from '../tools/types.js';
 import { createToolgateWorker } from '../worker.js';
+import { loadFrontDoorKeys, loadWorkerTrust } from '../trust/store.js';
 import { issueAgentToken } from '../auth/agent-tokens.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerMcpCommands } from './mcp-commands.js';
@@ -83,6 +84,7 @@ async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, si
       notifier: await createNotifier({ publicUrl: config.publicUrl, stateDir: config.stateDir, logger }),
       logger,
       publicApiUrl: config.publicUrl,
+      trust: await loadWorkerTrust(config.stateDir),
     });
     signal.addEventListener('abort', () => worker.shutdown(), { once: true });
     logger.info({ address: config.temporalAddress }, 'worker running');
@@ -103,15 +105,18 @@ async function startApi(config: Config, logger: Logger): Promise<{ server: Serve
     ? await AgentTokenVerifier.fromPublicKeyFile(config.publicKeyFile, config.tokenIssuer)
     : undefined;
   if (!agentVerifier) logger.warn({ publicKeyFile: config.publicKeyFile }, 'no local token key: the agent API (/v1/tool-requests) is disabled');
+  const signers = await loadFrontDoorKeys(config.stateDir);
   const app = createApiApp({
     client,
     verifier,
+    decisions: signers.decisions,
     links: { verify: (token, expected) => linkVerifier.verifyLink(token, expected) },
     logger,
     codec: { codec: new AesGcmCodec(keyring), uiOrigins: config.uiOrigins },
     mount: (api) => {
       if (agentVerifier) {
-        api.use('/v1/tool-requests', createAgentRouter({ gateway: new ToolGateway({ client }), verifier: agentVerifier, logger }));
+        api.use('/v1/tool-requests', createAgentRouter({ frontDoor: new FrontDoor(client, signers.requests), verifier: agentVerifier, logger }));
+        api.use('/v1/agent', createAgentIdentityRouter({ verifier: agentVerifier, logger }));
       }
     },
   });
@@ -183,11 +188,12 @@ program
           'toolgate is running',
           `  Temporal:     ${server.address} (state in ${config.stateDir}/temporal.db)`,
           `  Temporal UI:  ${server.uiUrl ?? '(disabled)'}`,
-          `  Approval API: ${config.publicUrl}  (GET /healthz, /v1/approvals, /v1/audit)`,
+          `  API:          ${config.publicUrl}  (agents: /v1/tool-requests; approvers: /v1/approvals; ops: /v1/audit)`,
           `  Codec:        ${codecEndpoint}  (the UI decodes payloads with an ops token: --groups ops)`,
           `  Policy:       ${config.policyPaths.join(', ')}`,
           '',
-          'Get an approver token:',
+          'Get an agent token (the only credential an agent needs) and an approver token:',
+          '  npx toolgate token issue --agent --sub support-bot --tenant acme --environment production --roles agent_runtime',
           '  npx toolgate token issue --sub alice --groups manager --tenant acme',
           'Play the support-triage demo in another terminal:',
           '  npm run demo',
@@ -308,15 +314,31 @@ program
   .requiredOption('--tenant <tenant>', 'the tenant the approver decides for')
   .option('--groups <groups>', 'comma-separated approver groups', '')
   .option('--ttl <seconds>', 'lifetime in seconds', positiveInt, 8 * 3600)
-  .option('--agent', 'mint an agent token (for /v1/tool-requests and `toolgate mcp --http`) instead of an approver token')
+  .option('--agent', 'mint an agent token (the credential of the client SDK, the adapters, `toolgate mcp` and the agent API) instead of an approver token')
   .option('--roles <roles>', 'with --agent: comma-separated actor roles', '')
-  .action(async (options: { sub: string; tenant: string; groups: string; ttl: number; agent?: boolean; roles: string }) => {
+  .option('--environment <env>', 'with --agent: the environment the agent acts in (required with --agent)')
+  .option('--tools <tools>', 'with --agent: only these tools (comma-separated); default: whatever policy allows')
+  .option('--on-behalf-of <principals>', 'with --agent: the principals the agent acts for, nearest first, as type:id (e.g. human:maria)')
+  .action(async (options: { sub: string; tenant: string; groups: string; ttl: number; agent?: boolean; roles: string; environment?: string; tools?: string; onBehalfOf?: string }) => {
     const config = loadConfig();
     await ensureLocalKeyPair({ privateKeyFile: config.privateKeyFile, publicKeyFile: config.publicKeyFile });
     if (options.agent) {
-      const roles = options.roles.split(',').map((r) => r.trim()).filter(Boolean);
+      const split = (value: string | undefined) => (value ?? '').split(',').map((r) => r.trim()).filter(Boolean);
+      if (!options.environment) throw new InvalidArgumentError('--environment <env> is required with --agent: an agent token binds where the agent acts');
+      const onBehalfOf = split(options.onBehalfOf).map((entry) => {
+        const [type, ...id] = entry.split(':');
+        if (type !== 'human' && type !== 'agent' && type !== 'service') throw new InvalidArgumentError(`--on-behalf-of: ${entry} must be type:id with type human, agent or service`);
+        return { type, id: id.join(':') } as const;
+      });
       const agentToken = await issueAgentToken(
-        { sub: options.sub, tenant: options.tenant, roles },
+        {
+          sub: options.sub,
+          tenant: options.tenant,
+          roles: split(options.roles),
+          environment: options.environment,
+          ...(onBehalfOf.length > 0 ? { onBehalfOf } : {}),
+          ...(options.tools ? { tools: split(options.tools) } : {}),
+        },
         { privateKeyPem: await readFile(config.privateKeyFile, 'utf8'), ttlSeconds: options.ttl, issuer: config.tokenIssuer },
       );
       process.stdout.write(`${agentToken}\n`);

@@ -130,6 +130,43 @@ export class RequestConflict extends ToolGatewayError {
   }
 }
 
+/** The agent's token does not grant this tool; nothing was submitted. The model may pick another tool. */
+export class ToolNotGranted extends ToolGatewayError {
+  override readonly name = 'ToolNotGranted';
+  readonly outcome = undefined;
+  constructor(
+    readonly tool: string,
+    message: string,
+  ) {
+    super(message);
+  }
+  toToolResult(): ToolResultForModel {
+    return { ok: false, status: 'denied', tool: this.tool, message: `This agent may not use ${this.tool}; it was not executed. Do not retry it.`, reasons: [this.message] };
+  }
+}
+
+/**
+ * The front door refused the call itself (credential missing or invalid, identity mismatch, a
+ * request that is not this agent's) or could not be reached. Not a tool outcome: adapters let it
+ * through as an error, because the model cannot fix it.
+ */
+export class GatewayRequestError extends Error {
+  override readonly name = 'GatewayRequestError';
+  /** The fields at fault, when the API named them. */
+  readonly fields?: string[];
+  constructor(
+    /** The HTTP status (0 when toolgate could not be reached). */
+    readonly status: number,
+    /** The API's error code, e.g. `invalid_token`, `identity_mismatch`, `not_found`. */
+    readonly code: string,
+    message: string,
+    options: { fields?: string[]; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    if (options.fields) this.fields = options.fields;
+  }
+}
+
 /** Throws the typed error of a non-completed outcome; returns the result of a completed one. */
 export function unwrapOutcome(outcome: ToolOutcome): unknown {
   switch (outcome.status) {

@@ -3,7 +3,8 @@
  * votes cast satisfy its plan. The workflow's update validator and the HTTP API both use them, so
  * the API's early answer and the workflow's binding answer cannot disagree.
  */
-import { FailureTypes, type FailureType } from './messages.js';
+import { canonicalId } from './identity.js';
+import { FailureTypes, HISTORY_BOUNDS, type FailureType } from './messages.js';
 import type { ApprovalPlan, ApprovalRecord, Approver, DecideInput } from './schemas.js';
 
 /** Groups whose members may vote once escalation reached `tier` (tiers are cumulative). */
@@ -32,11 +33,14 @@ export interface PendingApproval {
   approvals: ApprovalRecord[];
   /** Nonces of one-click links already used on this request. */
   usedLinkNonces?: readonly string[];
+  /** Edits made so far (bounded by HISTORY_BOUNDS.edits); absent = not counted. */
+  edits?: number;
 }
 
 /**
  * Decides whether `input` may be applied to the request. Order matters: state first (nothing
  * applies to a closed request), then binding (digest), then identity (tenant, self, group, repeat).
+ * Ids are compared in canonical form (`canonicalId`): one person is one identity.
  */
 export function refuseDecision(request: PendingApproval, input: DecideInput): DecisionRefusal | undefined {
   if (!request.pending) {
@@ -63,7 +67,8 @@ export function refuseDecision(request: PendingApproval, input: DecideInput): De
   if (input.approver.tenant !== request.tenant) {
     return { type: FailureTypes.WrongTenant, message: `approver belongs to tenant ${input.approver.tenant}, not ${request.tenant}` };
   }
-  if (request.requesterIds.includes(input.approver.id)) {
+  const approverId = canonicalId(input.approver.id);
+  if (request.requesterIds.some((id) => canonicalId(id) === approverId)) {
     return { type: FailureTypes.SelfApproval, message: 'the requester cannot decide their own request' };
   }
   const groups = eligibleGroups(request.plan, request.tier);
@@ -73,8 +78,14 @@ export function refuseDecision(request: PendingApproval, input: DecideInput): De
       message: `approver is in none of the groups that may decide now (${groups.join(', ')})`,
     };
   }
-  if (request.approvals.some((vote) => vote.approverId === input.approver.id && vote.digest === request.digest)) {
+  if (request.approvals.some((vote) => canonicalId(vote.approverId) === approverId && vote.digest === request.digest)) {
     return { type: FailureTypes.DuplicateVote, message: `${input.approver.id} has already voted on this request` };
+  }
+  if (input.decision === 'edit' && request.edits !== undefined && request.edits >= HISTORY_BOUNDS.edits) {
+    return { type: FailureTypes.EditLimit, message: `this request was already edited ${HISTORY_BOUNDS.edits} times; approve or reject it as it is` };
+  }
+  if (request.approvals.filter((vote) => vote.digest === request.digest).length >= HISTORY_BOUNDS.votesPerRound) {
+    return { type: FailureTypes.VoteLimit, message: `this proposal already has ${HISTORY_BOUNDS.votesPerRound} votes, the most one round takes` };
   }
   return undefined;
 }
@@ -85,9 +96,10 @@ export function refuseDecision(request: PendingApproval, input: DecideInput): De
  * never matters).
  */
 export function isApprovalSatisfied(plan: ApprovalPlan, approvals: ApprovalRecord[], digest?: string): boolean {
+  // Keyed by canonical id: two spellings of one name are one approver.
   const approvers = new Map<string, string[]>();
   for (const vote of approvals) {
-    if (vote.decision === 'approve' && (digest === undefined || vote.digest === digest)) approvers.set(vote.approverId, vote.groups);
+    if (vote.decision === 'approve' && (digest === undefined || vote.digest === digest)) approvers.set(canonicalId(vote.approverId), vote.groups);
   }
   if (approvers.size < plan.minApprovals) return false;
   if (plan.allOf.length === 0) return true;
@@ -114,7 +126,7 @@ function matchGroups(groups: string[], approvers: [string, string[]][]): boolean
 
 /** True when enough distinct people rejected the proposal with this digest to end the request. */
 export function isRejected(plan: ApprovalPlan, approvals: ApprovalRecord[], digest: string): boolean {
-  const rejecters = new Set(approvals.filter((v) => v.decision === 'reject' && v.digest === digest).map((v) => v.approverId));
+  const rejecters = new Set(approvals.filter((v) => v.decision === 'reject' && v.digest === digest).map((v) => canonicalId(v.approverId)));
   return rejecters.size >= Math.max(1, plan.rejectionsToDeny);
 }
 

@@ -3,3 +3,5 @@ export * from './schemas.js';
 export * from './messages.js';
 export * from './approval.js';
 export * from './kill-switch.js';
+export * from './identity.js';
+export * from './assertions.js';

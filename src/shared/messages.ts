@@ -4,7 +4,7 @@
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { DecideInput, KillOrder, KillSwitch, RefusalRecord, RequestStatus } from './schemas.js';
+import type { DecideUpdateInput, KillOrder, KillSwitch, RequestStatus } from './schemas.js';
 
 /** The task queue toolgate workers poll. @default 'toolgate' */
 export const TASK_QUEUE = 'toolgate';
@@ -12,21 +12,43 @@ export const TASK_QUEUE = 'toolgate';
 /** The workflow type name of one tool request. */
 export const WORKFLOW_TYPE = 'toolRequest';
 
-/** The workflow id of a request: one request id, one workflow, ever. */
-export function workflowIdFor(requestId: string): string {
-  return `toolreq:${requestId}`;
+/**
+ * The workflow id of a request: `toolreq/<tenant>/<requestId>`. Request ids are namespaced per
+ * tenant, so no tenant can take or probe another tenant's ids; `/` is not in the identifier
+ * alphabet, so the id parses back unambiguously.
+ */
+export function workflowIdFor(tenant: string, requestId: string): string {
+  return `toolreq/${tenant}/${requestId}`;
+}
+
+/** The tenant and request id of a toolgate workflow id, or undefined for any other id. Ids of the old `toolreq:<id>` form have no tenant. */
+export function parseRequestWorkflowId(workflowId: string): { tenant?: string; requestId: string } | undefined {
+  const scoped = /^toolreq\/([^/]+)\/([^/]+)$/.exec(workflowId);
+  if (scoped) return { tenant: scoped[1] as string, requestId: scoped[2] as string };
+  if (workflowId.startsWith('toolreq:')) return { requestId: workflowId.slice('toolreq:'.length) };
+  return undefined;
 }
 
 /** The request id back from a workflow id, or undefined when it is not a toolgate workflow id. */
 export function requestIdFromWorkflowId(workflowId: string): string | undefined {
-  return workflowId.startsWith('toolreq:') ? workflowId.slice('toolreq:'.length) : undefined;
+  return parseRequestWorkflowId(workflowId)?.requestId;
 }
 
-/** An approver's approve/reject; the synchronous validator refuses what may not apply. */
-export const decideUpdate = defineUpdate<RequestStatus, [DecideInput]>('decide');
+/**
+ * An approver's approve, reject or edit, as the approval API's signed decision assertion. The
+ * synchronous validator refuses, without a trace in the history, anything whose assertion does
+ * not verify; an authenticated approver's refused attempt is recorded within HISTORY_BOUNDS.
+ */
+export const decideUpdate = defineUpdate<RequestStatus, [DecideUpdateInput]>('decide');
 
-/** Records a decision attempt the API refused before or at the update validator. */
-export const attemptRefusedSignal = defineSignal<[RefusalRecord]>('attemptRefused');
+/**
+ * Asks a waiting request to read its worker's trusted keys again (after a key rotation). It
+ * carries nothing: the keys come from the worker, never from the sender. Bounded per request.
+ */
+export const refreshTrustSignal = defineSignal('refreshTrust');
+
+/** The patch id of the trust boundary: runs with it verify signed requests and decisions; runs without it started before. */
+export const TRUST_BOUNDARY_PATCH = 'toolgate-trust-boundary-v1';
 
 /** Denies a request that a kill switch covers, unless its side effect already started. */
 export const killSignal = defineSignal<[KillOrder]>('kill');
@@ -82,6 +104,16 @@ export const FailureTypes = {
   NotPending: 'NotPending',
   InvalidDecision: 'InvalidDecision',
   LinkReused: 'LinkReused',
+  /** A decision assertion that does not verify (signature, type, time, request or run binding, replay): never recorded. */
+  UnverifiedDecision: 'UnverifiedDecision',
+  /** A decision assertion signed by a key the request does not trust (yet): the API asks the request to re-read its keys and retries. */
+  UntrustedSigningKey: 'UntrustedSigningKey',
+  /** The current approval round took as many votes as it may (HISTORY_BOUNDS.votesPerRound). */
+  VoteLimit: 'VoteLimit',
+  /** The request was edited as many times as it may (HISTORY_BOUNDS.edits). */
+  EditLimit: 'EditLimit',
+  /** The execution activity was asked to act without evidence that the request was admitted, evaluated and approved. */
+  UnverifiedExecution: 'UnverifiedExecution',
   /** A kill switch covers the request: nothing is executed. */
   KillSwitchActive: 'KillSwitchActive',
 } as const;
@@ -94,7 +126,28 @@ export const NON_RETRYABLE_TOOL_FAILURES: string[] = [
   FailureTypes.ToolNotRegistered,
   FailureTypes.OutcomeUnknown,
   FailureTypes.EgressRefused,
+  FailureTypes.UnverifiedExecution,
 ];
 
-/** How many refused attempts a request keeps in its record; later ones are counted. */
+/** How many refused attempts a request from before signed decisions kept in its record; later ones were counted. */
 export const MAX_RECORDED_REFUSALS = 200;
+
+/**
+ * What bounds the history of one request, whatever its callers do. Anonymous and unverifiable
+ * attempts never reach it; what does is capped here, so a request's history stays far below
+ * Temporal's limits (see the README, "History bounds", for the resulting number of events).
+ */
+export const HISTORY_BOUNDS = {
+  /** Refused attempts of authenticated approvers recorded per request. */
+  refusalsPerRequest: 50,
+  /** Refused attempts recorded per approver and request. */
+  refusalsPerPrincipal: 5,
+  /** Votes accepted per approval round (one proposal digest). */
+  votesPerRound: 64,
+  /** Edits (new approval rounds) per request. */
+  edits: 10,
+  /** Reminders sent per request; expiry and escalation still apply after the last one. */
+  reminders: 50,
+  /** Re-reads of the worker's trusted keys per request. */
+  trustRefreshes: 10,
+} as const;

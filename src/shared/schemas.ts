@@ -94,6 +94,17 @@ export type ToolRequestInput = z.input<typeof ToolRequestInputSchema>;
 export const ToolRequestSchema = ToolRequestInputSchema.extend({ requestId: identifier('requestId') });
 export type ToolRequest = z.infer<typeof ToolRequestSchema>;
 
+/**
+ * The input of the toolRequest workflow: the request, and the front door's signed assertion that
+ * it admitted exactly this request for the identity its credential carries. A workflow whose
+ * assertion does not verify ends as `unverified_request` without evaluating or executing anything.
+ */
+export interface ToolRequestStart {
+  request: ToolRequest;
+  /** The front door's request assertion (compact JWS, see src/shared/assertions.ts). */
+  admission: string;
+}
+
 /** Why a request was refused before any approval or execution. */
 export const DENIAL_CODES = [
   'invalid_request',
@@ -106,6 +117,7 @@ export const DENIAL_CODES = [
   'policy_unavailable',
   'rate_limited',
   'kill_switch',
+  'unverified_request',
 ] as const;
 export type DenialCode = (typeof DENIAL_CODES)[number];
 
@@ -204,7 +216,7 @@ export type DecisionBody = z.infer<typeof DecisionBodySchema>;
 /** How a decision reached the gateway. */
 export type DecisionChannel = 'api' | 'link';
 
-/** The argument of the decide update: a decision plus the authenticated approver. */
+/** A decision with the approver who made it, as the workflow has verified it (and as the approval rules judge it). */
 export interface DecideInput extends DecisionBody {
   approver: Approver;
   /** @default 'api' */
@@ -213,9 +225,21 @@ export interface DecideInput extends DecisionBody {
   linkNonce?: string;
 }
 
-/** A decision attempt the gateway refused, kept in the request's record. */
+/**
+ * The argument of the `decide` update: only the approval API's signed decision assertion. The
+ * workflow takes the decision, the approver and everything else from the verified assertion.
+ */
+export interface DecideUpdateInput {
+  assertion: string;
+}
+
+/**
+ * A decision attempt the gateway refused, kept in the request's record. Only attempts of
+ * authenticated approvers are recorded (capped per request and per approver); anonymous or
+ * unverifiable attempts go to logs and metrics.
+ */
 export interface RefusalRecord {
-  /** The verified approver id, or null when the caller could not be authenticated. */
+  /** The verified approver id (null only in records of requests from before signed decisions). */
   approverId: string | null;
   /** An id the caller claimed but that could not be verified. */
   claimedId?: string;
@@ -299,8 +323,9 @@ export interface RequestStatus {
   eligibleGroups: string[];
   /** Every accepted vote, across approval rounds (each vote names the digest it approved). */
   approvals: ApprovalRecord[];
-  /** Refused decision attempts (the first MAX_RECORDED_REFUSALS; later ones are only counted). */
+  /** Refused decision attempts of authenticated approvers, within the history bounds (see HISTORY_BOUNDS). */
   refusals: RefusalRecord[];
+  /** Refused attempts beyond the bounds, which are logged but not recorded (counted only by requests from before signed decisions). */
   refusalsDropped: number;
   /** Edits before approval; each opened a new round with a new digest. */
   edits: EditRecord[];
@@ -386,4 +411,20 @@ export function formatIssues(error: z.ZodError, prefix = ''): string[] {
     const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
     return `${path || '(root)'}: ${issue.message}`;
   });
+}
+
+/** A request as its agent sees it through the agent API: where it stands, and its outcome once it has one. */
+export interface AgentRequestView {
+  requestId: string;
+  state: RequestState;
+  tool?: string;
+  /** Where to read the request again (agent API path). */
+  statusUrl?: string;
+  /** While it waits for approval: until when, and which groups may decide. */
+  expiresAt?: string;
+  eligibleGroups?: string[];
+  message?: string;
+  outcome?: ToolOutcome;
+  /** The tool's result, when it completed. */
+  result?: unknown;
 }

@@ -1,7 +1,9 @@
 /**
  * A whole gateway for integration tests, on real parts: a Temporal dev server (the CLI binary,
- * never downloaded), a worker running the real workflow and activities, the approval API on a
- * loopback port, approver tokens from a fresh key pair, and the client SDK.
+ * never downloaded), a worker running the real workflow and activities, the API (front door for
+ * agents, approvals, links, codec) on a loopback port, tokens and the boundary's signing keys
+ * from fresh key pairs, and the client SDK. Agents reach it only through the front door: a test
+ * names who asks, and the harness mints that agent's credential.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,15 +12,23 @@ import type { Logger } from 'pino';
 import { SignJWT, exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Runtime, bundleWorkflowCode, makeTelemetryFilterString, type Worker, type WorkflowBundle } from '@temporalio/worker';
+import { randomBytes } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import { createAgentIdentityRouter, createAgentRouter } from '../../src/api/agents.js';
 import { createApiApp } from '../../src/api/app.js';
+import { FrontDoor } from '../../src/api/front-door.js';
+import { AgentTokenVerifier, issueAgentToken, type AgentClaims } from '../../src/auth/agent-tokens.js';
 import { LinkSigner, LinkVerifier } from '../../src/auth/links.js';
 import { ApproverTokenVerifier, issueApproverToken, type ApproverClaims } from '../../src/auth/tokens.js';
-import { ToolGateway } from '../../src/client/index.js';
+import { ToolGateway, type ToolRequestHandle } from '../../src/client/index.js';
+import { signingKeyFromPem, type SigningKey } from '../../src/trust/keys.js';
+import { DecisionSigner, RequestSigner } from '../../src/trust/signers.js';
+import { workerTrustOf } from '../../src/trust/store.js';
 import { AesGcmCodec, FAILURE_CONVERTER_PATH, createKeyring, dataConverterFor, generateCodecKey } from '../../src/codec/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { WebhookNotifier, type Notifier } from '../../src/notify/notifier.js';
 import { PolicyStore } from '../../src/policy-store.js';
-import { searchAttributes, type RequestStatus } from '../../src/shared/index.js';
+import { searchAttributes, statusQuery, workflowIdFor, type RequestStatus, type ToolRequestInput } from '../../src/shared/index.js';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
 import type { ToolRegistry } from '../../src/tools/types.js';
 import { WORKFLOWS_PATH, createToolgateWorker } from '../../src/worker.js';
@@ -85,11 +95,42 @@ export interface GatewayEnvOptions {
   logger?: Logger;
 }
 
+/** A fresh Ed25519 signing key (for the front door's and the approval API's assertions). */
+export async function freshSigningKey(): Promise<SigningKey & { privateKeyPem: string }> {
+  const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+  const privateKeyPem = await exportPKCS8(privateKey);
+  return { ...(await signingKeyFromPem(privateKeyPem, 'test key')), privateKeyPem };
+}
+
+/** A handle on a request submitted through the front door, with its tenant-scoped workflow id. */
+export type TestRequestHandle = ToolRequestHandle & { workflowId: string };
+
+/**
+ * Agents submitting through the front door: each request names who asks (actor, tenant,
+ * environment, on-behalf-of), and the harness mints that agent's credential and sends only the
+ * tool, arguments, id and reason — the way a real agent would.
+ */
+export interface TestAgents {
+  start(request: ToolRequestInput): Promise<TestRequestHandle>;
+  call(request: ToolRequestInput): Promise<unknown>;
+  /** The SDK of one agent (identity from its token). */
+  as(identity: { id: string; roles?: string[]; tenant: string; environment: string; onBehalfOf?: AgentClaims['onBehalfOf']; tools?: string[] }): Promise<ToolGateway>;
+}
+
 /** A running gateway for tests. */
 export interface GatewayEnv {
   env: TestWorkflowEnvironment;
   worker: Worker;
-  gateway: ToolGateway;
+  /** Agents, through the front door (the HTTP agent API with agent tokens). */
+  gateway: TestAgents;
+  /** A Temporal client with the codec keys: the view of ops (and of an attacker who has Temporal access). */
+  ops: Client;
+  /** The request's status as ops see it (a query through Temporal). */
+  status(requestId: string, tenant?: string): Promise<RequestStatus>;
+  /** Mints an agent token signed by the key the API trusts. */
+  agentToken(claims: AgentClaims, options?: { ttlSeconds?: number }): Promise<string>;
+  /** The boundary's signing keys, for tests that forge or replay assertions. */
+  keys: { request: SigningKey; decision: SigningKey; requestSigner: RequestSigner; decisionSigner: DecisionSigner };
   apiUrl: string;
   /** Mints one-click links the API trusts. */
   links: LinkSigner;
@@ -114,6 +155,12 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
   const linkKeys = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
   const links = await LinkSigner.fromPrivateKeyPem(await exportPKCS8(linkKeys.privateKey));
   const linkVerifier = await LinkVerifier.fromPublicKeyPem(await exportSPKI(linkKeys.publicKey));
+  const agentVerifier = await AgentTokenVerifier.fromPublicKeyPem(approverPublicKeyPem);
+  const requestKey = await freshSigningKey();
+  const decisionKey = await freshSigningKey();
+  const requestSigner = new RequestSigner(requestKey);
+  const decisionSigner = new DecisionSigner(decisionKey);
+  const trust = workerTrustOf({ requestKeys: [requestKey.trusted], decisionKeys: [decisionKey.trusted] }, randomBytes(32));
 
   const worker = await createToolgateWorker({
     connection: env.nativeConnection,
@@ -124,27 +171,75 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
     notifier: options.notifier ?? new WebhookNotifier(options.webhooks ?? []),
     logger,
     dataConverter: testDataConverter,
+    trust,
   });
   const running = worker.run();
 
   const app = createApiApp({
     client: env.client,
     verifier,
+    decisions: decisionSigner,
     links: { verify: (token, expected) => linkVerifier.verifyLink(token, expected) },
     logger,
     codec: { codec: new AesGcmCodec(testKeyring), uiOrigins: ['http://127.0.0.1:8233'] },
-    ...(options.mount && { mount: options.mount }),
+    mount: (api) => {
+      api.use('/v1/tool-requests', createAgentRouter({ frontDoor: new FrontDoor(env.client, requestSigner, options.taskQueue), verifier: agentVerifier, logger }));
+      api.use('/v1/agent', createAgentIdentityRouter({ verifier: agentVerifier, logger }));
+      options.mount?.(api);
+    },
   });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
   const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const gateway = new ToolGateway({ client: env.client, taskQueue: options.taskQueue });
+  const agentToken = (claims: AgentClaims, tokenOptions?: { ttlSeconds?: number }) =>
+    issueAgentToken(claims, { privateKeyPem, ttlSeconds: tokenOptions?.ttlSeconds ?? 3600 });
+  const sdks = new Map<string, Promise<ToolGateway>>();
+  const as: TestAgents['as'] = (identity) => {
+    const claims: AgentClaims = {
+      sub: identity.id,
+      tenant: identity.tenant,
+      environment: identity.environment,
+      roles: identity.roles ?? [],
+      ...(identity.onBehalfOf ? { onBehalfOf: identity.onBehalfOf } : {}),
+      ...(identity.tools ? { tools: identity.tools } : {}),
+    };
+    const key = JSON.stringify(claims);
+    let sdk = sdks.get(key);
+    if (!sdk) {
+      sdk = agentToken(claims).then((token) => new ToolGateway({ url: apiUrl, token, pollSeconds: 5 }));
+      sdks.set(key, sdk);
+    }
+    return sdk;
+  };
+  const agentOf = (request: ToolRequestInput) =>
+    as({ id: request.actor.id, roles: request.actor.roles ?? [], tenant: request.tenant, environment: request.environment, ...(request.onBehalfOf ? { onBehalfOf: request.onBehalfOf } : {}) });
+  const fieldsOf = (request: ToolRequestInput) => ({
+    ...(request.requestId === undefined ? {} : { requestId: request.requestId }),
+    tool: request.tool,
+    ...(request.args === undefined ? {} : { args: request.args }),
+    ...(request.reason === undefined ? {} : { reason: request.reason }),
+    ...(request.traceId === undefined ? {} : { traceId: request.traceId }),
+  });
+  const gateway: TestAgents = {
+    as,
+    async start(request) {
+      const handle = await (await agentOf(request)).start(fieldsOf(request));
+      return Object.assign(handle, { workflowId: workflowIdFor(request.tenant, handle.requestId) });
+    },
+    async call(request) {
+      return (await agentOf(request)).call(fieldsOf(request));
+    },
+  };
 
   return {
     env,
     worker,
     gateway,
+    ops: env.client,
+    status: (requestId, tenant = 'acme') => env.client.workflow.getHandle(workflowIdFor(tenant, requestId)).query(statusQuery),
+    agentToken,
+    keys: { request: requestKey, decision: decisionKey, requestSigner, decisionSigner },
     apiUrl,
     links,
     approverPublicKeyPem,
@@ -176,11 +271,10 @@ export async function waitForState(
   gw: GatewayEnv,
   requestId: string,
   state: RequestStatus['state'],
-  options: { notDigest?: string } = {},
+  options: { notDigest?: string; tenant?: string } = {},
 ): Promise<RequestStatus> {
-  const handle = await gw.gateway.get(requestId);
   return eventually(async () => {
-    const status = await handle.status();
+    const status = await gw.status(requestId, options.tenant);
     return status.state === state && (options.notDigest === undefined || status.digest !== options.notDigest) ? status : undefined;
   }, `request ${requestId} to reach ${state}`);
 }

@@ -13,8 +13,8 @@ import {
   ToolDenied,
   ToolExecutionFailed,
   type ToolOutcome,
-  type ToolRequestInput,
 } from '../../src/client/index.js';
+import type { ToolRequestInput } from '../../src/shared/index.js';
 import { eventually, startGateway, startTemporal, type GatewayEnv, waitForState } from '../helpers/gateway-env.js';
 import { startToolService, startWebhookReceiver, type ToolService } from '../helpers/tool-service.js';
 
@@ -258,8 +258,12 @@ describe('toolgate gateway on a real Temporal server', { timeout: 180_000 }, () 
 
     test('a malformed request is refused at the edge, naming the field', async () => {
       await assert.rejects(
-        gw.gateway.call({ ...request('read_kb', { query: 'x' }), actor: { id: 'a', type: 'robot', roles: [] } } as never),
-        (err: unknown) => err instanceof InvalidToolRequest && /actor\.type/.test(err.message),
+        gw.gateway.call(request('read kb!', { query: 'x' })),
+        (err: unknown) => err instanceof InvalidToolRequest && /^tool:/.test(err.issues[0] ?? ''),
+      );
+      await assert.rejects(
+        gw.gateway.call(request('read_kb', ['not', 'an', 'object'] as never)),
+        (err: unknown) => err instanceof InvalidToolRequest && /args/.test(err.message),
       );
     });
   });
@@ -331,7 +335,7 @@ describe('toolgate gateway on a real Temporal server', { timeout: 180_000 }, () 
       assert.equal(early.status, 403, 'the director may not approve before the tier is reached');
 
       const escalated = await eventually(async () => {
-        const status = await handle.status();
+        const status = await gw.status(handle.requestId);
         return status.tier === 1 ? status : undefined;
       }, 'the escalation tier');
       assert.deepEqual(escalated.notifications.map((n) => n.kind), ['requested', 'escalated']);
@@ -475,7 +479,7 @@ describe('toolgate gateway on a real Temporal server', { timeout: 180_000 }, () 
       const other = await gw.token({ sub: 'mark', tenant: 'acme', groups: ['manager'] });
       const again = await gw.api('POST', `/v1/approvals/${requestId}/decision`, { token: other, body: { decision: 'approve', digest } });
       assert.equal(again.status, 409);
-      const outcome = await (await gw.gateway.get(requestId)).outcome();
+      const outcome = await eventually(async () => (await gw.status(requestId)).outcome, 'the outcome');
       assert.equal(outcome.status, 'completed');
     });
   });

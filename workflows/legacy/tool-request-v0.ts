@@ -1,5 +1,11 @@
 /**
- * The toolRequest workflow: one agent tool call, from policy to outcome.
+ * FROZEN: the toolRequest workflow as it ran before the trust boundary (signed requests and
+ * decisions). It stays only so that runs started before the upgrade keep replaying; new runs
+ * never take it (`toolRequest` checks the TRUST_BOUNDARY_PATCH marker). Such a run can no longer
+ * be decided: its update validator refuses every decision, so it ends by expiry, a kill order or
+ * a decision it received before the upgrade. Do not change its commands.
+ *
+ * The toolRequest workflow (before the trust boundary): one agent tool call, from policy to outcome.
  *
  *   1. evaluate policy (local activity) → allow | deny | approve
  *   2. deny → structured denial
@@ -13,6 +19,8 @@
  */
 import {
   ActivityFailure,
+  defineSignal,
+  defineUpdate,
   ApplicationFailure,
   allHandlersFinished,
   condition,
@@ -22,20 +30,18 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createActivities } from '../activities/index.js';
+import type { createActivities } from '../../activities/index.js';
 // Values come only from the zod-free parts of the shared module: the worker evaluates the
 // workflow bundle once per cached workflow, so every module it imports costs memory per request.
-import { countedGroups, eligibleGroups, isApprovalSatisfied, isRejected, refuseDecision } from '../src/shared/approval.js';
+import { countedGroups, eligibleGroups, isApprovalSatisfied, isRejected, refuseDecision } from '../../src/shared/approval.js';
 import {
   FailureTypes,
   MAX_RECORDED_REFUSALS,
   NON_RETRYABLE_TOOL_FAILURES,
-  attemptRefusedSignal,
-  decideUpdate,
   killSignal,
   searchAttributes,
   statusQuery,
-} from '../src/shared/messages.js';
+} from '../../src/shared/messages.js';
 import type {
   ApprovalPlan,
   ApprovalRecord,
@@ -50,7 +56,12 @@ import type {
   RequestStatus,
   ToolOutcome,
   ToolRequest,
-} from '../src/shared/schemas.js';
+} from '../../src/shared/schemas.js';
+
+/** The decide update as runs before the trust boundary received it: a decision and an unverified approver object. */
+const legacyDecideUpdate = defineUpdate<RequestStatus, [DecideInput]>('decide');
+/** The refused-attempt signal of runs before the trust boundary (the API no longer sends it). */
+const attemptRefusedSignal = defineSignal<[RefusalRecord]>('attemptRefused');
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -75,8 +86,8 @@ type ApprovalEnd =
   | { kind: 'reevaluated' }
   | { kind: 'killed' };
 
-/** Runs one tool request to its outcome. */
-export async function toolRequest(initial: ToolRequest): Promise<ToolOutcome> {
+/** Runs one tool request of a run started before the trust boundary to its outcome. */
+export async function legacyToolRequest(initial: ToolRequest): Promise<ToolOutcome> {
   const { workflowId } = workflowInfo();
   let request = initial;
   const requesterIds = [initial.actor.id, ...(initial.onBehalfOf ?? []).map((principal) => principal.id)];
@@ -132,7 +143,7 @@ export async function toolRequest(initial: ToolRequest): Promise<ToolOutcome> {
   });
 
   setHandler(
-    decideUpdate,
+    legacyDecideUpdate,
     async (input: DecideInput): Promise<RequestStatus> => {
       const plan = status.decision?.approval as ApprovalPlan;
       const digest = pendingDigest as string;
@@ -165,25 +176,13 @@ export async function toolRequest(initial: ToolRequest): Promise<ToolOutcome> {
       return status;
     },
     {
-      validator: (input: DecideInput): void => {
-        const plan = status.decision?.approval;
-        const refusal =
-          plan && pendingDigest !== undefined && status.state === 'pending_approval'
-            ? refuseDecision(
-                {
-                  pending: true,
-                  tenant: request.tenant,
-                  requesterIds,
-                  digest: pendingDigest,
-                  plan,
-                  tier: status.tier,
-                  approvals: status.approvals,
-                  usedLinkNonces,
-                },
-                input,
-              )
-            : { type: FailureTypes.NotPending, message: 'the request is not waiting for approval (already decided, expired or being re-evaluated)' };
-        if (refusal) throw ApplicationFailure.nonRetryable(refusal.message, refusal.type);
+      // Updates accepted before the upgrade replay through the handler above (validators do not
+      // run on replay). From now on nothing may decide this run: its approver object was never verified.
+      validator: (_input: DecideInput): void => {
+        throw ApplicationFailure.nonRetryable(
+          'this request was started before signed decisions and can no longer be decided; it ends when it expires',
+          FailureTypes.NotPending,
+        );
       },
     },
   );

@@ -1,0 +1,136 @@
+/**
+ * The front door: the one place an agent's tool request enters toolgate. It takes the identity
+ * from the agent's verified credential — never from the body — builds the request, signs the
+ * request assertion the workflow verifies before anything else, and starts the request's workflow
+ * under a tenant-scoped id. Reads are scoped the same way: an agent finds only requests its own
+ * identity started.
+ */
+import { randomUUID } from 'node:crypto';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { AgentIdentity } from '../auth/agent-tokens.js';
+import {
+  TASK_QUEUE,
+  ToolRequestSchema,
+  WORKFLOW_TYPE,
+  canonicalSha256,
+  formatIssues,
+  searchAttributes,
+  workflowIdFor,
+  type ToolRequest,
+  type ToolRequestStart,
+} from '../shared/index.js';
+import type { RequestSigner } from '../trust/signers.js';
+
+/** The fields of a request an agent chooses; everything about who and where comes from its credential. */
+export interface AgentRequestFields {
+  requestId?: string;
+  tool: string;
+  args?: Record<string, unknown>;
+  reason?: string;
+  traceId?: string;
+}
+
+/** A request the front door refused to admit as given; `fields` name what was wrong. */
+export class AdmissionError extends Error {
+  override readonly name = 'AdmissionError';
+  constructor(
+    readonly code: 'invalid_body' | 'conflict',
+    message: string,
+    readonly fields: string[],
+  ) {
+    super(message);
+  }
+}
+
+/** A request admitted (or found again under the same id). */
+export interface Admitted {
+  request: ToolRequest;
+  workflowId: string;
+  handle: WorkflowHandle;
+}
+
+/** Admits agents' requests and finds them again. */
+export class FrontDoor {
+  constructor(
+    private readonly client: Client,
+    private readonly signer: RequestSigner,
+    private readonly taskQueue: string = TASK_QUEUE,
+  ) {}
+
+  /**
+   * Admits a request of `agent`: builds it from the credential's identity and the agent's fields,
+   * signs it, and starts its workflow. The same request id with the same request attaches to the
+   * existing one; with another request (or another agent's) it is a conflict.
+   */
+  async admit(agent: AgentIdentity, fields: AgentRequestFields): Promise<Admitted> {
+    const parsed = ToolRequestSchema.safeParse({
+      requestId: fields.requestId ?? randomUUID(),
+      actor: { id: agent.id, type: agent.type, roles: agent.roles },
+      tenant: agent.tenant,
+      environment: agent.environment,
+      tool: fields.tool,
+      args: fields.args ?? {},
+      ...(agent.onBehalfOf ? { onBehalfOf: agent.onBehalfOf } : {}),
+      ...(fields.reason === undefined ? {} : { reason: fields.reason }),
+      ...(fields.traceId === undefined ? {} : { traceId: fields.traceId }),
+    });
+    if (!parsed.success) {
+      const issues = formatIssues(parsed.error);
+      throw new AdmissionError('invalid_body', issues.join('; '), [...new Set(issues.map((issue) => issue.split(':')[0] ?? ''))]);
+    }
+    // Exactly what the workflow receives (a JSON round trip drops undefined), so the digests agree.
+    const request = JSON.parse(JSON.stringify(parsed.data)) as ToolRequest;
+    const workflowId = workflowIdFor(request.tenant, request.requestId);
+    const requestHash = canonicalSha256(request);
+    const start: ToolRequestStart = { request, admission: await this.signer.sign(request, workflowId) };
+    let handle: WorkflowHandle;
+    try {
+      handle = await this.client.workflow.start(WORKFLOW_TYPE, {
+        taskQueue: this.taskQueue,
+        workflowId,
+        args: [start],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        memo: { requestHash },
+        typedSearchAttributes: [
+          { key: searchAttributes.tool, value: request.tool },
+          { key: searchAttributes.tenant, value: request.tenant },
+          { key: searchAttributes.actor, value: request.actor.id },
+          { key: searchAttributes.status, value: 'evaluating' },
+        ],
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      handle = this.client.workflow.getHandle(workflowId);
+    }
+    const description = await handle.describe();
+    if (description.memo?.requestHash !== requestHash) {
+      throw new AdmissionError('conflict', `requestId ${request.requestId} was already used for a different request; use a new requestId`, ['requestId']);
+    }
+    return { request, workflowId, handle };
+  }
+
+  /**
+   * The request `requestId` of this agent, or undefined when there is none — another agent's or
+   * another tenant's request is indistinguishable from one that does not exist. Answered from
+   * the server's view (search attributes), so it needs no worker.
+   */
+  async find(agent: AgentIdentity, requestId: string): Promise<{ handle: WorkflowHandle; running: boolean; state?: string; tool?: string } | undefined> {
+    const handle = this.client.workflow.getHandle(workflowIdFor(agent.tenant, requestId));
+    let description;
+    try {
+      description = await handle.describe();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    }
+    const attributes = description.typedSearchAttributes;
+    if (attributes.get(searchAttributes.actor) !== agent.id || attributes.get(searchAttributes.tenant) !== agent.tenant) return undefined;
+    return {
+      handle,
+      running: description.status.name === 'RUNNING',
+      state: attributes.get(searchAttributes.status),
+      tool: attributes.get(searchAttributes.tool),
+    };
+  }
+}

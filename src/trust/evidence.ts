@@ -1,0 +1,167 @@
+/**
+ * The worker's own check, right before policy is evaluated and right before a side effect, that
+ * the request came through toolgate's front door and that people toolgate authenticated approved
+ * it. The workflow verified the same assertions already; this second check runs in Node with
+ * `jose` (an implementation independent of the workflow's) against the keys in the worker's own
+ * configuration, not the keys recorded in the history. So whoever can write into Temporal — a
+ * rogue process polling the task queue, a forged marker — still cannot make a worker act.
+ */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { compactVerify, decodeProtectedHeader } from 'jose';
+import { eligibleGroups, isApprovalSatisfied } from '../shared/approval.js';
+import {
+  ASSERTION_AUDIENCE,
+  DECISION_ASSERTION_TYP,
+  MAX_ASSERTION_CHARS,
+  REQUEST_ASSERTION_TYP,
+  canonicalSha256,
+  type DecisionAssertionClaims,
+  type RequestAssertionClaims,
+  type TrustAnchors,
+  type TrustedKey,
+} from '../shared/assertions.js';
+import { canonicalId } from '../shared/identity.js';
+import type { ApprovalRecord, Evaluation, ToolRequest } from '../shared/schemas.js';
+import type { EvaluationSealer } from './seal.js';
+
+/** Evidence that does not hold; the message says which part. */
+export class EvidenceError extends Error {
+  override readonly name = 'EvidenceError';
+}
+
+/** Where the check runs: the real workflow and run (from the activity's task, never from its input) and the worker's trust. */
+export interface EvidenceContext {
+  workflowId: string;
+  runId: string;
+  anchors: TrustAnchors;
+}
+
+/** The admission of a request and, after an edit, the approver's signed edit that changed its arguments. */
+export interface AdmissionEvidence {
+  /** The front door's request assertion. */
+  admission: string;
+  /** The request as the front door admitted it. */
+  admitted: ToolRequest;
+  /** The request as it is now: the admitted one, or its arguments replaced by `edit`. */
+  request: ToolRequest;
+  /** The last accepted edit's decision assertion, when the arguments were edited. */
+  edit?: string;
+}
+
+/** Everything the execution activity checks before it acts. */
+export interface ExecutionEvidence extends AdmissionEvidence {
+  /** The sealed evaluation of `request`. */
+  evaluation: Evaluation;
+  seal: string;
+  /** Decision assertions of the approvals on the evaluation's digest. */
+  approvals: string[];
+}
+
+const publicKeys = new Map<string, KeyObject>();
+function publicKeyOf(key: TrustedKey): KeyObject {
+  let found = publicKeys.get(key.x);
+  if (!found) {
+    found = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: key.x }, format: 'jwk' });
+    publicKeys.set(key.x, found);
+  }
+  return found;
+}
+
+/** Verifies a compact JWS against a kind of trusted key and returns its claims (time is the workflow's check, not this one's). */
+async function verifySigned<T>(token: unknown, keys: readonly TrustedKey[], typ: string, what: string): Promise<T> {
+  if (typeof token !== 'string' || token.length === 0 || token.length > MAX_ASSERTION_CHARS) throw new EvidenceError(`${what}: missing or too long`);
+  let kid: unknown;
+  let headerTyp: unknown;
+  try {
+    ({ kid, typ: headerTyp } = decodeProtectedHeader(token));
+  } catch {
+    throw new EvidenceError(`${what}: not a compact JWS`);
+  }
+  if (headerTyp !== typ) throw new EvidenceError(`${what}: typ must be ${typ}`);
+  const key = keys.find((candidate) => candidate.kid === kid);
+  if (!key) throw new EvidenceError(`${what}: signed with key ${String(kid)}, which this worker does not trust`);
+  let payload: Uint8Array;
+  try {
+    ({ payload } = await compactVerify(token, publicKeyOf(key), { algorithms: ['EdDSA'] }));
+  } catch {
+    throw new EvidenceError(`${what}: the signature does not verify`);
+  }
+  const claims = JSON.parse(new TextDecoder().decode(payload)) as T & { aud?: unknown };
+  if (claims.aud !== ASSERTION_AUDIENCE) throw new EvidenceError(`${what}: audience must be ${ASSERTION_AUDIENCE}`);
+  return claims;
+}
+
+/** The request with its arguments replaced: what an edit turns the admitted request into. */
+const withArgs = (request: ToolRequest, args: Record<string, unknown>): ToolRequest => ({ ...request, args });
+
+/**
+ * Checks that `request` is what the front door admitted for this workflow, or that with the
+ * arguments of an edit an approver of this request signed. Returns the edit's claims, if any.
+ */
+export async function verifyAdmission(evidence: AdmissionEvidence, context: EvidenceContext): Promise<DecisionAssertionClaims | undefined> {
+  const { admitted, request } = evidence;
+  const claims = await verifySigned<RequestAssertionClaims>(evidence.admission, context.anchors.requestKeys, REQUEST_ASSERTION_TYP, 'request assertion');
+  if (claims.workflow_id !== context.workflowId) throw new EvidenceError('request assertion: issued for another workflow');
+  if (claims.request_digest !== canonicalSha256(admitted) || claims.request_id !== admitted.requestId || claims.tenant !== admitted.tenant) {
+    throw new EvidenceError('request assertion: issued for another request');
+  }
+  if (evidence.edit === undefined) {
+    if (canonicalSha256(request) !== claims.request_digest) throw new EvidenceError('the request differs from the admitted one and no edit says why');
+    return undefined;
+  }
+  const edit = await verifyDecision(evidence.edit, admitted, context);
+  if (edit.decision !== 'edit' || edit.args === undefined) throw new EvidenceError('edit: the assertion is not an edit');
+  if (canonicalSha256(withArgs(admitted, edit.args)) !== canonicalSha256(request)) throw new EvidenceError('edit: the request is not the admitted one with the edited arguments');
+  return edit;
+}
+
+/** Verifies a decision assertion for this workflow and run, by an approver of the request's tenant who is not its requester. */
+async function verifyDecision(token: string, request: ToolRequest, context: EvidenceContext): Promise<DecisionAssertionClaims> {
+  const claims = await verifySigned<DecisionAssertionClaims>(token, context.anchors.decisionKeys, DECISION_ASSERTION_TYP, 'decision assertion');
+  if (claims.workflow_id !== context.workflowId || claims.run_id !== context.runId || claims.request_id !== request.requestId) {
+    throw new EvidenceError('decision assertion: issued for another request or run');
+  }
+  const requesters = [request.actor.id, ...(request.onBehalfOf ?? []).map((p) => p.id)].map(canonicalId);
+  if (claims.tenant !== request.tenant) throw new EvidenceError(`decision assertion: approver of tenant ${claims.tenant}, not ${request.tenant}`);
+  if (requesters.includes(canonicalId(claims.sub))) throw new EvidenceError('decision assertion: the requester cannot approve');
+  return claims;
+}
+
+/**
+ * Checks everything the execution activity needs before acting: the admission (and edit), the
+ * worker's seal on the evaluation of exactly this request, and — when policy asked for approval —
+ * signed approvals that satisfy the plan on the evaluated digest. Any escalation tier of the plan
+ * counts here (the workflow enforced when each tier opened). Throws `EvidenceError`.
+ */
+export async function verifyExecution(evidence: ExecutionEvidence, context: EvidenceContext, sealer: EvaluationSealer): Promise<void> {
+  const edit = await verifyAdmission(evidence, context);
+  const { evaluation, request } = evidence;
+  if (!sealer.verify({ workflowId: context.workflowId, request, evaluation }, evidence.seal)) {
+    throw new EvidenceError('the evaluation does not carry this worker deployment\'s seal');
+  }
+  const { decision } = evaluation;
+  if (decision.outcome === 'allow') return;
+  if (decision.outcome !== 'approve' || !decision.approval || !evaluation.digest) throw new EvidenceError(`policy decided ${decision.outcome}; nothing may run`);
+  const plan = decision.approval;
+  const groups = eligibleGroups(plan, plan.escalation.length);
+  const votes: ApprovalRecord[] = [];
+  const vote = (claims: DecisionAssertionClaims) =>
+    votes.push({
+      approverId: canonicalId(claims.sub),
+      groups: claims.groups.filter((group) => groups.includes(group)),
+      decision: 'approve',
+      digest: evaluation.digest as string,
+      at: new Date(claims.iat * 1000).toISOString(),
+      tier: 0,
+    });
+  for (const token of evidence.approvals) {
+    const claims = await verifyDecision(token, request, context);
+    if (claims.decision !== 'approve' || claims.digest !== evaluation.digest) throw new EvidenceError('decision assertion: not an approval of the evaluated digest');
+    vote(claims);
+  }
+  // The editor stood behind their edit: it counts as their approval of the re-evaluated request.
+  if (edit) vote(edit);
+  if (!isApprovalSatisfied(plan, votes.filter((v) => v.groups.length > 0), evaluation.digest)) {
+    throw new EvidenceError(`the signed approvals do not satisfy approval plan ${plan.name}`);
+  }
+}

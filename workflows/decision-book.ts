@@ -1,0 +1,117 @@
+/**
+ * The decisions of one request: verifying each signed decision assertion, judging it with the
+ * approval rules, and keeping the record within HISTORY_BOUNDS. Pure and synchronous, so the
+ * `decide` update's validator and handler share it and unit tests drive it without a server.
+ *
+ * A decision ends in one of three verdicts:
+ * - `refuse` — not recorded: the assertion does not verify (whoever sent it, it proves nothing), or
+ *   the approver already used their share of the record. Validator rejections leave no event in
+ *   the history, so nothing unverified or unbounded ever enters it.
+ * - `record` — an authenticated approver's refused attempt (wrong group, self-approval, digest
+ *   mismatch, a second vote...): accepted as an update so the history keeps who tried what, then
+ *   failed with the refusal.
+ * - `accept` — a vote or an edit that applies.
+ */
+import { canonicalId } from '../src/shared/identity.js';
+import { refuseDecision, type DecisionRefusal, type PendingApproval } from '../src/shared/approval.js';
+import { AssertionError, verifyDecisionAssertion, type DecisionAssertionClaims, type TrustAnchors } from '../src/shared/assertions.js';
+import { FailureTypes, HISTORY_BOUNDS } from '../src/shared/messages.js';
+import type { DecideInput, RefusalRecord } from '../src/shared/schemas.js';
+
+/** What the book's verdict is on one decision. */
+export type Verdict =
+  | { kind: 'refuse'; refusal: DecisionRefusal; claims?: DecisionAssertionClaims }
+  | { kind: 'record'; refusal: DecisionRefusal; claims: DecisionAssertionClaims; input: DecideInput }
+  | { kind: 'accept'; claims: DecisionAssertionClaims; input: DecideInput; token: string };
+
+/** Where the request stands, as the book needs it to judge a decision. */
+export interface BookContext {
+  requestId: string;
+  workflowId: string;
+  runId: string;
+  /** The workflow's clock (deterministic). */
+  nowMs: number;
+  /** The approval round open now, or undefined when no decision may apply. */
+  pending?: Omit<PendingApproval, 'usedLinkNonces'>;
+  /** Refused attempts recorded so far. */
+  refusals: readonly RefusalRecord[];
+}
+
+/** An accepted decision, kept as evidence for the execution activity. */
+export interface AcceptedDecision {
+  token: string;
+  approverId: string;
+  decision: DecideInput['decision'];
+  digest: string;
+}
+
+/** The verified decisions of one request and the nonces they used. */
+export class DecisionBook {
+  private anchors?: TrustAnchors;
+  private readonly usedAssertions = new Set<string>();
+  private readonly usedLinkNonces: string[] = [];
+  private readonly accepted: AcceptedDecision[] = [];
+  /** The last verification (the validator's), reused by the handler that runs right after it. */
+  private lastVerified?: { token: string; claims: DecisionAssertionClaims };
+
+  /** Sets the keys the request trusts (from the worker, recorded in the history). */
+  trust(anchors: TrustAnchors): void {
+    this.anchors = anchors;
+  }
+
+  /** Whether trusted keys are known yet. */
+  get trusted(): boolean {
+    return this.anchors !== undefined;
+  }
+
+  /** Accepted decisions, oldest first. */
+  decisions(): readonly AcceptedDecision[] {
+    return this.accepted;
+  }
+
+  /** Judges an update's input. Pure apart from a verification cache; `apply` records the outcome. */
+  judge(input: unknown, context: BookContext): Verdict {
+    const token = (input as { assertion?: unknown } | null)?.assertion;
+    if (!this.anchors) {
+      return { kind: 'refuse', refusal: { type: FailureTypes.NotPending, message: 'the request is not waiting for approval yet' } };
+    }
+    let claims: DecisionAssertionClaims;
+    try {
+      const last = this.lastVerified;
+      claims = last !== undefined && last.token === token ? last.claims : verifyDecisionAssertion(token, this.anchors, context);
+    } catch (err) {
+      const problem = err instanceof AssertionError ? err.problem : 'malformed';
+      const message = `decision assertion refused: ${(err as Error).message}`;
+      return { kind: 'refuse', refusal: { type: problem === 'unknown_key' ? FailureTypes.UntrustedSigningKey : FailureTypes.UnverifiedDecision, message } };
+    }
+    this.lastVerified = { token: token as string, claims };
+    if (this.usedAssertions.has(claims.jti)) {
+      return { kind: 'refuse', claims, refusal: { type: FailureTypes.UnverifiedDecision, message: 'decision assertion refused: it was already used (replay)' } };
+    }
+    const decided: DecideInput = {
+      decision: claims.decision,
+      digest: claims.digest,
+      approver: { id: canonicalId(claims.sub), tenant: claims.tenant, groups: claims.groups },
+      via: claims.channel,
+      ...(claims.reason === undefined ? {} : { reason: claims.reason }),
+      ...(claims.args === undefined ? {} : { args: claims.args }),
+      ...(claims.link_nonce === undefined ? {} : { linkNonce: claims.link_nonce }),
+    };
+    const refusal = context.pending
+      ? refuseDecision({ ...context.pending, usedLinkNonces: this.usedLinkNonces }, decided)
+      : { type: FailureTypes.NotPending, message: 'the request is not waiting for approval (already decided, expired or being re-evaluated)' };
+    if (!refusal) return { kind: 'accept', claims, input: decided, token: token as string };
+    const mine = context.refusals.filter((record) => record.approverId === decided.approver.id).length;
+    const recordable = context.refusals.length < HISTORY_BOUNDS.refusalsPerRequest && mine < HISTORY_BOUNDS.refusalsPerPrincipal;
+    return recordable ? { kind: 'record', refusal, claims, input: decided } : { kind: 'refuse', refusal, claims };
+  }
+
+  /** Records what an accepted or recorded verdict used up: the assertion, and a link's nonce once it decided. */
+  apply(verdict: Exclude<Verdict, { kind: 'refuse' }>): void {
+    this.usedAssertions.add(verdict.claims.jti);
+    this.lastVerified = undefined;
+    if (verdict.kind !== 'accept') return;
+    if (verdict.input.linkNonce !== undefined) this.usedLinkNonces.push(verdict.input.linkNonce);
+    this.accepted.push({ token: verdict.token, approverId: verdict.input.approver.id, decision: verdict.input.decision, digest: verdict.input.digest });
+  }
+}

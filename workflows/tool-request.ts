@@ -1,0 +1,546 @@
+/**
+ * The toolRequest workflow: one agent tool call, from admission to outcome.
+ *
+ *   0. read the keys the worker trusts (local activity, recorded in the history) and verify the
+ *      front door's signature on the request: a request toolgate's front door did not admit ends
+ *      as `unverified_request` before policy sees it
+ *   1. evaluate policy (local activity) → allow | deny | approve, sealed by the worker
+ *   2. deny → structured denial
+ *   3. approve → notify approvers, wait for decisions through the `decide` update, whose validator
+ *      verifies the approval API's signed decision assertion; escalation tiers, reminders and
+ *      expiry on durable timers; expiry denies; an edit is evaluated again and opens a new round
+ *   4. execute the side effect once, under an idempotency key derived from the workflow id, with
+ *      the evidence the execution activity checks again before it acts
+ *
+ * Deterministic code only: no I/O, no Node built-ins. Everything that touches the world is an
+ * activity, so the workflow history is the replayable record of what was decided and done.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  log,
+  metricMeter,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import type { createActivities } from '../activities/index.js';
+// Values come only from the zod-free parts of the shared module: the worker evaluates the
+// workflow bundle once per cached workflow, so every module it imports costs memory per request.
+import { countedGroups, eligibleGroups, isApprovalSatisfied, isRejected, refuseDecision } from '../src/shared/approval.js';
+import { AssertionError, verifyRequestAssertion } from '../src/shared/assertions.js';
+import {
+  FailureTypes,
+  HISTORY_BOUNDS,
+  NON_RETRYABLE_TOOL_FAILURES,
+  TRUST_BOUNDARY_PATCH,
+  decideUpdate,
+  killSignal,
+  refreshTrustSignal,
+  searchAttributes,
+  statusQuery,
+  workflowIdFor,
+} from '../src/shared/messages.js';
+import type {
+  ApprovalPlan,
+  DecideInput,
+  DecideUpdateInput,
+  EditRecord,
+  Evaluation,
+  Execution,
+  KillOrder,
+  NotificationRecord,
+  RequestState,
+  RequestStatus,
+  ToolOutcome,
+  ToolRequest,
+  ToolRequestStart,
+} from '../src/shared/schemas.js';
+import { DecisionBook } from './decision-book.js';
+import { legacyToolRequest } from './legacy/tool-request-v0.js';
+
+type Activities = ReturnType<typeof createActivities>;
+
+const { loadTrustAnchors, evaluatePolicy } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { maximumAttempts: 5, initialInterval: '200 milliseconds', nonRetryableErrorTypes: [FailureTypes.UnverifiedExecution] },
+});
+
+const { notifyApprovers } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 5, initialInterval: '1 second', backoffCoefficient: 2 },
+});
+
+/** Counts decisions refused without a record (unverifiable, or beyond the history bounds): they show in metrics and logs only. */
+const unrecordedRefusals = metricMeter.createCounter('toolgate_decisions_refused_unrecorded', 'decisions', 'Decisions refused by the workflow without a record in the history');
+
+/** ISO timestamps; Date is deterministic inside workflows. */
+const isoAt = (ms: number): string => new Date(ms).toISOString();
+
+/** How the approval phase ended. */
+type ApprovalEnd =
+  | { kind: 'approved' }
+  | { kind: 'rejected'; vote: RequestStatus['approvals'][number] }
+  | { kind: 'expired' }
+  | { kind: 'reevaluated' }
+  | { kind: 'killed' };
+
+/**
+ * Runs one tool request to its outcome. Runs started before the trust boundary (no patch marker
+ * in their history) replay on the frozen legacy workflow, which refuses every new decision.
+ */
+export async function toolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
+  if (!patched(TRUST_BOUNDARY_PATCH)) return legacyToolRequest(start as unknown as ToolRequest);
+  return gatedToolRequest(start);
+}
+
+/** The request from a start input, or undefined when it does not even have a request's shape (a raw client can send anything). */
+function requestOf(start: unknown): ToolRequest | undefined {
+  const request = (start as { request?: unknown } | null)?.request as Partial<ToolRequest> | undefined;
+  if (request === null || typeof request !== 'object') return undefined;
+  const strings = [request.requestId, request.tenant, request.environment, request.tool, request.actor?.id];
+  if (!strings.every((value) => typeof value === 'string')) return undefined;
+  if (!Array.isArray(request.actor?.roles) || request.args === null || typeof request.args !== 'object') return undefined;
+  return request as ToolRequest;
+}
+
+async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
+  const info = workflowInfo();
+  const { workflowId, runId } = info;
+  const admitted = requestOf(start);
+  let request: ToolRequest = admitted ?? {
+    requestId: '',
+    actor: { id: '', type: 'agent', roles: [] },
+    tenant: '',
+    environment: '',
+    tool: '',
+    args: {},
+  };
+  const requesterIds = [request.actor.id, ...(request.onBehalfOf ?? []).map((principal) => principal.id)];
+  const status: RequestStatus = {
+    requestId: request.requestId,
+    workflowId,
+    state: 'evaluating',
+    tenant: request.tenant,
+    environment: request.environment,
+    tool: request.tool,
+    actor: request.actor,
+    ...(request.onBehalfOf ? { onBehalfOf: request.onBehalfOf } : {}),
+    reason: request.reason,
+    traceId: request.traceId,
+    tier: 0,
+    eligibleGroups: [],
+    approvals: [],
+    refusals: [],
+    refusalsDropped: 0,
+    edits: [],
+    notifications: [],
+  };
+  const setState = (state: RequestState): void => {
+    status.state = state;
+    upsertSearchAttributes([{ key: searchAttributes.status, value: state }]);
+  };
+  const book = new DecisionBook();
+  /** The digest decisions must carry right now; undefined whenever no decision may apply. */
+  let pendingDigest: string | undefined;
+  let pendingEdit: { input: DecideInput; record: EditRecord; token: string } | undefined;
+  let trustRefreshWanted = false;
+  let trustRefreshes = 0;
+
+  setHandler(statusQuery, () => status);
+  /** A kill order denies the request unless its side effect already started. */
+  let killOrder: KillOrder | undefined;
+  /** Read through a function: the signal handler changes it between awaits. */
+  const killed = (): KillOrder | undefined => killOrder;
+  setHandler(killSignal, (order) => {
+    if (killOrder || status.state === 'executing' || status.outcome) return;
+    killOrder = order;
+    status.killedBy = order;
+  });
+  setHandler(refreshTrustSignal, () => {
+    if (status.state === 'pending_approval' && trustRefreshes < HISTORY_BOUNDS.trustRefreshes) trustRefreshWanted = true;
+  });
+  const killDenial = (order: KillOrder): ToolOutcome => ({
+    ...outcomeBase(),
+    status: 'denied',
+    code: 'kill_switch',
+    reasons: [`a kill switch was turned on by ${order.by} at ${order.at}: ${order.reason}`],
+  });
+
+  const judge = (input: DecideUpdateInput) => {
+    const plan = status.decision?.approval;
+    return book.judge(input, {
+      requestId: request.requestId,
+      workflowId,
+      runId,
+      nowMs: Date.now(),
+      refusals: status.refusals,
+      ...(plan && pendingDigest !== undefined && status.state === 'pending_approval'
+        ? { pending: { pending: true, tenant: request.tenant, requesterIds, digest: pendingDigest, plan, tier: status.tier, approvals: status.approvals, edits: status.edits.length } }
+        : {}),
+    });
+  };
+  /** Closes the round as soon as a vote settles it, so no later vote in the same task can count. */
+  const settleRound = (digest: string): void => {
+    const plan = status.decision?.approval;
+    if (plan && (isApprovalSatisfied(plan, status.approvals, digest) || isRejected(plan, status.approvals, digest))) pendingDigest = undefined;
+  };
+
+  setHandler(
+    decideUpdate,
+    async (input: DecideUpdateInput): Promise<RequestStatus> => {
+      const verdict = judge(input);
+      if (verdict.kind === 'refuse') {
+        // Only on replay of a history written before a change of the rules; never silently apply.
+        throw ApplicationFailure.nonRetryable(verdict.refusal.message, verdict.refusal.type);
+      }
+      book.apply(verdict);
+      const decided = verdict.input;
+      if (verdict.kind === 'record') {
+        status.refusals.push({
+          approverId: decided.approver.id,
+          tenant: decided.approver.tenant,
+          via: decided.via ?? 'api',
+          decision: decided.decision,
+          digest: decided.digest,
+          code: verdict.refusal.type,
+          message: verdict.refusal.message,
+          at: isoAt(Date.now()),
+        });
+        throw ApplicationFailure.nonRetryable(verdict.refusal.message, verdict.refusal.type);
+      }
+      const plan = status.decision?.approval as ApprovalPlan;
+      const digest = pendingDigest as string;
+      if (decided.decision === 'edit') {
+        const record: EditRecord = {
+          editorId: decided.approver.id,
+          at: isoAt(Date.now()),
+          fromDigest: digest,
+          args: decided.args ?? {},
+          ...(decided.reason === undefined ? {} : { reason: decided.reason }),
+        };
+        status.edits.push(record);
+        pendingEdit = { input: decided, record, token: verdict.token };
+        pendingDigest = undefined;
+        // Answer once policy has judged the edit, so the editor sees the new digest or the denial.
+        await condition(() => pendingEdit === undefined);
+        return status;
+      }
+      status.approvals.push({
+        approverId: decided.approver.id,
+        groups: countedGroups(plan, status.tier, decided.approver),
+        decision: decided.decision,
+        digest,
+        at: isoAt(Date.now()),
+        tier: status.tier,
+        via: decided.via ?? 'api',
+        ...(decided.reason === undefined ? {} : { reason: decided.reason }),
+      });
+      settleRound(digest);
+      return status;
+    },
+    {
+      validator: (input: DecideUpdateInput): void => {
+        const verdict = judge(input);
+        if (verdict.kind !== 'refuse') return;
+        // Not recorded in the history (a rejected update leaves no event): logs and metrics only.
+        unrecordedRefusals.add(1, { code: verdict.refusal.type });
+        log.warn('decision refused without a record', {
+          code: verdict.refusal.type,
+          reason: verdict.refusal.message,
+          approver: verdict.claims?.sub,
+          via: verdict.claims?.channel,
+        });
+        throw ApplicationFailure.nonRetryable(verdict.refusal.message, verdict.refusal.type);
+      },
+    },
+  );
+
+  const notifications: Promise<void>[] = [];
+  /** Notifies approvers without waiting: a slow or failing notifier never blocks or approves a request. */
+  const notify = (kind: NotificationRecord['kind'], groups: string[]): void => {
+    status.notifications.push({ kind, tier: status.tier, groups, at: isoAt(Date.now()) });
+    notifications.push(
+      notifyApprovers({
+        kind,
+        tier: status.tier,
+        groups,
+        requestId: request.requestId,
+        tenant: request.tenant,
+        tool: request.tool,
+        risk: status.decision?.risk ?? 'critical',
+        actor: request.actor.id,
+        ...(request.onBehalfOf ? { onBehalfOf: request.onBehalfOf } : {}),
+        digest: status.digest ?? '',
+        ...(status.expiresAt === undefined ? {} : { expiresAt: status.expiresAt }),
+        ...(status.outcome === undefined ? {} : { outcome: status.outcome.status }),
+      }).catch((err: unknown) => {
+        if (!(err instanceof ActivityFailure)) throw err;
+      }),
+    );
+  };
+
+  let evaluation: Evaluation | undefined;
+  const editors: string[] = [];
+  const outcomeBase = () => ({
+    requestId: request.requestId,
+    workflowId,
+    tool: request.tool,
+    tenant: request.tenant,
+    actor: request.actor,
+    risk: evaluation?.decision.risk ?? 'critical',
+    rule: evaluation?.decision.rule ?? 'check:request_assertion',
+    policyDigest: evaluation?.decision.policyDigest ?? '',
+    digest: evaluation?.digest,
+    approvals: status.approvals,
+  });
+  const finish = async (outcome: ToolOutcome): Promise<ToolOutcome> => {
+    status.outcome = outcome;
+    setState(outcome.status);
+    pendingEdit = undefined; // an edit still waiting for judgement gets its answer: the request is over
+    pendingDigest = undefined;
+    if (status.notifications.length > 0) notify('outcome', status.eligibleGroups);
+    await Promise.all(notifications);
+    await condition(allHandlersFinished);
+    return outcome;
+  };
+
+  // 0. Admission: only a request the front door signed for this workflow is evaluated at all.
+  const anchors = await loadTrustAnchors();
+  book.trust(anchors);
+  try {
+    if (!admitted) throw new AssertionError('malformed', 'the workflow input is not a tool request');
+    if (workflowId !== workflowIdFor(request.tenant, request.requestId)) throw new AssertionError('mismatch', 'the workflow id is not the one of this tenant and request id');
+    verifyRequestAssertion(start.admission, request, anchors, { workflowId, startedAtMs: info.runStartTime.getTime() });
+  } catch (err) {
+    log.warn('request refused: not admitted by the front door', { reason: (err as Error).message });
+    return finish({
+      ...outcomeBase(),
+      status: 'denied',
+      code: 'unverified_request',
+      reasons: [`the request was not admitted by toolgate's front door: ${(err as Error).message}; nothing was evaluated or executed`],
+    });
+  }
+  // The starter set these; they must say what was verified (scope checks and the UI read them).
+  const attributes: SearchAttributeUpdatePair[] = [];
+  const verifiedAttributes = [
+    [searchAttributes.tenant, request.tenant],
+    [searchAttributes.tool, request.tool],
+    [searchAttributes.actor, request.actor.id],
+  ] as const;
+  for (const [key, value] of verifiedAttributes) if (info.typedSearchAttributes.get(key) !== value) attributes.push({ key, value });
+  if (attributes.length > 0) upsertSearchAttributes(attributes);
+
+  // 1. Policy.
+  const admittedRequest = request;
+  let evaluated = await evaluatePolicy({ request, workflowId, admission: start.admission });
+  evaluation = evaluated;
+  let editToken: string | undefined;
+
+  for (;;) {
+    const { decision } = evaluated;
+    status.decision = decision;
+    status.proposal = evaluated.proposal;
+    status.digest = evaluated.digest;
+    upsertSearchAttributes([{ key: searchAttributes.risk, value: decision.risk }]);
+
+    const killedNow = killed();
+    if (killedNow) return finish(killDenial(killedNow));
+    if (decision.outcome === 'deny') {
+      return finish({ ...outcomeBase(), status: 'denied', code: decision.code ?? 'rule_denied', reasons: decision.reasons });
+    }
+    if (decision.outcome === 'allow') break;
+
+    const plan = decision.approval;
+    if (!plan || !evaluated.digest) {
+      return finish({ ...outcomeBase(), status: 'denied', code: 'policy_unavailable', reasons: ['approval plan missing from the decision'] });
+    }
+    const end = await awaitApprovals(plan, evaluated.digest);
+    if (end.kind === 'killed') return finish(killDenial(killed() as KillOrder));
+    if (end.kind === 'rejected') {
+      return finish({
+        ...outcomeBase(),
+        status: 'rejected',
+        rejectedBy: end.vote.approverId,
+        ...(end.vote.reason === undefined ? {} : { reason: end.vote.reason }),
+      });
+    }
+    if (end.kind === 'expired') return finish({ ...outcomeBase(), status: 'expired', expiresAt: status.expiresAt ?? '' });
+    if (end.kind === 'approved') break;
+
+    // An approver changed the arguments: policy judges the new proposal from scratch.
+    const edit = pendingEdit as NonNullable<typeof pendingEdit>;
+    editToken = edit.token;
+    request = { ...request, args: edit.input.args ?? {} };
+    evaluated = await evaluatePolicy({ request, workflowId, admission: start.admission, edit: edit.token, admitted: admittedRequest });
+    evaluation = evaluated;
+    edit.record.toDigest = evaluated.digest;
+    editors.push(edit.input.approver.id);
+    status.tier = 0;
+    const newPlan = evaluated.decision.approval;
+    if (evaluated.decision.outcome === 'approve' && newPlan && evaluated.digest) {
+      // The editor stands behind their edit: it counts as their approval where the new plan lets them approve.
+      const refusal = refuseDecision(
+        { pending: true, tenant: request.tenant, requesterIds, digest: evaluated.digest, plan: newPlan, tier: 0, approvals: status.approvals },
+        { decision: 'approve', digest: evaluated.digest, approver: edit.input.approver },
+      );
+      if (!refusal) {
+        status.approvals.push({
+          approverId: edit.input.approver.id,
+          groups: countedGroups(newPlan, 0, edit.input.approver),
+          decision: 'approve',
+          digest: evaluated.digest,
+          at: isoAt(Date.now()),
+          tier: 0,
+          via: 'edit',
+          ...(edit.input.reason === undefined ? {} : { reason: edit.input.reason }),
+        });
+      }
+    }
+    pendingEdit = undefined;
+  }
+
+  const killedLast = killed();
+  if (killedLast) return finish(killDenial(killedLast));
+  setState('executing');
+  const approvedDigest = evaluated.digest;
+  const approvals = book
+    .decisions()
+    .filter((decision) => decision.decision === 'approve' && decision.digest === approvedDigest)
+    .map((decision) => decision.token);
+  return finish(
+    await execute(request, evaluated, outcomeBase(), editors, {
+      admission: start.admission,
+      approvals,
+      ...(editToken === undefined ? {} : { edit: editToken, admitted: admittedRequest }),
+    }),
+  );
+
+  /** Waits until the plan is satisfied, rejected, expired, or an edit needs re-evaluation. */
+  async function awaitApprovals(plan: ApprovalPlan, digest: string): Promise<ApprovalEnd> {
+    const startedAt = Date.now();
+    const expiresAt = startedAt + plan.expiresAfterMs;
+    status.expiresAt = isoAt(expiresAt);
+    status.eligibleGroups = eligibleGroups(plan, status.tier);
+    pendingDigest = digest;
+    setState('pending_approval');
+    notify('requested', status.eligibleGroups);
+
+    const rejection = () =>
+      isRejected(plan, status.approvals, digest) ? status.approvals.find((v) => v.decision === 'reject' && v.digest === digest) : undefined;
+    const settled = (): boolean =>
+      killed() !== undefined || pendingEdit !== undefined || rejection() !== undefined || isApprovalSatisfied(plan, status.approvals, digest);
+    let reminders = 0;
+    let nextReminder = plan.remindEveryMs ? startedAt + plan.remindEveryMs : Infinity;
+
+    try {
+      while (!settled()) {
+        const next = plan.escalation[status.tier];
+        const escalateAt = next ? startedAt + next.afterMs : Infinity;
+        const wakeAt = Math.min(escalateAt, expiresAt, nextReminder);
+        if (await condition(() => settled() || trustRefreshWanted, Math.max(1, wakeAt - Date.now()))) {
+          if (!trustRefreshWanted) break;
+          // After a key rotation: read the worker's trusted keys again (bounded per request).
+          trustRefreshWanted = false;
+          trustRefreshes += 1;
+          book.trust(await loadTrustAnchors());
+          continue;
+        }
+        const now = Date.now();
+        if (now >= expiresAt) return { kind: 'expired' };
+        if (next && now >= escalateAt) {
+          status.tier += 1;
+          status.eligibleGroups = eligibleGroups(plan, status.tier);
+          notify('escalated', next.groups);
+        }
+        if (now >= nextReminder) {
+          reminders += 1;
+          notify('reminder', status.eligibleGroups);
+          // Reminders are bounded so a long wait cannot grow the history without end.
+          nextReminder = reminders < HISTORY_BOUNDS.reminders ? now + (plan.remindEveryMs ?? Infinity) : Infinity;
+        }
+      }
+    } finally {
+      pendingDigest = undefined;
+    }
+    if (killed()) return { kind: 'killed' };
+    if (pendingEdit !== undefined) {
+      setState('reevaluating');
+      return { kind: 'reevaluated' };
+    }
+    const rejected = rejection();
+    if (rejected) return { kind: 'rejected', vote: rejected };
+    return { kind: 'approved' };
+  }
+}
+
+/** What the execution activity checks again before it acts: who admitted the request, who approved it, and the worker's seal on the evaluation. */
+interface ExecutionEvidence {
+  admission: string;
+  approvals: string[];
+  edit?: string;
+  admitted?: ToolRequest;
+}
+
+type OutcomeBase = Omit<Extract<ToolOutcome, { status: 'completed' }>, 'status' | 'result' | 'args' | 'execution' | 'editedBy' | 'proposal'>;
+
+async function execute(request: ToolRequest, evaluation: Evaluation, base: OutcomeBase, editors: string[], evidence: ExecutionEvidence): Promise<ToolOutcome> {
+  const { decision } = evaluation;
+  const runAs = decision.runAs ?? 'unknown';
+  const { executeTool } = proxyActivities<Activities>({
+    startToCloseTimeout: '2 minutes',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '30 seconds',
+      maximumAttempts: 10,
+      nonRetryableErrorTypes: NON_RETRYABLE_TOOL_FAILURES,
+    },
+  });
+  const idempotencyKey = `toolgate:${base.workflowId}`;
+  const startedAt = isoAt(Date.now());
+  try {
+    const done = await executeTool({
+      requestId: request.requestId,
+      tenant: request.tenant,
+      tool: request.tool,
+      args: request.args,
+      runAs,
+      idempotencyKey,
+      traceId: request.traceId,
+      evidence: { ...evidence, request, evaluation },
+    });
+    const execution: Execution = { runAs, idempotencyKey, startedAt, finishedAt: isoAt(Date.now()), attempts: done.attempts };
+    return {
+      ...base,
+      status: 'completed',
+      result: done.result,
+      args: request.args,
+      execution,
+      ...(editors.length > 0 ? { editedBy: editors } : {}),
+      ...(evaluation.proposal ? { proposal: evaluation.proposal } : {}),
+      ...(done.egress ? { egress: done.egress } : {}),
+    };
+  } catch (err) {
+    if (!(err instanceof ActivityFailure)) throw err;
+    const cause = err.cause;
+    const type = cause instanceof ApplicationFailure && cause.type ? cause.type : (cause?.name ?? 'ActivityFailure');
+    const message = cause?.message ?? err.message;
+    if (type === FailureTypes.KillSwitchActive) {
+      return { ...base, status: 'denied', code: 'kill_switch', reasons: [message] };
+    }
+    const execution: Execution = { runAs, idempotencyKey, startedAt, finishedAt: isoAt(Date.now()), attempts: 0 };
+    const known =
+      type === FailureTypes.ToolRejected ||
+      type === FailureTypes.ToolNotRegistered ||
+      type === FailureTypes.EgressRefused ||
+      type === FailureTypes.UnverifiedExecution;
+    return { ...base, status: known ? 'failed' : 'outcome_unknown', error: { type, message }, execution };
+  }
+}
