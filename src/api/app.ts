@@ -32,6 +32,7 @@ import type { PayloadCodec } from '@temporalio/common';
 import { createCodecRouter } from '../codec/router.js';
 import { metricsRegistry, refusedAttempts } from '../metrics.js';
 import type { DecisionSigner } from '../trust/signers.js';
+import { LaneFullError, Lanes } from './lanes.js';
 import { redactValue } from '../egress/redact.js';
 import { AuditRecordError, buildAuditRecord } from '../audit/record.js';
 import { bearerToken, opsCovers, opsScope } from './ops.js';
@@ -80,6 +81,8 @@ const REFUSAL_STATUS: Record<string, [number, string]> = {
 
 /** How often the API retries a decision the workflow could not take yet (busy, rotated keys, an assertion that aged while no worker ran). */
 const DECISION_ATTEMPTS = 8;
+/** Decisions on one request sent at once by one API process (Temporal takes 10 updates in flight per workflow). */
+const DECISION_LANE_WIDTH = 4;
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 type Authed = Request & { approver?: Approver };
@@ -212,6 +215,17 @@ export function createApiApp(deps: ApiDeps): express.Express {
    */
   const decide = async (requestId: string, input: DecideInput): Promise<RequestStatus> => {
     const { handle, runId } = await checkScope(requestId, input.approver, input.via ?? 'api');
+    try {
+      return await lanes.run(handle.workflowId, () => sendDecision(requestId, handle, runId, input));
+    } catch (err) {
+      if (err instanceof LaneFullError) throw new HttpError(503, 'busy', 'too many decisions are waiting for this request; retry shortly', undefined, 1);
+      throw err;
+    }
+  };
+  /** At most DECISION_LANE_WIDTH decisions per request in flight from this process (Temporal allows 10). */
+  const lanes = new Lanes(DECISION_LANE_WIDTH, 2_000);
+
+  const sendDecision = async (requestId: string, handle: WorkflowHandle, runId: string, input: DecideInput): Promise<RequestStatus> => {
     const statement = {
       sub: input.approver.id,
       tenant: input.approver.tenant,

@@ -73,7 +73,7 @@ export async function issueAgentToken(
     ...(extra.tools ? { tools: extra.tools } : {}),
   })
     .setProtectedHeader({ alg: AGENT_TOKEN_ALG, typ: AGENT_TOKEN_TYP })
-    .setSubject(actor.data.id)
+    .setSubject(claims.sub)
     .setIssuer(options.issuer ?? DEFAULT_AGENT_ISSUER)
     .setAudience(AGENT_AUDIENCE)
     .setIssuedAt()

@@ -58,7 +58,8 @@ export async function issueApproverToken(
   claims: ApproverClaims,
   options: { privateKeyPem: string; ttlSeconds?: number; issuer?: string },
 ): Promise<string> {
-  const approver = ApproverSchema.safeParse({ id: claims.sub, tenant: claims.tenant, groups: claims.groups });
+  // The token carries the subject as given (an identity provider's spelling); verification takes its canonical form.
+  const approver = ApproverSchema.safeParse({ id: canonicalId(claims.sub), tenant: claims.tenant, groups: claims.groups });
   if (!approver.success) throw new TokenError(`cannot issue token: ${formatIssues(approver.error).join('; ')}`);
   const key = await importPKCS8(options.privateKeyPem, APPROVER_TOKEN_ALG);
   return new SignJWT({ tenant: claims.tenant, groups: claims.groups })

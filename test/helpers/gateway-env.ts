@@ -34,12 +34,26 @@ import type { ToolRegistry } from '../../src/tools/types.js';
 import { WORKFLOWS_PATH, createToolgateWorker } from '../../src/worker.js';
 
 let runtimeInstalled = false;
+/** Warnings the SDK logged in this test process (workflow code logs through the runtime logger), newest last, at most 20,000. */
+export const runtimeWarnings: { message: string; meta: Record<string, unknown> }[] = [];
+
 function quietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   const noop = () => {};
+  const warn = (message: string, meta?: Record<string, unknown>) => {
+    runtimeWarnings.push({ message, meta: meta ?? {} });
+    if (runtimeWarnings.length > 20_000) runtimeWarnings.shift();
+  };
   Runtime.install({
-    logger: { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: (m, meta) => process.stderr.write(`temporal: ${m} ${JSON.stringify(meta ?? {})}\n`) },
+    logger: {
+      log: (level, message, meta) => (level === 'WARN' ? warn(message, meta) : undefined),
+      trace: noop,
+      debug: noop,
+      info: noop,
+      warn,
+      error: (m, meta) => process.stderr.write(`temporal: ${m} ${JSON.stringify(meta ?? {})}\n`),
+    },
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } },
   });
 }
