@@ -24,7 +24,7 @@ import { ToolGateway, type ToolRequestHandle } from '../../src/client/index.js';
 import { signingKeyFromPem, type SigningKey } from '../../src/trust/keys.js';
 import { DecisionSigner, RequestSigner } from '../../src/trust/signers.js';
 import { workerTrustOf } from '../../src/trust/store.js';
-import { AesGcmCodec, FAILURE_CONVERTER_PATH, createKeyring, dataConverterFor, generateCodecKey } from '../../src/codec/index.js';
+import { AesGcmCodec, FAILURE_CONVERTER_PATH, createKeyring, dataConverterFor, generateCodecKey, parseKeyringEnv } from '../../src/codec/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { WebhookNotifier, type Notifier } from '../../src/notify/notifier.js';
 import { PolicyStore } from '../../src/policy-store.js';
@@ -69,8 +69,14 @@ export function workflowBundle(): Promise<WorkflowBundle> {
   return bundlePromise;
 }
 
-/** The payload-encryption keys of every test gateway in this process (two keys: rotation in effect). */
-export const testKeyring = createKeyring('test-2', { 'test-2': generateCodecKey(), 'test-1': generateCodecKey() });
+/**
+ * The payload-encryption keys of every test gateway in this process (two keys: rotation in effect).
+ * `TOOLGATE_TEST_CODEC_KEYS` fixes them (the replay recorder uses the committed replay keys, so
+ * recorded histories are encrypted as in production and the replay test can decode them).
+ */
+export const testKeyring = process.env.TOOLGATE_TEST_CODEC_KEYS
+  ? parseKeyringEnv(process.env.TOOLGATE_TEST_CODEC_KEYS, 'TOOLGATE_TEST_CODEC_KEYS')
+  : createKeyring('test-2', { 'test-2': generateCodecKey(), 'test-1': generateCodecKey() });
 /** `TOOLGATE_CODEC_KEYS` for toolgate processes a test spawns against a test gateway (same keys). */
 export const testCodecKeysEnv = [testKeyring.current, ...Object.keys(testKeyring.keys).filter((id) => id !== testKeyring.current)]
   .map((id) => `${id}:${Buffer.from(testKeyring.keys[id]!).toString('base64')}`)

@@ -1,7 +1,10 @@
 /**
- * Replay: the committed histories of approve, reject, edit, escalate, expire and deny runs must
- * replay against today's workflow code; a deliberately changed workflow must fail to replay
- * (the negative control that proves this test can fail). See test/replay/record-histories.ts.
+ * Replay: the committed histories must replay against today's workflow code — those of runs
+ * before the trust boundary (test/histories/v0/: approve, reject, edit, escalate, expire, deny) on
+ * the frozen legacy path, and those of today's workflow (test/histories/v1/, encrypted with the
+ * committed replay keys: the same paths plus a recorded refusal and an unverified request). A
+ * deliberately changed workflow must fail to replay all of them (the negative control that proves
+ * this test can fail). See test/replay/record-histories.ts.
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
@@ -10,27 +13,41 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Worker, bundleWorkflowCode, type ReplayWorkerOptions } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
+import { FAILURE_CONVERTER_PATH, dataConverterFor, parseKeyringEnv } from '../../src/codec/index.js';
 import { WORKFLOWS_PATH } from '../../src/worker.js';
 
 const require = createRequire(import.meta.url);
 const HISTORIES = join(import.meta.dirname, '..', 'histories');
-const EXPECTED = ['approve', 'deny', 'edit', 'escalate', 'expire', 'reject'];
+const SETS = {
+  v0: ['approve', 'deny', 'edit', 'escalate', 'expire', 'reject'],
+  v1: ['approve', 'deny', 'edit', 'escalate', 'expire', 'refused', 'reject', 'unverified'],
+};
+const EXPECTED = Object.entries(SETS).flatMap(([set, names]) => names.map((name) => `${set}/${name}`));
 const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 async function histories() {
-  const files = (await readdir(HISTORIES)).filter((f) => f.endsWith('.json')).sort();
-  return Promise.all(
-    files.map(async (file) => ({
-      name: file.replace(/\.json$/, ''),
-      workflowId: `replay-${file}`,
-      // Protobuf JSON as `temporal workflow show --output json` writes it; the replayer converts it.
-      history: JSON.parse(await readFile(join(HISTORIES, file), 'utf8')) as unknown,
-    })),
-  );
+  const all = [];
+  for (const set of Object.keys(SETS)) {
+    const files = (await readdir(join(HISTORIES, set))).filter((f) => f.endsWith('.json')).sort();
+    for (const file of files) {
+      all.push({
+        name: `${set}/${file.replace(/\.json$/, '')}`,
+        // The workflow verifies its admission against its own id: replay under the id it ran with.
+        workflowId: set === 'v0' ? `replay-${set}-${file}` : `toolreq/acme/history-${file.replace(/\.json$/, '')}`,
+        // Protobuf JSON as `temporal workflow show --output json` writes it; the replayer converts it.
+        history: JSON.parse(await readFile(join(HISTORIES, set, file), 'utf8')) as unknown,
+      });
+    }
+  }
+  return all;
 }
 
 async function replay(workflowsPath: string) {
-  const options: ReplayWorkerOptions = { workflowBundle: await bundleWorkflowCode({ workflowsPath, logger: quiet }) };
+  const keys = parseKeyringEnv((await readFile(join(HISTORIES, 'v1', 'replay-codec-keys.txt'), 'utf8')).trim(), 'replay-codec-keys.txt');
+  const options: ReplayWorkerOptions = {
+    workflowBundle: await bundleWorkflowCode({ workflowsPath, failureConverterPath: FAILURE_CONVERTER_PATH, logger: quiet }),
+    dataConverter: dataConverterFor(keys),
+  };
   const results: { workflowId: string; error?: unknown }[] = [];
   for await (const result of Worker.runReplayHistories(options, await histories())) results.push(result);
   return results;

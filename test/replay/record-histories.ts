@@ -11,10 +11,14 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
-import { eventually, startGateway, startTemporal, waitForState } from '../helpers/gateway-env.js';
-import type { ToolRequestInput } from '../../src/shared/index.js';
+import { readFileSync } from 'node:fs';
+import { WORKFLOW_TYPE, workflowIdFor, type ToolRequestInput } from '../../src/shared/index.js';
 
-const OUT = join(import.meta.dirname, '..', 'histories');
+/** Histories of the current workflow; those of runs before the trust boundary stay in histories/v0/. */
+const OUT = join(import.meta.dirname, '..', 'histories', 'v1');
+// Recorded histories are encrypted as in production, with the committed replay keys (test-only keys).
+process.env.TOOLGATE_TEST_CODEC_KEYS = readFileSync(join(OUT, 'replay-codec-keys.txt'), 'utf8').trim();
+const { eventually, startGateway, startTemporal, waitForState } = await import('../helpers/gateway-env.js');
 
 const policy = `
 version: 1
@@ -91,7 +95,7 @@ try {
     escalate: async () => {
       const h = await gw.gateway.start(request('escalate', 'escalating', {}));
       const s = await pending(h.requestId);
-      await eventually(async () => ((await h.status()).tier === 1 ? true : undefined), 'escalation');
+      await eventually(async () => ((await gw.status(h.requestId)).tier === 1 ? true : undefined), 'escalation');
       await decide(h.requestId, 'dora', ['director'], { decision: 'approve', digest: s.digest });
       await h.outcome();
       return h.workflowId;
@@ -100,6 +104,30 @@ try {
       const h = await gw.gateway.start(request('expire', 'expiring', {}));
       await h.outcome();
       return h.workflowId;
+    },
+    refused: async () => {
+      // An authenticated approver outside the group is refused and recorded; then a manager approves.
+      const h = await gw.gateway.start(request('refused', 'refund', { amount: 40 }));
+      const s = await pending(h.requestId);
+      const res = await gw.api('POST', `/v1/approvals/${h.requestId}/decision`, {
+        token: await gw.token({ sub: 'sam', tenant: 'acme', groups: ['support'] }),
+        body: { decision: 'approve', digest: s.digest },
+      });
+      if (res.status !== 403) throw new Error(`refused: expected 403, got ${res.status}`);
+      await decide(h.requestId, 'maria', ['manager'], { decision: 'approve', digest: s.digest });
+      await h.outcome();
+      return h.workflowId;
+    },
+    unverified: async () => {
+      // Started straight on Temporal without the front door's assertion: refused before policy.
+      const workflowId = workflowIdFor('acme', 'history-unverified');
+      const handle = await gw.ops.workflow.start(WORKFLOW_TYPE, {
+        taskQueue: 'record',
+        workflowId,
+        args: [{ request: { ...request('unverified', 'refund', { amount: 1 }), actor: { id: 'bot', type: 'agent', roles: ['agent_runtime'] } }, admission: 'forged.assertion.value' }],
+      });
+      await handle.result();
+      return workflowId;
     },
     deny: async () => {
       const h = await gw.gateway.start(request('deny', 'refund', { amount: 500000 }));
