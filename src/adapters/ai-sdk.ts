@@ -3,11 +3,12 @@
  * `execute` routed through the gateway. The model keeps seeing the same tools; denials,
  * rejections, expiries and pending approvals come back to it as tool results, never as crashes.
  * The side effect itself runs on a toolgate worker (register the original implementations there
- * with `aiSdkToolHandlers(tools)`), under the identity the manifest names, exactly once.
+ * with `aiSdkToolHandlers(tools)`), under the identity the manifest names, exactly once. The agent
+ * is who the gateway's token says; the options carry no identity.
  */
 import { jsonSchema, tool, type Tool, type ToolExecutionOptions, type ToolSet } from 'ai';
 import type { ToolContext, ToolRegistry } from '../tools/types.js';
-import { checkRequest, requestIdForToolCall, resultForModel, runRequest, toolRequest, type AdapterOptions } from './core.js';
+import { checkRequest, requestIdForToolCall, resultForModel, runRequest, scopeOf, toolRequest, type AdapterOptions } from './core.js';
 
 /** Options of the AI SDK adapter. */
 export type AiSdkAdapterOptions = AdapterOptions;
@@ -25,7 +26,7 @@ export function withToolgate<TOOLS extends ToolSet>(tools: TOOLS, options: AiSdk
     wrapped[name] = {
       ...rest,
       execute: async (input: unknown, execution: ToolExecutionOptions<unknown>) => {
-        const requestId = requestIdForToolCall(options.scope ?? options.actor.id, execution.toolCallId);
+        const requestId = requestIdForToolCall(await scopeOf(options), execution.toolCallId);
         const result = await runRequest(options.gateway, toolRequest(options, name, input, requestId), {
           wait: options.wait,
           ...(execution.abortSignal && { signal: execution.abortSignal }),
@@ -39,7 +40,8 @@ export function withToolgate<TOOLS extends ToolSet>(tools: TOOLS, options: AiSdk
 
 /**
  * A tool the model can call to check on a request it was told is pending approval
- * (`toolgate_check_request`): it answers with the outcome, or that it is still pending.
+ * (`toolgate_check_request`): it answers with the outcome, or that it is still pending. Only this
+ * agent's requests are found (the front door scopes reads to the token's agent).
  */
 export function toolgateCheckTool(options: AiSdkAdapterOptions): Tool<{ requestId: string }, unknown> {
   return tool({
@@ -52,7 +54,7 @@ export function toolgateCheckTool(options: AiSdkAdapterOptions): Tool<{ requestI
     }),
     execute: async ({ requestId }, execution) =>
       resultForModel(
-        await checkRequest(options.gateway, requestId, options, {
+        await checkRequest(options.gateway, requestId, {
           wait: Number.isFinite(options.wait) ? options.wait : 0,
           ...(execution.abortSignal && { signal: execution.abortSignal }),
         }),

@@ -2,23 +2,20 @@
  * What every framework adapter shares: a stable request id from the framework's tool-call id, and
  * one way to run a request through the gateway that turns every outcome — result, denial,
  * rejection, expiry, a person still deciding — into something to hand back to the model.
+ *
+ * Adapters are agent-side code: they reach toolgate only through the front door with the agent's
+ * credential (a `ToolGateway`). Who the agent is — actor, roles, tenant, environment, on whose
+ * behalf — comes from that credential; a request built here names only the tool, its arguments,
+ * and optionally a request id and a reason.
  */
 import { createHash } from 'node:crypto';
-import { ToolGatewayError, unwrapOutcome, type ToolResultForModel } from '../client/errors.js';
-import type { ToolGateway, ToolRequestHandle } from '../client/gateway.js';
-import { IDENTIFIER_PATTERN, type Actor, type RequestState, type ToolOutcome, type ToolRequestInput } from '../shared/index.js';
+import { GatewayRequestError, ToolGatewayError, unwrapOutcome, type ToolResultForModel } from '../client/errors.js';
+import type { ToolCallInput, ToolGateway, ToolRequestHandle } from '../client/gateway.js';
+import { IDENTIFIER_PATTERN, type AgentRequestView, type RequestState, type ToolOutcome } from '../shared/index.js';
 
-/** Who calls tools through an adapter, and where. */
-export interface AdapterIdentity {
-  actor: Actor | { id: string; type: Actor['type']; roles?: string[] };
-  tenant: string;
-  environment: string;
-  /** The principals the actor acts for (e.g. the user behind the agent). */
-  onBehalfOf?: ToolRequestInput['onBehalfOf'];
-}
-
-/** Options every adapter takes. */
-export interface AdapterOptions extends AdapterIdentity {
+/** Options every adapter takes. Identity is not among them: it is the gateway's token. */
+export interface AdapterOptions {
+  /** The agent's client of the front door; its token says who the agent is. */
   gateway: ToolGateway;
   /**
    * How long to wait, in ms, for people to decide a request that needs approval. When the limit
@@ -30,7 +27,7 @@ export interface AdapterOptions extends AdapterIdentity {
   /**
    * Scopes request ids derived from tool-call ids (use the conversation or session id), so that
    * ids reused by a model in different conversations never collide.
-   * @default the actor id
+   * @default the agent id of the gateway's token (`gateway.identity()`)
    */
   scope?: string;
   /** Maps a framework tool name to the toolgate tool name. @default the same name */
@@ -68,7 +65,7 @@ export interface RunOptions {
   onProgress?: (progress: WaitProgress) => void | Promise<void>;
   /** @default 1000 */
   progressEveryMs?: number;
-  /** Stops waiting (the request carries on; a pending result names it). */
+  /** Stops waiting for people (the request carries on; a pending result names it). */
   signal?: AbortSignal;
 }
 
@@ -88,23 +85,23 @@ export function requestIdForToolCall(scope: string, toolCallId: string): string 
   return `tc:${createHash('sha256').update(readable).digest('hex').slice(0, 48)}`;
 }
 
-/** Builds the gateway request of one tool call. */
-export function toolRequest(options: AdapterIdentity & Pick<AdapterOptions, 'toolName' | 'reason'>, tool: string, args: unknown, requestId?: string): ToolRequestInput {
-  const actor = { ...options.actor, roles: options.actor.roles ?? [] };
+/** The scope of derived request ids: the configured one, else the agent id the token names. */
+export async function scopeOf(options: Pick<AdapterOptions, 'gateway' | 'scope'>): Promise<string> {
+  return options.scope ?? (await options.gateway.identity()).id;
+}
+
+/** Builds the front-door request of one tool call: the tool, its arguments, an optional id and reason — nothing about who asks. */
+export function toolRequest(options: Pick<AdapterOptions, 'toolName' | 'reason'>, tool: string, args: unknown, requestId?: string): ToolCallInput {
   return {
     ...(requestId !== undefined && { requestId }),
-    actor,
-    tenant: options.tenant,
-    environment: options.environment,
     tool: options.toolName?.(tool) ?? tool,
     args: (args ?? {}) as Record<string, unknown>,
-    ...(options.onBehalfOf && { onBehalfOf: options.onBehalfOf }),
     ...(options.reason !== undefined && { reason: options.reason }),
   };
 }
 
 /** The pending-approval result of a request that waits for people. */
-export function pendingResult(requestId: string, tool: string, status?: { expiresAt?: string; eligibleGroups?: string[] }): PendingApprovalResult {
+export function pendingResult(requestId: string, tool: string, status?: Pick<AgentRequestView, 'expiresAt' | 'eligibleGroups'>): PendingApprovalResult {
   return {
     ok: false,
     status: 'pending_approval',
@@ -118,56 +115,71 @@ export function pendingResult(requestId: string, tool: string, status?: { expire
   };
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
+/** Resolves with the promise's value, or with undefined as soon as `signal` aborts. */
+function unlessAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T | undefined> {
+  if (!signal) return promise;
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.resolve(undefined);
+  }
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = () => {
+      // The read still finishes (within its wait); its answer is no longer needed.
+      promise.catch(() => undefined);
+      resolve(undefined);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
   });
+}
 
 /**
  * Waits for a started request: its outcome, or — once it has waited `wait` ms for approval, or
  * `signal` aborts — a pending result. Policy evaluation and execution are always waited for.
+ * Waiting long-polls the front door (`GET /v1/tool-requests/:id?wait=…`), so an outcome arrives
+ * as soon as there is one and nothing keeps polling after this returns.
  */
-export async function awaitRequest(handle: ToolRequestHandle, tool: string, options: RunOptions = {}): Promise<CallResult> {
+export async function awaitRequest(gateway: ToolGateway, handle: ToolRequestHandle, tool: string, options: RunOptions = {}): Promise<CallResult> {
   const wait = options.wait ?? Number.POSITIVE_INFINITY;
   const every = options.progressEveryMs ?? 1000;
+  const longest = gateway.pollSeconds * 1000;
   const started = Date.now();
-  const outcome = handle.outcome().then(
-    (value) => ({ value }),
-    (error: unknown) => ({ error }),
-  );
+  let view: AgentRequestView = await handle.status();
   for (;;) {
+    if (view.outcome) return fromOutcome(view.outcome);
     const elapsed = Date.now() - started;
-    // Until the wait is used up, wake at its end; after it, only poll (execution is still awaited).
-    const budget = elapsed < wait ? Math.min(every, wait - elapsed) : Math.min(every, 250);
-    const settled = await Promise.race([outcome, sleep(budget, options.signal).then(() => undefined)]);
-    if (settled) {
-      if ('error' in settled) throw settled.error;
-      return fromOutcome(settled.value);
-    }
-    const status = await handle.status();
-    if (options.onProgress) await options.onProgress({ requestId: handle.requestId, state: status.state, elapsedMs: Date.now() - started });
-    const waitedOut = Date.now() - started >= wait || options.signal?.aborted === true;
-    if (waitedOut && status.state === 'pending_approval') return { kind: 'pending', toolResult: pendingResult(handle.requestId, tool, status) };
-    if (options.signal?.aborted) {
-      // Evaluating or executing: the request is moments from an outcome; give it that moment.
-      const value = await outcome;
-      if ('error' in value) throw value.error;
-      return fromOutcome(value.value);
-    }
+    const waitedOut = elapsed >= wait || options.signal?.aborted === true;
+    if (waitedOut && view.state === 'pending_approval') return { kind: 'pending', toolResult: pendingResult(handle.requestId, view.tool ?? tool, view) };
+    // A long poll returns early only with an outcome; a request that turns pending must still be
+    // seen soon once the wait is used up, hence short polls then. Without progress to report,
+    // one long poll can cover the whole wait.
+    const budget = waitedOut ? Math.min(every, 250) : Math.min(options.onProgress ? every : longest, wait - elapsed, longest);
+    const read = gateway.read(handle.requestId, Math.max(0, budget) / 1000);
+    // Evaluating or executing after an abort: the request is moments from an outcome; give it that moment.
+    const next = waitedOut ? await read : await unlessAborted(read, options.signal);
+    if (next) view = next;
+    if (!view.outcome && options.onProgress) await options.onProgress({ requestId: handle.requestId, state: view.state, elapsedMs: Date.now() - started });
   }
 }
 
-/** Submits a request and waits as `awaitRequest` does; gateway errors become results for the model. */
-export async function runRequest(gateway: ToolGateway, request: ToolRequestInput, options: RunOptions = {}): Promise<CallResult> {
+/**
+ * Submits a request and waits as `awaitRequest` does. Tool outcomes and the refusals a model can
+ * act on (`ToolGatewayError`) become results for the model; a refusal of the credential or the
+ * call itself (`GatewayRequestError`: 401, identity mismatch, unreachable) propagates as an error.
+ */
+export async function runRequest(gateway: ToolGateway, request: ToolCallInput, options: RunOptions = {}): Promise<CallResult> {
   try {
     const handle = await gateway.start(request);
-    return await awaitRequest(handle, request.tool, options);
+    return await awaitRequest(gateway, handle, request.tool, options);
   } catch (err) {
     if (err instanceof ToolGatewayError) return { kind: 'refused', toolResult: err.toToolResult(), ...(err.outcome && { outcome: err.outcome }) };
     throw err;
@@ -176,23 +188,25 @@ export async function runRequest(gateway: ToolGateway, request: ToolRequestInput
 
 /**
  * Checks a request an adapter left pending: its outcome if it has one (waiting up to `wait` ms
- * for people), or a pending result. Refuses (as a result for the model) a request of another tenant or actor.
+ * for people), or a pending result. The front door shows an agent only its own requests, so a
+ * request of another agent or tenant (a 404) answers, as a result for the model, that this agent
+ * has no such request.
  */
-export async function checkRequest(gateway: ToolGateway, requestId: string, identity: AdapterIdentity, options: RunOptions = {}): Promise<CallResult> {
+export async function checkRequest(gateway: ToolGateway, requestId: string, options: RunOptions = {}): Promise<CallResult> {
   const notYours: CallResult = {
     kind: 'refused',
     toolResult: { ok: false, status: 'invalid_request', requestId, message: `no request ${requestId} of this agent exists` },
   };
   if (!IDENTIFIER_PATTERN.test(requestId)) return notYours;
   const handle = await gateway.get(requestId);
-  let status;
+  let status: AgentRequestView;
   try {
     status = await handle.status();
-  } catch {
-    return notYours;
+  } catch (err) {
+    if (err instanceof GatewayRequestError && err.status === 404) return notYours;
+    throw err;
   }
-  if (status.tenant !== identity.tenant || status.actor.id !== identity.actor.id) return notYours;
-  return awaitRequest(handle, status.tool, { ...options, wait: options.wait ?? 0 });
+  return awaitRequest(gateway, handle, status.tool ?? status.outcome?.tool ?? 'the tool', { ...options, wait: options.wait ?? 0 });
 }
 
 /** The value to hand the model: the tool's result, or the refusal or pending result. */

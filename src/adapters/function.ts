@@ -1,10 +1,11 @@
 /**
  * The plain function adapter, for any agent runtime: `gatewayFunction('create_ticket', options)`
  * is an async function of the arguments whose every call goes through the gateway and resolves
- * to what the model should see (the tool's result, a refusal, or a pending approval).
+ * to what the model should see (the tool's result, a refusal, or a pending approval). Who calls
+ * is the gateway's token; the options carry no identity.
  */
 import type { AdapterOptions, RunOptions } from './core.js';
-import { checkRequest, requestIdForToolCall, resultForModel, runRequest, toolRequest } from './core.js';
+import { checkRequest, requestIdForToolCall, resultForModel, runRequest, scopeOf, toolRequest } from './core.js';
 
 /** Per-call options of a gateway function. */
 export interface GatewayCallOptions extends Pick<RunOptions, 'onProgress' | 'signal'> {
@@ -26,7 +27,7 @@ export function gatewayFunction<Args extends Record<string, unknown> = Record<st
   options: AdapterOptions,
 ): GatewayFunction<Args> {
   return async (args, call = {}) => {
-    const requestId = call.requestId ?? (call.callId !== undefined ? requestIdForToolCall(options.scope ?? options.actor.id, call.callId) : undefined);
+    const requestId = call.requestId ?? (call.callId !== undefined ? requestIdForToolCall(await scopeOf(options), call.callId) : undefined);
     const result = await runRequest(options.gateway, toolRequest(options, tool, args, requestId), {
       wait: options.wait,
       ...(call.onProgress && { onProgress: call.onProgress }),
@@ -36,8 +37,11 @@ export function gatewayFunction<Args extends Record<string, unknown> = Record<st
   };
 }
 
-/** A function that checks on a pending request of this agent (for a "check approval" tool). */
+/**
+ * A function that checks on a pending request of this agent (for a "check approval" tool). The
+ * front door shows the agent only its own requests: any other id answers "no request of this agent".
+ */
 export function gatewayRequestChecker(options: AdapterOptions): (requestId: string, call?: Pick<RunOptions, 'signal'>) => Promise<unknown> {
   return async (requestId, call = {}) =>
-    resultForModel(await checkRequest(options.gateway, requestId, options, { wait: options.wait === Number.POSITIVE_INFINITY ? 0 : (options.wait ?? 0), ...(call.signal && { signal: call.signal }) }));
+    resultForModel(await checkRequest(options.gateway, requestId, { wait: options.wait === Number.POSITIVE_INFINITY ? 0 : (options.wait ?? 0), ...(call.signal && { signal: call.signal }) }));
 }

@@ -5,17 +5,20 @@
  * `agents.resolveInterruptions(state)` approves or rejects that interruption from the toolgate
  * decision, so `run(agent, state)` resumes the paused run. `agents.run(agent, input)` does the
  * loop for you. The side effect runs on a toolgate worker (register the original implementations
- * there with `openAiToolHandlers(tools)`), once, under the manifest's identity.
+ * there with `openAiToolHandlers(tools)`), once, under the manifest's identity. The agent is who
+ * the gateway's token says; the options carry no identity.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any -- the SDK's Agent, RunState and FunctionTool generics are invariant in context and output types; these helpers accept any agent. */
 import { RunContext, run, type Agent, type FunctionTool, type RunResult, type RunState, type RunToolApprovalItem } from '@openai/agents';
 import { ToolGatewayError } from '../client/errors.js';
 import type { ToolContext, ToolRegistry } from '../tools/types.js';
+import type { ToolCallInput } from '../client/gateway.js';
 import {
   awaitRequest,
   requestIdForToolCall,
   resultForModel,
   runRequest,
+  scopeOf,
   toolRequest,
   type AdapterOptions,
   type PendingApprovalResult,
@@ -59,14 +62,14 @@ export class ToolgateAgents {
   tool<T extends AnyFunctionTool>(original: T): T {
     const name = original.name;
     this.governed.add(name);
-    const requestIdOf = (callId: string) => requestIdForToolCall(this.options.scope ?? this.options.actor.id, callId);
+    const requestIdOf = async (callId: string) => requestIdForToolCall(await scopeOf(this.options), callId);
     return {
       ...original,
       needsApproval: async (_context: unknown, input: unknown, callId?: string) => {
         if (callId === undefined) return true; // no id to bind the approval to: fail closed
         const args = (input ?? {}) as Record<string, unknown>;
         this.submitted.set(callId, args);
-        return this.needsPeople(toolRequest(this.options, name, args, requestIdOf(callId)));
+        return this.needsPeople(toolRequest(this.options, name, args, await requestIdOf(callId)));
       },
       invoke: async (_context: unknown, input: string, details?: { toolCall?: { callId?: string } }) => {
         const callId = details?.toolCall?.callId;
@@ -80,7 +83,7 @@ export class ToolgateAgents {
         }
         const result = await runRequest(
           this.options.gateway,
-          toolRequest(this.options, name, args, callId !== undefined ? requestIdOf(callId) : undefined),
+          toolRequest(this.options, name, args, callId !== undefined ? await requestIdOf(callId) : undefined),
           { wait: this.options.wait, ...(details && 'signal' in details && details.signal instanceof AbortSignal && { signal: details.signal }) },
         );
         if (callId !== undefined && result.kind !== 'pending') this.submitted.delete(callId);
@@ -109,9 +112,9 @@ export class ToolgateAgents {
           resolution.foreign.push(item);
           return;
         }
-        const requestId = requestIdForToolCall(this.options.scope ?? this.options.actor.id, callId);
+        const requestId = requestIdForToolCall(await scopeOf(this.options), callId);
         const handle = await this.options.gateway.get(requestId);
-        const call = await awaitRequest(handle, item.name, { ...(wait !== undefined && { wait }) });
+        const call = await awaitRequest(this.options.gateway, handle, item.name, { ...(wait !== undefined && { wait }) });
         if (call.kind === 'pending') {
           resolution.pending.push(call.toolResult);
         } else if (call.kind === 'refused' && ['rejected', 'expired', 'denied'].includes(call.toolResult.status)) {
@@ -143,22 +146,29 @@ export class ToolgateAgents {
     }
   }
 
-  /** Submits the request and waits for the policy: true when people must approve it. */
-  private async needsPeople(request: ReturnType<typeof toolRequest>): Promise<boolean> {
+  /**
+   * Submits the request and waits for the policy, from what the front door answers: true when the
+   * request waits for people (state `pending_approval`), false once it has an outcome (it ran, or
+   * was refused — `invoke` reports either) or went on to execute without people. A refusal the
+   * model can act on is false too (`invoke` reports the same refusal); a refusal of the
+   * credential itself (`GatewayRequestError`) propagates.
+   */
+  private async needsPeople(request: ToolCallInput): Promise<boolean> {
     let handle;
     try {
       handle = await this.options.gateway.start(request);
     } catch (err) {
-      if (err instanceof ToolGatewayError) return false; // invoke reports the same error to the model
+      if (err instanceof ToolGatewayError) return false;
       throw err;
     }
     const deadline = Date.now() + (this.options.decisionTimeoutMs ?? 15_000);
     for (;;) {
       const status = await handle.status();
-      if (status.decision) return status.decision.outcome === 'approve';
-      if (status.state !== 'evaluating') return false;
+      if (status.outcome) return false;
+      if (status.state === 'pending_approval') return true;
+      if (status.state !== 'evaluating' && status.state !== 'reevaluating') return false;
       if (Date.now() > deadline) return true; // undecided: pause the run rather than proceed
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
 }

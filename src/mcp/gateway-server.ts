@@ -4,13 +4,17 @@
  * `tools/call` through the gateway, so each call is decided, approved where policy says so,
  * executed once by a worker and recorded. A tool whose definition no longer matches its pin is
  * refused, saying so. While a call waits for people, progress notifications keep the client informed.
+ *
+ * It is agent-side code: it holds the agent's credential (a `ToolGateway`) and nothing else — no
+ * Temporal connection, no codec key. Who the agent is comes from that credential (`GET /v1/agent`),
+ * both for what it lists and for what the front door records.
  */
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { checkRequest, runRequest, toolRequest, type AdapterIdentity, type CallResult } from '../adapters/core.js';
-import type { ToolGateway } from '../client/gateway.js';
+import { checkRequest, runRequest, toolRequest, type CallResult } from '../adapters/core.js';
+import type { AgentIdentityView, ToolGateway } from '../client/gateway.js';
 import type { CompiledTool, LoadedPolicy, McpAdapter } from '../policy/model.js';
 import { IDENTIFIER_PATTERN } from '../shared/index.js';
 import { connectDownstream, listDownstreamTools } from './downstream.js';
@@ -22,9 +26,8 @@ export const CHECK_REQUEST_TOOL = 'toolgate_check_request';
 /** The `_meta` key a client may set on `tools/call` to fix the request id (retries are then one request). */
 export const REQUEST_ID_META_KEY = 'toolgate/requestId';
 
-/** What the MCP gateway needs. */
+/** What the MCP gateway needs besides the agent's gateway client. */
 export interface McpGatewayOptions {
-  gateway: ToolGateway;
   /** The policy in force (the same files the workers load); asked before every list and call, so it may reload. */
   policy: () => LoadedPolicy | undefined | Promise<LoadedPolicy | undefined>;
   logger: Logger;
@@ -34,11 +37,15 @@ export interface McpGatewayOptions {
   progressEveryMs?: number;
 }
 
-/** Policy checks that do not depend on the arguments: could this agent ever call the tool here? */
-function mayCall(tool: CompiledTool, identity: AdapterIdentity): boolean {
+/**
+ * Policy checks that do not depend on the arguments: could this agent, as its token identifies it,
+ * ever call the tool here? Only a listing filter — the front door and the workflow decide each call.
+ */
+function mayCall(name: string, tool: CompiledTool, identity: AgentIdentityView): boolean {
+  if (identity.tools && !identity.tools.includes(name)) return false;
   if (tool.environments && !tool.environments.has(identity.environment)) return false;
   if (tool.tenants && !tool.tenants.has(identity.tenant)) return false;
-  return (identity.actor.roles ?? []).some((role) => tool.allowedRoles.has(role));
+  return identity.roles.some((role) => tool.allowedRoles.has(role));
 }
 
 interface Exposed {
@@ -47,18 +54,22 @@ interface Exposed {
   adapter: McpAdapter;
 }
 
-/** Creates one MCP server session for an agent (stdio: one per process; HTTP: one per request). */
-export function createMcpGatewayServer(options: McpGatewayOptions, identity: AdapterIdentity): Server {
+/**
+ * Creates one MCP server session for an agent (stdio: one per process; HTTP: one per request),
+ * speaking to the front door through `gateway` — the agent's own client, with its token.
+ */
+export function createMcpGatewayServer(options: McpGatewayOptions, gateway: ToolGateway): Server {
   const server = new Server({ name: 'toolgate', version: '0.1.0' }, { capabilities: { tools: {} } });
   const wait = options.wait ?? 300_000;
 
   const exposed = async (): Promise<Exposed[]> => {
     const policy = await options.policy();
     if (!policy) return [];
+    const identity = await gateway.identity();
     const out: Exposed[] = [];
     for (const name of policy.toolNames) {
       const tool = policy.tools.get(name);
-      if (tool?.manifest.adapter.type === 'mcp' && mayCall(tool, identity)) out.push({ name, tool, adapter: tool.manifest.adapter });
+      if (tool?.manifest.adapter.type === 'mcp' && mayCall(name, tool, identity)) out.push({ name, tool, adapter: tool.manifest.adapter });
     }
     return out;
   };
@@ -133,7 +144,7 @@ export function createMcpGatewayServer(options: McpGatewayOptions, identity: Ada
     if (name === CHECK_REQUEST_TOOL) {
       const parsed = z.object({ requestId: z.string() }).safeParse(args);
       if (!parsed.success) return refusal({ ok: false, status: 'invalid_request', message: 'requestId (a string) is required' });
-      return toMcpResult(await checkRequest(options.gateway, parsed.data.requestId, identity, { ...runOptions, wait: 0 }));
+      return toMcpResult(await checkRequest(gateway, parsed.data.requestId, { ...runOptions, wait: 0 }));
     }
 
     const item = (await exposed()).find((candidate) => candidate.name === name);
@@ -142,13 +153,15 @@ export function createMcpGatewayServer(options: McpGatewayOptions, identity: Ada
       if (!defs.has(item.name)) return refusal({ ok: false, status: 'failed', tool: name, message: `MCP server ${item.adapter.server} is unavailable; ${name} was not called` });
       const problem = pinProblem(item.adapter, defs.get(item.name));
       if (problem) {
-        options.logger.warn({ tool: name, server: item.adapter.server, agent: identity.actor.id }, 'refused a call to a tool that does not match its pin');
+        const identity = await gateway.identity();
+        options.logger.warn({ tool: name, server: item.adapter.server, agent: identity.id, tenant: identity.tenant }, 'refused a call to a tool that does not match its pin');
         return refusal({ ok: false, status: 'denied', tool: name, message: problem, reasons: [problem] });
       }
     }
     // Everything else, known or not, goes to the gateway: an unknown tool is a recorded denial.
+    // Only the tool, its arguments and the request id are sent: who asks is the token's to say.
     const requestId = typeof meta?.[REQUEST_ID_META_KEY] === 'string' && IDENTIFIER_PATTERN.test(meta[REQUEST_ID_META_KEY]) ? meta[REQUEST_ID_META_KEY] : undefined;
-    const call = await runRequest(options.gateway, toolRequest(identity, name, args, requestId), runOptions);
+    const call = await runRequest(gateway, toolRequest({}, name, args, requestId), runOptions);
     return toMcpResult(call);
   });
 

@@ -1,18 +1,27 @@
 /**
- * The MCP gateway over Streamable HTTP, stateless: each POST to `/mcp` authenticates the agent's
- * bearer token (an agent token), builds a session for that agent and answers on the same request
- * (JSON or an SSE stream carrying progress notifications).
+ * The MCP gateway over Streamable HTTP, stateless: each POST to `/mcp` carries the agent's own
+ * bearer token (an agent token). The gateway does not verify or keep it: it forwards it to the
+ * front door, building a client of that agent for the one request — the API verifies it and says
+ * who the agent is (`GET /v1/agent`). It answers on the same request (JSON, or an SSE stream
+ * carrying progress notifications). It holds no Temporal connection and no codec key.
  */
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import express, { type Request, type Response } from 'express';
-import type { AgentVerifier } from '../auth/agent-tokens.js';
+import { GatewayRequestError } from '../client/errors.js';
+import { ToolGateway, type ToolGatewayOptions } from '../client/gateway.js';
 import { createMcpGatewayServer, type McpGatewayOptions } from './gateway-server.js';
 
 /** Options of the HTTP MCP gateway. */
 export interface McpHttpOptions extends McpGatewayOptions {
-  verifier: AgentVerifier;
-  /** The environment every request of this gateway is for (e.g. production). */
-  environment: string;
+  /** Base URL of the toolgate API (the front door) each agent's token is forwarded to. */
+  apiUrl: string;
+  /**
+   * When set, only agents whose token is for this environment are served (others get 403): a
+   * gateway deployed for one environment. It narrows, never grants — identity stays the token's.
+   */
+  environment?: string;
+  /** Options of the per-request front-door client (e.g. `pollSeconds`, `fetch`). */
+  client?: Omit<ToolGatewayOptions, 'url' | 'token'>;
 }
 
 /** Creates the express app serving MCP at `/mcp`. */
@@ -29,19 +38,26 @@ export function createMcpHttpApp(options: McpHttpOptions): express.Express {
       jsonRpcError(res, 401, 'Authorization: Bearer <agent token> is required');
       return;
     }
+    const gateway = new ToolGateway({ ...options.client, url: options.apiUrl, token: match[1] });
     let agent;
     try {
-      agent = await options.verifier.verify(match[1]);
+      // The API verifies the token; the answer is the identity this request acts as.
+      agent = await gateway.identity();
     } catch (err) {
-      res.set('WWW-Authenticate', 'Bearer error="invalid_token"');
-      jsonRpcError(res, 401, (err as Error).message);
+      if (err instanceof GatewayRequestError && err.status === 401) {
+        res.set('WWW-Authenticate', 'Bearer error="invalid_token"');
+        jsonRpcError(res, 401, err.message);
+        return;
+      }
+      options.logger.error({ err: (err as Error).message }, 'the toolgate API could not say who the agent is');
+      jsonRpcError(res, 502, 'the toolgate API is unavailable; try again');
       return;
     }
-    const server = createMcpGatewayServer(options, {
-      actor: { id: agent.id, type: 'agent', roles: agent.roles },
-      tenant: agent.tenant,
-      environment: options.environment,
-    });
+    if (options.environment !== undefined && agent.environment !== options.environment) {
+      jsonRpcError(res, 403, `this MCP gateway serves environment ${options.environment}; the agent's token is for ${agent.environment}`);
+      return;
+    }
+    const server = createMcpGatewayServer(options, gateway);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     res.on('close', () => {
       void transport.close();
