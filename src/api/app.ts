@@ -250,7 +250,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
         const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
         const type = cause instanceof ApplicationFailure ? cause.type : undefined;
         if (type && REFUSAL_STATUS[type]) {
-          const [httpStatus, code] = REFUSAL_STATUS[type] as [number, string];
+          const [httpStatus, code] = REFUSAL_STATUS[type];
           logger.warn({ requestId, approver: input.approver.id, decision: input.decision, code }, 'decision refused');
           throw new HttpError(httpStatus, code, (cause as ApplicationFailure).message);
         }

@@ -4,7 +4,7 @@
  * processes starting at once agree on one key; the public key file is always derived from it.
  */
 import { createPublicKey, randomUUID } from 'node:crypto';
-import { chmod, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { exportPKCS8, generateKeyPair } from 'jose';
 
@@ -20,8 +20,11 @@ export async function ensureEd25519KeyPair(paths: KeyPaths): Promise<boolean> {
   const publicPem = publicKeyPemFrom(await readFile(paths.privateKeyFile, 'utf8'));
   const existing = await readFile(paths.publicKeyFile, 'utf8').catch(() => undefined);
   if (existing !== publicPem) {
+    // Written aside and renamed into place: a process starting at the same moment never reads half a key.
     await mkdir(dirname(paths.publicKeyFile), { recursive: true });
-    await writeFile(paths.publicKeyFile, publicPem);
+    const temporary = `${paths.publicKeyFile}.${randomUUID()}.tmp`;
+    await writeFile(temporary, publicPem);
+    await rename(temporary, paths.publicKeyFile);
   }
   return created;
 }

@@ -101,6 +101,10 @@ async function startApi(config: Config, logger: Logger): Promise<{ server: Serve
   const client = new Client({ connection, namespace: config.namespace, dataConverter: dataConverterFor(keyring) });
   const verifier = await createApproverVerifier({ stateDir: config.stateDir });
   const linkVerifier = await createLinkVerifier({ stateDir: config.stateDir });
+  // With the local issuer's default key files (a local state directory), create the pair as `dev` does.
+  if (!process.env.TOOLGATE_TOKEN_PUBLIC_KEY_FILE && !process.env.TOOLGATE_TOKEN_PRIVATE_KEY_FILE) {
+    await ensureLocalKeyPair({ privateKeyFile: config.privateKeyFile, publicKeyFile: config.publicKeyFile });
+  }
   const agentVerifier = existsSync(config.publicKeyFile)
     ? await AgentTokenVerifier.fromPublicKeyFile(config.publicKeyFile, config.tokenIssuer)
     : undefined;

@@ -14,6 +14,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { base64urlnopad } from '@scure/base';
 import canonicalize from 'canonicalize';
+import type { ToolRequest } from './schemas.js';
 
 /** The `typ` of a front door's request assertion. */
 export const REQUEST_ASSERTION_TYP = 'toolgate-request+jwt';
@@ -156,7 +157,7 @@ export function verifyAssertion<T extends AssertionClaims>(
   if (header.typ !== expected.typ) throw new AssertionError('wrong_type', `the assertion's typ must be ${expected.typ}`);
   if (header.crit !== undefined) throw new AssertionError('wrong_type', 'the assertion must not carry critical header parameters');
   const key = typeof header.kid === 'string' ? keys.find((candidate) => candidate.kid === header.kid) : undefined;
-  if (!key) throw new AssertionError('unknown_key', `the assertion is signed with key ${JSON.stringify(String(header.kid ?? ''))}, which this request does not trust`);
+  if (!key) throw new AssertionError('unknown_key', `the assertion is signed with key ${JSON.stringify(typeof header.kid === 'string' ? header.kid : '')}, which this request does not trust`);
   let valid = false;
   try {
     const signature = base64urlnopad.decode(signaturePart);
@@ -176,14 +177,6 @@ export function verifyAssertion<T extends AssertionClaims>(
   return claims as unknown as T;
 }
 
-/** The identity fields of a request, as the request assertion binds them. */
-export interface AdmittedRequest {
-  requestId: string;
-  tenant: string;
-  environment: string;
-  actor: { id: string };
-}
-
 /**
  * Verifies the front door's assertion on a request: a valid signature by a trusted front door,
  * issued for this workflow id and this exact request (the digest of its canonical JSON), around
@@ -191,7 +184,7 @@ export interface AdmittedRequest {
  */
 export function verifyRequestAssertion(
   token: unknown,
-  request: AdmittedRequest,
+  request: ToolRequest,
   anchors: TrustAnchors,
   context: { workflowId: string; startedAtMs: number },
 ): RequestAssertionClaims {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createRequire } from 'node:module';
 import { SignJWT, exportPKCS8, generateKeyPair } from 'jose';
-import type { LoadedDataConverter, Payload } from '@temporalio/common';
+import type { Payload } from '@temporalio/common';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
@@ -62,11 +62,11 @@ const nextId = (name: string) => `${name}-${process.pid}-${Date.now()}-${++seq}`
 /** The accepted decide-update inputs of a request, decoded from its history (what an attacker with Temporal access can read). */
 async function acceptedAssertions(gw: GatewayEnv, workflowId: string): Promise<string[]> {
   const history = await gw.ops.workflow.getHandle(workflowId).fetchHistory();
-  const converter = gw.ops.options.loadedDataConverter as LoadedDataConverter;
+  const converter = gw.ops.options.loadedDataConverter;
   const out: string[] = [];
   for (const event of history.events ?? []) {
     const payloads = event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.args?.payloads;
-    if (payloads) out.push((await decodeFromPayloadsAtIndex<{ assertion: string }>(converter, 0, payloads as Payload[])).assertion);
+    if (payloads) out.push((await decodeFromPayloadsAtIndex<{ assertion: string }>(converter, 0, payloads)).assertion);
   }
   return out;
 }
@@ -265,7 +265,7 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       const target = await pending('refund');
       const refundsBefore = calls.refund;
       const admittedHistory = await gw.ops.workflow.getHandle(target.workflowId).fetchHistory();
-      const converter = gw.ops.options.loadedDataConverter as LoadedDataConverter;
+      const converter = gw.ops.options.loadedDataConverter;
       const startPayloads = admittedHistory.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads as Payload[];
       const start = await decodeFromPayloadsAtIndex<{ request: ToolRequest; admission: string }>(converter, 0, startPayloads);
       // Everything the attacker can copy from the real request's history, plus an invented approval.
@@ -328,7 +328,7 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       const sdk = await gw.gateway.as({ id: 'bot', roles: ['agent_runtime'], tenant: 'acme', environment: 'production' });
       for (const field of [{ tenant: 'globex' }, { environment: 'staging' }, { actor: { id: 'ceo', type: 'agent', roles: ['agent_runtime'] } }]) {
         await assert.rejects(
-          sdk.call({ tool: 'read_kb', args: {}, ...field } as never),
+          sdk.call({ tool: 'read_kb', args: {}, ...field }),
           (err: unknown) => err instanceof GatewayRequestError && err.status === 403 && err.code === 'identity_mismatch',
           JSON.stringify(field),
         );
