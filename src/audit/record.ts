@@ -3,6 +3,12 @@
  * source of truth; this module reads it, decodes its payloads with the gateway's data converter
  * and answers the four questions: who initiated it, who allowed it, under which identity it left,
  * what it produced. Arguments, results and messages in the record are redacted.
+ *
+ * It also says how far each answer can be trusted: the front door's request assertion and every
+ * approver's decision assertion are verified again here, against the trust anchors the workflow
+ * recorded in the same history. Histories from before the trust boundary (the request itself as
+ * input, plain decision objects, `attemptRefused` signals) stay readable; they are reported as
+ * unverified, because nothing in them can be verified.
  */
 import type { Client } from '@temporalio/client';
 import type { LoadedDataConverter, Payload } from '@temporalio/common';
@@ -10,7 +16,11 @@ import { decodeFromPayloadsAtIndex, decodeOptionalFailureToOptionalError } from 
 import type { temporal } from '@temporalio/proto';
 import { redactText, redactValue } from '../egress/redact.js';
 import {
+  AssertionError,
+  canonicalId,
   requestIdFromWorkflowId,
+  verifyDecisionAssertion,
+  verifyRequestAssertion,
   workflowIdFor,
   type ApprovalRecord,
   type DecideInput,
@@ -20,12 +30,24 @@ import {
   type RequestStatus,
   type ToolOutcome,
   type ToolRequest,
+  type TrustAnchors,
+  type TrustedKey,
 } from '../shared/index.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
 /** Longest result summary kept in a record, in characters of JSON. @default 2000 */
 export const RESULT_SUMMARY_CHARS = 2000;
+
+/**
+ * Whether a signed assertion found in the history verifies with the keys the workflow recorded
+ * in that same history. `kid` names the key that verified it; `problem` says why it did not.
+ */
+export interface AssertionCheck {
+  verified: boolean;
+  kid?: string;
+  problem?: { code: string; message: string };
+}
 
 /** The audit record of one request. */
 export interface AuditRecord {
@@ -35,7 +57,7 @@ export interface AuditRecord {
   traceId?: string;
   /** `running` while the workflow is open; otherwise the outcome's status (or how the workflow ended). */
   status: string;
-  /** Who initiated it. */
+  /** Who initiated it (as the workflow input says; `admission` says whether that is verified). */
   initiatedBy: {
     actor: ToolRequest['actor'];
     onBehalfOf: NonNullable<ToolRequest['onBehalfOf']>;
@@ -44,16 +66,24 @@ export interface AuditRecord {
     reason?: string;
     at: string;
   };
+  /**
+   * Whether the request carried the front door's assertion (`present`), and whether it verifies
+   * for this request, workflow and start time against the request keys recorded in the history.
+   * Only then did the identity in `initiatedBy` come from a verified agent credential.
+   */
+  admission: AssertionCheck & { present: boolean };
+  /** The key ids the workflow trusted, each time it read them (first at the start; again after a key rotation). */
+  trustAnchors: { at: string; requestKeys: string[]; decisionKeys: string[] }[];
   /** What was asked, with arguments redacted. */
   proposal: { tool: string; toolDigest?: string; digest?: string; args: Record<string, unknown> };
-  /** What policy decided (the last evaluation; after an edit, the re-evaluation). */
-  decision: { outcome: string; rule: string; reasons: string[]; risk: string; policyDigest: string; code?: string } | null;
-  /** Every accepted vote: who, when, at which tier, on which digest, through which channel. */
-  approvals: { who: string; decision: 'approve' | 'reject'; groups: string[]; at: string; tier: number; digest: string; via: string; reason?: string }[];
-  /** Every refused decision attempt recorded on the request. */
-  refusals: { who: string | null; claimed?: string; at: string; code: string; message: string; via: string }[];
-  /** Approvers' edits of the arguments before approval (arguments redacted). */
-  edits: { editor: string; at: string; fromDigest: string; toDigest?: string; args: Record<string, unknown>; reason?: string }[];
+  /** What policy decided (the last evaluation; after an edit, the re-evaluation). `sealed`: the worker sealed it. */
+  decision: { outcome: string; rule: string; reasons: string[]; risk: string; policyDigest: string; code?: string; sealed?: boolean } | null;
+  /** Every accepted vote: who, when, at which tier, on which digest, through which channel, and whether its signed decision verifies. */
+  approvals: ({ who: string; decision: 'approve' | 'reject'; groups: string[]; at: string; tier: number; digest: string; via: string; reason?: string } & AssertionCheck)[];
+  /** Every refused decision attempt recorded on the request (`code` in snake case, as the API answers it). */
+  refusals: { who: string | null; claimed?: string; at: string; code: string; message: string; via: string; decision?: string; verified: boolean }[];
+  /** Approvers' edits of the arguments before approval (arguments redacted), and whether each signed edit verifies. */
+  edits: ({ editor: string; at: string; fromDigest: string; toDigest?: string; args: Record<string, unknown>; reason?: string } & AssertionCheck)[];
   /** Under which identity it ran, when it ran. */
   ranAs: { runAs: string; idempotencyKey: string; attempts: number; startedAt?: string; finishedAt?: string } | null;
   /** What it produced. */
@@ -76,11 +106,15 @@ export class AuditRecordError extends Error {
 
 const redact = <T>(value: T): T => redactValue(value).value;
 
-function timeOf(event: HistoryEvent): string {
+function msOf(event: HistoryEvent): number | undefined {
   const t = event.eventTime;
-  if (!t) return '';
-  const ms = Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6);
-  return new Date(ms).toISOString();
+  if (!t) return undefined;
+  return Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6);
+}
+
+function timeOf(event: HistoryEvent): string {
+  const ms = msOf(event);
+  return ms === undefined ? '' : new Date(ms).toISOString();
 }
 
 async function first<T>(converter: LoadedDataConverter, payloads: Payload[] | null | undefined): Promise<T | undefined> {
@@ -93,15 +127,124 @@ function summarise(result: unknown): string {
   return json.length > RESULT_SUMMARY_CHARS ? `${json.slice(0, RESULT_SUMMARY_CHARS)}… (${json.length} chars)` : json;
 }
 
-/** Builds the audit record of a tenant's request from its workflow history, decoded with the client's data converter. */
+const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/** A failure type (`NotEligible`) as the stable snake-case code the API answers with and old records carry (`not_eligible`). */
+export function refusalCode(type: string): string {
+  return /^[A-Z]/.test(type) ? type.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase() : type;
+}
+
+/** The header and claims of a compact JWS, read without verifying anything (what it claims, not what is proven). */
+function peekJws(token: unknown): { header: Record<string, unknown>; claims: Record<string, unknown> } | undefined {
+  if (typeof token !== 'string') return undefined;
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const header: unknown = JSON.parse(Buffer.from(parts[0] as string, 'base64url').toString('utf8'));
+    const claims: unknown = JSON.parse(Buffer.from(parts[1] as string, 'base64url').toString('utf8'));
+    return isObject(header) && isObject(claims) ? { header, claims } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isTrustedKeys(value: unknown): value is TrustedKey[] {
+  return Array.isArray(value) && value.every((key) => isObject(key) && typeof key.kid === 'string' && typeof key.x === 'string');
+}
+
+/** The result of the `loadTrustAnchors` local activity, recognised by its shape (markers carry no activity type the converter decodes). */
+function asTrustAnchors(value: unknown): TrustAnchors | undefined {
+  return isObject(value) && isTrustedKeys(value.requestKeys) && isTrustedKeys(value.decisionKeys)
+    ? { requestKeys: value.requestKeys, decisionKeys: value.decisionKeys }
+    : undefined;
+}
+
+/** A tool request, or undefined when the value does not even have a request's shape (a raw Temporal client can start anything). */
+function asRequest(value: unknown): ToolRequest | undefined {
+  if (!isObject(value)) return undefined;
+  const actor = value.actor;
+  if (!isObject(actor) || typeof actor.id !== 'string' || !Array.isArray(actor.roles)) return undefined;
+  const strings = [value.requestId, value.tenant, value.environment, value.tool];
+  if (!strings.every((s) => typeof s === 'string') || !isObject(value.args)) return undefined;
+  return value as unknown as ToolRequest;
+}
+
+/** Runs a verification and says what came of it; the key id is the one the (verified) assertion names. */
+function check(token: unknown, verify: () => unknown): AssertionCheck {
+  try {
+    verify();
+    const kid = peekJws(token)?.header.kid;
+    return { verified: true, ...(typeof kid === 'string' ? { kid } : {}) };
+  } catch (err) {
+    const code = err instanceof AssertionError ? err.problem : 'malformed';
+    return { verified: false, problem: { code, message: redactText((err as Error).message) } };
+  }
+}
+
+const UNSIGNED_DECISION: AssertionCheck = {
+  verified: false,
+  problem: { code: 'unsigned', message: 'the decision was recorded before signed decisions: there is no assertion to verify' },
+};
+
+/** One `decide` update the workflow accepted, in either history shape, with its answer once it completed. */
+interface DecisionAttempt {
+  at: string;
+  /** The decision, the approver and the rest, from the assertion's claims (new) or the plain input (old). */
+  input: DecideInput;
+  check: AssertionCheck;
+  timelineEntry: { at: string; event: string };
+  result?: { ok: true; at: string } | { ok: false; at: string; type: string; message: string };
+}
+
+/** A decide update's input as a decision: the assertion's claims (new histories), or the plain input (old ones). */
+function decisionOf(input: unknown): { decided: DecideInput; token?: string } | undefined {
+  if (!isObject(input)) return undefined;
+  if (typeof input.assertion === 'string') {
+    const claims = peekJws(input.assertion)?.claims ?? {};
+    const decision = claims.decision === 'approve' || claims.decision === 'reject' || claims.decision === 'edit' ? claims.decision : 'approve';
+    const decided: DecideInput = {
+      decision,
+      digest: typeof claims.digest === 'string' ? claims.digest : '',
+      approver: {
+        id: typeof claims.sub === 'string' ? canonicalId(claims.sub) : '?',
+        tenant: typeof claims.tenant === 'string' ? claims.tenant : '?',
+        groups: Array.isArray(claims.groups) ? claims.groups.filter((g): g is string => typeof g === 'string') : [],
+      },
+      via: claims.channel === 'link' ? 'link' : 'api',
+      ...(typeof claims.reason === 'string' ? { reason: claims.reason } : {}),
+      ...(isObject(claims.args) ? { args: claims.args } : {}),
+      ...(typeof claims.link_nonce === 'string' ? { linkNonce: claims.link_nonce } : {}),
+    };
+    return { decided, token: input.assertion };
+  }
+  const approver = input.approver;
+  if (typeof input.decision !== 'string' || !isObject(approver) || typeof approver.id !== 'string') return undefined;
+  return { decided: input as unknown as DecideInput };
+}
+
+const verbOf = (decision: string): string => (decision === 'edit' ? 'edited the arguments' : `${decision}d`);
+const checkPhrase = (c: AssertionCheck): string =>
+  c.verified ? `signed decision verified${c.kid ? ` with key ${c.kid}` : ''}` : `decision NOT verified: ${c.problem?.code ?? 'unknown'}`;
+
+/**
+ * Builds the audit record of a tenant's request from its workflow history, decoded with the
+ * client's data converter. Request ids are namespaced per tenant, so the tenant is part of the id.
+ */
 export async function buildAuditRecord(client: Client, tenant: string, requestId: string): Promise<AuditRecord> {
-  const workflowId = workflowIdFor(tenant, requestId);
-  const handle = client.workflow.getHandle(workflowId);
+  return buildAuditRecordOfWorkflow(client, workflowIdFor(tenant, requestId));
+}
+
+/**
+ * Builds the audit record of a toolgate workflow by its id (and run, when given) — the form
+ * visibility lists them in, including ids from before tenant-scoped ids (`toolreq:<id>`).
+ */
+export async function buildAuditRecordOfWorkflow(client: Client, workflowId: string, runId?: string): Promise<AuditRecord> {
+  const handle = client.workflow.getHandle(workflowId, runId);
   let history: temporal.api.history.v1.IHistory;
   try {
     history = await handle.fetchHistory();
   } catch (err) {
-    throw new AuditRecordError(`no request ${requestId}: ${(err as Error).message}`);
+    throw new AuditRecordError(`no request ${requestIdFromWorkflowId(workflowId) ?? workflowId}: ${(err as Error).message}`);
   }
   return auditRecordFromHistory(history, client.options.loadedDataConverter, { workflowId });
 }
@@ -114,16 +257,24 @@ export async function auditRecordFromHistory(
 ): Promise<AuditRecord> {
   const events = history.events ?? [];
   const timeline: AuditRecord['timeline'] = [];
+  let started = false;
   let request: ToolRequest | undefined;
+  /** The start input's shape: the request itself (before the trust boundary) or `{ request, admission }`. */
+  let admission: { token: unknown } | undefined;
   let startedAt = '';
+  let startedAtMs = 0;
   let runId: string | undefined;
-  let evaluation: Evaluation | undefined;
+  const anchorsRead: { at: string; anchors: TrustAnchors }[] = [];
+  let evaluation: (Evaluation & { seal?: unknown }) | undefined;
   let lastStatus: RequestStatus | undefined;
   let outcome: ToolOutcome | undefined;
   let endedAs: string | undefined;
   let endError: { type: string; message: string } | undefined;
-  const votes: DecideInput[] = [];
-  const refusals: RefusalRecord[] = [];
+  const attempts: DecisionAttempt[] = [];
+  const attemptsByEvent = new Map<string, DecisionAttempt>();
+  const attemptsByUpdate = new Map<string, DecisionAttempt>();
+  const usedJtis = new Set<string>();
+  const legacyRefusals: RefusalRecord[] = [];
   const scheduled = new Map<string, { type: string; input: unknown }>();
   let execution: { runAs: string; idempotencyKey: string; attempts: number; startedAt?: string; finishedAt?: string } | undefined;
   let executed: { result: unknown; egress?: { bytes: number; redactions: Record<string, number> } } | undefined;
@@ -134,33 +285,83 @@ export async function auditRecordFromHistory(
     const id = String(event.eventId ?? '');
     if (event.workflowExecutionStartedEventAttributes) {
       const attrs = event.workflowExecutionStartedEventAttributes;
-      request = await first<ToolRequest>(converter, attrs.input?.payloads);
+      const input = await first<unknown>(converter, attrs.input?.payloads);
+      started = true;
+      if (isObject(input) && ('admission' in input || 'request' in input)) {
+        request = asRequest(input.request);
+        admission = { token: input.admission };
+      } else {
+        request = asRequest(input);
+      }
       runId = attrs.originalExecutionRunId ?? undefined;
       startedAt = at;
+      startedAtMs = msOf(event) ?? 0;
       timeline.push({ at, event: `requested ${request?.tool ?? '?'} by ${request?.actor.id ?? '?'} for tenant ${request?.tenant ?? '?'}` });
+    } else if (event.workflowTaskFailedEventAttributes?.newRunId) {
+      // A reset continues the history under a new run id; decisions after it are bound to that run.
+      runId = event.workflowTaskFailedEventAttributes.newRunId;
     } else if (event.markerRecordedEventAttributes) {
       const details = event.markerRecordedEventAttributes.details ?? {};
-      const decoded = await first<Evaluation>(converter, details.result?.payloads).catch(() => undefined);
-      if (decoded && typeof decoded === 'object' && 'decision' in decoded) {
-        evaluation = decoded;
-        const d = decoded.decision;
+      const decoded = await first<unknown>(converter, details.result?.payloads).catch(() => undefined);
+      const anchors = asTrustAnchors(decoded);
+      if (anchors) {
+        anchorsRead.push({ at, anchors });
+        const kids = (keys: TrustedKey[]) => keys.map((k) => k.kid).join(', ') || 'none';
+        timeline.push({ at, event: `trusted keys read: request keys ${kids(anchors.requestKeys)}; decision keys ${kids(anchors.decisionKeys)}` });
+      } else if (isObject(decoded) && isObject(decoded.decision)) {
+        evaluation = decoded as unknown as Evaluation & { seal?: unknown };
+        const d = evaluation.decision;
         timeline.push({ at, event: `policy decided ${d.outcome} (rule ${d.rule}, risk ${d.risk})` });
       }
     } else if (event.workflowExecutionUpdateAcceptedEventAttributes) {
-      const input = await first<DecideInput>(converter, event.workflowExecutionUpdateAcceptedEventAttributes.acceptedRequest?.input?.args?.payloads);
-      if (input) {
-        votes.push(input);
-        timeline.push({ at, event: `${input.approver.id} ${input.decision === 'edit' ? 'edited the arguments' : `${input.decision}d`} (via ${input.via ?? 'api'})` });
+      const attrs = event.workflowExecutionUpdateAcceptedEventAttributes;
+      const name = attrs.acceptedRequest?.input?.name;
+      if (name && name !== 'decide') continue;
+      const input = await first<unknown>(converter, attrs.acceptedRequest?.input?.args?.payloads).catch(() => undefined);
+      const parsed = decisionOf(input);
+      if (!parsed) continue;
+      let verification = UNSIGNED_DECISION;
+      if (parsed.token !== undefined) {
+        // The keys in force when it arrived: the last set the workflow read before this event.
+        const anchors = anchorsRead.at(-1)?.anchors;
+        const context = { requestId: request?.requestId ?? '', workflowId: ids.workflowId, runId: runId ?? '', nowMs: msOf(event) ?? 0 };
+        verification = anchors
+          ? check(parsed.token, () => verifyDecisionAssertion(parsed.token, anchors, context))
+          : { verified: false, problem: { code: 'no_trust_anchors', message: 'no trusted keys were recorded before this decision' } };
+        const jti = peekJws(parsed.token)?.claims.jti;
+        if (verification.verified && typeof jti === 'string') {
+          // The workflow refuses a replayed assertion; one that shows up twice in a history proves nothing.
+          if (usedJtis.has(jti)) verification = { verified: false, problem: { code: 'replayed', message: 'the same decision assertion was used before' } };
+          usedJtis.add(jti);
+        }
       }
+      const decided = parsed.decided;
+      const entry = { at, event: `${decided.approver.id} ${verbOf(decided.decision)} (via ${decided.via ?? 'api'})` };
+      timeline.push(entry);
+      const attempt: DecisionAttempt = { at, input: decided, check: verification, timelineEntry: entry };
+      attempts.push(attempt);
+      attemptsByEvent.set(id, attempt);
+      const updateId = attrs.acceptedRequest?.meta?.updateId ?? attrs.protocolInstanceId;
+      if (updateId) attemptsByUpdate.set(updateId, attempt);
     } else if (event.workflowExecutionUpdateCompletedEventAttributes) {
-      const status = await first<RequestStatus>(converter, event.workflowExecutionUpdateCompletedEventAttributes.outcome?.success?.payloads).catch(() => undefined);
-      if (status && typeof status === 'object' && 'approvals' in status) lastStatus = status;
+      const attrs = event.workflowExecutionUpdateCompletedEventAttributes;
+      const attempt = attemptsByEvent.get(String(attrs.acceptedEventId ?? '')) ?? (attrs.meta?.updateId ? attemptsByUpdate.get(attrs.meta.updateId) : undefined);
+      if (attrs.outcome?.failure) {
+        // An accepted decision that completed with a failure is a refusal the workflow recorded.
+        const err = await decodeOptionalFailureToOptionalError(converter, attrs.outcome.failure).catch(() => undefined);
+        const type = (err as { type?: string } | undefined)?.type ?? err?.name ?? 'Failure';
+        if (attempt) attempt.result = { ok: false, at, type, message: err?.message ?? '' };
+      } else {
+        const status = await first<RequestStatus>(converter, attrs.outcome?.success?.payloads).catch(() => undefined);
+        if (status && typeof status === 'object' && 'approvals' in status) lastStatus = status;
+        if (attempt) attempt.result = { ok: true, at };
+      }
     } else if (event.workflowExecutionSignaledEventAttributes) {
       const attrs = event.workflowExecutionSignaledEventAttributes;
       if (attrs.signalName === 'attemptRefused') {
         const refusal = await first<RefusalRecord>(converter, attrs.input?.payloads);
         if (refusal) {
-          refusals.push(refusal);
+          legacyRefusals.push(refusal);
           timeline.push({ at, event: `refused a decision by ${refusal.approverId ?? `unverified ${refusal.claimedId ?? 'caller'}`}: ${refusal.code}` });
         }
       } else {
@@ -220,10 +421,65 @@ export async function auditRecordFromHistory(
       timeline.push({ at, event: 'workflow canceled' });
     }
   }
-  if (!request) throw new AuditRecordError(`${ids.workflowId}: the history has no toolRequest input`);
+  if (!started) throw new AuditRecordError(`${ids.workflowId}: the history has no toolRequest input`);
+  if (!request && !admission) throw new AuditRecordError(`${ids.workflowId}: the history's input is not a tool request`);
+  // A raw client can start the workflow with anything; the workflow denied it, and the record still says what it was given.
+  const input: ToolRequest = request ?? {
+    requestId: requestIdFromWorkflowId(ids.workflowId) ?? '',
+    actor: { id: '', type: 'agent', roles: [] },
+    tenant: '',
+    environment: '',
+    tool: '',
+    args: {},
+  };
+
+  // The admission, verified as the workflow did: against the first keys it read, at its start time.
+  let admissionView: AuditRecord['admission'];
+  if (!admission) {
+    admissionView = {
+      present: false,
+      verified: false,
+      problem: { code: 'unsigned', message: 'the request was started before the front door signed requests: its identity was not verified' },
+    };
+  } else {
+    const anchors = anchorsRead[0]?.anchors;
+    const present = typeof admission.token === 'string' && admission.token.length > 0;
+    if (!request) {
+      admissionView = { present, verified: false, problem: { code: 'malformed', message: 'the workflow input is not a tool request' } };
+    } else if (!anchors) {
+      admissionView = { present, verified: false, problem: { code: 'no_trust_anchors', message: 'the history records no trusted keys (the request was never evaluated)' } };
+    } else if (ids.workflowId !== workflowIdFor(request.tenant, request.requestId)) {
+      admissionView = { present, verified: false, problem: { code: 'mismatch', message: 'the workflow id is not the one of this tenant and request id' } };
+    } else {
+      const token = admission.token;
+      admissionView = { present, ...check(token, () => verifyRequestAssertion(token, request, anchors, { workflowId: ids.workflowId, startedAtMs })) };
+    }
+  }
+
+  // Each decision's timeline entry says what came of it, where it was accepted.
+  for (const attempt of attempts) {
+    const { input: d, check: c } = attempt;
+    if (attempt.result && !attempt.result.ok) {
+      attempt.timelineEntry.event = `${d.approver.id} tried to ${d.decision} (via ${d.via ?? 'api'}): refused, ${refusalCode(attempt.result.type)}`;
+    } else if (attempt.check !== UNSIGNED_DECISION) {
+      attempt.timelineEntry.event += `; ${checkPhrase(c)}`;
+    }
+  }
+  const successful = attempts.filter((a) => a.result?.ok !== false);
 
   const decision = evaluation?.decision;
+  const editsSource: EditRecord[] = lastStatus?.edits ?? [];
   const approvalsSource: ApprovalRecord[] = outcome?.approvals ?? lastStatus?.approvals ?? [];
+  /** The accepted decision behind a vote the workflow recorded; an edit's approval is the edit itself. */
+  const attemptOf = (v: ApprovalRecord): DecisionAttempt | undefined => {
+    const who = canonicalId(v.approverId);
+    if (v.via === 'edit') {
+      const edit = editsSource.find((e) => e.toDigest === v.digest && canonicalId(e.editorId) === who);
+      return successful.find((a) => a.input.decision === 'edit' && canonicalId(a.input.approver.id) === who && (!edit || a.input.digest === edit.fromDigest));
+    }
+    return successful.find((a) => a.input.decision === v.decision && a.input.digest === v.digest && canonicalId(a.input.approver.id) === who);
+  };
+  const missing: AssertionCheck = { verified: false, problem: { code: 'missing', message: 'no accepted decision in the history backs this vote' } };
   const approvals = approvalsSource.map((v) => ({
     who: v.approverId,
     decision: v.decision,
@@ -233,21 +489,55 @@ export async function auditRecordFromHistory(
     digest: v.digest,
     via: v.via ?? 'api',
     ...(v.reason === undefined ? {} : { reason: redactText(v.reason) }),
+    ...(attemptOf(v)?.check ?? missing),
   }));
-  const editsSource: EditRecord[] = lastStatus?.edits ?? [];
-  const edits = editsSource.map((e) => ({
+  const editAttemptOf = (e: { editorId: string; fromDigest: string }) =>
+    successful.find((a) => a.input.decision === 'edit' && canonicalId(a.input.approver.id) === canonicalId(e.editorId) && a.input.digest === e.fromDigest);
+  const edits: AuditRecord['edits'] = editsSource.map((e) => ({
     editor: e.editorId,
     at: e.at,
     fromDigest: e.fromDigest,
     ...(e.toDigest === undefined ? {} : { toDigest: e.toDigest }),
     args: redact(e.args),
     ...(e.reason === undefined ? {} : { reason: redactText(e.reason) }),
+    ...(editAttemptOf(e)?.check ?? missing),
   }));
-  // Edits whose update never completed (the workflow ended first) are still votes in the history.
-  for (const vote of votes) {
-    if (vote.decision === 'edit' && !edits.some((e) => e.editor === vote.approver.id)) {
-      edits.push({ editor: vote.approver.id, at: '', fromDigest: vote.digest, args: redact(vote.args ?? {}), ...(vote.reason ? { reason: redactText(vote.reason) } : {}) });
+  // Edits whose update never completed (the workflow ended first) are still decisions in the history.
+  for (const attempt of successful) {
+    const vote = attempt.input;
+    if (vote.decision === 'edit' && !edits.some((e) => canonicalId(e.editor) === canonicalId(vote.approver.id) && e.fromDigest === vote.digest)) {
+      edits.push({
+        editor: vote.approver.id,
+        at: attempt.at,
+        fromDigest: vote.digest,
+        args: redact(vote.args ?? {}),
+        ...(vote.reason ? { reason: redactText(vote.reason) } : {}),
+        ...attempt.check,
+      });
     }
+  }
+
+  const refusals: AuditRecord['refusals'] = legacyRefusals.map((r) => ({
+    who: r.approverId,
+    ...(r.claimedId ? { claimed: r.claimedId } : {}),
+    at: r.at,
+    code: refusalCode(r.code),
+    message: redactText(r.message),
+    via: r.via,
+    ...(r.decision === undefined ? {} : { decision: r.decision }),
+    verified: false,
+  }));
+  for (const attempt of attempts) {
+    if (!attempt.result || attempt.result.ok) continue;
+    refusals.push({
+      who: attempt.input.approver.id,
+      at: attempt.result.at,
+      code: refusalCode(attempt.result.type),
+      message: redactText(attempt.result.message),
+      via: attempt.input.via ?? 'api',
+      decision: attempt.input.decision,
+      verified: attempt.check.verified,
+    });
   }
 
   const completedExecution = outcome && (outcome.status === 'completed' || outcome.status === 'failed' || outcome.status === 'outcome_unknown') ? outcome.execution : undefined;
@@ -283,24 +573,26 @@ export async function auditRecordFromHistory(
   const status = outcome?.status ?? endedAs ?? 'running';
 
   const record: Omit<AuditRecord, 'answers'> = {
-    requestId: request.requestId ?? requestIdFromWorkflowId(ids.workflowId) ?? '',
+    requestId: input.requestId || (requestIdFromWorkflowId(ids.workflowId) ?? ''),
     workflowId: ids.workflowId,
     ...(runId ? { runId } : {}),
-    ...(request.traceId ? { traceId: request.traceId } : {}),
+    ...(input.traceId ? { traceId: input.traceId } : {}),
     status,
     initiatedBy: {
-      actor: request.actor,
-      onBehalfOf: request.onBehalfOf ?? [],
-      tenant: request.tenant,
-      environment: request.environment,
-      ...(request.reason === undefined ? {} : { reason: redactText(request.reason) }),
+      actor: input.actor,
+      onBehalfOf: input.onBehalfOf ?? [],
+      tenant: input.tenant,
+      environment: input.environment,
+      ...(input.reason === undefined ? {} : { reason: redactText(input.reason) }),
       at: startedAt,
     },
+    admission: admissionView,
+    trustAnchors: anchorsRead.map(({ at, anchors }) => ({ at, requestKeys: anchors.requestKeys.map((k) => k.kid), decisionKeys: anchors.decisionKeys.map((k) => k.kid) })),
     proposal: {
-      tool: request.tool,
+      tool: input.tool,
       ...(decision?.toolDigest ? { toolDigest: decision.toolDigest } : {}),
       ...(outcome?.digest ? { digest: outcome.digest } : evaluation?.digest ? { digest: evaluation.digest } : {}),
-      args: redact(outcome?.status === 'completed' ? outcome.args : request.args),
+      args: redact(outcome?.status === 'completed' ? outcome.args : input.args),
     },
     decision: decision
       ? {
@@ -310,19 +602,20 @@ export async function auditRecordFromHistory(
           risk: decision.risk,
           policyDigest: decision.policyDigest,
           ...(decision.code ? { code: decision.code } : {}),
+          ...(admission ? { sealed: typeof evaluation?.seal === 'string' && evaluation.seal.length > 0 } : {}),
         }
       : outcome
-        ? { outcome: outcome.status === 'denied' ? 'deny' : 'unknown', rule: outcome.rule, reasons: [], risk: outcome.risk, policyDigest: outcome.policyDigest }
+        ? {
+            outcome: outcome.status === 'denied' ? 'deny' : 'unknown',
+            rule: outcome.rule,
+            reasons: outcome.status === 'denied' ? redact(outcome.reasons) : [],
+            risk: outcome.risk,
+            policyDigest: outcome.policyDigest,
+            ...(outcome.status === 'denied' ? { code: outcome.code } : {}),
+          }
         : null,
     approvals,
-    refusals: refusals.map((r) => ({
-      who: r.approverId,
-      ...(r.claimedId ? { claimed: r.claimedId } : {}),
-      at: r.at,
-      code: r.code,
-      message: redactText(r.message),
-      via: r.via,
-    })),
+    refusals,
     edits,
     ranAs,
     outcome: outcomeView,
@@ -331,15 +624,24 @@ export async function auditRecordFromHistory(
   return { ...record, answers: answersOf(record) };
 }
 
+function admissionPhrase(a: AuditRecord['admission']): string {
+  if (a.verified) return `identity from a verified agent credential (front-door assertion signed with key ${a.kid ?? '?'})`;
+  if (!a.present && a.problem?.code === 'unsigned') return 'identity NOT verified: the request predates signed front-door admissions';
+  return `identity NOT verified: no valid front-door assertion (${a.problem?.code ?? 'unknown'}: ${a.problem?.message ?? ''}); these are the claims of whoever started the workflow`;
+}
+
 function answersOf(r: Omit<AuditRecord, 'answers'>): AuditRecord['answers'] {
   const chain = r.initiatedBy.onBehalfOf.length > 0 ? ` on behalf of ${r.initiatedBy.onBehalfOf.map((p) => `${p.type} ${p.id}`).join(' → ')}` : '';
-  const whoInitiated = `${r.initiatedBy.actor.type} ${r.initiatedBy.actor.id}${chain} (tenant ${r.initiatedBy.tenant}, ${r.initiatedBy.environment}) at ${r.initiatedBy.at}${r.initiatedBy.reason ? `: "${r.initiatedBy.reason}"` : ''}`;
+  const whoInitiated =
+    `${r.initiatedBy.actor.type} ${r.initiatedBy.actor.id || '?'}${chain} (tenant ${r.initiatedBy.tenant || '?'}, ${r.initiatedBy.environment || '?'}) at ${r.initiatedBy.at}` +
+    `${r.initiatedBy.reason ? `: "${r.initiatedBy.reason}"` : ''}; ${admissionPhrase(r.admission)}`;
   const policy = r.decision ? `policy rule ${r.decision.rule} decided ${r.decision.outcome} (risk ${r.decision.risk}, policy ${r.decision.policyDigest.slice(0, 12) || 'none'})` : 'no policy decision recorded';
+  const verification = (a: AssertionCheck) => (a.verified ? 'verified decision' : `UNVERIFIED decision: ${a.problem?.code ?? 'unknown'}`);
   const approvers = r.approvals.filter((a) => a.decision === 'approve');
   const rejecters = r.approvals.filter((a) => a.decision === 'reject');
   let people = '';
-  if (approvers.length > 0) people += `; approved by ${approvers.map((a) => `${a.who} (tier ${a.tier}, via ${a.via}, ${a.at})`).join(', ')}`;
-  if (rejecters.length > 0) people += `; rejected by ${rejecters.map((a) => `${a.who} (${a.at})`).join(', ')}`;
+  if (approvers.length > 0) people += `; approved by ${approvers.map((a) => `${a.who} (tier ${a.tier}, via ${a.via}, ${a.at}, ${verification(a)})`).join(', ')}`;
+  if (rejecters.length > 0) people += `; rejected by ${rejecters.map((a) => `${a.who} (${a.at}, ${verification(a)})`).join(', ')}`;
   if (r.edits.length > 0) people += `; arguments edited by ${r.edits.map((e) => e.editor).join(', ')}`;
   if (r.status === 'expired') people += '; nobody decided before expiry';
   const whoAllowed = r.ranAs ? `${policy}${people}` : `nobody: ${policy}${people}`;
@@ -357,6 +659,7 @@ function answersOf(r: Omit<AuditRecord, 'answers'>): AuditRecord['answers'] {
 
 /** A human-readable rendering of a record, for `toolgate audit show`. */
 export function formatAuditRecord(r: AuditRecord): string {
+  const mark = (c: AssertionCheck) => (c.verified ? `verified${c.kid ? ` (key ${c.kid})` : ''}` : `NOT verified (${c.problem?.code ?? 'unknown'})`);
   const lines = [
     `request ${r.requestId}  (${r.workflowId}${r.traceId ? `, trace ${r.traceId}` : ''})  status: ${r.status}`,
     '',
@@ -365,13 +668,19 @@ export function formatAuditRecord(r: AuditRecord): string {
     `under which identity:   ${r.answers.underWhichIdentity}`,
     `what it produced:       ${r.answers.whatItProduced}`,
     '',
+    `admission: ${r.admission.present ? 'front-door assertion' : 'no front-door assertion'}, ${mark(r.admission)}${r.admission.problem ? ` — ${r.admission.problem.message}` : ''}`,
     `proposal: ${r.proposal.tool}${r.proposal.toolDigest ? ` (tool ${r.proposal.toolDigest.slice(0, 12)})` : ''}${r.proposal.digest ? ` digest ${r.proposal.digest}` : ''}`,
     `  args: ${JSON.stringify(r.proposal.args)}`,
   ];
-  if (r.decision) lines.push(`decision: ${r.decision.outcome} by ${r.decision.rule}, risk ${r.decision.risk}${r.decision.reasons.length ? ` — ${r.decision.reasons.join('; ')}` : ''}`);
-  for (const a of r.approvals) lines.push(`vote: ${a.who} ${a.decision} at ${a.at}, tier ${a.tier}, via ${a.via}, digest ${a.digest.slice(0, 12)}${a.reason ? ` — ${a.reason}` : ''}`);
-  for (const e of r.edits) lines.push(`edit: ${e.editor} at ${e.at}: ${JSON.stringify(e.args)}${e.reason ? ` — ${e.reason}` : ''}`);
+  if (r.decision) {
+    lines.push(
+      `decision: ${r.decision.outcome} by ${r.decision.rule}, risk ${r.decision.risk}${r.decision.sealed === undefined ? '' : r.decision.sealed ? ', sealed' : ', NOT sealed'}${r.decision.reasons.length ? ` — ${r.decision.reasons.join('; ')}` : ''}`,
+    );
+  }
+  for (const a of r.approvals) lines.push(`vote: ${a.who} ${a.decision} at ${a.at}, tier ${a.tier}, via ${a.via}, digest ${a.digest.slice(0, 12)}, ${mark(a)}${a.reason ? ` — ${a.reason}` : ''}`);
+  for (const e of r.edits) lines.push(`edit: ${e.editor} at ${e.at}, ${mark(e)}: ${JSON.stringify(e.args)}${e.reason ? ` — ${e.reason}` : ''}`);
   for (const f of r.refusals) lines.push(`refused: ${f.who ?? `unverified ${f.claimed ?? 'caller'}`} at ${f.at} via ${f.via}: ${f.code} — ${f.message}`);
+  for (const t of r.trustAnchors) lines.push(`trusted keys (${t.at}): request ${t.requestKeys.join(', ') || 'none'}; decision ${t.decisionKeys.join(', ') || 'none'}`);
   lines.push('', 'timeline:');
   for (const t of r.timeline) lines.push(`  ${t.at}  ${t.event}`);
   return `${lines.join('\n')}\n`;

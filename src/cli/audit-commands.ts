@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { type Command, InvalidArgumentError } from 'commander';
 import { ChainWriter, generateAuditKeyPair } from '../audit/chain.js';
-import { buildAuditRecord, formatAuditRecord } from '../audit/record.js';
+import { buildAuditRecordOfWorkflow, formatAuditRecord } from '../audit/record.js';
 import { verifyChain } from '../audit/verify.js';
 import { dataConverterFor, loadKeyring } from '../codec/index.js';
 import { loadConfig, type Config } from '../config.js';
-import { IDENTIFIER_PATTERN, WORKFLOW_TYPE, requestIdFromWorkflowId, searchAttributes } from '../shared/index.js';
+import { IDENTIFIER_PATTERN, WORKFLOW_TYPE, parseRequestWorkflowId, searchAttributes, workflowIdFor } from '../shared/index.js';
 
 /** Where `audit keygen` writes the signing key pair by default, and where `audit export` looks for it. */
 export function defaultAuditKeyFiles(stateDir: string): { privateKeyFile: string; publicKeyFile: string } {
@@ -42,6 +42,27 @@ export function exportQuery(options: { since?: string; until?: string; tenant?: 
   return clauses.join(' AND ');
 }
 
+/**
+ * The workflow id `audit show` reads: a full workflow id as given (its tenant must agree with
+ * `--tenant` when both are given), or a request id with its tenant. Request ids are namespaced
+ * per tenant, so a bare request id without a tenant names nothing — except an old `toolreq:<id>`
+ * workflow id, from before tenant-scoped ids.
+ */
+export function showTarget(request: string, tenant: string | undefined): string {
+  if (tenant !== undefined && !IDENTIFIER_PATTERN.test(tenant)) throw new InvalidArgumentError('--tenant must be a tenant id');
+  const parsed = parseRequestWorkflowId(request);
+  if (parsed?.tenant !== undefined) {
+    if (!IDENTIFIER_PATTERN.test(parsed.tenant) || !IDENTIFIER_PATTERN.test(parsed.requestId)) throw new InvalidArgumentError('the workflow id must be toolreq/<tenant>/<requestId>');
+    if (tenant !== undefined && parsed.tenant !== tenant) throw new InvalidArgumentError(`the workflow id ${request} is not of tenant ${tenant}`);
+    return request;
+  }
+  if (!IDENTIFIER_PATTERN.test(request)) throw new InvalidArgumentError('requestId must be 1-128 characters of letters, digits and . _ : @ -');
+  if (tenant !== undefined) return workflowIdFor(tenant, request);
+  // `toolreq:<id>` without a tenant: a workflow id from before tenant-scoped ids.
+  if (parsed) return request;
+  throw new InvalidArgumentError('--tenant is required with a request id (or give the full workflow id toolreq/<tenant>/<requestId>)');
+}
+
 /** Adds the `audit` command group to the program. */
 export function registerAuditCommands(program: Command): void {
   const audit = program.command('audit').description('Audit records: show one, export many in a signed hash chain, verify an export');
@@ -49,13 +70,14 @@ export function registerAuditCommands(program: Command): void {
   audit
     .command('show')
     .description("Print a request's audit record, derived from its workflow history")
-    .argument('<requestId>', 'the request id')
+    .argument('<request>', 'the request id (with --tenant), or its full workflow id toolreq/<tenant>/<requestId>')
+    .option('--tenant <tenant>', "the request's tenant (request ids are namespaced per tenant)")
     .option('--json', 'print the record as JSON')
-    .action(async (requestId: string, options: { json?: boolean }) => {
-      if (!IDENTIFIER_PATTERN.test(requestId)) throw new InvalidArgumentError('requestId must be 1-128 characters of letters, digits and . _ : @ -');
+    .action(async (request: string, options: { tenant?: string; json?: boolean }) => {
+      const workflowId = showTarget(request, options.tenant);
       const { client, connection } = await connect(loadConfig());
       try {
-        const record = await buildAuditRecord(client, requestId);
+        const record = await buildAuditRecordOfWorkflow(client, workflowId);
         process.stdout.write(options.json ? `${JSON.stringify(record, null, 2)}\n` : formatAuditRecord(record));
       } finally {
         await connection.close();
@@ -94,8 +116,8 @@ export function registerAuditCommands(program: Command): void {
       // Records are built one at a time as the chain writer pulls them: memory stays flat.
       async function* records(): AsyncGenerator<unknown> {
         for await (const execution of client.workflow.list({ query: exportQuery(options), pageSize: 500 })) {
-          const requestId = requestIdFromWorkflowId(execution.workflowId);
-          if (requestId) yield await buildAuditRecord(client, requestId);
+          // The id as the server holds it (tenant-scoped, or an old `toolreq:<id>`), never rebuilt from a request id.
+          if (parseRequestWorkflowId(execution.workflowId)) yield await buildAuditRecordOfWorkflow(client, execution.workflowId, execution.runId);
         }
       }
       try {

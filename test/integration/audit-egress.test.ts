@@ -2,9 +2,12 @@
  * What leaves the gateway, and what it remembers, on a real Temporal server: a canary secret in
  * arguments, in a tool result and in a thrown tool error never appears in the dumped history (real
  * `temporal workflow show`), the logs, the approval API or the agent's result; the codec endpoint
- * decodes for ops only; results of another tenant and blocked destinations are refused; the audit
- * record answers the four questions for approved, denied, expired and edited requests; an export
- * of real records verifies and a flipped byte does not.
+ * decodes for ops only, and for tenant ops only their tenant's payloads; results of another tenant
+ * and blocked destinations are refused; the audit record answers the four questions for approved,
+ * denied, expired and edited requests, and says whether the request's admission and each vote
+ * verify against the keys recorded in the history — a request started around the front door, by
+ * a raw Temporal client, is on record as denied and unverified; an export of real records
+ * verifies and a flipped byte does not.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -15,8 +18,9 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { AuditRecord } from '../../src/audit/record.js';
-import { ToolExecutionFailed, type RequestStatus, type ToolOutcome, type ToolRequestInput } from '../../src/client/index.js';
+import { ToolExecutionFailed } from '../../src/client/index.js';
 import { createLogger } from '../../src/logger.js';
+import { WORKFLOW_TYPE, searchAttributes, type RequestStatus, type ToolOutcome, type ToolRequestInput } from '../../src/shared/index.js';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
 import { ToolRejectedError } from '../../src/tools/types.js';
 import { startGateway, startTemporal, testCodecKeysEnv, type GatewayEnv, waitForState } from '../helpers/gateway-env.js';
@@ -121,13 +125,15 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
     assert.equal(run.status, 0, run.stderr);
     return run.stdout;
   };
-  const auditOf = async (requestId: string, token: string): Promise<AuditRecord> => {
-    const res = await gw.api('GET', `/v1/audit/${requestId}`, { token });
+  /** The audit record through the API; `tenant` only for ops:all reading another tenant's request. */
+  const auditOf = async (requestId: string, token: string, tenant?: string): Promise<AuditRecord> => {
+    const res = await gw.api('GET', `/v1/audit/${requestId}${tenant ? `?tenant=${tenant}` : ''}`, { token });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     return res.body as AuditRecord;
   };
 
   const ids: Record<string, { requestId: string; workflowId: string }> = {};
+  const taskQueue = `audit-egress-${process.pid}`;
 
   before(async () => {
     stateDir = await mkdtemp(join(tmpdir(), 'toolgate-audit-'));
@@ -140,7 +146,7 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
       },
     });
     gw = await startGateway(env, {
-      taskQueue: `audit-egress-${process.pid}`,
+      taskQueue,
       policy: policyYaml(service.url),
       logger: createLogger('test', 'debug', sink),
       tools: {
@@ -223,19 +229,22 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
     assert.ok(!JSON.stringify(await auditOf(failing.requestId, ops)).includes(CANARY));
   });
 
-  test('the codec endpoint decodes stored payloads for ops only, with CORS for the UI origin', async () => {
-    const { workflowId } = ids.approved!;
-    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
-    const input = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-    assert.ok(input?.data);
-    const body = {
-      payloads: [
-        {
-          metadata: Object.fromEntries(Object.entries(input.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
-          data: Buffer.from(input.data).toString('base64'),
-        },
-      ],
+  test("the codec endpoint decodes stored payloads for ops only, tenant ops only their tenant's, with CORS for the UI origin", async () => {
+    /** The body of a decode call for a request's stored start input, as the Temporal UI would send it. */
+    const startInputBody = async (workflowId: string) => {
+      const history = await gw.ops.workflow.getHandle(workflowId).fetchHistory();
+      const input = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      assert.ok(input?.data);
+      return {
+        payloads: [
+          {
+            metadata: Object.fromEntries(Object.entries(input.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+            data: Buffer.from(input.data).toString('base64'),
+          },
+        ],
+      };
     };
+    const body = await startInputBody(ids.approved!.workflowId);
     assert.equal((await gw.api('POST', '/codec/decode', { body })).status, 401);
     const maria = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
     assert.equal((await gw.api('POST', '/codec/decode', { body, token: maria })).status, 401);
@@ -244,6 +253,19 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
     assert.equal(decoded.status, 200);
     const clear = Buffer.from(decoded.body.payloads[0].data, 'base64').toString('utf8');
     assert.match(clear, /"tool":"leaky_lookup"/);
+
+    // Another tenant's payload: acme's ops get 403 (and nothing decoded); globex's ops decode it, and not acme's.
+    const globex = await gw.gateway.start(request('foreign_lookup', {}, { tenant: 'globex' }));
+    await globex.outcome();
+    const globexBody = await startInputBody(globex.workflowId);
+    const refused = await gw.api('POST', '/codec/decode', { body: globexBody, token: ops });
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    assert.ok(!JSON.stringify(refused.body ?? {}).includes('foreign_lookup'));
+    const globexOps = await gw.token({ sub: 'gus', tenant: 'globex', groups: ['ops'] });
+    const own = await gw.api('POST', '/codec/decode', { body: globexBody, token: globexOps });
+    assert.equal(own.status, 200);
+    assert.match(Buffer.from(own.body.payloads[0].data, 'base64').toString('utf8'), /"tenant":"globex"/);
+    assert.equal((await gw.api('POST', '/codec/decode', { body, token: globexOps })).status, 403);
 
     const preflight = await fetch(`${gw.apiUrl}/codec/decode`, {
       method: 'OPTIONS',
@@ -296,6 +318,13 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
       assert.ok((record.outcome?.egress?.redactions.openai_key ?? 0) >= 1);
       assert.match(record.answers.whoInitiated, /^agent triage-bot \(tenant acme, production\)/);
       assert.match(record.answers.whoAllowed, /policy rule tool:leaky_lookup decided approve.*approved by maria \(tier 0, via api/);
+      // Trust: the front door's assertion and maria's signed decision verify against the keys recorded in the history.
+      assert.deepEqual(record.admission, { present: true, verified: true, kid: gw.keys.request.kid });
+      assert.deepEqual(record.trustAnchors.map((t) => [t.requestKeys, t.decisionKeys]), [[[gw.keys.request.kid], [gw.keys.decision.kid]]]);
+      assert.deepEqual(record.approvals.map((a) => [a.who, a.verified, a.kid]), [['maria', true, gw.keys.decision.kid]]);
+      assert.equal(record.decision?.sealed, true);
+      assert.match(record.answers.whoInitiated, new RegExp(`identity from a verified agent credential \\(front-door assertion signed with key ${gw.keys.request.kid}\\)$`));
+      assert.match(record.answers.whoAllowed, /approved by maria \(tier 0, via api, [^)]*verified decision\)/);
       assert.match(record.answers.underWhichIdentity, /^svc-lookup \(idempotency key toolgate:/);
       assert.match(record.answers.whatItProduced, /^completed: .*\(\d+ bytes, redacted .*openai_key×1/);
       assert.ok(record.timeline.some((t) => /maria approved/.test(t.event)));
@@ -308,6 +337,7 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
       const record = await auditOf(handle.requestId, ops);
       assert.equal(record.status, 'denied');
       assert.equal(record.initiatedBy.actor.id, 'intruder');
+      assert.equal(record.admission.verified, true, 'the front door admitted it: policy denied it');
       assert.deepEqual({ outcome: record.decision?.outcome, rule: record.decision?.rule, code: record.decision?.code }, { outcome: 'deny', rule: 'check:role_not_allowed', code: 'role_not_allowed' });
       assert.deepEqual(record.approvals, []);
       assert.equal(record.ranAs, null);
@@ -323,12 +353,15 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
       assert.equal((await decide(handle.requestId, self, { decision: 'approve', digest: status.digest })).status, 403);
       assert.equal((await handle.outcome()).status, 'expired');
       const ops = await gw.token({ sub: 'root', tenant: 'globex', groups: ['ops:all'] });
-      const record = await auditOf(handle.requestId, ops);
+      const record = await auditOf(handle.requestId, ops, 'acme');
       assert.equal(record.status, 'expired');
       assert.equal(record.decision?.outcome, 'approve');
       assert.deepEqual(record.approvals, []);
       assert.equal(record.refusals.length, 1);
-      assert.deepEqual({ who: record.refusals[0]!.who, code: record.refusals[0]!.code }, { who: 'triage-bot', code: 'self_approval' });
+      assert.deepEqual(
+        { who: record.refusals[0]!.who, code: record.refusals[0]!.code, decision: record.refusals[0]!.decision, verified: record.refusals[0]!.verified },
+        { who: 'triage-bot', code: 'self_approval', decision: 'approve', verified: true },
+      );
       assert.equal(record.ranAs, null);
       assert.match(record.answers.whoAllowed, /nobody decided before expiry/);
       assert.match(record.answers.whatItProduced, /^expired: expired: no decision before /);
@@ -349,29 +382,82 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
       assert.deepEqual(record.proposal.args, { customer: 'c-8', note: 'fixed' });
       assert.equal(record.proposal.digest, record.edits[0]!.toDigest);
       assert.deepEqual(record.approvals.map((a) => [a.who, a.via, a.digest]), [['maria', 'edit', record.edits[0]!.toDigest]]);
+      assert.deepEqual([record.edits[0]!.verified, record.approvals[0]!.verified, record.approvals[0]!.kid], [true, true, gw.keys.decision.kid]);
       assert.equal(record.ranAs?.runAs, 'svc-lookup');
       assert.match(record.answers.whoAllowed, /approved by maria \(tier 0, via edit.*arguments edited by maria/);
     });
 
-    test('GET /v1/audit is for ops of the tenant (or ops:all) only', async () => {
+    test('a request started around the front door (a raw Temporal client) is on record as denied and unverified', async () => {
+      const forged = {
+        requestId: 'forged-1',
+        actor: { id: 'maria', type: 'agent', roles: ['agent_runtime'] },
+        tenant: 'acme',
+        environment: 'production',
+        tool: 'leaky_lookup',
+        args: { customer: 'c-9' },
+      };
+      const handle = await gw.ops.workflow.start(WORKFLOW_TYPE, {
+        taskQueue,
+        workflowId: 'toolreq/acme/forged-1',
+        args: [{ request: forged, admission: 'x.y.z' }],
+        typedSearchAttributes: [
+          { key: searchAttributes.tool, value: forged.tool },
+          { key: searchAttributes.tenant, value: forged.tenant },
+          { key: searchAttributes.actor, value: forged.actor.id },
+        ],
+      });
+      const outcome = (await handle.result()) as ToolOutcome;
+      assert.deepEqual({ status: outcome.status, code: outcome.status === 'denied' && outcome.code }, { status: 'denied', code: 'unverified_request' });
+      const ops = await gw.token({ sub: 'otto', tenant: 'acme', groups: ['ops'] });
+      const record = await auditOf('forged-1', ops);
+      assert.equal(record.status, 'denied');
+      assert.equal(record.workflowId, 'toolreq/acme/forged-1');
+      assert.equal(record.initiatedBy.actor.id, 'maria', 'the record shows what the forger claimed');
+      assert.equal(record.admission.present, true);
+      assert.equal(record.admission.verified, false);
+      assert.equal(record.admission.kid, undefined);
+      assert.equal(record.admission.problem?.code, 'malformed');
+      assert.equal(record.decision?.code, 'unverified_request');
+      assert.equal(record.outcome?.error?.type, 'unverified_request');
+      assert.deepEqual(record.approvals, []);
+      assert.equal(record.ranAs, null);
+      assert.match(record.answers.whoInitiated, /^agent maria \(tenant acme, production\) .*identity NOT verified: no valid front-door assertion \(malformed/);
+      assert.match(record.answers.whoAllowed, /^nobody: policy rule check:request_assertion decided deny/);
+      assert.match(record.answers.whatItProduced, /^denied: unverified_request: the request was not admitted by toolgate's front door/);
+    });
+
+    test('GET /v1/audit is for ops of the tenant (or ops:all, naming another tenant) only', async () => {
       const { requestId } = ids.approved!;
       assert.equal((await gw.api('GET', `/v1/audit/${requestId}`)).status, 401);
       const maria = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
       assert.equal((await gw.api('GET', `/v1/audit/${requestId}`, { token: maria })).status, 403);
       const otherOps = await gw.token({ sub: 'gus', tenant: 'globex', groups: ['ops'] });
       assert.equal((await gw.api('GET', `/v1/audit/${requestId}`, { token: otherOps })).status, 404);
+      assert.equal((await gw.api('GET', `/v1/audit/${requestId}?tenant=acme`, { token: otherOps })).status, 404);
       const allOps = await gw.token({ sub: 'root', tenant: 'globex', groups: ['ops:all'] });
-      assert.equal((await gw.api('GET', `/v1/audit/${requestId}`, { token: allOps })).status, 200);
-      assert.equal((await gw.api('GET', '/v1/audit/no-such-request', { token: allOps })).status, 404);
+      // Request ids are namespaced per tenant: ops:all of globex finds acme's request only by naming acme.
+      assert.equal((await gw.api('GET', `/v1/audit/${requestId}`, { token: allOps })).status, 404);
+      const named = await gw.api('GET', `/v1/audit/${requestId}?tenant=acme`, { token: allOps });
+      assert.equal(named.status, 200);
+      assert.equal((named.body as AuditRecord).workflowId, ids.approved!.workflowId);
+      assert.equal((await gw.api('GET', '/v1/audit/no-such-request?tenant=acme', { token: allOps })).status, 404);
     });
   });
 
   test('toolgate audit show, export and verify on real records; a flipped byte fails verification', async () => {
-    const shown = await toolgate(['audit', 'show', ids.approved!.requestId], processEnv());
+    const shown = await toolgate(['audit', 'show', ids.approved!.requestId, '--tenant', 'acme'], processEnv());
     assert.equal(shown.code, 0, shown.err);
-    assert.match(shown.out, /who initiated: +agent triage-bot/);
+    assert.match(shown.out, /who initiated: +agent triage-bot .*identity from a verified agent credential/);
     assert.match(shown.out, /under which identity: +svc-lookup/);
+    assert.match(shown.out, /admission: front-door assertion, verified \(key /);
+    assert.match(shown.out, /vote: maria approve .*, verified \(key /);
     assert.ok(!shown.out.includes(CANARY));
+    const byWorkflowId = await toolgate(['audit', 'show', ids.approved!.workflowId, '--json'], processEnv());
+    assert.equal(byWorkflowId.code, 0, byWorkflowId.err);
+    assert.equal((JSON.parse(byWorkflowId.out) as AuditRecord).requestId, ids.approved!.requestId);
+    const noTenant = await toolgate(['audit', 'show', ids.approved!.requestId], processEnv());
+    assert.notEqual(noTenant.code, 0);
+    assert.match(noTenant.err, /--tenant is required/);
 
     const keys = await toolgate(['audit', 'keygen', '--out', stateDir], processEnv());
     assert.equal(keys.code, 0, keys.err);
@@ -385,7 +471,8 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
     const records = lines.filter((l) => l.startsWith('{"seq"')).map((l) => JSON.parse(l).record as AuditRecord);
     assert.ok(records.length >= 6, `only ${records.length} records exported`);
     assert.ok(records.every((r) => r.initiatedBy.tenant === 'acme'));
-    assert.ok(records.some((r) => r.requestId === ids.approved!.requestId));
+    assert.ok(records.some((r) => r.requestId === ids.approved!.requestId && r.workflowId === ids.approved!.workflowId && r.admission.verified));
+    assert.ok(records.some((r) => r.workflowId === 'toolreq/acme/forged-1' && r.status === 'denied' && !r.admission.verified));
     assert.ok(!lines.join('\n').includes(CANARY));
 
     const pub = join(stateDir, 'audit-signing.pub.pem');
