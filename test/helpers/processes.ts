@@ -3,6 +3,11 @@
  * CLI with the same environment an operator would give them, and the Temporal dev server on a
  * SQLite file. Each can be SIGKILLed and started again on the same state (same ports, same file),
  * and every process started here is killed when the test ends, whatever happened.
+ *
+ * Requests enter the way an agent's do: through the spawned API's front door with an agent token
+ * minted from the state directory's local key (as `toolgate token issue --agent` does). Only the
+ * assertions read more than an agent may see, through a Temporal client with the codec keys (the
+ * ops view).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -11,10 +16,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, type DataConverter } from '@temporalio/client';
-import { ToolGateway, type ToolRequestInput } from '../../src/client/index.js';
+import { issueAgentToken, type AgentClaims } from '../../src/auth/agent-tokens.js';
+import { ToolGateway, type ToolCallInput, type ToolRequestHandle } from '../../src/client/index.js';
 import { dataConverterFor, defaultKeyringFile, ensureKeyringFile, loadKeyring, type CodecKeyring } from '../../src/codec/index.js';
 import { defaultKeyPaths, ensureLocalKeyPair, issueApproverToken, type ApproverClaims } from '../../src/auth/tokens.js';
-import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../../src/shared/index.js';
+import { SEARCH_ATTRIBUTE_CLI_ARGS, statusQuery, workflowIdFor, type RequestStatus, type ToolOutcome } from '../../src/shared/index.js';
+import { loadFrontDoorKeys, loadWorkerTrust } from '../../src/trust/store.js';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
 import { findFreePort, startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
 import { startCrashToolService, type CrashToolService } from '../fixtures/crash/tool-service.js';
@@ -197,7 +204,7 @@ export class TemporalProcess {
   }
 }
 
-/** A Temporal client of the test process (agent and ops side). */
+/** A Temporal client of the test process: the ops view its assertions read (agents never connect to Temporal). */
 export async function connectClient(address: string, dataConverter?: DataConverter): Promise<{ client: Client; connection: Connection }> {
   const connection = await Connection.connect({ address });
   return { client: new Client({ connection, ...(dataConverter ? { dataConverter } : {}) }), connection };
@@ -214,12 +221,37 @@ export async function processKeyring(env: GatewayProcessEnv): Promise<CodecKeyri
   return loadKeyring({ env: merged, devStateDir: env.TOOLGATE_STATE_DIR });
 }
 
-/** Creates the local approver-token key pair under the state directory (as `toolgate token issue` does) and mints tokens with it. */
-export async function localApproverTokens(stateDir: string): Promise<(claims: ApproverClaims) => Promise<string>> {
+/** Mints the tokens of a state directory's local issuer, which the spawned API trusts for approvers and agents alike. */
+export interface LocalTokens {
+  approver(claims: ApproverClaims): Promise<string>;
+  agent(claims: AgentClaims): Promise<string>;
+}
+
+/**
+ * Creates the local token key pair under the state directory (as `toolgate token issue` does) and
+ * mints approver and agent tokens with it. Call it before `toolgate api` starts: the API serves
+ * the agent routes only when the public key exists at start-up.
+ */
+export async function localTokens(stateDir: string): Promise<LocalTokens> {
   const paths = defaultKeyPaths(stateDir);
   await ensureLocalKeyPair(paths);
   const privateKeyPem = await readFile(paths.privateKeyFile, 'utf8');
-  return (claims) => issueApproverToken(claims, { privateKeyPem });
+  return {
+    approver: (claims) => issueApproverToken(claims, { privateKeyPem }),
+    agent: (claims) => issueAgentToken(claims, { privateKeyPem }),
+  };
+}
+
+/**
+ * Creates the boundary's keys under the state directory (request- and decision-signing pairs, the
+ * workers' seal secret) with the functions the processes themselves call, once, before any
+ * process starts: a worker and an API started together then read finished files instead of
+ * racing to write the same ones.
+ */
+export async function provisionBoundaryKeys(env: GatewayProcessEnv): Promise<void> {
+  const merged = { ...process.env, ...env };
+  await loadFrontDoorKeys(env.TOOLGATE_STATE_DIR, merged);
+  await loadWorkerTrust(env.TOOLGATE_STATE_DIR, merged);
 }
 
 /** A free loopback port for `toolgate api`. */
@@ -274,12 +306,26 @@ export class Figures {
   }
 }
 
+/** The agent every crash test's requests come from; its token, not the request, says who and where. */
+export const CRASH_AGENT: AgentClaims = { sub: 'crash-agent', tenant: 'acme', environment: 'production', roles: ['agent_runtime'] };
+
 /** Options of {@link startCrashGateway}. */
 export interface CrashGatewayOptions {
   /** Extra environment for the worker and API (e.g. `TOOLGATE_WEBHOOKS`). */
   env?: NodeJS.ProcessEnv;
-  /** Whether to start `toolgate api` too. @default true */
-  api?: boolean;
+}
+
+/** A request a crash test submitted through the front door. */
+export interface CrashRequest {
+  readonly requestId: string;
+  /** Its tenant-scoped workflow id (`workflowIdFor`); the tool's idempotency key is `toolgate:<workflowId>`. */
+  readonly workflowId: string;
+  /** The agent's own handle: what the agent sees through the front door. */
+  readonly agent: ToolRequestHandle;
+  /** The full status (digest, tier, notifications...) as ops see it: a Temporal query with the codec keys. */
+  status(): Promise<RequestStatus>;
+  /** The outcome as the agent receives it, long-polling the front door. */
+  outcome(): Promise<ToolOutcome>;
 }
 
 /** A whole gateway of real processes on a fresh state directory, for one crash test. */
@@ -290,11 +336,15 @@ export interface CrashGateway {
   /** The environment every toolgate process of this test gets. */
   env: GatewayProcessEnv;
   /** The worker running now (undefined while it is down). */
-  worker: ManagedProcess | undefined;
-  api: ManagedProcess | undefined;
+  readonly worker: ManagedProcess | undefined;
+  api: ManagedProcess;
   apiUrl: string;
-  client: Client;
-  gateway: ToolGateway;
+  /** A Temporal client with the codec keys: the ops view, for assertions only (never to submit or decide). */
+  ops: Client;
+  /** The SDK of {@link CRASH_AGENT}, holding its agent token and nothing else. */
+  agent: ToolGateway;
+  /** Submits a request as {@link CRASH_AGENT} through the spawned API's front door. */
+  start(request: ToolCallInput): Promise<CrashRequest>;
   /** Mints an approver token the API trusts (tenant `acme`). */
   token(sub: string, groups: string[]): Promise<string>;
   /** SIGKILLs the worker. */
@@ -305,7 +355,10 @@ export interface CrashGateway {
   close(): Promise<void>;
 }
 
-/** Starts Temporal (SQLite under a fresh state directory), the crash tool service, `toolgate worker` and `toolgate api`. */
+/**
+ * Starts Temporal (SQLite under a fresh state directory), the crash tool service, `toolgate worker`
+ * and `toolgate api`, and checks that the API admits {@link CRASH_AGENT}'s token.
+ */
 export async function startCrashGateway(scenario: string, options: CrashGatewayOptions = {}): Promise<CrashGateway> {
   const stateDir = await mkdtemp(join(tmpdir(), `toolgate-${scenario}-`));
   const cleanups: (() => Promise<unknown>)[] = [() => rm(stateDir, { recursive: true, force: true })];
@@ -321,6 +374,7 @@ export async function startCrashGateway(scenario: string, options: CrashGatewayO
     const temporal = await TemporalProcess.start(join(stateDir, 'temporal.db'));
     cleanups.push(() => temporal.stop());
     const apiPort = await findFreePort();
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
     const env: GatewayProcessEnv = {
       ...options.env,
       TEMPORAL_ADDRESS: temporal.address,
@@ -328,44 +382,68 @@ export async function startCrashGateway(scenario: string, options: CrashGatewayO
       TOOLGATE_POLICY: policyFile,
       TOOLGATE_API_PORT: String(apiPort),
     };
-    const mint = await localApproverTokens(stateDir);
-    // The test's client reads and writes the same encrypted payloads as the worker and the API.
-    const { client, connection } = await connectClient(temporal.address, dataConverterFor(await processKeyring(env)));
+    // Before any process starts: the API enables the agent routes only if the token key exists.
+    const tokens = await localTokens(stateDir);
+    await provisionBoundaryKeys(env);
+    // The assertions read the same encrypted payloads as the worker and the API.
+    const { client: ops, connection } = await connectClient(temporal.address, dataConverterFor(await processKeyring(env)));
     cleanups.push(() => connection.close());
+    const agent = new ToolGateway({ url: apiUrl, token: await tokens.agent(CRASH_AGENT), pollSeconds: 10 });
     const processes: ManagedProcess[] = [];
     cleanups.push(async () => {
       for (const proc of processes) await proc.kill();
     });
     let workers = 0;
+    let currentWorker: ManagedProcess | undefined;
+    const startWorker = async (): Promise<number> => {
+      const started = Date.now();
+      workers += 1;
+      const worker = await startWorkerProcess(env, `worker-${workers}`);
+      processes.push(worker);
+      currentWorker = worker;
+      return Date.now() - started;
+    };
+    // Both settle before anything is cleaned up, so a process that came up beside a failed one is killed too.
+    const [workerReady, apiReady] = await Promise.allSettled([startWorker(), startApiProcess(env)]);
+    if (apiReady.status === 'fulfilled') processes.push(apiReady.value);
+    if (workerReady.status === 'rejected') throw workerReady.reason;
+    if (apiReady.status === 'rejected') throw apiReady.reason;
+    const api = apiReady.value;
     const gateway: CrashGateway = {
       stateDir,
       temporal,
       tools,
       env,
-      worker: undefined,
-      api: undefined,
-      apiUrl: `http://127.0.0.1:${apiPort}`,
-      client,
-      gateway: new ToolGateway({ client }),
-      token: (sub, groups) => mint({ sub, tenant: 'acme', groups }),
+      get worker() {
+        return currentWorker;
+      },
+      api,
+      apiUrl,
+      ops,
+      agent,
+      async start(request) {
+        const handle = await agent.start(request);
+        const workflowId = workflowIdFor(CRASH_AGENT.tenant, handle.requestId);
+        return {
+          requestId: handle.requestId,
+          workflowId,
+          agent: handle,
+          status: () => ops.workflow.getHandle(workflowId).query(statusQuery),
+          outcome: () => handle.outcome(),
+        };
+      },
+      token: (sub, groups) => tokens.approver({ sub, tenant: CRASH_AGENT.tenant, groups }),
       async killWorker() {
-        await gateway.worker?.kill();
-        gateway.worker = undefined;
+        await currentWorker?.kill();
+        currentWorker = undefined;
       },
-      async startWorker() {
-        const started = Date.now();
-        workers += 1;
-        const worker = await startWorkerProcess(env, `worker-${workers}`);
-        processes.push(worker);
-        gateway.worker = worker;
-        return Date.now() - started;
-      },
+      startWorker,
       close: cleanup,
     };
-    const [, api] = await Promise.all([gateway.startWorker(), options.api === false ? undefined : startApiProcess(env)]);
-    if (api) {
-      processes.push(api);
-      gateway.api = api;
+    // The front door knows the agent as its token says: a harness whose API serves no agent routes fails here, not in a test.
+    const identity = await agent.identity();
+    if (identity.id !== CRASH_AGENT.sub || identity.tenant !== CRASH_AGENT.tenant || identity.environment !== CRASH_AGENT.environment) {
+      throw new Error(`the API identifies the crash agent as ${JSON.stringify(identity)}`);
     }
     return gateway;
   } catch (err) {
@@ -374,15 +452,7 @@ export async function startCrashGateway(scenario: string, options: CrashGatewayO
   }
 }
 
-/** The request shape every crash test sends: an agent of tenant `acme` in production. */
-export function crashRequest(requestId: string, tool: string, title: string): ToolRequestInput {
-  return {
-    requestId,
-    actor: { id: 'crash-agent', type: 'agent', roles: ['agent_runtime'] },
-    tenant: 'acme',
-    environment: 'production',
-    tool,
-    args: { title },
-    reason: 'crash test',
-  };
+/** The request every crash test sends: a tool with a title; who asks comes from the agent's token. */
+export function crashRequest(requestId: string, tool: string, title: string): ToolCallInput {
+  return { requestId, tool, args: { title }, reason: 'crash test' };
 }

@@ -13,11 +13,11 @@ import { Figures, crashRequest, startCrashGateway, until } from '../helpers/proc
 
 test('a non-idempotent tool that acts then times out: outcome_unknown, acted once, never retried, found by a visibility query', { timeout: 120_000 }, async () => {
   const figures = new Figures('a non-idempotent tool acts, then hangs past its timeout');
-  const gw = await startCrashGateway('crash-unknown', { api: false });
+  const gw = await startCrashGateway('crash-unknown');
   try {
     gw.tools.behave('fragile_write', 'hang-after-act');
     const started = Date.now();
-    const handle = await gw.gateway.start(crashRequest('fragile-1', 'fragile_write', 'charge the card'));
+    const handle = await gw.start(crashRequest('fragile-1', 'fragile_write', 'charge the card'));
     const outcome: ToolOutcome = await handle.outcome();
     figures.set('requests', 1);
     figures.set('request to outcome, ms (adapter timeout 1s)', Date.now() - started);
@@ -39,7 +39,7 @@ test('a non-idempotent tool that acts then times out: outcome_unknown, acted onc
     const searchStarted = Date.now();
     const found = await until(`a visibility query ${query} to list the request`, 30_000, async () => {
       const ids: string[] = [];
-      for await (const execution of gw.client.workflow.list({ query })) ids.push(execution.workflowId);
+      for await (const execution of gw.ops.workflow.list({ query })) ids.push(execution.workflowId);
       return ids.includes(handle.workflowId) ? ids : undefined;
     }, 250);
     assert.deepEqual(found, [handle.workflowId]);

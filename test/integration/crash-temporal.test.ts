@@ -4,13 +4,14 @@
  * after the API answered 200 to decisions, (c) while a side effect is being retried (the tool
  * answers 503 for a while). The worker and API processes keep running through it. Every accepted
  * decision applies, no request is lost, each side effect happens exactly once, and the outcomes
- * equal those of the same requests run without crashes on the same gateway.
+ * (as the agent reads them from the front door) equal those of the same requests run without
+ * crashes on the same gateway.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ToolOutcome, ToolRequestHandle } from '../../src/client/index.js';
-import { Figures, callApi, crashRequest, startCrashGateway, until, type CrashGateway } from '../helpers/processes.js';
+import type { ToolOutcome } from '../../src/client/index.js';
+import { Figures, callApi, crashRequest, startCrashGateway, until, type CrashGateway, type CrashRequest } from '../helpers/processes.js';
 
 /** The requests of one run: name → tool, arguments' title and the decision an approver sends. */
 const PLAN = {
@@ -60,8 +61,8 @@ interface RunResult {
 async function runPlan(gw: CrashGateway, prefix: string, crash?: (moment: string) => Promise<void>): Promise<RunResult> {
   const id = (name: string) => `${prefix}${name}`;
   const token = await gw.token('maria', ['manager']);
-  const handles = new Map<string, ToolRequestHandle>();
-  for (const [name, tool] of ALL) handles.set(name, await gw.gateway.start(crashRequest(id(name), tool, name)));
+  const handles = new Map<string, CrashRequest>();
+  for (const [name, tool] of ALL) handles.set(name, await gw.start(crashRequest(id(name), tool, name)));
   const digests = await until(`${prefix}: every request waiting for approval`, 60_000, async () => {
     const statuses = await Promise.all(ALL.map(([name]) => handles.get(name)!.status()));
     return statuses.every((s) => s.state === 'pending_approval' && s.digest) ? new Map<string, string>(ALL.map(([name], i) => [name, statuses[i]!.digest!])) : undefined;

@@ -20,14 +20,14 @@ test('escalation and expiry due while the worker is down fire once when it retur
   const gw = await startCrashGateway('crash-timers', { env: { TOOLGATE_WEBHOOKS: `json=${hooks.url}` } });
   try {
     // Warm the worker up (first workflow task, bundle loaded) so the requests reach their timers fast.
-    const warmUp = await gw.gateway.start(crashRequest('timer-warm-up', 'crash_write', 'warm up'));
+    const warmUp = await gw.start(crashRequest('timer-warm-up', 'crash_write', 'warm up'));
     await until('the warm-up request to wait for approval', 30_000, async () => ((await warmUp.status()).state === 'pending_approval' ? true : undefined), 50);
 
     const escalating = Array.from({ length: EACH }, (_, i) => `timer-escalate-${i}`);
     const expiring = Array.from({ length: EACH }, (_, i) => `timer-expire-${i}`);
     const handles = await Promise.all([
-      ...escalating.map((id, i) => gw.gateway.start(crashRequest(id, 'escalating_write', `escalate ${i}`))),
-      ...expiring.map((id, i) => gw.gateway.start(crashRequest(id, 'expiring_write', `expire ${i}`))),
+      ...escalating.map((id, i) => gw.start(crashRequest(id, 'escalating_write', `escalate ${i}`))),
+      ...expiring.map((id, i) => gw.start(crashRequest(id, 'expiring_write', `expire ${i}`))),
     ]);
     const statuses = await until('every request waiting for approval', 20_000, async () => {
       const all = await Promise.all(handles.map((handle) => handle.status()));

@@ -1,7 +1,8 @@
 /**
  * The worker dies with 50 requests waiting for approval (SIGKILL: no shutdown, no goodbye), the
  * approvers decide while no worker is running, and a new worker comes up: every request runs its
- * side effect exactly once, counted by a real HTTP tool service.
+ * side effect exactly once, counted by a real HTTP tool service. The agent submits and reads its
+ * outcomes through the spawned API's front door with its agent token.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -16,7 +17,7 @@ test('worker SIGKILLed with 50 requests pending, approvals sent while it is down
   const gw = await startCrashGateway('crash-worker');
   try {
     const ids = Array.from({ length: REQUESTS }, (_, i) => `worker-kill-${i}`);
-    const handles = await Promise.all(ids.map((id, i) => gw.gateway.start(crashRequest(id, 'crash_write', `ticket ${i}`))));
+    const handles = await Promise.all(ids.map((id, i) => gw.start(crashRequest(id, 'crash_write', `ticket ${i}`))));
     const digests = await until('every request waiting for approval', 60_000, async () => {
       const statuses = await Promise.all(handles.map((handle) => handle.status()));
       return statuses.every((s) => s.state === 'pending_approval' && s.digest) ? statuses.map((s) => s.digest as string) : undefined;
@@ -74,7 +75,8 @@ test('worker SIGKILLed with 50 requests pending, approvals sent while it is down
       new Set(gw.tools.effects.map((e) => e.requestId)),
       new Set(ids),
     );
-    for (const outcome of outcomes) {
+    for (const [i, outcome] of outcomes.entries()) {
+      assert.equal(outcome.workflowId, handles[i]?.workflowId, 'the outcome is of the tenant-scoped workflow the front door started');
       if (outcome.status === 'completed') assert.equal(outcome.execution.idempotencyKey, `toolgate:${outcome.workflowId}`);
     }
     figures.set('side effects', gw.tools.effects.length);
