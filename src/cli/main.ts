@@ -34,6 +34,7 @@ import { loadFrontDoorKeys, loadWorkerTrust } from '../trust/store.js';
 import { issueAgentToken } from '../auth/agent-tokens.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerMcpCommands } from './mcp-commands.js';
+import { registerKeysCommands } from './keys-commands.js';
 
 /** Routes the Temporal SDK's own logs into our JSON logger instead of the console. */
 function installRuntime(logger: Logger): void {
@@ -357,6 +358,7 @@ program
 
 registerMcpCommands(program);
 registerAuditCommands(program);
+registerKeysCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`toolgate: ${(err as Error).message}\n`);
