@@ -142,10 +142,10 @@ export const HISTORY_BOUNDS = {
   refusalsPerRequest: 50,
   /** Refused attempts recorded per approver and request. */
   refusalsPerPrincipal: 5,
-  /** Votes accepted per approval round (one proposal digest). */
-  votesPerRound: 64,
+  /** Votes accepted per approval round (one proposal digest): room for the largest plan (100 approvals and 100 rejections). */
+  votesPerRound: 200,
   /** Edits (new approval rounds) per request. */
-  edits: 10,
+  edits: 5,
   /** Reminders sent per request; expiry and escalation still apply after the last one. */
   reminders: 50,
   /** Re-reads of the worker's trusted keys per request. */
