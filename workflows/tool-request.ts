@@ -337,9 +337,21 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
   for (const [key, value] of verifiedAttributes) if (info.typedSearchAttributes.get(key) !== value) attributes.push({ key, value });
   if (attributes.length > 0) upsertSearchAttributes(attributes);
 
-  // 1. Policy.
+  // 1. Policy. The worker checks the admission again with its own keys; if it refuses, nothing is evaluated.
   const admittedRequest = request;
-  let evaluated = await evaluatePolicy({ request, workflowId, admission: start.admission });
+  const refusedByWorker = (err: ActivityFailure): ToolOutcome => ({
+    ...outcomeBase(),
+    status: 'denied',
+    code: 'unverified_request',
+    reasons: [`the worker did not accept the request's evidence: ${err.cause?.message ?? err.message}; nothing was executed`],
+  });
+  let evaluated: Evaluation;
+  try {
+    evaluated = await evaluatePolicy({ request, workflowId, admission: start.admission });
+  } catch (err) {
+    if (err instanceof ActivityFailure) return finish(refusedByWorker(err));
+    throw err;
+  }
   evaluation = evaluated;
   let editToken: string | undefined;
 
@@ -378,7 +390,12 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     const edit = pendingEdit as NonNullable<typeof pendingEdit>;
     editToken = edit.token;
     request = { ...request, args: edit.input.args ?? {} };
-    evaluated = await evaluatePolicy({ request, workflowId, admission: start.admission, edit: edit.token, admitted: admittedRequest });
+    try {
+      evaluated = await evaluatePolicy({ request, workflowId, admission: start.admission, edit: edit.token, admitted: admittedRequest });
+    } catch (err) {
+      if (err instanceof ActivityFailure) return finish(refusedByWorker(err));
+      throw err;
+    }
     evaluation = evaluated;
     edit.record.toDigest = evaluated.digest;
     editors.push(edit.input.approver.id);
