@@ -69,7 +69,11 @@ type AgentRequestBody = z.infer<typeof AgentRequestBodySchema>;
 type Authed = Request & { agent?: AgentIdentity };
 
 const fieldsOf = (issues: string[]) => [...new Set(issues.map((issue) => issue.split(':')[0] ?? ''))];
-const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((item) => b.includes(item));
+const sameSet = (a: readonly string[], b: readonly string[]) => {
+  const left = [...new Set(a)].sort();
+  const right = [...new Set(b)].sort();
+  return left.length === right.length && left.every((item, i) => item === right[i]);
+};
 
 /** The fields where a body names someone or somewhere other than the token does; empty when it only restates it. */
 export function identityMismatches(agent: AgentIdentity, body: Pick<AgentRequestBody, 'actor' | 'tenant' | 'environment' | 'onBehalfOf'>): string[] {

@@ -81,7 +81,13 @@ export class FrontDoor {
     // Exactly what the workflow receives (a JSON round trip drops undefined), so the digests agree.
     const request = JSON.parse(JSON.stringify(parsed.data)) as ToolRequest;
     const workflowId = workflowIdFor(request.tenant, request.requestId);
-    const requestHash = canonicalSha256(request);
+    let requestHash: string;
+    try {
+      requestHash = canonicalSha256(request);
+    } catch (err) {
+      // The schema refuses what canonical JSON cannot hold; should anything slip through, it is the body's fault.
+      throw new AdmissionError('invalid_body', `the request has no canonical JSON form: ${(err as Error).message}`, ['(root)']);
+    }
     const start: ToolRequestStart = { request, admission: await this.signer.sign(request, workflowId) };
     let handle: WorkflowHandle;
     try {

@@ -59,8 +59,10 @@ export async function issueAgentToken(
 ): Promise<string> {
   const actor = ActorSchema.safeParse({ id: canonicalId(claims.sub), type: 'agent', roles: claims.roles });
   if (!actor.success) throw new TokenError(`cannot issue agent token: ${formatIssues(actor.error).join('; ')}`);
-  if (!IDENTIFIER_PATTERN.test(claims.tenant)) throw new TokenError('cannot issue agent token: tenant must be an identifier');
-  if (!IDENTIFIER_PATTERN.test(claims.environment)) throw new TokenError('cannot issue agent token: environment must be an identifier');
+  if (typeof claims.tenant !== 'string' || !IDENTIFIER_PATTERN.test(claims.tenant)) throw new TokenError('cannot issue agent token: tenant must be an identifier');
+  if (typeof claims.environment !== 'string' || !IDENTIFIER_PATTERN.test(claims.environment)) {
+    throw new TokenError('cannot issue agent token: environment must be an identifier (the token binds where the agent acts)');
+  }
   const extra = parseExtraClaims({ on_behalf_of: claims.onBehalfOf, tools: claims.tools });
   if (typeof extra === 'string') throw new TokenError(`cannot issue agent token: ${extra}`);
   const key = await importPKCS8(options.privateKeyPem, AGENT_TOKEN_ALG);

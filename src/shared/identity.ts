@@ -4,14 +4,16 @@
  * quorums, `all_of` matching and double votes.
  *
  * The canonical form is Unicode NFKC (which folds width and compatibility variants such as `ﬁ`,
- * `K` (Kelvin) or mathematical letters into their plain forms), then case folding (upper, then
- * lower case, so `ß` folds to `ss` as full case folding does), then NFKC again. Pure and
+ * `K` (Kelvin) or mathematical letters into their plain forms), then case folding (lower, upper,
+ * then lower case, so `ß` and `ẞ` fold to `ss` as full case folding does), then NFKC again; the
+ * form is a fixed point (canonicalId(canonicalId(x)) === canonicalId(x)). Pure and
  * deterministic: the workflow sandbox runs it too.
  */
 
 /** The canonical form of an actor or approver id (NFKC, case folded). */
 export function canonicalId(id: string): string {
-  return id.normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC');
+  // Lower first, so the capital sharp s (ẞ) takes the same path as ß and the result is a fixed point.
+  return id.normalize('NFKC').toLowerCase().toUpperCase().toLowerCase().normalize('NFKC');
 }
 
 /** Whether two ids name the same identity once both are in canonical form. */

@@ -55,8 +55,10 @@ function argsProblem(args: unknown): string | undefined {
     const [value, depth] = pending.pop() as [unknown, number];
     if (value === null || typeof value !== 'object') continue;
     if (depth > MAX_ARGS_DEPTH) return `args must nest at most ${MAX_ARGS_DEPTH} levels deep`;
-    for (const item of Object.values(value)) {
+    for (const [key, item] of Object.entries(value)) {
       if (++nodes > MAX_ARGS_BYTES) return `args must serialize to at most ${MAX_ARGS_BYTES} bytes of JSON`;
+      // Canonical JSON (the digests approvals bind to) has no form for a lone surrogate.
+      if (!key.isWellFormed() || (typeof item === 'string' && !item.isWellFormed())) return 'args must hold well-formed Unicode text (no lone surrogates)';
       pending.push([item, depth + 1]);
     }
   }
@@ -85,8 +87,16 @@ export const ToolRequestInputSchema = z.strictObject({
   args: argsSchema.default({}),
   /** The chain of principals behind the actor, nearest first; none of them may approve the request. */
   onBehalfOf: z.array(PrincipalSchema).max(8, { error: 'onBehalfOf may list at most 8 principals' }).optional(),
-  reason: z.string().max(2000, { error: 'reason must be at most 2000 characters' }).optional(),
-  traceId: z.string().max(256, { error: 'traceId must be at most 256 characters' }).optional(),
+  reason: z
+    .string()
+    .max(2000, { error: 'reason must be at most 2000 characters' })
+    .refine((text) => text.isWellFormed(), { error: 'reason must be well-formed Unicode text (no lone surrogates)' })
+    .optional(),
+  traceId: z
+    .string()
+    .max(256, { error: 'traceId must be at most 256 characters' })
+    .refine((text) => text.isWellFormed(), { error: 'traceId must be well-formed Unicode text (no lone surrogates)' })
+    .optional(),
 });
 export type ToolRequestInput = z.input<typeof ToolRequestInputSchema>;
 
@@ -203,7 +213,11 @@ export const DecisionBodySchema = z
     digest: z
       .string({ error: 'digest must be a string' })
       .regex(/^[a-f0-9]{64}$/, { error: 'digest must be the 64 hex characters of the proposal digest' }),
-    reason: z.string().max(2000, { error: 'reason must be at most 2000 characters' }).optional(),
+    reason: z
+      .string()
+      .max(2000, { error: 'reason must be at most 2000 characters' })
+      .refine((text) => text.isWellFormed(), { error: 'reason must be well-formed Unicode text (no lone surrogates)' })
+      .optional(),
     /** The changed arguments, for `edit` only: they replace the proposal's arguments. */
     args: argsSchema.optional(),
   })

@@ -117,6 +117,24 @@ describe('request assertions', () => {
   });
 });
 
+describe('canonical identity', () => {
+  test('every code point folds to a fixed point, and every id made of ASCII letters is found again from any case of it', () => {
+    for (let cp = 0; cp <= 0x2ffff; cp += 1) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue;
+      const once = canonicalId(String.fromCodePoint(cp));
+      assert.equal(canonicalId(once), once, `U+${cp.toString(16)}`);
+    }
+    fc.assert(
+      fc.property(fc.stringMatching(/^[a-z0-9][a-z0-9._:@-]{0,40}$/), fc.array(fc.boolean(), { minLength: 41, maxLength: 41 }), (id, upper) => {
+        const mixed = [...id].map((c, i) => (upper[i] ? c.toUpperCase() : c)).join('');
+        const wide = [...mixed].map((c) => (/[A-Za-z0-9]/.test(c) ? String.fromCodePoint(c.codePointAt(0)! + 0xfee0) : c)).join('');
+        assert.equal(canonicalId(mixed), id);
+        assert.equal(canonicalId(wide), id);
+      }),
+    );
+  });
+});
+
 describe('the decision book', () => {
   const plan: ApprovalPlan = { name: 'managers', groups: ['manager'], allOf: [], minApprovals: 2, rejectionsToDeny: 1, escalation: [], expiresAfterMs: 3_600_000 };
   const context = (refusals: RefusalRecord[] = []): BookContext => ({
