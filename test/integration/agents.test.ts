@@ -1,7 +1,8 @@
 /**
  * Agents plugging in where they are, on a real Temporal server: the Vercel AI SDK and the OpenAI
  * Agents SDK driven by mock models (no model provider is contacted), the plain function wrapper,
- * and the HTTP API for agents in other languages.
+ * and the HTTP agent API (the front door) for agents in other languages. Every agent holds an agent
+ * token and nothing else: who it is comes from the token, and a body may only restate it.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -10,14 +11,14 @@ import { Agent, RunState, run, setTracingDisabled, tool as agentTool } from '@op
 import { ScriptedModel, assistantMessage, functionCall } from '@openai/agents/testing';
 import { generateText, jsonSchema, stepCountIs, tool } from 'ai';
 import { MockLanguageModelV4 } from 'ai/test';
-import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { exportPKCS8, generateKeyPair } from 'jose';
 import { withToolgate, aiSdkToolHandlers } from '../../src/adapters/ai-sdk.js';
 import { gatewayFunction, gatewayRequestChecker } from '../../src/adapters/function.js';
 import { ToolgateAgents, openAiToolHandlers } from '../../src/adapters/openai-agents.js';
-import { createAgentRouter } from '../../src/api/agents.js';
-import { AgentTokenVerifier, issueAgentToken } from '../../src/auth/agent-tokens.js';
-import { ToolGateway } from '../../src/client/index.js';
-import { silentLogger } from '../../src/logger.js';
+import { AGENT_AUDIENCE, AGENT_TOKEN_TYP, DEFAULT_AGENT_ISSUER, issueAgentToken, type AgentClaims } from '../../src/auth/agent-tokens.js';
+import { ToolNotGranted, type ToolGateway } from '../../src/client/index.js';
+import { searchAttributes, workflowIdFor } from '../../src/shared/index.js';
 import { eventually, startGateway, startTemporal, type GatewayEnv, waitForState } from '../helpers/gateway-env.js';
 
 setTracingDisabled(true);
@@ -77,13 +78,14 @@ const aiTools = {
 };
 
 const agentActor = { id: 'triage-bot', type: 'agent' as const, roles: ['agent_runtime'] };
-const identity = { actor: agentActor, tenant: 'acme', environment: 'production' };
+/** The agent the adapters run as: its token carries all of this; the adapters' options carry none of it. */
+const triageBot = { id: agentActor.id, roles: agentActor.roles, tenant: 'acme', environment: 'production' };
 let seq = 0;
 const unique = (what: string) => `${what}-${process.pid}-${Date.now()}-${++seq}`;
 
-async function decide(gw: GatewayEnv, requestId: string, decision: 'approve' | 'reject', reason?: string): Promise<void> {
-  const pending = await waitForState(gw, requestId, 'pending_approval');
-  const token = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+async function decide(gw: GatewayEnv, requestId: string, decision: 'approve' | 'reject', reason?: string, tenant = 'acme'): Promise<void> {
+  const pending = await waitForState(gw, requestId, 'pending_approval', { tenant });
+  const token = await gw.token({ sub: 'maria', tenant, groups: ['manager'] });
   const res = await gw.api('POST', `/v1/approvals/${requestId}/decision`, { token, body: { decision, digest: pending.digest, ...(reason && { reason }) } });
   assert.equal(res.status, 200, JSON.stringify(res.body));
 }
@@ -91,7 +93,8 @@ async function decide(gw: GatewayEnv, requestId: string, decision: 'approve' | '
 describe('agents plug in: framework adapters and the HTTP agent API', () => {
   let env: TestWorkflowEnvironment;
   let gw: GatewayEnv;
-  let agentKey: string;
+  /** The SDK of triage-bot: a front-door client holding its agent token. */
+  let triage: ToolGateway;
   const taskQueue = `agents-${process.pid}`;
 
   // The OpenAI Agents SDK tools: plain function tools, their implementations registered on the worker too.
@@ -130,9 +133,6 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
 
   before(async () => {
     env = await startTemporal();
-    const keys = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-    agentKey = await exportPKCS8(keys.privateKey);
-    const verifier = await AgentTokenVerifier.fromPublicKeyPem(await exportSPKI(keys.publicKey));
     const aiHandlers = aiSdkToolHandlers(aiTools);
     const oaHandlers = openAiToolHandlers(oaTools);
     gw = await startGateway(env, {
@@ -146,10 +146,8 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
             (context.requestId.startsWith('oa-') ? oaHandlers[name]! : aiHandlers[name]!)(context),
         ]),
       ),
-      mount: (app) => {
-        app.use('/v1/tool-requests', createAgentRouter({ gateway: new ToolGateway({ client: env.client, taskQueue }), verifier, logger: silentLogger() }));
-      },
     });
+    triage = await gw.gateway.as(triageBot);
   });
 
   after(async () => {
@@ -181,7 +179,7 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
     const before = { kb: effects.read_kb!.length, tickets: effects.create_ticket!.length };
     const running = generateText({
       model,
-      tools: withToolgate(aiTools, { gateway: gw.gateway, ...identity, scope }),
+      tools: withToolgate(aiTools, { gateway: triage, scope }),
       prompt: 'A customer reports that checkout is down.',
       stopWhen: stepCountIs(3),
     });
@@ -207,7 +205,7 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
 
   test('OpenAI Agents SDK: the run pauses on the toolgate approval and resumes, from a serialized state, once a manager approves', async () => {
     const scope = unique('oa');
-    const agents = new ToolgateAgents({ gateway: gw.gateway, ...identity, scope });
+    const agents = new ToolgateAgents({ gateway: triage, scope });
     const model = new ScriptedModel([
       [
         functionCall('read_kb', { query: 'refund' }, { callId: 'fc-1' }),
@@ -241,7 +239,7 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
 
   test('OpenAI Agents SDK: agents.run waits for the approver, and a rejection reaches the model as the rejection', async () => {
     const scope = unique('oa');
-    const agents = new ToolgateAgents({ gateway: gw.gateway, ...identity, scope });
+    const agents = new ToolgateAgents({ gateway: triage, scope });
     const model = new ScriptedModel([[functionCall('create_ticket', { title: 'Refund everyone' }, { callId: 'fc-9' })], [assistantMessage('Understood.')]]);
     const agent = new Agent({ name: 'triage', instructions: 'Triage.', model, tools: agents.tools(oaTools) });
     const before = effects.create_ticket!.length;
@@ -257,7 +255,7 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
   });
 
   test('function wrapper: with wait 0 a call needing approval returns pending with its request id; the agent polls it later', async () => {
-    const options = { gateway: gw.gateway, ...identity, scope: unique('fn'), wait: 0 };
+    const options = { gateway: triage, scope: unique('fn'), wait: 0 };
     const createTicket = gatewayFunction('create_ticket', options);
     const pending = (await createTicket({ title: 'Later' }, { callId: 'c1' })) as any;
     assert.equal(pending.status, 'pending_approval');
@@ -273,28 +271,66 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
       return value.status === 'pending_approval' ? undefined : value;
     }, 'the approved request to finish');
     assert.equal(done.title, 'Later');
-    assert.equal(((await check('someone-elses-request')) as any).status, 'invalid_request');
+    assert.equal(((await check('no-such-request')) as any).status, 'invalid_request');
+    // A request another agent of the same tenant started is not this agent's to read.
+    const other = await gw.gateway.start({ requestId: unique('fn-other'), actor: { id: 'other-bot', type: 'agent', roles: ['agent_runtime'] }, tenant: 'acme', environment: 'production', tool: 'create_ticket', args: { title: 'Theirs' } });
+    await waitForState(gw, other.requestId, 'pending_approval');
+    assert.equal(((await check(other.requestId)) as any).status, 'invalid_request');
   });
 
   describe('HTTP agent API', () => {
-    const token = (claims: Partial<{ sub: string; tenant: string; roles: string[] }> = {}) =>
-      issueAgentToken({ sub: 'triage-bot', tenant: 'acme', roles: ['agent_runtime'], ...claims }, { privateKeyPem: agentKey });
+    const claimsOf = (extra: Partial<AgentClaims> = {}): AgentClaims => ({ sub: 'triage-bot', tenant: 'acme', roles: ['agent_runtime'], environment: 'production', ...extra });
+    const token = (extra: Partial<AgentClaims> = {}) => gw.agentToken(claimsOf(extra));
+    /** An agent token signed with the trusted key, claims written by hand (an issuer that spells things its own way, or forgets one). */
+    const handSigned = (claims: Record<string, unknown>) =>
+      gw.signWithTrustedKey(
+        (jwt) => jwt.setProtectedHeader({ alg: 'EdDSA', typ: AGENT_TOKEN_TYP }).setIssuer(DEFAULT_AGENT_ISSUER).setAudience(AGENT_AUDIENCE).setExpirationTime('10m'),
+        { sub: 'triage-bot', tenant: 'acme', roles: ['agent_runtime'], type: 'agent', environment: 'production', ...claims },
+      );
     const post = async (body: unknown, bearer?: string) => gw.api('POST', '/v1/tool-requests', { token: bearer ?? (await token()), body });
-    const base = (extra: Record<string, unknown> = {}) => ({ environment: 'production', tool: 'read_kb', args: { query: 'x' }, ...extra });
+    const base = (extra: Record<string, unknown> = {}) => ({ tool: 'read_kb', args: { query: 'x' }, ...extra });
+    /** Whether a workflow exists under this id (the front door started it). */
+    const started = async (workflowId: string) =>
+      gw.ops.workflow
+        .getHandle(workflowId)
+        .describe()
+        .then(
+          () => true,
+          (err: unknown) => {
+            if (err instanceof WorkflowNotFoundError) return false;
+            throw err;
+          },
+        );
+    /** `toolgate_refused_attempts_total` of the agent API for `code`, from the API's metrics. */
+    const refusedCount = async (code: string) => {
+      const text = await (await fetch(`${gw.apiUrl}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('toolgate_refused_attempts_total{') && l.includes('surface="agent_api"') && l.includes(`code="${code}"`));
+      return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+    };
 
-    test('401 without a token, with an approver token, and with an agent token from another key', async () => {
-      assert.equal((await gw.api('POST', '/v1/tool-requests', { body: base() })).status, 401);
+    test('401 without a token, with an approver token, a foreign key, an expired token, or a token without an environment', async () => {
+      const anonymous = await gw.api('POST', '/v1/tool-requests', { body: base() });
+      assert.equal(anonymous.status, 401);
+      assert.equal(anonymous.body.error.code, 'unauthenticated');
       const approver = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
       const asApprover = await post(base(), approver);
       assert.equal(asApprover.status, 401);
       assert.equal(asApprover.body.error.code, 'invalid_token');
       const other = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-      const forged = await issueAgentToken({ sub: 'triage-bot', tenant: 'acme', roles: ['agent_runtime'] }, { privateKeyPem: await exportPKCS8(other.privateKey) });
+      const forged = await issueAgentToken(claimsOf(), { privateKeyPem: await exportPKCS8(other.privateKey) });
       assert.equal((await post(base(), forged)).status, 401);
+      assert.equal((await post(base(), await gw.agentToken(claimsOf(), { ttlSeconds: -120 }))).status, 401, 'expired');
+      // The token binds where the agent acts: one that does not say so is refused, even signed by the trusted key.
+      const noEnvironment = await post(base({ environment: 'production' }), await handSigned({ environment: undefined }));
+      assert.equal(noEnvironment.status, 401);
+      assert.equal(noEnvironment.body.error.code, 'invalid_token');
+      assert.match(noEnvironment.body.error.message, /environment/);
+      assert.equal((await gw.api('GET', '/v1/agent', { token: await handSigned({ environment: undefined }) })).status, 401);
+      assert.equal((await gw.api('GET', '/v1/agent')).status, 401);
     });
 
     test('400 names the field of a bad body; malformed JSON is 400 too', async () => {
-      const missing = await post({ environment: 'production', args: {} });
+      const missing = await post({ args: {} });
       assert.equal(missing.status, 400);
       assert.equal(missing.body.error.code, 'invalid_body');
       assert.deepEqual(missing.body.error.fields, ['tool']);
@@ -308,37 +344,90 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
       assert.equal(broken.status, 400);
     });
 
-    test('403 when the body names another actor, roles the token does not grant, or another tenant', async () => {
-      const other = await post(base({ actor: { id: 'someone-else', type: 'agent', roles: [] } }));
-      assert.equal(other.status, 403);
-      assert.equal(other.body.error.code, 'actor_mismatch');
-      const roles = await post(base({ actor: { id: 'triage-bot', type: 'agent', roles: ['admin'] } }));
-      assert.equal(roles.status, 403);
-      const tenant = await post(base({ tenant: 'globex' }));
-      assert.equal(tenant.status, 403);
-      assert.equal(tenant.body.error.code, 'wrong_tenant');
+    test('a body that restates the token\'s identity is accepted, also under another spelling of the actor id', async () => {
+      const restated = await post(base({ wait: 10, actor: agentActor, tenant: 'acme', environment: 'production' }));
+      assert.equal(restated.status, 200, JSON.stringify(restated.body));
+      assert.equal(restated.body.state, 'completed');
+      assert.deepEqual(restated.body.outcome.actor, agentActor);
+      const spelled = await post(base({ wait: 10, actor: { ...agentActor, id: 'Triage-Bot', roles: ['agent_runtime'] } }));
+      assert.equal(spelled.status, 200, JSON.stringify(spelled.body));
+      assert.equal(spelled.body.outcome.actor.id, 'triage-bot');
+      const chain = [{ id: 'maria', type: 'human' as const }];
+      const forMaria = await post(base({ wait: 10, onBehalfOf: [{ id: 'Maria', type: 'human' }] }), await token({ onBehalfOf: chain }));
+      assert.equal(forMaria.status, 200, JSON.stringify(forMaria.body));
+      assert.equal(forMaria.body.state, 'completed');
+    });
+
+    test('403 identity_mismatch names each field the body changes — actor id, type, roles (even a subset), tenant, environment, on-behalf-of — and starts nothing', async () => {
+      const before = await refusedCount('identity_mismatch');
+      const maria = [{ id: 'maria', type: 'human' as const }];
+      const cases: [string, Record<string, unknown>, string[], Partial<AgentClaims>?][] = [
+        ['another actor', { actor: { ...agentActor, id: 'someone-else' } }, ['actor.id']],
+        ['another actor type', { actor: { ...agentActor, type: 'human' } }, ['actor.type']],
+        ['a role the token does not grant', { actor: { ...agentActor, roles: ['agent_runtime', 'admin'] } }, ['actor.roles']],
+        ['a subset of the roles', { actor: { ...agentActor, roles: [] } }, ['actor.roles']],
+        ['another tenant', { tenant: 'globex' }, ['tenant']],
+        ['another environment', { environment: 'staging' }, ['environment']],
+        ['a principal the token does not name', { onBehalfOf: maria }, ['onBehalfOf']],
+        ['another principal', { onBehalfOf: [{ id: 'carol', type: 'human' }] }, ['onBehalfOf'], { onBehalfOf: maria }],
+        ['no principal where the token names one', { onBehalfOf: [] }, ['onBehalfOf'], { onBehalfOf: maria }],
+        ['several at once', { actor: { ...agentActor, id: 'root' }, tenant: 'globex', environment: 'staging' }, ['actor.id', 'tenant', 'environment']],
+      ];
+      for (const [name, identity, fields, claims] of cases) {
+        const requestId = unique('mismatch');
+        const res = await post(base({ requestId, wait: 5, ...identity }), await token(claims));
+        assert.equal(res.status, 403, `${name}: ${JSON.stringify(res.body)}`);
+        assert.equal(res.body.error.code, 'identity_mismatch', name);
+        assert.deepEqual(res.body.error.fields, fields, name);
+        for (const tenant of ['acme', 'globex']) assert.equal(await started(workflowIdFor(tenant, requestId)), false, `${name}: nothing was started`);
+      }
+      assert.equal(await refusedCount('identity_mismatch'), before + cases.length, 'each refusal is counted at the edge');
+    });
+
+    test('403 tool_not_granted for a tool outside the token\'s tools; the granted tool still runs', async () => {
+      const narrow = await token({ tools: ['read_kb'] });
+      const requestId = unique('narrow');
+      const refused = await post({ requestId, tool: 'create_ticket', args: { title: 'Not mine' } }, narrow);
+      assert.equal(refused.status, 403);
+      assert.equal(refused.body.error.code, 'tool_not_granted');
+      assert.deepEqual(refused.body.error.fields, ['tool']);
+      assert.equal(await started(workflowIdFor('acme', requestId)), false);
+      const granted = await post(base({ wait: 10 }), narrow);
+      assert.equal(granted.status, 200);
+      assert.equal(granted.body.state, 'completed');
+      // The SDK turns it into a typed error the model can read.
+      const sdk = await gw.gateway.as({ ...triageBot, tools: ['read_kb'] });
+      await assert.rejects(sdk.call({ tool: 'create_ticket', args: { title: 'x' } }), (err: unknown) => err instanceof ToolNotGranted && err.toToolResult().status === 'denied');
     });
 
     test('an allowed call with wait answers 200 with the outcome; an unknown tool is a denial outcome', async () => {
-      const ok = await post(base({ wait: 10, actor: agentActor, tenant: 'acme' }));
+      const ok = await post(base({ wait: 10 }));
       assert.equal(ok.status, 200);
       assert.equal(ok.body.state, 'completed');
       assert.equal(ok.body.outcome.actor.id, 'triage-bot');
+      assert.equal(ok.body.outcome.tenant, 'acme');
       assert.ok(Array.isArray(ok.body.result.articles));
-      const unknown = await post({ environment: 'production', tool: 'drop_tables', args: {}, wait: 10 });
+      const unknown = await post({ tool: 'drop_tables', args: {}, wait: 10 });
       assert.equal(unknown.status, 200);
       assert.equal(unknown.body.state, 'denied');
       assert.equal(unknown.body.outcome.code, 'unknown_tool');
+      // The environment comes from the token: a staging agent's call is judged in staging.
+      const staging = await post({ tool: 'prod_db_write', args: { statement: 'UPDATE x' }, wait: 10 }, await token({ environment: 'staging' }));
+      assert.equal(staging.status, 200);
+      assert.equal(staging.body.state, 'completed');
+      const production = await post({ tool: 'prod_db_write', args: { statement: 'UPDATE x' }, wait: 10 });
+      assert.equal(production.body.state, 'denied');
+      assert.equal(production.body.outcome.code, 'environment_not_allowed');
     });
 
-    test('a wait that runs out answers 202 with a status URL; the same requestId twice is one request; another tenant sees 404', async () => {
+    test('a wait that runs out answers 202 with a status URL; the same requestId twice is one request; only its agent reads it', async () => {
       const requestId = unique('http');
-      const body = { requestId, environment: 'production', tool: 'create_ticket', args: { title: 'Via HTTP' }, wait: 1 };
+      const body = { requestId, tool: 'create_ticket', args: { title: 'Via HTTP' }, wait: 1 };
       const before = effects.create_ticket!.length;
-      const started = Date.now();
+      const startedAt = Date.now();
       const first = await post(body);
       assert.equal(first.status, 202);
-      assert.ok(Date.now() - started >= 900, 'it waited about the second it was given');
+      assert.ok(Date.now() - startedAt >= 900, 'it waited about the second it was given');
       assert.equal(first.body.requestId, requestId);
       assert.equal(first.body.state, 'pending_approval');
       assert.equal(first.body.statusUrl, `/v1/tool-requests/${requestId}`);
@@ -348,11 +437,14 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
       const conflict = await post({ ...body, args: { title: 'Something else' } });
       assert.equal(conflict.status, 409);
       assert.equal(conflict.body.error.code, 'conflict');
+      const otherAgent = await post(body, await token({ sub: 'other-bot' }));
+      assert.equal(otherAgent.status, 409, 'another agent of the tenant cannot attach to the request');
 
       const status = await gw.api('GET', first.body.statusUrl, { token: await token() });
       assert.equal(status.status, 200);
       assert.equal(status.body.state, 'pending_approval');
-      assert.equal((await gw.api('GET', first.body.statusUrl, { token: await token({ tenant: 'globex' }) })).status, 404);
+      assert.equal((await gw.api('GET', first.body.statusUrl, { token: await token({ sub: 'other-bot' }) })).status, 404, 'another agent of the same tenant');
+      assert.equal((await gw.api('GET', first.body.statusUrl, { token: await token({ tenant: 'globex' }) })).status, 404, 'another tenant');
       assert.equal((await gw.api('GET', '/v1/tool-requests/no-such-request', { token: await token() })).status, 404);
       assert.equal((await gw.api('GET', `${first.body.statusUrl}?wait=99`, { token: await token() })).status, 400);
 
@@ -364,6 +456,78 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
       const replay = await post(body);
       assert.equal(replay.status, 200, 'the same request again answers with its recorded outcome');
       assert.equal(effects.create_ticket!.length - before, 1, 'executed once');
+    });
+
+    test('request ids are per tenant: an id globex used is free for acme, and each tenant\'s agent reads its own', async () => {
+      const requestId = unique('shared-id');
+      const globexToken = await token({ tenant: 'globex' });
+      const globex = await post({ requestId, tool: 'create_ticket', args: { title: 'For globex' } }, globexToken);
+      assert.equal(globex.status, 202, JSON.stringify(globex.body));
+      const acme = await post({ requestId, tool: 'read_kb', args: { query: 'for acme' }, wait: 10 });
+      assert.equal(acme.status, 200, JSON.stringify(acme.body));
+      assert.equal(acme.body.state, 'completed');
+      assert.equal(acme.body.outcome.workflowId, `toolreq/acme/${requestId}`);
+      assert.equal(acme.body.outcome.tenant, 'acme');
+
+      const described = await Promise.all(['globex', 'acme'].map((tenant) => gw.ops.workflow.getHandle(workflowIdFor(tenant, requestId)).describe()));
+      assert.deepEqual(described.map((d) => d.workflowId), [`toolreq/globex/${requestId}`, `toolreq/acme/${requestId}`]);
+      assert.notEqual(described[0]!.runId, described[1]!.runId, 'two different workflows');
+      assert.deepEqual(described.map((d) => d.typedSearchAttributes.get(searchAttributes.tenant)), ['globex', 'acme']);
+      assert.deepEqual(described.map((d) => d.typedSearchAttributes.get(searchAttributes.tool)), ['create_ticket', 'read_kb']);
+
+      const globexView = await gw.api('GET', `/v1/tool-requests/${requestId}`, { token: globexToken });
+      assert.equal(globexView.status, 200);
+      assert.equal(globexView.body.state, 'pending_approval');
+      assert.equal(globexView.body.tool, 'create_ticket');
+      assert.equal((await gw.api('GET', `/v1/tool-requests/${requestId}`, { token: await token() })).body.tool, 'read_kb');
+      // Globex's approver decides globex's request; acme's request is untouched by it.
+      await decide(gw, requestId, 'reject', 'not today', 'globex');
+      const rejected = await gw.api('GET', `/v1/tool-requests/${requestId}?wait=10`, { token: globexToken });
+      assert.equal(rejected.body.state, 'rejected');
+      assert.equal(rejected.body.outcome.workflowId, `toolreq/globex/${requestId}`);
+    });
+
+    test('GET /v1/agent answers the token\'s identity; the SDK reads the same', async () => {
+      const plain = await gw.api('GET', '/v1/agent', { token: await token() });
+      assert.equal(plain.status, 200);
+      assert.deepEqual(plain.body, { id: 'triage-bot', type: 'agent', tenant: 'acme', environment: 'production', roles: ['agent_runtime'] });
+      const full = await gw.api('GET', '/v1/agent', { token: await token({ sub: 'Triage-Bot', onBehalfOf: [{ id: 'Maria', type: 'human' }], tools: ['read_kb'] }) });
+      assert.deepEqual(full.body, {
+        id: 'triage-bot',
+        type: 'agent',
+        tenant: 'acme',
+        environment: 'production',
+        roles: ['agent_runtime'],
+        onBehalfOf: [{ id: 'maria', type: 'human' }],
+        tools: ['read_kb'],
+      });
+      assert.deepEqual(await triage.identity(), plain.body);
+    });
+
+    test('case and width variants of the sub are one agent: Bot and ｂｏｔ read each other\'s requests', async () => {
+      const asBot = await token({ sub: 'Bot' });
+      const asFullWidth = await handSigned({ sub: 'ｂｏｔ' }); // signed as written: the verifier folds it
+      assert.equal((await gw.api('GET', '/v1/agent', { token: asFullWidth })).body.id, 'bot');
+      assert.equal((await gw.api('GET', '/v1/agent', { token: asBot })).body.id, 'bot');
+
+      const fromBot = unique('variant');
+      const submitted = await post({ requestId: fromBot, tool: 'create_ticket', args: { title: 'From Bot' } }, asBot);
+      assert.equal(submitted.status, 202);
+      const read = await gw.api('GET', `/v1/tool-requests/${fromBot}`, { token: asFullWidth });
+      assert.equal(read.status, 200);
+      assert.equal(read.body.state, 'pending_approval');
+      assert.equal((await gw.status(fromBot)).actor.id, 'bot');
+      const again = await post({ requestId: fromBot, tool: 'create_ticket', args: { title: 'From Bot' } }, asFullWidth);
+      assert.equal(again.status, 202, 'the same request again, from the same agent under another spelling');
+
+      const fromFullWidth = unique('variant');
+      const done = await post(base({ requestId: fromFullWidth, wait: 10, actor: { id: 'BOT', type: 'agent', roles: ['agent_runtime'] } }), asFullWidth);
+      assert.equal(done.status, 200, JSON.stringify(done.body));
+      assert.equal(done.body.outcome.actor.id, 'bot');
+      const readBack = await gw.api('GET', `/v1/tool-requests/${fromFullWidth}`, { token: asBot });
+      assert.equal(readBack.status, 200);
+      assert.equal(readBack.body.state, 'completed');
+      assert.equal((await gw.api('GET', `/v1/tool-requests/${fromFullWidth}`, { token: await token() })).status, 404, 'triage-bot is another agent');
     });
   });
 });

@@ -1,8 +1,10 @@
 /**
- * Many approvals at once, cross-wired on purpose: 1,000 requests wait together; the right approvers
- * decide them concurrently in shuffled order, and one decision in ten is also sent to the wrong
- * request. Every request must end as its approver intended, every mis-sent decision must be
- * refused and recorded, and every executed argument set must hash to the digest that was approved.
+ * Many approvals at once, cross-wired on purpose: 1,000 requests, submitted through the front door,
+ * wait together; the right approvers decide them concurrently over the approval API in shuffled
+ * order, and one decision in ten is also sent to the wrong request. Every request must end as its
+ * approver intended, every mis-sent decision must be refused (and, while its target still waits,
+ * recorded in the target's history), and every executed argument set must hash to the digest that
+ * was approved.
  *
  * The size is `APPROVAL_SCALE_REQUESTS` (default 1000).
  */
@@ -11,8 +13,9 @@ import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { canonicalDigest } from '../../src/approvals/digest.js';
 import type { Notifier } from '../../src/notify/notifier.js';
-import type { RequestStatus, ToolOutcome, ToolRequestHandle } from '../../src/client/index.js';
-import { eventually, startGateway, startTemporal, type GatewayEnv } from '../helpers/gateway-env.js';
+import type { RequestStatus, ToolOutcome } from '../../src/client/index.js';
+import { FailureTypes } from '../../src/shared/index.js';
+import { eventually, startGateway, startTemporal, type GatewayEnv, type TestRequestHandle } from '../helpers/gateway-env.js';
 import { pool } from '../helpers/pool.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
 
@@ -80,7 +83,7 @@ describe(`${COUNT} approvals at once, with cross-wired decisions`, { timeout: 90
   test('every request ends as intended; every mis-sent decision is refused; executed args hash to the approved digest', async () => {
     const started = Date.now();
     const run = `${process.pid}-${Date.now()}`;
-    const handles: ToolRequestHandle[] = await pool(
+    const handles: TestRequestHandle[] = await pool(
       Array.from({ length: COUNT }, (_, i) => () =>
         gw.gateway.start({
           requestId: `scale-${run}-${i}`,
@@ -93,10 +96,11 @@ describe(`${COUNT} approvals at once, with cross-wired decisions`, { timeout: 90
       ),
       CONCURRENCY,
     );
+    // The approvers' view (digest, plan) is the full status, which ops read through Temporal.
     const pending: RequestStatus[] = await pool(
       handles.map((handle) => () =>
         eventually(async () => {
-          const status = await handle.status();
+          const status = await gw.status(handle.requestId);
           return status.state === 'pending_approval' ? status : undefined;
         }, `request ${handle.requestId} pending`, 300_000),
       ),
@@ -163,12 +167,16 @@ describe(`${COUNT} approvals at once, with cross-wired decisions`, { timeout: 90
     const rejectedCount = outcomes.filter((o) => o.status === 'rejected').length;
     assert.equal(service.effects.filter((e) => e.key.includes(`scale-${run}-`)).length, COUNT - rejectedCount);
 
-    const statuses = await pool(handles.map((h) => () => h.status()), CONCURRENCY);
-    const recordedForDigest = statuses.reduce((sum, s) => sum + s.refusals.filter((r) => r.code === 'digest_mismatch').length, 0);
+    const statuses = await pool(handles.map((h) => () => gw.status(h.requestId)), CONCURRENCY);
+    const recordedForDigest = statuses.reduce((sum, s) => sum + s.refusals.filter((r) => r.code === FailureTypes.DigestMismatch).length, 0);
     assert.equal(recordedForDigest, refusedForDigest, 'every digest refusal is in the record of the request it was sent to');
-    // A refusal that met an already closed request can only be logged; the others are in its record.
+    // A refusal that met an already closed request can only be logged; the others are in its record,
+    // under the approver who sent them.
     const recordedAll = statuses.reduce((sum, s) => sum + s.refusals.length, 0);
-    assert.ok(recordedAll >= refusedForDigest && recordedAll <= misSent.length);
+    assert.ok(recordedAll >= refusedForDigest && recordedAll <= misSent.length, `${recordedAll} refusals recorded`);
+    const senders = new Set(misSent.map((d) => `manager-${tokens.indexOf(d.token)}`));
+    assert.ok(statuses.every((s) => s.refusals.every((r) => senders.has(String(r.approverId)))), 'each recorded refusal names a manager who mis-sent one');
+    assert.ok(statuses.every((s) => s.approvals.every((a) => a.digest === s.digest)), 'no vote landed on a proposal other than its own');
 
     process.stdout.write(
       `approvals at scale: ${COUNT} requests, ${sends.length} decisions (${misSent.length} mis-sent: ${refusedForDigest} refused for the digest, ` +

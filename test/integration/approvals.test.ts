@@ -1,8 +1,11 @@
 /**
  * Approvals as a security boundary, on a real Temporal server and real HTTP: self-approval (also
- * through an actor chain), cross-tenant, one person filling two all_of groups, double votes,
- * forged and replayed tokens, one-click links, and edit before approve. Every refused attempt
- * must be recorded in the request and must leave no side effect.
+ * through an actor chain), cross-tenant, one person filling two all_of groups, double votes (also
+ * under another spelling of the same name), forged and replayed tokens, one-click links, and edit
+ * before approve. Requests enter through the front door; decisions go through the approval API.
+ * No refused attempt leaves a side effect. An authenticated approver's refused attempt is recorded
+ * in the request (within HISTORY_BOUNDS); anonymous and invalid attempts never enter a history:
+ * they are logged and counted in `toolgate_refused_attempts_total`.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -10,8 +13,9 @@ import { SignJWT, base64url, exportPKCS8, generateKeyPair } from 'jose';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { canonicalDigest } from '../../src/approvals/digest.js';
 import { issueApproverToken } from '../../src/auth/tokens.js';
-import { ToolDenied, type RequestStatus, type ToolRequestInput } from '../../src/client/index.js';
-import { eventually, startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+import { ToolDenied } from '../../src/client/index.js';
+import { FailureTypes, HISTORY_BOUNDS, type RequestStatus, type ToolRequestInput } from '../../src/shared/index.js';
+import { startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
 
 function policyYaml(url: string): string {
@@ -90,6 +94,13 @@ function request(tool: string, args: Record<string, unknown>, extra: Partial<Too
   return { requestId: `ap-${process.pid}-${Date.now()}-${seq}`, actor: bot, tenant: 'acme', environment: 'production', tool, args, ...extra };
 }
 
+/** The value of `toolgate_refused_attempts_total{surface, code}` in the API's metrics (0 before the first). */
+async function refusedAtEdge(apiUrl: string, surface: string, code: string): Promise<number> {
+  const text = await (await fetch(`${apiUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('toolgate_refused_attempts_total{') && l.includes(`surface="${surface}"`) && l.includes(`code="${code}"`));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
 describe('approvals that cannot be forged, replayed, cross-wired or self-granted', { timeout: 180_000 }, () => {
   let env: TestWorkflowEnvironment;
   let gw: GatewayEnv;
@@ -100,6 +111,8 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
   const effectsOf = (workflowId: string) => service.effects.filter((e) => e.key === `toolgate:${workflowId}`).length;
   const decide = async (requestId: string, token: string, body: Record<string, unknown>) =>
     gw.api('POST', `/v1/approvals/${requestId}/decision`, { token, body });
+  /** Who tried what, as the request's record keeps it. */
+  const refusalsOf = async (requestId: string) => (await gw.status(requestId)).refusals.map((r) => [r.approverId, r.code]);
 
   before(async () => {
     env = await startTemporal();
@@ -112,40 +125,56 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
     await env?.teardown();
   });
 
-  test('the requester, and the person the agent acts for, cannot approve; both attempts are recorded', async () => {
+  test('the requester, and the person the agent acts for, cannot approve, under any spelling; the attempts are recorded', async () => {
     const handle = await gw.gateway.start(request('refund', { amount: 50, customer: 'c-1' }, { onBehalfOf: [{ id: 'carol', type: 'human' }] }));
     const { digest } = await pendingStatus(handle.requestId);
-    const asBot = await decide(handle.requestId, await gw.token({ sub: 'refund-bot', tenant: 'acme', groups: ['manager'] }), { decision: 'approve', digest });
-    const asCarol = await decide(handle.requestId, await gw.token({ sub: 'carol', tenant: 'acme', groups: ['manager'] }), { decision: 'approve', digest });
-    assert.equal(asBot.status, 403);
-    assert.equal(asCarol.status, 403);
-    assert.equal(asCarol.body.error.code, 'self_approval');
-    const status = await eventually(async () => {
-      const s = await handle.status();
-      return s.refusals.length >= 2 ? s : undefined;
-    }, 'the refusals to be recorded');
-    assert.deepEqual(
-      status.refusals.map((r) => [r.approverId, r.code]),
-      [
-        ['refund-bot', 'self_approval'],
-        ['carol', 'self_approval'],
-      ],
+    const attempts = [
+      ['refund-bot', 'refund-bot'],
+      ['carol', 'carol'],
+      ['Refund-Bot', 'refund-bot'],
+      ['CAROL', 'carol'],
+    ] as const;
+    for (const [sub] of attempts) {
+      const res = await decide(handle.requestId, await gw.token({ sub, tenant: 'acme', groups: ['manager'] }), { decision: 'approve', digest });
+      assert.equal(res.status, 403, sub);
+      assert.equal(res.body.error.code, 'self_approval', sub);
+    }
+    // An identity provider may write any spelling into sub: a token signed as written, full width.
+    const fullWidth = await gw.signWithTrustedKey(
+      (jwt) => jwt.setProtectedHeader({ alg: 'EdDSA', typ: 'toolgate-approver+jwt' }).setSubject('ＣＡＲＯＬ').setIssuer('toolgate-local').setAudience('toolgate-approvals').setExpirationTime('10m'),
+      { tenant: 'acme', groups: ['manager'] },
     );
+    const asFullWidth = await decide(handle.requestId, fullWidth, { decision: 'approve', digest });
+    assert.equal(asFullWidth.status, 403);
+    assert.equal(asFullWidth.body.error.code, 'self_approval');
+    const status = await gw.status(handle.requestId);
+    assert.deepEqual(
+      status.refusals.map((r) => [r.approverId, r.code, r.via]),
+      [...attempts.map(([, id]) => [id, FailureTypes.SelfApproval, 'api']), ['carol', FailureTypes.SelfApproval, 'api']],
+      'each attempt is recorded under the canonical id of who made it',
+    );
+    assert.equal(status.state, 'pending_approval');
     assert.equal(status.approvals.length, 0);
     assert.equal(effectsOf(handle.workflowId), 0);
   });
 
-  test('an approver of another tenant gets 404 and the attempt is recorded', async () => {
+  test('an approver of another tenant finds no such request (404); nothing is recorded in it', async () => {
     const handle = await gw.gateway.start(request('refund', { amount: 60, customer: 'c-2' }));
     const { digest } = await pendingStatus(handle.requestId);
-    const res = await decide(handle.requestId, await gw.token({ sub: 'eve', tenant: 'globex', groups: ['manager'] }), { decision: 'approve', digest });
+    const eve = await gw.token({ sub: 'eve', tenant: 'globex', groups: ['manager'] });
+    const res = await decide(handle.requestId, eve, { decision: 'approve', digest });
     assert.equal(res.status, 404);
-    const status = await eventually(async () => {
-      const s = await handle.status();
-      return s.refusals.length > 0 ? s : undefined;
-    }, 'the refusal');
-    assert.equal(status.refusals[0]?.code, 'wrong_tenant');
-    assert.equal(status.refusals[0]?.approverId, 'eve');
+    assert.equal(res.body.error.code, 'not_found');
+    const read = await gw.api('GET', `/v1/approvals/${handle.requestId}`, { token: eve });
+    assert.equal(read.status, 404, 'nor can she read it');
+    // A refusal that is recorded, sent after hers: the record holds it and nothing of eve's.
+    const viewer = await decide(handle.requestId, await gw.token({ sub: 'vic', tenant: 'acme', groups: ['viewer'] }), { decision: 'approve', digest });
+    assert.equal(viewer.status, 403);
+    const status = await gw.status(handle.requestId);
+    assert.deepEqual(status.refusals.map((r) => [r.approverId, r.code]), [['vic', FailureTypes.NotEligible]]);
+    assert.equal(status.state, 'pending_approval');
+    assert.equal(status.approvals.length, 0);
+    assert.equal(effectsOf(handle.workflowId), 0);
   });
 
   test('one person cannot fill both all_of groups; a second person completes dual control', async () => {
@@ -156,7 +185,17 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
     const again = await decide(handle.requestId, both, { decision: 'approve', digest });
     assert.equal(again.status, 409);
     assert.equal(again.body.error.code, 'duplicate_vote');
-    assert.equal((await handle.status()).state, 'pending_approval', 'one person filled only one group');
+    // The same person under another spelling is the same approver: a duplicate, not a second person.
+    const shouted = await decide(handle.requestId, await gw.token({ sub: 'SASHA', tenant: 'acme', groups: ['security', 'db_owner'] }), { decision: 'approve', digest });
+    assert.equal(shouted.status, 409);
+    assert.equal(shouted.body.error.code, 'duplicate_vote');
+    const status = await gw.status(handle.requestId);
+    assert.equal(status.state, 'pending_approval', 'one person filled only one group');
+    assert.deepEqual(status.approvals.map((a) => a.approverId), ['sasha']);
+    assert.deepEqual(status.refusals.map((r) => [r.approverId, r.code]), [
+      ['sasha', FailureTypes.DuplicateVote],
+      ['sasha', FailureTypes.DuplicateVote],
+    ]);
     assert.equal(effectsOf(handle.workflowId), 0);
     const owner = await gw.token({ sub: 'omar', tenant: 'acme', groups: ['db_owner'] });
     assert.equal((await decide(handle.requestId, owner, { decision: 'approve', digest })).status, 200);
@@ -173,20 +212,27 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
     const t2 = await gw.token({ sub: 'tom', tenant: 'acme', groups: ['treasury'] });
     assert.equal((await decide(handle.requestId, t1, { decision: 'approve', digest })).status, 200);
     assert.equal((await decide(handle.requestId, t1, { decision: 'approve', digest })).status, 409);
+    assert.equal((await decide(handle.requestId, await gw.token({ sub: 'Tia', tenant: 'acme', groups: ['treasury'] }), { decision: 'approve', digest })).status, 409);
+    assert.equal((await gw.status(handle.requestId)).state, 'pending_approval', 'tia twice, under two spellings, is one approver');
     assert.equal(effectsOf(handle.workflowId), 0);
     assert.equal((await decide(handle.requestId, t2, { decision: 'approve', digest })).status, 200);
-    assert.equal((await handle.outcome()).status, 'completed');
+    const outcome = await handle.outcome();
+    assert.equal(outcome.status, 'completed');
+    assert.deepEqual(outcome.approvals.map((a) => a.approverId), ['tia', 'tom']);
+    assert.equal(effectsOf(handle.workflowId), 1);
   });
 
-  describe('token matrix: every forged or broken token is refused, recorded, and acts on nothing', () => {
+  describe('token matrix: every forged or broken token is refused, counted, kept out of the history, and acts on nothing', () => {
     let requestId: string;
     let workflowId: string;
     let digest: string;
+    let countedBefore: { invalid: number; anonymous: number };
     before(async () => {
       const handle = await gw.gateway.start(request('refund', { amount: 70, customer: 'c-3' }));
       requestId = handle.requestId;
       workflowId = handle.workflowId;
       digest = (await pendingStatus(requestId)).digest ?? '';
+      countedBefore = { invalid: await refusedAtEdge(gw.apiUrl, 'approvals', 'invalid_token'), anonymous: await refusedAtEdge(gw.apiUrl, 'approvals', 'unauthenticated') };
     });
 
     const claims = { tenant: 'acme', groups: ['manager'] };
@@ -248,14 +294,23 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       });
     }
 
-    test('every refusal is in the record and nothing ran', async () => {
-      const status = await eventually(async () => {
-        const s = await (await gw.gateway.get(requestId)).status();
-        return s.refusals.length >= cases.length ? s : undefined;
-      }, 'all refusals recorded');
-      assert.equal(status.refusals.length, cases.length);
-      assert.ok(status.refusals.every((r) => r.approverId === null && (r.code === 'invalid_token' || r.code === 'unauthenticated')));
+    test('no token at all', async () => {
+      const res = await gw.api('POST', `/v1/approvals/${requestId}/decision`, { body: { decision: 'approve', digest } });
+      assert.equal(res.status, 401);
+      assert.equal(res.body.error.code, 'unauthenticated');
+    });
+
+    test('every refusal is counted at the edge, none is in the history, and nothing ran', async () => {
+      assert.equal(await refusedAtEdge(gw.apiUrl, 'approvals', 'invalid_token'), countedBefore.invalid + cases.length, 'each invalid token is counted');
+      assert.equal(await refusedAtEdge(gw.apiUrl, 'approvals', 'unauthenticated'), countedBefore.anonymous + 1, 'the anonymous attempt is counted');
+      // A recorded refusal after them all: the record has it, and nothing from the anonymous or invalid attempts.
+      const viewer = await decide(requestId, await gw.token({ sub: 'vic', tenant: 'acme', groups: ['viewer'] }), { decision: 'approve', digest });
+      assert.equal(viewer.status, 403);
+      const status = await gw.status(requestId);
+      assert.deepEqual(status.refusals.map((r) => [r.approverId, r.code]), [['vic', FailureTypes.NotEligible]]);
+      assert.ok(status.refusals.every((r) => r.claimedId === undefined), 'no unverified claim reaches the record');
       assert.equal(status.state, 'pending_approval');
+      assert.equal(status.approvals.length, 0);
       assert.equal(effectsOf(workflowId), 0);
     });
   });
@@ -278,7 +333,7 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
         assert.match(html, /c-4/);
         assert.match(html, /<form method="post">/);
       }
-      assert.equal((await handle.status()).approvals.length, 0, 'GET must not decide');
+      assert.equal((await gw.status(handle.requestId)).approvals.length, 0, 'GET must not decide');
 
       const post = (body: string) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
       const approved = await post('decision=approve');
@@ -287,9 +342,10 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       const reused = await post('decision=approve');
       assert.equal(reused.status, 409);
       assert.equal(effectsOf(handle.workflowId), 1);
+      assert.deepEqual((await gw.status(handle.requestId)).approvals.map((a) => [a.approverId, a.via]), [['maria', 'link']]);
     });
 
-    test('a used link cannot decide another request, and an expired link is refused and recorded', async () => {
+    test('a used link cannot decide again or decide another request; an expired link is refused and counted, not recorded', async () => {
       const first = await gw.gateway.start(request('payout', { amount: 1 }));
       const second = await gw.gateway.start(request('payout', { amount: 2 }));
       const s1 = await pendingStatus(first.requestId);
@@ -299,19 +355,19 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       const form = { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=approve' };
       assert.equal((await fetch(`${gw.apiUrl}/v1/links/${link.token}`, form)).status, 200);
       assert.equal((await fetch(`${gw.apiUrl}/v1/links/${link.token}`, form)).status, 409, 'reused on the same request');
+      assert.deepEqual(await refusalsOf(first.requestId), [['tia', FailureTypes.LinkReused]], 'the reuse by an authenticated approver is recorded');
       // The same token can only ever name its own request: presenting it for the second one fails the binding.
       const forSecond = await gw.api('POST', `/v1/approvals/${second.requestId}/decision`, { token: link.token, body: { decision: 'approve', digest: s2.digest } });
       assert.equal(forSecond.status, 401, 'a link token is not an approver token');
 
       const expired = await gw.links.mintLink({ requestId: second.requestId, digest: s2.digest ?? '', approver }, new Date(Date.now() - 3600_000));
+      const counted = await refusedAtEdge(gw.apiUrl, 'link', 'invalid_link');
       const res = await fetch(`${gw.apiUrl}/v1/links/${expired.token}`, form);
       assert.equal(res.status, 401);
-      const recorded = await eventually(async () => {
-        const s = await second.status();
-        return s.refusals.find((r) => r.via === 'link') ? s : undefined;
-      }, 'the expired-link refusal');
-      assert.equal(recorded.refusals.find((r) => r.via === 'link')?.code, 'invalid_link');
-      assert.equal(recorded.approvals.length, 0);
+      assert.equal(await refusedAtEdge(gw.apiUrl, 'link', 'invalid_link'), counted + 1, 'the expired link is counted at the edge');
+      const status = await gw.status(second.requestId);
+      assert.deepEqual(status.refusals, [], 'a link that does not verify authenticates nobody: nothing enters the history');
+      assert.equal(status.approvals.length, 0);
       assert.equal(effectsOf(second.workflowId), 0);
     });
   });
@@ -324,7 +380,7 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       const res = await decide(handle.requestId, manager, { decision: 'edit', digest, args: { amount: 500000, customer: 'c-5' }, reason: 'typo?' });
       assert.equal(res.status, 200);
       await assert.rejects(handle.result(), (err: unknown) => err instanceof ToolDenied && err.outcome.rule === 'refund/no-huge-refunds');
-      const status = await handle.status();
+      const status = await gw.status(handle.requestId);
       assert.equal(status.edits[0]?.editorId, 'maria');
       assert.equal(effectsOf(handle.workflowId), 0);
     });
@@ -342,6 +398,10 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       // The old digest no longer applies, and the manager cannot finish the new plan.
       assert.equal((await decide(handle.requestId, manager, { decision: 'approve', digest: first.digest })).status, 409);
       assert.equal((await decide(handle.requestId, manager, { decision: 'approve', digest: second.digest })).status, 403);
+      assert.deepEqual(await refusalsOf(handle.requestId), [
+        ['maria', FailureTypes.DigestMismatch],
+        ['maria', FailureTypes.NotEligible],
+      ]);
       assert.equal(effectsOf(handle.workflowId), 0);
       const finance = await gw.token({ sub: 'fiona', tenant: 'acme', groups: ['finance'] });
       assert.equal((await decide(handle.requestId, finance, { decision: 'approve', digest: second.digest })).status, 200);
@@ -363,6 +423,35 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
     const other = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
     const forged = await issueApproverToken({ sub: 'maria', tenant: 'acme', groups: ['manager'] }, { privateKeyPem: await exportPKCS8(other.privateKey) });
     assert.equal((await decide(handle.requestId, forged, { decision: 'approve', digest })).status, 401);
-    assert.equal((await handle.status()).approvals.length, 0);
+    const status = await gw.status(handle.requestId);
+    assert.equal(status.approvals.length, 0);
+    assert.deepEqual(status.refusals, []);
+    assert.equal(effectsOf(handle.workflowId), 0);
+  });
+
+  test(`refused attempts are recorded within bounds: ${HISTORY_BOUNDS.refusalsPerPrincipal} per approver, ${HISTORY_BOUNDS.refusalsPerRequest} per request; beyond them still refused`, async () => {
+    const handle = await gw.gateway.start(request('refund', { amount: 97, customer: 'c-8' }));
+    const { digest } = await pendingStatus(handle.requestId);
+    const perApprover = HISTORY_BOUNDS.refusalsPerPrincipal + 2;
+    const approvers = Math.ceil(HISTORY_BOUNDS.refusalsPerRequest / HISTORY_BOUNDS.refusalsPerPrincipal) + 2;
+    for (let a = 0; a < approvers; a++) {
+      const viewer = await gw.token({ sub: `viewer-${a}`, tenant: 'acme', groups: ['viewer'] });
+      for (let i = 0; i < perApprover; i++) {
+        const res = await decide(handle.requestId, viewer, { decision: 'approve', digest });
+        assert.equal(res.status, 403, `viewer-${a} attempt ${i}`);
+        assert.equal(res.body.error.code, 'not_eligible', 'refused with the same answer, recorded or not');
+      }
+    }
+    const status = await gw.status(handle.requestId);
+    assert.equal(status.refusals.length, HISTORY_BOUNDS.refusalsPerRequest);
+    const perId = new Map<string, number>();
+    for (const r of status.refusals) perId.set(String(r.approverId), (perId.get(String(r.approverId)) ?? 0) + 1);
+    assert.ok([...perId.values()].every((n) => n === HISTORY_BOUNDS.refusalsPerPrincipal), JSON.stringify([...perId]));
+    assert.ok(status.refusals.every((r) => r.code === FailureTypes.NotEligible));
+    // The record is full; a valid approval still applies.
+    const manager = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+    assert.equal((await decide(handle.requestId, manager, { decision: 'approve', digest })).status, 200);
+    assert.equal((await handle.outcome()).status, 'completed');
+    assert.equal(effectsOf(handle.workflowId), 1);
   });
 });

@@ -1,19 +1,16 @@
 /**
  * Fuzzing the HTTP edges on a real Temporal dev server: thousands of mutated bodies (JSON values,
  * raw and bit-flipped bytes, wrong content types, oversize) and odd path parameters against
- * `POST /v1/approvals/:id/decision` and `POST /v1/tool-requests`. No 5xx, no unhandled rejection,
- * every 4xx is `{ error: { code, message } }`, and a 400 names the field at fault.
+ * `POST /v1/approvals/:id/decision` and the front door, `POST /v1/tool-requests` (whose valid body
+ * restates the agent token's identity, so mutations also change who the body claims to be). No
+ * 5xx, no unhandled rejection, every 4xx is `{ error: { code, message } }`, a 400 names the field
+ * at fault, and so does a 403 for an identity the token does not carry.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import fc from 'fast-check';
-import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
-import { createAgentRouter } from '../../src/api/agents.js';
-import { AgentTokenVerifier, issueAgentToken } from '../../src/auth/agent-tokens.js';
-import { ToolGateway } from '../../src/client/index.js';
-import { silentLogger } from '../../src/logger.js';
 import { startGateway, startTemporal, type GatewayEnv } from '../helpers/gateway-env.js';
 
 const POLICY = `
@@ -39,18 +36,12 @@ const trap = (reason: unknown) => void unhandled.push(reason);
 before(async () => {
   process.on('unhandledRejection', trap);
   env = await startTemporal();
-  const keys = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-  const verifier = await AgentTokenVerifier.fromPublicKeyPem(await exportSPKI(keys.publicKey));
-  const taskQueue = `fuzz-http-${randomUUID()}`;
   gw = await startGateway(env, {
-    taskQueue,
+    taskQueue: `fuzz-http-${randomUUID()}`,
     policy: POLICY,
     tools: { read_kb: async () => ({ articles: [] }) },
-    mount: (app) => {
-      app.use('/v1/tool-requests', createAgentRouter({ gateway: new ToolGateway({ client: env.client, taskQueue }), verifier, logger: silentLogger() }));
-    },
   });
-  agentToken = await issueAgentToken({ sub: 'triage-bot', tenant: 'acme', roles: ['agent_runtime'] }, { privateKeyPem: await exportPKCS8(keys.privateKey) });
+  agentToken = await gw.agentToken({ sub: 'triage-bot', tenant: 'acme', roles: ['agent_runtime'], environment: 'production' });
   approverToken = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
 });
 
@@ -107,6 +98,9 @@ function mutatedBody(valid: Record<string, unknown>): fc.Arbitrary<Body> {
   );
 }
 
+/** The fields a 403 identity_mismatch may name: the identity a body can only restate. */
+const IDENTITY_FIELDS = ['actor.id', 'actor.type', 'actor.roles', 'tenant', 'environment', 'onBehalfOf'];
+
 const PATH_IDS = ['missing-request', '%00', '..%2F..%2Fetc', '%E0%A4%A', 'a'.repeat(5000), '%F0%9F%92%A9', 'a%20b', '__proto__', 'constructor', '%2e%2e', '-leading'];
 
 type Shot = { path: string; contentType?: string; body?: string | Buffer; token: string };
@@ -120,7 +114,15 @@ async function fire(shot: Shot): Promise<{ status: number; text: string }> {
 
 test('thousands of mutated HTTP bodies: no 5xx, no unhandled rejection, every error is { error: { code, message } } and a 400 names the field', async () => {
   const decisionBody = { decision: 'approve', digest: 'a'.repeat(64), reason: 'looks fine' };
-  const agentBody = { requestId: 'fuzz-1', environment: 'production', tool: 'read_kb', args: { query: 'refunds' }, wait: 0 };
+  const agentBody = {
+    requestId: 'fuzz-1',
+    actor: { id: 'triage-bot', type: 'agent', roles: ['agent_runtime'] },
+    tenant: 'acme',
+    environment: 'production',
+    tool: 'read_kb',
+    args: { query: 'refunds' },
+    wait: 0,
+  };
   const shots: Shot[] = [];
   const decisionIds = fc.oneof(fc.constantFrom(...PATH_IDS), fc.stringMatching(/^[A-Za-z0-9._:@-]{1,20}$/));
   for (const [id, body] of fc.sample(fc.tuple(decisionIds, mutatedBody(decisionBody)), { numRuns: RUNS_PER_ENDPOINT, seed: 11 })) {
@@ -132,6 +134,7 @@ test('thousands of mutated HTTP bodies: no 5xx, no unhandled rejection, every er
   }
 
   const byStatus = new Map<number, number>();
+  let identityMismatches = 0;
   const failures: string[] = [];
   let next = 0;
   const started = performance.now();
@@ -153,8 +156,11 @@ test('thousands of mutated HTTP bodies: no 5xx, no unhandled rejection, every er
         }
         if (typeof body.error?.code !== 'string' || typeof body.error.message !== 'string') failures.push(`shape: ${what}`);
         const fields = body.error?.fields;
-        if (status === 400 && !(Array.isArray(fields) && fields.length > 0 && fields.every((f) => typeof f === 'string' && f.length > 0))) {
-          failures.push(`400 without fields: ${what}`);
+        const named = Array.isArray(fields) && fields.length > 0 && fields.every((f) => typeof f === 'string' && f.length > 0);
+        if (status === 400 && !named) failures.push(`400 without fields: ${what}`);
+        if (body.error?.code === 'identity_mismatch') {
+          identityMismatches += 1;
+          if (!(named && fields.every((f) => IDENTITY_FIELDS.includes(f as string)))) failures.push(`identity_mismatch without identity fields: ${what}`);
         }
       }
     }),
@@ -162,11 +168,12 @@ test('thousands of mutated HTTP bodies: no 5xx, no unhandled rejection, every er
   const seconds = (performance.now() - started) / 1000;
   console.log(
     `fuzz-http: ${shots.length} requests in ${seconds.toFixed(1)} s (${CONCURRENCY} concurrent): ` +
-      `${[...byStatus].sort(([a], [b]) => a - b).map(([s, n]) => `${s}=${n}`).join(', ')}; ${failures.length} failures; ${unhandled.length} unhandled rejections`,
+      `${[...byStatus].sort(([a], [b]) => a - b).map(([s, n]) => `${s}=${n}`).join(', ')}; ${identityMismatches} identity mismatches refused; ${failures.length} failures; ${unhandled.length} unhandled rejections`,
   );
   const kinds = new Map<string, number>();
   for (const failure of failures) kinds.set(failure.split(":")[0] as string, (kinds.get(failure.split(":")[0] as string) ?? 0) + 1);
   if (failures.length > 0) console.log(`fuzz-http failures by kind: ${[...kinds].map(([k, n]) => `${k}=${n}`).join(", ")}`);
   assert.deepEqual(failures.slice(0, 20), []);
   assert.deepEqual(unhandled, []);
+  assert.ok(identityMismatches > 0, 'some mutations changed the identity the body claims, and were refused for it');
 });

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { ToolDenied, type RequestStatus, type ToolRequestInput } from '../../src/client/index.js';
+import { ToolDenied } from '../../src/client/index.js';
 import { KillSwitches } from '../../src/kill-switch.js';
-import { TASK_QUEUE } from '../../src/shared/index.js';
+import { TASK_QUEUE, type RequestStatus, type ToolRequestInput } from '../../src/shared/index.js';
 import { eventually, startGateway, startTemporal, type GatewayEnv, testCodecKeysEnv, waitForState } from '../helpers/gateway-env.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
 
@@ -70,7 +70,8 @@ describe('kill switch', { timeout: 180_000 }, () => {
       child.on('exit', (code) => resolve({ code, out }));
     });
 
-  const pending = (requestId: string): Promise<RequestStatus> => waitForState(gw, requestId, 'pending_approval');
+  /** Waits for a request of `tenant` to wait for approval (request ids are namespaced per tenant). */
+  const pending = (requestId: string, tenant: string): Promise<RequestStatus> => waitForState(gw, requestId, 'pending_approval', { tenant });
 
   before(async () => {
     env = await startTemporal();
@@ -86,8 +87,8 @@ describe('kill switch', { timeout: 180_000 }, () => {
   test('pulling the switch denies pending requests in scope and refuses new ones; lifting restores service', async () => {
     const acme = await gw.gateway.start(request('acme', 'refund', { amount: 10 }));
     const globex = await gw.gateway.start(request('globex', 'refund', { amount: 20 }));
-    await pending(acme.requestId);
-    const globexStatus = await pending(globex.requestId);
+    await pending(acme.requestId, 'acme');
+    const globexStatus = await pending(globex.requestId, 'globex');
     // Visibility is eventually consistent: wait until the pending request is listed before pulling the switch.
     await eventually(async () => {
       for await (const w of env.client.workflow.list({ query: `WorkflowId = '${acme.workflowId}' AND ToolgateStatus = 'pending_approval'` })) return w;
@@ -99,7 +100,7 @@ describe('kill switch', { timeout: 180_000 }, () => {
     assert.match(on.out, /kill switch \S+ on; 1 pending request\(s\) denied/);
 
     await assert.rejects(acme.result(), (err: unknown) => err instanceof ToolDenied && err.outcome.code === 'kill_switch');
-    const record = await acme.status();
+    const record = await gw.status(acme.requestId, 'acme');
     assert.equal(record.killedBy?.by, 'oncall-olga');
     assert.equal(record.killedBy?.reason, 'incident 42');
 
@@ -129,7 +130,7 @@ describe('kill switch', { timeout: 180_000 }, () => {
 
   test('a request approved after the switch was pulled is still stopped before its side effect', async () => {
     const handle = await gw.gateway.start(request('initech', 'refund', { amount: 30 }));
-    const status = await pending(handle.requestId);
+    const status = await pending(handle.requestId, 'initech');
     const switches = new KillSwitches(env.client);
     const on = await switches.set({ tenant: 'initech', tool: 'refund', reason: 'fraud wave', by: 'sec-sam' });
     await new Promise((resolve) => setTimeout(resolve, 1100));

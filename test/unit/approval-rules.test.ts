@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   FailureTypes,
+  canonicalId,
   eligibleGroups,
   isApprovalSatisfied,
   isRejected,
@@ -124,5 +125,86 @@ describe('isApprovalSatisfied', () => {
 
   test('rejections do not count as approvals', () => {
     assert.equal(isApprovalSatisfied(plan(), [vote('a', ['manager'], 'reject')]), false);
+  });
+});
+
+describe('one person is one identity: case, width and compatibility variants of an id', () => {
+  // Each spelling is a different string that canonicalId folds to `maria` (or `kate`, `fiona`,
+  // `strasse`): upper case, full width, mathematical letters, circled letters, the Kelvin sign
+  // (U+212A), a ligature, sharp s. A token issuer or an identity provider may hand out any of them.
+  const MARIA = ['maria', 'Maria', 'MARIA', 'ＭＡＲＩＡ', 'ｍａｒｉａ', '𝐦𝐚𝐫𝐢𝐚', '𝕄𝔸ℝ𝕀𝔸', 'Ⓜⓐⓡⓘⓐ'];
+  const OTHERS: [string, string][] = [
+    ['kate', '\u212Aate'], // Kelvin sign
+    ['fiona', '\uFB01ona'], // fi ligature
+    ['strasse', 'straße'],
+  ];
+  const onDigest = (record: ApprovalRecord): ApprovalRecord => ({ ...record, digest });
+
+  test('canonicalId folds every spelling to one id, and keeps different people apart', () => {
+    for (const spelling of MARIA) assert.equal(canonicalId(spelling), 'maria', spelling);
+    for (const [plain, variant] of OTHERS) assert.equal(canonicalId(variant), plain, variant);
+    assert.notEqual(canonicalId('mario'), canonicalId('maria'));
+    assert.notEqual(canonicalId('mariá'), canonicalId('maria'), 'an accent is a different letter, not a variant');
+  });
+
+  test('min_approvals: two spellings of one person are one approver; a second person completes the quorum', () => {
+    const quorum = plan({ minApprovals: 2 });
+    for (const first of MARIA) {
+      for (const second of MARIA) {
+        assert.equal(isApprovalSatisfied(quorum, [vote(first, ['manager']), vote(second, ['manager'])]), false, `${first} + ${second}`);
+      }
+      assert.equal(isApprovalSatisfied(quorum, [vote(first, ['manager']), vote('tom', ['manager'])]), true, `${first} + tom`);
+    }
+    assert.equal(isApprovalSatisfied(plan({ minApprovals: 3 }), MARIA.map((id) => vote(id, ['manager']))), false, 'eight spellings are still one person');
+    for (const [plain, variant] of OTHERS) {
+      assert.equal(isApprovalSatisfied(quorum, [vote(plain, ['manager']), vote(variant, ['manager'])]), false, `${plain} + ${variant}`);
+    }
+  });
+
+  test('all_of: one person under two spellings cannot fill two groups', () => {
+    const dual = plan({ groups: [], allOf: ['security', 'db_owner'], minApprovals: 2 });
+    for (const variant of MARIA.slice(1)) {
+      assert.equal(isApprovalSatisfied(dual, [vote('maria', ['security']), vote(variant, ['db_owner'])]), false, variant);
+      assert.equal(isApprovalSatisfied(dual, [vote(variant, ['security', 'db_owner']), vote('maria', ['security', 'db_owner'])]), false, variant);
+    }
+    assert.equal(isApprovalSatisfied(dual, [vote('\u212Aate', ['security']), vote('kate', ['db_owner'])]), false, 'Kelvin sign');
+    assert.equal(isApprovalSatisfied(dual, [vote('Maria', ['security']), vote('omar', ['db_owner'])]), true, 'two people do fill both');
+  });
+
+  test('rejections_to_deny counts people, not spellings', () => {
+    const two = plan({ rejectionsToDeny: 2 });
+    const rejections = ['maria', 'ＭＡＲＩＡ', '𝐦𝐚𝐫𝐢𝐚'].map((id) => onDigest(vote(id, ['manager'], 'reject')));
+    assert.equal(isRejected(two, rejections, digest), false);
+    assert.equal(isRejected(two, [...rejections, onDigest(vote('tom', ['manager'], 'reject'))], digest), true);
+  });
+
+  test('a second vote under another spelling is refused as a duplicate vote', () => {
+    for (const first of MARIA) {
+      const state = pending({ approvals: [onDigest(vote(first, ['manager']))] });
+      for (const second of MARIA) {
+        assert.equal(refuseDecision(state, { decision: 'approve', digest, approver: approver(second, ['manager']) })?.type, FailureTypes.DuplicateVote, `${first} then ${second}`);
+        assert.equal(refuseDecision(state, { decision: 'reject', digest, approver: approver(second, ['manager']) })?.type, FailureTypes.DuplicateVote, `${first} then ${second} rejecting`);
+      }
+    }
+    const kelvin = pending({ approvals: [onDigest(vote('kate', ['manager']))] });
+    assert.equal(refuseDecision(kelvin, { decision: 'approve', digest, approver: approver('\u212Aate', ['manager']) })?.type, FailureTypes.DuplicateVote);
+    assert.equal(refuseDecision(kelvin, { decision: 'approve', digest, approver: approver('tom', ['manager']) }), undefined, 'another person may still vote');
+  });
+
+  test("the requester's or a principal's variant is refused as self-approval, whichever side is spelled differently", () => {
+    for (const variant of ['Bot', 'BOT', 'ｂｏｔ', 'Ｂｏｔ', '𝐛𝐨𝐭']) {
+      assert.equal(refuseDecision(pending(), { decision: 'approve', digest, approver: approver(variant, ['manager']) })?.type, FailureTypes.SelfApproval, variant);
+    }
+    for (const variant of ['Carol', 'ＣＡＲＯＬ', '𝕔𝕒𝕣𝕠𝕝']) {
+      assert.equal(refuseDecision(pending(), { decision: 'reject', digest, approver: approver(variant, ['manager']) })?.type, FailureTypes.SelfApproval, variant);
+    }
+    // The requester's id spelled differently from the approver's.
+    const maria = pending({ requesterIds: ['ｍａｒｉａ'] });
+    for (const variant of MARIA) {
+      assert.equal(refuseDecision(maria, { decision: 'approve', digest, approver: approver(variant, ['manager']) })?.type, FailureTypes.SelfApproval, variant);
+    }
+    const kelvin = pending({ requesterIds: ['\u212Aate'] });
+    assert.equal(refuseDecision(kelvin, { decision: 'approve', digest, approver: approver('kate', ['manager']) })?.type, FailureTypes.SelfApproval);
+    assert.equal(refuseDecision(maria, { decision: 'approve', digest, approver: approver('mario', ['manager']) }), undefined, 'someone else may approve');
   });
 });

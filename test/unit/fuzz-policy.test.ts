@@ -6,20 +6,26 @@
  * and a worker whose first load failed denies every request (fail closed).
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import fc from 'fast-check';
+import { exportPKCS8, generateKeyPair } from 'jose';
 import { createActivities } from '../../activities/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { PolicyLoadError } from '../../src/policy/index.js';
 import { PolicyStore } from '../../src/policy-store.js';
 import type { Notifier } from '../../src/notify/notifier.js';
-import type { Evaluation, ToolRequest } from '../../src/shared/index.js';
+import { FailureTypes, workflowIdFor, type Evaluation, type ToolRequest } from '../../src/shared/index.js';
+import { signingKeyFromPem } from '../../src/trust/keys.js';
+import { RequestSigner } from '../../src/trust/signers.js';
+import { workerTrustOf } from '../../src/trust/store.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -101,11 +107,16 @@ test('2,000 mutated policy files: refused clearly, within a second each, bounded
   assert.ok(first.policy && !first.error);
   const shippedDigest = first.policy.digest;
 
+  // The worker's trust: the front door's request key and a seal secret. The policy activity evaluates
+  // only a request the front door admitted, and only as a local activity of that request's workflow.
+  const signingKey = async () => signingKeyFromPem(await exportPKCS8((await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })).privateKey), 'fuzz key');
+  const requestKey = await signingKey();
+  const trust = workerTrustOf({ requestKeys: [requestKey.trusted], decisionKeys: [(await signingKey()).trusted] }, randomBytes(32));
+
   // A worker whose first policy load failed: its activity must deny, never allow.
   const nothingLoaded = new PolicyStore();
   const notifier: Notifier = { notify: async () => {} };
-  const activities = createActivities({ policy: nothingLoaded, tools: {}, notifier, logger: silentLogger() });
-  const activityEnv = new MockActivityEnvironment();
+  const activities = createActivities({ policy: nothingLoaded, tools: {}, notifier, logger: silentLogger(), trust });
   const lsRequest: ToolRequest = {
     requestId: 'fuzz-ls',
     actor: { id: 'triage-bot', type: 'agent', roles: ['agent_runtime'] },
@@ -114,9 +125,14 @@ test('2,000 mutated policy files: refused clearly, within a second each, bounded
     tool: 'execute_shell_command',
     args: { command: 'ls' },
   };
-  /** The policy activity as the workflow calls it, in a mock activity context. */
+  const workflowId = workflowIdFor(lsRequest.tenant, lsRequest.requestId);
+  const admission = await new RequestSigner(requestKey).sign(lsRequest, workflowId);
+  // The refusals below are expected: keep the mock's activity log quiet.
+  const quiet = { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } };
+  const activityEnv = new MockActivityEnvironment({ isLocal: true, workflowExecution: { workflowId, runId: 'fuzz-run' } }, quiet);
+  /** The policy activity as the workflow calls it (a local activity of the request's workflow, with its admission), in a mock activity context. */
   const evaluate = async (acts: ReturnType<typeof createActivities>): Promise<Evaluation> =>
-    activityEnv.run<[], Evaluation, () => Promise<Evaluation>>(() => acts.evaluatePolicy({ request: lsRequest, workflowId: 'tool-request:fuzz-ls' }));
+    activityEnv.run<[], Evaluation, () => Promise<Evaluation>>(() => acts.evaluatePolicy({ request: lsRequest, workflowId, admission }));
 
   const arbitraries = families(shipped);
   const names = Object.keys(arbitraries);
@@ -185,8 +201,13 @@ test('2,000 mutated policy files: refused clearly, within a second each, bounded
   assert.equal(rejected, FILES, 'enough mutants were rejected');
   assert.ok(growth < HEAP_GROWTH_BOUND, `heap grew ${growth} bytes`);
   // And the store still decides with the shipped policy.
-  const allowed = createActivities({ policy: store, tools: {}, notifier, logger: silentLogger() });
+  const allowed = createActivities({ policy: store, tools: {}, notifier, logger: silentLogger(), trust });
   const { decision } = await evaluate(allowed);
   assert.equal(decision.outcome, 'allow');
   assert.equal(decision.policyDigest, shippedDigest);
+  // Closed the other way too: without the front door's admission, or outside the request's own workflow, nothing is evaluated.
+  const unverified = (err: unknown) => err instanceof ApplicationFailure && err.type === FailureTypes.UnverifiedExecution;
+  await assert.rejects(activityEnv.run(() => allowed.evaluatePolicy({ request: lsRequest, workflowId })), unverified);
+  await assert.rejects(activityEnv.run(() => allowed.evaluatePolicy({ request: { ...lsRequest, args: { command: 'rm -rf /' } }, workflowId, admission })), unverified);
+  await assert.rejects(new MockActivityEnvironment({ workflowExecution: { workflowId, runId: 'fuzz-run' } }, quiet).run(() => allowed.evaluatePolicy({ request: lsRequest, workflowId, admission })), unverified);
 });

@@ -1,13 +1,22 @@
 /**
- * The approver-token matrix: every way a token can be forged, replayed from elsewhere or stretched
+ * The token matrix: every way an approver token can be forged, replayed from elsewhere or stretched
  * past its life is refused, by the local Ed25519 verifier and by the OIDC verifier (keys served
- * from a loopback JWKS endpoint), each with a `TokenError` that says why.
+ * from a loopback JWKS endpoint), each with a `TokenError` that says why. Agent tokens bind the
+ * environment and validate their narrowing claims; approver and agent ids come out canonical.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT, exportJWK, exportPKCS8, exportSPKI, generateKeyPair, type CryptoKey, type JWTPayload } from 'jose';
+import {
+  AGENT_AUDIENCE,
+  AGENT_TOKEN_TYP,
+  AgentTokenVerifier,
+  DEFAULT_AGENT_ISSUER,
+  issueAgentToken,
+  type AgentClaims,
+} from '../../src/auth/agent-tokens.js';
 import { createApproverVerifier } from '../../src/auth/config.js';
 import { AuthConfigError, TokenError, type TokenRefusal } from '../../src/auth/errors.js';
 import { OidcApproverVerifier } from '../../src/auth/oidc.js';
@@ -17,7 +26,6 @@ import {
   ApproverTokenVerifier,
   DEFAULT_ISSUER,
   issueApproverToken,
-  type ApproverVerifier,
 } from '../../src/auth/tokens.js';
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -41,7 +49,7 @@ async function hs256(payload: JWTPayload, secret: Uint8Array, header: Record<str
   return new SignJWT(payload).setProtectedHeader({ ...header, alg: 'HS256' }).sign(secret);
 }
 
-async function expectRefused(verifier: ApproverVerifier, token: string, reason: TokenRefusal, says: RegExp): Promise<void> {
+async function expectRefused(verifier: { verify(token: string): Promise<unknown> }, token: string, reason: TokenRefusal, says: RegExp): Promise<void> {
   await assert.rejects(verifier.verify(token), (err: unknown) => {
     assert.ok(err instanceof TokenError, `expected TokenError, got ${String(err)}`);
     assert.equal(err.reason, reason, `reason of: ${err.message}`);
@@ -81,6 +89,17 @@ describe('local approver tokens (Ed25519)', () => {
   test('a token from the local issuer yields the approver it names', async () => {
     const token = await issueApproverToken(claims(), { privateKeyPem });
     assert.deepEqual(await verifier.verify(token), { id: 'maria', tenant: 'acme', groups: ['manager'] });
+  });
+
+  test('the approver id comes out canonical: case, width and compatibility variants are one approver', async () => {
+    for (const sub of ['Maria', 'MARIA', 'ＭＡＲＩＡ', 'ｍａｒｉａ', '𝐦𝐚𝐫𝐢𝐚', 'Ⓜⓐⓡⓘⓐ']) {
+      assert.deepEqual(await verifier.verify(await issueApproverToken({ ...claims(), sub }, { privateKeyPem })), { id: 'maria', tenant: 'acme', groups: ['manager'] }, sub);
+      // Another issuer may write any spelling into sub, unchecked; the verifier folds it all the same.
+      assert.equal((await verifier.verify(await sign(standard({ sub })))).id, 'maria', `hand-signed ${sub}`);
+    }
+    assert.equal((await verifier.verify(await sign(standard({ sub: '\u212Aate' })))).id, 'kate', 'Kelvin sign');
+    // Canonical, then checked: a spelling that folds to something outside the id alphabet is refused.
+    await expectRefused(verifier, await sign(standard({ sub: 'ｍａｒｉａ ｘ' })), 'claims', /sub claim/);
   });
 
   test('an unsigned token (alg none) is refused', async () => {
@@ -219,6 +238,11 @@ describe('OIDC approver tokens (JWKS on a loopback server)', () => {
     assert.ok(jwksRequests >= 1);
   });
 
+  test('the approver id of an identity provider comes out canonical too', async () => {
+    assert.equal((await verifier.verify(await rs256(standard({ sub: 'MARIA' })))).id, 'maria');
+    assert.equal((await verifier.verify(await rs256(standard({ sub: 'Ｍａｒｉａ' })))).id, 'maria');
+  });
+
   test('an unsigned token (alg none) is refused', async () => {
     await expectRefused(verifier, unsignedToken(standard(), { alg: 'none', kid: 'rsa-1' }), 'algorithm', /alg/);
   });
@@ -306,6 +330,147 @@ describe('OIDC approver tokens (JWKS on a loopback server)', () => {
   test('an unreachable JWKS is reported as unavailable keys, not as a bad token', async () => {
     const down = new OidcApproverVerifier({ issuer: ISSUER, jwksUrl: 'http://127.0.0.1:9/jwks', audience: AUDIENCE, jwksTimeoutMs: 1000 });
     await expectRefused(down, await rs256(standard()), 'key_unavailable', /cannot verify/);
+  });
+});
+
+describe('agent tokens', () => {
+  let privateKey: CryptoKey;
+  let privateKeyPem: string;
+  let verifier: AgentTokenVerifier;
+  let approverVerifier: ApproverTokenVerifier;
+
+  const claims = (extra: Partial<AgentClaims> = {}): AgentClaims => ({ sub: 'triage-bot', tenant: 'acme', roles: ['agent_runtime'], environment: 'production', ...extra });
+  /** A token signed with the trusted key, claims written by hand (as a careless or hostile issuer might). */
+  const sign = (payload: JWTPayload, header: Record<string, unknown> = {}) =>
+    new SignJWT(payload).setProtectedHeader({ alg: 'EdDSA', typ: AGENT_TOKEN_TYP, ...header }).sign(privateKey);
+  const standard = (extra: JWTPayload = {}): JWTPayload => ({
+    sub: 'triage-bot',
+    tenant: 'acme',
+    roles: ['agent_runtime'],
+    type: 'agent',
+    environment: 'production',
+    iss: DEFAULT_AGENT_ISSUER,
+    aud: AGENT_AUDIENCE,
+    iat: now(),
+    exp: now() + 600,
+    ...extra,
+  });
+  const issueRefused = async (given: AgentClaims, says: RegExp) =>
+    assert.rejects(issueAgentToken(given, { privateKeyPem }), (err: unknown) => {
+      assert.ok(err instanceof TokenError, `expected TokenError, got ${String(err)}`);
+      assert.match(err.message, says);
+      return true;
+    });
+
+  before(async () => {
+    const pair = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+    privateKey = pair.privateKey;
+    privateKeyPem = await exportPKCS8(pair.privateKey);
+    const publicKeyPem = await exportSPKI(pair.publicKey);
+    verifier = await AgentTokenVerifier.fromPublicKeyPem(publicKeyPem);
+    approverVerifier = await ApproverTokenVerifier.fromPublicKeyPem(publicKeyPem);
+  });
+
+  test('a token yields the whole identity: actor id, type, tenant, roles, environment, principals and tools', async () => {
+    const token = await issueAgentToken(
+      claims({ onBehalfOf: [{ id: 'maria', type: 'human' }], tools: ['read_kb', 'create_ticket'] }),
+      { privateKeyPem },
+    );
+    assert.deepEqual(await verifier.verify(token), {
+      id: 'triage-bot',
+      type: 'agent',
+      tenant: 'acme',
+      roles: ['agent_runtime'],
+      environment: 'production',
+      onBehalfOf: [{ id: 'maria', type: 'human' }],
+      tools: ['read_kb', 'create_ticket'],
+    });
+    const plain = await verifier.verify(await issueAgentToken(claims(), { privateKeyPem }));
+    assert.equal(plain.onBehalfOf, undefined);
+    assert.equal(plain.tools, undefined, 'no tools claim: no narrowing');
+  });
+
+  test('the environment is required: issuing without it fails, and a token without it is refused', async () => {
+    // A JavaScript caller can leave it out past the types: whatever the issuer does with that, the token is never usable.
+    const withoutEnvironment: Partial<AgentClaims> = claims();
+    delete withoutEnvironment.environment;
+    const issued = await issueAgentToken(withoutEnvironment as AgentClaims, { privateKeyPem }).catch((err: unknown) => err);
+    if (issued instanceof TokenError) assert.match(issued.message, /environment/);
+    else await expectRefused(verifier, issued as string, 'claims', /environment claim/);
+    await issueRefused(claims({ environment: 'prod env' }), /environment/);
+    const missing = standard();
+    delete missing.environment;
+    await expectRefused(verifier, await sign(missing), 'claims', /environment claim/);
+    await expectRefused(verifier, await sign(standard({ environment: '' })), 'claims', /environment claim/);
+    await expectRefused(verifier, await sign(standard({ environment: ['production', 'staging'] })), 'claims', /environment claim/);
+  });
+
+  test('tenant and type are required; an agent token is only ever an agent', async () => {
+    const noTenant = standard();
+    delete noTenant.tenant;
+    await expectRefused(verifier, await sign(noTenant), 'claims', /tenant claim/);
+    await expectRefused(verifier, await sign(standard({ type: 'human' })), 'claims', /type claim/);
+    await expectRefused(verifier, await sign(standard({ roles: ['has space'] })), 'claims', /roles/);
+  });
+
+  test('on_behalf_of is validated: a list of at most 8 principals with a known type and an id', async () => {
+    const bad: [unknown, RegExp][] = [
+      ['maria', /on_behalf_of claim must be a list/],
+      [{ id: 'maria', type: 'human' }, /on_behalf_of claim must be a list/],
+      [Array.from({ length: 9 }, (_, i) => ({ id: `p${i}`, type: 'human' })), /at most 8/],
+      [[{ id: 'maria', type: 'robot' }], /on_behalf_of claim.*type/],
+      [[{ id: 'maria' }], /on_behalf_of claim.*type/],
+      [[{ type: 'human' }], /on_behalf_of claim.*id/],
+      [[{ id: 'has space', type: 'human' }], /on_behalf_of claim.*id/],
+      [[{ id: 'maria', type: 'human', admin: true }], /on_behalf_of claim/],
+      [[null], /on_behalf_of claim/],
+    ];
+    for (const [value, says] of bad) {
+      await expectRefused(verifier, await sign(standard({ on_behalf_of: value })), 'claims', says);
+    }
+    await issueRefused(claims({ onBehalfOf: [{ id: 'maria', type: 'robot' as 'human' }] }), /on_behalf_of/);
+    // Principal ids are canonical too: the person behind the agent is one identity however spelled.
+    const chain = await verifier.verify(await sign(standard({ on_behalf_of: [{ id: 'ＭＡＲＩＡ', type: 'human' }, { id: 'Payroll', type: 'service' }] })));
+    assert.deepEqual(chain.onBehalfOf, [
+      { id: 'maria', type: 'human' },
+      { id: 'payroll', type: 'service' },
+    ]);
+  });
+
+  test('tools is validated: a list of at most 256 tool names', async () => {
+    const bad: unknown[] = ['read_kb', [1], ['read kb'], [''], Array.from({ length: 257 }, (_, i) => `t${i}`), { read_kb: true }];
+    for (const value of bad) {
+      await expectRefused(verifier, await sign(standard({ tools: value })), 'claims', /tools claim/);
+    }
+    await issueRefused(claims({ tools: ['drop tables'] }), /tools claim/);
+    assert.deepEqual((await verifier.verify(await sign(standard({ tools: [] })))).tools, [], 'an empty list grants no tool (it does not mean all)');
+  });
+
+  test('the actor id comes out canonical: case, width and compatibility variants are one agent', async () => {
+    for (const sub of ['Bot', 'BOT', 'ｂｏｔ', 'Ｂｏｔ', '𝐛𝐨𝐭']) {
+      assert.equal((await verifier.verify(await issueAgentToken(claims({ sub }), { privateKeyPem }))).id, 'bot', `issued ${sub}`);
+      assert.equal((await verifier.verify(await sign(standard({ sub })))).id, 'bot', `hand-signed ${sub}`);
+    }
+    await expectRefused(verifier, await sign(standard({ sub: 'ｂｏｔ ｘ' })), 'claims', /sub/);
+    await issueRefused(claims({ sub: 'two words' }), /actor\.id|sub/);
+  });
+
+  test('agent and approver tokens cannot stand in for each other, even signed with the same key', async () => {
+    const agentToken = await issueAgentToken(claims(), { privateKeyPem });
+    await expectRefused(approverVerifier, agentToken, 'type', /typ/);
+    const approverToken = await issueApproverToken({ sub: 'maria', tenant: 'acme', groups: ['manager'] }, { privateKeyPem });
+    await expectRefused(verifier, approverToken, 'type', /typ/);
+    // With the agent typ but the approver audience, the audience still refuses it.
+    await expectRefused(verifier, await sign(standard({ aud: APPROVER_AUDIENCE })), 'audience', /audience/);
+  });
+
+  test('expired, unsigned and foreign-issuer agent tokens are refused', async () => {
+    await expectRefused(verifier, await issueAgentToken(claims(), { privateKeyPem, ttlSeconds: -120 }), 'expired', /expired/);
+    await expectRefused(verifier, unsignedToken(standard(), { alg: 'none', typ: AGENT_TOKEN_TYP }), 'algorithm', /alg/);
+    await expectRefused(verifier, await sign(standard({ iss: 'someone-else' })), 'issuer', /issuer/);
+    const noExp = standard();
+    delete noExp.exp;
+    await expectRefused(verifier, await sign(noExp), 'claims', /exp/);
   });
 });
 
