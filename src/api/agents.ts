@@ -7,7 +7,7 @@
  * the token only: a body may restate it but never change it (403, logged and counted).
  */
 import { HttpError, errorHandler, isTemporalUnavailable } from './errors.js';
-import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -25,7 +25,7 @@ import {
   type RequestStatus,
   type ToolOutcome,
 } from '../shared/index.js';
-import { AdmissionError, type FrontDoor } from './front-door.js';
+import { AdmissionError, type FrontDoor, type RequestSummary } from './front-door.js';
 
 /** What the agent router needs. */
 export interface AgentRouterDeps {
@@ -105,31 +105,38 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
 
   const statusUrl = (req: Request, requestId: string) => `${req.baseUrl}/${encodeURIComponent(requestId)}`;
 
-  /** The answer for a request: 200 with the outcome when it has one, else 202 (just submitted) or 200 with where it stands. */
-  const answer = async (req: Request, res: Response, requestId: string, handle: WorkflowHandle, waitSeconds: number, submitted: boolean, running: boolean) => {
-    const waited = running ? await outcomeWithin(handle, waitSeconds * 1000) : ((await handle.result()) as ToolOutcome);
-    if (waited) {
-      res.status(200).json(outcomeView(requestId, waited));
-      return;
-    }
-    // The details come from the workflow (a worker answers); when none answers in time, the
-    // server's own view (search attributes) still says where the request stands.
-    let view: AgentRequestView = { requestId, state: 'evaluating' };
-    const found = await frontDoor.find((req as Authed).agent as AgentIdentity, requestId);
-    if (found && !found.running) {
-      res.status(200).json(outcomeView(requestId, (await handle.result()) as ToolOutcome));
-      return;
-    }
-    if (found?.state) view = { requestId, state: found.state as AgentRequestView['state'], ...(found.tool ? { tool: found.tool } : {}) };
-    try {
-      const status = await handle.query(statusQuery);
-      if (status.outcome) {
-        res.status(200).json(outcomeView(requestId, status.outcome));
+  /**
+   * The answer for a request: 200 with the outcome when it has one, else 202 (just submitted) or
+   * 200 with where it stands. `known` is the server's view if the caller just read it; after a
+   * wait it is read again. Only a request waiting for approval costs a query (a worker answers).
+   */
+  const answer = async (req: Request, res: Response, requestId: string, handle: WorkflowHandle, waitSeconds: number, submitted: boolean, known: RequestSummary) => {
+    let summary: RequestSummary | undefined = known;
+    if (known.running && waitSeconds > 0) {
+      const waited = await outcomeWithin(handle, waitSeconds * 1000);
+      if (waited) {
+        res.status(200).json(outcomeView(requestId, waited));
         return;
       }
-      view = { requestId, state: status.state, tool: status.tool, ...pendingDetails(status) };
-    } catch (err) {
-      if (!isTemporalUnavailable(err)) throw err;
+      summary = await frontDoor.find((req as Authed).agent as AgentIdentity, requestId);
+    }
+    if (!summary?.running) {
+      res.status(200).json(outcomeView(requestId, await finalOutcome(handle, requestId, (req as Authed).agent as AgentIdentity, summary?.tool)));
+      return;
+    }
+    let view: AgentRequestView = { requestId, state: (summary.state ?? 'evaluating') as AgentRequestView['state'], ...(summary.tool ? { tool: summary.tool } : {}) };
+    if (view.state === 'pending_approval') {
+      // The details come from the workflow; when no worker answers in time, the server's view stands.
+      try {
+        const status = await handle.query(statusQuery);
+        if (status.outcome) {
+          res.status(200).json(outcomeView(requestId, status.outcome));
+          return;
+        }
+        view = { requestId, state: status.state, tool: status.tool, ...pendingDetails(status) };
+      } catch (err) {
+        if (!isTemporalUnavailable(err)) throw err;
+      }
     }
     const url = statusUrl(req, requestId);
     res.status(submitted ? 202 : 200).set('Location', url).json({ ...view, statusUrl: url });
@@ -167,7 +174,7 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
       throw err;
     }
     logger.info({ requestId: admitted.request.requestId, tool: fields.tool, agent: agent.id, tenant: agent.tenant }, 'agent tool request admitted');
-    await answer(req, res, admitted.request.requestId, admitted.handle, wait ?? 0, true, true);
+    await answer(req, res, admitted.request.requestId, admitted.handle, wait ?? 0, true, admitted.summary);
   });
 
   router.get('/:requestId', async (req: Authed, res) => {
@@ -184,7 +191,7 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
     }
     const found = await frontDoor.find(agent, requestId);
     if (!found) throw new AgentApiError(404, 'not_found', `no request ${requestId} of this agent`);
-    await answer(req, res, requestId, found.handle, wait, false, found.running);
+    await answer(req, res, requestId, found.handle, wait, false, found);
   });
 
   router.use((_req, _res, next) => next(new AgentApiError(404, 'not_found', 'no such route')));
@@ -230,6 +237,31 @@ function pendingDetails(status: RequestStatus): Partial<AgentRequestView> {
   return status.state === 'pending_approval'
     ? { expiresAt: status.expiresAt, eligibleGroups: status.eligibleGroups, message: `${status.tool} waits for approval; it has not run` }
     : {};
+}
+
+/**
+ * The outcome of a closed request. A workflow that ended without one (terminated or failed by
+ * ops) reads as a failed outcome, so an agent waiting for it is told, not left polling forever.
+ */
+async function finalOutcome(handle: WorkflowHandle, requestId: string, agent: AgentIdentity, tool: string | undefined): Promise<ToolOutcome> {
+  try {
+    return (await handle.result()) as ToolOutcome;
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    return {
+      requestId,
+      workflowId: handle.workflowId,
+      tool: tool ?? '',
+      tenant: agent.tenant,
+      actor: { id: agent.id, type: agent.type, roles: agent.roles },
+      risk: 'critical',
+      rule: '',
+      policyDigest: '',
+      approvals: [],
+      status: 'failed',
+      error: { type: 'RequestEnded', message: 'the request ended without an outcome (terminated or failed by an operator); whether the tool ran is in its audit record' },
+    };
+  }
 }
 
 async function outcomeWithin(handle: WorkflowHandle, ms: number): Promise<ToolOutcome | undefined> {

@@ -6,7 +6,13 @@
  * identity started.
  */
 import { randomUUID } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type Client,
+  type WorkflowExecutionDescription,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import type { AgentIdentity } from '../auth/agent-tokens.js';
 import {
   TASK_QUEUE,
@@ -42,11 +48,20 @@ export class AdmissionError extends Error {
   }
 }
 
+/** Where a request stands in the server's view (search attributes), without asking a worker. */
+export interface RequestSummary {
+  running: boolean;
+  state?: string;
+  tool?: string;
+}
+
 /** A request admitted (or found again under the same id). */
 export interface Admitted {
   request: ToolRequest;
   workflowId: string;
   handle: WorkflowHandle;
+  /** The server's view right after admission. */
+  summary: RequestSummary;
 }
 
 /** Admits agents' requests and finds them again. */
@@ -113,7 +128,7 @@ export class FrontDoor {
     if (description.memo?.requestHash !== requestHash) {
       throw new AdmissionError('conflict', `requestId ${request.requestId} was already used for a different request; use a new requestId`, ['requestId']);
     }
-    return { request, workflowId, handle };
+    return { request, workflowId, handle, summary: summarize(description) };
   }
 
   /**
@@ -121,7 +136,7 @@ export class FrontDoor {
    * another tenant's request is indistinguishable from one that does not exist. Answered from
    * the server's view (search attributes), so it needs no worker.
    */
-  async find(agent: AgentIdentity, requestId: string): Promise<{ handle: WorkflowHandle; running: boolean; state?: string; tool?: string } | undefined> {
+  async find(agent: AgentIdentity, requestId: string): Promise<({ handle: WorkflowHandle } & RequestSummary) | undefined> {
     const handle = this.client.workflow.getHandle(workflowIdFor(agent.tenant, requestId));
     let description;
     try {
@@ -132,11 +147,13 @@ export class FrontDoor {
     }
     const attributes = description.typedSearchAttributes;
     if (attributes.get(searchAttributes.actor) !== agent.id || attributes.get(searchAttributes.tenant) !== agent.tenant) return undefined;
-    return {
-      handle,
-      running: description.status.name === 'RUNNING',
-      state: attributes.get(searchAttributes.status),
-      tool: attributes.get(searchAttributes.tool),
-    };
+    return { handle, ...summarize(description) };
   }
+}
+
+function summarize(description: WorkflowExecutionDescription): RequestSummary {
+  const attributes = description.typedSearchAttributes;
+  const state = attributes.get(searchAttributes.status);
+  const tool = attributes.get(searchAttributes.tool);
+  return { running: description.status.name === 'RUNNING', ...(state ? { state } : {}), ...(tool ? { tool } : {}) };
 }

@@ -513,8 +513,12 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
       const fromBot = unique('variant');
       const submitted = await post({ requestId: fromBot, tool: 'create_ticket', args: { title: 'From Bot' } }, asBot);
       assert.equal(submitted.status, 202);
-      const read = await gw.api('GET', `/v1/tool-requests/${fromBot}`, { token: asFullWidth });
-      assert.equal(read.status, 200);
+      // Read by the other spelling until the request is waiting (the first answer may still say evaluating).
+      const read = await eventually(async () => {
+        const answer = await gw.api('GET', `/v1/tool-requests/${fromBot}`, { token: asFullWidth });
+        assert.equal(answer.status, 200);
+        return answer.body.state === 'pending_approval' ? answer : undefined;
+      }, 'the request to be read as pending by the other spelling');
       assert.equal(read.body.state, 'pending_approval');
       assert.equal((await gw.status(fromBot)).actor.id, 'bot');
       const again = await post({ requestId: fromBot, tool: 'create_ticket', args: { title: 'From Bot' } }, asFullWidth);
