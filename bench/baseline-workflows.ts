@@ -1,6 +1,7 @@
 /**
- * Bare Temporal workflows the gateway is compared with: the least a workflow can do to run the same
- * work (one regular activity, one local activity), and the least it can do to wait for a person
+ * Bare Temporal workflows the gateway is compared with: the engine's floor (a workflow that starts
+ * and completes, no activity), the least a workflow can do to run the same work (one regular
+ * activity, one local activity), and the least it can do to wait for a person
  * (block on `condition()` until a client Update arrives, then run the activity). Deterministic code
  * only; bundled on its own for a separate worker.
  */
@@ -24,6 +25,11 @@ const { work: localWork } = proxyLocalActivities<BaselineActivities>({
   startToCloseTimeout: '10 seconds',
   retry: { maximumAttempts: 5, initialInterval: '200 milliseconds' },
 });
+
+/** No activity: start → complete, the least any workflow costs (the engine floor). */
+export async function bareEmpty(input: WorkInput): Promise<{ n: number }> {
+  return { n: input.n };
+}
 
 /** One regular activity. */
 export async function bareActivity(input: WorkInput): Promise<{ n: number; digest: string }> {

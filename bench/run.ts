@@ -12,7 +12,7 @@ import { loadavg } from 'node:os';
 import { machineInfo, startBenchServer, type BenchServer } from './lib/env.js';
 import { clearStatus, log, startClock } from './lib/progress.js';
 import { writeReport, type BenchReport } from './lib/report.js';
-import type { BenchSizes, ScenarioResult } from './lib/types.js';
+import type { BenchSizes, ResultRow, ScenarioResult } from './lib/types.js';
 import { approvalScenario } from './scenarios/approval.js';
 import { auditScenario } from './scenarios/audit.js';
 import { overheadScenario } from './scenarios/overhead.js';
@@ -64,6 +64,18 @@ const SCENARIOS: { id: number; name: string; needsServer: boolean; run: (bench: 
   { id: 6, name: 'audit export and verify', needsServer: false, run: (_b, s) => auditScenario(s) },
 ];
 
+/** One row as a line of the progress log: its latencies, rate and ratio to the scenario's baseline, then its note. */
+function describeRow(row: ResultRow): string {
+  const ms = (value: number | undefined) => (value === undefined ? undefined : value < 1 ? value.toPrecision(2) : value.toFixed(1));
+  const parts = [
+    row.p50 === undefined ? undefined : `p50 ${ms(row.p50)} ms`,
+    row.p99 === undefined ? undefined : `p99 ${ms(row.p99)} ms`,
+    row.throughput === undefined ? undefined : `${row.throughput >= 100 ? Math.round(row.throughput) : row.throughput.toFixed(1)} ${row.throughputUnit ?? ''}`.trim(),
+    row.ratio === undefined ? undefined : `${row.ratio}× baseline`,
+  ].filter((part) => part !== undefined);
+  return `${row.system}: ${parts.join(', ')}${row.note ? ` — ${row.note}` : ''}`;
+}
+
 async function main(): Promise<void> {
   const { size, only, resultsDir } = options(process.argv.slice(2));
   startClock();
@@ -92,6 +104,7 @@ async function main(): Promise<void> {
       }
       clearStatus();
       results.push(result);
+      for (const row of result.rows) log(`  ${describeRow(row)}`);
       for (const g of result.goals) log(`  ${g.met ? 'met   ' : 'MISSED'} ${g.goal}: ${g.value}`);
     }
   } finally {

@@ -1,21 +1,29 @@
 /**
  * The parts every scenario shares: one Temporal dev server started by the bench (in memory, with
- * toolgate's search attributes), the workflow bundles (toolgate's and the baselines'), workers for
- * both, the approval API and the machine description recorded with the results.
+ * toolgate's search attributes), the workflow bundles (toolgate's and the baselines'), the keys of
+ * the trust boundary, workers for both, the API (front door for agents and approvals) and the
+ * machine description recorded with the results.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, makeTelemetryFilterString, type WorkflowBundle } from '@temporalio/worker';
-import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
+import { createAgentIdentityRouter, createAgentRouter } from '../../src/api/agents.js';
 import { createApiApp } from '../../src/api/app.js';
+import { FrontDoor } from '../../src/api/front-door.js';
+import { AgentTokenVerifier, issueAgentToken } from '../../src/auth/agent-tokens.js';
 import { ApproverTokenVerifier, issueApproverToken } from '../../src/auth/tokens.js';
 import { ToolGateway } from '../../src/client/index.js';
-import { silentLogger } from '../../src/logger.js';
+import { signingKeyFromPem, type SigningKey } from '../../src/trust/keys.js';
+import { DecisionSigner, RequestSigner } from '../../src/trust/signers.js';
+import { workerTrustOf, type WorkerTrust } from '../../src/trust/store.js';
+import { createLogger, silentLogger } from '../../src/logger.js';
 import type { Notifier } from '../../src/notify/notifier.js';
 import { PolicyStore } from '../../src/policy-store.js';
 import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../../src/shared/index.js';
@@ -59,8 +67,13 @@ manifest:
     args: { type: object, required: [n, text], properties: { n: { type: integer }, text: { type: string } } }
 `;
 
-/** The agent every bench request comes from. */
+/** The agent every bench request comes from (its token carries this identity; the front door builds requests from it). */
 export const BENCH_ACTOR = { id: 'bench-agent', type: 'agent' as const, roles: ['agent_runtime'] };
+/** The tenant and environment of every bench request and approver. */
+export const BENCH_TENANT = 'bench';
+export const BENCH_ENVIRONMENT = 'bench';
+/** The approver who decides bench requests (group `approvers`, eligible for `bench_change`). */
+export const BENCH_APPROVER = { id: 'bench-approver', tenant: BENCH_TENANT, groups: ['approvers'] };
 
 let runtimeInstalled = false;
 /** Keeps the SDK's core logs to errors, so the progress display stays readable. */
@@ -76,7 +89,63 @@ export function quietRuntime(): void {
 
 const silentBundleLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
-/** The Temporal dev server and the connections to it. */
+/**
+ * The trust material of one bench run, as a deployment holds it: an identity provider's key that
+ * signs agent and approver tokens (the API trusts its public key), the front door's
+ * request-signing key, the approval API's decision-signing key, and what workers trust (the two
+ * public keys) and seal evaluations with. Fresh keys per run; every process of the run shares them.
+ */
+export interface BenchKeys {
+  /** Signs agent and approver tokens. */
+  identityPrivateKeyPem: string;
+  approverVerifier: ApproverTokenVerifier;
+  agentVerifier: AgentTokenVerifier;
+  /** The front door's signer of request assertions. */
+  requests: RequestSigner;
+  /** The approval API's signer of decision assertions. */
+  decisions: DecisionSigner;
+  /** The workers' trusted keys and seal, for workers in this process. */
+  trust: WorkerTrust;
+  /**
+   * Writes the trusted public keys and the seal secret into `dir` and returns the environment a
+   * worker process loads the same trust from (`loadWorkerTrust`: TOOLGATE_TRUSTED_REQUEST_KEYS,
+   * TOOLGATE_TRUSTED_DECISION_KEYS, TOOLGATE_WORKER_SEAL_KEY_FILE).
+   */
+  writeWorkerTrust(dir: string): Record<string, string>;
+}
+
+/** A fresh Ed25519 key pair as PEM (PKCS#8 private, SPKI public). */
+function ed25519Pem(): { privateKeyPem: string; publicKeyPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  return { privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+}
+
+const publicPemOf = (key: SigningKey): string => createPublicKey(key.privateKey).export({ type: 'spki', format: 'pem' }).toString();
+
+/** Generates the run's keys (see `BenchKeys`). */
+export async function createBenchKeys(): Promise<BenchKeys> {
+  const identity = ed25519Pem();
+  const request = await signingKeyFromPem(ed25519Pem().privateKeyPem, 'bench request-signing key');
+  const decision = await signingKeyFromPem(ed25519Pem().privateKeyPem, 'bench decision-signing key');
+  const sealSecret = randomBytes(32);
+  return {
+    identityPrivateKeyPem: identity.privateKeyPem,
+    approverVerifier: await ApproverTokenVerifier.fromPublicKeyPem(identity.publicKeyPem),
+    agentVerifier: await AgentTokenVerifier.fromPublicKeyPem(identity.publicKeyPem),
+    requests: new RequestSigner(request),
+    decisions: new DecisionSigner(decision),
+    trust: workerTrustOf({ requestKeys: [request.trusted], decisionKeys: [decision.trusted] }, sealSecret),
+    writeWorkerTrust(dir) {
+      const files = { request: join(dir, 'request-signing.pub.pem'), decision: join(dir, 'decision-signing.pub.pem'), seal: join(dir, 'worker-seal.key') };
+      writeFileSync(files.request, publicPemOf(request));
+      writeFileSync(files.decision, publicPemOf(decision));
+      writeFileSync(files.seal, `${sealSecret.toString('base64')}\n`, { mode: 0o600 });
+      return { TOOLGATE_TRUSTED_REQUEST_KEYS: files.request, TOOLGATE_TRUSTED_DECISION_KEYS: files.decision, TOOLGATE_WORKER_SEAL_KEY_FILE: files.seal };
+    },
+  };
+}
+
+/** The Temporal dev server, the connections to it and the run's keys. */
 export interface BenchServer {
   server: DevServer;
   connection: Connection;
@@ -84,6 +153,7 @@ export interface BenchServer {
   client: Client;
   toolgateBundle: WorkflowBundle;
   baselineBundle: WorkflowBundle;
+  keys: BenchKeys;
   close(): Promise<void>;
 }
 
@@ -95,9 +165,10 @@ export async function startBenchServer(): Promise<BenchServer> {
     const connection = await Connection.connect({ address: server.address });
     const nativeConnection = await NativeConnection.connect({ address: server.address });
     const client = new Client({ connection });
-    const [toolgateBundle, baselineBundle] = await Promise.all([
+    const [toolgateBundle, baselineBundle, keys] = await Promise.all([
       bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: silentBundleLogger }),
       bundleWorkflowCode({ workflowsPath: BASELINE_WORKFLOWS_PATH, logger: silentBundleLogger }),
+      createBenchKeys(),
     ]);
     return {
       server,
@@ -106,6 +177,7 @@ export async function startBenchServer(): Promise<BenchServer> {
       client,
       toolgateBundle,
       baselineBundle,
+      keys,
       async close() {
         await connection.close();
         await nativeConnection.close();
@@ -129,37 +201,59 @@ export function benchTools(onStart?: (args: WorkInput) => void): ToolRegistry {
   };
 }
 
-/** A running toolgate: worker, approval API and client, on one task queue. */
+/** A running toolgate: worker, API (front door and approvals) and the agent's SDK, on one task queue. */
 export interface BenchGateway {
   worker: Worker;
+  /** The bench agent's SDK: `ToolGateway` over HTTP to the front door, with the agent's token. */
   gateway: ToolGateway;
   api: BenchApi;
   close(): Promise<void>;
 }
 
-/** The approval API on a loopback port, with a fresh approver key and a token of an eligible approver. */
+/** The API on a loopback port: the front door for agents (on one task queue) and the approval API. */
 export interface BenchApi {
   apiUrl: string;
   /** A bearer token of an approver allowed to decide bench requests. */
   approverToken: string;
+  /** The bench agent's SDK, with a token for `BENCH_ACTOR` in the bench tenant and environment. */
+  gateway: ToolGateway;
   close(): Promise<void>;
 }
 
-/** Starts the real approval API (`createApiApp`) against the bench's server. */
-export async function startBenchApi(bench: BenchServer): Promise<BenchApi> {
-  const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-  const verifier = await ApproverTokenVerifier.fromPublicKeyPem(await exportSPKI(publicKey));
+/**
+ * Starts the real API (`createApiApp` with the decision signer, plus the agent routers with a
+ * `FrontDoor` that starts workflows on `taskQueue`), as `toolgate api` mounts them.
+ */
+export async function startBenchApi(bench: BenchServer, taskQueue: string): Promise<BenchApi> {
+  const { keys } = bench;
+  // BENCH_LOG_LEVEL=warn shows the API's refusals and retries (on stderr) when a scenario misbehaves.
+  const logger = process.env.BENCH_LOG_LEVEL ? createLogger('bench-api', process.env.BENCH_LOG_LEVEL) : silentLogger();
   const approverToken = await issueApproverToken(
-    { sub: 'bench-approver', tenant: 'bench', groups: ['approvers'] },
-    { privateKeyPem: await exportPKCS8(privateKey), ttlSeconds: 3600 },
+    { sub: BENCH_APPROVER.id, tenant: BENCH_APPROVER.tenant, groups: BENCH_APPROVER.groups },
+    { privateKeyPem: keys.identityPrivateKeyPem, ttlSeconds: 6 * 3600 },
   );
-  const app = createApiApp({ client: bench.client, verifier, logger: silentLogger() });
+  const agentToken = await issueAgentToken(
+    { sub: BENCH_ACTOR.id, tenant: BENCH_TENANT, environment: BENCH_ENVIRONMENT, roles: BENCH_ACTOR.roles },
+    { privateKeyPem: keys.identityPrivateKeyPem, ttlSeconds: 6 * 3600 },
+  );
+  const app = createApiApp({
+    client: bench.client,
+    verifier: keys.approverVerifier,
+    decisions: keys.decisions,
+    logger,
+    mount: (api) => {
+      api.use('/v1/tool-requests', createAgentRouter({ frontDoor: new FrontDoor(bench.client, keys.requests, taskQueue), verifier: keys.agentVerifier, logger }));
+      api.use('/v1/agent', createAgentIdentityRouter({ verifier: keys.agentVerifier, logger }));
+    },
+  });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
+  const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
-    apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    apiUrl,
     approverToken,
+    gateway: new ToolGateway({ url: apiUrl, token: agentToken }),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -178,7 +272,17 @@ export async function approveOverHttp(api: BenchApi, requestId: string, digest: 
   await response.arrayBuffer();
 }
 
-/** Starts a toolgate worker (the product's `createToolgateWorker`), the approval API and a client. */
+/** The proposal digest of a pending request, read from the approver's view over HTTP (`GET /v1/approvals/:id`), as an approver without a link would. */
+export async function digestOverHttp(api: BenchApi, requestId: string): Promise<string> {
+  const response = await fetch(`${api.apiUrl}/v1/approvals/${requestId}`, { headers: { authorization: `Bearer ${api.approverToken}` } });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`reading ${requestId} as its approver failed: ${response.status} ${text}`);
+  const { digest } = JSON.parse(text) as { digest?: string };
+  if (!digest) throw new Error(`${requestId} has no proposal digest yet (${text.slice(0, 200)})`);
+  return digest;
+}
+
+/** Starts a toolgate worker (the product's `createToolgateWorker`, trusting the run's keys), the API and the agent's SDK. */
 export async function startBenchGateway(
   bench: BenchServer,
   options: { taskQueue: string; tools: ToolRegistry; notifier?: Notifier; workflowBundle?: WorkflowBundle },
@@ -191,12 +295,13 @@ export async function startBenchGateway(
     tools: options.tools,
     notifier: options.notifier ?? { notify: async () => {} },
     logger: silentLogger(),
+    trust: bench.keys.trust,
   });
   const running = worker.run();
-  const api = await startBenchApi(bench);
+  const api = await startBenchApi(bench, options.taskQueue);
   return {
     worker,
-    gateway: new ToolGateway({ client: bench.client, taskQueue: options.taskQueue }),
+    gateway: api.gateway,
     api,
     async close() {
       await api.close();

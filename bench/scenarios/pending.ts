@@ -3,7 +3,9 @@
  * workflows waiting on an Update. Measures the Temporal server's resident memory (/proc/<pid>/status)
  * and the worker's (a separate process, with a fixed workflow cache) per pending request, checks the
  * worker stays flat once the cache is full, then restarts the worker and resolves all N (toolgate:
- * HTTP decisions through the real API; bare: client Updates).
+ * requests submitted through the front door over HTTP with the agent's token, HTTP decisions
+ * through the real API; bare: a client's starts and Updates). The worker process trusts the bench
+ * run's keys through the same variables a deployed worker reads.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,11 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { approveUpdate } from '../baseline-workflows.js';
-import { BENCH_ACTOR, approveOverHttp, rssOf, startBenchApi, type BenchApi, type BenchServer } from '../lib/env.js';
+import { approveOverHttp, digestOverHttp, rssOf, startBenchApi, type BenchApi, type BenchServer } from '../lib/env.js';
 import { log, status } from '../lib/progress.js';
 import { ratio, round, since, summarize, type LatencySummary } from '../lib/stats.js';
 import { goal, type BenchSizes, type ResultRow, type ScenarioResult } from '../lib/types.js';
-import { ToolGateway } from '../../src/client/index.js';
 
 type Kind = 'toolgate' | 'bare';
 interface WorkerMemory {
@@ -31,13 +32,25 @@ interface Sample {
 
 const WORKER_SCRIPT = fileURLToPath(new URL('../pending-worker.ts', import.meta.url));
 
+/** The task queue of one system's phase (the toolgate one is also the front door's). */
+const queueOf = (kind: Kind, run: string): string => `bench-pend-${kind}-${run}`;
+
 /** A worker process and its IPC. */
 class WorkerProcess {
   private constructor(private readonly child: ChildProcess) {}
 
-  static async start(address: string, taskQueue: string, kind: Kind, codePath: string, cache: number, digests: Map<string, string>): Promise<WorkerProcess> {
+  static async start(
+    address: string,
+    taskQueue: string,
+    kind: Kind,
+    codePath: string,
+    cache: number,
+    digests: Map<string, string>,
+    trustEnv: Record<string, string>,
+  ): Promise<WorkerProcess> {
     const child = fork(WORKER_SCRIPT, [address, taskQueue, kind, codePath, String(cache)], {
       execArgv: ['--expose-gc', '--import', 'tsx'],
+      env: { ...process.env, ...trustEnv },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
     await new Promise<void>((resolve, reject) => {
@@ -113,7 +126,11 @@ export interface PhaseResult {
   completion: LatencySummary;
 }
 
-/** One system's pending phase: start N, sample memory, restart the worker, resolve all N. */
+/**
+ * One system's pending phase: start N, sample memory, restart the worker, resolve all N. `api`'s
+ * front door must start workflows on this phase's queue (`queueOf(kind, run)`); `trustEnv` is the
+ * worker process's trust (`BenchKeys.writeWorkerTrust`).
+ */
 export async function phase(
   bench: BenchServer,
   api: BenchApi,
@@ -121,15 +138,17 @@ export async function phase(
   codePath: string,
   sizes: BenchSizes,
   run: string,
+  trustEnv: Record<string, string>,
   limits: { n?: number; budgetMs?: number } = {},
 ): Promise<PhaseResult> {
   const { maxCachedWorkflows, checkpoints, concurrency } = sizes.pending;
   let n = limits.n ?? sizes.pending.n;
-  const taskQueue = `bench-pend-${kind}-${run}`;
-  const gateway = new ToolGateway({ client: bench.client, taskQueue });
+  const taskQueue = queueOf(kind, run);
+  const { gateway } = api;
   const idOf = (i: number): string => `pend-${kind}-${run}-${i}`;
   const digests = new Map<string, string>();
-  let worker = await WorkerProcess.start(bench.server.address, taskQueue, kind, codePath, maxCachedWorkflows, digests);
+  const startWorker = () => WorkerProcess.start(bench.server.address, taskQueue, kind, codePath, maxCachedWorkflows, digests, trustEnv);
+  let worker = await startWorker();
   const serverPid = bench.server.pid;
   try {
     const before: Sample = { pending: 0, serverRss: rssOf(serverPid), worker: await worker.memory() };
@@ -146,7 +165,7 @@ export async function phase(
         concurrency,
         async (i) => {
           if (kind === 'toolgate') {
-            await gateway.start({ requestId: idOf(i), actor: BENCH_ACTOR, tenant: 'bench', environment: 'bench', tool: 'bench_change', args: { n: i, text: 'pending' } });
+            await gateway.start({ requestId: idOf(i), tool: 'bench_change', args: { n: i, text: 'pending' } });
           } else {
             await bench.client.workflow.start('bareAwaitUpdate', { taskQueue, workflowId: idOf(i), args: [{ n: i, text: 'pending' }] });
           }
@@ -169,7 +188,7 @@ export async function phase(
     log(`  pending ${kind}: ${n} waiting after ${(startMs / 1000).toFixed(1)} s; restarting the worker`);
 
     await worker.stop();
-    worker = await WorkerProcess.start(bench.server.address, taskQueue, kind, codePath, maxCachedWorkflows, digests);
+    worker = await startWorker();
     const t1 = performance.now();
     let resolved = 0;
     const decisionMs: number[] = [];
@@ -181,8 +200,8 @@ export async function phase(
       async (i) => {
         if (kind === 'toolgate') {
           const handle = await gateway.get(idOf(i));
-          // The digest from the approval notification, as an approver's link would carry it.
-          const digest = digests.get(idOf(i)) ?? (await handle.status()).digest;
+          // The digest from the approval notification, as an approver's link would carry it (else from the approver's view).
+          const digest = digests.get(idOf(i)) ?? (await digestOverHttp(api, idOf(i)));
           const t = performance.now();
           await approveOverHttp(api, idOf(i), digest);
           decisionMs.push(since(t));
@@ -215,15 +234,16 @@ export async function pendingScenario(bench: BenchServer, sizes: BenchSizes): Pr
   const started = performance.now();
   const run = Date.now().toString(36);
   const dir = mkdtempSync(join(tmpdir(), 'toolgate-bench-'));
-  const api = await startBenchApi(bench);
+  const trustEnv = bench.keys.writeWorkerTrust(dir);
+  const api = await startBenchApi(bench, queueOf('toolgate', run));
   try {
     const toolgatePath = join(dir, 'toolgate-workflows.js');
     const barePath = join(dir, 'baseline-workflows.js');
     writeFileSync(toolgatePath, bench.toolgateBundle.code);
     writeFileSync(barePath, bench.baselineBundle.code);
     // toolgate first, under the time budget; the bare baseline then runs the same number of requests.
-    const tg = await phase(bench, api, 'toolgate', toolgatePath, sizes, run, { budgetMs: sizes.pending.budgetSeconds * 1000 });
-    const bare = await phase(bench, api, 'bare', barePath, sizes, run, { n: tg.n });
+    const tg = await phase(bench, api, 'toolgate', toolgatePath, sizes, run, trustEnv, { budgetMs: sizes.pending.budgetSeconds * 1000 });
+    const bare = await phase(bench, api, 'bare', barePath, sizes, run, trustEnv, { n: tg.n });
     const { n } = tg;
     const { maxCachedWorkflows } = sizes.pending;
 

@@ -1,10 +1,11 @@
 /**
  * Scenario 3 — sustained throughput: an open-loop load (calls launched on a fixed schedule whether or
- * not earlier ones finished) at rising rates, for toolgate and the bare one-activity workflow. A rate
+ * not earlier ones finished) at rising rates, for toolgate (`ToolGateway.call` over HTTP to the
+ * front door, as agents submit) and the bare one-activity workflow (a client's execute). A rate
  * is sustained when every call of the step finished within the drain window, p99 ≤ 1 s, and the
  * backlog did not grow (calls in flight at the end of the step ≤ one second's worth of launches).
  */
-import { BENCH_ACTOR, benchTools, startBaselineWorker, startBenchGateway, type BenchServer } from '../lib/env.js';
+import { benchTools, startBaselineWorker, startBenchGateway, type BenchServer } from '../lib/env.js';
 import { log, status } from '../lib/progress.js';
 import { ratio, since, summarize, type LatencySummary } from '../lib/stats.js';
 import { goal, type BenchSizes, type ScenarioResult } from '../lib/types.js';
@@ -106,7 +107,7 @@ export async function throughputScenario(bench: BenchServer, sizes: BenchSizes):
       bench.client.workflow.execute('bareActivity', { taskQueue: bareQueue, workflowId: `tput-bare-${run}-${n}`, args: [{ n, text: 'open loop' }] }),
     );
     tgSteps = await ramp('toolgate', sizes, (n) =>
-      gw.gateway.call({ requestId: `tput-${run}-${n}`, actor: BENCH_ACTOR, tenant: 'bench', environment: 'bench', tool: 'bench_echo', args: { n, text: 'open loop' } }),
+      gw.gateway.call({ requestId: `tput-${run}-${n}`, tool: 'bench_echo', args: { n, text: 'open loop' } }),
     );
   } finally {
     await gw.close();
@@ -135,7 +136,7 @@ export async function throughputScenario(bench: BenchServer, sizes: BenchSizes):
     baseline: 'bare workflow, 1 activity',
     ratioOf: 'max sustained rate',
     rows: [
-      row('toolgate (ToolGateway.call)', tgSteps, tgMax),
+      row('toolgate (ToolGateway.call over HTTP → front door)', tgSteps, tgMax),
       row('bare workflow, 1 activity', bareSteps, bareMax),
     ],
     goals: [goal('toolgate max sustained rate / bare', ratio(tgMax, bareMax), '>=', 0.8)],

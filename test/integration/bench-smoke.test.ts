@@ -1,7 +1,9 @@
 /**
  * The benchmark suite cannot rot: `npm run bench` at its tiny size runs every scenario once against
  * a real Temporal dev server and writes well-formed results. No timing is asserted here — benchmarks
- * measure speed, tests check that they still run.
+ * measure speed, tests check that they still run and still measure the paths users take: toolgate
+ * through the front door (agent token, signed request) and approvals through the API (signed
+ * decisions), beside the baselines, every request ending as it should.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -45,6 +47,29 @@ test('every benchmark scenario runs at tiny size and writes well-formed results'
         assert.ok(Number.isFinite(g.value), `${scenario.id}: goal "${g.goal}" was measured`);
       }
     }
+    const scenario = (id: number) => {
+      const found = report.scenarios.find((s) => s.id === id);
+      assert.ok(found, `scenario ${id} reported`);
+      return found;
+    };
+    const systems = (id: number) => scenario(id).rows.map((row) => row.system);
+    // 1: the agent's path over HTTP, every baseline down to the engine floor, and the HTTP-less diagnostic.
+    for (const system of [/^toolgate \(ToolGateway\.call over HTTP/, /^bare workflow, 1 activity$/, /1 local activity/, /engine floor/, /called directly/, /signed request, toolgate workflow via client\.execute/]) {
+      assert.ok(systems(1).some((name) => system.test(name)), `scenario 1 measures ${system}: ${systems(1).join(' | ')}`);
+    }
+    // 2: the HTTP decision, the bare Update, and signed decisions sent straight to the workflow (an unsigned one would be refused).
+    assert.equal(scenario(2).rows.length, 4, `scenario 2 rows: ${systems(2).join(' | ')}`);
+    assert.ok(systems(2).some((name) => /signed decision Update straight to it/.test(name)));
+    // 3: no call failed (a refused or denied request throws in the SDK), at any rate tried.
+    for (const row of scenario(3).rows) {
+      const steps = (row.extra?.steps ?? []) as { failed: number; launched: number; completed: number }[];
+      assert.ok(steps.length > 0, `${row.system} ran rate steps`);
+      for (const step of steps) assert.deepEqual([step.failed, step.completed], [0, step.launched], `${row.system}: every call completed`);
+    }
+    // 5: every request waiting for approval completed after the worker restart (submitted and approved over HTTP).
+    const resolved = scenario(5).goals.find((g) => g.goal.startsWith('requests resolved after the worker restart'));
+    assert.equal(resolved?.value, 1, 'every pending request resolved after the restart');
+
     const markdown = readFileSync(join(dir, 'tiny.md'), 'utf8');
     for (const scenario of report.scenarios) assert.match(markdown, new RegExp(`\\*\\*${scenario.id}\\. `));
   } finally {
