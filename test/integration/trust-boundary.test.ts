@@ -75,6 +75,15 @@ async function historyLength(gw: GatewayEnv, workflowId: string): Promise<number
   return (await gw.ops.workflow.getHandle(workflowId).fetchHistory()).events?.length ?? 0;
 }
 
+/** The history length once the workflow is idle (no activity or workflow task pending), so later growth is only what a test caused. */
+async function idleHistoryLength(gw: GatewayEnv, workflowId: string): Promise<number> {
+  await eventually(async () => {
+    const { raw } = await gw.ops.workflow.getHandle(workflowId).describe();
+    return (raw.pendingActivities ?? []).length === 0 && !raw.pendingWorkflowTask ? true : undefined;
+  }, `${workflowId} to be idle`);
+  return historyLength(gw, workflowId);
+}
+
 /** Sends `decide` straight to Temporal, as someone with namespace access could; returns the refusal type, or 'accepted'. */
 async function rawDecide(gw: GatewayEnv, workflowId: string, input: unknown): Promise<string> {
   try {
@@ -213,7 +222,7 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
         target.workflowId,
       );
 
-      const before = await historyLength(gw, target.workflowId);
+      const before = await idleHistoryLength(gw, target.workflowId);
       const warningsBefore = runtimeWarnings.length;
       const attempts: [string, unknown, string][] = [
         ['an invented approver object (the old update input)', { decision: 'approve', digest: target.digest, approver: { id: 'maria', tenant: 'acme', groups: ['manager'] } }, FailureTypes.UnverifiedDecision],
@@ -407,7 +416,7 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
     test('20,000 unauthenticated and 2,000 authenticated refused attempts grow the history by at most the bound; a valid approval still completes it', async () => {
       const target = await pending('refund');
       const refundsBefore = calls.refund;
-      const before = await historyLength(gw, target.workflowId);
+      const before = await idleHistoryLength(gw, target.workflowId);
       const path = `/v1/approvals/${target.handle.requestId}/decision`;
       const body = { decision: 'approve', digest: target.digest };
       const foreignKey = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });

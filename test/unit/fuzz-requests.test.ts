@@ -222,7 +222,14 @@ async function frontDoorOnBench() {
     workflow: {
       start: async (_type: string, options: { workflowId: string; args: [ToolRequestStart]; memo: Record<string, unknown> }) => {
         starts.push({ workflowId: options.workflowId, start: options.args[0] });
-        return { describe: async () => ({ memo: options.memo }) };
+        const attributes = new Map<string, unknown>();
+        return {
+          describe: async () => ({
+            memo: options.memo,
+            status: { name: 'RUNNING' },
+            typedSearchAttributes: { get: (key: { name: string }) => attributes.get(key.name) },
+          }),
+        };
       },
     },
   } as unknown as Client;
