@@ -20,6 +20,7 @@ import {
 } from '../src/shared/index.js';
 import { EvidenceError, verifyAdmission, verifyExecution, type ExecutionEvidence } from '../src/trust/evidence.js';
 import type { WorkerTrust } from '../src/trust/store.js';
+import type { RunGuard } from '../src/trust/runs.js';
 import { callMcpTool } from '../src/mcp/executor.js';
 import { callHttpTool, ToolUnavailableError } from '../src/tools/http-adapter.js';
 import { OutcomeUnknownError, ToolRejectedError, type ToolContext, type ToolRegistry } from '../src/tools/types.js';
@@ -39,6 +40,8 @@ export interface ActivityDeps {
   killSwitches?: KillSwitches;
   /** The keys requests are verified with and the seal on evaluations (see src/trust/). */
   trust: WorkerTrust;
+  /** Checks with the server that the run asking to act is a toolgate request's one and only run. Without it nothing executes. */
+  runs?: RunGuard;
 }
 
 /** Input of the execution activity. The fields beside `evidence` are for people reading the history; the activity acts only on what the evidence proves. */
@@ -160,7 +163,7 @@ export function createActivities(deps: ActivityDeps) {
         const proposal = buildProposal(request, workflowId, decision);
         evaluation = { decision, proposal, digest: proposalDigest(proposal) };
       }
-      return { ...evaluation, seal: deps.trust.sealer.seal({ workflowId, request, evaluation }) };
+      return { ...evaluation, seal: deps.trust.sealer.seal({ workflowId, runId: trusted.runId, request, evaluation }) };
     },
 
     /** Tells approver groups that a request waits for them, was escalated or reminded, or ended. */
@@ -192,6 +195,8 @@ export function createActivities(deps: ActivityDeps) {
         if (err instanceof EvidenceError) throw unverified(`the execution is not backed by a verified admission and approval: ${err.message}`);
         throw err;
       }
+      const runProblem = deps.runs ? await deps.runs.problem(trusted.workflowId, trusted.runId) : 'this worker has no run guard configured';
+      if (runProblem) throw unverified(`the run asking to act is not the request's own: ${runProblem}`);
       // Act only on what the evidence proves, whatever the rest of the input says.
       const { request } = evidence;
       const input = {

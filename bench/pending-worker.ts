@@ -10,11 +10,13 @@
  * Run by the bench with: node --expose-gc --import tsx bench/pending-worker.ts <address> <taskQueue> <toolgate|bare> <bundlePath> <maxCachedWorkflows>
  */
 import { dirname } from 'node:path';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { silentLogger } from '../src/logger.js';
 import { PolicyStore } from '../src/policy-store.js';
 import { loadWorkerTrust } from '../src/trust/store.js';
+import { TemporalRunGuard } from '../src/trust/runs.js';
 import { createBaselineActivities } from './baseline-activities.js';
 import { BENCH_POLICY, benchTools, quietRuntime } from './lib/env.js';
 
@@ -40,6 +42,7 @@ const activities =
         // Approvers learn the digest from the notification; hand it to the bench the same way.
         notifier: { notify: async (n) => { if (n.kind === 'requested') process.send?.({ type: 'digest', requestId: n.requestId, digest: n.digest }); } },
         logger: silentLogger(),
+        runs: new TemporalRunGuard(new Client({ connection }), taskQueue),
       })
     : createBaselineActivities();
 // The same options as createToolgateWorker, plus a fixed workflow cache so "flat beyond the cache" is testable.

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { KillSwitches } from './kill-switch.js';
 import { TASK_QUEUE } from './shared/index.js';
+import { TemporalRunGuard } from './trust/runs.js';
 
 const require = createRequire(import.meta.url);
 
@@ -32,9 +33,9 @@ export interface ToolgateWorkerOptions extends ActivityDeps {
 /** Creates a worker that runs tool requests with the given policy, tools and notifier. */
 export async function createToolgateWorker(options: ToolgateWorkerOptions): Promise<Worker> {
   const { connection, namespace, taskQueue, workflowBundle, dataConverter, ...deps } = options;
-  const killSwitches =
-    deps.killSwitches ??
-    new KillSwitches(new Client({ connection, namespace: namespace ?? 'default', ...(dataConverter && { dataConverter }) }), { taskQueue: taskQueue ?? TASK_QUEUE });
+  const client = new Client({ connection, namespace: namespace ?? 'default', ...(dataConverter && { dataConverter }) });
+  const killSwitches = deps.killSwitches ?? new KillSwitches(client, { taskQueue: taskQueue ?? TASK_QUEUE });
+  const runs = deps.runs ?? new TemporalRunGuard(client, taskQueue ?? TASK_QUEUE);
   return Worker.create({
     connection,
     namespace: namespace ?? 'default',
@@ -43,6 +44,6 @@ export async function createToolgateWorker(options: ToolgateWorkerOptions): Prom
     ...(dataConverter && { dataConverter }),
     // After a worker dies, its sticky queue holds tasks until this timeout: keep recovery quick.
     stickyQueueScheduleToStartTimeout: '3s',
-    activities: createActivities({ ...deps, killSwitches }),
+    activities: createActivities({ ...deps, killSwitches, runs }),
   });
 }

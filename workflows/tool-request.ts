@@ -107,6 +107,8 @@ function requestOf(start: unknown): ToolRequest | undefined {
   const strings = [request.requestId, request.tenant, request.environment, request.tool, request.actor?.id];
   if (!strings.every((value) => typeof value === 'string')) return undefined;
   if (!Array.isArray(request.actor?.roles) || request.args === null || typeof request.args !== 'object') return undefined;
+  const chain: unknown = request.onBehalfOf;
+  if (chain !== undefined && !(Array.isArray(chain) && chain.every((p) => typeof (p as { id?: unknown } | null)?.id === 'string'))) return undefined;
   return request as ToolRequest;
 }
 
@@ -147,6 +149,8 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     upsertSearchAttributes([{ key: searchAttributes.status, value: state }]);
   };
   const book = new DecisionBook();
+  /** The edit assertion behind each edit that counts as its editor's approval, by digest and editor: evidence for the execution. */
+  const editApprovals = new Map<string, string>();
   /** The digest decisions must carry right now; undefined whenever no decision may apply. */
   let pendingDigest: string | undefined;
   let pendingEdit: { input: DecideInput; record: EditRecord; token: string } | undefined;
@@ -159,7 +163,11 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
   /** Read through a function: the signal handler changes it between awaits. */
   const killed = (): KillOrder | undefined => killOrder;
   setHandler(killSignal, (order) => {
+    // Only a kill order's own fields are kept: the signal's input is nobody's to fill the status with.
+    const fields = [order?.switchId, order?.reason, order?.by, order?.at];
+    if (!fields.every((field) => typeof field === 'string')) return;
     if (killOrder || status.state === 'executing' || status.outcome) return;
+    order = { switchId: order.switchId, reason: order.reason, by: order.by, at: order.at };
     killOrder = order;
     status.killedBy = order;
   });
@@ -317,7 +325,9 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
   try {
     if (!admitted) throw new AssertionError('malformed', 'the workflow input is not a tool request');
     if (workflowId !== workflowIdFor(request.tenant, request.requestId)) throw new AssertionError('mismatch', 'the workflow id is not the one of this tenant and request id');
-    verifyRequestAssertion(start.admission, request, anchors, { workflowId, startedAtMs: info.runStartTime.getTime() });
+    // The time the server recorded the start, not the first workflow task's: a request that waited
+    // out a worker outage was still admitted in time.
+    verifyRequestAssertion(start.admission, request, anchors, { workflowId, startedAtMs: info.startTime.getTime() });
   } catch (err) {
     log.warn('request refused: not admitted by the front door', { reason: (err as Error).message });
     return finish({
@@ -408,6 +418,7 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
         { decision: 'approve', digest: evaluated.digest, approver: edit.input.approver },
       );
       if (!refusal) {
+        editApprovals.set(`${evaluated.digest}\n${edit.input.approver.id}`, edit.token);
         status.approvals.push({
           approverId: edit.input.approver.id,
           groups: countedGroups(newPlan, 0, edit.input.approver),
@@ -431,11 +442,14 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     .decisions()
     .filter((decision) => decision.decision === 'approve' && decision.digest === approvedDigest)
     .map((decision) => decision.token);
+  const counted = status.approvals.filter((vote) => vote.via === 'edit' && vote.digest === approvedDigest);
+  const editVotes = counted.map((vote) => editApprovals.get(`${approvedDigest}\n${vote.approverId}`)).filter((token): token is string => token !== undefined);
   return finish(
     await execute(request, evaluated, outcomeBase(), editors, {
       admission: start.admission,
       approvals,
       ...(editToken === undefined ? {} : { edit: editToken, admitted: admittedRequest }),
+      ...(editVotes.length > 0 ? { editApprovals: editVotes } : {}),
     }),
   );
 
@@ -503,6 +517,8 @@ interface ExecutionEvidence {
   approvals: string[];
   edit?: string;
   admitted?: ToolRequest;
+  /** Edits that count as their editors' approvals of the final proposal. */
+  editApprovals?: string[];
 }
 
 type OutcomeBase = Omit<Extract<ToolOutcome, { status: 'completed' }>, 'status' | 'result' | 'args' | 'execution' | 'editedBy' | 'proposal'>;

@@ -240,6 +240,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
       ...(input.reason === undefined ? {} : { reason: input.reason }),
       ...(input.args === undefined ? {} : { args: input.args }),
     } as const;
+    let refreshed = false;
     for (let attempt = 1; ; attempt += 1) {
       const assertion = await deps.decisions.sign(statement);
       try {
@@ -269,8 +270,11 @@ export function createApiApp(deps: ApiDeps): express.Express {
           if (isResourceExhausted(err)) throw new HttpError(503, 'busy', 'too many decisions for this request at once; retry shortly', undefined, 1);
           throw unavailable(err);
         }
-        // After a key rotation the run may hold only the old keys: ask it to read the worker's keys again.
-        if (type === FailureTypes.UntrustedSigningKey) await handle.signal(refreshTrustSignal).catch(() => undefined);
+        // After a key rotation the run may hold only the old keys: ask it, once, to read the worker's keys again.
+        if (type === FailureTypes.UntrustedSigningKey && !refreshed) {
+          refreshed = true;
+          await handle.signal(refreshTrustSignal).catch(() => undefined);
+        }
         await pause(Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random()));
       }
     }

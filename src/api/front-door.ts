@@ -112,7 +112,7 @@ export class FrontDoor {
         args: [start],
         workflowIdConflictPolicy: 'USE_EXISTING',
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        memo: { requestHash },
+        memo: { requestHash, agent: agentDigest(agent) },
         typedSearchAttributes: [
           { key: searchAttributes.tool, value: request.tool },
           { key: searchAttributes.tenant, value: request.tenant },
@@ -133,8 +133,9 @@ export class FrontDoor {
 
   /**
    * The request `requestId` of this agent, or undefined when there is none — another agent's or
-   * another tenant's request is indistinguishable from one that does not exist. Answered from
-   * the server's view (search attributes), so it needs no worker.
+   * another tenant's request (or this actor's in another environment, or for someone else) is
+   * indistinguishable from one that does not exist. Answered from the server's view (search
+   * attributes and memo), so it needs no worker.
    */
   async find(agent: AgentIdentity, requestId: string): Promise<({ handle: WorkflowHandle } & RequestSummary) | undefined> {
     const handle = this.client.workflow.getHandle(workflowIdFor(agent.tenant, requestId));
@@ -147,8 +148,15 @@ export class FrontDoor {
     }
     const attributes = description.typedSearchAttributes;
     if (attributes.get(searchAttributes.actor) !== agent.id || attributes.get(searchAttributes.tenant) !== agent.tenant) return undefined;
+    // The same actor id in another environment, or acting for someone else, is another identity.
+    if (description.memo?.agent !== agentDigest(agent)) return undefined;
     return { handle, ...summarize(description) };
   }
+}
+
+/** The identity a request was admitted under, beyond actor and tenant: environment and the on-behalf-of chain. */
+function agentDigest(agent: AgentIdentity): string {
+  return canonicalSha256({ id: agent.id, tenant: agent.tenant, environment: agent.environment, onBehalfOf: agent.onBehalfOf ?? [] });
 }
 
 function summarize(description: WorkflowExecutionDescription): RequestSummary {

@@ -11,7 +11,7 @@
  * unverified, because nothing in them can be verified.
  */
 import type { Client } from '@temporalio/client';
-import type { LoadedDataConverter, Payload } from '@temporalio/common';
+import type { LoadedDataConverter, Payload, SerializationContext } from '@temporalio/common';
 import { decodeFromPayloadsAtIndex, decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import type { temporal } from '@temporalio/proto';
 import { redactText, redactValue } from '../egress/redact.js';
@@ -115,6 +115,18 @@ function msOf(event: HistoryEvent): number | undefined {
 function timeOf(event: HistoryEvent): string {
   const ms = msOf(event);
   return ms === undefined ? '' : new Date(ms).toISOString();
+}
+
+/** The converter with the request's workflow as the codecs' serialization context, whatever the caller passes. */
+function withWorkflowContext(converter: LoadedDataConverter, workflowId: string): LoadedDataConverter {
+  const context: SerializationContext = { type: 'workflow', namespace: 'default', workflowId };
+  return {
+    ...converter,
+    payloadCodecs: converter.payloadCodecs.map((codec) => ({
+      encode: (payloads: Payload[]) => codec.encode(payloads, context),
+      decode: (payloads: Payload[]) => codec.decode(payloads, context),
+    })),
+  };
 }
 
 async function first<T>(converter: LoadedDataConverter, payloads: Payload[] | null | undefined): Promise<T | undefined> {
@@ -252,9 +264,12 @@ export async function buildAuditRecordOfWorkflow(client: Client, workflowId: str
 /** Builds an audit record from a fetched history (exported for replay-style tests on stored histories). */
 export async function auditRecordFromHistory(
   history: temporal.api.history.v1.IHistory,
-  converter: LoadedDataConverter,
+  loaded: LoadedDataConverter,
   ids: { workflowId: string },
 ): Promise<AuditRecord> {
+  // Decode as the request's own workflow: the codec then refuses any payload of another tenant
+  // written into this history, so a record can never show (decrypted) what is not its tenant's.
+  const converter = withWorkflowContext(loaded, ids.workflowId);
   const events = history.events ?? [];
   const timeline: AuditRecord['timeline'] = [];
   let started = false;

@@ -190,9 +190,17 @@ export class AesGcmCodec implements PayloadCodec {
    * The key is chosen by the payload's own key id and tenant tag, never by the context (which is
    * absent where history is read outside the SDK, e.g. by the codec endpoint).
    */
-  async decode(payloads: Payload[]): Promise<Payload[]> {
+  async decode(payloads: Payload[], context?: SerializationContext): Promise<Payload[]> {
+    // Inside a tenant's request, only that tenant's payloads decode: otherwise a process that holds
+    // the keys (a worker, the API) would decrypt another tenant's payload handed to it (as a signal
+    // or a query argument, say) and re-encrypt what it answers for the requesting tenant.
+    const expected = tenantOfContext(context);
     return payloads.map((payload) => {
       if (!isEncryptedPayload(payload)) return payload;
+      if (expected !== undefined && payloadTenant(payload) !== expected) {
+        const tag = payloadTenant(payload);
+        throw new PayloadDecryptionError(`a payload of ${tag === undefined ? 'no tenant' : `tenant "${tag}"`} was given to a request of tenant "${expected}"; it is not decoded`);
+      }
       const idBytes = payload.metadata?.[METADATA_ENCRYPTION_KEY_ID];
       if (!idBytes) throw new PayloadDecryptionError(`encrypted payload has no ${METADATA_ENCRYPTION_KEY_ID} metadata`);
       let keyId: string;

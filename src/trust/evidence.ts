@@ -55,6 +55,8 @@ export interface ExecutionEvidence extends AdmissionEvidence {
   seal: string;
   /** Decision assertions of the approvals on the evaluation's digest. */
   approvals: string[];
+  /** Edit assertions that count as their editors' approvals (their arguments are the executed ones). */
+  editApprovals?: string[];
 }
 
 const publicKeys = new Map<string, KeyObject>();
@@ -98,7 +100,10 @@ const withArgs = (request: ToolRequest, args: Record<string, unknown>): ToolRequ
  * Checks that `request` is what the front door admitted for this workflow, or that with the
  * arguments of an edit an approver of this request signed. Returns the edit's claims, if any.
  */
-export async function verifyAdmission(evidence: AdmissionEvidence, context: EvidenceContext): Promise<DecisionAssertionClaims | undefined> {
+export async function verifyAdmission(
+  evidence: AdmissionEvidence,
+  context: EvidenceContext,
+): Promise<{ admission: RequestAssertionClaims; edit?: DecisionAssertionClaims }> {
   const { admitted, request } = evidence;
   const claims = await verifySigned<RequestAssertionClaims>(evidence.admission, context.anchors.requestKeys, REQUEST_ASSERTION_TYP, 'request assertion');
   if (claims.workflow_id !== context.workflowId) throw new EvidenceError('request assertion: issued for another workflow');
@@ -107,9 +112,15 @@ export async function verifyAdmission(evidence: AdmissionEvidence, context: Evid
   }
   if (evidence.edit === undefined) {
     if (canonicalSha256(request) !== claims.request_digest) throw new EvidenceError('the request differs from the admitted one and no edit says why');
-    return undefined;
+    return { admission: claims };
   }
-  const edit = await verifyDecision(evidence.edit, admitted, context);
+  const edit = await verifyEditOf(evidence.edit, admitted, request, context);
+  return { admission: claims, edit };
+}
+
+/** Verifies an edit assertion of this run whose arguments are exactly `request`'s. */
+async function verifyEditOf(token: string, admitted: ToolRequest, request: ToolRequest, context: EvidenceContext): Promise<DecisionAssertionClaims> {
+  const edit = await verifyDecision(token, admitted, context);
   if (edit.decision !== 'edit' || edit.args === undefined) throw new EvidenceError('edit: the assertion is not an edit');
   if (canonicalSha256(withArgs(admitted, edit.args)) !== canonicalSha256(request)) throw new EvidenceError('edit: the request is not the admitted one with the edited arguments');
   return edit;
@@ -129,38 +140,47 @@ async function verifyDecision(token: string, request: ToolRequest, context: Evid
 
 /**
  * Checks everything the execution activity needs before acting: the admission (and edit), the
- * worker's seal on the evaluation of exactly this request, and — when policy asked for approval —
- * signed approvals that satisfy the plan on the evaluated digest. Any escalation tier of the plan
- * counts here (the workflow enforced when each tier opened). Throws `EvidenceError`.
+ * worker's seal on the evaluation of exactly this request in this run, and — when policy asked for
+ * approval — signed approvals that satisfy the plan on the evaluated digest. A group of an
+ * escalation tier counts only for an approval signed at least the tier's delay after the request
+ * was admitted (the workflow, which knows when the wait began, is stricter). Throws `EvidenceError`.
  */
 export async function verifyExecution(evidence: ExecutionEvidence, context: EvidenceContext, sealer: EvaluationSealer): Promise<void> {
-  const edit = await verifyAdmission(evidence, context);
+  const { admission, edit } = await verifyAdmission(evidence, context);
   const { evaluation, request } = evidence;
-  if (!sealer.verify({ workflowId: context.workflowId, request, evaluation }, evidence.seal)) {
-    throw new EvidenceError('the evaluation does not carry this worker deployment\'s seal');
+  if (!sealer.verify({ workflowId: context.workflowId, runId: context.runId, request, evaluation }, evidence.seal)) {
+    throw new EvidenceError('the evaluation does not carry this worker deployment\'s seal for this run');
   }
   const { decision } = evaluation;
   if (decision.outcome === 'allow') return;
   if (decision.outcome !== 'approve' || !decision.approval || !evaluation.digest) throw new EvidenceError(`policy decided ${decision.outcome}; nothing may run`);
   const plan = decision.approval;
-  const groups = eligibleGroups(plan, plan.escalation.length);
+  /** The groups open when an approval was signed, at the earliest the workflow could have opened them. */
+  const groupsAt = (signedAtSeconds: number): string[] => {
+    const waited = (signedAtSeconds - admission.iat) * 1000;
+    const tier = plan.escalation.filter((step) => step.afterMs <= waited).length;
+    return eligibleGroups(plan, Math.min(tier, plan.escalation.length));
+  };
   const votes: ApprovalRecord[] = [];
-  const vote = (claims: DecisionAssertionClaims) =>
+  const vote = (claims: DecisionAssertionClaims) => {
+    const open = groupsAt(claims.iat);
     votes.push({
       approverId: canonicalId(claims.sub),
-      groups: claims.groups.filter((group) => groups.includes(group)),
+      groups: claims.groups.filter((group) => open.includes(group)),
       decision: 'approve',
       digest: evaluation.digest as string,
       at: new Date(claims.iat * 1000).toISOString(),
       tier: 0,
     });
+  };
   for (const token of evidence.approvals) {
     const claims = await verifyDecision(token, request, context);
     if (claims.decision !== 'approve' || claims.digest !== evaluation.digest) throw new EvidenceError('decision assertion: not an approval of the evaluated digest');
     vote(claims);
   }
-  // The editor stood behind their edit: it counts as their approval of the re-evaluated request.
+  // An editor stood behind their edit: it counts as their approval of the request it produced.
   if (edit) vote(edit);
+  for (const token of evidence.editApprovals ?? []) vote(await verifyEditOf(token, evidence.admitted, request, context));
   if (!isApprovalSatisfied(plan, votes.filter((v) => v.groups.length > 0), evaluation.digest)) {
     throw new EvidenceError(`the signed approvals do not satisfy approval plan ${plan.name}`);
   }

@@ -9,9 +9,11 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { canonicalSha256 } from '../shared/assertions.js';
 import type { Evaluation, ToolRequest } from '../shared/schemas.js';
 
-/** What a seal binds: the workflow, the exact request evaluated, and the evaluation. */
+/** What a seal binds: the workflow and its run, the exact request evaluated, and the evaluation. */
 export interface SealedFacts {
   workflowId: string;
+  /** The run that evaluated: evidence copied into another run of the same id proves nothing. */
+  runId: string;
   request: ToolRequest;
   evaluation: Evaluation;
 }
@@ -36,6 +38,6 @@ export class EvaluationSealer {
   }
 
   private message(facts: SealedFacts): string {
-    return `toolgate-evaluation-seal-v1\n${facts.workflowId}\n${canonicalSha256(facts.request)}\n${canonicalSha256(facts.evaluation)}`;
+    return `toolgate-evaluation-seal-v2\n${facts.workflowId}\n${facts.runId}\n${canonicalSha256(facts.request)}\n${canonicalSha256(facts.evaluation)}`;
   }
 }

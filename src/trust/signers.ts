@@ -48,7 +48,7 @@ export class RequestSigner {
    * The assertion that the front door admitted exactly `request` (identity taken from the agent's
    * credential) for `workflowId`. `request` must be the value the workflow is started with.
    */
-  async sign(request: ToolRequest, workflowId: string): Promise<string> {
+  async sign(request: ToolRequest, workflowId: string, options: { ttlSeconds?: number } = {}): Promise<string> {
     return sign(
       this.key,
       REQUEST_ASSERTION_TYP,
@@ -61,7 +61,7 @@ export class RequestSigner {
         workflow_id: workflowId,
         request_digest: canonicalSha256(request),
       },
-      REQUEST_ASSERTION_TTL_SECONDS,
+      options.ttlSeconds ?? REQUEST_ASSERTION_TTL_SECONDS,
     );
   }
 }

@@ -140,7 +140,11 @@ export interface TestAgents {
 /** A running gateway for tests. */
 export interface GatewayEnv {
   env: TestWorkflowEnvironment;
-  worker: Worker;
+  /** The running worker (see stopWorker/startWorker). */
+  readonly worker: Worker;
+  /** Shuts the worker down (tests of outages); startWorker starts a new one with the same keys and tools. */
+  stopWorker(): Promise<void>;
+  startWorker(): Promise<void>;
   /** Agents, through the front door (the HTTP agent API with agent tokens). */
   gateway: TestAgents;
   /** A Temporal client with the codec keys: the view of ops (and of an attacker who has Temporal access). */
@@ -182,18 +186,22 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
   const decisionSigner = new DecisionSigner(decisionKey);
   const trust = workerTrustOf({ requestKeys: [requestKey.trusted], decisionKeys: [decisionKey.trusted] }, randomBytes(32));
 
-  const worker = await createToolgateWorker({
-    connection: env.nativeConnection,
-    taskQueue: options.taskQueue,
-    workflowBundle: await workflowBundle(),
-    policy: options.policyStore ?? PolicyStore.fromSources([{ file: 'test-policy.yaml', text: options.policy }]),
-    tools: options.tools ?? {},
-    notifier: options.notifier ?? new WebhookNotifier(options.webhooks ?? []),
-    logger,
-    dataConverter: testDataConverter,
-    trust,
-  });
-  const running = worker.run();
+  const policyStore = options.policyStore ?? PolicyStore.fromSources([{ file: 'test-policy.yaml', text: options.policy }]);
+  const notifier = options.notifier ?? new WebhookNotifier(options.webhooks ?? []);
+  const newWorker = async () =>
+    createToolgateWorker({
+      connection: env.nativeConnection,
+      taskQueue: options.taskQueue,
+      workflowBundle: await workflowBundle(),
+      policy: policyStore,
+      tools: options.tools ?? {},
+      notifier,
+      logger,
+      dataConverter: testDataConverter,
+      trust,
+    });
+  let worker: Worker | undefined = await newWorker();
+  let running: Promise<void> | undefined = worker.run();
 
   const app = createApiApp({
     client: env.client,
@@ -254,7 +262,20 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
 
   return {
     env,
-    worker,
+    get worker() {
+      return worker as Worker;
+    },
+    async stopWorker() {
+      worker?.shutdown();
+      await running;
+      worker = undefined;
+      running = undefined;
+    },
+    async startWorker() {
+      if (worker) return;
+      worker = await newWorker();
+      running = worker.run();
+    },
     gateway,
     ops: env.client,
     status: (requestId, tenant = 'acme') => env.client.workflow.getHandle(workflowIdFor(tenant, requestId)).query(statusQuery),
@@ -280,7 +301,7 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      worker.shutdown();
+      worker?.shutdown();
       await running;
     },
   };

@@ -332,6 +332,89 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
     });
   });
 
+  describe('runs and time', () => {
+    test('a run started again under the id of a request that ended cannot make the worker act again, with or without a rogue worker', async () => {
+      const sdk = await gw.gateway.as({ id: 'bot', roles: ['agent_runtime'], tenant: 'acme', environment: 'production' });
+      const requestId = nextId('once');
+      assert.deepEqual(await sdk.call({ requestId, tool: 'read_kb', args: {} }), { ok: true });
+      const done = calls.read_kb;
+      const workflowId = workflowIdFor('acme', requestId);
+      const history = await gw.ops.workflow.getHandle(workflowId).fetchHistory();
+      const converter = gw.ops.options.loadedDataConverter;
+      const events = history.events ?? [];
+      const start = await decodeFromPayloadsAtIndex<{ request: ToolRequest; admission: string }>(
+        converter,
+        0,
+        events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads,
+      );
+      // 1. The same start input again, on toolgate's queue, while its admission is still fresh.
+      const again = await gw.ops.workflow.start(WORKFLOW_TYPE, { taskQueue: TASK_QUEUE, workflowId, args: [start], workflowIdReusePolicy: 'ALLOW_DUPLICATE' });
+      const outcome = (await again.result()) as ToolOutcome;
+      assert.equal(outcome.status, 'failed');
+      assert.ok(outcome.status === 'failed' && outcome.error.type === FailureTypes.UnverifiedExecution, JSON.stringify(outcome));
+      assert.match(outcome.status === 'failed' ? outcome.error.message : '', /another run/);
+      // 2. A rogue run of the same id on the attacker's queue, with the first run's sealed evaluation.
+      const marker = await Promise.all(
+        events
+          .filter((e) => e.markerRecordedEventAttributes?.details?.result?.payloads)
+          .map((e) => decodeFromPayloadsAtIndex<{ decision?: unknown; seal?: string }>(converter, 0, e.markerRecordedEventAttributes!.details!.result!.payloads as Payload[])),
+      );
+      const sealed = marker.find((m) => m && typeof m === 'object' && 'seal' in m);
+      assert.ok(sealed?.seal, 'the first run recorded a sealed evaluation');
+      const worker = await Worker.create({
+        connection: env.nativeConnection,
+        taskQueue: `rogue-${process.pid}`,
+        workflowBundle: await bundleWorkflowCode({
+          workflowsPath: require.resolve('../fixtures/rogue-workflows.ts'),
+          failureConverterPath: FAILURE_CONVERTER_PATH,
+          logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+        }),
+        dataConverter: testDataConverter,
+      });
+      const rogue = await worker.runUntil(
+        gw.ops.workflow.execute('rogueActivities', {
+          taskQueue: `rogue-${process.pid}`,
+          workflowId,
+          workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+          args: [
+            {
+              taskQueue: TASK_QUEUE,
+              executeInput: { requestId, tenant: 'acme', tool: 'read_kb', args: {}, runAs: 'svc-kb', idempotencyKey: 'x', evidence: { admission: start.admission, request: start.request, approvals: [], evaluation: sealed } },
+              evaluateInput: { request: start.request, workflowId, admission: start.admission },
+            },
+          ],
+        }),
+      );
+      assert.deepEqual(rogue, { execute: FailureTypes.UnverifiedExecution, evaluate: FailureTypes.UnverifiedExecution });
+      assert.equal(calls.read_kb, done, 'the tool ran once, for the request the front door admitted');
+    });
+
+    test('a request admitted while no worker runs is still verified when a worker comes back after its admission expired', async () => {
+      await gw.stopWorker();
+      const requestId = nextId('late');
+      const workflowId = workflowIdFor('acme', requestId);
+      const request: ToolRequest = { requestId, actor: bot, tenant: 'acme', environment: 'production', tool: 'read_kb', args: {} };
+      // The front door's signature with a 1 s validity, so the outage outlasts it plus the 60 s clock tolerance.
+      const admission = await gw.keys.requestSigner.sign(request, workflowId, { ttlSeconds: 1 });
+      const handle = await gw.ops.workflow.start(WORKFLOW_TYPE, {
+        taskQueue: TASK_QUEUE,
+        workflowId,
+        args: [{ request, admission }],
+        typedSearchAttributes: [
+          { key: searchAttributes.tenant, value: 'acme' },
+          { key: searchAttributes.actor, value: 'bot' },
+          { key: searchAttributes.tool, value: 'read_kb' },
+        ],
+      });
+      const before = calls.read_kb;
+      await new Promise((resolve) => setTimeout(resolve, 63_000));
+      await gw.startWorker();
+      const outcome = (await handle.result()) as ToolOutcome;
+      assert.equal(outcome.status, 'completed', JSON.stringify(outcome));
+      assert.equal(calls.read_kb, before + 1);
+    });
+  });
+
   describe('spoofing through the SDK', () => {
     test('a call that names another tenant, environment or actor is refused; identity comes from the token', async () => {
       const sdk = await gw.gateway.as({ id: 'bot', roles: ['agent_runtime'], tenant: 'acme', environment: 'production' });
@@ -345,6 +428,21 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       const before = calls.read_kb;
       assert.deepEqual(await sdk.call({ tool: 'read_kb', args: {}, tenant: 'acme', environment: 'production' } as never), { ok: true });
       assert.equal(calls.read_kb, before + 1, 'restating the token\'s own identity is accepted');
+    });
+
+    test('the same actor id in another environment, or acting for someone else, cannot read the request', async () => {
+      const requestId = nextId('scoped');
+      const maria = await gw.gateway.as({ id: 'bot', roles: ['agent_runtime'], tenant: 'acme', environment: 'production', onBehalfOf: [{ type: 'human', id: 'maria' }] });
+      assert.deepEqual(await maria.call({ requestId, tool: 'read_kb', args: {} }), { ok: true });
+      const others = [
+        await gw.gateway.as({ id: 'ＢＯＴ', roles: [], tenant: 'acme', environment: 'staging', onBehalfOf: [{ type: 'human', id: 'maria' }] }),
+        await gw.gateway.as({ id: 'bot', roles: ['agent_runtime'], tenant: 'acme', environment: 'production', onBehalfOf: [{ type: 'human', id: 'bob' }] }),
+        await gw.gateway.as({ id: 'bot', roles: ['agent_runtime'], tenant: 'acme', environment: 'production' }),
+      ];
+      for (const other of others) {
+        await assert.rejects((await other.get(requestId)).status(), (err: unknown) => err instanceof GatewayRequestError && err.status === 404);
+      }
+      assert.equal((await (await maria.get(requestId)).status()).state, 'completed', 'the agent that asked still reads it');
     });
   });
 

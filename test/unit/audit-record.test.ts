@@ -114,9 +114,12 @@ describe('audit records of histories of the current workflow', () => {
   let converter: LoadedDataConverter;
   const recordOf = async (name: string, history?: History, workflowId = v1Id(name)) =>
     auditRecordFromHistory(history ?? (await newHistory(name)), converter, { workflowId });
-  /** Decodes, changes and re-encodes the first payload of `payloads` (the way an attacker with the codec keys could). */
-  const rewrite = async <T>(payloads: Payload[], change: (value: T) => unknown): Promise<Payload[]> =>
-    (await encodeToPayloads(converter, change(await decodeFromPayloadsAtIndex<T>(converter, 0, payloads)))) as Payload[];
+  /** Decodes, changes and re-encodes the first payload of `payloads` for tenant acme (the way an attacker with the codec keys could). */
+  const rewrite = async <T>(payloads: Payload[], change: (value: T) => unknown): Promise<Payload[]> => {
+    const plain = await encodeToPayloads({ ...converter, payloadCodecs: [] }, change(await decodeFromPayloadsAtIndex<T>(converter, 0, payloads)));
+    const codec = converter.payloadCodecs[0]!;
+    return codec.encode(plain as Payload[], { type: 'workflow', namespace: 'default', workflowId: 'toolreq/acme/rewritten' });
+  };
   const accepted = (history: History): HistoryEvent[] => history.events!.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes);
 
   before(async () => {
@@ -196,6 +199,16 @@ describe('audit records of histories of the current workflow', () => {
     assert.deepEqual({ present: record.admission.present, verified: record.admission.verified, kid: record.admission.kid }, { present: true, verified: false, kid: undefined });
     assert.equal(record.admission.problem?.code, 'mismatch');
     assert.match(record.answers.whoInitiated, /identity NOT verified: no valid front-door assertion \(mismatch: .*request body/);
+  });
+
+  test('a payload of another tenant written into the history is never decoded into the record', async () => {
+    const history = await newHistory('approve');
+    const completed = history.events!.find((e) => e.workflowExecutionCompletedEventAttributes)!.workflowExecutionCompletedEventAttributes!;
+    const codec = converter.payloadCodecs[0]!;
+    const plain = await encodeToPayloads({ ...converter, payloadCodecs: [] }, { status: 'completed', result: 'globex secret' });
+    completed.result = { payloads: await codec.encode(plain as Payload[], { type: 'workflow', namespace: 'default', workflowId: 'toolreq/globex/x' }) };
+    const record = await recordOf('approve', history).catch((err: unknown) => err as Error);
+    assert.ok(!(record instanceof Error) ? !JSON.stringify(record).includes('globex secret') : /another tenant|tenant "globex"/.test(record.message), 'the foreign payload stays encrypted');
   });
 
   test('decisions signed by a key the recorded anchors do not name do not verify', async () => {

@@ -412,3 +412,19 @@ describe('codec endpoint', () => {
     assert.equal(evil.headers.get('access-control-allow-origin'), null);
   });
 });
+
+describe('decoding inside a request', () => {
+  test('a worker or client decoding in the context of a tenant\'s request decodes only that tenant\'s payloads', async () => {
+    const codec = new AesGcmCodec(keyring1);
+    const [acme] = await codec.encode([payloadOf({ secret: CANARY })], ACME);
+    const [globex] = await codec.encode([payloadOf({ secret: CANARY })], ctx('toolreq/globex/r1'));
+    const [global] = await codec.encode([payloadOf({ secret: CANARY })]);
+    assert.deepEqual(valueOf((await codec.decode([acme!], ACME))[0]!), { secret: CANARY });
+    // Handed to acme's request (as a signal or query argument), globex's payload and a global one stay sealed.
+    await assert.rejects(codec.decode([globex!], ACME), (err: unknown) => err instanceof PayloadDecryptionError && /tenant "globex"/.test(err.message));
+    await assert.rejects(codec.decode([global!], ACME), (err: unknown) => err instanceof PayloadDecryptionError && /no tenant/.test(err.message));
+    // Without a tenant context (ops:all tools, old ids) every payload decodes as before.
+    assert.deepEqual(valueOf((await codec.decode([globex!]))[0]!), { secret: CANARY });
+    assert.deepEqual(valueOf((await codec.decode([global!], ctx('toolreq:old-id')))[0]!), { secret: CANARY });
+  });
+});

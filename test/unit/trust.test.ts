@@ -212,12 +212,13 @@ describe('the execution activity\'s evidence', () => {
   test('an admitted, sealed and approved request may act; each missing piece stops it', async () => {
     const admission = await requests.sign(request, workflowId);
     const approval = await decisions.sign(statement);
-    const seal = sealer.seal({ workflowId, request, evaluation });
+    const seal = sealer.seal({ workflowId, runId, request, evaluation });
     const evidence = { admission, admitted: request, request, evaluation, seal, approvals: [approval] };
     await verifyExecution(evidence, context, sealer);
     const refused = async (change: Partial<typeof evidence>, what: RegExp) => assert.rejects(verifyExecution({ ...evidence, ...change }, context, sealer), (e: unknown) => e instanceof EvidenceError && what.test(e.message));
     await refused({ approvals: [] }, /do not satisfy/);
-    await refused({ seal: sealer.seal({ workflowId, request, evaluation: { ...evaluation, decision: { ...decision, outcome: 'allow' } } }) }, /seal/);
+    await refused({ seal: sealer.seal({ workflowId, runId, request, evaluation: { ...evaluation, decision: { ...decision, outcome: 'allow' } } }) }, /seal/);
+    await refused({ seal: sealer.seal({ workflowId, runId: 'another-run', request, evaluation }) }, /seal/);
     await refused({ evaluation: { ...evaluation, decision: { ...decision, outcome: 'allow' } } }, /seal/);
     await refused({ request: { ...request, args: { amount: 1_000_000 } } }, /differs|seal/);
     await refused({ approvals: [await decisions.sign({ ...statement, sub: 'bot' })] }, /requester/);
@@ -226,5 +227,41 @@ describe('the execution activity\'s evidence', () => {
     await refused({ admission: await new RequestSigner(await key()).sign(request, workflowId) }, /does not trust/);
     await assert.rejects(verifyExecution(evidence, { ...context, workflowId: 'toolreq/acme/other' }, sealer), EvidenceError);
     await assert.rejects(verifyExecution(evidence, context, new EvaluationSealer(randomBytes(32))), /seal/);
+  });
+
+  test('a group of an escalation tier counts only for an approval signed after the tier could open', async () => {
+    const tiered: ApprovalPlan = { ...plan, escalation: [{ afterMs: 3_600_000, groups: ['director'] }] };
+    const tieredEvaluation = { decision: { ...decision, approval: tiered }, digest: statement.digest };
+    const admission = await requests.sign(request, workflowId);
+    const seal = sealer.seal({ workflowId, runId, request, evaluation: tieredEvaluation });
+    const base = { admission, admitted: request, request, evaluation: tieredEvaluation, seal };
+    const early = await decisions.sign({ ...statement, sub: 'dana', groups: ['director'] });
+    await assert.rejects(verifyExecution({ ...base, approvals: [early] }, context, sealer), /do not satisfy/);
+    const iat = Math.floor(Date.now() / 1000) + 3600;
+    const late = await new SignJWT({ ...statement, sub: 'dana', groups: ['director'] })
+      .setProtectedHeader({ alg: 'EdDSA', typ: DECISION_ASSERTION_TYP, kid: decisionKey.kid })
+      .setIssuer('toolgate-approvals')
+      .setAudience(ASSERTION_AUDIENCE)
+      .setIssuedAt(iat + 5)
+      .setExpirationTime(iat + 300)
+      .setJti('late')
+      .sign(decisionKey.privateKey);
+    await verifyExecution({ ...base, approvals: [late] }, context, sealer);
+  });
+
+  test('edits count as their editors\' approvals only for the arguments they set', async () => {
+    const edited: ToolRequest = { ...request, args: { amount: 20 } };
+    const two: ApprovalPlan = { ...plan, minApprovals: 2 };
+    const twoEvaluation = { decision: { ...decision, approval: two }, digest: 'b'.repeat(64) };
+    const admission = await requests.sign(request, workflowId);
+    const editBy = (sub: string, args: Record<string, unknown>) => decisions.sign({ ...statement, sub, decision: 'edit', args });
+    const seal = sealer.seal({ workflowId, runId, request: edited, evaluation: twoEvaluation });
+    const base = { admission, admitted: request, request: edited, evaluation: twoEvaluation, seal, approvals: [] as string[] };
+    await assert.rejects(verifyExecution({ ...base, edit: await editBy('bob', { amount: 20 }) }, context, sealer), /do not satisfy/);
+    await verifyExecution({ ...base, edit: await editBy('alice', { amount: 20 }), editApprovals: [await editBy('bob', { amount: 20 })] }, context, sealer);
+    await assert.rejects(
+      verifyExecution({ ...base, edit: await editBy('alice', { amount: 20 }), editApprovals: [await editBy('bob', { amount: 30 })] }, context, sealer),
+      /edited arguments/,
+    );
   });
 });

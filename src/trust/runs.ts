@@ -1,0 +1,33 @@
+/**
+ * The execution activity's check of the run asking it to act. Evidence is bound to a workflow id
+ * and a run; this check adds what only the server knows: that the run is a toolRequest workflow on
+ * toolgate's own task queue, and the only run its request id ever had. So a run started under the
+ * id of a request that already ended (a raw restart, a reset) cannot make a worker act again with
+ * the evidence of the first one; a new request must come through the front door.
+ */
+import type { Client } from '@temporalio/client';
+import { WORKFLOW_TYPE } from '../shared/messages.js';
+
+/** Says why a run may not act, or nothing when it may. */
+export interface RunGuard {
+  problem(workflowId: string, runId: string): Promise<string | undefined>;
+}
+
+/** The run guard that asks the Temporal server (describe, then list the runs of the id). */
+export class TemporalRunGuard implements RunGuard {
+  constructor(
+    private readonly client: Client,
+    private readonly taskQueue: string,
+  ) {}
+
+  async problem(workflowId: string, runId: string): Promise<string | undefined> {
+    if (/['"\\]/.test(workflowId)) return 'the workflow id cannot be a request id';
+    const description = await this.client.workflow.getHandle(workflowId, runId).describe();
+    if (description.type !== WORKFLOW_TYPE) return `the run is a ${description.type} workflow, not ${WORKFLOW_TYPE}`;
+    if (description.taskQueue !== this.taskQueue) return `the run is on task queue ${description.taskQueue}, not toolgate's`;
+    for await (const run of this.client.workflow.list({ query: `WorkflowId = '${workflowId}'`, pageSize: 10 })) {
+      if (run.runId !== runId) return `request id ${workflowId} has another run (${run.runId}); a request id is one run, ever — submit a new request`;
+    }
+    return undefined;
+  }
+}
