@@ -119,6 +119,19 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
     await env?.teardown();
   });
 
+  /** An attacker's worker with Temporal access and the codec keys, running the rogue workflow on its own queue. */
+  const rogueWorker = async (taskQueue: string) =>
+    Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: await bundleWorkflowCode({
+        workflowsPath: require.resolve('../fixtures/rogue-workflows.ts'),
+        failureConverterPath: FAILURE_CONVERTER_PATH,
+        logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+      }),
+      dataConverter: testDataConverter,
+    });
+
   /** A request waiting for approval, submitted through the front door by `bot`. */
   async function pending(tool: keyof typeof calls) {
     const handle = await gw.gateway.start({ requestId: nextId(tool), actor: bot, tenant: 'acme', environment: 'production', tool, args: { amount: 10 } });
@@ -291,16 +304,7 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
         channel: 'api',
       });
       const rogueQueue = `rogue-${process.pid}`;
-      const worker = await Worker.create({
-        connection: env.nativeConnection,
-        taskQueue: rogueQueue,
-        workflowBundle: await bundleWorkflowCode({
-          workflowsPath: require.resolve('../fixtures/rogue-workflows.ts'),
-          failureConverterPath: FAILURE_CONVERTER_PATH,
-          logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
-        }),
-        dataConverter: testDataConverter,
-      });
+      const worker = await rogueWorker(rogueQueue);
       const result = await worker.runUntil(
         gw.ops.workflow.execute('rogueActivities', {
           taskQueue: rogueQueue,
@@ -361,16 +365,7 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       );
       const sealed = marker.find((m) => m && typeof m === 'object' && 'seal' in m);
       assert.ok(sealed?.seal, 'the first run recorded a sealed evaluation');
-      const worker = await Worker.create({
-        connection: env.nativeConnection,
-        taskQueue: `rogue-${process.pid}`,
-        workflowBundle: await bundleWorkflowCode({
-          workflowsPath: require.resolve('../fixtures/rogue-workflows.ts'),
-          failureConverterPath: FAILURE_CONVERTER_PATH,
-          logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
-        }),
-        dataConverter: testDataConverter,
-      });
+      const worker = await rogueWorker(`rogue-${process.pid}`);
       const rogue = await worker.runUntil(
         gw.ops.workflow.execute('rogueActivities', {
           taskQueue: `rogue-${process.pid}`,
