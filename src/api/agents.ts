@@ -119,6 +119,7 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
         return;
       }
       summary = await frontDoor.find((req as Authed).agent as AgentIdentity, requestId);
+      if (!summary) throw new AgentApiError(404, 'not_found', `no request ${requestId} of this agent`);
     }
     if (!summary?.running) {
       res.status(200).json(outcomeView(requestId, await finalOutcome(handle, requestId, (req as Authed).agent as AgentIdentity, summary?.tool)));
@@ -190,7 +191,8 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
       throw new AgentApiError(400, 'invalid_query', `wait must be a number of seconds from 0 to ${MAX_AGENT_WAIT_SECONDS}`, ['wait']);
     }
     const found = await frontDoor.find(agent, requestId);
-    if (!found) throw new AgentApiError(404, 'not_found', `no request ${requestId} of this agent`);
+    // A token narrowed to some tools reads only requests of those tools.
+    if (!found || (agent.tools && !agent.tools.includes(found.tool ?? ''))) throw new AgentApiError(404, 'not_found', `no request ${requestId} of this agent`);
     await answer(req, res, requestId, found.handle, wait, false, found);
   });
 

@@ -114,15 +114,25 @@ export function registerAuditCommands(program: Command): void {
         onProgress: ({ records, bytes }) => process.stderr.write(`audit export: ${records} records, ${bytes} bytes, ${((Date.now() - started) / 1000).toFixed(1)} s\n`),
       });
       // Records are built one at a time as the chain writer pulls them: memory stays flat.
+      let skipped = 0;
       async function* records(): AsyncGenerator<unknown> {
         for await (const execution of client.workflow.list({ query: exportQuery(options), pageSize: 500 })) {
           // The id as the server holds it (tenant-scoped, or an old `toolreq:<id>`), never rebuilt from a request id.
-          if (parseRequestWorkflowId(execution.workflowId)) yield await buildAuditRecordOfWorkflow(client, execution.workflowId, execution.runId);
+          if (!parseRequestWorkflowId(execution.workflowId)) continue;
+          try {
+            yield await buildAuditRecordOfWorkflow(client, execution.workflowId, execution.runId);
+          } catch (err) {
+            // One history that cannot be read as a request (planted, or holding another tenant's payloads)
+            // must not stop the export of every other record: it is named, counted and skipped.
+            skipped += 1;
+            process.stderr.write(`audit export: skipped ${execution.workflowId} (run ${execution.runId}): ${(err as Error).message}\n`);
+          }
         }
       }
       try {
         const summary = await writer.write(records(), process.stdout);
-        process.stderr.write(`audit export: done, ${summary.records} records, ${summary.checkpoints} signed checkpoints, last hash ${summary.lastHash}\n`);
+        process.stderr.write(`audit export: done, ${summary.records} records, ${summary.checkpoints} signed checkpoints, last hash ${summary.lastHash}${skipped > 0 ? `; ${skipped} skipped (named above)` : ''}\n`);
+        if (skipped > 0) process.exitCode = 1;
       } finally {
         await connection.close();
       }

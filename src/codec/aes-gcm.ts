@@ -194,13 +194,14 @@ export class AesGcmCodec implements PayloadCodec {
     // Inside a tenant's request, only that tenant's payloads decode: otherwise a process that holds
     // the keys (a worker, the API) would decrypt another tenant's payload handed to it (as a signal
     // or a query argument, say) and re-encrypt what it answers for the requesting tenant.
+    //
+    // Such a payload decodes to JSON null rather than failing: a failure would fail the workflow task
+    // on every attempt and wedge the request (expiry and all), or fail a whole listing. Every reader
+    // of a request's payloads treats null as the malformed input it is.
     const expected = tenantOfContext(context);
     return payloads.map((payload) => {
       if (!isEncryptedPayload(payload)) return payload;
-      if (expected !== undefined && payloadTenant(payload) !== expected) {
-        const tag = payloadTenant(payload);
-        throw new PayloadDecryptionError(`a payload of ${tag === undefined ? 'no tenant' : `tenant "${tag}"`} was given to a request of tenant "${expected}"; it is not decoded`);
-      }
+      if (expected !== undefined && payloadTenant(payload) !== expected) return FOREIGN_PAYLOAD;
       const idBytes = payload.metadata?.[METADATA_ENCRYPTION_KEY_ID];
       if (!idBytes) throw new PayloadDecryptionError(`encrypted payload has no ${METADATA_ENCRYPTION_KEY_ID} metadata`);
       let keyId: string;
@@ -247,6 +248,9 @@ export class AesGcmCodec implements PayloadCodec {
     return derived;
   }
 }
+
+/** What a payload of another tenant (or of none) decodes to inside a tenant's request: JSON null. */
+const FOREIGN_PAYLOAD: Payload = { metadata: { [METADATA_ENCODING_KEY]: utf8.encode('json/plain') }, data: utf8.encode('null') };
 
 /** Path of the module exporting the failure converter that encodes failure messages and stacks (see failure-converter.ts). */
 export const FAILURE_CONVERTER_PATH = createRequire(import.meta.url).resolve('./failure-converter.ts');

@@ -26,8 +26,8 @@ export const ASSERTION_AUDIENCE = 'toolgate-workflow';
 export const ASSERTION_ALG = 'EdDSA';
 /** Clock skew tolerated between the signer and the workflow, in milliseconds. */
 export const ASSERTION_CLOCK_TOLERANCE_MS = 60_000;
-/** How long a request assertion is valid after it was signed: the front door starts the workflow at once. */
-export const REQUEST_ASSERTION_TTL_SECONDS = 300;
+/** How long a request assertion is valid after it was signed: the front door starts the workflow at once, so a minute is plenty and keeps a copied admission short-lived. */
+export const REQUEST_ASSERTION_TTL_SECONDS = 60;
 /** How long a decision assertion is valid: the API sends it at once, and signs a new one to retry. */
 export const DECISION_ASSERTION_TTL_SECONDS = 300;
 /** Largest assertion accepted (an edit carries the new arguments, at most 256 KiB of JSON). */

@@ -1,9 +1,15 @@
 /**
  * The execution activity's check of the run asking it to act. Evidence is bound to a workflow id
  * and a run; this check adds what only the server knows: that the run is a toolRequest workflow on
- * toolgate's own task queue, and the only run its request id ever had. So a run started under the
- * id of a request that already ended (a raw restart, a reset) cannot make a worker act again with
- * the evidence of the first one; a new request must come through the front door.
+ * toolgate's own task queue, the first run of its chain (not a reset or continuation), and the only
+ * run of its request id that visibility lists. So a run started under the id of a request that
+ * already ended (a raw restart, a reset) cannot make a worker act again with the evidence of the
+ * first one; a new request must come through the front door.
+ *
+ * What it cannot see: runs deleted from the server before the restart (whoever may delete
+ * histories can, within the admission's one-minute validity, re-run a request; tools that honour
+ * the idempotency key still act once), and runs visibility has not indexed yet. It costs a describe
+ * and a visibility list per execution.
  */
 import type { Client } from '@temporalio/client';
 import { WORKFLOW_TYPE } from '../shared/messages.js';
@@ -25,6 +31,9 @@ export class TemporalRunGuard implements RunGuard {
     const description = await this.client.workflow.getHandle(workflowId, runId).describe();
     if (description.type !== WORKFLOW_TYPE) return `the run is a ${description.type} workflow, not ${WORKFLOW_TYPE}`;
     if (description.taskQueue !== this.taskQueue) return `the run is on task queue ${description.taskQueue}, not toolgate's`;
+    // A reset, a retry or a continue-as-new makes a later run of the same chain: never the request's own.
+    const firstRunId = description.raw.workflowExecutionInfo?.firstRunId;
+    if (firstRunId && firstRunId !== runId) return `the run is not the first of its chain (${firstRunId}); a reset or continued request cannot act`;
     for await (const run of this.client.workflow.list({ query: `WorkflowId = '${workflowId}'`, pageSize: 10 })) {
       if (run.runId !== runId) return `request id ${workflowId} has another run (${run.runId}); a request id is one run, ever — submit a new request`;
     }

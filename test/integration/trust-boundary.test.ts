@@ -12,7 +12,7 @@ import { SignJWT, exportPKCS8, generateKeyPair } from 'jose';
 import type { Payload } from '@temporalio/common';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import { ApplicationFailure } from '@temporalio/common';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { GatewayRequestError } from '../../src/client/index.js';
@@ -23,6 +23,7 @@ import {
   HISTORY_BOUNDS,
   WORKFLOW_TYPE,
   decideUpdate,
+  killSignal,
   searchAttributes,
   workflowIdFor,
   type ToolOutcome,
@@ -44,7 +45,9 @@ tools:
   refund: { risk: high, approval: manager, allowed_roles: [agent_runtime] }
   payout: { risk: high, approval: two_managers, allowed_roles: [agent_runtime] }
   wire: { risk: critical, approval: three_managers, allowed_roles: [agent_runtime] }
+  brief: { risk: high, approval: quick, allowed_roles: [agent_runtime] }
 approvals:
+  quick: { groups: [manager], expires_after: 3s }
   manager: { groups: [manager], expires_after: 1h }
   two_managers: { groups: [manager], min_approvals: 2, expires_after: 1h }
   three_managers: { groups: [manager], min_approvals: 3, expires_after: 1h }
@@ -53,6 +56,7 @@ manifest:
   refund: { run_as: svc-payments, adapter: { type: code }, args: { type: object, properties: { amount: { type: number } } } }
   payout: { run_as: svc-payments, adapter: { type: code }, args: { type: object, properties: { amount: { type: number } } } }
   wire: { run_as: svc-payments, adapter: { type: code }, args: { type: object, properties: { amount: { type: number } } } }
+  brief: { run_as: svc-payments, adapter: { type: code }, args: { type: object, properties: { amount: { type: number } } } }
 `;
 
 const bot = { id: 'bot', type: 'agent' as const, roles: ['agent_runtime'] };
@@ -98,7 +102,7 @@ async function rawDecide(gw: GatewayEnv, workflowId: string, input: unknown): Pr
 describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, () => {
   let env: TestWorkflowEnvironment;
   let gw: GatewayEnv;
-  const calls = { read_kb: 0, refund: 0, payout: 0, wire: 0 };
+  const calls = { read_kb: 0, refund: 0, payout: 0, wire: 0, brief: 0 };
 
   before(async () => {
     env = await startTemporal();
@@ -110,6 +114,7 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
         refund: async () => ((calls.refund += 1), { refunded: true }),
         payout: async () => ((calls.payout += 1), { paid: true }),
         wire: async () => ((calls.wire += 1), { wired: true }),
+        brief: async () => ((calls.brief += 1), { done: true }),
       },
     });
   });
@@ -407,6 +412,27 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       const outcome = (await handle.result()) as ToolOutcome;
       assert.equal(outcome.status, 'completed', JSON.stringify(outcome));
       assert.equal(calls.read_kb, before + 1);
+    });
+  });
+
+  describe('payloads of no tenant', () => {
+    test('a signal encoded for no tenant (or another) is read as nothing: the request is not wedged, answers, and still expires', async () => {
+      const target = await pending('brief');
+      // A client whose codec ignores the request it writes to, as an ops:all encoding would produce.
+      const codec = testDataConverter.payloadCodecs[0]!;
+      const blind = new Client({
+        connection: env.client.connection,
+        dataConverter: {
+          failureConverterPath: testDataConverter.failureConverterPath,
+          payloadCodecs: [{ encode: (payloads: Payload[]) => codec.encode(payloads), decode: (payloads: Payload[]) => codec.decode(payloads) }],
+        },
+      });
+      await blind.workflow.getHandle(target.workflowId).signal(killSignal, { switchId: 'x', reason: 'global', by: 'ops-all', at: new Date().toISOString() });
+      const status = await gw.status(target.handle.requestId);
+      assert.equal(status.killedBy, undefined, 'the unreadable order was not applied');
+      const outcome = await target.handle.outcome();
+      assert.equal(outcome.status, 'expired', 'expiry still denies');
+      assert.equal(calls.brief, 0);
     });
   });
 
