@@ -320,6 +320,22 @@ export async function waitForState(
   }, `request ${requestId} to reach ${state}`);
 }
 
+/**
+ * `toolgate_refused_attempts_total` from the API's metrics: attempts refused at an edge and not
+ * recorded in any history, for one surface and code, or summed over those given (0 before the first).
+ */
+export async function refusedAtEdge(apiUrl: string, filter: { surface?: string; code?: string } = {}): Promise<number> {
+  const text = await (await fetch(`${apiUrl}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('toolgate_refused_attempts_total{')) continue;
+    if (filter.surface !== undefined && !line.includes(`surface="${filter.surface}"`)) continue;
+    if (filter.code !== undefined && !line.includes(`code="${filter.code}"`)) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
 export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -19,7 +19,7 @@ import { ToolgateAgents, openAiToolHandlers } from '../../src/adapters/openai-ag
 import { AGENT_AUDIENCE, AGENT_TOKEN_TYP, DEFAULT_AGENT_ISSUER, issueAgentToken, type AgentClaims } from '../../src/auth/agent-tokens.js';
 import { ToolNotGranted, type ToolGateway } from '../../src/client/index.js';
 import { searchAttributes, workflowIdFor } from '../../src/shared/index.js';
-import { eventually, startGateway, startTemporal, type GatewayEnv, waitForState } from '../helpers/gateway-env.js';
+import { eventually, refusedAtEdge, startGateway, startTemporal, type GatewayEnv, waitForState } from '../helpers/gateway-env.js';
 
 setTracingDisabled(true);
 
@@ -302,11 +302,7 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
           },
         );
     /** `toolgate_refused_attempts_total` of the agent API for `code`, from the API's metrics. */
-    const refusedCount = async (code: string) => {
-      const text = await (await fetch(`${gw.apiUrl}/metrics`)).text();
-      const line = text.split('\n').find((l) => l.startsWith('toolgate_refused_attempts_total{') && l.includes('surface="agent_api"') && l.includes(`code="${code}"`));
-      return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
-    };
+    const refusedCount = (code: string) => refusedAtEdge(gw.apiUrl, { surface: 'agent_api', code });
 
     test('401 without a token, with an approver token, a foreign key, an expired token, or a token without an environment', async () => {
       const anonymous = await gw.api('POST', '/v1/tool-requests', { body: base() });

@@ -15,7 +15,7 @@ import { canonicalDigest } from '../../src/approvals/digest.js';
 import { issueApproverToken } from '../../src/auth/tokens.js';
 import { ToolDenied } from '../../src/client/index.js';
 import { FailureTypes, HISTORY_BOUNDS, type RequestStatus, type ToolRequestInput } from '../../src/shared/index.js';
-import { startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+import { refusedAtEdge, startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
 
 function policyYaml(url: string): string {
@@ -92,13 +92,6 @@ const bot = { id: 'refund-bot', type: 'agent' as const, roles: ['agent_runtime']
 function request(tool: string, args: Record<string, unknown>, extra: Partial<ToolRequestInput> = {}): ToolRequestInput {
   seq += 1;
   return { requestId: `ap-${process.pid}-${Date.now()}-${seq}`, actor: bot, tenant: 'acme', environment: 'production', tool, args, ...extra };
-}
-
-/** The value of `toolgate_refused_attempts_total{surface, code}` in the API's metrics (0 before the first). */
-async function refusedAtEdge(apiUrl: string, surface: string, code: string): Promise<number> {
-  const text = await (await fetch(`${apiUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('toolgate_refused_attempts_total{') && l.includes(`surface="${surface}"`) && l.includes(`code="${code}"`));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
 describe('approvals that cannot be forged, replayed, cross-wired or self-granted', { timeout: 180_000 }, () => {
@@ -232,7 +225,7 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       requestId = handle.requestId;
       workflowId = handle.workflowId;
       digest = (await pendingStatus(requestId)).digest ?? '';
-      countedBefore = { invalid: await refusedAtEdge(gw.apiUrl, 'approvals', 'invalid_token'), anonymous: await refusedAtEdge(gw.apiUrl, 'approvals', 'unauthenticated') };
+      countedBefore = { invalid: await refusedAtEdge(gw.apiUrl, { surface: 'approvals', code: 'invalid_token' }), anonymous: await refusedAtEdge(gw.apiUrl, { surface: 'approvals', code: 'unauthenticated' }) };
     });
 
     const claims = { tenant: 'acme', groups: ['manager'] };
@@ -301,8 +294,8 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
     });
 
     test('every refusal is counted at the edge, none is in the history, and nothing ran', async () => {
-      assert.equal(await refusedAtEdge(gw.apiUrl, 'approvals', 'invalid_token'), countedBefore.invalid + cases.length, 'each invalid token is counted');
-      assert.equal(await refusedAtEdge(gw.apiUrl, 'approvals', 'unauthenticated'), countedBefore.anonymous + 1, 'the anonymous attempt is counted');
+      assert.equal(await refusedAtEdge(gw.apiUrl, { surface: 'approvals', code: 'invalid_token' }), countedBefore.invalid + cases.length, 'each invalid token is counted');
+      assert.equal(await refusedAtEdge(gw.apiUrl, { surface: 'approvals', code: 'unauthenticated' }), countedBefore.anonymous + 1, 'the anonymous attempt is counted');
       // A recorded refusal after them all: the record has it, and nothing from the anonymous or invalid attempts.
       const viewer = await decide(requestId, await gw.token({ sub: 'vic', tenant: 'acme', groups: ['viewer'] }), { decision: 'approve', digest });
       assert.equal(viewer.status, 403);
@@ -361,10 +354,10 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       assert.equal(forSecond.status, 401, 'a link token is not an approver token');
 
       const expired = await gw.links.mintLink({ requestId: second.requestId, digest: s2.digest ?? '', approver }, new Date(Date.now() - 3600_000));
-      const counted = await refusedAtEdge(gw.apiUrl, 'link', 'invalid_link');
+      const counted = await refusedAtEdge(gw.apiUrl, { surface: 'link', code: 'invalid_link' });
       const res = await fetch(`${gw.apiUrl}/v1/links/${expired.token}`, form);
       assert.equal(res.status, 401);
-      assert.equal(await refusedAtEdge(gw.apiUrl, 'link', 'invalid_link'), counted + 1, 'the expired link is counted at the edge');
+      assert.equal(await refusedAtEdge(gw.apiUrl, { surface: 'link', code: 'invalid_link' }), counted + 1, 'the expired link is counted at the edge');
       const status = await gw.status(second.requestId);
       assert.deepEqual(status.refusals, [], 'a link that does not verify authenticates nobody: nothing enters the history');
       assert.equal(status.approvals.length, 0);

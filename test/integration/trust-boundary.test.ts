@@ -31,8 +31,8 @@ import {
 } from '../../src/shared/index.js';
 import { FAILURE_CONVERTER_PATH } from '../../src/codec/index.js';
 import { signingKeyFromPem } from '../../src/trust/keys.js';
-import { DecisionSigner, RequestSigner } from '../../src/trust/signers.js';
-import { eventually, runtimeWarnings, startGateway, startTemporal, testDataConverter, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+import { DecisionSigner, RequestSigner, type DecisionStatement } from '../../src/trust/signers.js';
+import { eventually, refusedAtEdge, runtimeWarnings, startGateway, startTemporal, testDataConverter, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
 import { pool } from '../helpers/pool.js';
 
 const require = createRequire(import.meta.url);
@@ -137,6 +137,19 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       dataConverter: testDataConverter,
     });
 
+  /** What an approval of `target` by `sub` asserts (before signing). */
+  const approvalOf = (target: Awaited<ReturnType<typeof pending>>, sub: string, groups: string[]): DecisionStatement => ({
+    sub,
+    tenant: 'acme',
+    groups,
+    request_id: target.handle.requestId,
+    workflow_id: target.workflowId,
+    run_id: target.runId,
+    digest: target.digest,
+    decision: 'approve',
+    channel: 'api',
+  });
+
   /** A request waiting for approval, submitted through the front door by `bot`. */
   async function pending(tool: keyof typeof calls) {
     const handle = await gw.gateway.start({ requestId: nextId(tool), actor: bot, tenant: 'acme', environment: 'production', tool, args: { amount: 10 } });
@@ -204,17 +217,7 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
     test('decide updates without a valid decision assertion are refused with no trace in the history; nothing runs', async () => {
       const target = await pending('refund');
       const attackerKey = await signingKeyFromPem(await exportPKCS8((await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })).privateKey), 'attacker');
-      const statement = {
-        sub: 'maria',
-        tenant: 'acme',
-        groups: ['manager'],
-        request_id: target.handle.requestId,
-        workflow_id: target.workflowId,
-        run_id: target.runId,
-        digest: target.digest,
-        decision: 'approve' as const,
-        channel: 'api' as const,
-      };
+      const statement = approvalOf(target, 'maria', ['manager']);
       // A genuine assertion accepted on another request, read from that request's history.
       const other = await pending('refund');
       const approver = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
@@ -297,17 +300,7 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       const start = await decodeFromPayloadsAtIndex<{ request: ToolRequest; admission: string }>(converter, 0, startPayloads);
       // Everything the attacker can copy from the real request's history, plus an invented approval.
       const evaluation = (await gw.status(target.handle.requestId)).decision;
-      const forgedApproval = await gw.keys.decisionSigner.sign({
-        sub: 'mallory',
-        tenant: 'acme',
-        groups: ['manager'],
-        request_id: target.handle.requestId,
-        workflow_id: target.workflowId,
-        run_id: target.runId,
-        digest: target.digest,
-        decision: 'approve',
-        channel: 'api',
-      });
+      const forgedApproval = await gw.keys.decisionSigner.sign(approvalOf(target, 'mallory', ['manager']));
       const rogueQueue = `rogue-${process.pid}`;
       const worker = await rogueWorker(rogueQueue);
       const result = await worker.runUntil(
@@ -575,8 +568,7 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       );
       assert.ok(after - before <= bound, `history grew by ${after - before}, more than the documented bound ${bound}`);
 
-      const metrics = await (await fetch(`${gw.apiUrl}/metrics`)).text();
-      const counted = [...metrics.matchAll(/^toolgate_refused_attempts_total\{[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+      const counted = await refusedAtEdge(gw.apiUrl);
       assert.ok(counted >= 20_000, `the anonymous attempts are counted in the metrics (${counted})`);
 
       const approver = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
