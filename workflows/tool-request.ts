@@ -355,14 +355,19 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     code: 'unverified_request',
     reasons: [`the worker did not accept the request's evidence: ${err.cause?.message ?? err.message}; nothing was executed`],
   });
-  let evaluated: Evaluation;
-  try {
-    evaluated = await evaluatePolicy({ request, workflowId, admission: start.admission });
-  } catch (err) {
-    if (err instanceof ActivityFailure) return finish(refusedByWorker(err));
-    throw err;
-  }
-  evaluation = evaluated;
+  /** Policy's evaluation of the request as it is now, or the outcome when the worker refused its evidence. */
+  const evaluate = async (input: Omit<Parameters<typeof evaluatePolicy>[0], 'request' | 'workflowId'>): Promise<Evaluation | ToolOutcome> => {
+    try {
+      evaluation = await evaluatePolicy({ request, workflowId, ...input });
+      return evaluation;
+    } catch (err) {
+      if (err instanceof ActivityFailure) return refusedByWorker(err);
+      throw err;
+    }
+  };
+  const first = await evaluate({ admission: start.admission });
+  if ('status' in first) return finish(first);
+  let evaluated: Evaluation = first;
   let editToken: string | undefined;
 
   for (;;) {
@@ -400,13 +405,9 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     const edit = pendingEdit as NonNullable<typeof pendingEdit>;
     editToken = edit.token;
     request = { ...request, args: edit.input.args ?? {} };
-    try {
-      evaluated = await evaluatePolicy({ request, workflowId, admission: start.admission, edit: edit.token, admitted: admittedRequest });
-    } catch (err) {
-      if (err instanceof ActivityFailure) return finish(refusedByWorker(err));
-      throw err;
-    }
-    evaluation = evaluated;
+    const again = await evaluate({ admission: start.admission, edit: edit.token, admitted: admittedRequest });
+    if ('status' in again) return finish(again);
+    evaluated = again;
     edit.record.toDigest = evaluated.digest;
     editors.push(edit.input.approver.id);
     status.tier = 0;

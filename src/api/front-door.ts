@@ -103,7 +103,7 @@ export class FrontDoor {
       // The schema refuses what canonical JSON cannot hold; should anything slip through, it is the body's fault.
       throw new AdmissionError('invalid_body', `the request has no canonical JSON form: ${(err as Error).message}`, ['(root)']);
     }
-    const start: ToolRequestStart = { request, admission: await this.signer.sign(request, workflowId) };
+    const start: ToolRequestStart = { request, admission: await this.signer.sign(request, workflowId, { requestDigest: requestHash }) };
     let handle: WorkflowHandle;
     try {
       handle = await this.client.workflow.start(WORKFLOW_TYPE, {

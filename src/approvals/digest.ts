@@ -2,16 +2,14 @@
  * The request digest: SHA-256 over the RFC 8785 canonical JSON of a proposal. Approvers sign off
  * this value, so an approval applies to exactly the request they saw and to nothing else.
  */
-import { createHash } from 'node:crypto';
-import canonicalize from 'canonicalize';
+import { canonicalSha256 } from '../shared/assertions.js';
 import type { Actor, PolicyDecision, Proposal, ToolRequest } from '../shared/index.js';
 
-/** SHA-256 hex of the canonical JSON of any JSON value. */
-export function canonicalDigest(value: unknown): string {
-  const text = canonicalize(value);
-  if (text === undefined) throw new TypeError('value has no canonical JSON form');
-  return createHash('sha256').update(text).digest('hex');
-}
+/**
+ * SHA-256 hex of the canonical JSON of any JSON value: the one implementation the workflow (in its
+ * sandbox), the front door, the policy activity and the worker's checks all share.
+ */
+export const canonicalDigest: (value: unknown) => string = canonicalSha256;
 
 /** Builds the proposal an approver reviews: everything that determines the side effect. */
 export function buildProposal(request: ToolRequest, workflowId: string, decision: PolicyDecision): Proposal {

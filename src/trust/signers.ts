@@ -46,9 +46,10 @@ export class RequestSigner {
 
   /**
    * The assertion that the front door admitted exactly `request` (identity taken from the agent's
-   * credential) for `workflowId`. `request` must be the value the workflow is started with.
+   * credential) for `workflowId`. `request` must be the value the workflow is started with;
+   * `requestDigest` is its canonical digest when the caller already has it.
    */
-  async sign(request: ToolRequest, workflowId: string, options: { ttlSeconds?: number } = {}): Promise<string> {
+  async sign(request: ToolRequest, workflowId: string, options: { ttlSeconds?: number; requestDigest?: string } = {}): Promise<string> {
     return sign(
       this.key,
       REQUEST_ASSERTION_TYP,
@@ -59,7 +60,7 @@ export class RequestSigner {
         environment: request.environment,
         request_id: request.requestId,
         workflow_id: workflowId,
-        request_digest: canonicalSha256(request),
+        request_digest: options.requestDigest ?? canonicalSha256(request),
       },
       options.ttlSeconds ?? REQUEST_ASSERTION_TTL_SECONDS,
     );
