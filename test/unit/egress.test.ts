@@ -9,7 +9,9 @@ import {
   assertTenantOwnership,
   filterResult,
   findForeignTenant,
+  resolveEgress,
 } from '../../src/egress/index.js';
+import { destinationPolicyFor } from '../../src/tools/http-adapter.js';
 
 describe('tenant ownership', () => {
   test('a record of another tenant deep in the result is refused, naming the path', () => {
@@ -57,5 +59,39 @@ describe('filterResult', () => {
     assert.match(text, /secretz/);
     assert.match(text, /max_result_bytes/);
     assert.match(text, /extra/);
+  });
+});
+
+describe('allow_hosts: origins, not hosts', () => {
+  test('origins are accepted and become the destination policy, after the adapter URL\'s own origin', () => {
+    const egress = EgressConfigSchema.parse({ allow_hosts: ['https://api.example.com', 'https://api.example.com:8443', 'https://*.example.org'], allow_private: true });
+    assert.deepEqual(resolveEgress(egress).destinations, {
+      allowOrigins: ['https://api.example.com', 'https://api.example.com:8443', 'https://*.example.org'],
+      allowPrivate: true,
+      maxRedirects: undefined,
+    });
+    const adapter = { type: 'http' as const, url: 'http://127.0.0.1:8080/v1/call?x=1', method: 'POST' as const, timeoutMs: 1000, headers: {} };
+    assert.deepEqual(destinationPolicyFor(adapter, egress).allowOrigins, [
+      'http://127.0.0.1:8080',
+      'https://api.example.com',
+      'https://api.example.com:8443',
+      'https://*.example.org',
+    ]);
+    assert.deepEqual(destinationPolicyFor({ ...adapter, url: 'https://tool.example.com/x' }).allowOrigins, ['https://tool.example.com']);
+  });
+
+  test('a legacy bare host is a load error naming the field and the expected form', () => {
+    const bad = EgressConfigSchema.safeParse({ allow_hosts: ['https://ok.example.com', 'api.example.com'] });
+    assert.ok(!bad.success);
+    assert.equal(bad.error.issues.length, 1);
+    const [issue] = bad.error.issues;
+    assert.deepEqual(issue?.path, ['allow_hosts', 1]);
+    assert.match(issue?.message ?? '', /"api\.example\.com" is a bare host, not an origin: write https:\/\/api\.example\.com /);
+  });
+
+  test('other schemes, paths and over-wide wildcards are load errors too', () => {
+    for (const entry of ['ftp://files.example.com', 'https://api.example.com/v1', 'https://*.com', '*.example.com']) {
+      assert.ok(!EgressConfigSchema.safeParse({ allow_hosts: [entry] }).success, entry);
+    }
   });
 });

@@ -558,12 +558,12 @@ tools:
 describe('egress in policy', () => {
   const withEgress = REFUNDS.replace(
     '    run_as: svc-refunds\n',
-    '    run_as: svc-refunds\n    egress: { redact: [pii, openai_key], max_result_bytes: 2048, allow_hosts: [refunds.example] }\n',
+    '    run_as: svc-refunds\n    egress: { redact: [pii, openai_key], max_result_bytes: 2048, allow_hosts: [https://refunds.example] }\n',
   );
 
   test('the manifest entry carries the egress block, and it is part of the tool digest', () => {
     const policy = policyOf(withEgress);
-    assert.deepEqual(policy.manifest('refund')?.egress, { redact: ['pii', 'openai_key'], max_result_bytes: 2048, allow_hosts: ['refunds.example'] });
+    assert.deepEqual(policy.manifest('refund')?.egress, { redact: ['pii', 'openai_key'], max_result_bytes: 2048, allow_hosts: ['https://refunds.example'] });
     assert.deepEqual(policyOf(REFUNDS).manifest('refund')?.egress, {});
     assert.notEqual(policy.digest, policyOf(REFUNDS).digest);
     // What may leave is part of the tool's identity: approvals bound to the old digest do not apply.
