@@ -11,8 +11,10 @@ import type { KillSwitches } from '../src/kill-switch.js';
 import { RateLimiter, decide, type RateLimitRule } from '../src/policy/index.js';
 import type { PolicyStore } from '../src/policy-store.js';
 import {
+  EXECUTION_BOUNDS,
   FailureTypes,
   type EgressEvent,
+  type ResultWithheld,
   type Evaluation,
   type PolicyDecision,
   type ToolRequest,
@@ -23,7 +25,8 @@ import type { WorkerTrust } from '../src/trust/store.js';
 import type { RunGuard } from '../src/trust/runs.js';
 import { callMcpTool } from '../src/mcp/executor.js';
 import { callHttpTool, ToolUnavailableError } from '../src/tools/http-adapter.js';
-import { OutcomeUnknownError, ToolRejectedError, type ToolContext, type ToolRegistry } from '../src/tools/types.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { OutcomeUnknownError, ResultWithheldError, ToolNotReachedError, ToolRejectedError, type ToolContext, type ToolRegistry } from '../src/tools/types.js';
 
 /** What the activities need from the outside world. */
 export interface ActivityDeps {
@@ -183,7 +186,7 @@ export function createActivities(deps: ActivityDeps) {
      * first: the result is size- and tenant-checked and redacted with the tool's rules
      * (`EgressRefused` when it may not leave), and every failure message is redacted with all rules.
      */
-    async executeTool(given: ExecuteToolInput): Promise<{ result: unknown; attempts: number; egress: EgressEvent }> {
+    async executeTool(given: ExecuteToolInput): Promise<{ result: unknown; attempts: number; egress: EgressEvent; withheld?: ResultWithheld }> {
       const { attempt } = Context.current().info;
       const trusted = evidenceContext();
       const evidence = given.evidence;
@@ -216,8 +219,18 @@ export function createActivities(deps: ActivityDeps) {
       if (!manifest.idempotent && attempt > 1) {
         // An earlier attempt may have acted and this tool cannot deduplicate: stop, do not repeat.
         throw ApplicationFailure.nonRetryable(
-          `${input.tool} is not idempotent and attempt ${attempt - 1} ended without a confirmed outcome`,
+          `${input.tool} is not idempotent and attempt ${attempt - 1} ended without a confirmed outcome (its worker stopped or it timed out); the tool may have acted`,
           FailureTypes.OutcomeUnknown,
+        );
+      }
+      // Execute exactly what was evaluated and approved: the same adapter, URL, identity and limits.
+      const evaluatedDigest = evaluation.decision.toolDigest;
+      if (manifest.digest !== evaluatedDigest) {
+        throw ApplicationFailure.nonRetryable(
+          `the manifest of ${input.tool} changed since the request was ${evaluation.proposal ? 'approved' : 'evaluated'} ` +
+            `(then ${evaluatedDigest ?? 'none recorded'}, now ${manifest.digest}); nothing was executed: submit the request again`,
+          FailureTypes.ManifestChanged,
+          { evaluated: evaluatedDigest ?? null, inForce: manifest.digest },
         );
       }
       // Checked again right before acting: a switch turned on while the request waited stops it here.
@@ -228,40 +241,86 @@ export function createActivities(deps: ActivityDeps) {
           FailureTypes.KillSwitchActive,
         );
       }
-      const context: ToolContext = { ...input, attempt };
       const log = deps.logger.child({ requestId: input.requestId, tool: input.tool, runAs: input.runAs, attempt });
-      let result: unknown;
-      try {
-        if (manifest.adapter.type === 'http') {
-          result = await callHttpTool(manifest.adapter, context, manifest.idempotent, manifest.egress);
-        } else if (manifest.adapter.type === 'mcp') {
-          result = await callMcpTool(manifest.adapter, context);
-        } else {
-          const handler = deps.tools[manifest.adapter.handler];
-          if (!handler) {
-            throw ApplicationFailure.nonRetryable(
-              `no code handler named ${manifest.adapter.handler} is registered on this worker`,
-              FailureTypes.ToolNotRegistered,
-            );
-          }
-          result = await handler(context);
+      const attemptRun = startAttempt();
+      const context: ToolContext = { ...input, attempt, signal: attemptRun.signal, deadline: attemptRun.deadline };
+      const act = async (): Promise<unknown> => {
+        if (manifest.adapter.type === 'http') return callHttpTool(manifest.adapter, context, manifest.idempotent, manifest.egress);
+        if (manifest.adapter.type === 'mcp') return callMcpTool(manifest.adapter, context);
+        const handler = deps.tools[manifest.adapter.handler];
+        if (!handler) {
+          throw ApplicationFailure.nonRetryable(`no code handler named ${manifest.adapter.handler} is registered on this worker`, FailureTypes.ToolNotRegistered);
         }
-      } catch (err) {
-        throw redactedFailure(err, manifest.idempotent, log);
-      }
-      let filtered: ReturnType<typeof filterResult>;
+        return handler(context);
+      };
+      let result: unknown;
+      let withheld: ResultWithheld | undefined;
       try {
-        filtered = filterResult(result ?? null, { tenant: input.tenant, egress: manifest.egress });
-      } catch (err) {
-        if (!(err instanceof ResultTooLargeError || err instanceof TenantMismatchError)) throw err;
-        const message = `${input.tool} acted, but its result may not leave the gateway: ${redactText(err.message)}`;
-        log.error({ err: message }, 'tool result refused by egress policy');
-        throw ApplicationFailure.nonRetryable(message, FailureTypes.EgressRefused);
+        for (let tries = 1; ; tries++) {
+          try {
+            result = await act();
+            break;
+          } catch (err) {
+            if (err instanceof ResultWithheldError) {
+              withheld = { code: err.code, reason: redactText(err.message) };
+              result = null;
+              break;
+            }
+            // A tool that cannot deduplicate is tried again only while it certainly received nothing,
+            // inside this attempt: a later attempt could not tell "refused" from "acted, then lost".
+            if (err instanceof ToolNotReachedError && !manifest.idempotent) {
+              if (tries < EXECUTION_BOUNDS.notReachedTries && !attemptRun.signal.aborted) {
+                await sleep(Math.min(200 * 2 ** tries, 2_000), undefined, { signal: attemptRun.signal }).catch(() => undefined);
+                continue;
+              }
+              throw ApplicationFailure.nonRetryable(
+                `${redactText(err.message)}; tried ${tries} times and nothing was sent: the tool did not act`,
+                FailureTypes.ToolUnreachable,
+              );
+            }
+            throw redactedFailure(err, manifest.idempotent, log);
+          }
+        }
+      } finally {
+        attemptRun.stop();
+      }
+      let filtered: ReturnType<typeof filterResult> | undefined;
+      if (!withheld) {
+        try {
+          filtered = filterResult(result ?? null, { tenant: input.tenant, egress: manifest.egress });
+        } catch (err) {
+          if (!(err instanceof ResultTooLargeError || err instanceof TenantMismatchError)) throw err;
+          withheld = { code: err instanceof ResultTooLargeError ? 'result_too_large' : 'tenant_mismatch', reason: redactText(err.message) };
+        }
+      }
+      if (withheld || !filtered) {
+        const reason = withheld?.reason ?? 'the result could not be filtered';
+        // The tool acted: this is a completion whose result stays inside, never "failed, did not act".
+        log.error({ reason }, 'tool acted; its result is withheld by the egress policy');
+        return { result: null, attempts: attempt, egress: { bytes: 0, redactions: {} }, withheld: withheld ?? { code: 'result_too_large', reason } };
       }
       log.info({ bytes: filtered.bytes, redactions: filtered.redactions }, 'tool executed');
       return { result: filtered.value, attempts: attempt, egress: { bytes: filtered.bytes, redactions: filtered.redactions } };
     },
   };
+}
+
+/**
+ * The running attempt of an execution: heartbeats so the server notices a dead worker within
+ * EXECUTION_BOUNDS.heartbeatTimeoutMs, and a signal that aborts at the attempt's deadline or when
+ * the server cancels the attempt (which it does when it gave the attempt up: the next heartbeat
+ * answers that the attempt is gone), so two attempts of one call do not run side by side.
+ */
+function startAttempt(): { signal: AbortSignal; deadline: Date; stop(): void } {
+  const context = Context.current();
+  const { startToCloseTimeoutMs } = context.info;
+  // Leave the activity time to report: the adapter stops a little before the server gives up.
+  const budget = Math.min(EXECUTION_BOUNDS.maxToolTimeoutMs, Math.max(1_000, (startToCloseTimeoutMs || EXECUTION_BOUNDS.attemptTimeoutMs) - 5_000));
+  const deadline = new Date(Date.now() + budget);
+  const signal = AbortSignal.any([context.cancellationSignal, AbortSignal.timeout(budget)]);
+  context.heartbeat({ phase: 'acting' });
+  const timer = setInterval(() => context.heartbeat({ phase: 'acting' }), EXECUTION_BOUNDS.heartbeatEveryMs);
+  return { signal, deadline, stop: () => clearInterval(timer) };
 }
 
 /**

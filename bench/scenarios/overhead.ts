@@ -63,7 +63,7 @@ export async function overheadScenario(bench: BenchServer, sizes: BenchSizes): P
     { name: 'bare workflow, 1 activity', call: (n) => client.workflow.execute('bareActivity', { taskQueue: bareQueue, workflowId: `ovh-bare-${run}-${n}`, args: [args(n)] }) },
     { name: 'bare workflow, 1 local activity', call: (n) => client.workflow.execute('bareLocalActivity', { taskQueue: bareQueue, workflowId: `ovh-local-${run}-${n}`, args: [args(n)] }) },
     { name: 'empty workflow, no activity (engine floor)', call: (n) => client.workflow.execute('bareEmpty', { taskQueue: bareQueue, workflowId: `ovh-empty-${run}-${n}`, args: [args(n)] }) },
-    { name: 'tool function called directly', call: (n) => tool({ args: { ...args(n) }, idempotencyKey: `k-${n}`, runAs: 'svc-bench', requestId: `d-${n}`, tenant: BENCH_TENANT, tool: 'bench_echo', attempt: 1 }) },
+    { name: 'tool function called directly', call: (n) => tool({ args: { ...args(n) }, idempotencyKey: `k-${n}`, runAs: 'svc-bench', requestId: `d-${n}`, tenant: BENCH_TENANT, tool: 'bench_echo', attempt: 1, signal: new AbortController().signal, deadline: new Date(Date.now() + 60_000) }) },
     {
       // The front door without HTTP: no fetch, no express, no token check; admit() still signs, starts with search attributes and describes.
       name: 'diagnostic: front door admit() in process, no HTTP',

@@ -215,7 +215,7 @@ export function resultForModel(call: CallResult): unknown {
 }
 
 function fromOutcome(outcome: ToolOutcome): CallResult {
-  if (outcome.status === 'completed') return { kind: 'completed', result: outcome.result, outcome };
+  if (outcome.status === 'completed' && !outcome.withheld) return { kind: 'completed', result: outcome.result, outcome };
   try {
     unwrapOutcome(outcome);
   } catch (err) {

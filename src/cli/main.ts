@@ -52,7 +52,7 @@ function installRuntime(logger: Logger): void {
   });
 }
 
-async function loadPolicyStore(config: Config, logger: Logger): Promise<PolicyStore> {
+async function loadPolicyStore(config: Config, logger: Logger, signal?: AbortSignal): Promise<PolicyStore> {
   const store = new PolicyStore();
   const state = await store.load(config.policyPaths);
   if (state.error) {
@@ -60,6 +60,9 @@ async function loadPolicyStore(config: Config, logger: Logger): Promise<PolicySt
   } else {
     logger.info({ files: state.policy.files, digest: state.policy.digest }, 'policy loaded');
   }
+  // Edits take effect without a restart; a broken edit is logged and the policy in force stays.
+  const stop = await store.watch(config.policyPaths, { logger, signal: 'SIGHUP' });
+  signal?.addEventListener('abort', stop, { once: true });
   return store;
 }
 
@@ -80,7 +83,7 @@ async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, si
       connection,
       namespace: config.namespace,
       dataConverter: dataConverterFor(await codecKeyring(config)),
-      policy: await loadPolicyStore(config, logger),
+      policy: await loadPolicyStore(config, logger, signal),
       tools,
       notifier: await createNotifier({ publicUrl: config.publicUrl, stateDir: config.stateDir, logger }),
       logger,
@@ -186,7 +189,7 @@ program
     let api: Awaited<ReturnType<typeof startApi>> | undefined;
     try {
       api = await startApi(config, logger);
-      const workerDone = runWorker(config, logger, createExampleTools(), signal);
+      const workerDone = runWorker(config, logger, createExampleTools({ stateDir: config.stateDir }), signal);
       process.stdout.write(
         [
           '',
@@ -224,7 +227,8 @@ program
   .action(async () => {
     const logger = createLogger('toolgate-worker');
     installRuntime(logger);
-    await runWorker(loadConfig(), logger, createExampleTools(), onShutdown(logger));
+    const config = loadConfig();
+    await runWorker(config, logger, createExampleTools({ stateDir: config.stateDir }), onShutdown(logger));
   });
 
 program

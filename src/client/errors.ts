@@ -4,7 +4,7 @@ import type { ToolOutcome } from '../shared/index.js';
 /** A tool result for a model: what happened, why, and what it may do next. */
 export interface ToolResultForModel {
   ok: false;
-  status: ToolOutcome['status'] | 'invalid_request' | 'conflict';
+  status: ToolOutcome['status'] | 'invalid_request' | 'conflict' | 'result_withheld';
   requestId?: string;
   tool?: string;
   message: string;
@@ -104,6 +104,29 @@ export class ToolExecutionFailed extends ToolGatewayError {
   }
 }
 
+/**
+ * The tool acted, but its result may not leave the gateway (another tenant's record, too large):
+ * the side effect happened and must not be repeated; the result is not available.
+ */
+export class ToolResultWithheld extends ToolGatewayError {
+  override readonly name = 'ToolResultWithheld';
+  readonly outcome: Extract<ToolOutcome, { status: 'completed' }>;
+  constructor(outcome: Extract<ToolOutcome, { status: 'completed' }>) {
+    super(`${outcome.tool} acted; its result is withheld (${outcome.withheld?.code ?? 'withheld'}): ${outcome.withheld?.reason ?? ''}`);
+    this.outcome = outcome;
+  }
+  toToolResult(): ToolResultForModel {
+    return {
+      ok: false,
+      status: 'result_withheld',
+      requestId: this.outcome.requestId,
+      tool: this.outcome.tool,
+      message: `${this.outcome.tool} acted, but its result may not be shown. Do not call it again for the same purpose.`,
+      reasons: [this.outcome.withheld?.reason ?? 'result withheld'],
+    };
+  }
+}
+
 /** The request is malformed; the message names each field and what was expected. */
 export class InvalidToolRequest extends ToolGatewayError {
   override readonly name = 'InvalidToolRequest';
@@ -167,10 +190,11 @@ export class GatewayRequestError extends Error {
   }
 }
 
-/** Throws the typed error of a non-completed outcome; returns the result of a completed one. */
+/** Throws the typed error of a non-completed outcome (or of a completion whose result is withheld); returns the result of a completed one. */
 export function unwrapOutcome(outcome: ToolOutcome): unknown {
   switch (outcome.status) {
     case 'completed':
+      if (outcome.withheld) throw new ToolResultWithheld(outcome);
       return outcome.result;
     case 'denied':
       throw new ToolDenied(outcome);

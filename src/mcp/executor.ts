@@ -6,8 +6,7 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { LoadedPolicy, McpAdapter } from '../policy/model.js';
-import { ToolUnavailableError } from '../tools/http-adapter.js';
-import { ToolRejectedError, type ToolContext, type ToolRegistry } from '../tools/types.js';
+import { ToolNotReachedError, ToolRejectedError, type ToolContext, type ToolRegistry } from '../tools/types.js';
 import { connectDownstream, listDownstreamTools } from './downstream.js';
 import { pinProblem } from './identity.js';
 
@@ -15,8 +14,8 @@ import { pinProblem } from './identity.js';
 export const MCP_META_KEYS = { idempotencyKey: 'toolgate/idempotencyKey', requestId: 'toolgate/requestId', runAs: 'toolgate/runAs' } as const;
 
 /**
- * Calls an `mcp` adapter tool once. Throws `ToolUnavailableError` when the server cannot be
- * reached before the call (safe to retry), `ToolRejectedError` when the tool changed since it was
+ * Calls an `mcp` adapter tool once. Throws `ToolNotReachedError` when the server cannot be
+ * reached or listed before the call (nothing was called: safe to retry), `ToolRejectedError` when the tool changed since it was
  * pinned or reports an error (`isError`), and lets a failure during the call propagate.
  */
 export async function callMcpTool(adapter: McpAdapter, context: ToolContext): Promise<CallToolResult> {
@@ -24,14 +23,14 @@ export async function callMcpTool(adapter: McpAdapter, context: ToolContext): Pr
   try {
     client = await connectDownstream(adapter.server, adapter.connection);
   } catch (err) {
-    throw new ToolUnavailableError((err as Error).message, { cause: err });
+    throw new ToolNotReachedError((err as Error).message, { cause: err });
   }
   try {
     let definitions;
     try {
       definitions = await listDownstreamTools(client);
     } catch (err) {
-      throw new ToolUnavailableError(`cannot list the tools of MCP server ${adapter.server}: ${(err as Error).message}`, { cause: err });
+      throw new ToolNotReachedError(`cannot list the tools of MCP server ${adapter.server}: ${(err as Error).message}`, { cause: err });
     }
     const problem = pinProblem(adapter, definitions.find((tool) => tool.name === adapter.tool));
     if (problem) throw new ToolRejectedError(problem);
@@ -42,7 +41,8 @@ export async function callMcpTool(adapter: McpAdapter, context: ToolContext): Pr
         _meta: { [MCP_META_KEYS.idempotencyKey]: context.idempotencyKey, [MCP_META_KEYS.requestId]: context.requestId, [MCP_META_KEYS.runAs]: context.runAs },
       },
       undefined,
-      { timeout: adapter.timeoutMs },
+      // The attempt's signal stops the call when the attempt is over (deadline, cancellation, lost worker).
+      { timeout: adapter.timeoutMs, signal: context.signal },
     )) as CallToolResult;
     if (result.isError) {
       const text = result.content.map((part) => (part.type === 'text' ? part.text : `[${part.type}]`)).join(' ');

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { msToNumber } from '@temporalio/common/lib/time.js';
 import canonicalize from 'canonicalize';
 import type { z } from 'zod';
-import type { ApprovalPlan, EscalationTier } from '../shared/index.js';
+import { EXECUTION_BOUNDS, type ApprovalPlan, type EscalationTier } from '../shared/index.js';
 import { ArgsSchemaCompiler } from './args-schema.js';
 import { compileCondition } from './condition.js';
 import {
@@ -294,6 +294,18 @@ function resolvePlan(name: string, { source, value: plan }: Defined<ApprovalPlan
   };
 }
 
+/**
+ * An adapter's own timeout, at most EXECUTION_BOUNDS.maxToolTimeoutMs: an attempt must end
+ * within its activity's timeout, or the next attempt could start while it still runs.
+ */
+function adapterTimeout(source: YamlSource, path: (string | number)[], text: string, issues: PolicyIssue[]): number {
+  const ms = duration(source, path, text, issues);
+  if (ms !== undefined && ms > EXECUTION_BOUNDS.maxToolTimeoutMs) {
+    issues.push(source.issue(path, `"${text}" is longer than the longest adapter timeout, ${EXECUTION_BOUNDS.maxToolTimeoutMs / 1000}s`));
+  }
+  return ms ?? 0;
+}
+
 function duration(source: YamlSource, path: (string | number)[], text: string, issues: PolicyIssue[]): number | undefined {
   let ms: number;
   try {
@@ -377,7 +389,7 @@ function buildManifest(
   if (manifest.adapter.type === 'code') {
     adapter = { type: 'code', handler: manifest.adapter.handler ?? name };
   } else if (manifest.adapter.type === 'mcp') {
-    const timeoutMs = duration(source, at('adapter', 'timeout'), manifest.adapter.timeout ?? '60s', issues) ?? 0;
+    const timeoutMs = adapterTimeout(source, at('adapter', 'timeout'), manifest.adapter.timeout ?? '60s', issues);
     const connection = mcpServers.get(manifest.adapter.server);
     if (!connection) {
       const known = [...mcpServers.keys()];
@@ -399,7 +411,7 @@ function buildManifest(
       handler: `mcp:${manifest.adapter.server}/${manifest.adapter.tool}`,
     };
   } else {
-    const timeoutMs = duration(source, at('adapter', 'timeout'), manifest.adapter.timeout ?? '10s', issues) ?? 0;
+    const timeoutMs = adapterTimeout(source, at('adapter', 'timeout'), manifest.adapter.timeout ?? '10s', issues);
     adapter = { type: 'http', url: manifest.adapter.url, method: manifest.adapter.method ?? 'POST', timeoutMs, headers: { ...manifest.adapter.headers } };
   }
   const schema = compiler.compile(manifest.args);
@@ -417,7 +429,8 @@ function buildManifest(
     name,
     ...(manifest.description !== undefined && { description: manifest.description }),
     runAs: manifest.run_as,
-    idempotent: manifest.idempotent ?? true,
+    // Declared, never assumed: a tool that does not say it deduplicates is never called twice.
+    idempotent: manifest.idempotent ?? false,
     adapter,
     digest,
     egress: manifest.egress ?? {},

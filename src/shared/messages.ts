@@ -116,18 +116,40 @@ export const FailureTypes = {
   UnverifiedExecution: 'UnverifiedExecution',
   /** A kill switch covers the request: nothing is executed. */
   KillSwitchActive: 'KillSwitchActive',
+  /** The tool's manifest changed since the request was evaluated and approved: nothing is executed. */
+  ManifestChanged: 'ManifestChanged',
+  /** The tool could not be reached and certainly received nothing, after the attempts allowed: it did not act. */
+  ToolUnreachable: 'ToolUnreachable',
 } as const;
 export type FailureType = (typeof FailureTypes)[keyof typeof FailureTypes];
 
 /** Failure types the execution activity must never retry. */
 export const NON_RETRYABLE_TOOL_FAILURES: string[] = [
   FailureTypes.KillSwitchActive,
+  FailureTypes.ManifestChanged,
+  FailureTypes.ToolUnreachable,
   FailureTypes.ToolRejected,
   FailureTypes.ToolNotRegistered,
   FailureTypes.OutcomeUnknown,
   FailureTypes.EgressRefused,
   FailureTypes.UnverifiedExecution,
 ];
+
+/**
+ * How a side effect is run and how fast a dead worker is noticed (see the README, "Execution
+ * guarantees"). The execution activity heartbeats every `heartbeatEveryMs`; when the server hears
+ * nothing for `heartbeatTimeoutMs` the attempt is over: an idempotent tool is retried with the same
+ * key, a non-idempotent one ends `outcome_unknown`. No adapter may wait longer than
+ * `maxToolTimeoutMs`, so an attempt always ends within `attemptTimeoutMs`.
+ */
+export const EXECUTION_BOUNDS = {
+  heartbeatEveryMs: 1_000,
+  heartbeatTimeoutMs: 5_000,
+  maxToolTimeoutMs: 90_000,
+  attemptTimeoutMs: 120_000,
+  /** Tries of a non-idempotent tool that certainly received nothing (connection refused), inside one attempt. */
+  notReachedTries: 5,
+} as const;
 
 /** How many refused attempts a request from before signed decisions kept in its record; later ones were counted. */
 export const MAX_RECORDED_REFUSALS = 200;

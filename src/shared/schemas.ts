@@ -92,10 +92,11 @@ export const ToolRequestInputSchema = z.strictObject({
     .max(2000, { error: 'reason must be at most 2000 characters' })
     .refine((text) => text.isWellFormed(), { error: 'reason must be well-formed Unicode text (no lone surrogates)' })
     .optional(),
+  // It travels as an HTTP header (x-toolgate-trace-id) to http tools: only what every header can carry.
   traceId: z
     .string()
     .max(256, { error: 'traceId must be at most 256 characters' })
-    .refine((text) => text.isWellFormed(), { error: 'traceId must be well-formed Unicode text (no lone surrogates)' })
+    .regex(/^[\x21-\x7e]+$/, { error: 'traceId must be 1 to 256 visible ASCII characters (no spaces or control characters), as it is sent as an HTTP header' })
     .optional(),
 });
 export type ToolRequestInput = z.input<typeof ToolRequestInputSchema>;
@@ -128,6 +129,7 @@ export const DENIAL_CODES = [
   'rate_limited',
   'kill_switch',
   'unverified_request',
+  'manifest_changed',
 ] as const;
 export type DenialCode = (typeof DENIAL_CODES)[number];
 
@@ -357,6 +359,13 @@ export interface EgressEvent {
   redactions: Record<string, number>;
 }
 
+/** Why the result of a tool that acted is not returned. */
+export interface ResultWithheld {
+  /** `tenant_mismatch` (a record of another tenant), `result_too_large` (above the tool's limit or the adapter's). */
+  code: 'tenant_mismatch' | 'result_too_large';
+  reason: string;
+}
+
 /** What the side effect produced and who it ran as. */
 export interface Execution {
   runAs: string;
@@ -393,6 +402,11 @@ export type ToolOutcome =
       proposal?: Proposal;
       /** The egress filter's account of the result (size, redactions); absent in histories from before egress filtering. */
       egress?: EgressEvent;
+      /**
+       * The tool acted, but its result may not leave the gateway (another tenant's record, too
+       * large): `result` is null and this says why. The side effect happened; do not repeat it.
+       */
+      withheld?: ResultWithheld;
     })
   | (OutcomeBase & { status: 'denied'; code: DenialCode; reasons: string[] })
   | (OutcomeBase & { status: 'rejected'; rejectedBy: string; reason?: string })

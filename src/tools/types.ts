@@ -14,6 +14,14 @@ export interface ToolContext {
   /** 1 on the first attempt; higher when Temporal retries after a failure. */
   attempt: number;
   traceId?: string;
+  /**
+   * Aborted when this attempt must stop: its deadline passed, the server cancelled it, or the
+   * server gave the attempt up (no heartbeat reached it) and may run another. Pass it to every
+   * call that can wait (fetch, database clients): an attempt that ignores it may overlap the next.
+   */
+  signal: AbortSignal;
+  /** When this attempt is given up at the latest; `signal` aborts then. */
+  deadline: Date;
 }
 
 /** A tool implemented in code; its resolved value is the tool's result. */
@@ -33,6 +41,36 @@ export class ToolRejectedError extends Error {
   constructor(message: string, options?: { status?: number; cause?: unknown }) {
     super(message, { cause: options?.cause });
     this.status = options?.status;
+  }
+}
+
+/**
+ * Thrown when a retry with the same idempotency key is safe for a tool that deduplicates (a 503, a
+ * reset connection). For a tool that cannot deduplicate it means "may have acted": outcome unknown.
+ */
+export class ToolUnavailableError extends Error {
+  override readonly name: string = 'ToolUnavailableError';
+}
+
+/**
+ * Thrown when the tool certainly received nothing (connection refused, name not resolved, a
+ * header that could not be built): retried even for a tool that cannot deduplicate, because
+ * nothing can have acted.
+ */
+export class ToolNotReachedError extends ToolUnavailableError {
+  override readonly name = 'ToolNotReachedError';
+}
+
+/**
+ * Thrown by an adapter when the tool confirmed that it acted but its answer cannot be taken (too
+ * large): the request completes with its result withheld, never as "failed, did not act".
+ */
+export class ResultWithheldError extends Error {
+  override readonly name = 'ResultWithheldError';
+  readonly code: 'result_too_large';
+  constructor(message: string, code: 'result_too_large' = 'result_too_large') {
+    super(message);
+    this.code = code;
   }
 }
 

@@ -276,12 +276,13 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
     assert.equal(stranger.headers.get('access-control-allow-origin'), null);
   });
 
-  test("another tenant's record in a result is refused, and a blocked destination is never contacted", async () => {
+  test("another tenant's record in a result is withheld (the tool acted), and a blocked destination is never contacted", async () => {
     const foreign = await gw.gateway.start(request('foreign_lookup'));
     const outcome = await foreign.outcome();
-    assert.equal(outcome.status, 'failed');
-    assert.equal(outcome.status === 'failed' && outcome.error.type, 'EgressRefused');
-    assert.match(outcome.status === 'failed' ? outcome.error.message : '', /\$\.rows\[1\]\.tenant belongs to tenant "globex"/);
+    assert.equal(outcome.status, 'completed', JSON.stringify(outcome));
+    assert.equal(outcome.status === 'completed' && outcome.withheld?.code, 'tenant_mismatch');
+    assert.equal(outcome.status === 'completed' && outcome.result, null);
+    assert.match(outcome.status === 'completed' ? (outcome.withheld?.reason ?? '') : '', /\$\.rows\[1\]\.tenant belongs to tenant "globex"/);
     assert.ok(!JSON.stringify(outcome).includes('"id":2'));
 
     const callsBefore = service.calls;

@@ -110,6 +110,7 @@ manifest:
         statement: { type: string }
   flaky_write:
     run_as: svc-flaky
+    idempotent: true                  # the test service keeps one effect per Idempotency-Key
     adapter: { type: http, url: "${flakyUrl}/write" }
     egress: { allow_private: true }   # the test tool service listens on loopback
     args:

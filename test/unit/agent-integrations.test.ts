@@ -425,7 +425,7 @@ describe('tool identity', () => {
         args: ['--import', 'tsx', resolve('test/fixtures/mcp-downstream.ts')],
         env: { DOWNSTREAM_STATE: dir },
       };
-      const context = { args: { orderId: 'A-1' }, idempotencyKey: 'k-1', runAs: 'svc', requestId: 'r-1', tenant: 'acme', tool: 'lookup', attempt: 1 };
+      const context = { args: { orderId: 'A-1' }, idempotencyKey: 'k-1', runAs: 'svc', requestId: 'r-1', tenant: 'acme', tool: 'lookup', attempt: 1, signal: new AbortController().signal, deadline: new Date(Date.now() + 60_000) };
       const adapter = { type: 'mcp' as const, server: 'orders', tool: 'lookup_order', timeoutMs: 10_000, connection, handler: 'mcp:orders/lookup_order' };
       await assert.rejects(callMcpTool({ ...adapter, pin: 'a'.repeat(64) }, context), (err: unknown) => err instanceof ToolRejectedError && /changed since it was pinned/.test(err.message));
       await assert.rejects(callMcpTool(adapter, context), /not pinned/);

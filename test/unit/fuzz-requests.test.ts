@@ -49,7 +49,8 @@ const validBody = (agent: AgentIdentity) =>
       tool: identifier,
       args: jsonArgs,
       reason: fc.string({ maxLength: 50 }),
-      traceId: fc.string({ maxLength: 20 }),
+      // A valid trace id is what an HTTP header can carry: 1-20 visible ASCII characters here.
+      traceId: fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((code) => String.fromCharCode(code)), minLength: 1, maxLength: 20 }),
       wait: fc.integer({ min: 0, max: 60 }),
       actor: fc.boolean().map((upper) => ({ id: upper ? agent.id.toUpperCase() : agent.id, type: 'agent', roles: [...agent.roles].reverse() })),
       tenant: fc.constant(agent.tenant),
