@@ -36,6 +36,7 @@ import type { createActivities } from '../activities/index.js';
 import { countedGroups, eligibleGroups, isApprovalSatisfied, isRejected, refuseDecision } from '../src/shared/approval.js';
 import { AssertionError, verifyRequestAssertion } from '../src/shared/assertions.js';
 import {
+  EXECUTION_BOUNDS,
   FailureTypes,
   HISTORY_BOUNDS,
   NON_RETRYABLE_TOOL_FAILURES,
@@ -528,7 +529,10 @@ async function execute(request: ToolRequest, evaluation: Evaluation, base: Outco
   const { decision } = evaluation;
   const runAs = decision.runAs ?? 'unknown';
   const { executeTool } = proxyActivities<Activities>({
-    startToCloseTimeout: '2 minutes',
+    // The activity heartbeats every second: a worker that dies mid-call is noticed in seconds, and
+    // the retry (idempotent tool) or outcome_unknown (non-idempotent) follows at once.
+    heartbeatTimeout: EXECUTION_BOUNDS.heartbeatTimeoutMs,
+    startToCloseTimeout: EXECUTION_BOUNDS.attemptTimeoutMs,
     retry: {
       initialInterval: '1 second',
       backoffCoefficient: 2,
@@ -560,6 +564,7 @@ async function execute(request: ToolRequest, evaluation: Evaluation, base: Outco
       ...(editors.length > 0 ? { editedBy: editors } : {}),
       ...(evaluation.proposal ? { proposal: evaluation.proposal } : {}),
       ...(done.egress ? { egress: done.egress } : {}),
+      ...(done.withheld ? { withheld: done.withheld } : {}),
     };
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
@@ -569,10 +574,15 @@ async function execute(request: ToolRequest, evaluation: Evaluation, base: Outco
     if (type === FailureTypes.KillSwitchActive) {
       return { ...base, status: 'denied', code: 'kill_switch', reasons: [message] };
     }
+    if (type === FailureTypes.ManifestChanged) {
+      // Nothing ran: what was approved is not what would run now.
+      return { ...base, status: 'denied', code: 'manifest_changed', reasons: [message] };
+    }
     const execution: Execution = { runAs, idempotencyKey, startedAt, finishedAt: isoAt(Date.now()), attempts: 0 };
     const known =
       type === FailureTypes.ToolRejected ||
       type === FailureTypes.ToolNotRegistered ||
+      type === FailureTypes.ToolUnreachable ||
       type === FailureTypes.EgressRefused ||
       type === FailureTypes.UnverifiedExecution;
     return { ...base, status: known ? 'failed' : 'outcome_unknown', error: { type, message }, execution };
