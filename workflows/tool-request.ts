@@ -26,6 +26,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  setCurrentDetails,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -39,6 +40,7 @@ import {
   EXECUTION_BOUNDS,
   FailureTypes,
   HISTORY_BOUNDS,
+  INBOX_VISIBILITY_PATCH,
   NON_RETRYABLE_TOOL_FAILURES,
   TRUST_BOUNDARY_PATCH,
   decideUpdate,
@@ -145,9 +147,30 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     edits: [],
     notifications: [],
   };
+  // Runs started before visibility-only listing do not keep the waiting attributes.
+  const inboxVisible = patched(INBOX_VISIBILITY_PATCH);
+  /** Who may decide now, from what tier, until when, and who already voted: what "waiting for me" lists from. */
+  const waitingAttributes = (): SearchAttributeUpdatePair[] => {
+    if (!inboxVisible) return [];
+    if (status.state !== 'pending_approval' || pendingDigest === undefined) {
+      return [
+        { key: searchAttributes.eligibleGroups, value: [] },
+        { key: searchAttributes.voters, value: [] },
+      ];
+    }
+    const digest = pendingDigest;
+    const voters = [...new Set(status.approvals.filter((vote) => vote.digest === digest).map((vote) => vote.approverId))];
+    return [
+      { key: searchAttributes.eligibleGroups, value: [...status.eligibleGroups] },
+      { key: searchAttributes.tier, value: status.tier },
+      ...(status.expiresAt ? [{ key: searchAttributes.expiresAt, value: new Date(status.expiresAt) }] : []),
+      { key: searchAttributes.voters, value: voters },
+    ];
+  };
   const setState = (state: RequestState): void => {
     status.state = state;
-    upsertSearchAttributes([{ key: searchAttributes.status, value: state }]);
+    upsertSearchAttributes([{ key: searchAttributes.status, value: state }, ...waitingAttributes()]);
+    setCurrentDetails(currentDetails(status));
   };
   const book = new DecisionBook();
   /** The edit assertion behind each edit that counts as its editor's approval, by digest and editor: evidence for the execution. */
@@ -251,6 +274,7 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
         via: decided.via ?? 'api',
         ...(decided.reason === undefined ? {} : { reason: decided.reason }),
       });
+      if (inboxVisible) upsertSearchAttributes(waitingAttributes());
       settleRound(digest);
       return status;
     },
@@ -490,6 +514,7 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
         if (next && now >= escalateAt) {
           status.tier += 1;
           status.eligibleGroups = eligibleGroups(plan, status.tier);
+          if (inboxVisible) upsertSearchAttributes(waitingAttributes());
           notify('escalated', next.groups);
         }
         if (now >= nextReminder) {
@@ -587,4 +612,27 @@ async function execute(request: ToolRequest, evaluation: Evaluation, base: Outco
       type === FailureTypes.UnverifiedExecution;
     return { ...base, status: known ? 'failed' : 'outcome_unknown', error: { type, message }, execution };
   }
+}
+
+/**
+ * The Temporal UI's "current details" of a request: its state and, once it ended, how — so a
+ * denied or expired request reads as what it is, not as a green "Completed". Names and codes
+ * only, never arguments, reasons or tool messages. Shown by the UI, kept in no history event.
+ */
+function currentDetails(status: RequestStatus): string {
+  const outcome = status.outcome;
+  const lines = [`**${(outcome?.status ?? status.state).replace(/_/g, ' ').toUpperCase()}** ${status.tool} for ${status.tenant}`];
+  if (status.decision) lines.push(`**Policy** ${status.decision.outcome} by ${status.decision.rule}, risk ${status.decision.risk}`);
+  if (status.state === 'pending_approval') {
+    lines.push(`**Waiting for** ${status.eligibleGroups.join(', ') || '(nobody)'} (tier ${status.tier}) until ${status.expiresAt ?? '?'}`);
+  }
+  if (outcome?.status === 'denied') lines.push(`**Denied** ${outcome.code}`);
+  else if (outcome?.status === 'rejected') lines.push(`**Rejected by** ${outcome.rejectedBy}`);
+  else if (outcome?.status === 'expired') lines.push(`**Expired** at ${outcome.expiresAt}, nothing ran`);
+  else if (outcome?.status === 'failed') lines.push(`**Failed** ${outcome.error.type}: the tool did not act`);
+  else if (outcome?.status === 'outcome_unknown') lines.push(`**Outcome unknown** ${outcome.error.type}: reconcile by hand`);
+  else if (outcome?.status === 'completed') lines.push(`**Completed** as ${outcome.execution.runAs}${outcome.withheld ? `, result withheld (${outcome.withheld.code})` : ''}`);
+  const approvals = status.approvals.filter((vote) => vote.decision === 'approve').map((vote) => vote.approverId);
+  if (approvals.length > 0) lines.push(`**Approved by** ${[...new Set(approvals)].join(', ')}`);
+  return lines.join('\n\n');
 }

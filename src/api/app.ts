@@ -34,6 +34,7 @@ import { metricsRegistry, refusedAttempts } from '../metrics.js';
 import type { DecisionSigner } from '../trust/signers.js';
 import { LaneFullError, Lanes } from './lanes.js';
 import { redactValue } from '../egress/redact.js';
+import { InvalidPageTokenError, MAX_WAITING_PAGE_SIZE, listWaitingFor } from '../approvals/waiting.js';
 import { AuditRecordError, buildAuditRecord } from '../audit/record.js';
 import { bearerToken, opsCovers, opsScope } from './ops.js';
 import { HttpError, errorHandler, isTemporalUnavailable } from './errors.js';
@@ -63,7 +64,17 @@ export interface ApiDeps {
    * The remote codec endpoint at `/codec` (`POST /codec/decode`, `/codec/encode`) for the
    * Temporal UI: only for ops tokens (group `ops` or `ops:all`); CORS admits `uiOrigins`.
    */
-  codec?: { codec: PayloadCodec; uiOrigins?: readonly string[] };
+  codec?: {
+    codec: PayloadCodec;
+    uiOrigins?: readonly string[];
+    /**
+     * Local development only (`toolgate dev` sets it): a codec call without a token is answered
+     * for every tenant when it comes from one of these Temporal UI origins over a loopback
+     * connection — the dev UI has no login to send a token with. Refused when NODE_ENV is
+     * `production`; the browser sets Origin, so another website cannot claim to be the UI.
+     */
+    devTrustedUiOrigins?: readonly string[];
+  };
 }
 
 const REFUSAL_STATUS: Record<string, [number, string]> = {
@@ -308,42 +319,39 @@ export function createApiApp(deps: ApiDeps): express.Express {
     next();
   });
 
+  // "Waiting for me", from visibility alone: no workflow is asked, no worker needed (src/approvals/waiting.ts).
   router.get('/', async (req: Authed, res) => {
     const approver = req.approver as Approver;
     const state = req.query.status ?? 'pending';
     if (state !== 'pending') throw new HttpError(400, 'invalid_query', 'status must be "pending"', ['status']);
     const limitText = typeof req.query.limit === 'string' ? req.query.limit : '100';
     const limit = Number(limitText);
-    if (!/^\d+$/.test(limitText) || limit < 1 || limit > 500) {
-      throw new HttpError(400, 'invalid_query', 'limit must be an integer from 1 to 500', ['limit']);
+    if (!/^\d+$/.test(limitText) || limit < 1 || limit > MAX_WAITING_PAGE_SIZE) {
+      throw new HttpError(400, 'invalid_query', `limit must be an integer from 1 to ${MAX_WAITING_PAGE_SIZE}`, ['limit']);
     }
-    const query =
-      `${searchAttributes.status.name} = 'pending_approval' AND ` +
-      `${searchAttributes.tenant.name} = '${approver.tenant}' AND ExecutionStatus = 'Running'`;
-    const items: ReturnType<typeof approvalView>[] = [];
-    for await (const execution of client.workflow.list({ query, pageSize: 100 })) {
-      if (items.length >= limit) break;
-      try {
-        const view = approvalView(await client.workflow.getHandle(execution.workflowId).query(statusQuery), approver);
-        if (view.canDecide) items.push(view);
-      } catch (err) {
-        logger.debug({ err, workflowId: execution.workflowId }, 'skipping a request that could not be queried');
-      }
+    const pageToken = req.query.pageToken;
+    if (pageToken !== undefined && typeof pageToken !== 'string') throw new HttpError(400, 'invalid_query', 'pageToken must be one string', ['pageToken']);
+    let page;
+    try {
+      page = await listWaitingFor(client, approver, { pageSize: limit, ...(pageToken === undefined ? {} : { pageToken }) });
+    } catch (err) {
+      if (err instanceof InvalidPageTokenError) throw new HttpError(400, 'invalid_query', err.message, ['pageToken']);
+      throw err;
     }
     res.json({
-      items: items.map(({ requestId, tenant, tool, risk, actor, digest, expiresAt, tier, eligibleGroups, approvals, reason }) => ({
+      items: page.items.map(({ requestId, tenant, tool, risk, actor, tier, eligibleGroups, expiresAt, startedAt, voters }) => ({
         requestId,
         tenant,
         tool,
         risk,
         actor,
-        digest,
-        expiresAt,
         tier,
         eligibleGroups,
-        approvals: approvals.length,
-        reason,
+        expiresAt,
+        startedAt,
+        approvals: voters.length,
       })),
+      ...(page.nextPageToken ? { nextPageToken: page.nextPageToken } : {}),
     });
   });
 
@@ -399,6 +407,10 @@ export function createApiApp(deps: ApiDeps): express.Express {
   });
 
   if (deps.codec) {
+    const devUiOrigins = new Set(deps.codec.devTrustedUiOrigins ?? []);
+    if (devUiOrigins.size > 0 && process.env.NODE_ENV === 'production') {
+      throw new Error('the dev-only codec trust of the local Temporal UI (toolgate dev) is refused when NODE_ENV=production');
+    }
     app.use(
       '/codec',
       createCodecRouter({
@@ -407,7 +419,14 @@ export function createApiApp(deps: ApiDeps): express.Express {
         // Tenant ops decode only their tenant's payloads (each payload is tagged and keyed per tenant); ops:all decodes all.
         authorize: async (req) => {
           const token = bearerToken(req);
-          if (!token) return undefined;
+          if (!token) {
+            const origin = req.get('origin');
+            if (devUiOrigins.size > 0 && origin !== undefined && devUiOrigins.has(origin) && isLoopbackAddress(req.socket.remoteAddress)) {
+              logger.debug({ origin, path: req.path }, 'codec endpoint used by the local dev UI');
+              return { allTenants: true };
+            }
+            return undefined;
+          }
           const scope = opsScope(await verifier.verify(token));
           if (!scope) return undefined;
           logger.info({ approver: scope.approver.id, tenant: scope.approver.tenant, allTenants: scope.allTenants, path: req.path }, 'codec endpoint used');
@@ -547,4 +566,10 @@ function unverifiedLinkClaims(token: string): { requestId?: string; sub?: string
   } catch {
     return {};
   }
+}
+
+/** Whether a socket's peer is this machine (127.0.0.0/8, ::1, or IPv4-mapped loopback). */
+function isLoopbackAddress(address: string | undefined): boolean {
+  if (!address) return false;
+  return address === '::1' || /^(::ffff:)?127\./.test(address);
 }

@@ -113,6 +113,15 @@ export class FrontDoor {
         workflowIdConflictPolicy: 'USE_EXISTING',
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
         memo: { requestHash, agent: agentDigest(agent) },
+        // What ops read in the Temporal UI's list and details: who asked for which tool. Never the
+        // arguments or the reason, which may carry secrets (they stay in the encrypted input).
+        staticSummary: `${request.tool} · ${request.tenant} · ${request.actor.id}`,
+        staticDetails: [
+          `**Tool** ${request.tool}`,
+          `**Tenant** ${request.tenant} (${request.environment})`,
+          `**Agent** ${request.actor.id}${request.onBehalfOf?.length ? ` on behalf of ${request.onBehalfOf.map((p) => p.id).join(', ')}` : ''}`,
+          `**Request** ${request.requestId}`,
+        ].join('\n\n'),
         typedSearchAttributes: [
           { key: searchAttributes.tool, value: request.tool },
           { key: searchAttributes.tenant, value: request.tenant },

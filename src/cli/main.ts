@@ -99,7 +99,7 @@ async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, si
 }
 
 /** Starts the approval API; resolves with the listening server. */
-async function startApi(config: Config, logger: Logger): Promise<{ server: Server; connection: Connection }> {
+async function startApi(config: Config, logger: Logger, options: { devTrustedUiOrigins?: readonly string[] } = {}): Promise<{ server: Server; connection: Connection }> {
   const keyring = await codecKeyring(config);
   const connection = await Connection.connect({ address: config.temporalAddress });
   const client = new Client({ connection, namespace: config.namespace, dataConverter: dataConverterFor(keyring) });
@@ -120,7 +120,7 @@ async function startApi(config: Config, logger: Logger): Promise<{ server: Serve
     decisions: signers.decisions,
     links: { verify: (token, expected) => linkVerifier.verifyLink(token, expected) },
     logger,
-    codec: { codec: new AesGcmCodec(keyring), uiOrigins: config.uiOrigins },
+    codec: { codec: new AesGcmCodec(keyring), uiOrigins: config.uiOrigins, ...(options.devTrustedUiOrigins ? { devTrustedUiOrigins: options.devTrustedUiOrigins } : {}) },
     mount: (api) => {
       if (agentVerifier) {
         api.use('/v1/tool-requests', createAgentRouter({ frontDoor: new FrontDoor(client, signers.requests), verifier: agentVerifier, logger }));
@@ -188,7 +188,10 @@ program
     });
     let api: Awaited<ReturnType<typeof startApi>> | undefined;
     try {
-      api = await startApi(config, logger);
+      // The local UI has no login: on a loopback-only API, the codec trusts the dev UI's origin.
+      const loopbackApi = /^(127\.|localhost$|::1$)/.test(config.apiHost);
+      if (!loopbackApi) logger.warn({ apiHost: config.apiHost }, 'the API listens beyond loopback: the Temporal UI decodes payloads only with an ops token');
+      api = await startApi(config, logger, loopbackApi ? { devTrustedUiOrigins: uiOrigins } : {});
       const workerDone = runWorker(config, logger, createExampleTools({ stateDir: config.stateDir }), signal);
       process.stdout.write(
         [
@@ -197,9 +200,10 @@ program
           `  Temporal:     ${server.address} (state in ${config.stateDir}/temporal.db)`,
           `  Temporal UI:  ${server.uiUrl ?? '(disabled)'}`,
           `  API:          ${config.publicUrl}  (agents: /v1/tool-requests; approvers: /v1/approvals; ops: /v1/audit)`,
-          `  Codec:        ${codecEndpoint}  (the UI decodes payloads with an ops token: --groups ops)`,
+          `  Codec:        ${codecEndpoint}  (the local UI decodes payloads without a token; anyone else needs an ops token: --groups ops)`,
           `  Policy:       ${config.policyPaths.join(', ')}`,
           '',
+          ...(server.uiUrl ? ['Ready-made views in the Temporal UI:', ...opsQueryLinks(server.uiUrl, config.namespace), ''] : []),
           'Get an agent token (the only credential an agent needs) and an approver token:',
           '  npx toolgate token issue --agent --sub support-bot --tenant acme --environment production --roles agent_runtime',
           '  npx toolgate token issue --sub alice --groups manager --tenant acme',
@@ -368,3 +372,13 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`toolgate: ${(err as Error).message}\n`);
   process.exitCode = 1;
 });
+
+/** Links to the Temporal UI's workflow list filtered by the queries ops use most (README, "Ops"). */
+function opsQueryLinks(uiUrl: string, namespace: string): string[] {
+  const views: [string, string][] = [
+    ['waiting for approval', "ToolgateStatus = 'pending_approval'"],
+    ['denied today', `ToolgateStatus = 'denied' AND CloseTime > '${new Date(Date.now() - 86_400_000).toISOString()}'`],
+    ['outcome unknown', "ToolgateStatus = 'outcome_unknown'"],
+  ];
+  return views.map(([label, query]) => `  ${`${label}:`.padEnd(22)}${uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows?query=${encodeURIComponent(query)}`);
+}

@@ -74,13 +74,37 @@ export const searchAttributes = {
   actor: defineSearchAttributeKey('ToolgateActor', 'KEYWORD'),
   risk: defineSearchAttributeKey('ToolgateRisk', 'KEYWORD'),
   status: defineSearchAttributeKey('ToolgateStatus', 'KEYWORD'),
+  /**
+   * While a request waits for approval: the groups that may approve it now (escalation adds
+   * some), its escalation tier, when it expires, and who already voted on the current proposal.
+   * "Waiting for me" is answered from these alone, without asking any workflow. Cleared when the
+   * request stops waiting.
+   */
+  eligibleGroups: defineSearchAttributeKey('ToolgateEligibleGroups', 'KEYWORD_LIST'),
+  tier: defineSearchAttributeKey('ToolgateTier', 'INT'),
+  expiresAt: defineSearchAttributeKey('ToolgateExpiresAt', 'DATETIME'),
+  voters: defineSearchAttributeKey('ToolgateVoters', 'KEYWORD_LIST'),
 } as const;
+
+/** The server's name of each search attribute type, as `temporal operator search-attribute create --type` takes it. */
+export const SEARCH_ATTRIBUTE_TYPE_NAMES: Record<string, string> = {
+  KEYWORD: 'Keyword',
+  KEYWORD_LIST: 'KeywordList',
+  INT: 'Int',
+  DATETIME: 'Datetime',
+  TEXT: 'Text',
+  BOOL: 'Bool',
+  DOUBLE: 'Double',
+};
 
 /** `--search-attribute` arguments for `temporal server start-dev`. */
 export const SEARCH_ATTRIBUTE_CLI_ARGS: string[] = Object.values(searchAttributes).flatMap((key) => [
   '--search-attribute',
-  `${key.name}=Keyword`,
+  `${key.name}=${SEARCH_ATTRIBUTE_TYPE_NAMES[key.type] ?? 'Keyword'}`,
 ]);
+
+/** The patch id of visibility-only approval listing: runs with it keep the waiting attributes above up to date. */
+export const INBOX_VISIBILITY_PATCH = 'toolgate-inbox-visibility-v1';
 
 /**
  * `ApplicationFailure` types. Activities throw the permanent ones as non-retryable; the decide

@@ -14,10 +14,13 @@ import { requireTemporalCli } from '../../src/temporal/cli.js';
 import { readFileSync } from 'node:fs';
 import { WORKFLOW_TYPE, workflowIdFor, type ToolRequestInput } from '../../src/shared/index.js';
 
-/** Histories of the current workflow; those of runs before the trust boundary stay in histories/v0/. */
-const OUT = join(import.meta.dirname, '..', 'histories', 'v1');
-// Recorded histories are encrypted as in production, with the committed replay keys (test-only keys).
-process.env.TOOLGATE_TEST_CODEC_KEYS = readFileSync(join(OUT, 'replay-codec-keys.txt'), 'utf8').trim();
+/**
+ * Histories of the current workflow (v2: visibility-only listing). Those of earlier versions stay
+ * where they are: v0 (before the trust boundary), v1 (before the waiting attributes).
+ */
+const OUT = join(import.meta.dirname, '..', 'histories', 'v2');
+// Recorded histories are encrypted as in production, with the committed replay keys (test-only keys, kept in v1/).
+process.env.TOOLGATE_TEST_CODEC_KEYS = readFileSync(join(import.meta.dirname, '..', 'histories', 'v1', 'replay-codec-keys.txt'), 'utf8').trim();
 const { eventually, startGateway, startTemporal, waitForState } = await import('../helpers/gateway-env.js');
 
 const policy = `

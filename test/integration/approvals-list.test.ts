@@ -1,0 +1,131 @@
+/**
+ * "Waiting for me" comes from visibility alone: it answers with no worker running (so no
+ * workflow was asked), pages with the server's page token, follows escalation (a group becomes
+ * eligible at its tier), leaves out requests the approver already voted on, their own agent's
+ * requests, other groups' and other tenants'.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { ToolRequestInput } from '../../src/shared/index.js';
+import { eventually, startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+
+const policy = `
+version: 1
+tools:
+  refund: { risk: high, approval: two_managers, allowed_roles: [agent_runtime] }
+  deploy: { risk: high, approval: sre_then_director, allowed_roles: [agent_runtime] }
+approvals:
+  two_managers: { groups: [manager], min_approvals: 2, expires_after: 1h }
+  sre_then_director:
+    groups: [sre]
+    escalation:
+      - after: 3s
+        groups: [director]
+    expires_after: 1h
+manifest:
+  refund:
+    run_as: svc-payments
+    adapter: { type: code }
+    args: { type: object, properties: { n: { type: integer } } }
+  deploy:
+    run_as: svc-deploy
+    adapter: { type: code }
+    args: { type: object, properties: { n: { type: integer } } }
+`;
+
+let seq = 0;
+const request = (tool: string, tenant = 'acme', actor = 'bot'): ToolRequestInput => ({
+  requestId: `list-${process.pid}-${Date.now()}-${++seq}`,
+  actor: { id: actor, type: 'agent', roles: ['agent_runtime'] },
+  tenant,
+  environment: 'production',
+  tool,
+  args: { n: seq },
+});
+
+interface ListAnswer {
+  status: number;
+  body: { items: Array<{ requestId: string; tier: number; eligibleGroups: string[]; approvals: number; expiresAt?: string }>; nextPageToken?: string; error?: { code: string; fields?: string[] } };
+}
+
+describe('waiting for me, from visibility alone', { timeout: 180_000 }, () => {
+  let env: TestWorkflowEnvironment;
+  let gw: GatewayEnv;
+  const ids: Record<string, string[]> = { refunds: [], deploy: [], globex: [], own: [] };
+
+  before(async () => {
+    env = await startTemporal();
+    gw = await startGateway(env, { taskQueue: `list-${process.pid}`, policy, tools: { refund: async () => ({ ok: true }), deploy: async () => ({ ok: true }) } });
+    for (let i = 0; i < 7; i++) ids.refunds!.push((await gw.gateway.start(request('refund'))).requestId);
+    ids.deploy!.push((await gw.gateway.start(request('deploy'))).requestId);
+    ids.globex!.push((await gw.gateway.start(request('refund', 'globex'))).requestId);
+    ids.own!.push((await gw.gateway.start(request('refund', 'acme', 'maria'))).requestId);
+    for (const id of [...ids.refunds!, ...ids.deploy!, ...ids.own!]) await waitForState(gw, id, 'pending_approval');
+    await waitForState(gw, ids.globex![0]!, 'pending_approval', { tenant: 'globex' });
+  });
+
+  after(async () => {
+    await gw?.close();
+    await env?.teardown();
+  });
+
+  /** Every page of the list, following page tokens. */
+  const allPages = async (token: string, limit: number): Promise<{ pages: number; ids: string[]; items: ListAnswer['body']['items'] }> => {
+    const items: ListAnswer['body']['items'] = [];
+    let pageToken: string | undefined;
+    let pages = 0;
+    do {
+      const answer = (await gw.api('GET', `/v1/approvals?limit=${limit}${pageToken ? `&pageToken=${pageToken}` : ''}`, { token })) as ListAnswer;
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      items.push(...answer.body.items);
+      pageToken = answer.body.nextPageToken;
+      pages += 1;
+    } while (pageToken && pages < 20);
+    return { pages, ids: items.map((item) => item.requestId).sort(), items };
+  };
+
+  test('a manager sees the refunds of their tenant, in pages, and not their own agent request, other groups or tenants; without any worker', async () => {
+    const maria = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+    await eventually(async () => ((await allPages(maria, 50)).ids.length === ids.refunds!.length ? true : undefined), 'visibility to list every refund');
+    await gw.stopWorker();
+    try {
+      const listed = await allPages(maria, 3);
+      assert.deepEqual(listed.ids, [...ids.refunds!].sort(), 'exactly the acme refunds, not maria\'s own, not deploy, not globex');
+      assert.ok(listed.pages >= 3, `paged: ${listed.pages} pages of 3`);
+      assert.ok(listed.items.every((item) => item.expiresAt && item.eligibleGroups.includes('manager')));
+      const bad = (await gw.api('GET', '/v1/approvals?pageToken=not*a*token', { token: maria })) as ListAnswer;
+      assert.equal(bad.status, 400);
+      assert.deepEqual(bad.body.error?.fields, ['pageToken']);
+    } finally {
+      await gw.startWorker();
+    }
+  });
+
+  test('a vote takes the request off the voter\'s list and leaves it on the others\'', async () => {
+    const maria = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+    const omar = await gw.token({ sub: 'omar', tenant: 'acme', groups: ['manager'] });
+    const id = ids.refunds![0]!;
+    const status = await gw.status(id);
+    const voted = await gw.api('POST', `/v1/approvals/${id}/decision`, { token: maria, body: { decision: 'approve', digest: status.digest } });
+    assert.equal(voted.status, 200, JSON.stringify(voted.body));
+    await eventually(async () => (!(await allPages(maria, 50)).ids.includes(id) ? true : undefined), 'the voted request to leave maria\'s list');
+    const others = await allPages(omar, 50);
+    const item = others.items.find((entry) => entry.requestId === id);
+    assert.ok(item, 'still waiting for another manager');
+    assert.equal(item.approvals, 1);
+  });
+
+  test('escalation: the director sees the deploy only once its tier is reached', async () => {
+    const director = await gw.token({ sub: 'dora', tenant: 'acme', groups: ['director'] });
+    const sre = await gw.token({ sub: 'sam', tenant: 'acme', groups: ['sre'] });
+    const id = ids.deploy![0]!;
+    assert.ok((await allPages(sre, 50)).ids.includes(id));
+    const escalated = await eventually(async () => {
+      const page = await allPages(director, 50);
+      return page.items.find((entry) => entry.requestId === id);
+    }, 'the deploy to reach the director after the 3 s tier', 30_000);
+    assert.equal(escalated.tier, 1);
+    assert.deepEqual([...escalated.eligibleGroups].sort(), ['director', 'sre']);
+  });
+});
