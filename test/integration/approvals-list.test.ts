@@ -76,7 +76,7 @@ describe('waiting for me, from visibility alone', { timeout: 180_000 }, () => {
     let pageToken: string | undefined;
     let pages = 0;
     do {
-      const answer = (await gw.api('GET', `/v1/approvals?limit=${limit}${pageToken ? `&pageToken=${pageToken}` : ''}`, { token })) as ListAnswer;
+      const answer = (await gw.api('GET', `/v1/approvals?limit=${limit}${pageToken ? `&pageToken=${pageToken}` : ''}`, { token }));
       assert.equal(answer.status, 200, JSON.stringify(answer.body));
       items.push(...answer.body.items);
       pageToken = answer.body.nextPageToken;
@@ -94,7 +94,7 @@ describe('waiting for me, from visibility alone', { timeout: 180_000 }, () => {
       assert.deepEqual(listed.ids, [...ids.refunds!].sort(), 'exactly the acme refunds, not maria\'s own, not deploy, not globex');
       assert.ok(listed.pages >= 3, `paged: ${listed.pages} pages of 3`);
       assert.ok(listed.items.every((item) => item.expiresAt && item.eligibleGroups.includes('manager')));
-      const bad = (await gw.api('GET', '/v1/approvals?pageToken=not*a*token', { token: maria })) as ListAnswer;
+      const bad = (await gw.api('GET', '/v1/approvals?pageToken=not*a*token', { token: maria }));
       assert.equal(bad.status, 400);
       assert.deepEqual(bad.body.error?.fields, ['pageToken']);
     } finally {
