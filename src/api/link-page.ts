@@ -1,7 +1,9 @@
 /**
  * The confirmation page of a one-click link: it shows the whole proposal and decides only on an
- * explicit POST from its own form. Every value is HTML-escaped.
+ * explicit POST from its own form. Every value is HTML-escaped; the view is the redacted
+ * `approvalView`, and the page's own messages are redacted too.
  */
+import { redactText } from '../egress/redact.js';
 import type { approvalView } from './app.js';
 
 /** What the link page shows. */
@@ -28,7 +30,8 @@ const STYLE =
 export function renderLinkPage(model: LinkPageModel): string {
   const head = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex"><title>toolgate approval</title><style>${STYLE}</style></head><body>`;
   if (model.kind !== 'confirm') {
-    return `${head}<h1>${escape(model.title)}</h1><p>${escape(model.message)}</p></body></html>`;
+    // Messages may quote a workflow's or tool's error text: redacted like every view.
+    return `${head}<h1>${escape(redactText(model.title))}</h1><p>${escape(redactText(model.message))}</p></body></html>`;
   }
   const { view } = model;
   const canDecide = view.canDecide && !model.warning;
@@ -37,7 +40,7 @@ export function renderLinkPage(model: LinkPageModel): string {
     .join('');
   return (
     `${head}<h1>${escape(view.tool)} for ${escape(view.tenant)}</h1>` +
-    (model.warning ? `<p class="warn">${escape(model.warning)}</p>` : '') +
+    (model.warning ? `<p class="warn">${escape(redactText(model.warning))}</p>` : '') +
     `<dl><dt>Requested by</dt><dd>${escape(view.actor.id)} (${escape(view.actor.type)})${view.reason ? ` — ${escape(view.reason)}` : ''}</dd>` +
     `<dt>Risk</dt><dd>${escape(view.risk)} (rule ${escape(view.rule)})</dd>` +
     `<dt>Environment</dt><dd>${escape(view.environment)}</dd>` +

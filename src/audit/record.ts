@@ -93,6 +93,8 @@ export interface AuditRecord {
     result?: string;
     error?: { type: string; message: string };
     egress?: { bytes: number; redactions: Record<string, number> };
+    /** The tool acted, but its result was kept inside the gateway (another tenant's record, too large). */
+    withheld?: { code: string; reason: string };
   } | null;
   /** The four questions, answered in a sentence each. */
   answers: { whoInitiated: string; whoAllowed: string; underWhichIdentity: string; whatItProduced: string };
@@ -573,6 +575,7 @@ export async function auditRecordFromHistory(
       outcomeView.result = summarise(outcome.result);
       const egress = outcome.egress ?? executed?.egress;
       if (egress) outcomeView.egress = egress;
+      if (outcome.withheld) outcomeView.withheld = { code: outcome.withheld.code, reason: redactText(outcome.withheld.reason) };
     } else if (outcome.status === 'failed' || outcome.status === 'outcome_unknown') {
       outcomeView.error = { type: outcome.error.type, message: redactText(outcome.error.message) };
     } else if (outcome.status === 'denied') {
@@ -665,7 +668,9 @@ function answersOf(r: Omit<AuditRecord, 'answers'>): AuditRecord['answers'] {
     : 'it never left: no execution';
   let whatItProduced: string;
   if (!r.outcome) whatItProduced = 'nothing yet: the request is still open';
-  else if (r.outcome.status === 'completed') {
+  else if (r.outcome.status === 'completed' && r.outcome.withheld) {
+    whatItProduced = `completed (the tool acted), result withheld: ${r.outcome.withheld.code}: ${r.outcome.withheld.reason}`;
+  } else if (r.outcome.status === 'completed') {
     const redactions = Object.entries(r.outcome.egress?.redactions ?? {}).map(([rule, n]) => `${rule}×${n}`).join(', ');
     whatItProduced = `completed: ${r.outcome.result ?? 'null'}${r.outcome.egress ? ` (${r.outcome.egress.bytes} bytes${redactions ? `, redacted ${redactions}` : ''})` : ''}`;
   } else whatItProduced = `${r.outcome.status}${r.outcome.error ? `: ${r.outcome.error.type}: ${r.outcome.error.message}` : ''}`;

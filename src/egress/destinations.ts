@@ -11,6 +11,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { Agent, Headers, fetch, type RequestInit, type Response } from 'undici';
+import { redactText } from './redact.js';
 
 /** One resolved address of a host. */
 export interface ResolvedAddress {
@@ -334,7 +335,8 @@ export async function checkDestination(target: string | URL, policy: Destination
     url = new URL(target);
   } catch (err) {
     // Also IPv6 zone ids (`[fe80::1%25eth0]`), which the URL standard refuses.
-    throw new DestinationBlockedError(`not a valid URL: ${String(target).slice(0, 200)}`, { url: String(target), reason: 'invalid_url', hop, cause: err });
+    // Redacted whole, then cut: a URL password cut before its @host would no longer be recognised.
+    throw new DestinationBlockedError(`not a valid URL: ${redactText(String(target)).slice(0, 200)}`, { url: redactText(String(target)), reason: 'invalid_url', hop, cause: err });
   }
   const href = url.href;
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
@@ -424,7 +426,7 @@ export function redirectRequest(
   try {
     url = new URL(location, from.url);
   } catch (err) {
-    throw new DestinationBlockedError(`${from.url.href}: invalid redirect location`, { url: location.slice(0, 200), reason: 'invalid_url', hop: options.hop, cause: err });
+    throw new DestinationBlockedError(`${from.url.href}: invalid redirect location`, { url: redactText(location).slice(0, 200), reason: 'invalid_url', hop: options.hop, cause: err });
   }
   if (from.url.protocol === 'https:' && url.protocol === 'http:') {
     throw new DestinationBlockedError(`${from.url.href}: redirect to ${url.href} would downgrade https to http`, { url: url.href, reason: 'downgrade', hop: options.hop });

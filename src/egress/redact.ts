@@ -1,29 +1,46 @@
 /**
- * Redaction of secrets and personal data in anything that leaves the gateway: tool results,
- * what approvers see, logs, memo and search attributes. Every rule is a precompiled regular
- * expression with bounded quantifiers (no catastrophic backtracking), optionally confirmed by a
- * validator (Luhn for cards, ISO 13616 mod-97 for IBANs via `ibantools`, phone numbers via
- * `libphonenumber-js`), so near-misses such as a 16-digit order id or a git SHA stay readable.
+ * Redaction of secrets and personal data in anything that leaves the gateway: tool results, tool
+ * errors, what approvers see, notifications, logs and the audit record.
+ *
+ * Secrets are found by a maintained ruleset: gitleaks' default rules (see `secret-rules.ts`,
+ * vendored as data and refreshed with `npm run update:secret-rules`), including its entropy-gated
+ * `generic-api-key` rule for keys in key/value context. A short list of toolgate rules fills what
+ * a source-code scanner leaves out by design but a gateway must not let through (each says why):
+ * truncated private keys, passwords in URLs, Authorization headers, documented example keys.
+ * Personal data is found by regular expressions confirmed by validators (Luhn for cards, ISO
+ * 13616 mod-97 for IBANs via `ibantools`, phone numbers via `libphonenumber-js`, SSA rules for
+ * SSNs), so near-misses such as a 16-digit order id or a git SHA stay readable.
+ *
+ * Redaction works on the whole text at once: every rule finds its ranges in the original text,
+ * overlapping ranges are merged, and each merged range is replaced by `[REDACTED:<rule>]`, named
+ * after the most specific rule that found part of it. Callers must redact before they truncate.
  */
 import { isValidIBAN } from 'ibantools';
 import { findNumbers, type CountryCode } from 'libphonenumber-js';
+import { GITLEAKS, asciiLower, findSecrets, type SecretRule } from './secret-rules.js';
+
+export { SECRET_RULES_SOURCE } from './secret-rules.js';
 
 /** The two families of rules; a tool's `egress.redact` may name a family, `all`, or single rules. */
 export type RedactionCategory = 'secrets' | 'pii';
 
 /** One redaction rule: a name, a family, and how to find what it redacts. */
 export interface RedactionRule {
-  /** Appears in the replacement as `[REDACTED:<name>]`. */
+  /** Appears in the replacement as `[REDACTED:<name>]` (a gitleaks rule id for gitleaks' rules). */
   readonly name: string;
   readonly category: RedactionCategory;
   /** Human-readable description for docs and errors. */
   readonly description: string;
-  /** Finds candidates; must be global. Group `keep` (if present) is a prefix left in clear, group `secret` the part replaced. */
+  /** Where the rule comes from: the vendored gitleaks ruleset or toolgate itself. */
+  readonly source: 'gitleaks' | 'toolgate';
+  /** Lower-case words one of which must occur in the text for the rule to run (a cheap prefilter); absent = always runs. */
+  readonly keywords?: readonly string[];
+  /** Finds candidates; must be global. Group `secret` (or `secret2`), if present, is the part replaced; the rest of the match stays. */
   readonly pattern?: RegExp;
   /** Confirms a candidate (checksums, validity rules); absent means every match counts. */
   readonly validate?: (candidate: string) => boolean;
-  /** For rules a regex cannot express: returns the [start, end) ranges to redact. */
-  readonly find?: (text: string) => Array<[number, number]>;
+  /** For rules a regex cannot express: returns the [start, end) ranges to redact (`lower`: the text with ASCII letters lower-cased, same indices). */
+  readonly find?: (text: string, lower: string) => Array<[number, number]>;
 }
 
 /** Counts of replacements per rule name. */
@@ -35,10 +52,11 @@ export class UnknownRedactionRuleError extends Error {
   /** The names that matched nothing. */
   readonly unknown: readonly string[];
   constructor(unknown: readonly string[]) {
-    super(`egress.redact: unknown rule or category ${unknown.map((u) => `"${u}"`).join(', ')}; known: all, secrets, pii, ${REDACTION_RULES.map((r) => r.name).join(', ')}`);
+    super(`egress.redact: unknown rule or category ${unknown.map((u) => `"${u}"`).join(', ')}; known: all, secrets, pii, the ${REDACTION_RULES.filter((r) => r.source === 'gitleaks').length} gitleaks rule ids (e.g. aws-access-token, github-pat), ${[...REDACTION_RULES.filter((r) => r.source === 'toolgate').map((r) => r.name), ...Object.keys(REDACTION_RULE_ALIASES)].filter((n, i, all) => all.indexOf(n) === i).join(', ')}`);
     this.unknown = unknown;
   }
 }
+
 
 // --- validators -----------------------------------------------------------------------------
 
@@ -89,13 +107,33 @@ export function ssnValid(candidate: string): boolean {
 /** UK National Insurance number prefixes that are never allocated. */
 const NINO_BAD_PREFIXES = new Set(['BG', 'GB', 'NK', 'KN', 'TN', 'NT', 'ZZ']);
 
+/** Runs of digits and separators longer than this are searched with a bound on failed candidates (see `findPhones`). */
+const PHONE_LONG_RUN = 256;
+/** Failed candidates libphonenumber-js may try in one long run before giving up on the rest of it. */
+const PHONE_MAX_TRIES = 256;
+
+/**
+ * Phone numbers, found by libphonenumber-js in each run of digits and separators (with a little
+ * text before it, which the finder uses as context). Its cost is about 6 s per MiB on runs of
+ * digits such as `1 1 1 ...`, so a run longer than PHONE_LONG_RUN characters (no formatted phone
+ * number is) is searched with at most PHONE_MAX_TRIES failed candidates. Residual risk: a number
+ * placed deliberately after hundreds of digit groups in the same run is not found.
+ */
 function findPhones(text: string, defaultCountry: CountryCode): Array<[number, number]> {
   if (!/\d[\d ().+-]{5,30}\d/.test(text)) return [];
   const out: Array<[number, number]> = [];
-  for (const found of findNumbers(text, { defaultCountry, v2: true })) {
-    const raw = text.slice(found.startsAt, found.endsAt);
-    // A bare run of digits is more often an id than a phone number: require international or grouped form.
-    if (raw.startsWith('+') || raw.startsWith('(') || /\d[ .-]\(?\d/.test(raw)) out.push([found.startsAt, found.endsAt]);
+  const runs = /[+(]?\d[\d\s().+-]*\d\)?/g;
+  for (let m = runs.exec(text); m !== null; m = runs.exec(text)) {
+    if (m[0].length < 7) continue;
+    const from = Math.max(0, m.index - 16);
+    const end = m.index + m[0].length;
+    const options = end - m.index > PHONE_LONG_RUN ? { defaultCountry, v2: true as const, maxTries: PHONE_MAX_TRIES } : { defaultCountry, v2: true as const };
+    const segment = text.slice(from, end);
+    for (const found of findNumbers(segment, options)) {
+      const raw = segment.slice(found.startsAt, found.endsAt);
+      // A bare run of digits is more often an id than a phone number: require international or grouped form.
+      if (raw.startsWith('+') || raw.startsWith('(') || /\d[ .-]\(?\d/.test(raw)) out.push([from + found.startsAt, from + found.endsAt]);
+    }
   }
   return out;
 }
@@ -106,140 +144,141 @@ const B = String.raw`(?<![A-Za-z0-9_])`; // start boundary that also treats '_' 
 const E = String.raw`(?![A-Za-z0-9_])`;
 
 function rx(source: string, flags = ''): RegExp {
-  return new RegExp(source, `g${flags}`);
+  return new RegExp(source, `gd${flags}`);
 }
 
-/** Every rule toolgate ships, in the order they are applied (specific before generic). */
-export const REDACTION_RULES: readonly RedactionRule[] = [
+/** gitleaks' catch-all rules: they run after the specific ones, so a range both find is named after the specific rule. */
+const GENERIC_GITLEAKS = new Set(['generic-api-key', 'curl-auth-header', 'curl-auth-user']);
+
+function gitleaksRule(rule: SecretRule): RedactionRule {
+  return {
+    name: rule.id,
+    category: 'secrets',
+    description: rule.description,
+    source: 'gitleaks',
+    keywords: rule.keywords,
+    find: (text, lower) => findSecrets(rule, text, GITLEAKS.globalAllowlists, lower),
+  };
+}
+
+/**
+ * toolgate's own secret rules, each for something gitleaks does not cover at a gateway. They run
+ * after gitleaks' specific rules. Names are those policies and tests already use.
+ */
+const TOOLGATE_SECRET_RULES: readonly RedactionRule[] = [
   {
     name: 'private_key',
     category: 'secrets',
-    description: 'PEM private keys (RSA, EC, DSA, OPENSSH, PGP, PKCS#8, encrypted), also when truncated',
+    source: 'toolgate',
+    description: 'PEM private keys, also when truncated (gitleaks needs the END line, a cut-off result has none)',
+    keywords: ['private key'],
     pattern: rx(
-      String.raw`-----BEGIN (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]{0,16384}?-----END (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,-]{0,16384})`,
+      String.raw`-----BEGIN (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]{0,16384}?-----END (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,\\-]{0,16384})`,
     ),
-  },
-  {
-    name: 'connection_string',
-    category: 'secrets',
-    description: 'passwords in URLs with credentials (postgres://user:password@host, amqp, redis, mongodb+srv, https)',
-    pattern: rx(String.raw`(?<keep>${B}[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@"'<>]{0,128}:)(?<secret>[^\s/@"'<>]{1,256})(?=@[^\s@"'<>]{1,255})`),
-    validate: (secret) => !/^\*+$/.test(secret) && !/^\$\{[^}]{1,64}\}$/.test(secret),
   },
   {
     name: 'aws_access_key_id',
     category: 'secrets',
-    description: 'AWS access key ids (AKIA, ASIA, ABIA, ACCA)',
+    source: 'toolgate',
+    description: 'AWS access key ids (AKIA, ASIA, ABIA, ACCA), also the documented example keys and low-entropy ones gitleaks lets pass',
+    keywords: ['akia', 'asia', 'abia', 'acca'],
     pattern: rx(String.raw`${B}(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}${E}`),
   },
   {
     name: 'aws_secret_access_key',
     category: 'secrets',
-    description: 'AWS secret access keys next to their name (aws_secret_access_key = ..., "SecretAccessKey": "...")',
-    pattern: rx(String.raw`(?<keep>(?:aws_?secret_?access_?key|secret_?access_?key)["']?\s{0,4}[:=]\s{0,4}["']?)(?<secret>[A-Za-z0-9/+]{40})${E}`, 'i'),
-  },
-  {
-    name: 'gcp_api_key',
-    category: 'secrets',
-    description: 'Google Cloud API keys (AIza...)',
-    pattern: rx(String.raw`${B}AIza[0-9A-Za-z_-]{35}${E}`),
+    source: 'toolgate',
+    description: 'AWS secret access keys next to their name, whatever their entropy (gitleaks has no AWS secret key rule)',
+    keywords: ['secret'],
+    pattern: rx(String.raw`(?:aws_?secret_?access_?key|secret_?access_?key)["']?\s{0,4}[:=]\s{0,4}["']?(?<secret>[A-Za-z0-9/+]{40})${E}`, 'i'),
   },
   {
     name: 'gcp_oauth',
     category: 'secrets',
-    description: 'Google OAuth client secrets (GOCSPX-...) and access tokens (ya29....)',
+    source: 'toolgate',
+    description: 'Google OAuth client secrets (GOCSPX-...) and access tokens (ya29....), which gitleaks has no rule for',
+    keywords: ['gocspx-', 'ya29.'],
     pattern: rx(String.raw`${B}(?:GOCSPX-[0-9A-Za-z_-]{28}|ya29\.[0-9A-Za-z_-]{20,2048})${E}`),
   },
   {
     name: 'azure_storage_key',
     category: 'secrets',
-    description: 'Azure storage account keys and SAS signatures in connection strings and URLs',
-    pattern: rx(String.raw`(?<keep>(?:AccountKey|SharedAccessKey)=)(?<secret>[A-Za-z0-9+/]{43,88}={0,2})|(?<keep2>[?&]sig=)(?<secret2>[A-Za-z0-9%+/]{40,96})`),
+    source: 'toolgate',
+    description: 'Azure storage account keys and SAS signatures in connection strings and URLs (no gitleaks rule)',
+    keywords: ['accountkey=', 'sharedaccesskey=', 'sig='],
+    pattern: rx(String.raw`(?:AccountKey|SharedAccessKey)=(?<secret>[A-Za-z0-9+/]{43,88}={0,2})|[?&]sig=(?<secret2>[A-Za-z0-9%+/]{40,96})`),
   },
   {
-    name: 'azure_client_secret',
+    name: 'docker_hub_token',
     category: 'secrets',
-    description: 'Microsoft Entra (Azure AD) client secrets (xxx8Q~...)',
-    pattern: rx(String.raw`${B}[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])`),
-  },
-  {
-    name: 'github_token',
-    category: 'secrets',
-    description: 'GitHub tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_)',
-    pattern: rx(String.raw`${B}(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{82})${E}`),
-  },
-  {
-    name: 'gitlab_token',
-    category: 'secrets',
-    description: 'GitLab personal, project and CI tokens (glpat-, glptt-, gldt-)',
-    pattern: rx(String.raw`${B}(?:glpat|glptt|gldt|glrt)-[A-Za-z0-9_-]{20,64}${E}`),
-  },
-  {
-    name: 'slack_token',
-    category: 'secrets',
-    description: 'Slack tokens (xoxb-, xoxp-, xoxa-, xoxr-, xoxs-, xapp-) and incoming webhook URLs',
-    pattern: rx(String.raw`${B}(?:xox[abprs]-[0-9A-Za-z-]{10,250}|xapp-\d-[A-Z0-9]{8,32}-\d{6,16}-[a-f0-9]{32,80})${E}|https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9_/+-]{20,200}`),
-  },
-  {
-    name: 'stripe_key',
-    category: 'secrets',
-    description: 'Stripe secret and restricted keys (sk_live_, rk_live_, sk_test_, whsec_)',
-    pattern: rx(String.raw`${B}(?:(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,247}|whsec_[0-9A-Za-z]{24,64})${E}`),
+    source: 'toolgate',
+    description: 'Docker Hub personal and organization access tokens (dckr_pat_, dckr_oat_; no gitleaks rule)',
+    keywords: ['dckr_'],
+    pattern: rx(String.raw`${B}dckr_(?:pat|oat)_[A-Za-z0-9_-]{27,64}(?![A-Za-z0-9_-])`),
   },
   {
     name: 'openai_key',
     category: 'secrets',
-    description: 'OpenAI API keys (sk-proj-, sk-svcacct-, sk-admin-, legacy sk-...T3BlbkFJ...)',
-    pattern: rx(String.raw`${B}sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,250}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})(?![A-Za-z0-9_-])`),
-  },
-  {
-    name: 'anthropic_key',
-    category: 'secrets',
-    description: 'Anthropic API keys (sk-ant-api03-..., sk-ant-admin01-...)',
-    pattern: rx(String.raw`${B}sk-ant-(?:api|admin|oat)\d{2}-[A-Za-z0-9_-]{80,120}(?![A-Za-z0-9_-])`),
-  },
-  {
-    name: 'npm_token',
-    category: 'secrets',
-    description: 'npm access tokens (npm_...)',
-    pattern: rx(String.raw`${B}npm_[A-Za-z0-9]{36}${E}`),
-  },
-  {
-    name: 'sendgrid_key',
-    category: 'secrets',
-    description: 'SendGrid API keys (SG.xxx.yyy)',
-    pattern: rx(String.raw`${B}SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])`),
+    source: 'toolgate',
+    description: 'OpenAI project, service-account and admin keys (sk-proj-, sk-svcacct-, sk-admin-) without the T3BlbkFJ marker gitleaks requires',
+    keywords: ['sk-proj-', 'sk-svcacct-', 'sk-admin-'],
+    pattern: rx(String.raw`${B}sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,250}(?![A-Za-z0-9_-])`),
   },
   {
     name: 'jwt',
     category: 'secrets',
-    description: 'JSON Web Tokens (three base64url parts, the first two JSON objects)',
+    source: 'toolgate',
+    description: 'JSON Web Tokens followed by any delimiter (gitleaks wants a quote, blank or line end after one, so a token in a URL query escaped it)',
+    keywords: ['eyj'],
     pattern: rx(String.raw`${B}eyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{4,16384}\.[A-Za-z0-9_-]{0,4096}(?![A-Za-z0-9_-])`),
   },
   {
+    name: 'connection_string',
+    category: 'secrets',
+    source: 'toolgate',
+    description: 'passwords in URLs with credentials (postgres://user:password@host, amqp, redis, mongodb+srv, https); gitleaks has none for URLs in general',
+    keywords: ['://'],
+    pattern: rx(String.raw`${B}[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@"'<>]{0,128}:(?<secret>[^\s/@"'<>]{1,256})(?=@[^\s@"'<>]{1,255})`),
+    validate: (secret) => !/^\*+$/.test(secret) && !/^\$\{[^}]{1,64}\}$/.test(secret),
+  },
+];
+
+/** toolgate rules for secrets in key/value context whatever they look like; run after gitleaks' generic rule. */
+const TOOLGATE_CONTEXT_RULES: readonly RedactionRule[] = [
+  {
     name: 'bearer_token',
     category: 'secrets',
-    description: 'credentials after "Bearer" or "Basic" in Authorization values (at least 16 characters with a digit)',
-    pattern: rx(String.raw`(?<keep>\b(?:Bearer|Basic|Token)\s{1,4})(?<secret>(?=[A-Za-z0-9._~+/-]{0,4095}\d)[A-Za-z0-9._~+/-]{16,4096}={0,2})(?![A-Za-z0-9._~+/=-])`, 'i'),
+    source: 'toolgate',
+    description: 'credentials after "Bearer", "Basic" or "Token" in Authorization values (at least 16 characters with a digit); gitleaks only looks inside curl commands',
+    keywords: ['bearer', 'basic', 'token'],
+    pattern: rx(String.raw`\b(?:Bearer|Basic|Token)\s{1,4}(?<secret>(?=[A-Za-z0-9._~+/-]{0,4095}\d)[A-Za-z0-9._~+/-]{16,4096}={0,2})(?![A-Za-z0-9._~+/=-])`, 'i'),
   },
   {
     name: 'secret_assignment',
     category: 'secrets',
-    description: 'values assigned to password/secret/api_key/token names (password=..., "client_secret": "...", and object keys of those names)',
+    source: 'toolgate',
+    description: 'values assigned to password/secret/api_key/token names (password=..., "client_secret": "..."), also low-entropy ones gitleaks lets pass; not placeholders (<...>, YOUR_...)',
+    keywords: ['pass', 'pwd', 'secret', 'key', 'token'],
     pattern: rx(
-      String.raw`(?<keep>(?<![A-Za-z0-9])(?:[A-Za-z0-9]{1,24}[_-]){0,3}(?:password|passwd|pwd|secret|client_secret|api_?key|apikey|access_?token|auth_?token|refresh_?token|private_?key)["']?\s{0,4}[:=]\s{0,4}["']?)(?<secret>(?!\[REDACTED:)(?!(?:true|false|null|none|undefined|required|optional|\*+|\$\{[^}]{1,64}\})(?:[\s"',;&]|$))[^\s"',;&]{4,256})`,
+      String.raw`(?<![A-Za-z0-9])(?:[A-Za-z0-9]{1,24}[_-]){0,3}(?:password|passwd|pwd|secret|secret_?key|client_secret|api_?key|apikey|token|access_?token|auth_?token|refresh_?token|private_?key)["']?\s{0,4}[:=]\s{0,4}["']?(?<secret>(?!\[REDACTED:)(?!<|(?:your|my)[_-])(?!(?:true|false|null|none|undefined|required|optional|\*+|\$\{[^}]{1,64}\})(?:[\s"',;&]|$))[^\s"',;&]{4,256})`,
       'i',
     ),
   },
+];
+
+const PII_RULES: readonly RedactionRule[] = [
   {
     name: 'email',
     category: 'pii',
-    description: 'e-mail addresses',
-    pattern: rx(String.raw`(?<![A-Za-z0-9._%+/:-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])`),
+    source: 'toolgate',
+    description: 'e-mail addresses (not SSH remotes such as git@host:path)',
+    keywords: ['@'],
+    pattern: rx(String.raw`(?<![A-Za-z0-9._%+/:-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-]|:[\w~/])`),
   },
   {
     name: 'card_number',
     category: 'pii',
+    source: 'toolgate',
     description: 'payment card numbers of the major networks that pass the Luhn check (13-19 digits, plain or in 4-4-4-4 / 4-6-5 groups)',
     pattern: rx(String.raw`(?<![\w.-])(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?|\d{4}([ -])\d{6}\2\d{4,5})(?![\w-]|\.\d)`),
     validate: cardValid,
@@ -247,6 +286,7 @@ export const REDACTION_RULES: readonly RedactionRule[] = [
   {
     name: 'iban',
     category: 'pii',
+    source: 'toolgate',
     description: 'IBANs with a valid country format and ISO 13616 mod-97 checksum',
     pattern: rx(String.raw`${B}[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?${E}`),
     validate: ibanValid,
@@ -254,6 +294,7 @@ export const REDACTION_RULES: readonly RedactionRule[] = [
   {
     name: 'us_ssn',
     category: 'pii',
+    source: 'toolgate',
     description: 'US Social Security numbers (ddd-dd-dddd or after "SSN"), with the SSA validity rules',
     pattern: rx(String.raw`(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])|(?<=\bSSN[:#]?\s{0,3})\d{9}(?!\d)`),
     validate: ssnValid,
@@ -261,6 +302,7 @@ export const REDACTION_RULES: readonly RedactionRule[] = [
   {
     name: 'uk_nino',
     category: 'pii',
+    source: 'toolgate',
     description: 'UK National Insurance numbers, excluding never-allocated prefixes',
     pattern: rx(String.raw`${B}[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]${E}`),
     validate: (c) => !NINO_BAD_PREFIXES.has(c.slice(0, 2)),
@@ -268,19 +310,59 @@ export const REDACTION_RULES: readonly RedactionRule[] = [
   {
     name: 'phone',
     category: 'pii',
+    source: 'toolgate',
     description: 'phone numbers in international (+...) or grouped national form, validated by libphonenumber-js',
     find: (text) => findPhones(text, 'US'),
   },
 ];
 
+/**
+ * Every rule toolgate ships, in priority order: gitleaks' specific rules, toolgate's gap rules,
+ * gitleaks' generic rules, toolgate's key/value rules, then personal data. When ranges found by
+ * several rules overlap, the merged range is named after the first of them in this order.
+ */
+export const REDACTION_RULES: readonly RedactionRule[] = [
+  ...GITLEAKS.rules.filter((r) => !GENERIC_GITLEAKS.has(r.id)).map(gitleaksRule),
+  ...TOOLGATE_SECRET_RULES,
+  ...GITLEAKS.rules.filter((r) => GENERIC_GITLEAKS.has(r.id)).map(gitleaksRule),
+  ...TOOLGATE_CONTEXT_RULES,
+  ...PII_RULES,
+];
+
 const RULES_BY_NAME = new Map(REDACTION_RULES.map((r) => [r.name, r]));
 
+/**
+ * Names of the hand-written rules that gitleaks' rules replaced, kept so that policies naming them
+ * in `egress.redact` keep working: each selects the gitleaks rules of that provider (and the
+ * toolgate rule of the same name, where one remains).
+ */
+export const REDACTION_RULE_ALIASES: Readonly<Record<string, RegExp>> = {
+  private_key: /^private-key$/,
+  aws_access_key_id: /^aws-access-token$/,
+  gcp_api_key: /^gcp-api-key$/,
+  azure_client_secret: /^azure-ad-client-secret$/,
+  github_token: /^github-/,
+  gitlab_token: /^gitlab-/,
+  slack_token: /^slack-/,
+  stripe_key: /^stripe-/,
+  openai_key: /^openai-api-key$/,
+  anthropic_key: /^anthropic-/,
+  npm_token: /^npm-access-token$/,
+  sendgrid_key: /^sendgrid-api-token$/,
+  jwt: /^jwt(?:-base64)?$/,
+  secret_assignment: /^generic-api-key$/,
+  bearer_token: /^curl-auth-header$/,
+  connection_string: /^curl-auth-user$/,
+};
+
 /** Object keys whose string values are secrets whatever they look like. */
-const SECRET_KEY = /^(?:password|passwd|pwd|secret|client_?secret|api_?key|apikey|x-api-key|access_?token|auth_?token|refresh_?token|token|private_?key|secret_?access_?key|authorization|cookie|set-cookie)$/i;
+const SECRET_KEY =
+  /^(?:password|passwd|passphrase|pwd|secret|client_?secret|secret_?key|api_?key|apikey|x-api-key|api_?token|access_?token|auth_?token|refresh_?token|session_?token|private_?token|token|private_?key|secret_?access_?key|authorization|proxy-authorization|cookie|set-cookie)$/i;
 
 /**
- * Resolves a tool's `egress.redact` list (rule names and/or `secrets`, `pii`) to rules; absent
- * or empty means every rule. Throws `UnknownRedactionRuleError` for names that match nothing.
+ * Resolves a tool's `egress.redact` list (rule names, legacy aliases and/or `secrets`, `pii`,
+ * `all`) to rules; absent or empty means every rule. Throws `UnknownRedactionRuleError` for names
+ * that match nothing.
  */
 export function resolveRules(selection?: readonly string[]): readonly RedactionRule[] {
   if (!selection || selection.length === 0) return REDACTION_RULES;
@@ -292,8 +374,10 @@ export function resolveRules(selection?: readonly string[]): readonly RedactionR
       continue;
     }
     const rule = RULES_BY_NAME.get(name);
+    const alias = REDACTION_RULE_ALIASES[name];
     if (rule) chosen.add(rule);
-    else unknown.push(name);
+    if (alias) for (const r of REDACTION_RULES) if (r.source === 'gitleaks' && alias.test(r.name)) chosen.add(r);
+    if (!rule && !alias) unknown.push(name);
   }
   if (unknown.length > 0) throw new UnknownRedactionRuleError(unknown);
   return REDACTION_RULES.filter((r) => chosen.has(r));
@@ -307,32 +391,63 @@ function count(hits: RedactionHits, rule: string): void {
   hits[rule] = (hits[rule] ?? 0) + 1;
 }
 
-/** Redacts one string with the given rules, counting replacements into `hits`. */
-export function redactText(text: string, rules: readonly RedactionRule[] = REDACTION_RULES, hits: RedactionHits = {}): string {
-  let out = text;
-  for (const rule of rules) {
-    if (rule.find) {
-      const ranges = rule.find(out);
-      for (let i = ranges.length - 1; i >= 0; i--) {
-        const [start, end] = ranges[i]!;
-        out = out.slice(0, start) + tag(rule.name) + out.slice(end);
-        count(hits, rule.name);
-      }
+/** The [start, end) ranges a rule redacts in `text`. */
+function rangesOf(rule: RedactionRule, text: string, lower: string): Array<[number, number]> {
+  if (rule.find) return rule.find(text, lower);
+  const pattern = rule.pattern!;
+  const out: Array<[number, number]> = [];
+  pattern.lastIndex = 0;
+  for (let m = pattern.exec(text); m !== null; m = pattern.exec(text)) {
+    if (m[0].length === 0) {
+      pattern.lastIndex += 1;
       continue;
     }
-    const pattern = rule.pattern!;
-    pattern.lastIndex = 0;
-    out = out.replace(pattern, (match: string, ...args: unknown[]) => {
-      const groups = args.at(-1) as Record<string, string | undefined> | undefined;
-      const keep = groups?.keep ?? groups?.keep2;
-      const secret = groups?.secret ?? groups?.secret2;
-      const candidate = secret ?? match;
-      if (rule.validate && !rule.validate(candidate)) return match;
-      count(hits, rule.name);
-      return keep !== undefined && secret !== undefined ? `${keep}${tag(rule.name)}` : tag(rule.name);
-    });
+    const at = m.indices?.groups?.secret ?? m.indices?.groups?.secret2 ?? [m.index, m.index + m[0].length];
+    const candidate = text.slice(at[0], at[1]);
+    if (rule.validate && !rule.validate(candidate)) continue;
+    out.push([at[0], at[1]]);
   }
   return out;
+}
+
+/**
+ * Redacts one string with the given rules (in priority order), counting replacements into `hits`.
+ * All rules look at the original text; overlapping finds are merged into one replacement.
+ */
+export function redactText(text: string, rules: readonly RedactionRule[] = REDACTION_RULES, hits: RedactionHits = {}): string {
+  if (text.length === 0) return text;
+  const lower = asciiLower(text);
+  // Many rules share keywords (`key`, `token`, ...): look each up once per text.
+  const seen = new Map<string, boolean>();
+  const has = (keyword: string): boolean => {
+    let hit = seen.get(keyword);
+    if (hit === undefined) seen.set(keyword, (hit = lower.includes(keyword)));
+    return hit;
+  };
+  const found: Array<{ start: number; end: number; order: number }> = [];
+  for (let order = 0; order < rules.length; order++) {
+    const rule = rules[order]!;
+    if (rule.keywords && rule.keywords.length > 0 && !rule.keywords.some(has)) continue;
+    for (const [start, end] of rangesOf(rule, text, lower)) if (end > start) found.push({ start, end, order });
+  }
+  if (found.length === 0) return text;
+  found.sort((a, b) => a.start - b.start || b.end - a.end);
+  let out = '';
+  let at = 0;
+  for (let i = 0; i < found.length; ) {
+    const first = found[i]!;
+    let end = first.end;
+    let order = first.order;
+    for (i += 1; i < found.length && found[i]!.start < end; i += 1) {
+      end = Math.max(end, found[i]!.end);
+      order = Math.min(order, found[i]!.order);
+    }
+    const name = rules[order]!.name;
+    out += text.slice(at, first.start) + tag(name);
+    count(hits, name);
+    at = end;
+  }
+  return out + text.slice(at);
 }
 
 /** The result of redacting a value: a redacted copy and what was replaced. */

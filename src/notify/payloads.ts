@@ -11,6 +11,7 @@
  * Each kind comes as a Slack-compatible message (text fallback plus Block Kit blocks) and as the
  * generic JSON event.
  */
+import { redactText } from '../egress/redact.js';
 import type { ApprovalNotification } from './notifier.js';
 
 /** One approver's single-use decision link. */
@@ -70,6 +71,7 @@ export type PersonalApprovalEvent = DecisionNotification & {
 /**
  * The notification's own fields, copied one by one rather than spread: a caller's object may carry
  * more at run time (the type does not stop it), and nothing but these fields may reach a payload.
+ * Free text (the reason) is redacted; every payload is built from this copy.
  */
 function facts<N extends ApprovalNotification>(n: N): N {
   const out: ApprovalNotification = {
@@ -88,7 +90,8 @@ function facts<N extends ApprovalNotification>(n: N): N {
   if (n.expiresAt !== undefined) out.expiresAt = n.expiresAt;
   if (n.outcome !== undefined) out.outcome = n.outcome;
   if (n.environment !== undefined) out.environment = n.environment;
-  if (n.reason !== undefined) out.reason = n.reason;
+  // The requester's reason is free text: redacted here, on the whole text, before any message shortens it.
+  if (n.reason !== undefined) out.reason = redactText(n.reason);
   return out as N;
 }
 

@@ -283,6 +283,10 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
     assert.equal(outcome.status === 'completed' && outcome.withheld?.code, 'tenant_mismatch');
     assert.equal(outcome.status === 'completed' && outcome.result, null);
     assert.match(outcome.status === 'completed' ? (outcome.withheld?.reason ?? '') : '', /\$\.rows\[1\]\.tenant belongs to tenant "globex"/);
+    const audit = await gw.api('GET', `/v1/audit/${foreign.requestId}`, { token: await gw.token({ sub: 'olga', tenant: 'acme', groups: ['ops'] }) });
+    assert.equal(audit.status, 200, JSON.stringify(audit.body));
+    assert.equal(audit.body.outcome.withheld.code, 'tenant_mismatch');
+    assert.match(audit.body.answers.whatItProduced, /the tool acted\), result withheld: tenant_mismatch/);
     assert.ok(!JSON.stringify(outcome).includes('"id":2'));
 
     const callsBefore = service.calls;
