@@ -493,19 +493,25 @@ function mountLinks(app: express.Express, links: LinkVerifierLike, helpers: Link
       .send(renderLinkPage(model));
   };
 
-  const verify = async (token: string, res: Response, attempt?: string) => {
+  const verify = async (token: string, res: Response, attempt?: string, options: { expiredToInbox?: boolean } = {}) => {
     try {
       return await links.verify(token);
     } catch (err) {
       // A link that does not verify authenticates nobody: logged and counted, never recorded in a history.
       helpers.refusedAtEdge('link', 'invalid_link', { ...unverifiedLinkClaims(token), ...(attempt ? { decision: attempt } : {}), reason: (err as Error).message });
+      // Expiry is judged after the signature: a genuine link that only ran out leads to the inbox's
+      // sign-in and then the same request, instead of a dead end. It grants nothing by itself.
+      if (options.expiredToInbox && (err as { reason?: string }).reason === 'expired') {
+        res.redirect(303, `/inbox/from-link/${encodeURIComponent(token)}`);
+        return undefined;
+      }
       send(res, 401, { kind: 'error', title: 'This link cannot be used', message: (err as Error).message });
       return undefined;
     }
   };
 
   app.get('/v1/links/:token', async (req, res) => {
-    const claims = await verify(String(req.params.token), res);
+    const claims = await verify(String(req.params.token), res, undefined, { expiredToInbox: true });
     if (!claims) return;
     const status = await helpers.loadStatus(claims.requestId, claims.approver, 'link').catch((err: unknown) => {
       if (err instanceof HttpError) return undefined;

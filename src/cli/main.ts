@@ -23,6 +23,7 @@ import { createLogger } from '../logger.js';
 import { createNotifier } from '../notify/config.js';
 import { checkPolicyFiles, runPolicyTests } from '../policy/index.js';
 import { PolicyStore } from '../policy-store.js';
+import { createInboxRouter, inboxOptionsFromEnv } from '../inbox/index.js';
 import { IDENTIFIER_PATTERN, SEARCH_ATTRIBUTE_CLI_ARGS } from '../shared/index.js';
 import { KILL_SWITCH_CACHE_MS, KillSwitches } from '../kill-switch.js';
 import { requireTemporalCli } from '../temporal/cli.js';
@@ -104,6 +105,10 @@ async function startApi(config: Config, logger: Logger, options: { devTrustedUiO
   const connection = await Connection.connect({ address: config.temporalAddress });
   const client = new Client({ connection, namespace: config.namespace, dataConverter: dataConverterFor(keyring) });
   const verifier = await createApproverVerifier({ stateDir: config.stateDir });
+  // The approver inbox at /inbox: server-rendered pages over this process's own JSON API.
+  const inbox = createInboxRouter(
+    await inboxOptionsFromEnv({ stateDir: config.stateDir, apiBaseUrl: `http://${loopbackFor(config.apiHost)}:${config.apiPort}`, verifier, logger }),
+  );
   const linkVerifier = await createLinkVerifier({ stateDir: config.stateDir });
   // With the local issuer's default key files (a local state directory), create the pair as `dev` does.
   if (!process.env.TOOLGATE_TOKEN_PUBLIC_KEY_FILE && !process.env.TOOLGATE_TOKEN_PRIVATE_KEY_FILE) {
@@ -122,6 +127,7 @@ async function startApi(config: Config, logger: Logger, options: { devTrustedUiO
     logger,
     codec: { codec: new AesGcmCodec(keyring), uiOrigins: config.uiOrigins, ...(options.devTrustedUiOrigins ? { devTrustedUiOrigins: options.devTrustedUiOrigins } : {}) },
     mount: (api) => {
+      api.use('/inbox', inbox);
       if (agentVerifier) {
         api.use('/v1/tool-requests', createAgentRouter({ frontDoor: new FrontDoor(client, signers.requests), verifier: agentVerifier, logger }));
         api.use('/v1/agent', createAgentIdentityRouter({ verifier: agentVerifier, logger }));
@@ -381,4 +387,11 @@ function opsQueryLinks(uiUrl: string, namespace: string): string[] {
     ['outcome unknown', "ToolgateStatus = 'outcome_unknown'"],
   ];
   return views.map(([label, query]) => `  ${`${label}:`.padEnd(22)}${uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows?query=${encodeURIComponent(query)}`);
+}
+
+/** The address this process reaches its own API at: a wildcard bind is reached on loopback. */
+function loopbackFor(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
 }

@@ -358,6 +358,12 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       const res = await fetch(`${gw.apiUrl}/v1/links/${expired.token}`, form);
       assert.equal(res.status, 401);
       assert.equal(await refusedAtEdge(gw.apiUrl, { surface: 'link', code: 'invalid_link' }), counted + 1, 'the expired link is counted at the edge');
+      // Opened in a browser, a genuine link that only expired leads to the inbox (sign-in, then the request), not a dead end.
+      const opened = await fetch(`${gw.apiUrl}/v1/links/${expired.token}`, { redirect: 'manual' });
+      assert.equal(opened.status, 303);
+      assert.equal(opened.headers.get('location'), `/inbox/from-link/${expired.token}`);
+      const forged = await fetch(`${gw.apiUrl}/v1/links/${expired.token.slice(0, -4)}AAAA`, { redirect: 'manual' });
+      assert.equal(forged.status, 401, 'a link whose signature does not verify is not sent on');
       const status = await gw.status(second.requestId);
       assert.deepEqual(status.refusals, [], 'a link that does not verify authenticates nobody: nothing enters the history');
       assert.equal(status.approvals.length, 0);
