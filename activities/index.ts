@@ -173,7 +173,7 @@ export function createActivities(deps: ActivityDeps) {
     async notifyApprovers(notification: Omit<ApprovalNotification, 'reviewUrl'>): Promise<void> {
       await deps.notifier.notify({
         ...notification,
-        reviewUrl: `${apiUrl}/v1/approvals/${encodeURIComponent(notification.requestId)}`,
+        reviewUrl: `${apiUrl}/inbox/requests/${encodeURIComponent(notification.requestId)}`,
       });
     },
 

@@ -65,6 +65,7 @@ import type {
   ToolRequest,
   ToolRequestStart,
 } from '../src/shared/schemas.js';
+import { notificationOutcome } from '../src/shared/outcome-details.js';
 import { DecisionBook } from './decision-book.js';
 import { legacyToolRequest } from './legacy/tool-request-v0.js';
 
@@ -312,7 +313,12 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
         ...(request.onBehalfOf ? { onBehalfOf: request.onBehalfOf } : {}),
         digest: status.digest ?? '',
         ...(status.expiresAt === undefined ? {} : { expiresAt: status.expiresAt }),
-        ...(status.outcome === undefined ? {} : { outcome: status.outcome.status }),
+        environment: request.environment,
+        ...(request.reason === undefined ? {} : { reason: request.reason }),
+        // What an approver decides on; the notifier redacts it before anything is shortened. Not
+        // repeated in the outcome message, so each request's history carries it a bounded number of times.
+        ...(status.proposal && kind !== 'outcome' ? { args: status.proposal.args } : {}),
+        ...(status.outcome === undefined ? {} : { outcome: status.outcome.status, outcomeDetails: notificationOutcome(status.outcome) }),
       }).catch((err: unknown) => {
         if (!(err instanceof ActivityFailure)) throw err;
       }),

@@ -20,7 +20,7 @@ export function defaultAuditKeyFiles(stateDir: string): { privateKeyFile: string
 }
 
 async function connect(config: Config): Promise<{ client: Client; connection: Connection }> {
-  const dataConverter = dataConverterFor(await loadKeyring({ devStateDir: config.stateDir }));
+  const dataConverter = dataConverterFor(await loadKeyring({ stateDir: config.stateDir }));
   const connection = await Connection.connect({ address: config.temporalAddress });
   return { client: new Client({ connection, namespace: config.namespace, dataConverter }), connection };
 }

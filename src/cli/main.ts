@@ -13,7 +13,7 @@ import { createApiApp } from '../api/app.js';
 import { FrontDoor } from '../api/front-door.js';
 import { AgentTokenVerifier } from '../auth/agent-tokens.js';
 import { createApproverVerifier, createLinkVerifier } from '../auth/config.js';
-import { AesGcmCodec, dataConverterFor, loadKeyring, type CodecKeyring } from '../codec/index.js';
+import { AesGcmCodec, dataConverterFor, defaultKeyringFile, ensureKeyringFile, loadKeyring, type CodecKeyring } from '../codec/index.js';
 import {
   ensureLocalKeyPair,
   issueApproverToken,
@@ -27,7 +27,7 @@ import { createInboxRouter, inboxOptionsFromEnv } from '../inbox/index.js';
 import { IDENTIFIER_PATTERN, SEARCH_ATTRIBUTE_CLI_ARGS } from '../shared/index.js';
 import { KILL_SWITCH_CACHE_MS, KillSwitches } from '../kill-switch.js';
 import { requireTemporalCli } from '../temporal/cli.js';
-import { startDevServer } from '../temporal/dev-server.js';
+import { devExportLine, startDevServer } from '../temporal/dev-server.js';
 import { createExampleTools } from '../tools/examples.js';
 import type { ToolRegistry } from '../tools/types.js';
 import { createToolgateWorker } from '../worker.js';
@@ -63,37 +63,71 @@ async function loadPolicyStore(config: Config, logger: Logger, signal?: AbortSig
   }
   // Edits take effect without a restart; a broken edit is logged and the policy in force stays.
   const stop = await store.watch(config.policyPaths, { logger, signal: 'SIGHUP' });
-  signal?.addEventListener('abort', stop, { once: true });
+  if (signal) onAbort(signal, stop);
   return store;
 }
 
 /**
- * The payload-encryption keys of this process: `TOOLGATE_CODEC_KEYS`, else `TOOLGATE_CODEC_KEYS_FILE`,
- * else the key file under the state directory (created on first use, as `toolgate dev` does).
- * Every worker, API and client of one deployment must share them.
+ * Runs `action` when `signal` aborts, or now if it already has: a listener added after the abort
+ * would never run (a Ctrl-C during start-up would then leave a worker or watcher running).
  */
-export async function codecKeyring(config: Config): Promise<CodecKeyring> {
-  return loadKeyring({ devStateDir: config.stateDir });
+function onAbort(signal: AbortSignal, action: () => unknown): void {
+  if (signal.aborted) void action();
+  else signal.addEventListener('abort', () => void action(), { once: true });
 }
 
-/** Starts a worker; resolves when it has shut down. */
-async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, signal: AbortSignal): Promise<void> {
+/**
+ * The payload-encryption keys of this process: `TOOLGATE_CODEC_KEYS`, else `TOOLGATE_CODEC_KEYS_FILE`,
+ * else the key file under the state directory. Only `toolgate dev` creates that file (`create`);
+ * every other process refuses to start without it, naming the three ways to provide keys,
+ * because a key of its own could not read what the rest of the deployment wrote.
+ */
+export async function codecKeyring(config: Config, options: { create?: boolean } = {}): Promise<CodecKeyring> {
+  return loadKeyring({ stateDir: config.stateDir, create: options.create ?? false });
+}
+
+/** What `runWorker` may add to the environment's notifier. */
+interface WorkerOptions {
+  /** Print each notification here too (`toolgate dev`: the review link of each waiting request). */
+  notifyConsole?: (text: string) => void;
+}
+
+/** Starts a worker; resolves when it has shut down (at once if `signal` aborts during start-up). */
+async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, signal: AbortSignal, options: WorkerOptions = {}): Promise<void> {
+  // Keys first: without them the worker must not start at all, whatever else is reachable.
+  const dataConverter = dataConverterFor(await codecKeyring(config));
+  if (signal.aborted) return;
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   try {
+    if (signal.aborted) return;
     const worker = await createToolgateWorker({
       connection,
       namespace: config.namespace,
-      dataConverter: dataConverterFor(await codecKeyring(config)),
+      dataConverter,
       policy: await loadPolicyStore(config, logger, signal),
       tools,
-      notifier: await createNotifier({ publicUrl: config.publicUrl, stateDir: config.stateDir, logger }),
+      notifier: await createNotifier({
+        publicUrl: config.publicUrl,
+        stateDir: config.stateDir,
+        logger,
+        ...(options.notifyConsole ? { console: options.notifyConsole } : {}),
+      }),
       logger,
       publicApiUrl: config.publicUrl,
       trust: await loadWorkerTrust(config.stateDir),
     });
-    signal.addEventListener('abort', () => worker.shutdown(), { once: true });
-    logger.info({ address: config.temporalAddress }, 'worker running');
-    await worker.run();
+    // Run even when a signal came during start-up: a created worker holds the connection until it
+    // has run and shut down. `run()` marks it running at once, so shutting down right after is valid.
+    const running = worker.run();
+    onAbort(signal, () => {
+      try {
+        worker.shutdown();
+      } catch {
+        // Already stopping (the Temporal runtime reacts to the same signal).
+      }
+    });
+    if (!signal.aborted) logger.info({ address: config.temporalAddress }, 'worker running');
+    await running;
   } finally {
     await connection.close();
   }
@@ -140,19 +174,48 @@ async function startApi(config: Config, logger: Logger, options: { devTrustedUiO
   return { server, connection };
 }
 
-function onShutdown(logger: Logger): AbortSignal {
+/** Asks a long-running command to stop: on SIGINT/SIGTERM, or from inside (`stop`). */
+interface Shutdown {
+  signal: AbortSignal;
+  /** Starts the shutdown for `reason` (logged), as a signal would. */
+  stop(reason: string): void;
+}
+
+/**
+ * Graceful shutdown of `dev`, `worker` and `api`: the first SIGINT or SIGTERM (a Ctrl-C sends
+ * SIGINT to the whole foreground process group) aborts the returned signal and the command stops
+ * its parts in order; a second one exits at once with 130. Once the command has finished, a
+ * process kept alive by a stray handle is made to exit (see `exitWhenDone`).
+ */
+function shutdownOnSignals(logger: Logger): Shutdown {
   const controller = new AbortController();
-  const stop = (signal: string) => {
+  const stop = (reason: string) => {
     if (controller.signal.aborted) {
-      logger.warn('second signal: exiting now');
-      process.exit(130);
+      if (reason === 'SIGINT' || reason === 'SIGTERM') {
+        logger.warn('second signal: exiting now');
+        process.exit(130);
+      }
+      return;
     }
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal: reason }, 'shutting down');
     controller.abort();
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  return controller.signal;
+  return { signal: controller.signal, stop };
+}
+
+function onShutdown(logger: Logger): AbortSignal {
+  return shutdownOnSignals(logger).signal;
+}
+
+/**
+ * After a long-running command has shut everything down: exit with its code even if a library
+ * left a handle open (an open handle must not turn Ctrl-C into a hang). Unref'd, so a process
+ * whose event loop empties first exits on its own, with its output flushed.
+ */
+function exitWhenDone(): void {
+  setTimeout(() => process.exit(process.exitCode ?? 0), 3000).unref();
 }
 
 async function closeServer(server: Server): Promise<void> {
@@ -180,9 +243,11 @@ program
     const uiOrigins = [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`];
     const config: Config = { ...base, temporalAddress: `127.0.0.1:${port}`, uiOrigins: [...base.uiOrigins, ...uiOrigins] };
     const codecEndpoint = `http://127.0.0.1:${config.apiPort}/codec`;
-    const signal = onShutdown(logger);
+    const shutdown = shutdownOnSignals(logger);
+    const signal = shutdown.signal;
     const keysCreated = await ensureLocalKeyPair({ privateKeyFile: config.privateKeyFile, publicKeyFile: config.publicKeyFile });
     if (keysCreated) logger.info({ publicKeyFile: config.publicKeyFile }, 'created the local approver-token key pair');
+    await ensureDevCodecKeys(config, logger);
     const server = await startDevServer({
       cliPath: requireTemporalCli(),
       dbFile: `${config.stateDir}/temporal.db`,
@@ -191,35 +256,28 @@ program
       searchAttributes: SEARCH_ATTRIBUTE_CLI_ARGS,
       uiCodecEndpoint: codecEndpoint,
       onOutput: (line) => logger.debug({ source: 'temporal' }, line),
+      // Ctrl-C reaches toolgate alone; the server is stopped last, after the worker and API.
+      ownProcessGroup: true,
+    });
+    // A server that dies under us (crash, or a signal sent to it) ends the session, as an error.
+    void server.exited.then((code) => {
+      if (!server.exitedOnItsOwn() || signal.aborted) return;
+      logger.error({ code }, 'the Temporal dev server exited: shutting down');
+      process.exitCode = 1;
+      shutdown.stop('temporal-exited');
     });
     let api: Awaited<ReturnType<typeof startApi>> | undefined;
     try {
+      if (signal.aborted) return;
       // The local UI has no login: on a loopback-only API, the codec trusts the dev UI's origin.
       const loopbackApi = /^(127\.|localhost$|::1$)/.test(config.apiHost);
       if (!loopbackApi) logger.warn({ apiHost: config.apiHost }, 'the API listens beyond loopback: the Temporal UI decodes payloads only with an ops token');
       api = await startApi(config, logger, loopbackApi ? { devTrustedUiOrigins: uiOrigins } : {});
-      const workerDone = runWorker(config, logger, createExampleTools({ stateDir: config.stateDir }), signal);
-      process.stdout.write(
-        [
-          '',
-          'toolgate is running',
-          `  Temporal:     ${server.address} (state in ${config.stateDir}/temporal.db)`,
-          `  Temporal UI:  ${server.uiUrl ?? '(disabled)'}`,
-          `  API:          ${config.publicUrl}  (agents: /v1/tool-requests; approvers: /v1/approvals; ops: /v1/audit)`,
-          `  Codec:        ${codecEndpoint}  (the local UI decodes payloads without a token; anyone else needs an ops token: --groups ops)`,
-          `  Policy:       ${config.policyPaths.join(', ')}`,
-          '',
-          ...(server.uiUrl ? ['Ready-made views in the Temporal UI:', ...opsQueryLinks(server.uiUrl, config.namespace), ''] : []),
-          'Get an agent token (the only credential an agent needs) and an approver token:',
-          '  npx toolgate token issue --agent --sub support-bot --tenant acme --environment production --roles agent_runtime',
-          '  npx toolgate token issue --sub alice --groups manager --tenant acme',
-          'Play the support-triage demo in another terminal:',
-          '  npm run demo',
-          '',
-          'Press Ctrl-C to stop.',
-          '',
-        ].join('\n'),
-      );
+      const workerDone = runWorker(config, logger, createExampleTools({ stateDir: config.stateDir }), signal, {
+        // Approving locally needs no webhook: each waiting request's review link is printed here.
+        notifyConsole: (text) => process.stdout.write(text),
+      });
+      if (!signal.aborted) process.stdout.write(devBanner(config, server, { port, uiPort, codecEndpoint }));
       await workerDone;
     } finally {
       if (api) {
@@ -228,8 +286,64 @@ program
       }
       await server.stop();
       logger.info('stopped');
+      exitWhenDone();
     }
   });
+
+/**
+ * Creates the payload key file under the state directory when no keys are configured: `toolgate
+ * dev` (with `toolgate keys init`) is the only command that may, so the worker, API and CLI of
+ * this state directory share its key.
+ */
+async function ensureDevCodecKeys(config: Config, logger: Logger): Promise<void> {
+  if (process.env.TOOLGATE_CODEC_KEYS || process.env.TOOLGATE_CODEC_KEYS_FILE) return;
+  const file = defaultKeyringFile(config.stateDir);
+  const { keyring, created } = await ensureKeyringFile(file);
+  if (created) logger.info({ file, keyId: keyring.current }, 'created the payload encryption key');
+}
+
+/** The inbox page where approvers sign in and decide. */
+function inboxUrl(config: Config): string {
+  return `${config.publicUrl.replace(/\/+$/, '')}/inbox/`;
+}
+
+/** What `toolgate dev` prints once everything runs. */
+function devBanner(config: Config, server: { address: string; uiUrl?: string }, ports: { port: number; uiPort: number; codecEndpoint: string }): string {
+  const exportLine = devExportLine({
+    publicUrl: config.publicUrl,
+    apiHost: config.apiHost,
+    apiPort: config.apiPort,
+    publicUrlSet: Boolean(process.env.TOOLGATE_PUBLIC_URL),
+    temporalAddress: config.temporalAddress,
+    port: ports.port,
+    uiPort: ports.uiPort,
+    stateDir: config.stateDir,
+  });
+  return [
+    '',
+    'toolgate is running',
+    `  Temporal:     ${server.address} (state in ${config.stateDir}/temporal.db)`,
+    `  Temporal UI:  ${server.uiUrl ?? '(disabled)'}`,
+    `  API:          ${config.publicUrl}  (agents: /v1/tool-requests; approvers: /v1/approvals; ops: /v1/audit)`,
+    `  Inbox:        ${inboxUrl(config)}  (approvers review and decide here)`,
+    `  Codec:        ${ports.codecEndpoint}  (the local UI decodes payloads without a token; anyone else needs an ops token: --groups ops)`,
+    `  Policy:       ${config.policyPaths.join(', ')}`,
+    '',
+    ...(exportLine ? ['In another terminal, first point the demo and the CLI at this instance:', `  ${exportLine}`, ''] : []),
+    ...(server.uiUrl ? ['Ready-made views in the Temporal UI:', ...opsQueryLinks(server.uiUrl, config.namespace), ''] : []),
+    'Get an agent token (the only credential an agent needs) and an approver token:',
+    '  npx toolgate token issue --agent --sub support-bot --tenant acme --environment production --roles agent_runtime',
+    '  npx toolgate token issue --sub alice --groups manager --tenant acme',
+    `Approve in the inbox: open ${inboxUrl(config)} and sign in with the approver token from:`,
+    '  npx toolgate token issue --sub alice --groups manager --tenant acme',
+    'Each request that waits for approval is printed below with its review link.',
+    'Play the support-triage demo in another terminal:',
+    '  npm run demo',
+    '',
+    'Press Ctrl-C to stop.',
+    '',
+  ].join('\n');
+}
 
 program
   .command('worker')
@@ -238,7 +352,12 @@ program
     const logger = createLogger('toolgate-worker');
     installRuntime(logger);
     const config = loadConfig();
-    await runWorker(config, logger, createExampleTools({ stateDir: config.stateDir }), onShutdown(logger));
+    try {
+      await runWorker(config, logger, createExampleTools({ stateDir: config.stateDir }), onShutdown(logger));
+      logger.info('stopped');
+    } finally {
+      exitWhenDone();
+    }
   });
 
 program
@@ -248,11 +367,16 @@ program
     const logger = createLogger('toolgate-api');
     const config = loadConfig();
     const signal = onShutdown(logger);
-    const { server, connection } = await startApi(config, logger);
-    logger.info({ url: config.publicUrl }, 'approval API listening');
-    await new Promise((resolveStop) => signal.addEventListener('abort', resolveStop, { once: true }));
-    await closeServer(server);
-    await connection.close();
+    try {
+      const { server, connection } = await startApi(config, logger);
+      logger.info({ url: config.publicUrl }, 'approval API listening');
+      await new Promise<void>((resolveStop) => onAbort(signal, () => resolveStop()));
+      await closeServer(server);
+      await connection.close();
+      logger.info('stopped');
+    } finally {
+      exitWhenDone();
+    }
   });
 
 const policy = program.command('policy').description('Work with policy files');
@@ -290,9 +414,11 @@ program
   .option('--list', 'list the switches that are on')
   .action(async (options: { tenant?: string; tool?: string; reason: string; by: string; lift?: boolean; list?: boolean }) => {
     const config = loadConfig();
+    // Keys before the connection: without the deployment's key there is nothing to do.
+    const dataConverter = dataConverterFor(await codecKeyring(config));
     const connection = await Connection.connect({ address: config.temporalAddress });
     try {
-      const switches = new KillSwitches(new Client({ connection, namespace: config.namespace, dataConverter: dataConverterFor(await codecKeyring(config)) }));
+      const switches = new KillSwitches(new Client({ connection, namespace: config.namespace, dataConverter }));
       if (options.list) {
         for (const s of await switches.list({ fresh: true })) {
           process.stdout.write(`${s.tenant}${s.tool ? `/${s.tool}` : ' (all tools)'}  by ${s.by} at ${s.at}: ${s.reason}\n`);

@@ -19,7 +19,8 @@ export interface InboxListItem {
   tenant?: string;
   tool?: string;
   risk?: string;
-  actor?: { id?: string; type?: string };
+  /** The agent's id (the visibility-backed list), or the older object form. */
+  actor?: string | { id?: string; type?: string };
   expiresAt?: string;
   tier?: number;
   eligibleGroups?: string[];
@@ -124,7 +125,7 @@ export function listPage(frame: Frame, model: { items: InboxListItem[]; nextHref
       (item) =>
         `<tr data-request-id="${escapeHtml(item.requestId)}">` +
         `<td><a class="request-link" href="${escapeHtml(base)}/requests/${encodeURIComponent(item.requestId)}">${escapeHtml(item.requestId)}</a></td>` +
-        `<td>${escapeHtml(item.tool)}</td><td>${riskBadge(item.risk)}</td><td>${escapeHtml(item.actor?.id)}</td>` +
+        `<td>${escapeHtml(item.tool)}</td><td>${riskBadge(item.risk)}</td><td>${escapeHtml(typeof item.actor === 'string' ? item.actor : item.actor?.id)}</td>` +
         `<td>${escapeHtml((item.eligibleGroups ?? []).join(', '))}</td><td>${escapeHtml(item.approvals ?? 0)}</td><td>${time(item.expiresAt)}</td></tr>`,
     )
     .join('');

@@ -495,8 +495,10 @@ export function createInboxRouter(options: InboxOptions): express.Router {
     if (answer.status === 401) return reauthenticate(req, res, here);
     if (answer.status === 200) {
       const state = fieldsOf(answer.body).state;
-      const now = typeof state === 'string' ? ` The request is now ${state}.` : '';
-      const done = decision === 'approve' ? 'Approved.' : decision === 'reject' ? 'Rejected.' : 'Edit submitted; policy judged the new arguments.';
+      // A vote is answered when it is recorded, before the request acts on it: only an edit's answer
+      // carries the state after policy judged it again.
+      const now = decision === 'edit' && typeof state === 'string' ? ` The request is now ${state.replace(/_/g, ' ')}.` : '';
+      const done = decision === 'approve' ? 'Approved. Your vote is recorded.' : decision === 'reject' ? 'Rejected. Your vote is recorded.' : 'Edit submitted; policy judged the new arguments.';
       return back({ kind: 'ok', message: `${done}${now}` });
     }
     return back({ kind: 'error', message: `Not recorded — ${apiError(answer)}` });

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { createLinkSigner } from '../auth/config.js';
 import { AuthConfigError } from '../auth/errors.js';
 import { loadApproverDirectory } from './directory.js';
-import { LogNotifier, WebhookNotifier, WebhookTargetError, parseWebhookTarget, type Notifier, type WebhookTarget } from './notifier.js';
+import { ConsoleNotifier, FanoutNotifier, LogNotifier, WebhookNotifier, WebhookTargetError, parseWebhookTarget, type Notifier, type WebhookTarget } from './notifier.js';
 
 /** What `createNotifier` needs. */
 export interface NotifierConfig {
@@ -20,6 +20,11 @@ export interface NotifierConfig {
   env?: NodeJS.ProcessEnv;
   /** Time allowed for each webhook POST, in milliseconds. @default 5000 */
   timeoutMs?: number;
+  /**
+   * Also print one line per notification here (`toolgate dev` passes stdout): the review URL of
+   * each waiting request and how each ended, as a shared message (never a decision link).
+   */
+  console?: (text: string) => void;
 }
 
 /** The webhook targets in `TOOLGATE_WEBHOOKS`; throws `AuthConfigError` naming the variable. */
@@ -38,10 +43,16 @@ export function webhookTargetsFromEnv(env: NodeJS.ProcessEnv = process.env): Web
 /**
  * The notifier the environment asks for. With `TOOLGATE_APPROVERS`, approvers who have a `notify`
  * target get their own one-click links there; `TOOLGATE_WEBHOOKS` targets get the review URL only.
- * A `LogNotifier` when neither a shared nor a personal target is configured. Throws
- * `AuthConfigError` naming the setting at fault.
+ * A `LogNotifier` when neither a shared nor a personal target is configured. With `console`, every
+ * notification is also printed there. Throws `AuthConfigError` naming the setting at fault.
  */
 export async function createNotifier(config: NotifierConfig): Promise<Notifier> {
+  const configured = await configuredNotifier(config);
+  return config.console ? new FanoutNotifier([new ConsoleNotifier(config.console), configured]) : configured;
+}
+
+/** The notifier of the environment's settings alone (see `createNotifier`). */
+async function configuredNotifier(config: NotifierConfig): Promise<Notifier> {
   const env = config.env ?? process.env;
   const targets = webhookTargetsFromEnv(env);
   const directoryFile = env.TOOLGATE_APPROVERS?.trim();

@@ -14,7 +14,9 @@ import type { LinkSigner } from '../auth/links.js';
 import { canonicalId, sameIdentity } from '../shared/identity.js';
 import type { Principal, Risk, ToolOutcome } from '../shared/index.js';
 import type { ApproverDirectory, DirectoryEntry } from './directory.js';
+import type { OutcomeDetails } from '../shared/outcome-details.js';
 import {
+  consoleLine,
   isDecisionNotification,
   personalJsonPayload,
   personalSlackPayload,
@@ -57,6 +59,13 @@ export interface ApprovalNotification {
   environment?: string;
   /** The requester's stated reason, shown to approvers when given (untrusted text). */
   reason?: string;
+  /**
+   * The arguments the tool would run with (the current proposal's, after any edit), when the
+   * caller passes them. Messages show them redacted with every rule and shortened (see payloads.ts).
+   */
+  args?: Record<string, unknown>;
+  /** On `outcome` notifications: who decided and what happened (`notificationOutcome`). */
+  outcomeDetails?: OutcomeDetails;
 }
 
 /** Delivers approval notifications; throwing makes Temporal retry the delivery. */
@@ -304,11 +313,54 @@ function errorReason(err: unknown): string {
   return cause instanceof Error ? `${err.message} (${cause.message})` : err.message;
 }
 
+/** How many console deliveries are remembered, so a retried activity does not print its line twice. */
+const MAX_REMEMBERED_LINES = 1000;
+
+/**
+ * Prints one line per notification for a person at the terminal (`toolgate dev`): tool, tenant,
+ * requester, groups and the review URL, or how the request ended. A terminal is a shared place:
+ * the line is built like a shared message and never carries a decision link. Printing never
+ * fails a delivery.
+ */
+export class ConsoleNotifier implements Notifier {
+  private readonly printed = new Set<string>();
+
+  constructor(private readonly write: (text: string) => void) {}
+
+  async notify(notification: ApprovalNotification): Promise<void> {
+    // Another target's failure retries the whole activity: print once per delivery, not per attempt.
+    const key = deliveryKey() ?? `${notification.requestId}:${notification.kind}:${notification.tier}:${Date.now()}`;
+    if (this.printed.has(key)) return;
+    this.printed.add(key);
+    for (const oldest of this.printed) {
+      if (this.printed.size <= MAX_REMEMBERED_LINES) break;
+      this.printed.delete(oldest);
+    }
+    try {
+      this.write(`${consoleLine(notification)}\n`);
+    } catch {
+      // A closed terminal must not make Temporal retry the other targets.
+    }
+  }
+}
+
+/** Delivers to every notifier; throws the first failure after all have been tried (so Temporal retries). */
+export class FanoutNotifier implements Notifier {
+  constructor(readonly notifiers: readonly Notifier[]) {}
+
+  async notify(notification: ApprovalNotification): Promise<void> {
+    const results = await Promise.allSettled(this.notifiers.map((notifier) => notifier.notify(notification)));
+    const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+}
+
 /** A notifier that only logs: the embedded default when no webhook is configured. It never mints links. */
 export class LogNotifier implements Notifier {
   constructor(private readonly logger: Logger) {}
 
   async notify(notification: ApprovalNotification): Promise<void> {
-    this.logger.info({ notification }, 'approval needed');
+    // The shared form: arguments redacted and shortened, as a channel would see them.
+    this.logger.info({ notification: sharedJsonPayload(notification) }, notification.kind === 'outcome' ? 'request ended' : 'approval needed');
   }
 }

@@ -1,18 +1,22 @@
 /**
  * What a notification looks like on the wire, in two kinds that never mix:
  *
- * - **Shared** messages, for the targets of `TOOLGATE_WEBHOOKS` (channels many people read): the
- *   facts an approver needs (tool, risk, tenant, requester, expiry, digest) and the review URL,
- *   which needs approver sign-in. Their builders take no link argument and their types cannot
- *   hold one, so no code path can put a decision link into a shared channel.
+ * - **Shared** messages, for the targets of `TOOLGATE_WEBHOOKS` (channels many people read) and
+ *   the terminal of `toolgate dev`: the facts an approver needs (tool, risk, tenant, requester,
+ *   reason, key arguments, deadline, digest) and the review URL, which needs approver sign-in.
+ *   Their builders take no link argument and their types cannot hold one, so no code path can put
+ *   a decision link into a shared channel.
  * - **Personal** messages, for one approver's own `notify` target: the same facts, the review URL
  *   and exactly one link, that approver's. Their builders take a single `ApprovalLink`.
  *
  * Each kind comes as a Slack-compatible message (text fallback plus Block Kit blocks) and as the
- * generic JSON event.
+ * generic JSON event. Requester and approver text (reason, arguments, a rejection's reason) is
+ * redacted with every rule on the whole text first, and only then shortened: a secret cut in half
+ * would no longer match its rule.
  */
-import { redactText } from '../egress/redact.js';
+import { redactText, redactValue } from '../egress/redact.js';
 import type { ApprovalNotification } from './notifier.js';
+import { outcomeSentence, type OutcomeDetails } from '../shared/outcome-details.js';
 
 /** One approver's single-use decision link. */
 export interface ApprovalLink {
@@ -47,11 +51,40 @@ export interface SlackMessage {
 /** The JSON `type` of a notification kind. */
 export type ApprovalEventType = `toolgate.approval.${ApprovalNotification['kind']}`;
 
+/** How much of the arguments a message shows: the first fields, each value cut after redaction. */
+export const KEY_ARGUMENT_LIMITS = Object.freeze({ fields: 8, valueChars: 200, nameChars: 60 });
+
+/** One argument value as messages show it: scalars as they are, strings shortened, nested values as compact JSON text. */
+export type ArgumentValue = string | number | boolean | null;
+
+/** The arguments as messages show them: redacted, at most `KEY_ARGUMENT_LIMITS.fields` of them. */
+export interface KeyArguments {
+  shown: Record<string, ArgumentValue>;
+  /** How many further fields the review page shows and the message does not. */
+  omitted: number;
+}
+
+/** The longest rejection reason (after redaction) an outcome message repeats. */
+const REASON_CHARS = 300;
+
 /**
- * The generic JSON event posted to shared `json=` targets: every notification field, its type and
+ * What every payload is built from: the notification's facts with the free text redacted, the
+ * arguments reduced to `KeyArguments` (`args` and `argsOmitted`) and, on outcomes, `summary`.
+ */
+export type NotificationFacts = Omit<ApprovalNotification, 'args'> & {
+  /** The key arguments, redacted with every rule and shortened (see `keyArguments`). */
+  args?: Record<string, ArgumentValue>;
+  /** Fields of the arguments left out of `args`. */
+  argsOmitted?: number;
+  /** On outcomes: how the request ended in one sentence ("completed by svc-x, approved by maria"). */
+  summary?: string;
+};
+
+/**
+ * The generic JSON event posted to shared `json=` targets: every fact, its type and
  * `audience: "shared"`. `links` and `link` are typed `never`: a shared event cannot carry one.
  */
-export type SharedApprovalEvent = ApprovalNotification & {
+export type SharedApprovalEvent = NotificationFacts & {
   type: ApprovalEventType;
   audience: 'shared';
   links?: never;
@@ -59,22 +92,65 @@ export type SharedApprovalEvent = ApprovalNotification & {
 };
 
 /**
- * The generic JSON event posted to one approver's own `json=` target: every notification field,
- * its type, `audience: "personal"` and that approver's link.
+ * The generic JSON event posted to one approver's own `json=` target: every fact, its type,
+ * `audience: "personal"` and that approver's link.
  */
-export type PersonalApprovalEvent = DecisionNotification & {
+export type PersonalApprovalEvent = NotificationFacts & {
+  kind: DecisionNotification['kind'];
   type: ApprovalEventType;
   audience: 'personal';
   link: ApprovalLink;
 };
 
+/** Shortens text to `max` characters, marking the cut with an ellipsis. */
+function plain(value: string, max: number): string {
+  return value.length > max ? `${value.slice(0, max - 1)}…` : value;
+}
+
+function compactValue(value: unknown): ArgumentValue {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
+  if (typeof value === 'string') return plain(value, KEY_ARGUMENT_LIMITS.valueChars);
+  // JSON.stringify gives undefined for functions and symbols, which JSON arguments never hold.
+  return plain(JSON.stringify(value) ?? typeof value, KEY_ARGUMENT_LIMITS.valueChars);
+}
+
+/**
+ * The arguments as messages show them: the whole value redacted with every rule (secret-named
+ * keys replaced whole), then the first `KEY_ARGUMENT_LIMITS.fields` fields, each value cut at
+ * `valueChars` characters and nested values written as compact JSON.
+ */
+export function keyArguments(args: Record<string, unknown>): KeyArguments {
+  // Redaction first, on everything: cutting first could split a secret so that no rule matches it.
+  const redacted = redactValue(args).value as unknown;
+  const entries = redacted !== null && typeof redacted === 'object' ? Object.entries(redacted) : [['value', redacted] as const];
+  const shown: Record<string, ArgumentValue> = {};
+  for (const [name, value] of entries.slice(0, KEY_ARGUMENT_LIMITS.fields)) shown[plain(name, KEY_ARGUMENT_LIMITS.nameChars)] = compactValue(value);
+  return { shown, omitted: Math.max(0, entries.length - KEY_ARGUMENT_LIMITS.fields) };
+}
+
+function redactedOutcome(details: OutcomeDetails): OutcomeDetails {
+  const out: OutcomeDetails = { status: details.status };
+  if (details.approvedBy !== undefined) out.approvedBy = [...details.approvedBy];
+  if (details.runAs !== undefined) out.runAs = details.runAs;
+  if (details.withheld !== undefined) out.withheld = details.withheld;
+  if (details.rejectedBy !== undefined) out.rejectedBy = details.rejectedBy;
+  // The approver's reason is free text: redacted whole, then shortened.
+  if (details.reason !== undefined) out.reason = plain(redactText(details.reason), REASON_CHARS);
+  if (details.code !== undefined) out.code = details.code;
+  if (details.error !== undefined) out.error = details.error;
+  return out;
+}
+
 /**
  * The notification's own fields, copied one by one rather than spread: a caller's object may carry
  * more at run time (the type does not stop it), and nothing but these fields may reach a payload.
- * Free text (the reason) is redacted; every payload is built from this copy.
+ * Free text (the reason, the arguments, a rejection's reason) is redacted here, on the whole text,
+ * before any message shortens it; every payload is built from this copy.
  */
-function facts<N extends ApprovalNotification>(n: N): N {
-  const out: ApprovalNotification = {
+function facts(n: ApprovalNotification): NotificationFacts {
+  const out: NotificationFacts = {
     kind: n.kind,
     tier: n.tier,
     groups: [...n.groups],
@@ -92,7 +168,14 @@ function facts<N extends ApprovalNotification>(n: N): N {
   if (n.environment !== undefined) out.environment = n.environment;
   // The requester's reason is free text: redacted here, on the whole text, before any message shortens it.
   if (n.reason !== undefined) out.reason = redactText(n.reason);
-  return out as N;
+  if (n.args !== undefined) {
+    const key = keyArguments(n.args);
+    out.args = key.shown;
+    if (key.omitted > 0) out.argsOmitted = key.omitted;
+  }
+  if (n.outcomeDetails !== undefined) out.outcomeDetails = redactedOutcome(n.outcomeDetails);
+  if (n.kind === 'outcome') out.summary = outcomeSentence(out.outcomeDetails, out.outcome);
+  return out;
 }
 
 /** The shared JSON event: the facts and the review URL, no link. */
@@ -106,6 +189,7 @@ export function personalJsonPayload(notification: DecisionNotification, link: Ap
     type: `toolgate.approval.${notification.kind}`,
     audience: 'personal',
     ...facts(notification),
+    kind: notification.kind,
     link: { ...link },
   };
 }
@@ -115,16 +199,40 @@ export function shortDigest(digest: string): string {
   return digest.length > 16 ? `${digest.slice(0, 16)}…` : digest || '(none)';
 }
 
+/** An ISO time as people read it: `2026-03-01 14:05 UTC`; the text itself when it is not a time. */
+export function readableTime(iso: string): string {
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms)) return iso;
+  return `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+/** How far away a time is, roughly: `in 59 min`, `in 3 h`, `in 2 days`, or `passed`. */
+export function timeLeft(iso: string, now = Date.now()): string {
+  const ms = Date.parse(iso) - now;
+  if (Number.isNaN(ms)) return '';
+  if (ms <= 0) return 'passed';
+  const minutes = Math.ceil(ms / 60_000);
+  if (minutes < 120) return `in ${minutes} min`;
+  const hours = Math.round(minutes / 60);
+  return hours < 48 ? `in ${hours} h` : `in ${Math.round(hours / 24)} days`;
+}
+
 /** Escapes text for Slack mrkdwn, so request data cannot inject links or mentions. */
 function esc(value: string): string {
   return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-function plain(value: string, max: number): string {
-  return value.length > max ? `${value.slice(0, max - 1)}…` : value;
+/**
+ * A deadline for Slack: shown in each reader's own time zone (Slack's date formatting), with the
+ * UTC time as the fallback. Built from the parsed time only, so nothing of the input is echoed.
+ */
+function slackTime(iso: string): string {
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms)) return esc(iso);
+  return `<!date^${Math.floor(ms / 1000)}^{date_short_pretty} at {time}|${readableTime(iso)}>`;
 }
 
-function headline(n: ApprovalNotification): string {
+function headline(n: NotificationFacts): string {
   switch (n.kind) {
     case 'requested':
       return `Approval needed: ${n.tool} (${n.risk} risk)`;
@@ -137,15 +245,27 @@ function headline(n: ApprovalNotification): string {
   }
 }
 
-/** The text fallback (notifications, screen readers): the headline and who asked. Never a URL. */
-function fallbackText(n: ApprovalNotification): string {
-  let text = `${headline(n)} · tenant ${n.tenant} · requested by ${n.actor}`;
-  if (n.kind !== 'outcome' && n.expiresAt) text += ` · expires ${n.expiresAt}`;
-  return text;
+/** The text fallback (notifications, screen readers): the headline, what happened, who asked. Never a URL. */
+function fallbackText(n: NotificationFacts): string {
+  let text = headline(n);
+  if (n.kind === 'outcome' && n.summary) text += ` · ${n.summary}`;
+  text += ` · tenant ${n.tenant} · requested by ${n.actor}`;
+  if (n.kind !== 'outcome' && n.expiresAt) text += ` · expires ${readableTime(n.expiresAt)}`;
+  return esc(text);
 }
 
-/** Header, facts, the requester's reason and the short digest: what shared and personal messages have in common. */
-function summaryBlocks(n: ApprovalNotification): SlackBlock[] {
+/** One argument value as mrkdwn text: escaped, on one line. */
+function argumentText(value: ArgumentValue): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  return esc(text.replace(/\r?\n/g, ' ⏎ '));
+}
+
+/**
+ * Header, facts, what happened (outcomes), the requester's reason, the key arguments and the short
+ * digest: what shared and personal messages have in common. Untrusted text sits in `verbatim`
+ * sections, so Slack does not turn URLs or names in it into links or mentions.
+ */
+function summaryBlocks(n: NotificationFacts): SlackBlock[] {
   const fields = [
     { type: 'mrkdwn', text: `*Tool*\n\`${esc(n.tool)}\`` },
     { type: 'mrkdwn', text: `*Risk*\n${esc(n.risk)}` },
@@ -155,14 +275,22 @@ function summaryBlocks(n: ApprovalNotification): SlackBlock[] {
   if (n.onBehalfOf && n.onBehalfOf.length > 0) fields.push({ type: 'mrkdwn', text: `*On behalf of*\n${esc(n.onBehalfOf.map((p) => p.id).join(', '))}` });
   if (n.environment) fields.push({ type: 'mrkdwn', text: `*Environment*\n${esc(n.environment)}` });
   if (n.kind === 'outcome') fields.push({ type: 'mrkdwn', text: `*Outcome*\n${esc(n.outcome ?? 'ended')}` });
-  else if (n.expiresAt) fields.push({ type: 'mrkdwn', text: `*Expires*\n${esc(n.expiresAt)}` });
+  else if (n.expiresAt) fields.push({ type: 'mrkdwn', text: `*Expires*\n${slackTime(n.expiresAt)} (${esc(timeLeft(n.expiresAt))})` });
   fields.push({ type: 'mrkdwn', text: `*Request*\n\`${esc(n.requestId)}\`` });
 
   const blocks: SlackBlock[] = [
     { type: 'header', text: { type: 'plain_text', text: plain(headline(n), 150), emoji: false } },
     { type: 'section', fields },
   ];
-  if (n.reason) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Reason given*\n>${esc(plain(n.reason, 500)).replace(/\n/g, '\n>')}` } });
+  if (n.kind === 'outcome' && n.summary) {
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*What happened*\n${esc(n.summary)}`, verbatim: true } });
+  }
+  if (n.reason) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Reason given*\n>${esc(plain(n.reason, 500)).replace(/\n/g, '\n>')}`, verbatim: true } });
+  if (n.args && (Object.keys(n.args).length > 0 || n.argsOmitted)) {
+    const lines = Object.entries(n.args).map(([name, value]) => `• *${esc(name)}*: ${argumentText(value)}`);
+    if (n.argsOmitted) lines.push(`_and ${n.argsOmitted} more field${n.argsOmitted === 1 ? '' : 's'} on the review page_`);
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Arguments* (redacted)\n${lines.join('\n')}`, verbatim: true } });
+  }
   blocks.push({
     type: 'context',
     elements: [{ type: 'mrkdwn', text: `Digest \`${esc(shortDigest(n.digest))}\` · groups ${esc(n.groups.join(', ') || '(none)')}` }],
@@ -172,12 +300,13 @@ function summaryBlocks(n: ApprovalNotification): SlackBlock[] {
 
 /**
  * The shared Slack message: the summary and, while the request is open, a single "Review" button
- * to the review URL, which asks for approver sign-in. Never a decision link.
+ * to the review URL (the inbox page of the request), which asks for approver sign-in. Never a
+ * decision link.
  */
 export function sharedSlackPayload(notification: ApprovalNotification): SlackMessage {
   const n = facts(notification);
   const blocks = summaryBlocks(n);
-  if (isDecisionNotification(n)) {
+  if (n.kind !== 'outcome') {
     blocks.push({
       type: 'actions',
       elements: [{ type: 'button', action_id: 'toolgate-review', text: { type: 'plain_text', text: 'Review', emoji: false }, url: n.reviewUrl }],
@@ -220,4 +349,27 @@ export function personalSlackPayload(notification: DecisionNotification, link: A
     ],
   });
   return { text: fallbackText(n), blocks, unfurl_links: false, unfurl_media: false };
+}
+
+/** Removes terminal control characters (escape sequences could rewrite what the terminal shows). */
+function terminalSafe(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ');
+}
+
+/**
+ * The line `toolgate dev` prints for a notification: a shared message (a terminal is a shared
+ * place, so never a decision link). Waiting requests: tool, risk, tenant, requester, groups,
+ * deadline and the review URL; outcomes: how the request ended.
+ */
+export function consoleLine(notification: ApprovalNotification, now = Date.now()): string {
+  const n = facts(notification);
+  const requester = `requested by ${n.actor}${n.onBehalfOf && n.onBehalfOf.length > 0 ? ` for ${n.onBehalfOf.map((p) => p.id).join(', ')}` : ''}`;
+  if (n.kind === 'outcome') {
+    return terminalSafe(`toolgate: request ${n.requestId} (${n.tool}, tenant ${n.tenant}, ${requester}) ${n.summary ?? 'ended'}`);
+  }
+  const label = n.kind === 'requested' ? 'approval needed' : n.kind === 'escalated' ? `escalated to tier ${n.tier}` : 'still waiting for approval';
+  const deadline = n.expiresAt ? ` · expires ${readableTime(n.expiresAt)} (${timeLeft(n.expiresAt, now)})` : '';
+  return terminalSafe(
+    `toolgate: ${label}: ${n.tool} (${n.risk} risk) · tenant ${n.tenant} · ${requester} · groups ${n.groups.join(', ') || '(none)'}${deadline} · review ${n.reviewUrl}`,
+  );
 }

@@ -31,6 +31,13 @@ export interface DevServerOptions {
   onOutput?: (line: string) => void;
   /** How long to wait for the server to be ready, in ms; default 60 000. */
   startTimeoutMs?: number;
+  /**
+   * Run the server in a process group of its own, so a Ctrl-C in the terminal (SIGINT to the
+   * foreground group) reaches only the parent, which then stops its own clients first and the
+   * server last (`stop()`). The parent still kills it when it exits. Default false: the server
+   * shares the parent's group and gets whatever signal the group gets.
+   */
+  ownProcessGroup?: boolean;
 }
 
 /** A running dev server started by {@link startDevServer}. */
@@ -47,6 +54,8 @@ export interface DevServer {
   stop(): Promise<void>;
   /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
   exited: Promise<number | null>;
+  /** Whether the server exited without `stop()` being called (a crash, or a signal sent to it). */
+  exitedOnItsOwn(): boolean;
 }
 
 /** Thrown when the dev server exits before it is ready or does not become ready in time; the message carries its last output lines. */
@@ -133,7 +142,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   if (namespace !== 'default') args.push('--namespace', namespace);
   args.push(...opts.searchAttributes);
 
-  const child = spawn(opts.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+  const child = spawn(opts.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true, detached: opts.ownProcessGroup ?? false });
   const lastLines: string[] = [];
   const onLine = (line: string): void => {
     lastLines.push(line);
@@ -173,8 +182,11 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   void exited.then(() => process.removeListener('exit', killOnExit));
 
   let stopping: Promise<void> | undefined;
+  let stopCalled = false;
   const stop = (): Promise<void> => {
+    stopCalled = true;
     stopping ??= (async () => {
+      // Exited already (on its own, or from the same SIGINT the parent got): nothing to stop.
       if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
       child.kill('SIGTERM');
       const grace = new AbortController();
@@ -212,6 +224,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     pid: child.pid ?? -1,
     stop,
     exited,
+    exitedOnItsOwn: () => !stopCalled && (child.exitCode !== null || child.signalCode !== null),
   };
 }
 
@@ -286,4 +299,52 @@ async function waitUntilReady(check: ReadinessCheck): Promise<void> {
     // A connection may still be on its way; close it whenever it arrives.
     void connecting?.then((connection) => connection.close()).catch(() => undefined);
   }
+}
+
+/** The defaults of `toolgate dev` (and of every client looking for it). */
+export const DEV_DEFAULTS = Object.freeze({ apiHost: '127.0.0.1', apiPort: 8787, port: 7233, uiPort: 8233, stateDir: '.toolgate' });
+
+/** Where a `toolgate dev` instance runs, for {@link devExportLine}. */
+export interface DevInstance {
+  /** The API's public URL (TOOLGATE_PUBLIC_URL, or derived from host and port). */
+  publicUrl: string;
+  apiHost: string;
+  apiPort: number;
+  /** Whether TOOLGATE_PUBLIC_URL was set explicitly. */
+  publicUrlSet: boolean;
+  temporalAddress: string;
+  port: number;
+  uiPort: number;
+  /** Absolute state directory. */
+  stateDir: string;
+}
+
+/** Quotes a value for a POSIX shell when it needs it. */
+function shellQuote(value: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The `export` line another terminal pastes so `npm run demo`, the SDK (`TOOLGATE_URL`) and the
+ * CLI (`TEMPORAL_ADDRESS`, keys under `TOOLGATE_STATE_DIR`) find this instance; undefined when the
+ * API port, Temporal port, UI port and state directory are all at their defaults (relative to
+ * `cwd`), where they find it anyway.
+ */
+export function devExportLine(instance: DevInstance, cwd: string = process.cwd()): string | undefined {
+  const differs =
+    instance.apiPort !== DEV_DEFAULTS.apiPort ||
+    instance.apiHost !== DEV_DEFAULTS.apiHost ||
+    instance.publicUrlSet ||
+    instance.port !== DEV_DEFAULTS.port ||
+    instance.uiPort !== DEV_DEFAULTS.uiPort ||
+    resolve(instance.stateDir) !== resolve(cwd, DEV_DEFAULTS.stateDir);
+  if (!differs) return undefined;
+  const vars: [string, string][] = [['TOOLGATE_URL', instance.publicUrl], ['TOOLGATE_API_PORT', String(instance.apiPort)]];
+  // The demo and the CLI derive the URL from these; the SDK and `toolgate mcp` read TOOLGATE_URL.
+  if (instance.apiHost !== DEV_DEFAULTS.apiHost) vars.push(['TOOLGATE_API_HOST', instance.apiHost]);
+  if (instance.publicUrlSet) vars.push(['TOOLGATE_PUBLIC_URL', instance.publicUrl]);
+  vars.push(['TEMPORAL_ADDRESS', instance.temporalAddress]);
+  // Absolute: the other terminal may be elsewhere; the local token key and payload key live here.
+  vars.push(['TOOLGATE_STATE_DIR', resolve(instance.stateDir)]);
+  return `export ${vars.map(([name, value]) => `${name}=${shellQuote(value)}`).join(' ')}`;
 }

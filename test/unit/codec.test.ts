@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -31,8 +31,10 @@ import {
   defaultKeyringFile,
   ensureKeyringFile,
   generateCodecKey,
+  keyFingerprint,
   loadKeyring,
   parseKeyringEnv,
+  parseKeyringFile,
   rotateKeyring,
 } from '../../src/codec/index.js';
 
@@ -206,18 +208,80 @@ describe('keyring', () => {
     await assert.rejects(loadKeyring({ env: {} }), /TOOLGATE_CODEC_KEYS/);
   });
 
-  test('dev default: a key file is generated once with mode 0600 and reused; TOOLGATE_CODEC_KEYS_FILE reads it', async () => {
+  test('the state directory key file: created only when asked (dev, keys init), mode 0600, then reused; TOOLGATE_CODEC_KEYS_FILE reads it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'toolgate-codec-'));
     try {
-      const first = await loadKeyring({ env: {}, devStateDir: dir });
       const file = defaultKeyringFile(dir);
+      // A worker, an API or a CLI never makes up a key: the message names every way to provide one.
+      await assert.rejects(loadKeyring({ env: {}, stateDir: dir }), (e: unknown) => {
+        assert.ok(e instanceof CodecKeyError);
+        for (const named of ['TOOLGATE_CODEC_KEYS ', 'TOOLGATE_CODEC_KEYS_FILE', file, 'toolgate keys init', 'toolgate dev']) assert.ok(e.message.includes(named), `names ${named}: ${e.message}`);
+        return true;
+      });
+      await assert.rejects(stat(file), /ENOENT/, 'refusing creates nothing');
+      await assert.rejects(loadKeyring({ env: {}, devStateDir: dir }), CodecKeyError, 'the old option name does not create either');
+
+      const first = await loadKeyring({ env: {}, stateDir: dir, create: true });
       assert.equal((await stat(file)).mode & 0o777, 0o600);
+      // A generated key is named by its fingerprint, never a shared name like dev-1.
+      assert.match(first.current, /^k-[0-9a-f]{16}$/);
+      assert.equal(first.current, keyFingerprint(first.keys[first.current]!));
       const second = await ensureKeyringFile(file);
       assert.equal(second.created, false);
       assert.deepEqual(second.keyring, first);
+      assert.deepEqual(await loadKeyring({ env: {}, stateDir: dir }), first, 'once it exists, everyone reads it');
       const viaEnv = await loadKeyring({ env: { TOOLGATE_CODEC_KEYS_FILE: file } });
       assert.equal(viaEnv.current, first.current);
       assert.match(await readFile(file, 'utf8'), /"current"/);
+
+      // Two state directories: two different keys, two different names.
+      const other = await mkdtemp(join(tmpdir(), 'toolgate-codec-'));
+      try {
+        const otherRing = (await ensureKeyringFile(defaultKeyringFile(other))).keyring;
+        assert.notEqual(otherRing.current, first.current);
+      } finally {
+        await rm(other, { recursive: true, force: true });
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('key ids: old names keep working; a fingerprint-form id must match its key; one id never names two keys', async () => {
+    const a = generateCodecKey();
+    const b = generateCodecKey();
+    const b64 = (key: Uint8Array) => Buffer.from(key).toString('base64');
+    // Existing keyrings with names of their own (and their ciphertexts, which name the id) keep working.
+    const legacy = parseKeyringFile(JSON.stringify({ current: 'dev-1', keys: { 'dev-1': b64(a), k1: b64(b) } }), 'old.json');
+    const [sealed] = await new AesGcmCodec(legacy).encode([payloadOf('old history')], ACME);
+    assert.equal(text(sealed!.metadata?.['encryption-key-id']), 'dev-1');
+    assert.deepEqual((await new AesGcmCodec(legacy).decode([sealed!])).map(valueOf), ['old history']);
+    // Rotation without a name names the new key by its fingerprint.
+    const rotated = rotateKeyring(legacy);
+    assert.equal(rotated.current, keyFingerprint(rotated.keys[rotated.current]!));
+    assert.deepEqual((await new AesGcmCodec(rotated).decode([sealed!])).map(valueOf), ['old history']);
+
+    // A fingerprint-form id on another key is refused, naming the id and the source.
+    const wrongId = keyFingerprint(a);
+    assert.throws(
+      () => parseKeyringFile(JSON.stringify({ current: wrongId, keys: { [wrongId]: b64(b) } }), 'keys.json'),
+      (e: unknown) => e instanceof CodecKeyError && e.message.startsWith('keys.json: ') && e.message.includes(`"${wrongId}"`) && e.message.includes(keyFingerprint(b)),
+    );
+    assert.throws(() => parseKeyringEnv(`${wrongId}:${b64(b)}`), (e: unknown) => e instanceof CodecKeyError && /TOOLGATE_CODEC_KEYS/.test(e.message) && e.message.includes(wrongId));
+    assert.equal(parseKeyringEnv(`${keyFingerprint(b)}:${b64(b)}`).current, keyFingerprint(b));
+
+    // Two keys under one id: in the variable, and in a file (where JSON.parse alone would keep the last silently).
+    assert.throws(() => parseKeyringEnv(`dev-1:${b64(a)},dev-1:${b64(b)}`), (e: unknown) => e instanceof CodecKeyError && /"dev-1" appears twice/.test(e.message));
+    const twice = `{ "current": "dev-1", "keys": { "dev-1": "${b64(a)}", "dev-1": "${b64(b)}" } }`;
+    assert.throws(() => parseKeyringFile(twice, 'merged.json'), (e: unknown) => e instanceof CodecKeyError && e.message.includes('merged.json') && e.message.includes('"keys.dev-1" appears twice'));
+    // The same name at different places is not a duplicate.
+    assert.equal(parseKeyringFile(`{ "current": "k1", "keys": { "k1": "${b64(a)}", "k2": "${b64(b)}" } }`, 'ok.json').current, 'k1');
+
+    const dir = await mkdtemp(join(tmpdir(), 'toolgate-codec-'));
+    try {
+      const file = join(dir, 'keys.json');
+      await writeFile(file, twice);
+      await assert.rejects(loadKeyring({ env: { TOOLGATE_CODEC_KEYS_FILE: file } }), /appears twice/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

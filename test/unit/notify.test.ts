@@ -22,6 +22,8 @@ import { silentLogger } from '../../src/logger.js';
 import { createNotifier } from '../../src/notify/config.js';
 import { ApproverDirectoryError, parseApproverDirectory, type ApproverDirectory } from '../../src/notify/directory.js';
 import {
+  ConsoleNotifier,
+  FanoutNotifier,
   LogNotifier,
   NotificationDeliveryError,
   WebhookNotifier,
@@ -29,6 +31,18 @@ import {
   parseWebhookTarget,
   type ApprovalNotification,
 } from '../../src/notify/notifier.js';
+import { notificationOutcome } from '../../src/shared/outcome-details.js';
+import {
+  KEY_ARGUMENT_LIMITS,
+  keyArguments,
+  personalJsonPayload,
+  personalSlackPayload,
+  sharedJsonPayload,
+  sharedSlackPayload,
+  type ApprovalLink,
+  type DecisionNotification,
+} from '../../src/notify/payloads.js';
+import type { ToolOutcome } from '../../src/shared/index.js';
 
 const DIGEST = '3f'.repeat(32);
 const PUBLIC_URL = 'https://gate.example/';
@@ -470,5 +484,168 @@ tenants:
       assert.ok(!err.message.includes('xyz'));
       return true;
     });
+  });
+});
+
+describe('what a notification shows: arguments, reason, risk, deadline, review button, outcome', () => {
+  const INBOX = 'https://gate.example/inbox/requests/ticket-4821-1';
+  const AWS_KEY = 'AKIAIOSFODNN7EXAMPLE';
+  const args = {
+    title: 'ACME: checkout outage',
+    // A secret across the cut: redacted first, so not even its first characters survive the shortening.
+    body: `${'x'.repeat(180)} ${AWS_KEY}`,
+    priority: 'urgent',
+    api_key: 'plain-looking-but-secret-named',
+    contact: 'maria@acme.example',
+    filters: { status: ['open', 'pending'], since: '2026-01-01' },
+    count: 3,
+    dryRun: false,
+    extra1: 'one',
+    extra2: 'two',
+  };
+  const pending = (overrides: Partial<ApprovalNotification> = {}) =>
+    notification({
+      reviewUrl: INBOX,
+      args,
+      reason: 'customer reported an outage; call me on maria@acme.example',
+      environment: 'production',
+      expiresAt: '2030-03-01T14:05:00.000Z',
+      ...overrides,
+    });
+  const link: ApprovalLink = { approver: 'maria', url: `${LINK_PREFIX}tok`, expiresAt: '2030-03-01T14:00:00.000Z' };
+
+  test('key arguments: redacted with every rule before shortening, at most 8 fields, nested values as compact JSON', () => {
+    const key = keyArguments(args);
+    assert.deepEqual(Object.keys(key.shown), ['title', 'body', 'priority', 'api_key', 'contact', 'filters', 'count', 'dryRun']);
+    assert.equal(key.omitted, 2);
+    assert.equal(key.shown.title, 'ACME: checkout outage');
+    const body = key.shown.body as string;
+    assert.equal(body.length, KEY_ARGUMENT_LIMITS.valueChars, 'cut at the limit');
+    assert.ok(body.endsWith('…'));
+    assert.ok(body.includes('[REDACTED:aws'), 'the secret was redacted whole, then the text cut');
+    assert.ok(!body.includes('AKIA'), 'no part of the secret survives');
+    assert.equal(key.shown.api_key, '[REDACTED:secret_assignment]');
+    assert.equal(key.shown.contact, '[REDACTED:email]');
+    assert.equal(key.shown.filters, '{"status":["open","pending"],"since":"2026-01-01"}');
+    assert.equal(key.shown.count, 3);
+    assert.equal(key.shown.dryRun, false);
+  });
+
+  test('the shared Slack message: tool, tenant, requester, reason, risk, key arguments, readable deadline and a Review button to the inbox', () => {
+    const slack = sharedSlackPayload(pending());
+    const raw = JSON.stringify(slack);
+    for (const secret of [AWS_KEY, 'maria@acme.example', 'plain-looking-but-secret-named']) assert.ok(!raw.includes(secret), `${secret} is redacted`);
+    const fields = (slack.blocks[1] as any).fields.map((f: { text: string }) => f.text).join('\n');
+    for (const expected of ['*Tool*\n`create_ticket`', '*Risk*\nhigh', '*Tenant*\nacme', '*Requester*\nkim', '*Environment*\nproduction']) assert.ok(fields.includes(expected), expected);
+    // The deadline in each reader's time zone, with a readable UTC fallback.
+    assert.ok(fields.includes(`*Expires*\n<!date^${Date.parse('2030-03-01T14:05:00Z') / 1000}^{date_short_pretty} at {time}|2030-03-01 14:05 UTC>`), fields);
+    assert.match(slack.text, /expires 2030-03-01 14:05 UTC/);
+    const sections = slack.blocks.filter((b: any) => b.type === 'section' && b.text).map((b: any) => b.text);
+    const reason = sections.find((t: any) => t.text.startsWith('*Reason given*'));
+    assert.equal(reason.text, '*Reason given*\n>customer reported an outage; call me on [REDACTED:email]');
+    assert.equal(reason.verbatim, true, 'Slack does not turn requester text into links or mentions');
+    const argsBlock = sections.find((t: any) => t.text.startsWith('*Arguments*'));
+    assert.equal(argsBlock.verbatim, true);
+    const lines = (argsBlock.text as string).split('\n');
+    assert.equal(lines.filter((l) => l.startsWith('• ')).length, 8);
+    assert.ok(lines.includes('• *title*: ACME: checkout outage'));
+    assert.ok(lines.includes('• *filters*: {"status":["open","pending"],"since":"2026-01-01"}'));
+    assert.ok(lines.includes('_and 2 more fields on the review page_'));
+    const buttons = slack.blocks.filter((b: any) => b.type === 'actions').flatMap((b: any) => b.elements);
+    assert.deepEqual(buttons.map((b: any) => [b.text.text, b.url]), [['Review', INBOX]]);
+  });
+
+  test('the personal message shows the same facts and arguments, with the one link; the JSON events carry them too', () => {
+    const personal = personalSlackPayload(pending() as DecisionNotification, link);
+    const shared = sharedSlackPayload(pending());
+    assert.deepEqual(personal.blocks.slice(0, 4), shared.blocks.slice(0, 4), 'same header, facts, reason and arguments');
+    assert.deepEqual(
+      personal.blocks.filter((b: any) => b.type === 'actions').flatMap((b: any) => b.elements).map((b: any) => b.url),
+      [link.url, INBOX],
+    );
+    const json = sharedJsonPayload(pending());
+    assert.deepEqual(json.args, keyArguments(args).shown);
+    assert.equal(json.argsOmitted, 2);
+    assert.equal(json.reason, 'customer reported an outage; call me on [REDACTED:email]');
+    assert.equal(json.risk, 'high');
+    assert.equal(json.expiresAt, '2030-03-01T14:05:00.000Z');
+    assert.equal(json.reviewUrl, INBOX);
+    assert.ok(!JSON.stringify(json).includes(AWS_KEY));
+    const personalJson = personalJsonPayload(pending() as DecisionNotification, link);
+    assert.deepEqual(personalJson.args, json.args);
+    assert.equal(personalJson.link.url, link.url);
+  });
+
+  test('outcome messages say who decided and what happened', () => {
+    const base = { requestId: 'r1', workflowId: 'toolreq/acme/r1', tool: 'create_ticket', tenant: 'acme', actor: { id: 'kim', type: 'agent' as const, roles: [] }, risk: 'high' as const, rule: 'r', policyDigest: 'p', digest: 'd2' };
+    const vote = (approverId: string, digest: string, decision: 'approve' | 'reject' = 'approve') => ({ approverId, groups: ['manager'], decision, digest, at: 'now', tier: 0 });
+    const execution = { runAs: 'svc-ticketing', idempotencyKey: 'k', startedAt: 'a', finishedAt: 'b', attempts: 1 };
+    const cases: [ToolOutcome, string][] = [
+      [{ ...base, status: 'completed', result: {}, args: {}, execution, approvals: [vote('lee', 'd1'), vote('maria', 'd2'), vote('omar', 'd2')] }, 'completed by svc-ticketing, approved by maria, omar'],
+      [{ ...base, status: 'completed', result: null, args: {}, execution, approvals: [vote('maria', 'd2')], withheld: { code: 'result_too_large', reason: 'big' } }, 'completed by svc-ticketing, approved by maria; result withheld (result_too_large)'],
+      [{ ...base, status: 'rejected', rejectedBy: 'maria', reason: 'too broad, ask maria@acme.example', approvals: [] }, 'rejected by maria: too broad, ask [REDACTED:email]'],
+      [{ ...base, status: 'expired', expiresAt: 'then', approvals: [] }, 'expired, nothing ran'],
+      [{ ...base, status: 'denied', code: 'kill_switch', reasons: ['stopped'], approvals: [] }, 'denied: kill_switch'],
+    ];
+    for (const [outcome, sentence] of cases) {
+      const sent = notification({ kind: 'outcome', outcome: outcome.status, outcomeDetails: notificationOutcome(outcome) });
+      const slack = sharedSlackPayload(sent);
+      const what = slack.blocks.find((b: any) => b.type === 'section' && b.text?.text.startsWith('*What happened*')) as any;
+      assert.equal(what?.text.text, `*What happened*\n${sentence}`, outcome.status);
+      assert.ok(slack.text.includes(`· ${sentence} ·`), slack.text);
+      assert.equal(sharedJsonPayload(sent).summary, sentence);
+      assert.equal(slack.blocks.filter((b: any) => b.type === 'actions').length, 0, 'an outcome has nothing to decide');
+    }
+    // Without details (an older workflow), the status alone.
+    assert.equal(sharedJsonPayload(notification({ kind: 'outcome', outcome: 'expired' })).summary, 'expired, nothing ran');
+  });
+
+  test('toolgate dev prints one line per waiting request with its review link, never a link to decide, and how it ended', async () => {
+    const lines: string[] = [];
+    const printer = new ConsoleNotifier((text) => lines.push(text));
+    await printer.notify(pending({ onBehalfOf: [{ id: 'omar', type: 'human' }], reason: 'line one\n\u001b[31mred' }));
+    assert.equal(lines.length, 1);
+    assert.match(
+      lines[0]!,
+      /^toolgate: approval needed: create_ticket \(high risk\) · tenant acme · requested by kim for omar · groups manager · expires 2030-03-01 14:05 UTC \(in \d+ days\) · review https:\/\/gate\.example\/inbox\/requests\/ticket-4821-1\n$/,
+    );
+    await printer.notify(notification({ kind: 'outcome', outcome: 'rejected', outcomeDetails: { status: 'rejected', rejectedBy: 'maria', reason: 'no\u001b[2J way' } }));
+    assert.equal(lines[1], 'toolgate: request ticket-4821-1 (create_ticket, tenant acme, requested by kim) rejected by maria: no [2J way\n', 'control characters never reach the terminal');
+
+    // Retried with the other targets (same activity): printed once; a closed terminal fails nothing.
+    const activity = new MockActivityEnvironment({ activityId: '9', workflowExecution: { workflowId: 'w', runId: 'r' } }, { logger: quietTemporalLogger });
+    await activity.run(() => printer.notify(pending()));
+    await activity.run(() => printer.notify(pending()));
+    assert.equal(lines.length, 3);
+    await new ConsoleNotifier(() => {
+      throw new Error('EPIPE');
+    }).notify(pending());
+  });
+
+  test('createNotifier with a console: prints as well as delivering; a failing target still fails the delivery', async () => {
+    const lines: string[] = [];
+    const stateDir = await mkdtemp(join(tmpdir(), 'toolgate-notify-console-'));
+    try {
+      const base = { publicUrl: 'https://gate.example', stateDir, logger: silentLogger(), console: (text: string) => lines.push(text) };
+      const logOnly = await createNotifier({ ...base, env: {} });
+      assert.ok(logOnly instanceof FanoutNotifier);
+      assert.ok(logOnly.notifiers.some((n) => n instanceof ConsoleNotifier) && logOnly.notifiers.some((n) => n instanceof LogNotifier));
+      await logOnly.notify(pending());
+      assert.equal(lines.length, 1);
+      assert.ok(lines[0]!.includes(`review ${INBOX}`));
+
+      const down = await startReceiver('down');
+      try {
+        down.status = 500;
+        const withWebhook = await createNotifier({ ...base, env: { TOOLGATE_WEBHOOKS: `slack=${down.url}` } });
+        await assert.rejects(withWebhook.notify(pending({ requestId: 'r2' })), NotificationDeliveryError);
+        assert.equal(lines.length, 2, 'the console line was printed all the same');
+        assert.equal(down.received.length, 1);
+      } finally {
+        await down.close();
+      }
+    } finally {
+      await rm(stateDir, { recursive: true, force: true });
+    }
   });
 });
