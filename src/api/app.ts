@@ -14,6 +14,8 @@ import { decodeJwt } from 'jose';
 import type { Logger } from 'pino';
 import {
   DecisionBodySchema,
+  PreviewBodySchema,
+  eligibleGroups,
   FailureTypes,
   IDENTIFIER_PATTERN,
   decideUpdate,
@@ -34,6 +36,8 @@ import { metricsRegistry, refusedAttempts } from '../metrics.js';
 import type { DecisionSigner } from '../trust/signers.js';
 import { LaneFullError, Lanes } from './lanes.js';
 import { redactValue } from '../egress/redact.js';
+import { decide as decidePolicy } from '../policy/index.js';
+import type { PolicyStore } from '../policy-store.js';
 import { InvalidPageTokenError, MAX_WAITING_PAGE_SIZE, listWaitingFor } from '../approvals/waiting.js';
 import { AuditRecordError, buildAuditRecord } from '../audit/record.js';
 import { bearerToken, opsCovers, opsScope } from './ops.js';
@@ -60,6 +64,11 @@ export interface ApiDeps {
   logger: Logger;
   /** Extra routers mounted before the error handler (e.g. the agent API). */
   mount?: (app: express.Express) => void;
+  /**
+   * The policy files in force (the workers' own): lets approvers see a tool's argument schema and
+   * preview what policy would decide on edited arguments. Without it, neither is offered (404).
+   */
+  policy?: PolicyStore;
   /**
    * The remote codec endpoint at `/codec` (`POST /codec/decode`, `/codec/encode`) for the
    * Temporal UI: only for ops tokens (group `ops` or `ops:all`); CORS admits `uiOrigins`.
@@ -357,7 +366,45 @@ export function createApiApp(deps: ApiDeps): express.Express {
 
   router.get('/:requestId', async (req: Authed, res) => {
     const approver = req.approver as Approver;
-    res.json(approvalView(await loadStatus(requestIdParam(req), approver, 'api'), approver));
+    const status = await loadStatus(requestIdParam(req), approver, 'api');
+    const argsSchema = deps.policy?.current().policy?.manifest(status.tool)?.argsSchema;
+    res.json({ ...approvalView(status, approver), ...(argsSchema ? { argsSchema } : {}) });
+  });
+
+  /**
+   * What policy would decide on edited arguments, before the approver sends the edit: the policy
+   * files this API holds, applied to the request with the new arguments. Records nothing; the
+   * worker judges the real edit (with rate limits and kill switches, which a preview leaves out).
+   */
+  router.post('/:requestId/preview', async (req: Authed, res) => {
+    const approver = req.approver as Approver;
+    const policy = deps.policy?.current().policy;
+    if (!policy) throw new HttpError(404, 'not_found', 'no such route');
+    const body = PreviewBodySchema.safeParse(req.body ?? {});
+    if (!body.success) {
+      const issues = formatIssues(body.error);
+      throw new HttpError(400, 'invalid_body', issues.join('; '), issues.map((issue) => issue.split(':')[0] ?? ''));
+    }
+    const status = await loadStatus(requestIdParam(req), approver, 'api');
+    const view = approvalView(status, approver);
+    if (status.state !== 'pending_approval') throw new HttpError(409, 'not_pending', 'the request is not waiting for approval');
+    if (status.digest !== body.data.digest) throw new HttpError(409, 'digest_mismatch', 'the request changed since you read it; read it again');
+    if (!view.canDecide) throw new HttpError(403, 'not_eligible', 'you may not decide this request');
+    const decision = decidePolicy(policy, {
+      requestId: status.requestId,
+      actor: status.actor,
+      tenant: status.tenant,
+      environment: status.environment,
+      tool: status.tool,
+      args: body.data.args,
+      ...(status.onBehalfOf ? { onBehalfOf: status.onBehalfOf } : {}),
+      ...(status.reason === undefined ? {} : { reason: status.reason }),
+    });
+    logger.info({ requestId: status.requestId, approver: approver.id, outcome: decision.outcome, rule: decision.rule }, 'edit previewed');
+    res.json({
+      decision: { outcome: decision.outcome, risk: decision.risk, rule: decision.rule, reasons: redacted(decision.reasons), ...(decision.code ? { code: decision.code } : {}) },
+      ...(decision.approval ? { eligibleGroups: eligibleGroups(decision.approval, 0) } : {}),
+    });
   });
 
   router.post('/:requestId/decision', async (req: Authed, res) => {

@@ -134,7 +134,7 @@ async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, si
 }
 
 /** Starts the approval API; resolves with the listening server. */
-async function startApi(config: Config, logger: Logger, options: { devTrustedUiOrigins?: readonly string[] } = {}): Promise<{ server: Server; connection: Connection }> {
+async function startApi(config: Config, logger: Logger, options: { devTrustedUiOrigins?: readonly string[]; signal?: AbortSignal } = {}): Promise<{ server: Server; connection: Connection }> {
   const keyring = await codecKeyring(config);
   const connection = await Connection.connect({ address: config.temporalAddress });
   const client = new Client({ connection, namespace: config.namespace, dataConverter: dataConverterFor(keyring) });
@@ -153,8 +153,11 @@ async function startApi(config: Config, logger: Logger, options: { devTrustedUiO
     : undefined;
   if (!agentVerifier) logger.warn({ publicKeyFile: config.publicKeyFile }, 'no local token key: the agent API (/v1/tool-requests) is disabled');
   const signers = await loadFrontDoorKeys(config.stateDir);
+  // The same policy files as the workers: approvers see argument schemas and preview edits with them.
+  const policy = await loadPolicyStore(config, logger, options.signal);
   const app = createApiApp({
     client,
+    policy,
     verifier,
     decisions: signers.decisions,
     links: { verify: (token, expected) => linkVerifier.verifyLink(token, expected) },
@@ -272,7 +275,7 @@ program
       // The local UI has no login: on a loopback-only API, the codec trusts the dev UI's origin.
       const loopbackApi = /^(127\.|localhost$|::1$)/.test(config.apiHost);
       if (!loopbackApi) logger.warn({ apiHost: config.apiHost }, 'the API listens beyond loopback: the Temporal UI decodes payloads only with an ops token');
-      api = await startApi(config, logger, loopbackApi ? { devTrustedUiOrigins: uiOrigins } : {});
+      api = await startApi(config, logger, loopbackApi ? { devTrustedUiOrigins: uiOrigins, signal } : { signal });
       const workerDone = runWorker(config, logger, createExampleTools({ stateDir: config.stateDir }), signal, {
         // Approving locally needs no webhook: each waiting request's review link is printed here.
         notifyConsole: (text) => process.stdout.write(text),
@@ -368,7 +371,7 @@ program
     const config = loadConfig();
     const signal = onShutdown(logger);
     try {
-      const { server, connection } = await startApi(config, logger);
+      const { server, connection } = await startApi(config, logger, { signal });
       logger.info({ url: config.publicUrl }, 'approval API listening');
       await new Promise<void>((resolveStop) => onAbort(signal, () => resolveStop()));
       await closeServer(server);

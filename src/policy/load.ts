@@ -434,6 +434,7 @@ function buildManifest(
     adapter,
     digest,
     egress: manifest.egress ?? {},
+    ...(manifest.args && typeof manifest.args === 'object' ? { argsSchema: manifest.args } : {}),
   };
   return { entry, validate: schema.validate };
 }

@@ -25,6 +25,8 @@ export interface ToolManifestEntry {
    * execution activity filters results and destinations with. Part of `digest`. @default {}
    */
   egress: EgressConfig;
+  /** The entry's `args` JSON Schema as written: what approvers' edit forms are built from. */
+  argsSchema?: Record<string, unknown>;
 }
 
 /** How to reach a downstream MCP server. */

@@ -209,6 +209,14 @@ export const ApproverSchema = z.strictObject({
 export type Approver = z.infer<typeof ApproverSchema>;
 
 /** An approver's decision as the HTTP API accepts it. */
+/** The body of `POST /v1/approvals/:id/preview`: edited arguments to judge, against the proposal the approver read. */
+export const PreviewBodySchema = z.strictObject({
+  digest: z
+    .string({ error: 'digest must be a string' })
+    .regex(/^[a-f0-9]{64}$/, { error: 'digest must be the 64 hex characters of the proposal digest' }),
+  args: argsSchema,
+});
+
 export const DecisionBodySchema = z
   .strictObject({
     decision: z.enum(['approve', 'reject', 'edit'], { error: 'decision must be "approve", "reject" or "edit"' }),

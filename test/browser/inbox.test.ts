@@ -283,16 +283,17 @@ describe('the approver inbox of toolgate dev, in a browser', { timeout: 170_000 
     }
   });
 
-  test('edit and approve: the JSON editor, a preview with the diff, then the request completes with the edited arguments', async () => {
+  test('edit and approve: the form built from the argument schema, a preview with the diff and the policy decision, then the request completes with the edited arguments', async () => {
     const handle = handleOf('edit');
     const before = await statusOf(handle.requestId);
     const { context, page } = await signedIn(ALICE, EDIT_TEST);
     try {
       await page.goto(requestUrl(handle.requestId), { waitUntil: 'load' });
-      const editor = page.locator('#edit-args');
-      assert.deepEqual(JSON.parse(await editor.inputValue()), args.edit, 'the editor starts from the current arguments');
+      // One field per argument, from the tool's JSON schema, filled with the current values.
+      assert.equal(await page.locator('#edit-arg-title').inputValue(), args.edit.title, 'the form starts from the current arguments');
+      assert.equal(await page.locator('#edit-arg-priority option:checked').innerText(), args.edit.priority);
       const edited = { ...args.edit, priority: 'urgent' };
-      await editor.fill(JSON.stringify(edited, null, 2));
+      await page.selectOption('#edit-arg-priority', { label: 'urgent' });
       await page.fill('#edit-reason', 'a fire is urgent');
       await screenshot(page, EDIT_TEST, 'arguments edited');
       assert.equal(await submit(page, '#edit-preview-button', /\/edit\/preview$/), 200);
@@ -302,6 +303,8 @@ describe('the approver inbox of toolgate dev, in a browser', { timeout: 170_000 
       const rows = await page.evaluate<string[][]>("Array.from(document.querySelectorAll('#args-diff tbody tr'), (row) => [row.className, ...Array.from(row.cells, (cell) => cell.innerText)])");
       assert.deepEqual(rows, [['diff-changed', 'priority', 'changed', '"low"', '"urgent"']]);
       assert.deepEqual(JSON.parse(await textOf(page, '#edit-new-args')), edited);
+      // Policy's answer on the new arguments, before anything is sent.
+      assert.equal(await textOf(page, '#preview-outcome'), 'approve');
       assert.equal((await statusOf(handle.requestId)).edits.length, 0, 'a preview changes nothing');
 
       assert.equal(await submit(page, '#edit-submit-button', /\/decision$/), 303);

@@ -210,6 +210,8 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
     links: { verify: (token, expected) => linkVerifier.verifyLink(token, expected) },
     logger,
     codec: { codec: new AesGcmCodec(testKeyring), uiOrigins: ['http://127.0.0.1:8233'] },
+    // The API reads the same policy as the worker, for argument schemas and edit previews.
+    policy: policyStore,
     mount: (api) => {
       api.use('/v1/tool-requests', createAgentRouter({ frontDoor: new FrontDoor(env.client, requestSigner, options.taskQueue), verifier: agentVerifier, logger }));
       api.use('/v1/agent', createAgentIdentityRouter({ verifier: agentVerifier, logger }));

@@ -372,6 +372,32 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
   });
 
   describe('edit before approve', () => {
+    test('a preview tells the approver what policy would decide on edited arguments, and records nothing', async () => {
+      const handle = await gw.gateway.start(request('refund', { amount: 90, customer: 'c-7' }));
+      const { digest } = await pendingStatus(handle.requestId);
+      const manager = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
+      const view = await gw.api('GET', `/v1/approvals/${handle.requestId}`, { token: manager });
+      assert.equal(view.body.argsSchema?.properties?.amount?.type, 'integer', 'the view carries the tool\'s argument schema for the edit form');
+      const preview = (args: Record<string, unknown>, withDigest = digest) =>
+        gw.api('POST', `/v1/approvals/${handle.requestId}/preview`, { token: manager, body: { digest: withDigest, args } });
+      const huge = await preview({ amount: 500000, customer: 'c-7' });
+      assert.equal(huge.status, 200, JSON.stringify(huge.body));
+      assert.equal(huge.body.decision.outcome, 'deny');
+      assert.equal(huge.body.decision.rule, 'refund/no-huge-refunds');
+      const large = await preview({ amount: 5000, customer: 'c-7' });
+      assert.equal(large.body.decision.outcome, 'approve');
+      assert.deepEqual(large.body.eligibleGroups, ['finance'], 'a larger refund goes to finance');
+      const invalid = await preview({ amount: 'lots', customer: 'c-7' });
+      assert.equal(invalid.body.decision.outcome, 'deny');
+      assert.equal(invalid.body.decision.code, 'invalid_arguments');
+      assert.equal((await preview({ amount: 5, customer: 'c-7' }, 'f'.repeat(64))).status, 409, 'against a proposal the approver did not read');
+      const outsider = await gw.token({ sub: 'olaf', tenant: 'acme', groups: ['support'] });
+      assert.equal((await gw.api('POST', `/v1/approvals/${handle.requestId}/preview`, { token: outsider, body: { digest, args: { amount: 5, customer: 'c-7' } } })).status, 403);
+      const after = await gw.status(handle.requestId);
+      assert.equal(after.state, 'pending_approval');
+      assert.deepEqual([after.edits.length, after.approvals.length, after.digest], [0, 0, digest], 'a preview changes nothing');
+    });
+
     test('an edit is judged by policy again: one that policy denies ends denied, without a side effect', async () => {
       const handle = await gw.gateway.start(request('refund', { amount: 90, customer: 'c-5' }));
       const { digest } = await pendingStatus(handle.requestId);

@@ -106,9 +106,10 @@ function field(html: string, formId: string, name: string): string {
   const start = html.indexOf(`<form id="${formId}"`);
   assert.ok(start >= 0, `form ${formId} on the page`);
   const form = html.slice(start, html.indexOf('</form>', start));
-  const input = new RegExp(`<input[^>]*name="${name}" value="([^"]*)"`).exec(form);
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const input = new RegExp(`<input[^>]*name="${escaped}"[^>]*? value="([^"]*)"`).exec(form);
   if (input) return unescape(input[1]!);
-  const area = new RegExp(`<textarea[^>]*name="${name}"[^>]*>([^<]*)</textarea>`).exec(form);
+  const area = new RegExp(`<textarea[^>]*name="${escaped}"[^>]*>([^<]*)</textarea>`).exec(form);
   assert.ok(area, `field ${name} in ${formId}`);
   return unescape(area[1]!);
 }
@@ -335,20 +336,25 @@ describe('the approver inbox', { timeout: 240_000 }, () => {
     const first = await pending(handle.requestId);
     const browser = await signedIn({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
     const page = await browser.get(`/inbox/requests/${handle.requestId}`);
-    assert.deepEqual(JSON.parse(field(page.html, 'edit-form', 'args')), { amount: 90, customer: 'c-6' });
+    // The view carries the tool's argument schema: one field per argument, filled with the current values.
+    assert.equal(field(page.html, 'edit-form', 'mode'), 'fields');
+    assert.equal(field(page.html, 'edit-form', 'arg.amount'), '90');
+    assert.equal(field(page.html, 'edit-form', 'arg.customer'), 'c-6');
     const preview = await browser.post(`/inbox/requests/${handle.requestId}/edit/preview`, {
       csrf: field(page.html, 'edit-form', 'csrf'),
       digest: field(page.html, 'edit-form', 'digest'),
-      mode: 'json',
-      args: JSON.stringify({ amount: 80, customer: 'c-6' }),
+      mode: 'fields',
+      'arg.amount': '80',
+      'arg.customer': 'c-6',
       reason: 'partial refund',
     });
     assert.equal(preview.status, 200, preview.html);
     assertStrictPage(preview, 'edit preview');
     assert.match(preview.html, /<tr class="diff-changed"><td>amount<\/td><td>changed<\/td><td><code>90<\/code><\/td><td><code>80<\/code><\/td><\/tr>/);
     assert.doesNotMatch(preview.html, /<td>customer<\/td>/, 'an unchanged argument is not in the diff');
-    // No preview endpoint in the API yet: the page says the edit is judged on submit.
-    assert.match(preview.html, /id="policy-preview-unavailable"/);
+    // The API previews policy on the new arguments before anything is sent.
+    assert.match(preview.html, /id="policy-preview"/);
+    assert.match(preview.html, /<dd id="preview-outcome">approve<\/dd>/);
     assert.equal((await gw.status(handle.requestId)).edits.length, 0, 'a preview changes nothing');
     const res = await browser.post(`/inbox/requests/${handle.requestId}/decision`, {
       csrf: field(preview.html, 'edit-confirm-form', 'csrf'),
