@@ -15,6 +15,7 @@ import { writeReport, type BenchReport } from './lib/report.js';
 import type { BenchSizes, ResultRow, ScenarioResult } from './lib/types.js';
 import { approvalScenario } from './scenarios/approval.js';
 import { auditScenario } from './scenarios/audit.js';
+import { listingScenario } from './scenarios/listing.js';
 import { overheadScenario } from './scenarios/overhead.js';
 import { pendingScenario } from './scenarios/pending.js';
 import { policyScenario } from './scenarios/policy.js';
@@ -29,6 +30,7 @@ const SIZES: Record<'full' | 'tiny', BenchSizes> = {
     policy: { sizes: [10, 1_000, 10_000], decisions: 20_000, maxSecondsPerEngine: 4 },
     pending: { n: 10_000, maxCachedWorkflows: 250, checkpoints: 20, concurrency: 48, budgetSeconds: 330 },
     audit: { records: 100_000 },
+    listing: { n: 10_000, eligible: 50, concurrency: 48, warmup: 10, iterations: 200, budgetSeconds: 900, oldIterations: 1, oldBudgetSeconds: 60 },
   },
   tiny: {
     name: 'tiny',
@@ -38,6 +40,7 @@ const SIZES: Record<'full' | 'tiny', BenchSizes> = {
     policy: { sizes: [10, 100], decisions: 50, maxSecondsPerEngine: 1 },
     pending: { n: 10, maxCachedWorkflows: 4, checkpoints: 2, concurrency: 10, budgetSeconds: 120 },
     audit: { records: 200 },
+    listing: { n: 20, eligible: 5, concurrency: 10, warmup: 2, iterations: 20, budgetSeconds: 60, oldIterations: 3, oldBudgetSeconds: 10 },
   },
 };
 
@@ -62,6 +65,7 @@ const SCENARIOS: { id: number; name: string; needsServer: boolean; run: (bench: 
   { id: 4, name: 'policy decision latency', needsServer: false, run: (_b, s) => policyScenario(s) },
   { id: 5, name: 'pending approvals at scale', needsServer: true, run: (b, s) => pendingScenario(b as BenchServer, s) },
   { id: 6, name: 'audit export and verify', needsServer: false, run: (_b, s) => auditScenario(s) },
+  { id: 7, name: 'waiting-for-me listing', needsServer: true, run: (b, s) => listingScenario(b as BenchServer, s) },
 ];
 
 /** One row as a line of the progress log: its latencies, rate and ratio to the scenario's baseline, then its note. */

@@ -49,6 +49,12 @@ export interface BenchSizes {
   policy: { sizes: number[]; decisions: number; maxSecondsPerEngine: number };
   pending: { n: number; maxCachedWorkflows: number; checkpoints: number; concurrency: number; budgetSeconds: number };
   audit: { records: number };
+  /**
+   * Scenario 7: `n` pending requests, `eligible` of them (at most one page of 50) for the measured
+   * approver; created `concurrency` at once within `budgetSeconds`; `iterations` measured listings
+   * per system after `warmup`; the old way (a query per workflow) `oldIterations` times within `oldBudgetSeconds`.
+   */
+  listing: { n: number; eligible: number; concurrency: number; warmup: number; iterations: number; budgetSeconds: number; oldIterations: number; oldBudgetSeconds: number };
 }
 
 /** Checks `value` against `limit` with `op` and names the goal. */

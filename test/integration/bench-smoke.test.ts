@@ -18,7 +18,7 @@ import type { BenchReport } from '../../bench/lib/report.js';
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-test('every benchmark scenario runs at tiny size and writes well-formed results', { timeout: 120_000 }, async () => {
+test('every benchmark scenario runs at tiny size and writes well-formed results', { timeout: 180_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'toolgate-bench-smoke-'));
   try {
     await run(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--tiny'], {
@@ -31,7 +31,7 @@ test('every benchmark scenario runs at tiny size and writes well-formed results'
     assert.ok(report.machine.nproc > 0 && report.machine.loadAverage.length === 3, 'machine and load recorded');
     assert.deepEqual(
       report.scenarios.map((s) => s.id),
-      [1, 2, 3, 4, 5, 6],
+      [1, 2, 3, 4, 5, 6, 7],
     );
     for (const scenario of report.scenarios) {
       assert.ok(scenario.rows.length >= 2, `scenario ${scenario.id} compares at least two systems`);
@@ -69,6 +69,11 @@ test('every benchmark scenario runs at tiny size and writes well-formed results'
     // 5: every request waiting for approval completed after the worker restart (submitted and approved over HTTP).
     const resolved = scenario(5).goals.find((g) => g.goal.startsWith('requests resolved after the worker restart'));
     assert.equal(resolved?.value, 1, 'every pending request resolved after the restart');
+    // 7: "waiting for me" over HTTP beside the direct visibility query, every page holding exactly the approver's requests, no workflow asked.
+    assert.ok(/^toolgate \(GET \/v1\/approvals/.test(systems(7)[0] ?? ''), `scenario 7 measures the HTTP listing: ${systems(7).join(' | ')}`);
+    assert.ok(systems(7).some((name) => /^direct visibility query/.test(name)), `scenario 7 has the direct baseline: ${systems(7).join(' | ')}`);
+    assert.equal(scenario(7).goals.find((g) => g.goal.startsWith('workflow queries while listing'))?.value, 0, 'listing asked no workflow');
+    assert.equal(scenario(7).goals.find((g) => g.goal.startsWith('fewest items on a measured first page'))?.value, 1, 'every page held all eligible requests');
 
     const markdown = readFileSync(join(dir, 'tiny.md'), 'utf8');
     for (const scenario of report.scenarios) assert.match(markdown, new RegExp(`\\*\\*${scenario.id}\\. `));
