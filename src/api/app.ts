@@ -173,8 +173,25 @@ export function createApiApp(deps: ApiDeps): express.Express {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+  // Healthy means able to serve: Temporal answers and the namespace exists. Cached a second, so a
+  // load balancer polling it does not become load on Temporal.
+  let health: { at: number; answer: Promise<{ ok: boolean; detail: string }> } | undefined;
+  const checkTemporal = (): Promise<{ ok: boolean; detail: string }> => {
+    if (health && Date.now() - health.at < 1_000) return health.answer;
+    const namespace = client.options.namespace;
+    const answer = client.workflowService
+      .describeNamespace({ namespace })
+      .then(
+        () => ({ ok: true, detail: `namespace ${namespace} described` }),
+        (err: unknown) => ({ ok: false, detail: `Temporal did not describe namespace ${namespace}: ${(err as Error).message}` }),
+      );
+    const bounded = Promise.race([answer, new Promise<{ ok: boolean; detail: string }>((resolve) => setTimeout(() => resolve({ ok: false, detail: 'Temporal did not answer within 2 s' }), 2_000).unref())]);
+    health = { at: Date.now(), answer: bounded };
+    return bounded;
+  };
+  app.get('/healthz', async (_req, res) => {
+    const temporal = await checkTemporal();
+    res.status(temporal.ok ? 200 : 503).json({ status: temporal.ok ? 'ok' : 'unavailable', temporal: temporal.detail });
   });
   app.get('/metrics', async (_req, res) => {
     res.set('Content-Type', metricsRegistry.contentType).send(await metricsRegistry.metrics());

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { Command, InvalidArgumentError } from 'commander';
+import { hostname } from 'node:os';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Logger } from 'pino';
@@ -24,7 +25,7 @@ import { createNotifier } from '../notify/config.js';
 import { checkPolicyFiles, runPolicyTests } from '../policy/index.js';
 import { PolicyStore } from '../policy-store.js';
 import { createInboxRouter, inboxOptionsFromEnv } from '../inbox/index.js';
-import { IDENTIFIER_PATTERN, SEARCH_ATTRIBUTE_CLI_ARGS } from '../shared/index.js';
+import { IDENTIFIER_PATTERN, SEARCH_ATTRIBUTE_CLI_ARGS, TASK_QUEUE } from '../shared/index.js';
 import { KILL_SWITCH_CACHE_MS, KillSwitches } from '../kill-switch.js';
 import { requireTemporalCli } from '../temporal/cli.js';
 import { devExportLine, startDevServer } from '../temporal/dev-server.js';
@@ -347,6 +348,44 @@ function devBanner(config: Config, server: { address: string; uiUrl?: string }, 
     '',
   ].join('\n');
 }
+
+program
+  .command('health')
+  .description("Exit 0 when a worker on this host polls toolgate's task queue (a container health check)")
+  .option('--max-age <seconds>', 'how recently the poller must have been seen', '60')
+  .option('--task-queue <name>', 'the task queue', TASK_QUEUE)
+  .action(async (options: { maxAge: string; taskQueue: string }) => {
+    const maxAgeSeconds = Number(options.maxAge);
+    if (!Number.isFinite(maxAgeSeconds) || maxAgeSeconds <= 0) {
+      process.stderr.write(`--max-age must be a positive number of seconds, not ${options.maxAge}\n`);
+      process.exit(2);
+    }
+    const config = loadConfig();
+    const connection = await Connection.connect({ address: config.temporalAddress, connectTimeout: 5_000 }).catch((err: unknown) => {
+      process.stderr.write(`unhealthy: cannot reach Temporal at ${config.temporalAddress}: ${(err as Error).message}\n`);
+      process.exit(1);
+    });
+    try {
+      // A worker's identity is <pid>@<hostname>: in a container, this host's worker is this container's.
+      const host = hostname();
+      const { pollers } = await connection.workflowService.describeTaskQueue({ namespace: config.namespace, taskQueue: { name: options.taskQueue }, taskQueueType: 1 });
+      const seen = (pollers ?? []).filter((poller) => (poller.identity ?? '').endsWith(`@${host}`));
+      const freshest = Math.max(0, ...seen.map((poller) => Number(poller.lastAccessTime?.seconds ?? 0) * 1000));
+      const ageSeconds = (Date.now() - freshest) / 1000;
+      if (seen.length === 0 || ageSeconds > maxAgeSeconds) {
+        process.stderr.write(
+          seen.length === 0
+            ? `unhealthy: no worker of host ${host} polls task queue ${options.taskQueue} (${pollers?.length ?? 0} poller(s) of other hosts)\n`
+            : `unhealthy: the worker of host ${host} last polled ${Math.round(ageSeconds)} s ago (more than ${maxAgeSeconds} s)\n`,
+        );
+        process.exitCode = 1;
+        return;
+      }
+      process.stdout.write(`healthy: ${seen.map((poller) => poller.identity).join(', ')} polled ${Math.round(ageSeconds)} s ago\n`);
+    } finally {
+      await connection.close();
+    }
+  });
 
 program
   .command('worker')

@@ -4,7 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import pino from 'pino';
+import { createApiApp } from '../../src/api/app.js';
+import { ApproverTokenVerifier } from '../../src/auth/tokens.js';
+import type { DecisionSigner } from '../../src/trust/signers.js';
 import {
   ApprovalExpired,
   ApprovalRejected,
@@ -418,9 +425,26 @@ describe('toolgate gateway on a real Temporal server', { timeout: 180_000 }, () 
       digest = (await waitForState(gw, requestId, 'pending_approval')).digest ?? '';
     });
 
-    test('GET /healthz answers 200 without a token', async () => {
+    test('GET /healthz answers 200 without a token, and 503 naming Temporal when the namespace cannot be described', async () => {
       const res = await gw.api('GET', '/healthz');
       assert.equal(res.status, 200);
+      assert.match(res.body.temporal, /namespace default described/);
+      // The same API code over a namespace that does not exist: not able to serve, and it says why.
+      const app = createApiApp({
+        client: new Client({ connection: env.client.connection, namespace: 'no-such-namespace' }),
+        verifier: await ApproverTokenVerifier.fromPublicKeyPem(gw.approverPublicKeyPem),
+        decisions: undefined as unknown as DecisionSigner, // never reached by /healthz
+        logger: pino({ level: 'silent' }),
+      });
+      const server = app.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      try {
+        const answer = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/healthz`);
+        assert.equal(answer.status, 503);
+        assert.match(((await answer.json()) as { temporal: string }).temporal, /no-such-namespace/);
+      } finally {
+        server.close();
+      }
     });
 
     test('401 without a token, with a malformed one, and with one from another key', async () => {
