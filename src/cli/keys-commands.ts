@@ -1,9 +1,11 @@
 /** `toolgate keys init`: every key a deployment needs, created once, with who must hold which. */
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { defaultKeyPaths, ensureLocalKeyPair } from '../auth/tokens.js';
 import { defaultLinkKeyPaths } from '../auth/links.js';
 import { ensureEd25519KeyPair } from '../auth/keys.js';
+import { loadSessionKey } from '../inbox/index.js';
 import { defaultKeyringFile, ensureKeyringFile } from '../codec/index.js';
 import { loadConfig } from '../config.js';
 import { defaultTrustKeyPaths, loadSealSecret } from '../trust/keys.js';
@@ -30,6 +32,11 @@ export function registerKeysCommands(program: Command): void {
         [codec, (await ensureKeyringFile(codec)).created],
       ];
       await loadSealSecret(trust.sealFile, { create: true });
+      // The inbox's cookie key: every API replica must share it, or a session opened on one is refused by another.
+      const sessionFile = join(dir, 'keys', 'inbox-session.key');
+      const sessionExisted = existsSync(sessionFile);
+      await loadSessionKey(dir, { ...process.env, TOOLGATE_SESSION_KEY_FILE: '' });
+      made.push([sessionFile, !sessionExisted]);
       for (const [file, created] of made) process.stdout.write(`${created ? 'created ' : 'kept    '} ${file}\n`);
       process.stdout.write(
         [
@@ -40,6 +47,7 @@ export function registerKeysCommands(program: Command): void {
           `           TOOLGATE_REQUEST_SIGNING_KEY_FILE=${trust.request.privateKeyFile}`,
           `           TOOLGATE_DECISION_SIGNING_KEY_FILE=${trust.decision.privateKeyFile}`,
           `           TOOLGATE_LINK_PUBLIC_KEY_FILE=${link.publicKeyFile}`,
+          `           TOOLGATE_SESSION_KEY_FILE=${sessionFile}`,
           `           TOOLGATE_CODEC_KEYS_FILE=${codec}`,
           `  worker:  TOOLGATE_TRUSTED_REQUEST_KEYS=${trust.request.publicKeyFile}`,
           `           TOOLGATE_TRUSTED_DECISION_KEYS=${trust.decision.publicKeyFile}`,
