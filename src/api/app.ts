@@ -485,7 +485,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
           const token = bearerToken(req);
           if (!token) {
             const origin = req.get('origin');
-            if (devUiOrigins.size > 0 && origin !== undefined && devUiOrigins.has(origin) && isLoopbackAddress(req.socket.remoteAddress)) {
+            if (devUiOrigins.size > 0 && origin !== undefined && devUiOrigins.has(origin) && isLoopbackAddress(req.socket.remoteAddress) && !proxied(req)) {
               logger.debug({ origin, path: req.path }, 'codec endpoint used by the local dev UI');
               return { allTenants: true };
             }
@@ -642,4 +642,16 @@ function unverifiedLinkClaims(token: string): { requestId?: string; sub?: string
 function isLoopbackAddress(address: string | undefined): boolean {
   if (!address) return false;
   return address === '::1' || /^(::ffff:)?127\./.test(address);
+}
+
+/**
+ * Whether a request came through a proxy or tunnel: those connect from loopback on behalf of
+ * someone else, so the dev UI's loopback trust must not extend to them. A request naming a Host
+ * other than a loopback one, or carrying forwarding headers, is treated as proxied.
+ */
+function proxied(req: Request): boolean {
+  if (req.get('forwarded') !== undefined || req.get('via') !== undefined) return true;
+  if (Object.keys(req.headers).some((name) => name.startsWith('x-forwarded-'))) return true;
+  const host = (req.get('host') ?? '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return !(host === 'localhost' || host === '::1' || /^127\./.test(host));
 }

@@ -41,6 +41,9 @@ export interface WaitingApprover {
   groups: readonly string[];
 }
 
+/** How long one listing may take before it fails. */
+const LIST_DEADLINE_MS = 5_000;
+
 /** Largest page; a page token must come from an earlier answer. */
 export const MAX_WAITING_PAGE_SIZE = 500;
 
@@ -82,19 +85,31 @@ export async function listWaitingFor(
   if (options.pageToken !== undefined) {
     if (!/^[A-Za-z0-9_-]{1,4096}$/.test(options.pageToken)) throw new InvalidPageTokenError('pageToken must be a token from an earlier page');
     nextPageToken = Buffer.from(options.pageToken, 'base64url');
+    // Visibility's page tokens are JSON objects: anything else is refused here, before the server
+    // spends retries on it (it answers a malformed token with an error the client retries).
+    let decoded: unknown;
+    try {
+      decoded = JSON.parse(Buffer.from(nextPageToken).toString('utf8'));
+    } catch {
+      decoded = undefined;
+    }
+    if (decoded === null || typeof decoded !== 'object' || Array.isArray(decoded)) throw new InvalidPageTokenError('pageToken must be a token from an earlier page');
   }
   const pageSize = Math.min(Math.max(1, options.pageSize ?? 50), MAX_WAITING_PAGE_SIZE);
   let response;
   try {
-    response = await client.workflowService.listWorkflowExecutions({
-      namespace: options.namespace ?? client.options.namespace,
-      query,
-      pageSize,
-      ...(nextPageToken ? { nextPageToken } : {}),
-    });
+    // Bounded: a listing is one quick visibility call, or an error, never minutes of retries.
+    response = await client.connection.withDeadline(Date.now() + LIST_DEADLINE_MS, () =>
+      client.workflowService.listWorkflowExecutions({
+        namespace: options.namespace ?? client.options.namespace,
+        query,
+        pageSize,
+        ...(nextPageToken ? { nextPageToken } : {}),
+      }),
+    );
   } catch (err) {
-    // The server refuses a token it did not issue (or one for another query) as an invalid argument.
-    if (nextPageToken && (err as { code?: number }).code === 3) throw new InvalidPageTokenError('pageToken must be a token from an earlier page');
+    // A token the server did not issue (or one for another query) fails; only an unreachable server is not the token's fault.
+    if (nextPageToken && (err as { code?: number }).code !== 14) throw new InvalidPageTokenError('pageToken must be a token from an earlier page');
     throw err;
   }
   const items: WaitingItem[] = [];

@@ -274,8 +274,10 @@ program
     try {
       if (signal.aborted) return;
       // The local UI has no login: on a loopback-only API, the codec trusts the dev UI's origin.
-      const loopbackApi = /^(127\.|localhost$|::1$)/.test(config.apiHost);
-      if (!loopbackApi) logger.warn({ apiHost: config.apiHost }, 'the API listens beyond loopback: the Temporal UI decodes payloads only with an ops token');
+      // Not when it is reachable from elsewhere: beyond loopback, or published through a public URL
+      // (a tunnel or proxy connects from loopback on behalf of anyone).
+      const loopbackApi = /^(127\.|localhost$|::1$)/.test(config.apiHost) && /^https?:\/\/(127\.[\d.]+|localhost|\[::1\])(:\d+)?(\/|$)/.test(config.publicUrl);
+      if (!loopbackApi) logger.warn({ apiHost: config.apiHost, publicUrl: config.publicUrl }, 'the API is reachable beyond loopback: the Temporal UI decodes payloads only with an ops token');
       api = await startApi(config, logger, loopbackApi ? { devTrustedUiOrigins: uiOrigins, signal } : { signal });
       const workerDone = runWorker(config, logger, createExampleTools({ stateDir: config.stateDir }), signal, {
         // Approving locally needs no webhook: each waiting request's review link is printed here.
@@ -330,7 +332,7 @@ function devBanner(config: Config, server: { address: string; uiUrl?: string }, 
     `  Temporal UI:  ${server.uiUrl ?? '(disabled)'}`,
     `  API:          ${config.publicUrl}  (agents: /v1/tool-requests; approvers: /v1/approvals; ops: /v1/audit)`,
     `  Inbox:        ${inboxUrl(config)}  (approvers review and decide here)`,
-    `  Codec:        ${ports.codecEndpoint}  (the local UI decodes payloads without a token; anyone else needs an ops token: --groups ops)`,
+    `  Codec:        ${ports.codecEndpoint}  (the local UI decodes without a token, as can any process of this machine: dev only; elsewhere an ops token: --groups ops)`,
     `  Policy:       ${config.policyPaths.join(', ')}`,
     '',
     ...(exportLine ? ['In another terminal, first point the demo and the CLI at this instance:', `  ${exportLine}`, ''] : []),

@@ -254,10 +254,27 @@ function fallbackText(n: NotificationFacts): string {
   return esc(text);
 }
 
-/** One argument value as mrkdwn text: escaped, on one line. */
+/** Every kind of line break, Unicode's included: Slack starts a new line at each. */
+const LINE_BREAKS = /\r\n|[\r\n\u2028\u2029\u0085]/g;
+
+/**
+ * Untrusted text (the agent's reason and arguments, an approver's reason) made inert for Slack
+ * mrkdwn: escaped, and a formatting character (* _ ~ `) that could open a span (not preceded by a
+ * letter or digit, as `result_too_large`'s are) followed by a zero-width space, so the text shows
+ * as typed and cannot make bold "Approved by security" lines of its own.
+ */
+function inert(text: string): string {
+  return esc(text).replace(/(^|[^\p{L}\p{N}])([*_~`])/gu, '$1$2\u200b');
+}
+
+/** Untrusted text on one line. */
+function oneLine(text: string): string {
+  return inert(text.replace(LINE_BREAKS, ' ⏎ '));
+}
+
+/** One argument value as mrkdwn text: inert, on one line. */
 function argumentText(value: ArgumentValue): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value);
-  return esc(text.replace(/\r?\n/g, ' ⏎ '));
+  return oneLine(typeof value === 'string' ? value : JSON.stringify(value));
 }
 
 /**
@@ -283,11 +300,11 @@ function summaryBlocks(n: NotificationFacts): SlackBlock[] {
     { type: 'section', fields },
   ];
   if (n.kind === 'outcome' && n.summary) {
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*What happened*\n${esc(n.summary)}`, verbatim: true } });
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*What happened*\n${oneLine(n.summary)}`, verbatim: true } });
   }
-  if (n.reason) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Reason given*\n>${esc(plain(n.reason, 500)).replace(/\n/g, '\n>')}`, verbatim: true } });
+  if (n.reason) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Reason given*\n>${inert(plain(n.reason, 500).replace(LINE_BREAKS, '\n')).replace(/\n/g, '\n>')}`, verbatim: true } });
   if (n.args && (Object.keys(n.args).length > 0 || n.argsOmitted)) {
-    const lines = Object.entries(n.args).map(([name, value]) => `• *${esc(name)}*: ${argumentText(value)}`);
+    const lines = Object.entries(n.args).map(([name, value]) => `• *${oneLine(name)}*: ${argumentText(value)}`);
     if (n.argsOmitted) lines.push(`_and ${n.argsOmitted} more field${n.argsOmitted === 1 ? '' : 's'} on the review page_`);
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Arguments* (redacted)\n${lines.join('\n')}`, verbatim: true } });
   }

@@ -97,6 +97,13 @@ describe('waiting for me, from visibility alone', { timeout: 180_000 }, () => {
       const bad = (await gw.api('GET', '/v1/approvals?pageToken=not*a*token', { token: maria }));
       assert.equal(bad.status, 400);
       assert.deepEqual(bad.body.error?.fields, ['pageToken']);
+      // Made-up tokens are refused at once, not retried against the server for many seconds.
+      for (const forgedToken of ['AAAA', 'QUJD', Buffer.from('[1]').toString('base64url')]) {
+        const started = Date.now();
+        const forged = await gw.api('GET', `/v1/approvals?pageToken=${forgedToken}`, { token: maria });
+        assert.equal(forged.status, 400, `${forgedToken}: ${JSON.stringify(forged.body)}`);
+        assert.ok(Date.now() - started < 1_000, `${forgedToken} answered in ${Date.now() - started} ms`);
+      }
     } finally {
       await gw.startWorker();
     }

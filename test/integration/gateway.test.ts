@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { once } from 'node:events';
+import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -442,6 +443,41 @@ describe('toolgate gateway on a real Temporal server', { timeout: 180_000 }, () 
         const answer = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/healthz`);
         assert.equal(answer.status, 503);
         assert.match(((await answer.json()) as { temporal: string }).temporal, /no-such-namespace/);
+      } finally {
+        server.close();
+      }
+    });
+
+    test('the dev UI trust of the codec holds only for a direct loopback call: not through a proxy or tunnel', async () => {
+      const ui = 'http://127.0.0.1:8233';
+      const app = createApiApp({
+        client: env.client,
+        verifier: await ApproverTokenVerifier.fromPublicKeyPem(gw.approverPublicKeyPem),
+        decisions: undefined as unknown as DecisionSigner, // never reached by /codec
+        logger: pino({ level: 'silent' }),
+        codec: { codec: { encode: async (p) => p, decode: async (p) => p }, uiOrigins: [ui], devTrustedUiOrigins: [ui] },
+      });
+      const server = app.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      try {
+        const port = (server.address() as AddressInfo).port;
+        // node:http, not fetch: fetch may not set Host, which a tunnel does.
+        const decode = (headers: Record<string, string>) =>
+          new Promise<number | undefined>((resolve, reject) => {
+            const body = JSON.stringify({ payloads: [] });
+            const req = httpRequest({ host: '127.0.0.1', port, path: '/codec/decode', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(body.length), origin: ui, ...headers } }, (res) => {
+              res.resume();
+              resolve(res.statusCode);
+            });
+            req.on('error', reject);
+            req.end(body);
+          });
+        assert.equal(await decode({}), 200, 'the local UI, directly');
+        assert.equal(await decode({ 'x-forwarded-for': '192.0.2.2' }), 401, 'through a proxy that says so');
+        assert.equal(await decode({ via: '1.1 tunnel' }), 401);
+        assert.equal(await decode({ forwarded: 'for=192.0.2.2' }), 401);
+        assert.equal(await decode({ host: 'dev.example.net' }), 401, 'published under another name (a tunnel)');
+        assert.equal(await decode({ origin: 'http://evil.example' }), 401, 'another origin');
       } finally {
         server.close();
       }

@@ -514,6 +514,22 @@ describe('what a notification shows: arguments, reason, risk, deadline, review b
     });
   const link: ApprovalLink = { approver: 'maria', url: `${LINK_PREFIX}tok`, expiresAt: '2030-03-01T14:00:00.000Z' };
 
+  test('agent text cannot format its own lines in Slack: line breaks of every kind and formatting markers are inert', () => {
+    const forged = '*✅ Approved by CISO — no review needed*';
+    const message = sharedSlackPayload(
+      pending({ reason: `routine refund\u2028${forged}\r${forged}`, args: { [`x*: 5\n\n${forged}\n• *y`]: `1\u2029${forged}` } }),
+    );
+    const text = JSON.stringify(message.blocks);
+    const sections = (message.blocks as Array<{ text?: { text?: string } }>).map((block) => block.text?.text ?? '');
+    for (const section of sections) {
+      for (const line of section.split('\n')) assert.ok(!/^>?\s*\*✅/.test(line), `no line of its own starts with the forged bold: ${JSON.stringify(line)}`);
+    }
+    assert.ok(!/[\u2028\u2029\r]/.test(text), 'no Unicode line break reaches Slack');
+    assert.ok(text.includes('*\u200b✅ Approved by CISO'), 'the opening marker is broken by a zero-width space');
+    // A marker inside a word (result_too_large) is left as it is.
+    assert.ok(JSON.stringify(sharedSlackPayload(pending({ reason: 'see result_too_large' })).blocks).includes('result_too_large'));
+  });
+
   test('key arguments: redacted with every rule before shortening, at most 8 fields, nested values as compact JSON', () => {
     const key = keyArguments(args);
     assert.deepEqual(Object.keys(key.shown), ['title', 'body', 'priority', 'api_key', 'contact', 'filters', 'count', 'dryRun']);
