@@ -124,7 +124,7 @@ add('azure', () => `${pick(ALNUM, 3)}${pick(DIGITS, 1)}Q~${pick(`${ALNUM}_~.-`, 
 add('npm', () => `npm_${pick(ALNUM, 36)}`, ['json', 'env', 'log', 'yaml', 'plain'], 'npm_token');
 {
   const token = `npm_${pick(ALNUM, 36)}`;
-  positives.push({ family: 'npm', context: 'npmrc', text: `//registry.npmjs.org/:_authToken=${token}`, secret: token });
+  positives.push({ family: 'npm', context: 'npmrc', text: `//npm.pkg.example.com/:_authToken=${token}`, secret: token });
 }
 
 add('pypi', () => `pypi-AgEIcHlwaS5vcmc${pick(URLSAFE, 70)}`, ['json', 'env', 'log', 'yaml', 'code'], 'pypi_token');
@@ -308,7 +308,7 @@ const negatives = [
   ['npm', 'npm install @acme/reports@1.24.0', 'npm install with version'],
   // pypi
   ['pypi', 'pip install requests==2.32.3', 'pip install with version'],
-  ['pypi', 'https://pypi.org/project/requests/', 'PyPI URL'],
+  ['pypi', 'https://packages.example.org/project/requests/', 'package index URL'],
   // dockerhub
   ['dockerhub', 'docker pull acme/reports:1.24.0@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08', 'image digest'],
   ['dockerhub', 'dckr_pat_', 'empty Docker prefix'],
