@@ -30,7 +30,6 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { issueAgentToken, type AgentClaims } from '../../src/auth/agent-tokens.js';
 import { defaultLinkKeyPaths } from '../../src/auth/links.js';
@@ -41,7 +40,7 @@ import { requireTemporalCli } from '../../src/temporal/cli.js';
 import { findFreePort } from '../../src/temporal/dev-server.js';
 import { defaultTrustKeyPaths } from '../../src/trust/keys.js';
 import { buildTemporalServer, type TemporalServerPaths } from '../../scripts/cluster/build-temporal.js';
-import { REPO_ROOT, until, waitForOutput, type ManagedProcess, spawnToolgate } from '../helpers/processes.js';
+import { REPO_ROOT, manage, until, waitForOutput, type ManagedProcess, spawnToolgate } from '../helpers/processes.js';
 
 /** The namespace the cluster creates and every process uses. */
 export const CLUSTER_NAMESPACE = 'default';
@@ -363,36 +362,7 @@ interface TemporalServer {
 /** Spawns a long-running process whose output is appended to `logFile` and kept (the tail) for failure messages. */
 function spawnLogged(name: string, command: string, args: string[], logFile: string, options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ManagedProcess {
   const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const file = createWriteStream(logFile, { flags: 'a' });
-  let text = '';
-  const append = (chunk: Buffer): void => {
-    file.write(chunk);
-    text += chunk.toString('utf8');
-    if (text.length > 100_000) text = text.slice(-50_000);
-  };
-  child.stdout.on('data', append);
-  child.stderr.on('data', append);
-  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => {
-    file.end();
-    resolveExit(code);
-  }));
-  const alive = (): boolean => child.exitCode === null && child.signalCode === null;
-  return {
-    name,
-    child,
-    output: () => text,
-    exited,
-    async kill() {
-      if (alive()) child.kill('SIGKILL');
-      await exited;
-    },
-    async stop(graceMs = 15_000) {
-      if (alive()) child.kill('SIGTERM');
-      const outcome = await Promise.race([exited.then(() => 'exited' as const), sleep(graceMs, 'timeout' as const)]);
-      if (outcome === 'timeout') child.kill('SIGKILL');
-      return exited;
-    },
-  };
+  return manage(name, child, { log: createWriteStream(logFile, { flags: 'a' }) });
 }
 
 async function temporalCli(address: string, args: string[]): Promise<string> {
@@ -460,7 +430,7 @@ async function startTemporal(paths: TemporalServerPaths, pg: Postgres, dir: stri
     await server.kill();
     throw new Error(`${(err as Error).message}\nserver log tail:\n${server.output().slice(-4000)}`, { cause: err });
   }
-  return { address, process: server, stop: async () => void (await server.stop()) };
+  return { address, process: server, stop: async () => void (await server.stop(15_000)) };
 }
 
 /** Creates the namespace with an explicit retention and registers toolgate's search attributes, grouped by type. */

@@ -55,9 +55,14 @@ export function spawnToolgate(name: string, args: string[], env: NodeJS.ProcessE
   return manage(name, child);
 }
 
-function manage(name: string, child: ChildProcess): ManagedProcess {
+/**
+ * Wraps a spawned child: keeps the tail of its output (and copies all of it to `options.log`, if
+ * given, ended when the child exits) and gives it `kill`/`stop`.
+ */
+export function manage(name: string, child: ChildProcess, options: { log?: NodeJS.WritableStream } = {}): ManagedProcess {
   let text = '';
   const append = (chunk: Buffer): void => {
+    options.log?.write(chunk);
     text += chunk.toString('utf8');
     if (text.length > OUTPUT_KEPT_CHARS) text = text.slice(-OUTPUT_KEPT_CHARS);
   };
@@ -66,7 +71,7 @@ function manage(name: string, child: ChildProcess): ManagedProcess {
   const exited = new Promise<number | null>((resolveExit) => {
     if (child.exitCode !== null || child.signalCode !== null) resolveExit(child.exitCode);
     else child.once('exit', (code) => resolveExit(code));
-  });
+  }).finally(() => options.log?.end());
   const alive = (): boolean => child.exitCode === null && child.signalCode === null;
   return {
     name,
