@@ -18,9 +18,10 @@
 // dependencies beyond Node's own modules: it runs before anything else is known to work.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, constants, cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isExecutableFile } from '../../src/temporal/cli.js';
 
 /** The Temporal server version the project pins (the server of Temporal CLI 1.9.1). */
 export const TEMPORAL_SERVER_VERSION = '1.32.0';
@@ -65,16 +66,6 @@ function progress(message: string): void {
 function rel(path: string): string {
   const r = relative(PROJECT_ROOT, path);
   return r && !r.startsWith('..') ? r : path;
-}
-
-function isExecutableFile(path: string): boolean {
-  try {
-    if (!statSync(path).isFile()) return false;
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function tail(text: string, lines = 30): string {

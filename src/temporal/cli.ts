@@ -16,7 +16,8 @@ export class TemporalCliNotFound extends Error {
   }
 }
 
-function isExecutableFile(path: string): boolean {
+/** Whether `path` is a file this process may execute (on Windows: any file). */
+export function isExecutableFile(path: string): boolean {
   try {
     if (!statSync(path).isFile()) return false;
     if (EXE === '') accessSync(path, constants.X_OK);

@@ -7,26 +7,16 @@
  * Every step a test takes can be photographed with {@link screenshot}: PNGs land under
  * `test-artifacts/screenshots/<test>/<NN-step>.png` (gitignored), which CI keeps as artifacts.
  */
-import { accessSync, constants, statSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { delimiter, join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { REPO_ROOT } from './processes.js';
+import { isExecutableFile } from '../../src/temporal/cli.js';
 
 /** Where the screenshots of every browser test go (one folder per test). CI uploads this folder. */
 export const SCREENSHOT_ROOT = join(REPO_ROOT, 'test-artifacts', 'screenshots');
 
 const FALLBACK_CHROMIUM = '/usr/bin/chromium';
-
-function isExecutableFile(path: string): boolean {
-  try {
-    if (!statSync(path).isFile()) return false;
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * The Chromium binary: `TOOLGATE_CHROMIUM_PATH`, else `chromium`/`chromium-browser` on PATH, else
