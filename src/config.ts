@@ -1,5 +1,6 @@
 /** Process configuration from environment variables, validated at start-up with the variable named in every error. */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { msToNumber } from '@temporalio/common';
 import { z } from 'zod';
 import { defaultKeyPaths } from './auth/tokens.js';
 
@@ -19,7 +20,32 @@ const schema = z.object({
   TOOLGATE_TOKEN_PRIVATE_KEY_FILE: z.string().min(1).optional(),
   TOOLGATE_TOKEN_ISSUER: z.string().min(1).default('toolgate-local'),
   TOOLGATE_UI_ORIGINS: list.default([]),
+  TOOLGATE_RATE_LIMIT_STORE: z
+    .string()
+    .default('memory')
+    .refine((v) => v === 'memory' || /^postgres(ql)?:\/\//.test(v), { error: 'must be memory or a postgres:// connection URL' }),
+  TOOLGATE_RETENTION: duration('a retention such as 30d', 24 * 3600_000, '1 day').default('30d'),
+  TOOLGATE_AUDIT_ARCHIVE_DIR: z.string().min(1).optional(),
+  TOOLGATE_AUDIT_ARCHIVE_INTERVAL: duration('an interval such as 15m', 60_000, '1 minute').default('15m'),
+  TOOLGATE_METRICS_ADDRESS: z
+    .string()
+    .default('off')
+    .refine((v) => v === 'off' || /^[^\s:]+:\d{1,5}$/.test(v), { error: 'must be host:port or off' }),
 });
+
+/** A duration in Temporal's notation (`30d`, `15m`, `1h`) of at least `minMs`, kept as written. */
+function duration(expected: string, minMs: number, minText: string) {
+  return z.string().refine(
+    (text) => {
+      try {
+        return msToNumber(text as Parameters<typeof msToNumber>[0]) >= minMs;
+      } catch {
+        return false;
+      }
+    },
+    { error: `must be ${expected} (at least ${minText})` },
+  );
+}
 
 /** The validated configuration. */
 export interface Config {
@@ -35,6 +61,16 @@ export interface Config {
   tokenIssuer: string;
   /** Origins of the Temporal UI that may call the codec endpoint (CORS). */
   uiOrigins: string[];
+  /** Where rate-limit counters live: `memory` (one process) or a PostgreSQL URL shared by every worker. */
+  rateLimitStore: string;
+  /** How long the namespace keeps closed requests' histories (Temporal duration, e.g. `30d`). */
+  retention: string;
+  /** Where the audit archive (segments of the signed hash chain) is written and read. */
+  auditArchiveDir: string;
+  /** How often the archival schedule runs, in ms. */
+  auditArchiveIntervalMs: number;
+  /** `host:port` of the worker's Prometheus endpoint, or `off` (the default: `toolgate dev` and the API serve `/metrics` themselves). */
+  metricsAddress: string;
 }
 
 /** A configuration variable was invalid; the message names it and what was expected. */
@@ -65,5 +101,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     privateKeyFile: resolve(c.TOOLGATE_TOKEN_PRIVATE_KEY_FILE ?? localKeys.privateKeyFile),
     tokenIssuer: c.TOOLGATE_TOKEN_ISSUER,
     uiOrigins: c.TOOLGATE_UI_ORIGINS,
+    rateLimitStore: c.TOOLGATE_RATE_LIMIT_STORE,
+    retention: c.TOOLGATE_RETENTION,
+    auditArchiveDir: resolve(c.TOOLGATE_AUDIT_ARCHIVE_DIR ?? join(stateDir, 'audit-archive')),
+    auditArchiveIntervalMs: msToNumber(c.TOOLGATE_AUDIT_ARCHIVE_INTERVAL as Parameters<typeof msToNumber>[0]),
+    metricsAddress: c.TOOLGATE_METRICS_ADDRESS,
   };
 }
