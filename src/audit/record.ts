@@ -14,9 +14,13 @@ import type { Client } from '@temporalio/client';
 import type { LoadedDataConverter, Payload, SerializationContext } from '@temporalio/common';
 import { decodeFromPayloadsAtIndex, decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import type { temporal } from '@temporalio/proto';
+import type { createActivities } from '../../activities/index.js';
 import { redactText, redactValue } from '../egress/redact.js';
 import {
   AssertionError,
+  decideUpdate,
+  killSignal,
+  refreshTrustSignal,
   canonicalId,
   requestIdFromWorkflowId,
   verifyDecisionAssertion,
@@ -35,6 +39,39 @@ import {
 } from '../shared/index.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+
+/** The activities a request's workflow can call, by the names it proxies them under. */
+type RequestActivity = keyof ReturnType<typeof createActivities>;
+
+/**
+ * What the record makes of each activity of a request's workflow. Exhaustive over the activities
+ * the workflow proxies: renaming one, or adding one, does not compile until this map says how the
+ * record shows it — so the record can never silently lose the execution or the notifications.
+ * Local activities leave markers, which are recognised by the shape of their result.
+ */
+export const AUDITED_ACTIVITIES = {
+  loadTrustAnchors: 'marker',
+  evaluatePolicy: 'marker',
+  notifyApprovers: 'notification',
+  executeTool: 'execution',
+} as const satisfies Record<RequestActivity, 'marker' | 'notification' | 'execution'>;
+
+/** The signal of histories from before the trust boundary that carried a refused attempt (no definition exists any more). */
+const LEGACY_REFUSAL_SIGNAL = 'attemptRefused';
+
+/**
+ * The messages a request's workflow accepts that land in its history, and how the record reads
+ * them, named from the definitions the workflow registers. An integration test asks a running
+ * request for its registered handlers and fails on one missing here.
+ */
+export const AUDITED_MESSAGES = {
+  updates: { [decideUpdate.name]: 'decision' },
+  signals: { [killSignal.name]: 'kill order', [refreshTrustSignal.name]: 'trusted keys refresh', [LEGACY_REFUSAL_SIGNAL]: 'refused attempt (legacy)' },
+} as const;
+
+function activityRole(name: string): (typeof AUDITED_ACTIVITIES)[RequestActivity] | undefined {
+  return Object.hasOwn(AUDITED_ACTIVITIES, name) ? AUDITED_ACTIVITIES[name as RequestActivity] : undefined;
+}
 
 /** Longest result summary kept in a record, in characters of JSON. @default 2000 */
 export const RESULT_SUMMARY_CHARS = 2000;
@@ -292,7 +329,7 @@ export async function auditRecordFromHistory(
   const attemptsByUpdate = new Map<string, DecisionAttempt>();
   const usedJtis = new Set<string>();
   const legacyRefusals: RefusalRecord[] = [];
-  const scheduled = new Map<string, { type: string; input: unknown }>();
+  const scheduled = new Map<string, { type: string; role: ReturnType<typeof activityRole>; input: unknown }>();
   let execution: { runAs: string; idempotencyKey: string; attempts: number; startedAt?: string; finishedAt?: string } | undefined;
   let executed: { result: unknown; egress?: { bytes: number; redactions: Record<string, number> } } | undefined;
   let executionError: { type: string; message: string } | undefined;
@@ -333,7 +370,7 @@ export async function auditRecordFromHistory(
     } else if (event.workflowExecutionUpdateAcceptedEventAttributes) {
       const attrs = event.workflowExecutionUpdateAcceptedEventAttributes;
       const name = attrs.acceptedRequest?.input?.name;
-      if (name && name !== 'decide') continue;
+      if (name && name !== decideUpdate.name) continue;
       const input = await first<unknown>(converter, attrs.acceptedRequest?.input?.args?.payloads).catch(() => undefined);
       const parsed = decisionOf(input);
       if (!parsed) continue;
@@ -375,41 +412,43 @@ export async function auditRecordFromHistory(
       }
     } else if (event.workflowExecutionSignaledEventAttributes) {
       const attrs = event.workflowExecutionSignaledEventAttributes;
-      if (attrs.signalName === 'attemptRefused') {
+      if (attrs.signalName === LEGACY_REFUSAL_SIGNAL) {
         const refusal = await first<RefusalRecord>(converter, attrs.input?.payloads);
         if (refusal) {
           legacyRefusals.push(refusal);
           timeline.push({ at, event: `refused a decision by ${refusal.approverId ?? `unverified ${refusal.claimedId ?? 'caller'}`}: ${refusal.code}` });
         }
       } else {
-        timeline.push({ at, event: `signal ${attrs.signalName ?? '?'}` });
+        const known = attrs.signalName && Object.hasOwn(AUDITED_MESSAGES.signals, attrs.signalName) ? AUDITED_MESSAGES.signals[attrs.signalName] : undefined;
+        timeline.push({ at, event: known ? `signal ${attrs.signalName}: ${known}` : `signal ${attrs.signalName ?? '?'}` });
       }
     } else if (event.activityTaskScheduledEventAttributes) {
       const attrs = event.activityTaskScheduledEventAttributes;
       const type = attrs.activityType?.name ?? '?';
       const input = await first<unknown>(converter, attrs.input?.payloads).catch(() => undefined);
-      scheduled.set(id, { type, input });
-      if (type === 'executeTool') {
+      const role = activityRole(type);
+      scheduled.set(id, { type, role, input });
+      if (role === 'execution') {
         const i = input as { runAs: string; idempotencyKey: string };
         execution = { runAs: i.runAs, idempotencyKey: i.idempotencyKey, attempts: 0, startedAt: at };
         timeline.push({ at, event: `execution scheduled as ${i.runAs}` });
-      } else if (type === 'notifyApprovers') {
+      } else if (role === 'notification') {
         const n = input as { kind?: string; groups?: string[] };
         timeline.push({ at, event: `notified ${n.groups?.join(', ') || 'nobody'} (${n.kind ?? '?'})` });
       }
     } else if (event.activityTaskStartedEventAttributes) {
       const attrs = event.activityTaskStartedEventAttributes;
-      if (scheduled.get(String(attrs.scheduledEventId ?? ''))?.type === 'executeTool' && execution) execution.attempts = attrs.attempt ?? 1;
+      if (scheduled.get(String(attrs.scheduledEventId ?? ''))?.role === 'execution' && execution) execution.attempts = attrs.attempt ?? 1;
     } else if (event.activityTaskCompletedEventAttributes) {
       const attrs = event.activityTaskCompletedEventAttributes;
-      if (scheduled.get(String(attrs.scheduledEventId ?? ''))?.type === 'executeTool') {
+      if (scheduled.get(String(attrs.scheduledEventId ?? ''))?.role === 'execution') {
         executed = await first<typeof executed>(converter, attrs.result?.payloads);
         if (execution) execution.finishedAt = at;
         timeline.push({ at, event: `tool executed (${execution?.attempts ?? '?'} attempt(s))` });
       }
     } else if (event.activityTaskFailedEventAttributes) {
       const attrs = event.activityTaskFailedEventAttributes;
-      if (scheduled.get(String(attrs.scheduledEventId ?? ''))?.type === 'executeTool') {
+      if (scheduled.get(String(attrs.scheduledEventId ?? ''))?.role === 'execution') {
         const err = await decodeOptionalFailureToOptionalError(converter, attrs.failure);
         const type = (err as { type?: string } | undefined)?.type ?? err?.name ?? 'ActivityFailure';
         executionError = { type, message: redactText(err?.message ?? '') };

@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { SignJWT, base64url, exportPKCS8, generateKeyPair } from 'jose';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { canonicalDigest } from '../../src/approvals/digest.js';
+import { AUDITED_MESSAGES } from '../../src/audit/record.js';
 import { issueApproverToken } from '../../src/auth/tokens.js';
 import { ToolDenied } from '../../src/client/index.js';
 import { FailureTypes, HISTORY_BOUNDS, type RequestStatus, type ToolRequestInput } from '../../src/shared/index.js';
@@ -478,5 +479,18 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
     assert.equal((await decide(handle.requestId, manager, { decision: 'approve', digest })).status, 200);
     assert.equal((await handle.outcome()).status, 'completed');
     assert.equal(effectsOf(handle.workflowId), 1);
+  });
+
+  test('every signal and update a waiting request accepts is one its audit record reads', async () => {
+    const handle = await gw.gateway.start(request('refund', { amount: 98, customer: 'c-9' }));
+    await pendingStatus(handle.requestId);
+    // The SDK's built-in query lists the handlers the workflow registered, by their real names.
+    const metadata = await gw.ops.workflow.getHandle(handle.workflowId).query<{ definition?: { signalDefinitions?: { name?: string }[]; updateDefinitions?: { name?: string }[] } }>('__temporal_workflow_metadata');
+    const names = (defs: { name?: string }[] | undefined) => (defs ?? []).map((d) => d.name ?? '').filter((n) => !n.startsWith('__'));
+    const signals = names(metadata.definition?.signalDefinitions);
+    const updates = names(metadata.definition?.updateDefinitions);
+    assert.ok(signals.length > 0 && updates.length > 0, JSON.stringify(metadata));
+    for (const name of signals) assert.ok(Object.hasOwn(AUDITED_MESSAGES.signals, name), `signal ${name} is not read by the audit record`);
+    for (const name of updates) assert.ok(Object.hasOwn(AUDITED_MESSAGES.updates, name), `update ${name} is not read by the audit record`);
   });
 });

@@ -8,14 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import type { LoadedDataConverter, Payload } from '@temporalio/common';
 import { decodeFromPayloadsAtIndex, encodeToPayloads, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { temporal } from '@temporalio/proto';
-import { auditRecordFromHistory, formatAuditRecord, refusalCode } from '../../src/audit/record.js';
+import { createActivities, type ActivityDeps } from '../../activities/index.js';
+import { AUDITED_ACTIVITIES, AUDITED_MESSAGES, auditRecordFromHistory, formatAuditRecord, refusalCode } from '../../src/audit/record.js';
 import { showTarget } from '../../src/cli/audit-commands.js';
 import { dataConverterFor, parseKeyringEnv } from '../../src/codec/index.js';
 
@@ -258,5 +259,35 @@ describe('audit records of histories of the current workflow', () => {
     const verdicts = record.timeline.filter((t) => t.event.startsWith('maria approved')).map((t) => t.event.replace(/ with key .*/, ''));
     assert.deepEqual(verdicts, ['maria approved (via api); signed decision verified', 'maria approved (via api); decision NOT verified: replayed']);
     assert.equal(record.approvals[0]!.verified, true);
+  });
+});
+
+describe('the record reads every activity and message by the names the workflow uses', () => {
+  test('the activities the worker registers are exactly the ones the record knows what to make of', () => {
+    // Only the names matter here; nothing is called.
+    const registered = Object.keys(createActivities({} as ActivityDeps)).sort();
+    assert.deepEqual(registered, Object.keys(AUDITED_ACTIVITIES).sort());
+  });
+
+  test('every activity, signal and update in every recorded history is one the record handles', async () => {
+    const seen = { activities: new Set<string>(), signals: new Set<string>(), updates: new Set<string>() };
+    for (const version of await readdir(HISTORIES)) {
+      for (const file of (await readdir(join(HISTORIES, version))).filter((f) => f.endsWith('.json'))) {
+        const history = historyFromJSON(JSON.parse(await readFile(join(HISTORIES, version, file), 'utf8')));
+        for (const event of history.events ?? []) {
+          const activity = event.activityTaskScheduledEventAttributes?.activityType?.name;
+          if (activity) seen.activities.add(activity);
+          const signal = event.workflowExecutionSignaledEventAttributes?.signalName;
+          if (signal) seen.signals.add(signal);
+          const update = event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name;
+          if (update) seen.updates.add(update);
+        }
+      }
+    }
+    // The fixtures do exercise these kinds of events; otherwise this test would prove nothing.
+    assert.ok(seen.activities.has('executeTool') && seen.activities.has('notifyApprovers') && seen.updates.size > 0, JSON.stringify([...seen.activities, ...seen.signals, ...seen.updates]));
+    for (const name of seen.activities) assert.ok(Object.hasOwn(AUDITED_ACTIVITIES, name), `activity ${name} is not read by the audit record`);
+    for (const name of seen.signals) assert.ok(Object.hasOwn(AUDITED_MESSAGES.signals, name), `signal ${name} is not read by the audit record`);
+    for (const name of seen.updates) assert.ok(Object.hasOwn(AUDITED_MESSAGES.updates, name), `update ${name} is not read by the audit record`);
   });
 });
