@@ -110,6 +110,9 @@ function hostForAddress(ip: string): string {
   return ip.includes(':') && !ip.startsWith('[') ? `[${ip}]` : ip;
 }
 
+/** SQLite pragmas of the file-backed dev server (see the comment where they are passed). */
+export const DEV_SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'] as const;
+
 /**
  * Starts `temporal server start-dev` and resolves once the frontend serves requests, the namespace
  * exists and the requested search attributes are registered; rejects with {@link DevServerStartError}
@@ -132,6 +135,11 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     const dbFile = resolve(opts.dbFile);
     mkdirSync(dirname(dbFile), { recursive: true });
     args.push('--db-filename', dbFile);
+    // WAL with synchronous=normal: a commit is durable once in the write-ahead log, without a full
+    // fsync per write. It survives a crash of the server process; a power loss may lose the last
+    // transactions (not corrupt the file). The default (rollback journal, full sync) costs about
+    // 1.7× per workflow on this kind of disk, for a dev server.
+    for (const pragma of DEV_SQLITE_PRAGMAS) args.push('--sqlite-pragma', pragma);
   }
   if (uiPort !== undefined) {
     args.push('--ui-port', String(uiPort), '--ui-disable-news-fetch');
