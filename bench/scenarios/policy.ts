@@ -2,14 +2,19 @@
  * Scenario 4 — policy decision latency, in process, at N tools each with one CEL rule (N = 10,
  * 1,000, 10,000 at full size): toolgate's `decide()` against the same decisions written for
  * Cedar (`@cedar-policy/cedar-wasm`, policies pre-parsed once), casbin (one policy line per outcome,
- * matcher over request attributes, three policy lines per tool) and a hand-written JS predicate per tool. Every engine answers
- * the same requests; their outcomes are cross-checked.
+ * matcher over request attributes, three policy lines per tool) and a floor: the same policy documents
+ * compiled once into one JS closure per tool (ajv for the argument schema, sets for roles and
+ * environments, the rule's condition compiled to a closure). The floor does the same work toolgate does
+ * minus CEL's interpreter and the decision's explanation, so toolgate ÷ floor is the price of those.
+ * Every engine answers the same requests; their outcomes are cross-checked.
  *
  * The decision: tool t<i> is allowed in production for role agent_runtime; an agent asking for an
  * amount over 1000 needs approval; everything else is denied.
  */
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { Ajv } from 'ajv';
 import { newEnforcer, newModelFromString, StringAdapter } from 'casbin';
+import { parse as parseYaml } from 'yaml';
 import { decide, parsePolicy } from '../../src/policy/index.js';
 import type { ToolRequest } from '../../src/shared/index.js';
 import { log, status } from '../lib/progress.js';
@@ -119,18 +124,67 @@ m = r.obj == p.obj && r.role == p.role && r.env == p.env && (p.kind == "*" || r.
   };
 }
 
-function predicateEngine(n: number): Engine {
-  type Predicate = (request: ToolRequest) => Outcome;
-  const tools = new Map<string, Predicate>();
-  for (let i = 0; i < n; i++) {
-    tools.set(`t${i}`, (request) => {
-      const { amount, region } = request.args;
-      if (typeof amount !== 'number' || !Number.isInteger(amount) || typeof region !== 'string') return 'deny';
-      if (request.environment !== 'production' || !request.actor.roles.includes('agent_runtime')) return 'deny';
-      return amount > 1000 && request.actor.type === 'agent' ? 'approve' : 'allow';
-    });
+/** The name of the floor engine, which the ratios are taken against. */
+const FLOOR = 'same policy compiled to JS closures';
+
+interface FloorTool {
+  allowed_roles: string[];
+  environments: string[];
+  rules: { when: string; approval: string }[];
+}
+
+type Scope = { args: Record<string, unknown>; actor: ToolRequest['actor'] };
+
+/**
+ * The rule's CEL condition compiled to a closure, the classic closure-compilation way: each
+ * `path op literal` clause becomes a function with its operator and operand fixed, and `&&` a
+ * conjunction of them. The benchmark's rules use only that subset; anything else is refused rather
+ * than compiled wrongly.
+ */
+function compileCondition(when: string): (scope: Scope) => boolean {
+  const clauses = when.split('&&').map((clause) => {
+    const match = /^\s*(args|actor)\.(\w+)\s*(==|>)\s*(\d+|"[^"]*")\s*$/.exec(clause);
+    if (!match) throw new Error(`the floor engine cannot compile ${clause}`);
+    const [, root, field, op, literal] = match as unknown as [string, 'args' | 'actor', string, '==' | '>', string];
+    const value: unknown = literal.startsWith('"') ? literal.slice(1, -1) : Number(literal);
+    const read = (scope: Scope): unknown => (scope[root] as Record<string, unknown>)[field];
+    return op === '==' ? (scope: Scope) => read(scope) === value : (scope: Scope) => (read(scope) as number) > (value as number);
+  });
+  return (scope) => clauses.every((clause) => clause(scope));
+}
+
+function floorEngine(n: number): Engine {
+  const ajv = new Ajv({ allErrors: false });
+  const tools = new Map<string, (request: ToolRequest) => Outcome>();
+  // A careful compiler emits one function per distinct schema and condition: tools that share them
+  // share the code, and call sites stay monomorphic.
+  const validators = new Map<string, ReturnType<typeof ajv.compile>>();
+  const conditions = new Map<string, (scope: Scope) => boolean>();
+  const once = <T>(cache: Map<string, T>, key: string, make: () => T): T => {
+    let value = cache.get(key);
+    if (value === undefined) cache.set(key, (value = make()));
+    return value;
+  };
+  for (const { text } of toolgatePolicyFiles(n)) {
+    const doc = parseYaml(text) as { tools: Record<string, FloorTool>; manifest: Record<string, { args: object }> };
+    for (const [name, tool] of Object.entries(doc.tools)) {
+      const schema = doc.manifest[name]!.args;
+      const validArgs = once(validators, JSON.stringify(schema), () => ajv.compile(schema));
+      const roles = new Set(tool.allowed_roles);
+      const environments = new Set(tool.environments);
+      const rules = tool.rules.map((rule) => ({
+        when: once(conditions, rule.when, () => compileCondition(rule.when)),
+        approval: rule.approval,
+      }));
+      tools.set(name, (request) => {
+        if (!environments.has(request.environment) || !request.actor.roles.some((role) => roles.has(role)) || !validArgs(request.args)) return 'deny';
+        const scope = { args: request.args, actor: request.actor };
+        for (const rule of rules) if (rule.when(scope)) return rule.approval === 'none' ? 'allow' : 'approve';
+        return 'allow';
+      });
+    }
   }
-  return { name: 'hand-written JS predicate', decide: (request) => tools.get(request.tool)?.(request) ?? 'deny' };
+  return { name: FLOOR, decide: (request) => tools.get(request.tool)?.(request) ?? 'deny' };
 }
 
 /** Deterministic pseudo-random requests: mostly allowed, some needing approval, some denied. */
@@ -179,7 +233,7 @@ export async function policyScenario(sizes: BenchSizes): Promise<ScenarioResult>
   for (const n of sizes.policy.sizes) {
     status(`policy: building ${n} tools for each engine`);
     const builds: { engine: Engine; buildMs: number }[] = [];
-    for (const build of [toolgateEngine, cedarEngine, casbinEngine, predicateEngine]) {
+    for (const build of [toolgateEngine, cedarEngine, casbinEngine, floorEngine]) {
       const t0 = performance.now();
       const engine = await build(n);
       builds.push({ engine, buildMs: since(t0) });
@@ -191,10 +245,11 @@ export async function policyScenario(sizes: BenchSizes): Promise<ScenarioResult>
     });
     const [tg, ...peers] = results;
     if (!tg) throw new Error('no toolgate result');
-    const fastest = peers.reduce((best, peer) => (peer.summary.p50 < best.summary.p50 ? peer : best));
-    const libraries = peers.filter((peer) => peer.engine.name !== 'hand-written JS predicate');
-    const fastestLibrary = libraries.reduce((best, peer) => (peer.summary.p50 < best.summary.p50 ? peer : best), libraries[0] ?? fastest);
-    notes.push(`${n} tools: toolgate p50 is ${ratio(fastestLibrary.summary.p50, tg.summary.p50)}× faster than the fastest policy library (${fastestLibrary.engine.name}).`);
+    const floor = peers.find((peer) => peer.engine.name === FLOOR);
+    if (!floor) throw new Error('no floor result');
+    for (const library of peers.filter((peer) => peer !== floor)) {
+      notes.push(`${n} tools: toolgate p50 ÷ ${library.engine.name} p50 = 1/${ratio(library.summary.p50, tg.summary.p50)} (toolgate is that many times faster).`);
+    }
     for (const result of results) {
       const agree = result.outcomes.filter((outcome, i) => outcome === tg.outcomes[i]).length;
       const compared = Math.min(result.outcomes.length, tg.outcomes.length);
@@ -205,25 +260,27 @@ export async function policyScenario(sizes: BenchSizes): Promise<ScenarioResult>
         p99: result.summary.p99,
         throughput: round(1000 / result.summary.mean),
         throughputUnit: 'decisions/s (1 core)',
-        ratio: ratio(result.summary.p50, fastest.summary.p50),
+        ratio: ratio(result.summary.p50, floor.summary.p50),
         note: `built in ${Math.round(result.buildMs)} ms; agrees with toolgate on ${agree}/${compared}`,
         extra: { tools: n, rules: n, buildMs: result.buildMs, ...result.summary },
       });
       if (agree !== compared) notes.push(`${n} tools: ${result.engine.name} disagrees with toolgate on ${compared - agree} of ${compared} requests.`);
     }
-    goals.push(goal(`toolgate p50 / fastest peer (${fastest.engine.name}) at ${n}`, ratio(tg.summary.p50, fastest.summary.p50), '<=', 1.5));
+    // Reported, not a goal: the price of interpreting CEL and explaining the decision.
+    notes.push(`${n} tools: toolgate p50 ÷ compiled-closure floor p50 = ${ratio(tg.summary.p50, floor.summary.p50)}.`);
     toolgateP50.push(tg.summary.p50);
     toolgateP99AtLargest = tg.summary.p99;
-    log(`  policy ${n} tools: toolgate p50 ${tg.summary.p50.toFixed(4)} ms, fastest peer ${fastest.engine.name} ${fastest.summary.p50.toFixed(4)} ms`);
+    log(`  policy ${n} tools: toolgate p50 ${tg.summary.p50.toFixed(4)} ms, floor ${floor.summary.p50.toFixed(4)} ms`);
   }
   const largest = sizes.policy.sizes.at(-1) ?? 0;
   const smallest = sizes.policy.sizes[0] ?? 0;
-  goals.push(goal(`toolgate p99 at ${largest} (ms)`, toolgateP99AtLargest, '<', 1));
+  // Issue goal: p99 under 10 µs at 10,000 tools.
+  goals.push(goal(`toolgate p99 at ${largest} (ms)`, toolgateP99AtLargest, '<', 0.01));
   goals.push(goal(`toolgate p50 at ${largest} / p50 at ${smallest}`, ratio(toolgateP50.at(-1) ?? Number.NaN, toolgateP50[0] ?? Number.NaN), '<=', 10));
   return {
     id: 4,
     name: 'Policy decision latency (in process)',
-    baseline: 'the fastest peer at each size',
+    baseline: 'the same policy compiled to JS closures, at each size',
     ratioOf: 'p50',
     rows,
     goals,
