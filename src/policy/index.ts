@@ -6,4 +6,15 @@ export { decide } from './decide.js';
 export { runPolicyTests, type PolicyTestResult } from './policy-tests.js';
 export { checkPolicyFiles } from './check.js';
 export { MAX_POLICY_FILE_BYTES, MAX_ALIASES } from './source.js';
-export { RateLimiter, parseRate, type RateLimitRule, type RateLimited } from './limits.js';
+export {
+  RateLimits,
+  RateLimitStoreError,
+  RATE_LIMIT_TABLE,
+  MEMORY_STORE_MAX_KEYS,
+  libraryWindow,
+  parseRate,
+  type RateLimitStore,
+  type RateLimitRule,
+  type RateLimited,
+  type PostgresRateLimitOptions,
+} from './limits.js';

@@ -17,7 +17,8 @@
  *   into a secrets directory, and each process is given, by variable, exactly the files its role
  *   needs (see {@link WORKER_SECRETS} and {@link API_SECRETS}); its own state directory stays
  *   empty of keys, so nothing is created silently. Inherited TOOLGATE_* and TEMPORAL_* variables
- *   of the caller are not passed on.
+ *   of the caller are not passed on. The workers count rate limits in the same PostgreSQL
+ *   (database {@link RATE_LIMIT_DB}), so a limit holds across both.
  *
  * Every process is ended by {@link Cluster.close}, and also if the process that started the
  * cluster dies without closing it: a small watchdog shell (its own pid the only one it watches)
@@ -48,7 +49,10 @@ export const CLUSTER_NAMESPACE = 'default';
 export const CLUSTER_RETENTION = '30d';
 const TEMPORAL_DB = 'temporal';
 const VISIBILITY_DB = 'temporal_visibility';
-const PG_USER = 'temporal';
+/** The database the workers keep their shared rate-limit counters in (TOOLGATE_RATE_LIMIT_STORE). */
+export const RATE_LIMIT_DB = 'toolgate';
+/** The PostgreSQL superuser of the private instance (trust authentication on loopback, no password). */
+export const PG_USER = 'temporal';
 
 /** Options of {@link startCluster}. */
 export interface ClusterOptions {
@@ -78,6 +82,11 @@ export interface ClusterMember {
   start(): Promise<number>;
 }
 
+/** A worker slot: a member with its Prometheus endpoint (TOOLGATE_METRICS_ADDRESS; the port stays the same across restarts). */
+export interface ClusterWorker extends ClusterMember {
+  readonly metricsUrl: string;
+}
+
 /** An API slot: a member with its base URL (the port stays the same across restarts). */
 export interface ClusterApi extends ClusterMember {
   readonly url: string;
@@ -91,7 +100,7 @@ export interface Cluster {
   secretsDir: string;
   postgres: { port: number; socketDir: string };
   temporal: { address: string; version: string };
-  workers: ClusterMember[];
+  workers: ClusterWorker[];
   apis: ClusterApi[];
   /** How long each start-up step took, ms. */
   timings: Record<string, number>;
@@ -214,7 +223,8 @@ export async function ensurePostgres(log: (line: string) => void = () => undefin
   return installed;
 }
 
-interface Postgres {
+/** A private PostgreSQL instance started by {@link startPostgres}. */
+export interface Postgres {
   port: number;
   socketDir: string;
   dataDir: string;
@@ -222,7 +232,11 @@ interface Postgres {
   stop(): Promise<void>;
 }
 
-async function startPostgres(bin: string, dir: string): Promise<Postgres> {
+/**
+ * Starts a private PostgreSQL (initdb under `<dir>/postgres`, loopback TCP on a free port, trust
+ * authentication for {@link PG_USER}); `stop()` stops it. `bin` comes from {@link ensurePostgres}.
+ */
+export async function startPostgres(bin: string, dir: string): Promise<Postgres> {
   const home = join(dir, 'postgres');
   const dataDir = join(home, 'data');
   const socketDir = join(home, 'run');
@@ -272,6 +286,8 @@ async function applySchema(paths: TemporalServerPaths, pg: Postgres): Promise<vo
     await run(paths.sqlTool, [...common, '--db', db, 'setup-schema', '-v', '0.0']);
     await run(paths.sqlTool, [...common, '--db', db, 'update-schema', '-d', join(paths.schemaDir, schema, 'versioned')]);
   }
+  // toolgate's own database, for the workers' shared rate-limit counters (the table is created on first use).
+  await run(paths.sqlTool, [...common, '--db', RATE_LIMIT_DB, 'create-database']);
 }
 
 interface TemporalPorts {
@@ -618,6 +634,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const workerCount = options.workers ?? 2;
     const apiPorts = await Promise.all(Array.from({ length: apiCount }, () => findFreePort()));
     const apiUrls = apiPorts.map((port) => `http://127.0.0.1:${port}`);
+    const workerMetricsPorts = await Promise.all(Array.from({ length: workerCount }, () => findFreePort()));
     const stateDirs: string[] = [];
     const baseEnv = (name: string): NodeJS.ProcessEnv => {
       const stateDir = join(dir, 'processes', name);
@@ -641,13 +658,17 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         ...baseEnv(name),
         ...workerSecrets,
         TOOLGATE_POLICY: options.policy,
+        // Rate limits are counted in PostgreSQL, shared by the workers (trust auth: no password here).
+        TOOLGATE_RATE_LIMIT_STORE: `postgres://${PG_USER}@127.0.0.1:${pg.port}/${RATE_LIMIT_DB}`,
         // Links and review URLs in notifications point at the first API (any would do).
         TOOLGATE_PUBLIC_URL: apiUrls[0],
         TOOLGATE_LOG_LEVEL: 'info',
+        // Each worker's Prometheus endpoint (its counters and the Temporal SDK's), on loopback.
+        TOOLGATE_METRICS_ADDRESS: `127.0.0.1:${workerMetricsPorts[i]}`,
       };
       const slot = member(name, () => spawnToolgate(name, ['worker'], env), (worker) => waitForOutput(worker, /"msg":"worker running"/, 120_000), track);
       processes.push(slot);
-      return slot;
+      return Object.assign(slot, { metricsUrl: `http://127.0.0.1:${workerMetricsPorts[i]}/metrics` });
     });
     const apis = apiPorts.map((port, i): ClusterApi => {
       const name = `api-${String.fromCharCode(97 + i)}`;
