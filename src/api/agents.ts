@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AgentIdentity, AgentVerifier } from '../auth/agent-tokens.js';
 import { refusedAttempts } from '../metrics.js';
+import { activeTraceId, annotateActiveSpan, nameActiveSpan } from '../telemetry.js';
 import {
   ActorSchema,
   IDENTIFIER_PATTERN,
@@ -150,7 +151,14 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
       const issues = formatIssues(parsed.error);
       throw new AgentApiError(400, 'invalid_body', issues.join('; '), fieldsOf(issues));
     }
-    const { wait, actor, tenant, environment, onBehalfOf, ...fields } = parsed.data;
+    const { wait, actor, tenant, environment, onBehalfOf, ...given } = parsed.data;
+    // Tracing (no-ops when off): the request's trace id where the agent gave none is the trace it
+    // arrived in — only when the gateway picks the request id, because a request id the agent
+    // chose must name the same request whatever trace it is sent again in.
+    nameActiveSpan('POST /v1/tool-requests');
+    const traceId = given.traceId ?? (given.requestId === undefined ? activeTraceId() : undefined);
+    const fields = { ...given, ...(traceId === undefined ? {} : { traceId }) };
+    annotateActiveSpan({ requestId: fields.requestId, tool: fields.tool, tenant: agent.tenant, traceId });
     const mismatched = identityMismatches(agent, { actor, tenant, environment, onBehalfOf });
     if (mismatched.length > 0) {
       refusedAttempts.inc({ surface: 'agent_api', code: 'identity_mismatch' });
@@ -174,6 +182,7 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
       if (err instanceof AdmissionError) throw new AgentApiError(err.code === 'conflict' ? 409 : 400, err.code, err.message, err.fields);
       throw err;
     }
+    annotateActiveSpan({ requestId: admitted.request.requestId });
     logger.info({ requestId: admitted.request.requestId, tool: fields.tool, agent: agent.id, tenant: agent.tenant }, 'agent tool request admitted');
     await answer(req, res, admitted.request.requestId, admitted.handle, wait ?? 0, true, admitted.summary);
   });
@@ -190,6 +199,8 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
     if (typeof waitText === 'object' || Number.isNaN(wait) || !waitOk.success) {
       throw new AgentApiError(400, 'invalid_query', `wait must be a number of seconds from 0 to ${MAX_AGENT_WAIT_SECONDS}`, ['wait']);
     }
+    nameActiveSpan('GET /v1/tool-requests/:requestId');
+    annotateActiveSpan({ requestId, tenant: agent.tenant });
     const found = await frontDoor.find(agent, requestId);
     // A token narrowed to some tools reads only requests of those tools.
     if (!found || (agent.tools && !agent.tools.includes(found.tool ?? ''))) throw new AgentApiError(404, 'not_found', `no request ${requestId} of this agent`);

@@ -32,7 +32,7 @@ import {
 } from '../shared/index.js';
 import type { PayloadCodec } from '@temporalio/common';
 import { createCodecRouter } from '../codec/router.js';
-import { metricsRegistry, refusedAttempts } from '../metrics.js';
+import { metricsExposition, pendingApprovalsRegistry, refusedAttempts } from '../metrics.js';
 import type { DecisionSigner } from '../trust/signers.js';
 import { LaneFullError, Lanes } from './lanes.js';
 import { redactValue } from '../egress/redact.js';
@@ -193,8 +193,12 @@ export function createApiApp(deps: ApiDeps): express.Express {
     const temporal = await checkTemporal();
     res.status(temporal.ok ? 200 : 503).json({ status: temporal.ok ? 'ok' : 'unavailable', temporal: temporal.detail });
   });
+  // This process's metrics (and, in `toolgate dev`, its worker's and the Temporal SDK's), plus the
+  // requests waiting for approval across the deployment, counted by visibility at scrape time.
+  const pendingApprovals = pendingApprovalsRegistry(client, { logger });
   app.get('/metrics', async (_req, res) => {
-    res.set('Content-Type', metricsRegistry.contentType).send(await metricsRegistry.metrics());
+    const { contentType, text } = await metricsExposition([pendingApprovals]);
+    res.set('Content-Type', contentType).send(text);
   });
 
   /** The handle of a request of the approver's tenant: request ids are namespaced per tenant, so another tenant's request is never even addressed. */

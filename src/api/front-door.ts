@@ -25,6 +25,7 @@ import {
   type ToolRequest,
   type ToolRequestStart,
 } from '../shared/index.js';
+import { tracedClient } from '../telemetry.js';
 import type { RequestSigner } from '../trust/signers.js';
 
 /** The fields of a request an agent chooses; everything about who and where comes from its credential. */
@@ -66,11 +67,16 @@ export interface Admitted {
 
 /** Admits agents' requests and finds them again. */
 export class FrontDoor {
+  private readonly client: Client;
+
   constructor(
-    private readonly client: Client,
+    client: Client,
     private readonly signer: RequestSigner,
     private readonly taskQueue: string = TASK_QUEUE,
-  ) {}
+  ) {
+    // With tracing on (src/telemetry.ts), the workflow start carries the HTTP request's trace into the workflow.
+    this.client = tracedClient(client);
+  }
 
   /**
    * Admits a request of `agent`: builds it from the credential's identity and the agent's fields,

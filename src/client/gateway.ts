@@ -7,7 +7,9 @@
  * error; `gateway.start(request)` returns a handle for agents that do not block. The same
  * `requestId` twice is one request.
  */
+import { hasSubscribers } from 'node:diagnostics_channel';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { context, propagation } from '@opentelemetry/api';
 import type { AgentRequestView, ToolOutcome } from '../shared/index.js';
 import { GatewayRequestError, InvalidToolRequest, RequestConflict, ToolNotGranted, unwrapOutcome } from './errors.js';
 
@@ -141,7 +143,7 @@ export class ToolGateway {
       try {
         response = await this.fetchImpl(`${this.url}${path}`, {
           method,
-          headers: { authorization: `Bearer ${this.token}`, ...(json === undefined ? {} : { 'content-type': 'application/json' }) },
+          headers: { ...traceHeaders(), authorization: `Bearer ${this.token}`, ...(json === undefined ? {} : { 'content-type': 'application/json' }) },
           ...(json === undefined ? {} : { body: JSON.stringify(json) }),
         });
       } catch (err) {
@@ -174,4 +176,19 @@ export class ToolGateway {
       throw new GatewayRequestError(response.status, code, message, { fields: error.fields });
     }
   }
+}
+
+/**
+ * The W3C trace context (`traceparent`, `tracestate`) of the caller's active OpenTelemetry context,
+ * so the gateway's spans continue the agent's trace. Only `@opentelemetry/api`: without an OTel SDK
+ * in the agent's process there is no propagator and this is empty.
+ */
+function traceHeaders(): Record<string, string> {
+  // An instrumented fetch (OpenTelemetry's undici instrumentation listens on undici's request
+  // channel) sends the context itself, as a child of its client span: a second `traceparent`
+  // would make the header unreadable and the gateway would start a new trace.
+  if (hasSubscribers('undici:request:create')) return {};
+  const headers: Record<string, string> = {};
+  propagation.inject(context.active(), headers);
+  return headers;
 }
