@@ -10,6 +10,12 @@
  * ...                          (a checkpoint every `checkpointEvery` records, and a last one with "final":true)
  * ```
  *
+ * A segment of the audit archive (src/audit/archive.ts) is the same format with version 2: its
+ * header also carries `segment` — its index, the window of close times it covers and the name and
+ * SHA-256 of the segment before it — so segments link into one chain of files. Plain exports stay
+ * version 1, byte for byte as before, so older verifiers still read them; a version-1 verifier
+ * refuses a segment rather than passing it without checking what it cannot understand.
+ *
  * The chain catches a changed, deleted or reordered record at the line where it happens; the signed
  * checkpoints catch a suffix rewritten with recomputed hashes, and a missing final checkpoint or a
  * wrong count catches truncation. The writer streams: one record in memory at a time, backpressure
@@ -22,12 +28,34 @@ import canonicalize from 'canonicalize';
 
 /** Value of the header's `format` field. */
 export const CHAIN_FORMAT = 'toolgate-audit-chain';
-/** Version of the line format this module writes and reads. */
+/** Version of the line format of a plain export (no `segment` in the header). */
 export const CHAIN_VERSION = 1;
+/**
+ * Version of an archive segment: the header carries `segment` (see {@link SegmentInfo}), which a
+ * reader must check against the neighbouring segments. A distinct version, so that a verifier that
+ * knows only version 1 refuses a segment instead of reporting it verified without its links.
+ */
+export const SEGMENT_CHAIN_VERSION = 2;
+/** The versions this module reads. */
+export const CHAIN_VERSIONS_READ: readonly number[] = [CHAIN_VERSION, SEGMENT_CHAIN_VERSION];
 /** The `prev` of the first record. */
 export const GENESIS_HASH = '0'.repeat(64);
 /** Records between two signed checkpoints. @default 1000 */
 export const DEFAULT_CHECKPOINT_EVERY = 1000;
+
+/**
+ * Where a segment sits in the archive. Part of the header, so the checkpoints sign it (each signs
+ * the header's hash): moving records between windows, renumbering, or relinking needs the key.
+ */
+export interface SegmentInfo {
+  /** 0 for the first segment of an archive, then 1, 2, … with no hole. */
+  index: number;
+  /** The window of close times this segment covers, `[from, to)`, ISO 8601 with milliseconds. The next segment's `from` is this `to`. */
+  from: string;
+  to: string;
+  /** The segment before this one: its file name and the SHA-256 (hex) of its bytes; null for index 0. */
+  prev: { name: string; sha256: string } | null;
+}
 
 /** The first line of an export. */
 export interface ChainHeader {
@@ -37,6 +65,28 @@ export interface ChainHeader {
   keyId: string;
   checkpointEvery: number;
   createdAt: string;
+  /** Present exactly when `version` is {@link SEGMENT_CHAIN_VERSION}: the header of an archive segment. */
+  segment?: SegmentInfo;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/** Why a header's `segment` is malformed, or undefined when it is a well-formed {@link SegmentInfo}. */
+export function segmentInfoProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'segment is not an object';
+  const v = value as Record<string, unknown>;
+  if (typeof v.index !== 'number' || !Number.isInteger(v.index) || v.index < 0) return 'segment.index is not a whole number';
+  if (typeof v.from !== 'string' || !ISO_MS.test(v.from) || typeof v.to !== 'string' || !ISO_MS.test(v.to)) return 'segment window is not two ISO 8601 times';
+  if (Date.parse(v.from) >= Date.parse(v.to)) return 'segment window is empty or reversed';
+  if (v.index === 0 ? v.prev !== null : !isPrevLink(v.prev)) return v.index === 0 ? 'the first segment links to a previous one' : 'segment.prev is not { name, sha256 }';
+  return undefined;
+}
+
+function isPrevLink(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.name === 'string' && v.name.length > 0 && typeof v.sha256 === 'string' && HEX64.test(v.sha256);
 }
 
 /**
@@ -132,6 +182,8 @@ export interface ChainWriterOptions {
   onProgress?: (progress: ChainProgress) => void;
   /** Clock for `createdAt` and checkpoint `at`. @default () => new Date() */
   now?: () => Date;
+  /** Write an archive segment: the header gets `segment` and version {@link SEGMENT_CHAIN_VERSION}. */
+  segment?: SegmentInfo;
 }
 
 /** What an export wrote. */
@@ -150,6 +202,7 @@ export class ChainWriter {
   readonly #every: number;
   readonly #onProgress?: (progress: ChainProgress) => void;
   readonly #now: () => Date;
+  readonly #segment?: SegmentInfo;
 
   constructor(options: ChainWriterOptions) {
     try {
@@ -163,6 +216,11 @@ export class ChainWriter {
     if (!Number.isInteger(this.#every) || this.#every < 1) throw new AuditChainError(`checkpointEvery must be a positive integer, got ${this.#every}`);
     this.#onProgress = options.onProgress;
     this.#now = options.now ?? (() => new Date());
+    if (options.segment) {
+      const problem = segmentInfoProblem(options.segment);
+      if (problem) throw new AuditChainError(`invalid segment header: ${problem}`);
+      this.#segment = options.segment;
+    }
   }
 
   /** Writes the header, every record and the checkpoints to `out`; does not end `out`. */
@@ -178,11 +236,13 @@ export class ChainWriter {
     };
     const header: ChainHeader = {
       format: CHAIN_FORMAT,
-      version: CHAIN_VERSION,
+      version: this.#segment ? SEGMENT_CHAIN_VERSION : CHAIN_VERSION,
       alg: 'Ed25519',
       keyId: this.#keyId,
       checkpointEvery: this.#every,
       createdAt: this.#now().toISOString(),
+      // Only on segments: a plain export's header stays exactly what version 1 wrote.
+      ...(this.#segment ? { segment: this.#segment } : {}),
     };
     buffer += `${JSON.stringify(header)}\n`;
     const headerHash = sha256Hex(canonicalJson(header));

@@ -6,7 +6,18 @@
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { CHAIN_FORMAT, CHAIN_VERSION, GENESIS_HASH, canonicalJson, recordHashInput, sha256Hex, type Checkpoint } from './chain.js';
+import {
+  CHAIN_FORMAT,
+  CHAIN_VERSION,
+  GENESIS_HASH,
+  SEGMENT_CHAIN_VERSION,
+  canonicalJson,
+  recordHashInput,
+  segmentInfoProblem,
+  sha256Hex,
+  type ChainHeader,
+  type Checkpoint,
+} from './chain.js';
 
 /** Where verification failed. */
 export interface ChainFault {
@@ -33,7 +44,21 @@ export interface ChainVerification {
   /** Checkpoints whose signature and content were valid. */
   checkpoints: number;
   keyId?: string;
+  /**
+   * The header as read (version 1: an export; version 2: an archive segment, with `segment`).
+   * Trust it only when `ok`: the header is authenticated by the checkpoints' signed hash of it.
+   */
+  header?: ChainHeader;
   firstBad?: ChainFault;
+}
+
+/** Options of {@link verifyChain}. */
+export interface VerifyChainOptions {
+  /**
+   * Called with each record whose chain link is valid, in order (e.g. the archive checks each
+   * record's window); streaming, nothing is kept. Not a verdict on the chain: that is the result.
+   */
+  onRecord?: (record: unknown, seq: number) => void;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -54,7 +79,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** Verifies an export read from `input` against the Ed25519 public key (PEM or KeyObject). */
-export async function verifyChain(input: Readable, publicKey: string | KeyObject): Promise<ChainVerification> {
+export async function verifyChain(input: Readable, publicKey: string | KeyObject, options: VerifyChainOptions = {}): Promise<ChainVerification> {
   const key = typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey;
   const lines = createInterface({ input, crlfDelay: Infinity });
   let lineNo = 0;
@@ -65,6 +90,7 @@ export async function verifyChain(input: Readable, publicKey: string | KeyObject
   let finalSeen = false;
   let keyId: string | undefined;
   let headerHash = '';
+  let header: ChainHeader | undefined;
   try {
     for await (const line of lines) {
       lineNo += 1;
@@ -76,10 +102,17 @@ export async function verifyChain(input: Readable, publicKey: string | KeyObject
       }
       if (!isObject(value)) throw new Fault(seq, 'not a JSON object');
       if (lineNo === 1) {
-        if (value.format !== CHAIN_FORMAT || value.version !== CHAIN_VERSION || value.alg !== 'Ed25519' || typeof value.keyId !== 'string') {
-          throw new Fault(-1, `not a ${CHAIN_FORMAT} v${CHAIN_VERSION} header`);
+        if (value.format !== CHAIN_FORMAT || (value.version !== CHAIN_VERSION && value.version !== SEGMENT_CHAIN_VERSION) || value.alg !== 'Ed25519' || typeof value.keyId !== 'string') {
+          throw new Fault(-1, `not a ${CHAIN_FORMAT} v${CHAIN_VERSION} or v${SEGMENT_CHAIN_VERSION} header`);
+        }
+        // The version says whether there is a segment to check: one without the other is not honest.
+        if (value.version === CHAIN_VERSION && 'segment' in value) throw new Fault(-1, `a v${CHAIN_VERSION} header carries a segment`);
+        if (value.version === SEGMENT_CHAIN_VERSION) {
+          const problem = segmentInfoProblem(value.segment);
+          if (problem) throw new Fault(-1, `not a valid segment header: ${problem}`);
         }
         keyId = value.keyId;
+        header = value as unknown as ChainHeader;
         headerHash = sha256Hex(canonicalJson(value));
         continue;
       }
@@ -113,6 +146,7 @@ export async function verifyChain(input: Readable, publicKey: string | KeyObject
       if (p !== prev) throw new Fault(seq, 'prev does not match the hash of the previous record');
       if (!HEX64.test(h) || sha256Hex(recordHashInput(s, p, canonicalJson(record, s))) !== h) throw new Fault(seq, 'hash does not match the record');
       prev = h;
+      options.onRecord?.(record, s);
       seq += 1;
     }
     if (lineNo === 0) throw new Fault(-1, 'empty file');
@@ -120,12 +154,12 @@ export async function verifyChain(input: Readable, publicKey: string | KeyObject
       lineNo += 1;
       throw new Fault(lastVerifiedSeq + 1, 'truncated: the export does not end with its final signed checkpoint', lastVerifiedSeq);
     }
-    return { ok: true, records: seq, checkpoints, keyId };
+    return { ok: true, records: seq, checkpoints, keyId, ...(header ? { header } : {}) };
   } catch (err) {
     if (!(err instanceof Fault)) throw err;
     lines.close();
     const firstBad: ChainFault = { line: lineNo, seq: err.seq, reason: err.reason };
     if (err.lastVerifiedSeq !== undefined) firstBad.lastVerifiedSeq = err.lastVerifiedSeq;
-    return { ok: false, records: seq, checkpoints, keyId, firstBad };
+    return { ok: false, records: seq, checkpoints, keyId, ...(header ? { header } : {}), firstBad };
   }
 }

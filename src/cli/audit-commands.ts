@@ -1,15 +1,25 @@
 /**
- * `toolgate audit show|export|verify|keygen`: the audit record of a request (derived from its
- * history), a signed hash-chain export of many, its verification, and the signing keys.
+ * `toolgate audit show|export|verify|keygen|archive`: the audit record of a request (derived from
+ * its history, or from the audit archive once the history is gone), a signed hash-chain export of
+ * many, the verification of an export or of the archive, the signing keys, and one archival run.
  */
-import { createReadStream } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { type Command, InvalidArgumentError } from 'commander';
+import {
+  ARCHIVE_LAG_MS,
+  archiveClosedRequests,
+  findInArchive,
+  loadAuditPublicKeys,
+  temporalArchiveSource,
+  verifyArchive,
+  verifyChainFile,
+  type ArchiveVerification,
+} from '../audit/archive.js';
 import { ChainWriter, generateAuditKeyPair } from '../audit/chain.js';
-import { buildAuditRecordOfWorkflow, formatAuditRecord } from '../audit/record.js';
-import { verifyChain } from '../audit/verify.js';
+import { AuditRecordError, buildAuditRecordOfWorkflow, formatAuditRecord } from '../audit/record.js';
 import { dataConverterFor, loadKeyring } from '../codec/index.js';
 import { loadConfig, type Config } from '../config.js';
 import { IDENTIFIER_PATTERN, WORKFLOW_TYPE, parseRequestWorkflowId, searchAttributes, workflowIdFor } from '../shared/index.js';
@@ -17,6 +27,44 @@ import { IDENTIFIER_PATTERN, WORKFLOW_TYPE, parseRequestWorkflowId, searchAttrib
 /** Where `audit keygen` writes the signing key pair by default, and where `audit export` looks for it. */
 export function defaultAuditKeyFiles(stateDir: string): { privateKeyFile: string; publicKeyFile: string } {
   return { privateKeyFile: join(stateDir, 'keys', 'audit-signing.key.pem'), publicKeyFile: join(stateDir, 'keys', 'audit-signing.pub.pem') };
+}
+
+/**
+ * The audit-signing private key file of this process: `TOOLGATE_AUDIT_SIGNING_KEY_FILE` (the
+ * archiver's secret in compose), else `<state dir>/keys/audit-signing.key.pem`.
+ */
+export function auditSigningKeyFile(config: Config, env: NodeJS.ProcessEnv = process.env): string {
+  return env.TOOLGATE_AUDIT_SIGNING_KEY_FILE ? resolve(env.TOOLGATE_AUDIT_SIGNING_KEY_FILE) : defaultAuditKeyFiles(config.stateDir).privateKeyFile;
+}
+
+/** Reads the audit-signing private key, with an error that says how to get one. */
+export async function readAuditSigningKey(file: string): Promise<KeyObject> {
+  let pem: string;
+  try {
+    pem = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read the audit signing key ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create one with: toolgate audit keygen, or set TOOLGATE_AUDIT_SIGNING_KEY_FILE`);
+  }
+  return createPrivateKey(pem);
+}
+
+/**
+ * The public keys a verification uses: the files given (public keys, or private keys whose
+ * public half is taken), else `<state dir>/keys/audit-signing.pub.pem`, else the public half of
+ * this process's signing key.
+ */
+export async function auditVerifyKeys(config: Config, files: readonly string[]): Promise<KeyObject[]> {
+  if (files.length > 0) return loadAuditPublicKeys(files);
+  const { publicKeyFile } = defaultAuditKeyFiles(config.stateDir);
+  const candidates = [publicKeyFile, auditSigningKeyFile(config)];
+  for (const file of candidates) {
+    try {
+      return await loadAuditPublicKeys([file]);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  throw new Error(`no audit public key: pass --key <file> (none at ${candidates.join(' or ')})`);
 }
 
 async function connect(config: Config): Promise<{ client: Client; connection: Connection }> {
@@ -69,16 +117,22 @@ export function registerAuditCommands(program: Command): void {
 
   audit
     .command('show')
-    .description("Print a request's audit record, derived from its workflow history")
+    .description("Print a request's audit record, derived from its workflow history, or found in the audit archive once the history is gone")
     .argument('<request>', 'the request id (with --tenant), or its full workflow id toolreq/<tenant>/<requestId>')
     .option('--tenant <tenant>', "the request's tenant (request ids are namespaced per tenant)")
     .option('--json', 'print the record as JSON')
-    .action(async (request: string, options: { tenant?: string; json?: boolean }) => {
+    .option('--archive <dir>', 'the audit archive to look in when the history is gone (default: TOOLGATE_AUDIT_ARCHIVE_DIR, or <state dir>/audit-archive)')
+    .option('--key <file>', "public key (PEM) the archive's segments are verified with; repeat for rotated keys (default: <state dir>/keys/audit-signing.pub.pem)", collect, [])
+    .action(async (request: string, options: { tenant?: string; json?: boolean; archive?: string; key: string[] }) => {
       const workflowId = showTarget(request, options.tenant);
-      const { client, connection } = await connect(loadConfig());
+      const config = loadConfig();
+      const { client, connection } = await connect(config);
       try {
-        const record = await buildAuditRecordOfWorkflow(client, workflowId);
-        process.stdout.write(options.json ? `${JSON.stringify(record, null, 2)}\n` : formatAuditRecord(record));
+        process.exitCode = await showRequest(client, workflowId, {
+          json: options.json ?? false,
+          archiveDir: options.archive ?? config.auditArchiveDir,
+          publicKeys: () => auditVerifyKeys(config, options.key),
+        });
       } finally {
         await connection.close();
       }
@@ -90,7 +144,7 @@ export function registerAuditCommands(program: Command): void {
     .option('--since <time>', 'requests started at or after this time (ISO 8601)', isoTime('--since'))
     .option('--until <time>', 'requests started before this time (ISO 8601)', isoTime('--until'))
     .option('--tenant <tenant>', 'only this tenant')
-    .option('--key <file>', 'Ed25519 private key (PEM) that signs the checkpoints (default: <state dir>/keys/audit-signing.key.pem)')
+    .option('--key <file>', 'Ed25519 private key (PEM) that signs the checkpoints (default: TOOLGATE_AUDIT_SIGNING_KEY_FILE, or <state dir>/keys/audit-signing.key.pem)')
     .option('--checkpoint-every <n>', 'records between signed checkpoints', (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('--checkpoint-every must be a positive whole number');
@@ -99,7 +153,7 @@ export function registerAuditCommands(program: Command): void {
     .action(async (options: { since?: string; until?: string; tenant?: string; key?: string; checkpointEvery: number }) => {
       if (options.tenant !== undefined && !IDENTIFIER_PATTERN.test(options.tenant)) throw new InvalidArgumentError('--tenant must be a tenant id');
       const config = loadConfig();
-      const keyFile = options.key ?? defaultAuditKeyFiles(config.stateDir).privateKeyFile;
+      const keyFile = options.key ?? auditSigningKeyFile(config);
       let privateKey: string;
       try {
         privateKey = await readFile(keyFile, 'utf8');
@@ -140,13 +194,24 @@ export function registerAuditCommands(program: Command): void {
 
   audit
     .command('verify')
-    .description('Verify an export: chain, signed checkpoints, completeness; names the first bad record')
-    .argument('<file>', 'the export (JSON Lines)')
-    .requiredOption('--key <file>', 'Ed25519 public key (PEM) of the exporter')
-    .action(async (file: string, options: { key: string }) => {
-      const result = await verifyChain(createReadStream(file), await readFile(options.key, 'utf8'));
+    .description('Verify an export (a file: chain, signed checkpoints, completeness; names the first bad record) or the audit archive (a directory: every segment, their links and windows)')
+    .argument('<path>', 'the export (JSON Lines), or the archive directory')
+    .option('--key <file>', 'Ed25519 public key (PEM) of the signer; repeat for rotated keys (default: <state dir>/keys/audit-signing.pub.pem)', collect, [])
+    .action(async (path: string, options: { key: string[] }) => {
+      const keys = await auditVerifyKeys(loadConfig(), options.key);
+      if ((await stat(path)).isDirectory()) {
+        const archive = await verifyArchive(path, keys);
+        process.stdout.write(formatArchiveVerification(path, archive));
+        if (!archive.ok) process.exitCode = 1;
+        return;
+      }
+      const result = await verifyChainFile(path, keys);
       if (result.ok) {
-        process.stdout.write(`ok: ${result.records} records, ${result.checkpoints} signed checkpoints, key ${result.keyId ?? '?'}\n`);
+        const segment = result.header?.segment;
+        process.stdout.write(
+          `ok: ${result.records} records, ${result.checkpoints} signed checkpoints, key ${result.keyId ?? '?'}` +
+            `${segment ? ` (segment ${segment.index} of an archive, [${segment.from}, ${segment.to}): verify its directory to check the links to its neighbours)` : ''}\n`,
+        );
         return;
       }
       const bad = result.firstBad!;
@@ -171,4 +236,134 @@ export function registerAuditCommands(program: Command): void {
       await writeFile(files.publicKeyFile, pair.publicKeyPem, { mode: 0o644, flag: 'wx' });
       process.stdout.write(`key ${pair.keyId}\n  private: ${files.privateKeyFile}\n  public:  ${files.publicKeyFile}\n`);
     });
+
+  audit
+    .command('archive')
+    .description('Archive now what closed since the archive ends (what the archival schedule runs every interval; idempotent, safe beside it)')
+    .option('--once', 'run one archival window and exit (required: the continuous archival is `toolgate archiver`)')
+    .option('--archive <dir>', 'the archive directory (default: TOOLGATE_AUDIT_ARCHIVE_DIR, or <state dir>/audit-archive)')
+    .option('--key <file>', 'the audit-signing private key (default: TOOLGATE_AUDIT_SIGNING_KEY_FILE, or <state dir>/keys/audit-signing.key.pem)')
+    .option('--lag <seconds>', 'stop this far behind now (visibility delay)', (v) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('--lag must be a number of seconds, 0 or more');
+      return n;
+    }, ARCHIVE_LAG_MS / 1000)
+    .action(async (options: { once?: boolean; archive?: string; key?: string; lag: number }) => {
+      if (!options.once) throw new InvalidArgumentError('pass --once to archive one window now; `toolgate archiver` archives continuously');
+      const config = loadConfig();
+      const privateKey = await readAuditSigningKey(options.key ?? auditSigningKeyFile(config));
+      const dir = options.archive ?? config.auditArchiveDir;
+      const { client, connection } = await connect(config);
+      try {
+        const summary = await archiveClosedRequests({
+          dir,
+          source: temporalArchiveSource(client),
+          privateKey,
+          lagMs: Math.round(options.lag * 1000),
+          logger: {
+            info: () => {},
+            warn: (obj, message) => process.stderr.write(`audit archive: ${message} ${JSON.stringify(obj)}\n`),
+            error: (obj, message) => process.stderr.write(`audit archive: ${message} ${JSON.stringify(obj)}\n`),
+          },
+        });
+        process.stdout.write(
+          summary.segments.length === 0
+            ? `nothing new: the archive ${dir} ends at ${summary.window.to}\n`
+            : `archived [${summary.window.from}, ${summary.window.to}): ${summary.records} requests in ${summary.segments.join(', ')} (${summary.seconds.toFixed(1)} s)` +
+                `; head ${summary.head?.name} sha256 ${summary.head?.sha256}\n`,
+        );
+        if (summary.gaps > 0) {
+          process.stderr.write(`audit archive: ${summary.gaps} request(s) archived WITHOUT a record (history gone or unreadable): ${summary.gapIds.map((g) => `${g.workflowId} (${g.code})`).join(', ')}\n`);
+          process.exitCode = 1;
+        }
+      } finally {
+        await connection.close();
+      }
+    });
+}
+
+/** Collects a repeatable option's values. */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Where `showRequest` prints (stdout and stderr by default). */
+export interface ShowOutput {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+/** Options of {@link showRequest}. */
+export interface ShowOptions {
+  json: boolean;
+  /** The archive to look in when the history is gone. */
+  archiveDir: string;
+  /** The public keys the archive's segment is verified with (loaded only when the archive is read). */
+  publicKeys: () => Promise<KeyObject[]>;
+}
+
+/** Whether Temporal says the workflow does not exist (deleted by retention, or never was). */
+async function workflowIsGone(client: Client, workflowId: string): Promise<boolean> {
+  try {
+    await client.workflow.getHandle(workflowId).describe();
+    return false;
+  } catch (err) {
+    return err instanceof WorkflowNotFoundError;
+  }
+}
+
+/**
+ * `audit show`: the record from the request's history; when Temporal no longer has the workflow,
+ * the record from the audit archive, after verifying the chain of the segment that holds it, and
+ * said to come from there (segment and seq). Returns the exit code: 1 when the archived copy does
+ * not verify or the archive holds only a gap for it.
+ */
+export async function showRequest(client: Client, workflowId: string, options: ShowOptions, output: ShowOutput = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }): Promise<number> {
+  try {
+    const record = await buildAuditRecordOfWorkflow(client, workflowId);
+    output.out(options.json ? `${JSON.stringify(record, null, 2)}\n` : formatAuditRecord(record));
+    return 0;
+  } catch (err) {
+    // Only a workflow Temporal no longer has is looked up in the archive; any other failure stands.
+    if (!(err instanceof AuditRecordError) || !(await workflowIsGone(client, workflowId))) throw err;
+  }
+  const hit = await findInArchive(options.archiveDir, workflowId, await options.publicKeys());
+  if (!hit) throw new AuditRecordError(`no request ${workflowId}: Temporal no longer has its history, and the audit archive ${options.archiveDir} does not hold it`);
+  const v = hit.verification;
+  const provenance =
+    `from the audit archive ${options.archiveDir}: ${hit.segment}, record seq ${hit.seq}, closed ${hit.entry.closedAt}; the workflow history is gone; ` +
+    (v.ok ? `segment chain verified (${v.records} records, key ${v.keyId ?? '?'})` : `SEGMENT DOES NOT VERIFY (line ${v.firstBad?.line}: ${v.firstBad?.reason}): this copy may have been altered`);
+  if (!hit.entry.record) {
+    output.err(`${provenance}\nno record: the request was archived as a gap (${hit.entry.gap?.code}: ${hit.entry.gap?.message})\n`);
+    return 1;
+  }
+  if (options.json) {
+    output.err(`${provenance}\n`);
+    output.out(`${JSON.stringify(hit.entry.record, null, 2)}\n`);
+  } else {
+    output.out(`${provenance}\n\n${formatAuditRecord(hit.entry.record)}`);
+  }
+  return v.ok ? 0 : 1;
+}
+
+/** What `audit verify <dir>` prints. */
+export function formatArchiveVerification(dir: string, a: ArchiveVerification): string {
+  const lines: string[] = [];
+  if (a.ok) {
+    lines.push(
+      a.segments === 0
+        ? `ok: ${dir} holds no segment yet`
+        : `ok: archive of ${a.segments} segment${a.segments === 1 ? '' : 's'}, ${a.records} requests (${a.gaps} archived without a record), ${a.checkpoints} signed checkpoints, key ${a.keyIds.join(', ')}`,
+    );
+  } else {
+    lines.push(`FAILED: ${a.faults.length} fault(s) in ${dir}`);
+    for (const f of a.faults) lines.push(`  ${f.segment}: ${f.reason}${f.line !== undefined ? ` (line ${f.line}${f.seq !== undefined && f.seq >= 0 ? `, record seq ${f.seq}` : ''})` : ''}`);
+  }
+  if (a.window) lines.push(`covers close times [${a.window.from}, ${a.window.to})`);
+  // Nothing inside the directory shows that its newest segments were deleted: compare the head with the archiver's logs.
+  if (a.head) lines.push(`head: ${a.head.name} sha256 ${a.head.sha256} (compare with the last head the archiver logged)`);
+  if (a.gaps > 0) lines.push(`WARNING: ${a.gaps} request(s) were archived without their record (history gone or unreadable); see the archiver's "audit archive gap" log lines`);
+  if (a.temporaryFiles.length > 0) lines.push(`note: ${a.temporaryFiles.length} unfinished segment file(s) of an interrupted run, not part of the archive: ${a.temporaryFiles.join(', ')}`);
+  if (a.otherFiles.length > 0) lines.push(`note: ignored other files: ${a.otherFiles.join(', ')}`);
+  return `${lines.join('\n')}\n`;
 }

@@ -7,6 +7,7 @@ import { defaultLinkKeyPaths } from '../auth/links.js';
 import { ensureEd25519KeyPair } from '../auth/keys.js';
 import { loadSessionKey } from '../inbox/index.js';
 import { defaultKeyringFile, ensureKeyringFile } from '../codec/index.js';
+import { defaultAuditKeyFiles } from './audit-commands.js';
 import { loadConfig } from '../config.js';
 import { defaultTrustKeyPaths, loadSealSecret } from '../trust/keys.js';
 
@@ -24,12 +25,14 @@ export function registerKeysCommands(program: Command): void {
       const link = defaultLinkKeyPaths(dir);
       const trust = defaultTrustKeyPaths(dir);
       const codec = defaultKeyringFile(dir);
+      const audit = defaultAuditKeyFiles(dir);
       const made: [string, boolean][] = [
         [token.privateKeyFile, await ensureLocalKeyPair(token)],
         [link.privateKeyFile, await ensureEd25519KeyPair(link)],
         [trust.request.privateKeyFile, await ensureEd25519KeyPair(trust.request)],
         [trust.decision.privateKeyFile, await ensureEd25519KeyPair(trust.decision)],
         [codec, (await ensureKeyringFile(codec)).created],
+        [audit.privateKeyFile, await ensureEd25519KeyPair(audit)],
       ];
       await loadSealSecret(trust.sealFile, { create: true });
       // The inbox's cookie key: every API replica must share it, or a session opened on one is refused by another.
@@ -54,6 +57,9 @@ export function registerKeysCommands(program: Command): void {
           `           TOOLGATE_WORKER_SEAL_KEY_FILE=${trust.sealFile}`,
           `           TOOLGATE_LINK_PRIVATE_KEY_FILE=${link.privateKeyFile}`,
           `           TOOLGATE_CODEC_KEYS_FILE=${codec}`,
+          `  archiver: TOOLGATE_AUDIT_SIGNING_KEY_FILE=${audit.privateKeyFile}`,
+          `           TOOLGATE_CODEC_KEYS_FILE=${codec}`,
+          `  auditors (toolgate audit verify --key): ${audit.publicKeyFile}`,
           '',
         ].join('\n'),
       );

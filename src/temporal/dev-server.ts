@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
+import { msToNumber, msToTs, tsToMs, type Duration } from '@temporalio/common/lib/time.js';
 
 /** Options for {@link startDevServer}. */
 export interface DevServerOptions {
@@ -21,6 +22,11 @@ export interface DevServerOptions {
   ui?: boolean;
   /** Namespace to create and wait for; default 'default'. */
   namespace?: string;
+  /**
+   * The namespace's retention (Temporal duration, e.g. `30d`), set once the server is ready;
+   * otherwise the dev server's default stays. `toolgate dev` passes `TOOLGATE_RETENTION` here.
+   */
+  retention?: string;
   /** Extra CLI arguments, e.g. `['--search-attribute', 'ToolgateTool=Keyword']`; the named search attributes are awaited. */
   searchAttributes: string[];
   /** Remote codec endpoint for the Web UI (`--ui-codec-endpoint`). */
@@ -220,6 +226,14 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
       hasExited: () => exitedEarly,
       lastLines,
     });
+    if (opts.retention !== undefined) {
+      const connection = await Connection.connect({ address, connectTimeout: 5_000 });
+      try {
+        await setNamespaceRetention(connection, namespace, opts.retention);
+      } finally {
+        await connection.close();
+      }
+    }
   } catch (err) {
     await stop();
     throw err;
@@ -355,4 +369,20 @@ export function devExportLine(instance: DevInstance, cwd: string = process.cwd()
   // Absolute: the other terminal may be elsewhere; the local token key and payload key live here.
   vars.push(['TOOLGATE_STATE_DIR', resolve(instance.stateDir)]);
   return `export ${vars.map(([name, value]) => `${name}=${shellQuote(value)}`).join(' ')}`;
+}
+
+/**
+ * Sets a namespace's retention (how long closed workflows' histories are kept) through
+ * UpdateNamespace; only the retention changes. `retention` is a Temporal duration (`30d`, `36h`).
+ */
+export async function setNamespaceRetention(connection: Connection, namespace: string, retention: string): Promise<void> {
+  const ms = msToNumber(retention as Duration);
+  await connection.workflowService.updateNamespace({ namespace, config: { workflowExecutionRetentionTtl: msToTs(ms) } });
+}
+
+/** A namespace's retention in ms, as the server describes it (undefined when it has none set). */
+export async function namespaceRetentionMs(connection: Connection, namespace: string): Promise<number | undefined> {
+  const description = await connection.workflowService.describeNamespace({ namespace });
+  const ttl = description.config?.workflowExecutionRetentionTtl;
+  return ttl ? tsToMs(ttl) : undefined;
 }
