@@ -8,8 +8,10 @@ import { buildProposal, proposalDigest } from '../src/approvals/digest.js';
 import { ResultTooLargeError, TenantMismatchError, filterResult, redactText, redactValue } from '../src/egress/index.js';
 import type { ApprovalNotification, Notifier } from '../src/notify/notifier.js';
 import type { KillSwitches } from '../src/kill-switch.js';
-import { RateLimiter, decide, type RateLimitRule } from '../src/policy/index.js';
+import { countRedactions } from '../src/metrics.js';
+import { RateLimitStoreError, RateLimits, decide, type RateLimitRule, type RateLimitStore, type RateLimited } from '../src/policy/index.js';
 import type { PolicyStore } from '../src/policy-store.js';
+import { compareDecisions } from '../src/policy/replay.js';
 import {
   EXECUTION_BOUNDS,
   FailureTypes,
@@ -17,6 +19,7 @@ import {
   type ResultWithheld,
   type Evaluation,
   type PolicyDecision,
+  type ShadowDecision,
   type ToolRequest,
   type TrustAnchors,
 } from '../src/shared/index.js';
@@ -45,7 +48,24 @@ export interface ActivityDeps {
   trust: WorkerTrust;
   /** Checks with the server that the run asking to act is a toolgate request's one and only run. Without it nothing executes. */
   runs?: RunGuard;
+  /**
+   * Where rate-limit counters live: `RateLimits.postgres(url)` shares them with every worker of
+   * the deployment. The caller closes it. @default RateLimits.memory() (this process only)
+   */
+  rateLimits?: RateLimitStore;
+  /**
+   * A candidate policy run in shadow (`TOOLGATE_SHADOW_POLICY`): every evaluation also decides with
+   * it and records that decision beside the enforced one (`Evaluation.shadow`). It never changes
+   * what is enforced; a shadow that cannot decide is recorded as unavailable.
+   */
+  shadowPolicy?: PolicyStore;
 }
+
+/**
+ * How many attempts of the policy evaluation ride out an unreachable rate-limit store (the local
+ * activity retries from 200 ms, doubling) before the request is denied instead.
+ */
+export const RATE_LIMIT_STORE_ATTEMPTS = 5;
 
 /** Input of the execution activity. The fields beside `evidence` are for people reading the history; the activity acts only on what the evidence proves. */
 export interface ExecuteToolInput {
@@ -80,10 +100,40 @@ function unverified(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(`${message}; nothing was evaluated or executed`, FailureTypes.UnverifiedExecution);
 }
 
+/** Longest reason recorded for an unavailable shadow: a load error can be long, and it goes into every history. */
+const SHADOW_REASON_CHARS = 500;
+
+/**
+ * The shadow policy's decision on `request`, compared with `enforced` — the enforced policy's own
+ * decision, before kill switches and rate limits (those are not policy: the shadow is judged on
+ * policy alone, and it takes no rate-limit count). Never throws: whatever goes wrong with the
+ * shadow is recorded as `unavailable`, and enforcement goes on untouched.
+ */
+export function shadowDecision(shadow: PolicyStore, request: ToolRequest, enforced: PolicyDecision | undefined): ShadowDecision {
+  try {
+    const { policy, error } = shadow.current();
+    if (!policy) return { kind: 'unavailable', reason: `the shadow policy is not loaded: ${error?.message ?? 'unknown error'}`.slice(0, SHADOW_REASON_CHARS) };
+    const decided = decide(policy, request);
+    const compared = enforced ? compareDecisions(enforced, decided) : undefined;
+    return {
+      kind: compared === undefined ? 'not_comparable' : compared.kind === 'unchanged' ? 'agree' : compared.kind,
+      policyDigest: decided.policyDigest,
+      outcome: decided.outcome,
+      rule: decided.rule,
+      risk: decided.risk,
+      ...(decided.outcome === 'approve' && decided.approval ? { plan: decided.approval.name } : {}),
+      ...(decided.code ? { code: decided.code } : {}),
+      ...(compared?.detail ? { detail: compared.detail } : {}),
+    };
+  } catch (err) {
+    return { kind: 'unavailable', reason: `the shadow policy failed: ${err instanceof Error ? err.message : String(err)}`.slice(0, SHADOW_REASON_CHARS) };
+  }
+}
+
 /** Creates the activity functions bound to `deps`. */
 export function createActivities(deps: ActivityDeps) {
   const apiUrl = (deps.publicApiUrl ?? 'http://127.0.0.1:8787').replace(/\/$/, '');
-  const limiter = new RateLimiter();
+  const rateLimits = deps.rateLimits ?? RateLimits.memory();
 
   /** A denial when a kill switch covers the request or a rate limit is exhausted; undefined to go on. */
   const refuseIfStopped = async (request: ToolRequest, decision: PolicyDecision, limits: readonly RateLimitRule[]): Promise<PolicyDecision | undefined> => {
@@ -97,7 +147,31 @@ export function createActivities(deps: ActivityDeps) {
         reasons: [`a kill switch is on for ${killSwitch.tool ?? 'every tool'} of tenant ${killSwitch.tenant} (by ${killSwitch.by} at ${killSwitch.at}: ${killSwitch.reason})`],
       };
     }
-    const limited = limiter.take(limits, request, decision.risk);
+    let limited: RateLimited | undefined;
+    try {
+      limited = await rateLimits.take(limits, request, decision.risk);
+    } catch (err) {
+      if (!(err instanceof RateLimitStoreError)) throw err;
+      // Fail closed: never allow a request the limits did not count. A short outage is ridden out
+      // by the local activity's retries; after the last one the request is denied with a reason of
+      // its own, not left to exhaust its retries (the workflow would call that unverified_request).
+      const { attempt, retryPolicy } = Context.current().info;
+      const maxAttempts = retryPolicy?.maximumAttempts !== undefined && retryPolicy.maximumAttempts > 0 ? retryPolicy.maximumAttempts : Infinity;
+      const lastAttempt = attempt >= Math.min(maxAttempts, RATE_LIMIT_STORE_ATTEMPTS);
+      deps.logger.error(
+        { requestId: request.requestId, tenant: request.tenant, tool: request.tool, attempt, err: err.message },
+        lastAttempt ? 'rate-limit store unreachable: request denied' : 'rate-limit store unreachable: the policy evaluation will be retried',
+      );
+      if (!lastAttempt) throw ApplicationFailure.retryable(`${err.message}; the policy evaluation is retried`, 'RateLimitStoreUnavailable');
+      return {
+        ...decision,
+        outcome: 'deny',
+        code: 'policy_unavailable',
+        rule: 'check:rate_limits_unavailable',
+        // The agent reads this reason: where the store is and why it failed go to the log only.
+        reasons: ['the rate limits could not be checked (their store did not answer), so the request is denied rather than let through uncounted; retry later'],
+      };
+    }
     if (limited) {
       return {
         ...decision,
@@ -156,16 +230,30 @@ export function createActivities(deps: ActivityDeps) {
       } else {
         decision = decide(policy, request);
       }
+      // Decided from the same verified request, compared with policy's own verdict; computed
+      // before the kill switches and limits below, which it never consults.
+      const shadow = deps.shadowPolicy ? shadowDecision(deps.shadowPolicy, request, policy ? decision : undefined) : undefined;
       if (decision.outcome !== 'deny') decision = (await refuseIfStopped(request, decision, policy?.limits ?? [])) ?? decision;
       deps.logger.info(
         { requestId: request.requestId, tool: request.tool, tenant: request.tenant, actor: request.actor.id, outcome: decision.outcome, rule: decision.rule, risk: decision.risk },
         'policy decision',
       );
+      if (shadow?.kind === 'unavailable') {
+        deps.logger.warn({ requestId: request.requestId, tool: request.tool, tenant: request.tenant, reason: shadow.reason }, 'shadow policy unavailable: recorded as such, enforcement unaffected');
+      } else if (shadow && shadow.kind !== 'agree') {
+        deps.logger.info(
+          { requestId: request.requestId, tool: request.tool, tenant: request.tenant, kind: shadow.kind, shadowOutcome: shadow.outcome, shadowRule: shadow.rule, shadowRisk: shadow.risk },
+          'shadow policy disagrees',
+        );
+      }
       let evaluation: Evaluation = { decision };
       if (decision.outcome === 'approve') {
         const proposal = buildProposal(request, workflowId, decision);
         evaluation = { decision, proposal, digest: proposalDigest(proposal) };
       }
+      // Inside the sealed evaluation: the seal vouches that this worker recorded it, and the
+      // execution's seal check covers it like the rest. Nothing reads it to decide or act.
+      if (shadow) evaluation = { ...evaluation, shadow };
       return { ...evaluation, seal: deps.trust.sealer.seal({ workflowId, runId: trusted.runId, request, evaluation }) };
     },
 
@@ -300,6 +388,7 @@ export function createActivities(deps: ActivityDeps) {
         return { result: null, attempts: attempt, egress: { bytes: 0, redactions: {} }, withheld: withheld ?? { code: 'result_too_large', reason } };
       }
       log.info({ bytes: filtered.bytes, redactions: filtered.redactions }, 'tool executed');
+      countRedactions(input.tool, filtered.redactions);
       return { result: filtered.value, attempts: attempt, egress: { bytes: filtered.bytes, redactions: filtered.redactions } };
     },
   };

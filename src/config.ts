@@ -13,6 +13,7 @@ const schema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TOOLGATE_STATE_DIR: z.string().min(1).default('.toolgate'),
   TOOLGATE_POLICY: list.default(['policies']),
+  TOOLGATE_SHADOW_POLICY: list.default([]),
   TOOLGATE_API_HOST: z.string().min(1).default('127.0.0.1'),
   TOOLGATE_API_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8787),
   TOOLGATE_PUBLIC_URL: z.url({ error: 'must be an absolute URL' }).optional(),
@@ -53,6 +54,8 @@ export interface Config {
   namespace: string;
   stateDir: string;
   policyPaths: string[];
+  /** A candidate policy the worker runs in shadow (recorded and counted, never enforced); empty: none. */
+  shadowPolicyPaths: string[];
   apiHost: string;
   apiPort: number;
   publicUrl: string;
@@ -94,6 +97,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     namespace: c.TEMPORAL_NAMESPACE,
     stateDir,
     policyPaths: c.TOOLGATE_POLICY,
+    shadowPolicyPaths: c.TOOLGATE_SHADOW_POLICY,
     apiHost: c.TOOLGATE_API_HOST,
     apiPort: c.TOOLGATE_API_PORT,
     publicUrl: c.TOOLGATE_PUBLIC_URL ?? `http://${c.TOOLGATE_API_HOST}:${c.TOOLGATE_API_PORT}`,

@@ -42,8 +42,10 @@ import {
   HISTORY_BOUNDS,
   INBOX_VISIBILITY_PATCH,
   NON_RETRYABLE_TOOL_FAILURES,
+  SHADOW_POLICY_PATCH,
   TRUST_BOUNDARY_PATCH,
   decideUpdate,
+  isShadowDisagreement,
   killSignal,
   refreshTrustSignal,
   searchAttributes,
@@ -68,6 +70,7 @@ import type {
 import { notificationOutcome } from '../src/shared/outcome-details.js';
 import { DecisionBook } from './decision-book.js';
 import { legacyToolRequest } from './legacy/tool-request-v0.js';
+import { UNKNOWN_TOOL_LABEL, UNVERIFIED_TENANT_LABEL, toolgateMetrics, type RequestMetricLabels } from './metrics.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -327,6 +330,13 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
 
   let evaluation: Evaluation | undefined;
   const editors: string[] = [];
+  /** Whether the front door's admission verified: only then is the request's tenant a metric label. */
+  let admissionVerified = false;
+  /** Metric labels from verified values only: a made-up tool or tenant must not grow the label space. */
+  const metricLabels = (): RequestMetricLabels => ({
+    tool: evaluation?.decision.toolDigest ? request.tool : UNKNOWN_TOOL_LABEL,
+    tenant: admissionVerified ? request.tenant : UNVERIFIED_TENANT_LABEL,
+  });
   const outcomeBase = () => ({
     requestId: request.requestId,
     workflowId,
@@ -340,6 +350,7 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     approvals: status.approvals,
   });
   const finish = async (outcome: ToolOutcome): Promise<ToolOutcome> => {
+    toolgateMetrics.ended(metricLabels(), outcome.status, outcome.status === 'denied' ? { code: outcome.code, rule: outcome.rule } : undefined);
     status.outcome = outcome;
     setState(outcome.status);
     pendingEdit = undefined; // an edit still waiting for judgement gets its answer: the request is over
@@ -359,8 +370,10 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     // The time the server recorded the start, not the first workflow task's: a request that waited
     // out a worker outage was still admitted in time.
     verifyRequestAssertion(start.admission, request, anchors, { workflowId, startedAtMs: info.startTime.getTime() });
+    admissionVerified = true;
   } catch (err) {
     log.warn('request refused: not admitted by the front door', { reason: (err as Error).message });
+    toolgateMetrics.decided(metricLabels(), 'deny');
     return finish({
       ...outcomeBase(),
       status: 'denied',
@@ -397,7 +410,17 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     }
   };
   const first = await evaluate({ admission: start.admission });
+  // Counted once, at the first decision: a re-evaluation after an edit is the same request.
+  toolgateMetrics.decided(metricLabels(), 'status' in first ? 'deny' : first.decision.outcome);
   if ('status' in first) return finish(first);
+  // The worker's shadow policy decided otherwise: listed for ops through visibility (a new command,
+  // so behind its patch: runs recorded before it replay unchanged) and counted, once per request.
+  // Nothing below reads the shadow decision: it never changes what is enforced.
+  const shadowKind = first.shadow?.kind;
+  if (isShadowDisagreement(shadowKind)) {
+    if (patched(SHADOW_POLICY_PATCH)) upsertSearchAttributes([{ key: searchAttributes.shadowDisagreement, value: shadowKind }]);
+    toolgateMetrics.shadowDisagreed(metricLabels(), shadowKind);
+  }
   let evaluated: Evaluation = first;
   let editToken: string | undefined;
 
@@ -419,7 +442,9 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     if (!plan || !evaluated.digest) {
       return finish({ ...outcomeBase(), status: 'denied', code: 'policy_unavailable', reasons: ['approval plan missing from the decision'] });
     }
+    const waitStartedAt = Date.now();
     const end = await awaitApprovals(plan, evaluated.digest);
+    toolgateMetrics.approvalEnded(metricLabels(), end.kind, (Date.now() - waitStartedAt) / 1000);
     if (end.kind === 'killed') return finish(killDenial(killed() as KillOrder));
     if (end.kind === 'rejected') {
       return finish({

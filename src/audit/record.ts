@@ -32,6 +32,7 @@ import {
   type Evaluation,
   type RefusalRecord,
   type RequestStatus,
+  type ShadowDecision,
   type ToolOutcome,
   type ToolRequest,
   type TrustAnchors,
@@ -115,6 +116,12 @@ export interface AuditRecord {
   proposal: { tool: string; toolDigest?: string; digest?: string; args: Record<string, unknown> };
   /** What policy decided (the last evaluation; after an edit, the re-evaluation). `sealed`: the worker sealed it. */
   decision: { outcome: string; rule: string; reasons: string[]; risk: string; policyDigest: string; code?: string; sealed?: boolean } | null;
+  /**
+   * The shadow policy's decision on the request as admitted (the first evaluation: what the
+   * `ToolgateShadowDisagreement` search attribute and the metric report), when the worker ran one.
+   * It was recorded, never enforced.
+   */
+  shadow?: ShadowDecision;
   /** Every accepted vote: who, when, at which tier, on which digest, through which channel, and whether its signed decision verifies. */
   approvals: ({ who: string; decision: 'approve' | 'reject'; groups: string[]; at: string; tier: number; digest: string; via: string; reason?: string } & AssertionCheck)[];
   /** Every refused decision attempt recorded on the request (`code` in snake case, as the API answers it). */
@@ -157,7 +164,7 @@ function timeOf(event: HistoryEvent): string {
 }
 
 /** The converter with the request's workflow as the codecs' serialization context, whatever the caller passes. */
-function withWorkflowContext(converter: LoadedDataConverter, workflowId: string): LoadedDataConverter {
+export function withWorkflowContext(converter: LoadedDataConverter, workflowId: string): LoadedDataConverter {
   const context: SerializationContext = { type: 'workflow', namespace: 'default', workflowId };
   return {
     ...converter,
@@ -172,6 +179,8 @@ async function first<T>(converter: LoadedDataConverter, payloads: Payload[] | nu
   if (!payloads || payloads.length === 0) return undefined;
   return decodeFromPayloadsAtIndex<T>(converter, 0, payloads);
 }
+/** The first of `payloads` decoded with `converter` (give it {@link withWorkflowContext}'s), or undefined when there is none. */
+export { first as decodeFirstPayload };
 
 function summarise(result: unknown): string {
   const json = JSON.stringify(redact(result)) ?? 'null';
@@ -218,6 +227,12 @@ function asRequest(value: unknown): ToolRequest | undefined {
   const strings = [value.requestId, value.tenant, value.environment, value.tool];
   if (!strings.every((s) => typeof s === 'string') || !isObject(value.args)) return undefined;
   return value as unknown as ToolRequest;
+}
+
+/** A request's start input in either shape: `{ request, admission }`, or (before the trust boundary) the request itself. */
+export function startInputOf(input: unknown): { request: ToolRequest | undefined; admission?: { token: unknown } } {
+  if (isObject(input) && ('admission' in input || 'request' in input)) return { request: asRequest(input.request), admission: { token: input.admission } };
+  return { request: asRequest(input) };
 }
 
 /** Runs a verification and says what came of it; the key id is the one the (verified) assertion names. */
@@ -320,6 +335,7 @@ export async function auditRecordFromHistory(
   let runId: string | undefined;
   const anchorsRead: { at: string; anchors: TrustAnchors }[] = [];
   let evaluation: (Evaluation & { seal?: unknown }) | undefined;
+  let shadow: ShadowDecision | undefined;
   let lastStatus: RequestStatus | undefined;
   let outcome: ToolOutcome | undefined;
   let endedAs: string | undefined;
@@ -341,12 +357,7 @@ export async function auditRecordFromHistory(
       const attrs = event.workflowExecutionStartedEventAttributes;
       const input = await first<unknown>(converter, attrs.input?.payloads);
       started = true;
-      if (isObject(input) && ('admission' in input || 'request' in input)) {
-        request = asRequest(input.request);
-        admission = { token: input.admission };
-      } else {
-        request = asRequest(input);
-      }
+      ({ request, admission } = startInputOf(input));
       runId = attrs.originalExecutionRunId ?? undefined;
       startedAt = at;
       startedAtMs = msOf(event) ?? 0;
@@ -363,9 +374,12 @@ export async function auditRecordFromHistory(
         const kids = (keys: TrustedKey[]) => keys.map((k) => k.kid).join(', ') || 'none';
         timeline.push({ at, event: `trusted keys read: request keys ${kids(anchors.requestKeys)}; decision keys ${kids(anchors.decisionKeys)}` });
       } else if (isObject(decoded) && isObject(decoded.decision)) {
+        const firstEvaluation = evaluation === undefined;
         evaluation = decoded as unknown as Evaluation & { seal?: unknown };
         const d = evaluation.decision;
-        timeline.push({ at, event: `policy decided ${d.outcome} (rule ${d.rule}, risk ${d.risk})` });
+        const shadowed = shadowOf(decoded.shadow);
+        if (firstEvaluation && shadowed) shadow = shadowed;
+        timeline.push({ at, event: `policy decided ${d.outcome} (rule ${d.rule}, risk ${d.risk})${shadowed ? `; shadow policy: ${describeShadow(shadowed)}` : ''}` });
       }
     } else if (event.workflowExecutionUpdateAcceptedEventAttributes) {
       const attrs = event.workflowExecutionUpdateAcceptedEventAttributes;
@@ -671,6 +685,7 @@ export async function auditRecordFromHistory(
             ...(outcome.status === 'denied' ? { code: outcome.code } : {}),
           }
         : null,
+    ...(shadow ? { shadow } : {}),
     approvals,
     refusals,
     edits,
@@ -716,6 +731,32 @@ function answersOf(r: Omit<AuditRecord, 'answers'>): AuditRecord['answers'] {
   return { whoInitiated, whoAllowed, underWhichIdentity, whatItProduced };
 }
 
+/** A recorded shadow decision, its fields checked (a history holds whatever was written into it), or undefined. */
+function shadowOf(value: unknown): ShadowDecision | undefined {
+  if (!isObject(value) || typeof value.kind !== 'string') return undefined;
+  if (value.kind === 'unavailable') return { kind: 'unavailable', reason: redactText(typeof value.reason === 'string' ? value.reason : '') };
+  const { kind, policyDigest, outcome, rule, risk, plan, code, detail } = value;
+  if (typeof policyDigest !== 'string' || typeof outcome !== 'string' || typeof rule !== 'string' || typeof risk !== 'string') return undefined;
+  return {
+    kind,
+    policyDigest,
+    outcome,
+    rule,
+    risk,
+    ...(typeof plan === 'string' ? { plan } : {}),
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(typeof detail === 'string' ? { detail } : {}),
+  } as ShadowDecision;
+}
+
+/** A shadow decision in a line: its kind against the enforced decision, and what it decided. */
+function describeShadow(s: ShadowDecision): string {
+  if (s.kind === 'unavailable') return `unavailable (${s.reason})`;
+  const decided = `${s.outcome}${s.code ? ` ${s.code}` : ''} by ${s.rule}, risk ${s.risk}${s.plan ? `, plan ${s.plan}` : ''}, policy ${s.policyDigest.slice(0, 12)}`;
+  const kind = s.kind === 'agree' ? 'agrees' : s.kind === 'not_comparable' ? 'not comparable (no policy in force)' : `DISAGREES (${s.kind})`;
+  return `${kind}: ${decided}${s.detail ? `; ${s.detail}` : ''}`;
+}
+
 /** A human-readable rendering of a record, for `toolgate audit show`. */
 export function formatAuditRecord(r: AuditRecord): string {
   const mark = (c: AssertionCheck) => (c.verified ? `verified${c.kid ? ` (key ${c.kid})` : ''}` : `NOT verified (${c.problem?.code ?? 'unknown'})`);
@@ -736,6 +777,7 @@ export function formatAuditRecord(r: AuditRecord): string {
       `decision: ${r.decision.outcome} by ${r.decision.rule}, risk ${r.decision.risk}${r.decision.sealed === undefined ? '' : r.decision.sealed ? ', sealed' : ', NOT sealed'}${r.decision.reasons.length ? ` — ${r.decision.reasons.join('; ')}` : ''}`,
     );
   }
+  if (r.shadow) lines.push(`shadow policy (recorded, not enforced): ${describeShadow(r.shadow)}`);
   for (const a of r.approvals) lines.push(`vote: ${a.who} ${a.decision} at ${a.at}, tier ${a.tier}, via ${a.via}, digest ${a.digest.slice(0, 12)}, ${mark(a)}${a.reason ? ` — ${a.reason}` : ''}`);
   for (const e of r.edits) lines.push(`edit: ${e.editor} at ${e.at}, ${mark(e)}: ${JSON.stringify(e.args)}${e.reason ? ` — ${e.reason}` : ''}`);
   for (const f of r.refusals) lines.push(`refused: ${f.who ?? `unverified ${f.claimed ?? 'caller'}`} at ${f.at} via ${f.via}: ${f.code} — ${f.message}`);

@@ -4,7 +4,7 @@
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { DecideUpdateInput, KillOrder, KillSwitch, RequestStatus } from './schemas.js';
+import type { DecideUpdateInput, KillOrder, KillSwitch, RequestStatus, ShadowDisagreementKind } from './schemas.js';
 
 /** The task queue toolgate workers poll. @default 'toolgate' */
 export const TASK_QUEUE = 'toolgate';
@@ -84,6 +84,12 @@ export const searchAttributes = {
   tier: defineSearchAttributeKey('ToolgateTier', 'INT'),
   expiresAt: defineSearchAttributeKey('ToolgateExpiresAt', 'DATETIME'),
   voters: defineSearchAttributeKey('ToolgateVoters', 'KEYWORD_LIST'),
+  /**
+   * Set once, after policy's first decision, when the worker's shadow policy decided otherwise:
+   * the kind of disagreement (`allow->deny`, `plan`, `risk`, …). Absent when it agreed, or when no
+   * shadow policy runs. Never read to decide anything.
+   */
+  shadowDisagreement: defineSearchAttributeKey('ToolgateShadowDisagreement', 'KEYWORD'),
 } as const;
 
 /** The server's name of each search attribute type, as `temporal operator search-attribute create --type` takes it. */
@@ -105,6 +111,32 @@ export const SEARCH_ATTRIBUTE_CLI_ARGS: string[] = Object.values(searchAttribute
 
 /** The patch id of visibility-only approval listing: runs with it keep the waiting attributes above up to date. */
 export const INBOX_VISIBILITY_PATCH = 'toolgate-inbox-visibility-v1';
+
+/** The patch id of shadow policy: runs with it upsert `ToolgateShadowDisagreement` when the shadow disagreed. */
+export const SHADOW_POLICY_PATCH = 'toolgate-shadow-v1';
+
+/** The visibility query of requests whose shadow policy disagreed (the Temporal UI's and `temporal workflow list --query`'s). */
+export const SHADOW_DISAGREEMENTS_QUERY = `${searchAttributes.shadowDisagreement.name} IS NOT NULL`;
+
+/** The kinds of disagreement, the same as `toolgate policy replay`'s kinds of change (`CHANGE_KINDS` in src/policy/replay.ts; a unit test holds them equal). */
+export const SHADOW_DISAGREEMENT_KINDS: readonly ShadowDisagreementKind[] = [
+  'allow->approve',
+  'allow->deny',
+  'approve->deny',
+  'approve->allow',
+  'deny->allow',
+  'deny->approve',
+  'plan',
+  'risk',
+];
+
+/**
+ * Whether a shadow decision's kind is a disagreement — one of a closed set, whatever a history
+ * holds — rather than agreement, an unavailable shadow or nothing to compare with.
+ */
+export function isShadowDisagreement(kind: unknown): kind is ShadowDisagreementKind {
+  return (SHADOW_DISAGREEMENT_KINDS as readonly unknown[]).includes(kind);
+}
 
 /**
  * `ApplicationFailure` types. Activities throw the permanent ones as non-retryable; the decide

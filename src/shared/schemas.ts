@@ -193,11 +193,44 @@ export interface Proposal {
   approval: ApprovalPlan | null;
 }
 
+/**
+ * How a shadow policy's decision compares with the enforced policy's own decision (before kill
+ * switches and rate limits): `agree`, or a kind of change as `toolgate policy replay` names them
+ * (`allow->deny`, `plan`, `risk`, …, see src/policy/replay.ts).
+ */
+export type ShadowDisagreementKind = `${PolicyDecision['outcome']}->${PolicyDecision['outcome']}` | 'plan' | 'risk';
+
+/**
+ * A candidate policy's decision on a live request, recorded beside the enforced one and never
+ * acted on. `unavailable`: the shadow policy could not decide (not loaded); `not_comparable`: no
+ * enforced policy was in force, so there is nothing to compare with.
+ */
+export type ShadowDecision =
+  | {
+      kind: 'agree' | 'not_comparable' | ShadowDisagreementKind;
+      policyDigest: string;
+      outcome: PolicyDecision['outcome'];
+      rule: string;
+      risk: Risk;
+      /** The approval plan's name, for `approve`. */
+      plan?: string;
+      /** The denial code, for `deny`. */
+      code?: DenialCode;
+      /** What differs, for `plan` and `risk`. */
+      detail?: string;
+    }
+  | { kind: 'unavailable'; reason: string };
+
 /** The result of the policy activity: the decision, and the proposal with its digest when there is one. */
 export interface Evaluation {
   decision: PolicyDecision;
   proposal?: Proposal;
   digest?: string;
+  /**
+   * The shadow policy's decision on the same request, when the worker runs one. Informational:
+   * nothing reads it to decide, approve or execute. Inside the evaluation, so the seal covers it.
+   */
+  shadow?: ShadowDecision;
 }
 
 /** An approver as the API has authenticated them. */

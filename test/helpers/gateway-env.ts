@@ -113,6 +113,10 @@ export interface GatewayEnvOptions {
   mount?: (app: Express) => void;
   /** The logger of the worker and the API (tests that read the logs). @default silent */
   logger?: Logger;
+  /** A workflow bundle instead of the shared one (tests that bundle extra workflow interceptor modules, e.g. tracing's). */
+  workflowBundle?: WorkflowBundle;
+  /** A candidate policy the worker runs in shadow (`ActivityDeps.shadowPolicy`): recorded, never enforced. */
+  shadowPolicy?: PolicyStore;
 }
 
 /** A fresh Ed25519 signing key (for the front door's and the approval API's assertions). */
@@ -192,13 +196,14 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
     createToolgateWorker({
       connection: env.nativeConnection,
       taskQueue: options.taskQueue,
-      workflowBundle: await workflowBundle(),
+      workflowBundle: options.workflowBundle ?? (await workflowBundle()),
       policy: policyStore,
       tools: options.tools ?? {},
       notifier,
       logger,
       dataConverter: testDataConverter,
       trust,
+      ...(options.shadowPolicy ? { shadowPolicy: options.shadowPolicy } : {}),
     });
   let worker: Worker | undefined = await newWorker();
   let running: Promise<void> | undefined = worker.run();
