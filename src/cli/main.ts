@@ -22,13 +22,15 @@ import {
 import { loadConfig, type Config } from '../config.js';
 import { createLogger } from '../logger.js';
 import { createNotifier } from '../notify/config.js';
-import { checkPolicyFiles, runPolicyTests } from '../policy/index.js';
+import { RateLimits, checkPolicyFiles, runPolicyTests } from '../policy/index.js';
 import { PolicyStore } from '../policy-store.js';
 import { createInboxRouter, inboxOptionsFromEnv } from '../inbox/index.js';
-import { IDENTIFIER_PATTERN, SEARCH_ATTRIBUTE_CLI_ARGS, TASK_QUEUE } from '../shared/index.js';
+import { IDENTIFIER_PATTERN, SEARCH_ATTRIBUTE_CLI_ARGS, TASK_QUEUE, searchAttributes } from '../shared/index.js';
 import { KILL_SWITCH_CACHE_MS, KillSwitches } from '../kill-switch.js';
 import { requireTemporalCli } from '../temporal/cli.js';
-import { devExportLine, startDevServer } from '../temporal/dev-server.js';
+import { devExportLine, findFreePort, startDevServer } from '../temporal/dev-server.js';
+import { serveTemporalSdkMetricsFrom, startMetricsServer } from '../metrics.js';
+import { startTelemetry, tracedClient } from '../telemetry.js';
 import { createExampleTools } from '../tools/examples.js';
 import type { ToolRegistry } from '../tools/types.js';
 import { createToolgateWorker } from '../worker.js';
@@ -37,9 +39,17 @@ import { issueAgentToken } from '../auth/agent-tokens.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerMcpCommands } from './mcp-commands.js';
 import { registerKeysCommands } from './keys-commands.js';
+import { registerPolicyCommands } from './policy-commands.js';
+import { registerArchiverCommand, runDevArchiver } from './archiver-commands.js';
 
-/** Routes the Temporal SDK's own logs into our JSON logger instead of the console. */
-function installRuntime(logger: Logger): void {
+/**
+ * Routes the Temporal SDK's own logs into our JSON logger instead of the console. With
+ * `sdkMetrics`, the SDK core also exports its metrics (Prometheus text) on a free loopback port,
+ * which this process's `/metrics` fetches and appends to its own: one endpoint serves both. Before
+ * any NativeConnection: the runtime is process-global and installed once.
+ */
+async function installRuntime(logger: Logger, options: { sdkMetrics?: boolean } = {}): Promise<void> {
+  const sdkMetricsAddress = options.sdkMetrics ? `127.0.0.1:${await findFreePort('127.0.0.1')}` : undefined;
   Runtime.install({
     logger: {
       // The SDK's own info lines (bundle sizes, state changes) are detail for operators: debug.
@@ -50,8 +60,12 @@ function installRuntime(logger: Logger): void {
       warn: (message, meta) => logger.warn({ ...meta }, message),
       error: (message, meta) => logger.error({ ...meta }, message),
     },
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
+      ...(sdkMetricsAddress ? { metrics: { prometheus: { bindAddress: sdkMetricsAddress } } } : {}),
+    },
   });
+  if (sdkMetricsAddress) serveTemporalSdkMetricsFrom(`http://${sdkMetricsAddress}/metrics`);
 }
 
 async function loadPolicyStore(config: Config, logger: Logger, signal?: AbortSignal): Promise<PolicyStore> {
@@ -65,6 +79,47 @@ async function loadPolicyStore(config: Config, logger: Logger, signal?: AbortSig
   // Edits take effect without a restart; a broken edit is logged and the policy in force stays.
   const stop = await store.watch(config.policyPaths, { logger, signal: 'SIGHUP' });
   if (signal) onAbort(signal, stop);
+  return store;
+}
+
+/** Why the shadow's search attribute cannot be used on `namespace`, or undefined when it is registered. */
+async function shadowAttributeProblem(connection: NativeConnection, namespace: string): Promise<string | undefined> {
+  const name = searchAttributes.shadowDisagreement.name;
+  try {
+    const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+    if (customAttributes && Object.hasOwn(customAttributes, name)) return undefined;
+    return `namespace ${namespace} has no search attribute ${name}: register it (temporal operator search-attribute create --name ${name} --type Keyword) and restart the worker`;
+  } catch (err) {
+    return `could not check that namespace ${namespace} has the search attribute ${name}: ${(err as Error).message}`;
+  }
+}
+
+/**
+ * The shadow policy (`TOOLGATE_SHADOW_POLICY`), loaded and watched like the policy in force, or
+ * undefined when none is configured or its search attribute is not registered. A shadow that
+ * does not load never stops the worker: it is logged here, and each request records the shadow
+ * as unavailable while the policy in force decides.
+ */
+async function loadShadowPolicyStore(config: Config, logger: Logger, connection: NativeConnection, signal?: AbortSignal): Promise<PolicyStore | undefined> {
+  if (config.shadowPolicyPaths.length === 0) return undefined;
+  const log = logger.child({ policyRole: 'shadow' });
+  // A disagreement is upserted as a search attribute; an attribute the namespace does not know
+  // fails the workflow task, which would stall the request: without it, no shadow at all.
+  const unregistered = await shadowAttributeProblem(connection, config.namespace);
+  if (unregistered) {
+    log.error({ err: unregistered }, 'shadow policy disabled: requests are enforced without it');
+    return undefined;
+  }
+  const store = new PolicyStore();
+  try {
+    const state = await store.load(config.shadowPolicyPaths);
+    if (state.error) log.error({ err: state.error.message }, 'shadow policy failed to load: requests record it as unavailable; enforcement is unaffected');
+    else log.info({ files: state.policy.files, digest: state.policy.digest }, 'shadow policy loaded: every request is also decided by it, never enforced');
+    const stop = await store.watch(config.shadowPolicyPaths, { logger: log, signal: 'SIGHUP' });
+    if (signal) onAbort(signal, stop);
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'shadow policy could not be watched: requests record it as unavailable until a restart');
+  }
   return store;
 }
 
@@ -99,8 +154,11 @@ async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, si
   const dataConverter = dataConverterFor(await codecKeyring(config));
   if (signal.aborted) return;
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
+  // Counters shared by every worker given the same store; its description never holds the URL's password.
+  const rateLimits = RateLimits.fromStore(config.rateLimitStore);
   try {
     if (signal.aborted) return;
+    logger.info({ rateLimits: rateLimits.description }, 'rate limits counted in this store');
     const worker = await createToolgateWorker({
       connection,
       namespace: config.namespace,
@@ -116,6 +174,8 @@ async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, si
       logger,
       publicApiUrl: config.publicUrl,
       trust: await loadWorkerTrust(config.stateDir),
+      rateLimits,
+      shadowPolicy: await loadShadowPolicyStore(config, logger, connection, signal),
     });
     // Run even when a signal came during start-up: a created worker holds the connection until it
     // has run and shut down. `run()` marks it running at once, so shutting down right after is valid.
@@ -131,6 +191,7 @@ async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, si
     await running;
   } finally {
     await connection.close();
+    await rateLimits.close();
   }
 }
 
@@ -138,7 +199,8 @@ async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, si
 async function startApi(config: Config, logger: Logger, options: { devTrustedUiOrigins?: readonly string[]; signal?: AbortSignal } = {}): Promise<{ server: Server; connection: Connection }> {
   const keyring = await codecKeyring(config);
   const connection = await Connection.connect({ address: config.temporalAddress });
-  const client = new Client({ connection, namespace: config.namespace, dataConverter: dataConverterFor(keyring) });
+  // With tracing on, workflow starts, updates and queries carry the HTTP request's trace.
+  const client = tracedClient(new Client({ connection, namespace: config.namespace, dataConverter: dataConverterFor(keyring) }));
   const verifier = await createApproverVerifier({ stateDir: config.stateDir });
   // The approver inbox at /inbox: server-rendered pages over this process's own JSON API.
   const inbox = createInboxRouter(
@@ -239,7 +301,9 @@ program
   .option('--ui-port <port>', 'Temporal Web UI port', '8233')
   .action(async (options: { port: string; uiPort: string }) => {
     const logger = createLogger();
-    installRuntime(logger);
+    // Worker and API share this process: the API's /metrics serves the worker's and the SDK's metrics too.
+    await installRuntime(logger, { sdkMetrics: true });
+    const telemetry = await startTelemetry({ serviceName: 'toolgate', logger });
     const base = loadConfig();
     const port = Number(options.port);
     const uiPort = Number(options.uiPort);
@@ -258,6 +322,8 @@ program
       port,
       uiPort,
       searchAttributes: SEARCH_ATTRIBUTE_CLI_ARGS,
+      // Explicit retention (TOOLGATE_RETENTION): the audit archiver appends each closed request before it leaves.
+      retention: config.retention,
       uiCodecEndpoint: codecEndpoint,
       onOutput: (line) => logger.debug({ source: 'temporal' }, line),
       // Ctrl-C reaches toolgate alone; the server is stopped last, after the worker and API.
@@ -284,13 +350,15 @@ program
         notifyConsole: (text) => process.stdout.write(text),
       });
       if (!signal.aborted) process.stdout.write(devBanner(config, server, { port, uiPort, codecEndpoint }));
-      await workerDone;
+      // The audit archiver in-process: its schedule, its worker, and the audit key created if missing.
+      await Promise.all([workerDone, runDevArchiver(config, logger, signal)]);
     } finally {
       if (api) {
         await closeServer(api.server);
         await api.connection.close();
       }
       await server.stop();
+      await telemetry?.shutdown();
       logger.info('stopped');
       exitWhenDone();
     }
@@ -334,6 +402,7 @@ function devBanner(config: Config, server: { address: string; uiUrl?: string }, 
     `  Inbox:        ${inboxUrl(config)}  (approvers review and decide here)`,
     `  Codec:        ${ports.codecEndpoint}  (the local UI decodes without a token, as can any process of this machine: dev only; elsewhere an ops token: --groups ops)`,
     `  Policy:       ${config.policyPaths.join(', ')}`,
+    `  Audit:        archive in ${config.auditArchiveDir} every ${Math.round(config.auditArchiveIntervalMs / 60_000)} min; namespace retention ${config.retention}`,
     '',
     ...(exportLine ? ['In another terminal, first point the demo and the CLI at this instance:', `  ${exportLine}`, ''] : []),
     ...(server.uiUrl ? ['Ready-made views in the Temporal UI:', ...opsQueryLinks(server.uiUrl, config.namespace), ''] : []),
@@ -394,12 +463,19 @@ program
   .description('Run a worker against TEMPORAL_ADDRESS (policy from TOOLGATE_POLICY)')
   .action(async () => {
     const logger = createLogger('toolgate-worker');
-    installRuntime(logger);
     const config = loadConfig();
+    const metrics = config.metricsAddress !== 'off';
+    await installRuntime(logger, { sdkMetrics: metrics });
+    const telemetry = await startTelemetry({ serviceName: 'toolgate-worker', logger });
+    let metricsServer: Server | undefined;
     try {
+      // This process's counters and the SDK's, at TOOLGATE_METRICS_ADDRESS (no authentication: not for public networks).
+      if (metrics) metricsServer = await startMetricsServer(config.metricsAddress, logger);
       await runWorker(config, logger, createExampleTools({ stateDir: config.stateDir }), onShutdown(logger));
       logger.info('stopped');
     } finally {
+      if (metricsServer) await closeServer(metricsServer);
+      await telemetry?.shutdown();
       exitWhenDone();
     }
   });
@@ -410,6 +486,7 @@ program
   .action(async () => {
     const logger = createLogger('toolgate-api');
     const config = loadConfig();
+    const telemetry = await startTelemetry({ serviceName: 'toolgate-api', logger });
     const signal = onShutdown(logger);
     try {
       const { server, connection } = await startApi(config, logger, { signal });
@@ -419,6 +496,7 @@ program
       await connection.close();
       logger.info('stopped');
     } finally {
+      await telemetry?.shutdown();
       exitWhenDone();
     }
   });
@@ -543,6 +621,8 @@ program
 registerMcpCommands(program);
 registerAuditCommands(program);
 registerKeysCommands(program);
+registerPolicyCommands(policy);
+registerArchiverCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`toolgate: ${(err as Error).message}\n`);

@@ -71,6 +71,17 @@ async function restoreAll(): Promise<void> {
   await Promise.all([...cluster.workers, ...cluster.apis].filter((m) => m.process === undefined).map((m) => m.start()));
 }
 
+/** The limit of the rate-limit test, on a tool no other test of this file calls. */
+const RATE_LIMITED_TOOL = 'fragile_write';
+const RATE_LIMIT = 10;
+const RATE_LIMIT_POLICY = `
+limits:
+  cluster-fragile-writes:
+    per: tool
+    tools: [${RATE_LIMITED_TOOL}]
+    rate: ${RATE_LIMIT}/1m
+`;
+
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -80,7 +91,7 @@ before(async () => {
   tools = await startCrashToolService();
   policyDir = mkdtempSync(join(tmpdir(), 'toolgate-cluster-policy-'));
   const template = readFileSync(join(REPO_ROOT, 'test', 'fixtures', 'crash', 'policy.yaml'), 'utf8');
-  await writeFile(join(policyDir, 'policy.yaml'), template.replaceAll('{{TOOLS_URL}}', tools.url));
+  await writeFile(join(policyDir, 'policy.yaml'), `${template.replaceAll('{{TOOLS_URL}}', tools.url)}${RATE_LIMIT_POLICY}`);
   cluster = await startCluster({ policy: join(policyDir, 'policy.yaml'), log: (line) => process.stdout.write(`cluster: ${line}\n`) });
   const token = await cluster.agentToken(CRASH_AGENT);
   for (const api of cluster.apis) agents.set(api.name, new ToolGateway({ url: api.url, token, pollSeconds: 10 }));
@@ -326,4 +337,98 @@ test('latency: p50 of an auto-allowed call through the cluster, and through the 
   figures.set('calls measured each', CALLS);
   figures.print();
   assert.equal(clusterTimes.length, CALLS);
+});
+
+test('rate limits hold across both workers: 30 concurrent calls of a 10/1m limit through both APIs, exactly 10 allowed, both workers evaluated', { timeout: 120_000 }, async () => {
+  await restoreAll();
+  const figures = new Figures('rate limit shared by both workers (PostgreSQL)');
+  const hitLabels = { tool: RATE_LIMITED_TOOL, tenant: CRASH_AGENT.tenant, limit: 'cluster-fragile-writes' };
+  const hitsBefore = await acrossWorkers('toolgate_rate_limit_hits_total', hitLabels);
+  const CALLS = 30;
+  const ids = Array.from({ length: CALLS }, (_, i) => `rate-limited-${i}`);
+  const started = Date.now();
+  const handles = await Promise.all(ids.map((id, i) => agentAt(i % 2 === 0 ? apiA() : apiB()).start(crashRequest(id, RATE_LIMITED_TOOL, `limited ${i}`))));
+  const outcomes = await Promise.all(handles.map((handle) => handle.outcome()));
+  figures.set('calls (concurrent, half through each API)', CALLS);
+  figures.set('all outcomes, ms', Date.now() - started);
+
+  const allowed = outcomes.filter((o) => o.status === 'completed');
+  const limited = outcomes.filter((o) => o.status === 'denied' && o.code === 'rate_limited');
+  figures.set(`allowed (limit ${RATE_LIMIT}/1m)`, allowed.length);
+  figures.set('denied rate_limited', limited.length);
+  assert.equal(allowed.length, RATE_LIMIT, JSON.stringify(outcomes.filter((o) => o.status !== 'completed' && !(o.status === 'denied' && o.code === 'rate_limited'))));
+  assert.equal(limited.length, CALLS - RATE_LIMIT);
+  await until('the rate-limit hits counted by the workers', 30_000, async () =>
+    (await acrossWorkers('toolgate_rate_limit_hits_total', hitLabels)) === hitsBefore + CALLS - RATE_LIMIT ? true : undefined);
+  for (const o of limited) {
+    assert.ok(o.status === 'denied');
+    assert.equal(o.rule, 'limit:cluster-fragile-writes');
+    assert.match(o.reasons[0] ?? '', new RegExp(`exhausted for ${CRASH_AGENT.tenant}/${RATE_LIMITED_TOOL}; retry after \\d+ ms`));
+  }
+
+  // Which worker evaluated each request: the one that completed the workflow task recording the
+  // evaluatePolicy local activity (the last local-activity marker; loadTrustAnchors is the first).
+  const evaluators = await Promise.all(
+    ids.map(async (id) => {
+      const history = await cluster.ops.workflow.getHandle(workflowIdFor(CRASH_AGENT.tenant, id)).fetchHistory();
+      let identity = '';
+      let evaluator = '';
+      for (const event of history.events ?? []) {
+        if (event.workflowTaskCompletedEventAttributes) identity = event.workflowTaskCompletedEventAttributes.identity ?? '';
+        if (event.markerRecordedEventAttributes?.markerName === 'core_local_activity') evaluator = identity;
+      }
+      return cluster.workerByPid(Number(evaluator.split('@')[0]))?.name ?? `unknown (${evaluator})`;
+    }),
+  );
+  const byWorker = (name: string, which: 'all' | 'allowed') => evaluators.filter((e, i) => e === name && (which === 'all' || outcomes[i]?.status === 'completed')).length;
+  for (const worker of cluster.workers) figures.set(`evaluated by ${worker.name} (allowed)`, `${byWorker(worker.name, 'all')} (${byWorker(worker.name, 'allowed')})`);
+  assert.deepEqual([...new Set(evaluators)].sort(), cluster.workers.map((w) => w.name).sort(), 'both workers evaluated some of the calls');
+
+  await sleep(1_000);
+  const effects = tools.effects.filter((e) => e.requestId.startsWith('rate-limited-'));
+  assert.equal(effects.length, RATE_LIMIT, 'one side effect per allowed call, none for a limited one');
+  figures.print();
+});
+
+/** The sum of a metric's samples whose labels include `labels`, from one Prometheus text exposition. */
+async function scraped(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(url)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!(line.startsWith(`${name}{`) || line.startsWith(`${name} `))) continue;
+    if (Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+/** A counter summed over both workers, as a Prometheus query over the deployment would. */
+async function acrossWorkers(name: string, labels: Record<string, string> = {}): Promise<number> {
+  const values = await Promise.all(cluster.workers.map((worker) => scraped(worker.metricsUrl, name, labels)));
+  return values.reduce((sum, value) => sum + value, 0);
+}
+
+test("metrics: each worker serves its counters and the Temporal SDK's, each API the pending gauge; an approved request moves them once", { timeout: 180_000 }, async () => {
+  await restoreAll();
+  const labels = { tool: 'crash_write', tenant: CRASH_AGENT.tenant };
+  const approveDecisions = await acrossWorkers('toolgate_requests_total', { ...labels, decision: 'approve' });
+  const completed = await acrossWorkers('toolgate_request_outcomes_total', { ...labels, outcome: 'completed' });
+  const waits = await acrossWorkers('toolgate_approval_wait_seconds_count', { tool: 'crash_write', end: 'approved' });
+  const requestId = 'metrics-1';
+  await agentAt(apiA()).start(crashRequest(requestId, 'crash_write', 'count me'));
+  const [digest] = await pendingDigests([requestId]);
+  await until('the first decision counted by a worker', 30_000, async () =>
+    (await acrossWorkers('toolgate_requests_total', { ...labels, decision: 'approve' })) === approveDecisions + 1 ? true : undefined);
+  for (const api of cluster.apis) {
+    await until(`${api.name}: toolgate_pending_approvals`, 30_000, async () => ((await scraped(`${api.url}/metrics`, 'toolgate_pending_approvals')) >= 1 ? true : undefined));
+  }
+  const maria = await cluster.approverToken({ sub: 'maria', tenant: CRASH_AGENT.tenant, groups: ['manager'] });
+  const answer = await approve(apiB(), requestId, digest as string, maria);
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  assert.equal((await outcomeAt(apiA(), requestId)).status, 'completed');
+  await until('the outcome counted by a worker', 30_000, async () =>
+    (await acrossWorkers('toolgate_request_outcomes_total', { ...labels, outcome: 'completed' })) === completed + 1 ? true : undefined);
+  assert.equal(await acrossWorkers('toolgate_approval_wait_seconds_count', { tool: 'crash_write', end: 'approved' }), waits + 1);
+  assert.equal(await acrossWorkers('toolgate_requests_total', { ...labels, decision: 'approve' }), approveDecisions + 1, 'counted once over both workers');
+  for (const worker of cluster.workers) assert.match(await (await fetch(worker.metricsUrl)).text(), /^temporal_num_pollers\{/m, worker.name);
+  for (const api of cluster.apis) assert.doesNotMatch(await (await fetch(`${api.url}/metrics`)).text(), /^temporal_/m, api.name);
 });

@@ -3,7 +3,8 @@
  * topology test/cluster/cluster.ts runs and tests. The server version comes from one place,
  * TEMPORAL_SERVER_VERSION in scripts/cluster/build-temporal.ts (what the cluster builds and the dev
  * tests' CLI embeds); each toolgate service mounts exactly its role's key files (cluster.ts's
- * WORKER_SECRETS / API_SECRETS, file names from the functions `toolgate keys init` uses); the
+ * WORKER_SECRETS / API_SECRETS, file names from the functions `toolgate keys init` uses; the
+ * archiver, which has no cluster role yet, the codec keys and the audit signer's key alone); the
  * namespace gets an explicit retention and every search attribute of src/shared/messages.ts with
  * its type; and every variable a toolgate service is given is one the source reads. When `docker`
  * is on PATH, `docker compose config -q` must accept the file as well.
@@ -20,7 +21,10 @@ import { defaultKeyPaths } from '../../src/auth/tokens.js';
 import { defaultKeyringFile } from '../../src/codec/index.js';
 import { SEARCH_ATTRIBUTE_TYPE_NAMES, searchAttributes } from '../../src/shared/index.js';
 import { defaultTrustKeyPaths } from '../../src/trust/keys.js';
-import { API_SECRETS, CLUSTER_NAMESPACE, CLUSTER_RETENTION, WORKER_SECRETS } from '../cluster/cluster.js';
+import { ARCHIVE_TASK_QUEUE } from '../../src/audit/archive.js';
+import { defaultAuditKeyFiles } from '../../src/cli/audit-commands.js';
+import { loadConfig } from '../../src/config.js';
+import { API_SECRETS, CLUSTER_NAMESPACE, CLUSTER_RETENTION, RATE_LIMIT_DB, WORKER_SECRETS } from '../cluster/cluster.js';
 import { REPO_ROOT } from '../helpers/processes.js';
 
 interface Service {
@@ -66,8 +70,8 @@ const keyFile = (() => {
     codec: basename(defaultKeyringFile(dir)),
     // src/inbox/config.ts's default name; cluster.ts writes it by hand (keys init does not).
     session: 'inbox-session.key',
-    // `toolgate audit keygen` (src/cli/audit-commands.ts).
-    auditPrivate: 'audit-signing.key.pem',
+    // `toolgate keys init` and `toolgate audit keygen` (src/cli/audit-commands.ts).
+    auditPrivate: basename(defaultAuditKeyFiles(dir).privateKeyFile),
   };
 })();
 
@@ -78,6 +82,14 @@ const WORKER_FILES: Record<(typeof WORKER_SECRETS)[number], string> = {
   TOOLGATE_WORKER_SEAL_KEY_FILE: keyFile.seal,
   TOOLGATE_LINK_PRIVATE_KEY_FILE: keyFile.linkPrivate,
   TOOLGATE_CODEC_KEYS_FILE: keyFile.codec,
+};
+/**
+ * The archiver's (no cluster.ts role yet): it reads histories and signs the audit archive, so the
+ * codec keys and the audit signer's private key, the only service that holds the latter.
+ */
+const ARCHIVER_FILES = {
+  TOOLGATE_CODEC_KEYS_FILE: keyFile.codec,
+  TOOLGATE_AUDIT_SIGNING_KEY_FILE: keyFile.auditPrivate,
 };
 const API_FILES: Record<(typeof API_SECRETS)[number], string> = {
   TOOLGATE_TOKEN_PUBLIC_KEY_FILE: keyFile.tokenPublic,
@@ -130,12 +142,12 @@ function variablesTheSourceNames(): Set<string> {
   return names;
 }
 
-const TOOLGATE_SERVICES = ['worker', 'api'] as const;
+const TOOLGATE_SERVICES = ['worker', 'api', 'archiver'] as const;
 const TEMPORAL_IMAGE = /^(?:docker\.io\/)?temporalio\/(server|admin-tools|auto-setup):(.+)$/;
 
 describe('docker-compose.yml', () => {
-  test('has the tested topology: postgres, a schema job, the server, a namespace job, the UI, worker and API', () => {
-    for (const name of ['postgresql', 'temporal-schema', 'temporal', 'temporal-setup', 'temporal-ui', 'worker', 'api']) service(name);
+  test('has the tested topology: postgres, a schema job, the server, a namespace job, the UI, worker, API and archiver', () => {
+    for (const name of ['postgresql', 'temporal-schema', 'temporal', 'temporal-setup', 'temporal-ui', 'worker', 'api', 'archiver']) service(name);
     // Order of start: schema before the server, the namespace before anything of toolgate.
     const dependsOn = (name: string): Record<string, { condition?: string }> => {
       const deps = service(name).depends_on;
@@ -171,6 +183,19 @@ describe('docker-compose.yml', () => {
     assert.equal(envOf(service('temporal-schema')).SQL_PLUGIN, 'postgres12');
   });
 
+  test(`the workers share rate limits in the compose PostgreSQL, database ${RATE_LIMIT_DB}, which the schema job creates`, () => {
+    const store = envOf(service('worker')).TOOLGATE_RATE_LIMIT_STORE ?? '';
+    assert.match(store, /^postgres:\/\/temporal:\$\{TEMPORAL_POSTGRES_PASSWORD:-temporal\}@/, 'the database user and the password variable the postgresql service is given');
+    assert.equal(envOf(service('postgresql')).POSTGRES_PASSWORD, '${TEMPORAL_POSTGRES_PASSWORD:-temporal}');
+    // As compose interpolates it with the default password: a URL the worker's configuration accepts.
+    const resolved = store.replace('${TEMPORAL_POSTGRES_PASSWORD:-temporal}', 'temporal');
+    const url = new URL(resolved);
+    assert.deepEqual([url.username, url.hostname, url.port, url.pathname], [envOf(service('postgresql')).POSTGRES_USER, 'postgresql', '5432', `/${RATE_LIMIT_DB}`]);
+    assert.equal(loadConfig({ TOOLGATE_RATE_LIMIT_STORE: resolved }).rateLimitStore, resolved);
+    assert.match(scriptOf(service('temporal-schema')), new RegExp(`temporal-sql-tool --db ${RATE_LIMIT_DB} create-database`));
+    assert.equal(envOf(service('api')).TOOLGATE_RATE_LIMIT_STORE, undefined, 'the API evaluates no limits and needs no database password');
+  });
+
   test(`creates namespace ${CLUSTER_NAMESPACE} with an explicit retention (default ${CLUSTER_RETENTION}), updating it when it exists`, () => {
     const setup = service('temporal-setup');
     const env = envOf(setup);
@@ -189,7 +214,7 @@ describe('docker-compose.yml', () => {
       assert.ok(type, `a server type name for ${key.type}`);
       return `${key.name}:${type}`;
     });
-    assert.equal(expected.length, 9);
+    assert.equal(expected.length, 10);
     const registered = [...script.matchAll(/\bToolgate[A-Za-z]+:[A-Za-z]+\b/g)].map((m) => m[0]);
     assert.deepEqual([...registered].sort(), [...expected].sort());
     assert.match(script, /search-attribute create\b[^\n]*--name "\$\$name" --type "\$\$type"/);
@@ -216,6 +241,29 @@ describe('docker-compose.yml', () => {
     });
   }
 
+  test('archiver: mounts exactly the codec keys and the audit signer\'s private key, and its archive volume', () => {
+    const svc = service('archiver');
+    assert.match(scriptOf(svc), /src\/cli\/main\.ts\narchiver$/);
+    assert.deepEqual([...secretsOf(svc)].sort(), Object.values(ARCHIVER_FILES).sort());
+    const env = envOf(svc);
+    for (const [variable, file] of Object.entries(ARCHIVER_FILES)) assert.equal(env[variable], `/run/secrets/${file}`, variable);
+    const mounted = new Set(secretsOf(svc));
+    for (const [variable, value] of Object.entries(env)) {
+      if (value.startsWith('/run/secrets/')) assert.ok(mounted.has(value.slice('/run/secrets/'.length)), `${variable}=${value} is not mounted`);
+    }
+    // One named volume, declared at the top level, holding the archive directory it is told to use.
+    assert.deepEqual(svc.volumes, ['audit-archive:/app/.toolgate']);
+    assert.ok(compose.volumes && typeof compose.volumes === 'object' && 'audit-archive' in compose.volumes, 'the audit-archive volume is declared');
+    assert.ok(env.TOOLGATE_AUDIT_ARCHIVE_DIR?.startsWith('/app/.toolgate/'), `TOOLGATE_AUDIT_ARCHIVE_DIR=${env.TOOLGATE_AUDIT_ARCHIVE_DIR} lies in the volume`);
+    assert.equal(env.TOOLGATE_AUDIT_ARCHIVE_INTERVAL, '${TOOLGATE_AUDIT_ARCHIVE_INTERVAL:-15m}');
+    // Healthy when its own worker polls the archival task queue.
+    assert.match([svc.healthcheck?.test ?? []].flat().join(' '), new RegExp(`src/cli/main\\.ts health --task-queue ${ARCHIVE_TASK_QUEUE} --max-age \\d+`));
+    // Nothing else of the deployment: no signing key of the API, no seal, no link or token key.
+    for (const file of [keyFile.requestPrivate, keyFile.decisionPrivate, keyFile.session, keyFile.tokenPrivate, keyFile.seal, keyFile.linkPrivate]) {
+      assert.ok(!mounted.has(file), `archiver must not hold ${file}`);
+    }
+  });
+
   test('the worker holds no private key of the API, the token issuer or the audit signer, and vice versa', () => {
     const worker = new Set(secretsOf(service('worker')));
     const api = new Set(secretsOf(service('api')));
@@ -225,14 +273,16 @@ describe('docker-compose.yml', () => {
     for (const file of [keyFile.seal, keyFile.linkPrivate, keyFile.tokenPrivate, keyFile.auditPrivate]) assert.ok(!api.has(file), `api must not hold ${file}`);
   });
 
-  test('no service mounts the keys directory, and the issuer and audit keys are not even declared', () => {
+  test('no service mounts the keys directory, the issuer key is not even declared, the audit key is the archiver\'s alone', () => {
     const declared = compose.secrets ?? {};
     for (const [name, secret] of Object.entries(declared)) {
       assert.ok(secret.file, `secret ${name} is a file`);
       // The secret's name is the file's name, so a mount's name says which key it is.
       assert.equal(basename(secret.file), name, `secret ${name} reads ${secret.file}`);
     }
-    for (const file of [keyFile.tokenPrivate, keyFile.auditPrivate]) assert.ok(!(file in declared), `${file} is declared as a secret`);
+    assert.ok(!(keyFile.tokenPrivate in declared), `${keyFile.tokenPrivate} is declared as a secret`);
+    const auditHolders = Object.entries(services).filter(([, svc]) => secretsOf(svc).includes(keyFile.auditPrivate)).map(([name]) => name);
+    assert.deepEqual(auditHolders, ['archiver'], `${keyFile.auditPrivate} is held by`);
     for (const [name, svc] of Object.entries(services)) {
       for (const volume of svc.volumes ?? []) {
         const source = typeof volume === 'string' ? volume.split(':')[0] ?? '' : (volume.source ?? '');
@@ -272,6 +322,15 @@ describe('docker-compose.yml', () => {
     const worker = [service('worker').healthcheck?.test ?? []].flat().join(' ');
     assert.match(worker, /src\/cli\/main\.ts health --max-age \d+/);
     assert.ok(service('temporal').healthcheck?.test, 'the server has a health check');
+  });
+
+  test('the worker serves its metrics inside the network and publishes no port for them', () => {
+    const worker = service('worker');
+    const address = envOf(worker).TOOLGATE_METRICS_ADDRESS ?? '';
+    assert.match(address, /^0\.0\.0\.0:\d+$/, 'TOOLGATE_METRICS_ADDRESS: reachable by Prometheus in the compose network');
+    assert.equal(loadConfig({ TOOLGATE_METRICS_ADDRESS: address }).metricsAddress, address);
+    // The metrics listener has no authentication: nothing of the worker is published on the host.
+    assert.deepEqual(worker.ports ?? [], []);
   });
 
   test('every variable given to a toolgate service is one the source reads (no typos)', () => {
