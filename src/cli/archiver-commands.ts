@@ -8,7 +8,7 @@
 import { createRequire } from 'node:module';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy, type ScheduleHandle, type ScheduleOptions } from '@temporalio/client';
-import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { createArchiveActivities, type AuditArchiveInput } from '../../activities/archive.js';
@@ -18,6 +18,7 @@ import { dataConverterFor, loadKeyring } from '../codec/index.js';
 import { loadConfig, type Config } from '../config.js';
 import { createLogger } from '../logger.js';
 import { namespaceRetentionMs } from '../temporal/dev-server.js';
+import { installRuntime } from '../temporal/runtime.js';
 import { auditSigningKeyFile, defaultAuditKeyFiles, readAuditSigningKey } from './audit-commands.js';
 
 const require = createRequire(import.meta.url);
@@ -144,21 +145,6 @@ export async function runArchiver(config: Config, logger: Logger, signal: AbortS
   }
 }
 
-/** Routes the Temporal SDK's logs into the process logger (its own info lines are operator detail: debug). */
-function installRuntime(logger: Logger): void {
-  Runtime.install({
-    logger: {
-      log: (level, message, meta) => logger[level === 'INFO' ? 'debug' : (level.toLowerCase() as 'warn')]({ ...meta }, message),
-      trace: (message, meta) => logger.trace({ ...meta }, message),
-      debug: (message, meta) => logger.debug({ ...meta }, message),
-      info: (message, meta) => logger.debug({ ...meta }, message),
-      warn: (message, meta) => logger.warn({ ...meta }, message),
-      error: (message, meta) => logger.error({ ...meta }, message),
-    },
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
-  });
-}
-
 /** Adds `toolgate archiver` to the program. */
 export function registerArchiverCommand(program: Command): void {
   program
@@ -166,7 +152,7 @@ export function registerArchiverCommand(program: Command): void {
     .description('Keep the audit archive: the archival schedule and its worker (holds the codec keys and the audit-signing key)')
     .action(async () => {
       const logger = createLogger('toolgate-archiver');
-      installRuntime(logger);
+      await installRuntime(logger);
       const config = loadConfig();
       const controller = new AbortController();
       const onSignal = (name: string) => {

@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { Command, InvalidArgumentError } from 'commander';
 import { hostname } from 'node:os';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createAgentIdentityRouter, createAgentRouter } from '../api/agents.js';
 import { createApiApp } from '../api/app.js';
@@ -28,8 +28,8 @@ import { createInboxRouter, inboxOptionsFromEnv } from '../inbox/index.js';
 import { IDENTIFIER_PATTERN, SEARCH_ATTRIBUTE_CLI_ARGS, TASK_QUEUE, searchAttributes } from '../shared/index.js';
 import { KILL_SWITCH_CACHE_MS, KillSwitches } from '../kill-switch.js';
 import { requireTemporalCli } from '../temporal/cli.js';
-import { devExportLine, findFreePort, startDevServer } from '../temporal/dev-server.js';
-import { serveTemporalSdkMetricsFrom, startMetricsServer } from '../metrics.js';
+import { devExportLine, startDevServer } from '../temporal/dev-server.js';
+import { startMetricsServer } from '../metrics.js';
 import { startTelemetry, tracedClient } from '../telemetry.js';
 import { createExampleTools } from '../tools/examples.js';
 import type { ToolRegistry } from '../tools/types.js';
@@ -41,32 +41,7 @@ import { registerMcpCommands } from './mcp-commands.js';
 import { registerKeysCommands } from './keys-commands.js';
 import { registerPolicyCommands } from './policy-commands.js';
 import { registerArchiverCommand, runDevArchiver } from './archiver-commands.js';
-
-/**
- * Routes the Temporal SDK's own logs into our JSON logger instead of the console. With
- * `sdkMetrics`, the SDK core also exports its metrics (Prometheus text) on a free loopback port,
- * which this process's `/metrics` fetches and appends to its own: one endpoint serves both. Before
- * any NativeConnection: the runtime is process-global and installed once.
- */
-async function installRuntime(logger: Logger, options: { sdkMetrics?: boolean } = {}): Promise<void> {
-  const sdkMetricsAddress = options.sdkMetrics ? `127.0.0.1:${await findFreePort('127.0.0.1')}` : undefined;
-  Runtime.install({
-    logger: {
-      // The SDK's own info lines (bundle sizes, state changes) are detail for operators: debug.
-      log: (level, message, meta) => logger[level === 'INFO' ? 'debug' : (level.toLowerCase() as 'warn')]({ ...meta }, message),
-      trace: (message, meta) => logger.trace({ ...meta }, message),
-      debug: (message, meta) => logger.debug({ ...meta }, message),
-      info: (message, meta) => logger.debug({ ...meta }, message),
-      warn: (message, meta) => logger.warn({ ...meta }, message),
-      error: (message, meta) => logger.error({ ...meta }, message),
-    },
-    telemetryOptions: {
-      logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
-      ...(sdkMetricsAddress ? { metrics: { prometheus: { bindAddress: sdkMetricsAddress } } } : {}),
-    },
-  });
-  if (sdkMetricsAddress) serveTemporalSdkMetricsFrom(`http://${sdkMetricsAddress}/metrics`);
-}
+import { installRuntime } from '../temporal/runtime.js';
 
 async function loadPolicyStore(config: Config, logger: Logger, signal?: AbortSignal): Promise<PolicyStore> {
   const store = new PolicyStore();

@@ -15,59 +15,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { readRecordedRequest, runPolicyReplay } from '../../src/cli/policy-commands.js';
 import { WORKFLOW_TYPE, searchAttributes, workflowIdFor, type RequestState, type ToolRequestInput } from '../../src/shared/index.js';
 import { eventually, startGateway, startTemporal, testCodecKeysEnv, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
-
-interface Knobs {
-  lookup: string;
-  refundRules: string;
-  refundApproval: string;
-  deploy: string;
-}
-
-function policyYaml(k: Knobs): string {
-  return `version: 1
-tools:
-  lookup:
-${k.lookup}
-  refund:
-    risk: high
-    approval: ${k.refundApproval}
-    allowed_roles: [agent_runtime]
-    rules:
-${k.refundRules}
-  deploy:
-${k.deploy}
-approvals:
-  manager: { groups: [manager], expires_after: 1h }
-  finance: { groups: [finance], expires_after: 1h }
-  release: { groups: [release], expires_after: 1h }
-limits:
-  lookups_per_actor: { per: actor, rate: "2/1h", tools: [lookup] }
-manifest:
-  lookup: { run_as: svc-lookup, adapter: { type: code }, args: { type: object } }
-  refund: { run_as: svc-payments, adapter: { type: code }, args: { type: object, properties: { amount: { type: integer } } } }
-  deploy: { run_as: svc-deploy, adapter: { type: code }, args: { type: object } }
-`;
-}
-
-const RECORDED: Knobs = {
-  lookup: '    risk: low\n    approval: none\n    allowed_roles: [agent_runtime]',
-  refundRules: "      - { name: huge, when: 'args.amount > 10000', effect: deny }\n      - { name: small, when: 'args.amount <= 100', effect: allow, risk: medium }",
-  refundApproval: 'manager',
-  deploy: '    risk: critical\n    approval: release\n    allowed_roles: [deployer]',
-};
-/** Lookups riskier and acme's only; small refunds need a person; refunds a finance plan; deploys staging only. */
-const STRICTER: Knobs = {
-  lookup: '    risk: medium\n    approval: none\n    allowed_roles: [agent_runtime]\n    tenants: [acme]',
-  refundRules: "      - { name: huge, when: 'args.amount > 10000', effect: deny }",
-  refundApproval: 'finance',
-  deploy: '    risk: critical\n    approval: release\n    allowed_roles: [deployer]\n    environments: [staging]',
-};
-/** Refunds up to 1000 without a person, no huge rule; anyone of the runtime may deploy, without approval. */
-const LOOSER: Knobs = {
-  ...RECORDED,
-  refundRules: "      - { name: small, when: 'args.amount <= 1000', effect: allow, risk: medium }",
-  deploy: '    risk: critical\n    approval: none\n    allowed_roles: [deployer, agent_runtime]',
-};
+import { BASE as RECORDED, LOOSER, STRICTER, policyYaml } from '../fixtures/policy-versions.js';
 
 const taskQueue = `policy-replay-${process.pid}`;
 let seq = 0;
