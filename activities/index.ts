@@ -11,7 +11,7 @@ import type { KillSwitches } from '../src/kill-switch.js';
 import { countRedactions } from '../src/metrics.js';
 import { RateLimitStoreError, RateLimits, decide, type RateLimitRule, type RateLimitStore, type RateLimited } from '../src/policy/index.js';
 import type { PolicyStore } from '../src/policy-store.js';
-import { compareDecisions } from '../src/policy/replay.js';
+import { compareDecisions } from '../src/policy/compare.js';
 import {
   EXECUTION_BOUNDS,
   FailureTypes,

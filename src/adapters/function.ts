@@ -4,8 +4,7 @@
  * to what the model should see (the tool's result, a refusal, or a pending approval). Who calls
  * is the gateway's token; the options carry no identity.
  */
-import type { AdapterOptions, RunOptions } from './core.js';
-import { checkRequest, requestIdForToolCall, resultForModel, runRequest, scopeOf, toolRequest } from './core.js';
+import { checkRequest, requestIdForToolCall, resultForModel, runRequest, scopeOf, toolRequest, type AdapterOptions, type RunOptions } from './core.js';
 
 /** Per-call options of a gateway function. */
 export interface GatewayCallOptions extends Pick<RunOptions, 'onProgress' | 'signal'> {

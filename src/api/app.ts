@@ -8,7 +8,7 @@
  * counted, never written into any history.
  */
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, type PayloadCodec } from '@temporalio/common';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { decodeJwt } from 'jose';
 import type { Logger } from 'pino';
@@ -21,7 +21,6 @@ import {
   decideUpdate,
   formatIssues,
   refreshTrustSignal,
-  refuseDecision,
   searchAttributes,
   statusQuery,
   workflowIdFor,
@@ -30,7 +29,6 @@ import {
   type DecisionChannel,
   type RequestStatus,
 } from '../shared/index.js';
-import type { PayloadCodec } from '@temporalio/common';
 import { createCodecRouter } from '../codec/router.js';
 import { metricsExposition, pendingApprovalsRegistry, refusedAttempts } from '../metrics.js';
 import type { DecisionSigner } from '../trust/signers.js';
@@ -38,6 +36,7 @@ import { LaneFullError, Lanes } from './lanes.js';
 import { redactValue } from '../egress/redact.js';
 import { decide as decidePolicy } from '../policy/index.js';
 import type { PolicyStore } from '../policy-store.js';
+import { approvalView } from '../approvals/view.js';
 import { InvalidPageTokenError, MAX_WAITING_PAGE_SIZE, listWaitingFor } from '../approvals/waiting.js';
 import { AuditRecordError, buildAuditRecord } from '../audit/record.js';
 import { bearerToken, opsCovers, opsScope } from './ops.js';
@@ -46,7 +45,7 @@ import { renderLinkPage, type LinkPageModel } from './link-page.js';
 import type { VerifiedLink } from '../auth/links.js';
 import type { ApproverVerifier } from '../auth/tokens.js';
 
-export { HttpError } from './errors.js';
+export { HttpError };
 
 /** Verifies one-click link tokens (`LinkVerifier.verifyLink`, or a stand-in in tests). */
 export interface LinkVerifierLike {
@@ -107,64 +106,8 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 type Authed = Request & { approver?: Approver };
 
-const requesterIds = (status: RequestStatus): string[] => [status.actor.id, ...(status.onBehalfOf ?? []).map((p) => p.id)];
-
 /** A redacted copy of what approvers are shown (all rules): they decide on the shape of the call, not on its secrets. */
 const redacted = <T>(value: T): T => redactValue(value).value;
-
-/**
- * The approval view of a request: everything an approver must see before deciding. Arguments,
- * reasons and edits are redacted; the digests are those of the real request.
- */
-export function approvalView(status: RequestStatus, approver: Approver) {
-  const plan = status.decision?.approval;
-  const refusal =
-    status.state === 'pending_approval' && plan && status.digest
-      ? refuseDecision(
-          {
-            pending: true,
-            tenant: status.tenant,
-            requesterIds: requesterIds(status),
-            digest: status.digest,
-            plan,
-            tier: status.tier,
-            approvals: status.approvals,
-          },
-          { decision: 'approve', digest: status.digest, approver },
-        )
-      : { type: FailureTypes.NotPending, message: 'the request is not waiting for approval' };
-  return {
-    requestId: status.requestId,
-    state: status.state,
-    tenant: status.tenant,
-    environment: status.environment,
-    tool: status.tool,
-    args: redacted(status.proposal?.args),
-    risk: status.decision?.risk,
-    rule: status.decision?.rule,
-    reasons: redacted(status.decision?.reasons ?? []),
-    policyDigest: status.decision?.policyDigest,
-    toolDigest: status.decision?.toolDigest,
-    runAs: status.decision?.runAs,
-    actor: status.actor,
-    onBehalfOf: status.onBehalfOf ?? [],
-    reason: redacted(status.reason),
-    traceId: status.traceId,
-    digest: status.digest,
-    expiresAt: status.expiresAt,
-    tier: status.tier,
-    eligibleGroups: status.eligibleGroups,
-    plan: plan
-      ? { name: plan.name, groups: plan.groups, allOf: plan.allOf, minApprovals: plan.minApprovals, rejectionsToDeny: plan.rejectionsToDeny }
-      : undefined,
-    approvals: redacted(status.approvals.filter((vote) => vote.digest === status.digest)),
-    edits: status.edits.map((edit) => ({ ...edit, args: redacted(edit.args), ...(edit.reason === undefined ? {} : { reason: redacted(edit.reason) }) })),
-    canDecide: refusal === undefined,
-    ...(refusal ? { cannotDecideBecause: refusal.message } : {}),
-    proposal: status.proposal ? { ...status.proposal, args: redacted(status.proposal.args) } : undefined,
-    outcome: status.outcome ? { status: status.outcome.status } : undefined,
-  };
-}
 
 /** Creates the express app serving `/healthz`, `/v1/approvals` and `/v1/links`. */
 export function createApiApp(deps: ApiDeps): express.Express {

@@ -4,13 +4,13 @@
  * `approvalView`, and the page's own messages are redacted too.
  */
 import { redactText } from '../egress/redact.js';
-import type { approvalView } from './app.js';
+import type { ApprovalView } from '../approvals/view.js';
 
 /** What the link page shows. */
 export type LinkPageModel =
   | {
       kind: 'confirm';
-      view: ReturnType<typeof approvalView>;
+      view: ApprovalView;
       approverId: string;
       decisions: ('approve' | 'reject')[];
       linkExpiresAt: string;

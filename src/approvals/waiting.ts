@@ -8,7 +8,7 @@
  * digest, the arguments and whether a principal the agent acts for is this approver.
  */
 import type { Client } from '@temporalio/client';
-import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes.js';
+import { decodeTypedSearchAttributes } from '../temporal/internals.js';
 import { parseRequestWorkflowId, searchAttributes } from '../shared/index.js';
 
 /** One request waiting for the approver, as visibility knows it. */

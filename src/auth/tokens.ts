@@ -7,14 +7,14 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SignJWT, importPKCS8, importSPKI, type CryptoKey } from 'jose';
 import { ApproverSchema, canonicalId, formatIssues, type Approver } from '../shared/index.js';
-import { TokenError } from './errors.js';
+import { TokenError, type TokenRefusal } from './errors.js';
 import { verifyJwt } from './jwt.js';
 import { ensureEd25519KeyPair, type KeyPaths } from './keys.js';
 
 /** Re-exported so existing callers keep importing token errors and key paths from here. */
-export { TokenError, type TokenRefusal } from './errors.js';
+export { TokenError, type TokenRefusal };
 /** Where a local key pair lives. */
-export type { KeyPaths } from './keys.js';
+export type { KeyPaths };
 
 /** The only signing algorithm toolgate issues and accepts for approver tokens. */
 export const APPROVER_TOKEN_ALG = 'EdDSA';

@@ -17,9 +17,9 @@
  */
 import { isValidIBAN } from 'ibantools';
 import { findNumbers, type CountryCode } from 'libphonenumber-js';
-import { GITLEAKS, asciiLower, findSecrets, type SecretRule } from './secret-rules.js';
+import { GITLEAKS, SECRET_RULES_SOURCE, asciiLower, findSecrets, type SecretRule } from './secret-rules.js';
 
-export { SECRET_RULES_SOURCE } from './secret-rules.js';
+export { SECRET_RULES_SOURCE };
 
 /** The two families of rules; a tool's `egress.redact` may name a family, `all`, or single rules. */
 export type RedactionCategory = 'secrets' | 'pii';

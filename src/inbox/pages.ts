@@ -4,11 +4,11 @@
  * styling and behaviour come from /inbox/static only. Element ids and form field names are a
  * contract with the browser tests and are kept stable (listed in the README section).
  */
-import type { approvalView } from '../api/app.js';
+import type { ApprovalView } from '../approvals/view.js';
 import type { DiffRow } from './diff.js';
 
 /** The JSON the approval API answers for one request, plus what a later API may add. */
-export type InboxRequestView = ReturnType<typeof approvalView> & {
+export type InboxRequestView = ApprovalView & {
   /** The tool's argument JSON schema, when the API carries it (drives the field-by-field edit form). */
   argsSchema?: unknown;
 };

@@ -1,6 +1,7 @@
 /**
- * Telling approvers that a request waits for them: the notifier contract, a webhook notifier and
- * a notifier that only logs.
+ * Telling approvers that a request waits for them: a webhook notifier, a console notifier, a
+ * fan-out and a notifier that only logs. The notifier contract they implement (`Notifier`,
+ * `ApprovalNotification`) is defined in types.ts and re-exported here.
  *
  * The webhook notifier sends two kinds of message. Shared targets (`TOOLGATE_WEBHOOKS`, typically
  * channels) get the facts and the review URL, which needs approver sign-in. Each eligible approver
@@ -12,9 +13,7 @@ import { Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import type { LinkSigner } from '../auth/links.js';
 import { canonicalId, sameIdentity } from '../shared/identity.js';
-import type { Principal, Risk, ToolOutcome } from '../shared/index.js';
 import type { ApproverDirectory, DirectoryEntry } from './directory.js';
-import type { OutcomeDetails } from '../shared/outcome-details.js';
 import {
   consoleLine,
   isDecisionNotification,
@@ -26,52 +25,13 @@ import {
   type DecisionNotification,
 } from './payloads.js';
 import { describeTarget, parseWebhookTarget, sameDestination, WebhookTargetError, type WebhookTarget } from './targets.js';
+import type { ApprovalNotification, Notifier } from './types.js';
 
 // Re-exported: the target parser moved to targets.ts (the directory parses `notify` with it), and
-// other code imports these names from here.
-export { parseWebhookTarget, WebhookTargetError, type WebhookTarget } from './targets.js';
-
-/** One notification to approver groups. */
-export interface ApprovalNotification {
-  /** requested: a request waits; escalated: a tier fired; reminder: still waiting; outcome: it ended. */
-  kind: 'requested' | 'escalated' | 'reminder' | 'outcome';
-  tier: number;
-  /** The groups to notify: the tier's new groups on escalation, all eligible groups otherwise. */
-  groups: string[];
-  requestId: string;
-  tenant: string;
-  tool: string;
-  risk: Risk;
-  /** The requester's id; they never receive a link to decide their own request. */
-  actor: string;
-  /**
-   * The principals the requester acts for (the rest of the actor chain), when the caller passes
-   * them. Like the requester, none of them receives a link to decide the request.
-   */
-  onBehalfOf?: Principal[];
-  digest: string;
-  expiresAt?: string;
-  /** Where an approver reviews and decides the request (approver sign-in required). */
-  reviewUrl: string;
-  /** How the request ended, on `outcome` notifications. */
-  outcome?: ToolOutcome['status'];
-  /** The environment the tool would act in, shown to approvers when given. */
-  environment?: string;
-  /** The requester's stated reason, shown to approvers when given (untrusted text). */
-  reason?: string;
-  /**
-   * The arguments the tool would run with (the current proposal's, after any edit), when the
-   * caller passes them. Messages show them redacted with every rule and shortened (see payloads.ts).
-   */
-  args?: Record<string, unknown>;
-  /** On `outcome` notifications: who decided and what happened (`notificationOutcome`). */
-  outcomeDetails?: OutcomeDetails;
-}
-
-/** Delivers approval notifications; throwing makes Temporal retry the delivery. */
-export interface Notifier {
-  notify(notification: ApprovalNotification): Promise<void>;
-}
+// the notifier contract to types.ts (payloads.ts builds on it too); other code imports these names
+// from here.
+export { parseWebhookTarget, WebhookTargetError, type WebhookTarget };
+export type { ApprovalNotification, Notifier };
 
 /** Some webhook targets did not accept a notification; Temporal retries the activity. */
 export class NotificationDeliveryError extends Error {

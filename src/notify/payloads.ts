@@ -15,7 +15,7 @@
  * would no longer match its rule.
  */
 import { redactText, redactValue } from '../egress/redact.js';
-import type { ApprovalNotification } from './notifier.js';
+import type { ApprovalNotification } from './types.js';
 import { outcomeSentence, type OutcomeDetails } from '../shared/outcome-details.js';
 
 /** One approver's single-use decision link. */

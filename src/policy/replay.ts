@@ -28,16 +28,15 @@ import type { temporal } from '@temporalio/proto';
 import { decodeFirstPayload, startInputOf, withWorkflowContext, type AUDITED_ACTIVITIES } from '../audit/record.js';
 import { PayloadDecryptionError } from '../codec/aes-gcm.js';
 import { redactText } from '../egress/redact.js';
-import { parseRequestWorkflowId, type ApprovalPlan, type PolicyDecision, type ToolOutcome, type ToolRequest } from '../shared/index.js';
+import { parseRequestWorkflowId, type PolicyDecision, type ToolOutcome, type ToolRequest } from '../shared/index.js';
+import { CHANGE_KINDS, compareDecisions, type ChangeKind } from './compare.js';
 import { decide } from './decide.js';
+
+export { CHANGE_KINDS, compareDecisions, type ChangeKind };
 import type { LoadedPolicy } from './model.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
-/** The kinds of change, from the recorded decision to the candidate's: outcome changes first, then the approval plan, then the risk. */
-export const CHANGE_KINDS = ['allow->approve', 'allow->deny', 'approve->deny', 'approve->allow', 'deny->allow', 'deny->approve', 'plan', 'risk'] as const;
-/** A kind of change. */
-export type ChangeKind = (typeof CHANGE_KINDS)[number];
 /** Every class a replayed request falls in, in the order reports list them. */
 export const REPLAY_KINDS = ['unchanged', ...CHANGE_KINDS, 'not_comparable'] as const;
 /** The class of one replayed request. */
@@ -165,22 +164,6 @@ export const MAX_EXAMPLES = 100;
 
 const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
 
-/** The plan fields that decide who may approve, how many, and for how long (reminders only change how often people are nudged). */
-function planDifferences(recorded: ApprovalPlan | undefined, candidate: ApprovalPlan | undefined): string[] {
-  if (!recorded || !candidate) return recorded === candidate ? [] : ['plan'];
-  const sorted = (groups: readonly string[] | undefined) => [...(groups ?? [])].sort().join(',');
-  const tiers = (plan: ApprovalPlan) => (plan.escalation ?? []).map((tier) => `${tier.afterMs}:${sorted(tier.groups)}`).join(';');
-  const differences: string[] = [];
-  if (recorded.name !== candidate.name) differences.push('name');
-  if (sorted(recorded.groups) !== sorted(candidate.groups)) differences.push('groups');
-  if (sorted(recorded.allOf) !== sorted(candidate.allOf)) differences.push('all_of');
-  if (recorded.minApprovals !== candidate.minApprovals) differences.push('min_approvals');
-  if ((recorded.rejectionsToDeny ?? 1) !== (candidate.rejectionsToDeny ?? 1)) differences.push('rejections_to_deny');
-  if (tiers(recorded) !== tiers(candidate)) differences.push('escalation');
-  if (recorded.expiresAfterMs !== candidate.expiresAfterMs) differences.push('expires_after');
-  return differences;
-}
-
 /** Why a recorded request is not comparable, or undefined when it is. */
 function notComparable(entry: ReplayEntry): { reason: NotComparableReason; detail: string } | undefined {
   if (entry.unreadable) return { reason: entry.unreadable.code, detail: entry.unreadable.message };
@@ -199,24 +182,6 @@ function notComparable(entry: ReplayEntry): { reason: NotComparableReason; detai
     if (recorded.rule === 'check:policy_unavailable') return { reason: 'no_policy_in_force', detail: 'denied: no policy was in force' };
   }
   return undefined;
-}
-
-/**
- * The kind of change from one decision to another on the same request: outcome first, then the
- * approval plan, then the risk; `unchanged` when none differs. Pure. The replay compares a recorded
- * decision with a candidate's; the worker's shadow policy compares the enforced policy's with the
- * shadow's (activities/index.ts), so both name a disagreement the same way.
- */
-export function compareDecisions(recorded: PolicyDecision, candidate: PolicyDecision): { kind: 'unchanged' | ChangeKind; detail?: string } {
-  if (recorded.outcome !== candidate.outcome) return { kind: `${recorded.outcome}->${candidate.outcome}` as ChangeKind };
-  if (recorded.outcome === 'approve') {
-    const differences = planDifferences(recorded.approval, candidate.approval);
-    if (differences.length > 0) {
-      return { kind: 'plan', detail: `plan ${recorded.approval?.name ?? '?'} → ${candidate.approval?.name ?? '?'} (differs in ${differences.join(', ')})` };
-    }
-  }
-  if (recorded.risk !== candidate.risk) return { kind: 'risk', detail: `risk ${recorded.risk} → ${candidate.risk}` };
-  return { kind: 'unchanged' };
 }
 
 /** Classifies one recorded request under `candidate`. Pure: decides, compares, keeps nothing. */

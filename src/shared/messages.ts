@@ -118,17 +118,15 @@ export const SHADOW_POLICY_PATCH = 'toolgate-shadow-v1';
 /** The visibility query of requests whose shadow policy disagreed (the Temporal UI's and `temporal workflow list --query`'s). */
 export const SHADOW_DISAGREEMENTS_QUERY = `${searchAttributes.shadowDisagreement.name} IS NOT NULL`;
 
-/** The kinds of disagreement, the same as `toolgate policy replay`'s kinds of change (`CHANGE_KINDS` in src/policy/replay.ts; a unit test holds them equal). */
-export const SHADOW_DISAGREEMENT_KINDS: readonly ShadowDisagreementKind[] = [
-  'allow->approve',
-  'allow->deny',
-  'approve->deny',
-  'approve->allow',
-  'deny->allow',
-  'deny->approve',
-  'plan',
-  'risk',
-];
+/**
+ * The kinds of change from one policy decision to another on the same request — outcome changes
+ * first, then the approval plan, then the risk. One list for `toolgate policy replay` (src/policy/
+ * compare.ts) and the shadow policy's disagreements, kept here because the workflow reads it too.
+ */
+export const DECISION_CHANGE_KINDS = ['allow->approve', 'allow->deny', 'approve->deny', 'approve->allow', 'deny->allow', 'deny->approve', 'plan', 'risk'] as const;
+
+/** The kinds of shadow disagreement: the kinds of change. */
+export const SHADOW_DISAGREEMENT_KINDS: readonly ShadowDisagreementKind[] = DECISION_CHANGE_KINDS;
 
 /**
  * Whether a shadow decision's kind is a disagreement — one of a closed set, whatever a history

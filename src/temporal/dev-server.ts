@@ -4,7 +4,8 @@ import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
-import { msToNumber, msToTs, tsToMs, type Duration } from '@temporalio/common/lib/time.js';
+import type { Duration } from '@temporalio/common';
+import { msToNumber, msToTs, tsToMs } from './internals.js';
 
 /** Options for {@link startDevServer}. */
 export interface DevServerOptions {

@@ -9,9 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createRequire } from 'node:module';
 import { SignJWT, exportPKCS8, generateKeyPair } from 'jose';
-import type { Payload } from '@temporalio/common';
-import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, type Payload } from '@temporalio/common';
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, bundleWorkflowCode } from '@temporalio/worker';
@@ -30,6 +28,7 @@ import {
   type ToolRequest,
 } from '../../src/shared/index.js';
 import { FAILURE_CONVERTER_PATH } from '../../src/codec/index.js';
+import { decodeFromPayloadsAtIndex } from '../../src/temporal/internals.js';
 import { signingKeyFromPem } from '../../src/trust/keys.js';
 import { DecisionSigner, RequestSigner, type DecisionStatement } from '../../src/trust/signers.js';
 import { eventually, refusedAtEdge, runtimeWarnings, startGateway, startTemporal, testDataConverter, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';

@@ -12,13 +12,12 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import type { LoadedDataConverter, Payload } from '@temporalio/common';
-import { decodeFromPayloadsAtIndex, encodeToPayloads, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow/index.js';
-import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { temporal } from '@temporalio/proto';
 import { createActivities, type ActivityDeps } from '../../activities/index.js';
 import { AUDITED_ACTIVITIES, AUDITED_MESSAGES, auditRecordFromHistory, formatAuditRecord, refusalCode } from '../../src/audit/record.js';
 import { showTarget } from '../../src/cli/audit-commands.js';
 import { dataConverterFor, parseKeyringEnv } from '../../src/codec/index.js';
+import { decodeFromPayloadsAtIndex, encodeToPayloads, historyFromJSON, loadDataConverter } from '../../src/temporal/internals.js';
 
 type History = temporal.api.history.v1.IHistory;
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;

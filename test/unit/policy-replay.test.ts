@@ -13,8 +13,6 @@ import { setFlagsFromString } from 'node:v8';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { LoadedDataConverter } from '@temporalio/common';
-import { loadDataConverter } from '@temporalio/common/lib/internal-non-workflow/index.js';
-import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { temporal } from '@temporalio/proto';
 import { auditRecordFromHistory } from '../../src/audit/record.js';
 import { ReplayProgress, mapOrdered, parseReplayTime, replaySettings, runPolicyReplay } from '../../src/cli/policy-commands.js';
@@ -35,6 +33,7 @@ import {
   type ReplaySource,
 } from '../../src/policy/replay.js';
 import type { PolicyDecision, ToolRequest } from '../../src/shared/index.js';
+import { historyFromJSON, loadDataConverter } from '../../src/temporal/internals.js';
 
 type History = temporal.api.history.v1.IHistory;
 const HISTORIES = join(import.meta.dirname, '..', 'histories');

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
-import { approvalView } from '../../src/api/app.js';
+import { approvalView } from '../../src/approvals/view.js';
 import { renderLinkPage } from '../../src/api/link-page.js';
 import { createLogger } from '../../src/logger.js';
 import type { ApprovalNotification } from '../../src/notify/notifier.js';
