@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { msToNumber } from '@temporalio/common';
 import { z } from 'zod';
 import { defaultKeyPaths } from './auth/tokens.js';
+import { IDENTIFIER_PATTERN } from './shared/index.js';
 
 const list = z
   .string()
@@ -32,6 +33,10 @@ const schema = z.object({
     .string()
     .default('off')
     .refine((v) => v === 'off' || /^[^\s:]+:\d{1,5}$/.test(v), { error: 'must be host:port or off' }),
+  TOOLGATE_MANIFEST_SIGNERS: z.string().min(1).optional(),
+  TOOLGATE_MANIFEST_REQUIRE: list
+    .default([])
+    .refine((roles) => roles.every((role) => IDENTIFIER_PATTERN.test(role)), { error: 'must be comma-separated role names' }),
 });
 
 /** A duration in Temporal's notation (`30d`, `15m`, `1h`) of at least `minMs`, kept as written. */
@@ -74,6 +79,10 @@ export interface Config {
   auditArchiveIntervalMs: number;
   /** `host:port` of the worker's Prometheus endpoint, or `off` (the default: `toolgate dev` and the API serve `/metrics` themselves). */
   metricsAddress: string;
+  /** The file mapping manifest-signing roles to their public keys (`TOOLGATE_MANIFEST_SIGNERS`); absent: signatures are not checked. */
+  manifestSignersFile?: string;
+  /** Roles that must have signed every manifest entry (`TOOLGATE_MANIFEST_REQUIRE`); empty: none required. */
+  manifestRequire: string[];
 }
 
 /** A configuration variable was invalid; the message names it and what was expected. */
@@ -90,6 +99,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   const c = parsed.data;
+  if (c.TOOLGATE_MANIFEST_REQUIRE.length > 0 && !c.TOOLGATE_MANIFEST_SIGNERS) {
+    // A requirement without keys to check it against must stop the process, not quietly check nothing.
+    throw new ConfigError('invalid configuration: TOOLGATE_MANIFEST_REQUIRE: needs TOOLGATE_MANIFEST_SIGNERS (the file of the roles\' public keys)');
+  }
   const stateDir = resolve(c.TOOLGATE_STATE_DIR);
   const localKeys = defaultKeyPaths(stateDir);
   return {
@@ -110,5 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditArchiveDir: resolve(c.TOOLGATE_AUDIT_ARCHIVE_DIR ?? join(stateDir, 'audit-archive')),
     auditArchiveIntervalMs: msToNumber(c.TOOLGATE_AUDIT_ARCHIVE_INTERVAL as Parameters<typeof msToNumber>[0]),
     metricsAddress: c.TOOLGATE_METRICS_ADDRESS,
+    ...(c.TOOLGATE_MANIFEST_SIGNERS ? { manifestSignersFile: resolve(c.TOOLGATE_MANIFEST_SIGNERS) } : {}),
+    manifestRequire: c.TOOLGATE_MANIFEST_REQUIRE,
   };
 }

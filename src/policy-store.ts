@@ -10,7 +10,7 @@ import { watch as watchPath, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { loadPolicy, parsePolicy, type LoadedPolicy } from './policy/index.js';
+import { loadPolicy, parsePolicy, type LoadedPolicy, type PolicyLoadOptions } from './policy/index.js';
 
 /** The outcome of the latest load attempt. */
 export type PolicyState = { policy: LoadedPolicy; error?: undefined } | { policy?: LoadedPolicy; error: Error };
@@ -32,23 +32,29 @@ export class PolicyStore {
   /** Loads run one after another, so a slow older load never overwrites a newer one. */
   private loading: Promise<unknown> = Promise.resolve();
 
-  /** A store holding an already parsed policy. */
-  static of(policy: LoadedPolicy): PolicyStore {
-    const store = new PolicyStore();
+  /**
+   * `options` apply to every load and reload (the deployment's manifest signers: an edited entry
+   * whose signatures no longer verify fails its reload, and the policy in force stays).
+   */
+  constructor(private readonly options: PolicyLoadOptions = {}) {}
+
+  /** A store holding an already parsed policy (loaded later with `options`). */
+  static of(policy: LoadedPolicy, options: PolicyLoadOptions = {}): PolicyStore {
+    const store = new PolicyStore(options);
     store.state = { policy };
     return store;
   }
 
   /** A store holding policy parsed from in-memory YAML sources (tests, embedded use). */
-  static fromSources(sources: { file: string; text: string }[]): PolicyStore {
-    return PolicyStore.of(parsePolicy(sources));
+  static fromSources(sources: { file: string; text: string }[], options: PolicyLoadOptions = {}): PolicyStore {
+    return PolicyStore.of(parsePolicy(sources, options), options);
   }
 
   /** Loads policy files; on failure keeps the previous policy (if any) and records the error. */
   async load(paths: string[]): Promise<PolicyState> {
     const next = this.loading.then(async () => {
       try {
-        this.state = { policy: await loadPolicy(paths) };
+        this.state = { policy: await loadPolicy(paths, this.options) };
       } catch (err) {
         this.state = { ...(this.state.policy ? { policy: this.state.policy } : {}), error: err as Error };
       }

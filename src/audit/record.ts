@@ -12,7 +12,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { LoadedDataConverter, Payload, SerializationContext } from '@temporalio/common';
-import { decodeFromPayloadsAtIndex, decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow/index.js';
+import { decodeFromPayloadsAtIndex, decodeOptionalFailureToOptionalError } from '../temporal/internals.js';
 import type { temporal } from '@temporalio/proto';
 import type { createActivities } from '../../activities/index.js';
 import { redactText, redactValue } from '../egress/redact.js';
@@ -112,8 +112,11 @@ export interface AuditRecord {
   admission: AssertionCheck & { present: boolean };
   /** The key ids the workflow trusted, each time it read them (first at the start; again after a key rotation). */
   trustAnchors: { at: string; requestKeys: string[]; decisionKeys: string[] }[];
-  /** What was asked, with arguments redacted. */
-  proposal: { tool: string; toolDigest?: string; digest?: string; args: Record<string, unknown> };
+  /**
+   * What was asked, with arguments redacted. `toolSigners`: who signed the tool's manifest entry,
+   * as verified when the policy that decided was loaded (co-signed manifests).
+   */
+  proposal: { tool: string; toolDigest?: string; toolSigners?: { role: string; key: string }[]; digest?: string; args: Record<string, unknown> };
   /** What policy decided (the last evaluation; after an edit, the re-evaluation). `sealed`: the worker sealed it. */
   decision: { outcome: string; rule: string; reasons: string[]; risk: string; policyDigest: string; code?: string; sealed?: boolean } | null;
   /**
@@ -662,6 +665,7 @@ export async function auditRecordFromHistory(
     proposal: {
       tool: input.tool,
       ...(decision?.toolDigest ? { toolDigest: decision.toolDigest } : {}),
+      ...signersOf(decision?.toolSigners),
       ...(outcome?.digest ? { digest: outcome.digest } : evaluation?.digest ? { digest: evaluation.digest } : {}),
       args: redact(outcome?.status === 'completed' ? outcome.args : input.args),
     },
@@ -731,6 +735,18 @@ function answersOf(r: Omit<AuditRecord, 'answers'>): AuditRecord['answers'] {
   return { whoInitiated, whoAllowed, underWhichIdentity, whatItProduced };
 }
 
+/** The recorded manifest signers, each checked (a history holds whatever was written into it); nothing when none. */
+function signersOf(value: unknown): { toolSigners?: { role: string; key: string }[] } {
+  if (!Array.isArray(value)) return {};
+  const signers = (value as unknown[])
+    .filter((s): s is { role: string; key: string } => {
+      const signer = s as { role?: unknown; key?: unknown } | null;
+      return signer !== null && typeof signer === 'object' && typeof signer.role === 'string' && typeof signer.key === 'string';
+    })
+    .map((s) => ({ role: s.role, key: s.key }));
+  return signers.length > 0 ? { toolSigners: signers } : {};
+}
+
 /** A recorded shadow decision, its fields checked (a history holds whatever was written into it), or undefined. */
 function shadowOf(value: unknown): ShadowDecision | undefined {
   if (!isObject(value) || typeof value.kind !== 'string') return undefined;
@@ -770,6 +786,7 @@ export function formatAuditRecord(r: AuditRecord): string {
     '',
     `admission: ${r.admission.present ? 'front-door assertion' : 'no front-door assertion'}, ${mark(r.admission)}${r.admission.problem ? ` — ${r.admission.problem.message}` : ''}`,
     `proposal: ${r.proposal.tool}${r.proposal.toolDigest ? ` (tool ${r.proposal.toolDigest.slice(0, 12)})` : ''}${r.proposal.digest ? ` digest ${r.proposal.digest}` : ''}`,
+    ...(r.proposal.toolSigners ? [`  manifest signed by ${r.proposal.toolSigners.map((s) => `${s.role} (${s.key})`).join(', ')}`] : []),
     `  args: ${JSON.stringify(r.proposal.args)}`,
   ];
   if (r.decision) {

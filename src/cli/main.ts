@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { createAgentIdentityRouter, createAgentRouter } from '../api/agents.js';
 import { createApiApp } from '../api/app.js';
 import { FrontDoor } from '../api/front-door.js';
-import { AgentTokenVerifier } from '../auth/agent-tokens.js';
+import { AgentTokenVerifier, issueAgentToken } from '../auth/agent-tokens.js';
 import { createApproverVerifier, createLinkVerifier } from '../auth/config.js';
 import { AesGcmCodec, dataConverterFor, defaultKeyringFile, ensureKeyringFile, loadKeyring, type CodecKeyring } from '../codec/index.js';
 import {
@@ -22,7 +22,7 @@ import {
 import { loadConfig, type Config } from '../config.js';
 import { createLogger } from '../logger.js';
 import { createNotifier } from '../notify/config.js';
-import { RateLimits, checkPolicyFiles, runPolicyTests } from '../policy/index.js';
+import { RateLimits, checkPolicyFiles, manifestTrustFromConfig, runPolicyTests } from '../policy/index.js';
 import { PolicyStore } from '../policy-store.js';
 import { createInboxRouter, inboxOptionsFromEnv } from '../inbox/index.js';
 import { IDENTIFIER_PATTERN, SEARCH_ATTRIBUTE_CLI_ARGS, TASK_QUEUE, searchAttributes } from '../shared/index.js';
@@ -35,16 +35,17 @@ import { createExampleTools } from '../tools/examples.js';
 import type { ToolRegistry } from '../tools/types.js';
 import { createToolgateWorker } from '../worker.js';
 import { loadFrontDoorKeys, loadWorkerTrust } from '../trust/store.js';
-import { issueAgentToken } from '../auth/agent-tokens.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerMcpCommands } from './mcp-commands.js';
 import { registerKeysCommands } from './keys-commands.js';
 import { registerPolicyCommands } from './policy-commands.js';
 import { registerArchiverCommand, runDevArchiver } from './archiver-commands.js';
+import { registerManifestCommands } from './manifest-commands.js';
 import { installRuntime } from '../temporal/runtime.js';
 
 async function loadPolicyStore(config: Config, logger: Logger, signal?: AbortSignal): Promise<PolicyStore> {
-  const store = new PolicyStore();
+  // The deployment's manifest signers (never the policy files') check every load and reload; an unusable signers file stops the process.
+  const store = new PolicyStore({ manifestTrust: await manifestTrustFromConfig(config) });
   const state = await store.load(config.policyPaths);
   if (state.error) {
     logger.error({ err: state.error.message }, 'policy failed to load: every request will be denied until it is fixed');
@@ -598,6 +599,7 @@ registerAuditCommands(program);
 registerKeysCommands(program);
 registerPolicyCommands(policy);
 registerArchiverCommand(program);
+registerManifestCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`toolgate: ${(err as Error).message}\n`);

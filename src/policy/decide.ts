@@ -120,8 +120,19 @@ function decideOrThrow(policy: LoadedPolicy, request: ToolRequest): PolicyDecisi
   };
 }
 
+/**
+ * The tool's identity in the decision: the manifest digest and, when the entry's signatures were
+ * verified at load, its signers. Only present when there are any, so the decisions of unsigned
+ * tools keep the shape recorded histories have.
+ */
 function identity(policy: LoadedPolicy, tool: CompiledTool) {
-  return { policyDigest: policy.digest, runAs: tool.manifest.runAs, toolDigest: tool.manifest.digest };
+  const { signers } = tool.manifest;
+  return {
+    policyDigest: policy.digest,
+    runAs: tool.manifest.runAs,
+    toolDigest: tool.manifest.digest,
+    ...(signers && signers.length > 0 ? { toolSigners: signers.map((signer) => ({ role: signer.role, key: signer.key })) } : {}),
+  };
 }
 
 function copyPlan(plan: ApprovalPlan): ApprovalPlan {

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { EgressConfigSchema } from '../egress/config.js';
 import { IDENTIFIER_PATTERN, RISK_LEVELS } from '../shared/index.js';
+import { MANIFEST_KEY_ID_PATTERN, MANIFEST_SIGNATURE_PATTERN, MAX_MANIFEST_SIGNATURES } from './manifest-signatures.js';
 
 /** The reserved approval name meaning "no human approval needed". */
 export const NO_APPROVAL = 'none';
@@ -130,6 +131,23 @@ export const McpServerSchema = z.union(
 );
 export type McpServerDocument = z.infer<typeof McpServerSchema>;
 
+/**
+ * One signature of a manifest entry (written by `toolgate manifest sign`): the role it signs as,
+ * the key's id and the Ed25519 signature over the entry's digest (see manifest-signatures.ts).
+ */
+export const ManifestSignatureSchema = z.strictObject(
+  {
+    role: name('role'),
+    key: z
+      .string({ error: 'must be a key id such as k-0123456789abcdef' })
+      .regex(MANIFEST_KEY_ID_PATTERN, { error: 'must be a key id: k- and 16 hex digits (as toolgate manifest sign writes it)' }),
+    sig: z
+      .string({ error: 'must be a base64url Ed25519 signature' })
+      .regex(MANIFEST_SIGNATURE_PATTERN, { error: 'must be a base64url Ed25519 signature (86 characters, as toolgate manifest sign writes it)' }),
+  },
+  { error: 'must be a signature mapping (role, key, sig)' },
+);
+
 /** A tool's contract: identity, adapter and argument schema. */
 export const ManifestEntrySchema = z.strictObject(
   {
@@ -140,8 +158,13 @@ export const ManifestEntrySchema = z.strictObject(
     args: z.record(z.string(), z.unknown(), { error: 'must be a JSON Schema object' }),
     /** What may leave: redaction rules, result size, tenant field, reachable hosts (see src/egress). */
     egress: EgressConfigSchema.optional(),
+    /** Signatures over the entry's digest (not part of it), checked when the deployment configures manifest signers. */
+    signatures: z
+      .array(ManifestSignatureSchema, { error: 'must be a list of signatures (role, key, sig)' })
+      .max(MAX_MANIFEST_SIGNATURES, { error: `at most ${MAX_MANIFEST_SIGNATURES} signatures` })
+      .optional(),
   },
-  { error: 'must be a manifest entry mapping (description, run_as, idempotent, adapter, args, egress)' },
+  { error: 'must be a manifest entry mapping (description, run_as, idempotent, adapter, args, egress, signatures)' },
 );
 export type ManifestEntryDocument = z.infer<typeof ManifestEntrySchema>;
 

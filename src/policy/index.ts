@@ -1,7 +1,22 @@
 /** The policy engine: load and validate policy files, decide tool requests, run policy tests. */
 export { PolicyLoadError, formatPolicyIssue, type PolicyIssue } from './errors.js';
 export type { LoadedPolicy, ToolManifestEntry, CompiledTool, CompiledRule, PolicyFileSummary, McpAdapter, McpServerConnection } from './model.js';
-export { parsePolicy, loadPolicy, type PolicySource } from './load.js';
+export { parsePolicy, loadPolicy, type PolicySource, type PolicyLoadOptions } from './load.js';
+export {
+  manifestDigest,
+  manifestKeyId,
+  manifestTrustOf,
+  loadManifestTrust,
+  manifestTrustFromConfig,
+  signManifestEntry,
+  verifyManifestSignatures,
+  describeSigners,
+  ManifestTrustError,
+  ManifestSigningError,
+  type ManifestTrust,
+  type ManifestSignature,
+  type TrustedManifestKey,
+} from './manifest-signatures.js';
 export { decide } from './decide.js';
 export { runPolicyTests, type PolicyTestResult } from './policy-tests.js';
 export { checkPolicyFiles } from './check.js';

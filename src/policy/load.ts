@@ -8,7 +8,7 @@ import { parseRate, type RateLimitRule } from './limits.js';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { msToNumber } from '@temporalio/common/lib/time.js';
+import { msToNumber } from '../temporal/internals.js';
 import canonicalize from 'canonicalize';
 import type { z } from 'zod';
 import { EXECUTION_BOUNDS, type ApprovalPlan, type EscalationTier } from '../shared/index.js';
@@ -24,6 +24,7 @@ import {
   type ToolPolicyDocument,
 } from './document.js';
 import { PolicyLoadError, type PolicyIssue } from './errors.js';
+import { manifestDigest, verifyManifestSignatures, type ManifestTrust } from './manifest-signatures.js';
 import type { CompiledRule, CompiledTool, LoadedPolicy, McpServerConnection, PolicyFileSummary, ToolManifestEntry } from './model.js';
 import { MAX_POLICY_FILE_BYTES, readYaml, type YamlSource } from './source.js';
 
@@ -31,6 +32,17 @@ import { MAX_POLICY_FILE_BYTES, readYaml, type YamlSource } from './source.js';
 export interface PolicySource {
   file: string;
   text: string;
+}
+
+/** How a policy is loaded beyond its files: the deployment's settings that the files must not control. */
+export interface PolicyLoadOptions {
+  /**
+   * The trusted manifest signers and required roles (`TOOLGATE_MANIFEST_SIGNERS`,
+   * `TOOLGATE_MANIFEST_REQUIRE`). With it, every manifest signature must verify and every
+   * required role must have signed each entry, or the policy does not load. Without it,
+   * signatures are not checked and no signer is recorded.
+   */
+  manifestTrust?: ManifestTrust;
 }
 
 interface ValidFile {
@@ -48,7 +60,7 @@ interface Defined<T> {
 type Section = 'tools' | 'approvals' | 'manifest' | 'mcp_servers' | 'limits';
 
 /** Parses and validates policy sources held in memory; throws `PolicyLoadError` listing every issue. */
-export function parsePolicy(sources: PolicySource[]): LoadedPolicy {
+export function parsePolicy(sources: PolicySource[], options: PolicyLoadOptions = {}): LoadedPolicy {
   if (sources.length === 0) {
     throw new PolicyLoadError([{ file: '(none)', path: '(policy)', message: 'no policy files to load; pass at least one .yaml file or directory' }]);
   }
@@ -99,7 +111,7 @@ export function parsePolicy(sources: PolicySource[]): LoadedPolicy {
     if (!tools.has(name)) {
       issues.push(manifest.source.issue(['manifest', name], `manifest entry "${name}" has no policy under tools; add tools.${name} or remove the entry`, { key: true }));
     }
-    const built = buildManifest(name, manifest, compiler, issues, mcpServers);
+    const built = buildManifest(name, manifest, compiler, issues, mcpServers, options.manifestTrust);
     if (built) entries.set(name, built);
   }
 
@@ -143,12 +155,9 @@ export function parsePolicy(sources: PolicySource[]): LoadedPolicy {
   };
 }
 
-/**
- * Reads policy files and directories (a directory contributes its `*.yaml`/`*.yml` files, sorted,
- * without `*.test.yaml`) and parses them; throws `PolicyLoadError` for unreadable files too.
- */
-export async function loadPolicy(paths: string[]): Promise<LoadedPolicy> {
-  const { files, issues } = await expandPaths(paths, isPolicyFile);
+/** The policy files at `paths` as the loader reads them (directories expanded); unreadable files are a `PolicyLoadError`. */
+export async function readPolicySources(paths: readonly string[]): Promise<PolicySource[]> {
+  const { files, issues } = await expandPaths([...paths], isPolicyFile);
   const sources: PolicySource[] = [];
   for (const file of files) {
     const read = await readSource(file);
@@ -156,10 +165,19 @@ export async function loadPolicy(paths: string[]): Promise<LoadedPolicy> {
     else sources.push(read);
   }
   if (issues.length > 0) throw new PolicyLoadError(issues);
+  return sources;
+}
+
+/**
+ * Reads policy files and directories (a directory contributes its `*.yaml`/`*.yml` files, sorted,
+ * without `*.test.yaml`) and parses them; throws `PolicyLoadError` for unreadable files too.
+ */
+export async function loadPolicy(paths: string[], options: PolicyLoadOptions = {}): Promise<LoadedPolicy> {
+  const sources = await readPolicySources(paths);
   if (sources.length === 0) {
     throw new PolicyLoadError([{ file: paths.join(', ') || '(none)', path: '(policy)', message: 'no policy files found; expected .yaml or .yml files' }]);
   }
-  return parsePolicy(sources);
+  return parsePolicy(sources, options);
 }
 
 /** True for policy YAML file names (not test files). */
@@ -382,6 +400,7 @@ function buildManifest(
   compiler: ArgsSchemaCompiler,
   issues: PolicyIssue[],
   mcpServers: ReadonlyMap<string, McpServerConnection> = new Map(),
+  trust?: ManifestTrust,
 ): { entry: ToolManifestEntry; validate: CompiledTool['validateArgs'] } | undefined {
   const at = (...path: (string | number)[]) => ['manifest', name, ...path];
   const before = issues.length;
@@ -420,9 +439,15 @@ function buildManifest(
   }
   let digest = '';
   try {
-    digest = sha256(canonicalJson({ name, manifest: raw }));
+    digest = manifestDigest(name, raw);
   } catch (error) {
     issues.push(source.issue(at(), `cannot be represented as JSON: ${errorText(error)}`));
+  }
+  let signers: ToolManifestEntry['signers'];
+  if (trust && digest !== '') {
+    const verified = verifyManifestSignatures(name, digest, manifest.signatures, trust);
+    for (const problem of verified.problems) issues.push(source.issue(at(...problem.path), problem.message, { key: problem.path.length === 0 }));
+    if (verified.signers.length > 0) signers = verified.signers;
   }
   if (issues.length > before || 'problems' in schema) return undefined;
   const entry: ToolManifestEntry = {
@@ -435,6 +460,7 @@ function buildManifest(
     digest,
     egress: manifest.egress ?? {},
     ...(manifest.args && typeof manifest.args === 'object' ? { argsSchema: manifest.args } : {}),
+    ...(signers ? { signers } : {}),
   };
   return { entry, validate: schema.validate };
 }

@@ -4,7 +4,7 @@
  */
 import type { RateLimitRule } from './limits.js';
 import type { EgressConfig } from '../egress/config.js';
-import type { ApprovalPlan, Risk } from '../shared/index.js';
+import type { ApprovalPlan, ManifestSigner, Risk } from '../shared/index.js';
 import type { ArgsValidator } from './args-schema.js';
 import type { Condition } from './condition.js';
 
@@ -18,7 +18,7 @@ export interface ToolManifestEntry {
     | { type: 'code'; handler: string }
     | { type: 'http'; url: string; method: 'POST' | 'PUT' | 'PATCH' | 'DELETE'; timeoutMs: number; headers: Record<string, string> }
     | McpAdapter;
-  /** SHA-256 hex of the RFC 8785 canonical JSON of `{ name, manifest }` (the entry as written). */
+  /** SHA-256 hex of the RFC 8785 canonical JSON of `{ name, manifest }` (the entry as written, without its `signatures`: see `manifestDigest`). */
   digest: string;
   /**
    * The entry's `egress:` block as written (defaults applied by `resolveEgress`): what the
@@ -27,6 +27,11 @@ export interface ToolManifestEntry {
   egress: EgressConfig;
   /** The entry's `args` JSON Schema as written: what approvers' edit forms are built from. */
   argsSchema?: Record<string, unknown>;
+  /**
+   * The verified signers of `digest`, sorted by role (see manifest-signatures.ts); absent when the
+   * deployment configures no manifest signers or the entry carries no signature.
+   */
+  signers?: ManifestSigner[];
 }
 
 /** How to reach a downstream MCP server. */

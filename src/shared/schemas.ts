@@ -172,6 +172,17 @@ export interface PolicyDecision {
   runAs?: string;
   /** The digest of the tool's manifest entry: its identity, not just its name. */
   toolDigest?: string;
+  /**
+   * Who signed that manifest entry, verified against the deployment's trusted keys when the
+   * policy was loaded (co-signed manifests; absent when the entry carries no verified signature).
+   */
+  toolSigners?: ManifestSigner[];
+}
+
+/** A verified signer of a tool's manifest entry: the role it signed as and its key id (`k-<16 hex>`). */
+export interface ManifestSigner {
+  role: string;
+  key: string;
 }
 
 /**
