@@ -111,7 +111,7 @@ export function parsePolicy(sources: PolicySource[], options: PolicyLoadOptions 
     if (!tools.has(name)) {
       issues.push(manifest.source.issue(['manifest', name], `manifest entry "${name}" has no policy under tools; add tools.${name} or remove the entry`, { key: true }));
     }
-    const built = buildManifest(name, manifest, compiler, issues, mcpServers, options.manifestTrust);
+    const built = buildManifest(name, manifest, compiler, issues, mcpServers, options.manifestTrust, servers);
     if (built) entries.set(name, built);
   }
 
@@ -401,6 +401,7 @@ function buildManifest(
   issues: PolicyIssue[],
   mcpServers: ReadonlyMap<string, McpServerConnection> = new Map(),
   trust?: ManifestTrust,
+  serverDocs: ReadonlyMap<string, { raw: unknown }> = new Map(),
 ): { entry: ToolManifestEntry; validate: CompiledTool['validateArgs'] } | undefined {
   const at = (...path: (string | number)[]) => ['manifest', name, ...path];
   const before = issues.length;
@@ -439,7 +440,7 @@ function buildManifest(
   }
   let digest = '';
   try {
-    digest = manifestDigest(name, raw);
+    digest = manifestDigest(name, raw, manifest.adapter.type === 'mcp' ? (serverDocs.get(manifest.adapter.server)?.raw ?? null) : undefined);
   } catch (error) {
     issues.push(source.issue(at(), `cannot be represented as JSON: ${errorText(error)}`));
   }

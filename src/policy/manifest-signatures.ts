@@ -47,17 +47,21 @@ export interface ManifestSignature {
 /**
  * The digest that names a manifest entry: SHA-256 hex of the RFC 8785 canonical JSON of
  * `{ name, manifest }`, the entry as written minus its `signatures` (a signature cannot be part
- * of what it signs; entries without signatures keep the digest they always had). The loader, the
+ * of what it signs; entries without signatures keep the digest they always had), plus, for an
+ * `mcp` entry, `mcp_server`: the definition of the server it names, as written. The loader, the
  * decision (`toolDigest`), the execution check and the signatures all use this one function.
  */
-export function manifestDigest(name: string, raw: unknown): string {
+export function manifestDigest(name: string, raw: unknown, mcpServer?: unknown): string {
   let manifest = raw;
   if (raw !== null && typeof raw === 'object' && !Array.isArray(raw) && Object.hasOwn(raw, 'signatures')) {
     const rest: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
     delete rest.signatures;
     manifest = rest;
   }
-  const text = canonicalize({ name, manifest });
+  // An `mcp` entry only names its server; what the worker runs (command, args, env, URL, headers)
+  // is the server's definition under `mcp_servers`, so that definition is part of the entry's
+  // identity — signed with it, and checked again right before execution.
+  const text = canonicalize(mcpServer === undefined ? { name, manifest } : { name, manifest, mcp_server: mcpServer });
   if (text === undefined) throw new Error('value has no JSON representation');
   return sha256Hex(text);
 }

@@ -190,6 +190,32 @@ describe('signing and verifying', () => {
     assert.match(issues[1]!, /manifest\.lookup\.signatures\[1\]: the owner signature/);
   });
 
+  test('an mcp entry: its server definition is part of what is signed; changing the command it runs breaks the signatures', () => {
+    const mcpPolicy = (command: string, signatures?: ManifestSignature[]) =>
+      [
+        'version: 1',
+        'mcp_servers:',
+        `  orders: { command: ${command}, args: [serve] }`,
+        'tools:',
+        '  find_order: { risk: low, approval: none, allowed_roles: [agent_runtime] }',
+        'manifest:',
+        '  find_order:',
+        '    run_as: svc-orders',
+        '    adapter: { type: mcp, server: orders, tool: find }',
+        '    args: { type: object }',
+        ...(signatures ? [`    signatures: ${JSON.stringify(signatures)}`] : []),
+      ].join('\n');
+    const base = mcpPolicy('orders-mcp');
+    assert.notEqual(digestOf(base, 'find_order'), digestOf(mcpPolicy('/bin/sh'), 'find_order'), 'the server definition is inside the digest');
+    const signatures = signed(base, 'find_order', [['security', security], ['owner', owner]]);
+    const loaded = parsePolicy([{ file: 'tools.yaml', text: mcpPolicy('orders-mcp', signatures) }], { manifestTrust: trust });
+    assert.deepEqual(loaded.manifest('find_order')?.signers?.map((signer) => signer.role).sort(), ['owner', 'security']);
+    // The entry itself unchanged, the server it names now runs something else: refused.
+    const issues = refusal(mcpPolicy('/bin/sh', signatures));
+    assert.equal(issues.length, 2, issues.join('\n'));
+    for (const issue of issues) assert.match(issue, /manifest\.find_order\.signatures\[\d\]: the (security|owner) signature .* does not match the entry/);
+  });
+
   test("a signature copied from another tool's entry: refused (the digest names the tool)", () => {
     const base = policyText();
     const notifySignatures = signed(base, 'notify', [['security', security], ['owner', owner]]);
