@@ -68,6 +68,12 @@ export const ARCHIVE_EPOCH = new Date(0).toISOString();
 export const ARCHIVE_READ_AHEAD = 8;
 /** An unfinished temporary file older than this belongs to no live writer and is removed. @default 10 minutes */
 export const STALE_TEMP_MS = 10 * 60_000;
+/**
+ * How far past this archiver's now the archive's last window may end (another archiver's clock
+ * may run a little ahead; its windows end a lag behind its own now). A window ending later than
+ * that would make every run archive nothing, so it is refused. @default 5 minutes
+ */
+export const ARCHIVE_CLOCK_SKEW_MS = 5 * 60_000;
 
 const SEGMENT_FILE = /^segment-(\d{8})\.jsonl$/;
 const TEMP_FILE = /^\.segment-\d{8}\.jsonl\.[0-9a-f]+\.tmp$/;
@@ -118,7 +124,7 @@ export interface ArchiveSource {
   build(candidate: ArchiveCandidate): Promise<{ record: AuditRecord } | { gap: { code: ArchiveGapCode; message: string } }>;
 }
 
-/** Thrown when the archive cannot safely be extended: its last segment does not verify, or another writer took the next index. */
+/** Thrown when the archive cannot safely be extended: its last segment does not verify, is signed by an untrusted key or ends in the future, or another writer took the next index. */
 export class ArchiveIntegrityError extends Error {
   override readonly name = 'ArchiveIntegrityError';
 }
@@ -286,27 +292,54 @@ export interface ArchiveHead {
   to: string;
 }
 
+/** Options of {@link readArchiveHead}. */
+export interface ReadArchiveHeadOptions {
+  /** This archiver's now, in ms: the last window may not end later than it (plus `skewMs`). */
+  nowMs: number;
+  /** @default ARCHIVE_CLOCK_SKEW_MS */
+  skewMs?: number;
+}
+
 /**
- * Reads the archive's last segment as the place to continue from. It must verify with `publicKey`
- * (the archiver's own) before anything is linked to it; a segment signed by another key (before a
- * rotation) is taken as it is — `audit verify` with every public key checks it.
+ * Reads the archive's last segment as the place to continue from. Its window end is the cursor,
+ * so it is trusted only once authenticated: it must be signed by one of `trustedKeys` (the
+ * archiver's own key, and earlier keys only when configured after a rotation) and verify, its
+ * signed header must hold the segment its file name says, and its window may not end later than
+ * now (+ skew). Anything else is an {@link ArchiveIntegrityError}: a planted segment of an
+ * unknown key, or one whose window reaches into the future, would otherwise make every run
+ * archive nothing, silently.
  */
-export async function readArchiveHead(dir: string, publicKey: KeyObject): Promise<ArchiveHead | undefined> {
+export async function readArchiveHead(dir: string, trustedKeys: readonly (string | KeyObject)[], options: ReadArchiveHeadOptions): Promise<ArchiveHead | undefined> {
   const { segments } = await listArchive(dir);
   const last = segments.at(-1);
   if (!last) return undefined;
-  const header = await readHeader(last.path);
-  const segment = header?.segment;
-  if (!header || !segment || segment.index !== last.index) {
+  const keys = keysById(trustedKeys);
+  const header = await readHeader(last.path).catch(() => undefined);
+  const keyId = typeof header?.keyId === 'string' ? header.keyId : undefined;
+  // Checked here (not only by the verification) so that a single trusted key is never used to
+  // "verify" a segment naming another one, and the message says what to configure.
+  if (keyId === undefined || !keys.has(keyId)) {
+    throw new ArchiveIntegrityError(
+      `the archive's last segment ${last.name} is signed with key ${keyId ?? '(none)'}, which this archiver does not trust (trusted: ${[...keys.keys()].join(', ')}); ` +
+        `nothing is linked to it (after a key rotation, configure the previous public key as trusted): run toolgate audit verify ${dir}`,
+    );
+  }
+  const verification = await verifySegmentChain(last.path, keys);
+  if (!verification.ok) {
+    throw new ArchiveIntegrityError(
+      `the archive's last segment ${last.name} does not verify (line ${verification.firstBad?.line}: ${verification.firstBad?.reason}); nothing is linked to it: run toolgate audit verify ${dir}`,
+    );
+  }
+  // The header as the verification authenticated it, not a second read of the file.
+  const segment = verification.header?.segment;
+  if (!segment || segment.index !== last.index) {
     throw new ArchiveIntegrityError(`the archive's last segment ${last.name} has no valid segment header for index ${last.index}: run toolgate audit verify ${dir}`);
   }
-  if (header.keyId === keyIdOf(publicKey)) {
-    const verification = await verifySegmentChain(last.path, keysById([publicKey]));
-    if (!verification.ok) {
-      throw new ArchiveIntegrityError(
-        `the archive's last segment ${last.name} does not verify (line ${verification.firstBad?.line}: ${verification.firstBad?.reason}); nothing is linked to it: run toolgate audit verify ${dir}`,
-      );
-    }
+  const skewMs = options.skewMs ?? ARCHIVE_CLOCK_SKEW_MS;
+  if (Date.parse(segment.to) > options.nowMs + skewMs) {
+    throw new ArchiveIntegrityError(
+      `the archive's last segment ${last.name} ends at ${segment.to}, later than now (${iso(options.nowMs)}); no run would archive anything after it, so nothing is linked to it: run toolgate audit verify ${dir}`,
+    );
   }
   return { index: last.index, name: last.name, sha256: await sha256OfFile(last.path), from: segment.from, to: segment.to };
 }
@@ -419,6 +452,12 @@ export interface ArchiveRunOptions {
   source: ArchiveSource;
   /** The audit-signing private key (PEM or KeyObject). */
   privateKey: string | KeyObject;
+  /**
+   * Public keys besides the signing key's own that the archive's last segment may be signed with
+   * (the previous key after a rotation). Only these: a last segment of any other key stops the run
+   * (see {@link readArchiveHead}). @default none
+   */
+  trustedPublicKeys?: readonly (string | KeyObject)[];
   /** @default ARCHIVE_LAG_MS */
   lagMs?: number;
   /** @default SEGMENT_MAX_RECORDS */
@@ -474,6 +513,8 @@ export async function archiveClosedRequests(options: ArchiveRunOptions): Promise
   const now = options.now ?? (() => new Date());
   const logger = options.logger ?? NO_LOGGER;
   const lagMs = options.lagMs ?? ARCHIVE_LAG_MS;
+  // A negative lag would end a segment in the future: requests closing in its rest would never be archived.
+  if (!Number.isFinite(lagMs) || lagMs < 0) throw new RangeError(`lagMs must be 0 or more, got ${lagMs}`);
   const max = options.maxRecordsPerSegment ?? SEGMENT_MAX_RECORDS;
   if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxRecordsPerSegment must be a positive whole number, got ${max}`);
   const privateKey = typeof options.privateKey === 'string' ? createPrivateKey(options.privateKey) : options.privateKey;
@@ -481,7 +522,7 @@ export async function archiveClosedRequests(options: ArchiveRunOptions): Promise
   const removed = await removeStaleTemporaryFiles(dir, STALE_TEMP_MS, now().getTime());
   if (removed.length > 0) logger.warn({ dir, files: removed }, 'audit archive: removed unfinished segment files of an interrupted run');
 
-  let head = await readArchiveHead(dir, createPublicKey(privateKey));
+  let head = await readArchiveHead(dir, [createPublicKey(privateKey), ...(options.trustedPublicKeys ?? [])], { nowMs: now().getTime() });
   const startMs = head ? Date.parse(head.to) : 0;
   const endMs = now().getTime() - lagMs;
   const summary: ArchiveRunSummary = { window: { from: iso(startMs), to: iso(startMs) }, segments: [], records: 0, gaps: 0, gapIds: [], head: head ? { name: head.name, sha256: head.sha256, to: head.to } : null, seconds: 0 };
@@ -621,6 +662,15 @@ function entryProblem(value: unknown, window: { fromMs: number; toMs: number }, 
   return { key, gap: 'gap' in v };
 }
 
+/** Options of {@link verifyArchive}. */
+export interface VerifyArchiveOptions {
+  /**
+   * Verify only from segment `fromIndex` to the head (what vouches for that segment's bytes: its
+   * own chain, and each later segment's signed link to the one before). @default 0, the whole archive
+   */
+  fromIndex?: number;
+}
+
 /**
  * Verifies an archive directory: every segment's chain and signatures (with the key its header
  * names, among `publicKeys`), that segments are numbered 0, 1, 2, … with none missing, that each
@@ -628,12 +678,15 @@ function entryProblem(value: unknown, window: { fromMs: number; toMs: number }, 
  * windows are contiguous, and that every entry lies in its segment's window in order, once.
  * Memory stays flat: each segment is streamed.
  */
-export async function verifyArchive(dir: string, publicKeys: readonly (string | KeyObject)[]): Promise<ArchiveVerification> {
+export async function verifyArchive(dir: string, publicKeys: readonly (string | KeyObject)[], options: VerifyArchiveOptions = {}): Promise<ArchiveVerification> {
   const keys = keysById(publicKeys);
-  const { segments, temporaryFiles, otherFiles } = await listArchive(dir);
+  const fromIndex = options.fromIndex ?? 0;
+  const listing = await listArchive(dir);
+  const { temporaryFiles, otherFiles } = listing;
+  const segments = listing.segments.filter((s) => s.index >= fromIndex);
   const result: ArchiveVerification = { ok: true, segments: segments.length, records: 0, gaps: 0, checkpoints: 0, keyIds: [], faults: [], temporaryFiles, otherFiles };
   let previous: { index: number; name: string; sha256: string; to?: string } | undefined;
-  let expected = 0;
+  let expected = fromIndex;
   for (const file of segments) {
     if (file.index !== expected) {
       for (let missing = expected; missing < Math.min(file.index, expected + 10); missing++) {
@@ -704,40 +757,66 @@ export async function verifyArchive(dir: string, publicKeys: readonly (string | 
 
 /** Where a request was found in the archive. */
 export interface ArchiveHit {
+  /** The entry as the segment's verifier read it from an authenticated record line. */
   entry: ArchivedRequest;
   segment: string;
   /** The entry's record seq in its segment. */
   seq: number;
   /** The verification of that segment's chain (signatures and hashes), done before the entry is returned. */
   verification: ChainVerification;
+  /**
+   * The archive verified from that segment to its head (`verifyArchive` with `fromIndex`): the
+   * chains, the links and windows of every later segment. A validly signed replacement of the
+   * segment is caught only by the next segment's link to its bytes; the head itself only against
+   * a copy of its hash (`links.head`).
+   */
+  links: ArchiveVerification;
 }
 
 /**
  * Finds a workflow's entry in the archive (its latest run: segments are read newest first, and
- * the last matching entry of a segment wins) and verifies that segment's chain. Reads every
- * segment in the worst case, one line at a time.
+ * the last matching entry of a segment wins). The entry is taken only from the record lines the
+ * chain verifier authenticates, never from a line read on the side; the segment that holds it is
+ * then verified up to the head (see {@link ArchiveHit.links}). Reads every segment in the worst
+ * case, one line at a time. Throws {@link ArchiveIntegrityError} when a segment names the
+ * workflow but no authenticated entry of it can be read there (the segment does not verify before
+ * it): an older run from an older segment would not be the truth either.
  */
 export async function findInArchive(dir: string, workflowId: string, publicKeys: readonly (string | KeyObject)[]): Promise<ArchiveHit | undefined> {
   const { segments } = await listArchive(dir);
-  // A cheap test before parsing: canonical JSON writes the field exactly like this.
+  const keys = keysById(publicKeys);
+  // A cheap test before verifying a segment: canonical JSON writes the field exactly like this.
   const needle = `"workflowId":${JSON.stringify(workflowId)}`;
   for (const file of [...segments].reverse()) {
+    if (!(await fileHasLine(file.path, needle))) continue;
     let found: { entry: ArchivedRequest; seq: number } | undefined;
-    const lines = createInterface({ input: createReadStream(file.path), crlfDelay: Infinity });
-    for await (const line of lines) {
-      if (!line.includes(needle)) continue;
-      let value: { seq?: unknown; record?: unknown };
-      try {
-        value = JSON.parse(line) as { seq?: unknown; record?: unknown };
-      } catch {
-        continue;
-      }
-      const entry = value.record as ArchivedRequest | undefined;
-      if (typeof value.seq === 'number' && entry && typeof entry === 'object' && entry.workflowId === workflowId) found = { entry, seq: value.seq };
+    const verification = await verifySegmentChain(file.path, keys, (record, seq) => {
+      if (typeof record === 'object' && record !== null && (record as { workflowId?: unknown }).workflowId === workflowId) found = { entry: record as ArchivedRequest, seq };
+    });
+    if (!found) {
+      if (verification.ok) continue; // the id only appears inside another entry
+      throw new ArchiveIntegrityError(
+        `${file.name} mentions ${workflowId} but does not verify (line ${verification.firstBad?.line}: ${verification.firstBad?.reason}), and no authenticated entry of it could be read: run toolgate audit verify ${dir}`,
+      );
     }
-    if (found) return { ...found, segment: file.name, verification: await verifySegmentChain(file.path, keysById(publicKeys)) };
+    const links = await verifyArchive(dir, publicKeys, { fromIndex: file.index });
+    return { ...found, segment: file.name, verification, links };
   }
   return undefined;
+}
+
+/** Whether some line of a file contains `needle` (streamed, one line at a time). */
+async function fileHasLine(path: string, needle: string): Promise<boolean> {
+  const input = createReadStream(path);
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  try {
+    for await (const line of lines) if (line.includes(needle)) return true;
+    return false;
+  } finally {
+    lines.close();
+    // Returning early leaves the stream open: close its file now, not at garbage collection.
+    input.destroy();
+  }
 }
 
 /**

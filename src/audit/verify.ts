@@ -57,12 +57,31 @@ export interface VerifyChainOptions {
   /**
    * Called with each record whose chain link is valid, in order (e.g. the archive checks each
    * record's window); streaming, nothing is kept. Not a verdict on the chain: that is the result.
+   * These are the only authenticated entries: a reader that wants a record takes it from here,
+   * never from its own parse of the file's lines.
    */
   onRecord?: (record: unknown, seq: number) => void;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const SIG = /^[A-Za-z0-9+/]{86}==$/;
+/**
+ * The exact fields of a record line and of a checkpoint line. Only some of a line is authenticated
+ * (a record's hash covers seq, prev and record; a signature covers the checkpoint object), so a
+ * field beyond these would be unauthenticated bytes a reader might take for content (a forged
+ * `record` on a checkpoint line): any other field makes the line a fault.
+ */
+const RECORD_LINE_KEYS: readonly string[] = ['hash', 'prev', 'record', 'seq'];
+const CHECKPOINT_LINE_KEYS: readonly string[] = ['checkpoint', 'keyId', 'sig'];
+
+/** The fields of `value` beyond `allowed`, or undefined when it has exactly those. */
+function unexpectedKeys(value: Record<string, unknown>, allowed: readonly string[]): string | undefined {
+  const keys = Object.keys(value);
+  const extra = keys.filter((k) => !allowed.includes(k));
+  if (extra.length > 0) return `unexpected field${extra.length === 1 ? '' : 's'} ${extra.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}`;
+  // Missing fields are reported by the per-field checks below with their own reasons.
+  return undefined;
+}
 
 class Fault extends Error {
   constructor(
@@ -119,6 +138,8 @@ export async function verifyChain(input: Readable, publicKey: string | KeyObject
       if (finalSeen) throw new Fault(seq, 'content after the final checkpoint');
       if ('checkpoint' in value) {
         const cp = value.checkpoint;
+        const extra = unexpectedKeys(value, CHECKPOINT_LINE_KEYS);
+        if (extra) throw new Fault(seq - 1, `malformed checkpoint line: ${extra} (a checkpoint line holds only checkpoint, sig and keyId)`);
         if (!isObject(cp) || typeof value.sig !== 'string' || !SIG.test(value.sig)) throw new Fault(seq - 1, 'malformed checkpoint');
         if (value.keyId !== keyId) throw new Fault(seq - 1, `checkpoint key id ${String(value.keyId)} differs from the header's ${keyId}`);
         const signed = verify(null, Buffer.from(canonicalJson(cp)), key, Buffer.from(value.sig, 'base64'));
@@ -140,6 +161,8 @@ export async function verifyChain(input: Readable, publicKey: string | KeyObject
         finalSeen = checkpoint.final === true;
         continue;
       }
+      const extra = unexpectedKeys(value, RECORD_LINE_KEYS);
+      if (extra) throw new Fault(seq, `malformed record line: ${extra} (a record line holds only seq, prev, hash and record)`);
       const { seq: s, prev: p, hash: h, record } = value;
       if (typeof s !== 'number' || typeof p !== 'string' || typeof h !== 'string' || !('record' in value)) throw new Fault(seq, 'malformed record line');
       if (s !== seq) throw new Fault(seq, s > seq ? `record ${seq} is missing (found ${s})` : `record out of order (found ${s}, expected ${seq})`);

@@ -111,7 +111,7 @@ export async function runArchiver(config: Config, logger: Logger, signal: AbortS
       taskQueue: ARCHIVE_TASK_QUEUE,
       workflowsPath: ARCHIVE_WORKFLOWS_PATH,
       dataConverter,
-      activities: createArchiveActivities({ client, archiveDir: config.auditArchiveDir, privateKey, logger: logger.child({ component: 'audit-archive' }) }),
+      activities: createArchiveActivities({ client, archiveDir: config.auditArchiveDir, privateKey, minLagMs: Math.min(lagMs, ARCHIVE_LAG_MS), logger: logger.child({ component: 'audit-archive' }) }),
     });
     // From here the worker holds the connection: whatever happens, it is shut down and has stopped
     // before the connection closes (Temporal refuses to close a connection a worker still uses).

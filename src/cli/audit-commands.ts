@@ -298,7 +298,7 @@ export interface ShowOptions {
   json: boolean;
   /** The archive to look in when the history is gone. */
   archiveDir: string;
-  /** The public keys the archive's segment is verified with (loaded only when the archive is read). */
+  /** The public keys the archive's segments are verified with (loaded only when the archive is read). */
   publicKeys: () => Promise<KeyObject[]>;
 }
 
@@ -314,9 +314,15 @@ async function workflowIsGone(client: Client, workflowId: string): Promise<boole
 
 /**
  * `audit show`: the record from the request's history; when Temporal no longer has the workflow,
- * the record from the audit archive, after verifying the chain of the segment that holds it, and
- * said to come from there (segment and seq). Returns the exit code: 1 when the archived copy does
- * not verify or the archive holds only a gap for it.
+ * the record from the audit archive, said to come from there (segment and seq). The entry is the
+ * one the segment's chain verifier authenticated; then the archive is verified from that segment
+ * to its head — the segment's own chain and every later segment's chain, link and window — rather
+ * than the whole archive: only the later segments vouch for the segment's bytes (a validly signed
+ * replacement shows only in the next segment's link), the earlier ones say nothing about it, and
+ * the search newest-first has read those later segments anyway. The head's hash goes to stderr to
+ * compare with the archiver's logs (nothing inside the archive vouches for the head's bytes).
+ * Returns the exit code: 1 when the archived copy or its links to the head do not verify, or the
+ * archive holds only a gap for it.
  */
 export async function showRequest(client: Client, workflowId: string, options: ShowOptions, output: ShowOutput = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }): Promise<number> {
   try {
@@ -330,20 +336,31 @@ export async function showRequest(client: Client, workflowId: string, options: S
   const hit = await findInArchive(options.archiveDir, workflowId, await options.publicKeys());
   if (!hit) throw new AuditRecordError(`no request ${workflowId}: Temporal no longer has its history, and the audit archive ${options.archiveDir} does not hold it`);
   const v = hit.verification;
+  const links = hit.links;
+  // The segment's own chain fault is already named; the links add what lies after it.
+  const linkFaults = links.faults.filter((f) => v.ok || f.segment !== hit.segment);
+  const verified = v.ok && links.ok;
   const provenance =
     `from the audit archive ${options.archiveDir}: ${hit.segment}, record seq ${hit.seq}, closed ${hit.entry.closedAt}; the workflow history is gone; ` +
-    (v.ok ? `segment chain verified (${v.records} records, key ${v.keyId ?? '?'})` : `SEGMENT DOES NOT VERIFY (line ${v.firstBad?.line}: ${v.firstBad?.reason}): this copy may have been altered`);
+    (v.ok ? `segment chain verified (${v.records} records, key ${v.keyId ?? '?'})` : `SEGMENT DOES NOT VERIFY (line ${v.firstBad?.line}: ${v.firstBad?.reason}): this copy may have been altered`) +
+    (linkFaults.length > 0 ? `; THE ARCHIVE FROM ${hit.segment} TO ITS HEAD DOES NOT VERIFY (${linkFaults.length} fault(s), first ${linkFaults[0]?.segment}: ${linkFaults[0]?.reason}): this copy may have been altered or replaced` : '');
+  const head = links.head
+    ? verified
+      ? `archive verified from ${hit.segment} to its head ${links.head.name} (${links.segments} segment(s)); head sha256 ${links.head.sha256}: compare with the last head the archiver logged\n`
+      : `${linkFaults.map((f) => `  ${f.segment}: ${f.reason}`).join('\n')}${linkFaults.length > 0 ? '\n' : ''}head: ${links.head.name} sha256 ${links.head.sha256}\n`
+    : '';
   if (!hit.entry.record) {
-    output.err(`${provenance}\nno record: the request was archived as a gap (${hit.entry.gap?.code}: ${hit.entry.gap?.message})\n`);
+    output.err(`${provenance}\nno record: the request was archived as a gap (${hit.entry.gap?.code}: ${hit.entry.gap?.message})\n${head}`);
     return 1;
   }
   if (options.json) {
-    output.err(`${provenance}\n`);
+    output.err(`${provenance}\n${head}`);
     output.out(`${JSON.stringify(hit.entry.record, null, 2)}\n`);
   } else {
     output.out(`${provenance}\n\n${formatAuditRecord(hit.entry.record)}`);
+    output.err(head);
   }
-  return v.ok ? 0 : 1;
+  return verified ? 0 : 1;
 }
 
 /** What `audit verify <dir>` prints. */

@@ -7,17 +7,23 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash, createPrivateKey } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import type { Logger } from 'pino';
+import { ARCHIVE_INPUT_FAILURE, ARCHIVE_INTEGRITY_FAILURE, createArchiveActivities, type ArchiveRunSummary, type AuditArchiveInput } from '../../activities/archive.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
   ARCHIVE_EPOCH,
+  ARCHIVE_LAG_MS,
   ArchiveIntegrityError,
   SEGMENT_MAX_RECORDS,
   archiveClosedRequests,
@@ -34,6 +40,7 @@ import {
 import { CHAIN_VERSION, ChainWriter, SEGMENT_CHAIN_VERSION, generateAuditKeyPair, type ChainHeader } from '../../src/audit/chain.js';
 import type { AuditRecord } from '../../src/audit/record.js';
 import { verifyChain } from '../../src/audit/verify.js';
+import { showRequest } from '../../src/cli/audit-commands.js';
 
 const keys = generateAuditKeyPair();
 const privateKey = createPrivateKey(keys.privateKeyPem);
@@ -502,5 +509,216 @@ describe('audit archive: a crash in the middle of a segment', () => {
     await utimes(leftover, new Date(NOW - 3600_000), new Date(NOW - 3600_000));
     await run(dir, fakeSource(requests));
     assert.deepEqual((await readdir(dir)).sort(), Object.keys(expected).sort());
+  });
+});
+
+/** A copy of an archive directory's segments in a fresh directory. */
+async function copyArchive(from: string): Promise<string> {
+  const dir = await mk(freshDir());
+  for (const [name, text] of Object.entries(await snapshot(from))) await writeFile(join(dir, name), text);
+  return dir;
+}
+
+/** A Temporal client for which every workflow is gone (retention deleted it): `audit show` then reads the archive. */
+const goneClient = {
+  workflow: {
+    getHandle: (workflowId: string) => ({
+      fetchHistory: async () => {
+        throw new WorkflowNotFoundError('workflow not found', workflowId, undefined);
+      },
+      describe: async () => {
+        throw new WorkflowNotFoundError('workflow not found', workflowId, undefined);
+      },
+    }),
+  },
+} as unknown as Client;
+
+async function show(dir: string, workflowId: string): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await showRequest(goneClient, workflowId, { json: true, archiveDir: dir, publicKeys: async () => [createPublicKey(keys.publicKeyPem)] }, { out: (t) => (out += t), err: (t) => (err += t) });
+  return { code, out, err };
+}
+
+describe('audit archive: security review', () => {
+  let pristine: string;
+  let names: string[];
+  before(async () => {
+    pristine = freshDir();
+    await run(pristine, fakeSource(dataset()));
+    names = Object.keys(await snapshot(pristine));
+  });
+
+  /** Adds `fields` to the final checkpoint line of `name` (the last line). */
+  async function forgeOnFinalCheckpoint(dir: string, name: string, fields: string): Promise<void> {
+    const path = join(dir, name);
+    const lines = (await readFile(path, 'utf8')).trimEnd().split('\n');
+    const last = lines.at(-1)!;
+    assert.match(last, /^\{"checkpoint":.*"final":true/);
+    lines[lines.length - 1] = `${last.slice(0, -1)},${fields}}`;
+    await writeFile(path, `${lines.join('\n')}\n`);
+  }
+
+  test('a record planted on a checkpoint line is refused by the verifier and never shown as verified', async () => {
+    const newest = names.at(-1)!;
+    const real = entriesOf((await snapshot(pristine))[newest]!).at(-1)!;
+    const forged = { ...real, record: { ...real.record, status: 'forged', answers: { whatItProduced: 'nothing happened' } } };
+    const dir = await copyArchive(pristine);
+    await forgeOnFinalCheckpoint(dir, newest, `"seq":99,"record":${JSON.stringify(forged)}`);
+
+    // The verifier names the line: only checkpoint, sig and keyId belong on it.
+    const verified = await verifyArchive(dir, [keys.publicKeyPem]);
+    assert.equal(verified.ok, false);
+    assert.equal(verified.faults[0]?.segment, newest);
+    assert.match(verified.faults[0]?.reason ?? '', /malformed checkpoint line: unexpected fields "seq", "record"/);
+
+    // `audit show` takes the entry from the authenticated record line, not the planted one, and says it does not verify.
+    const hit = await findInArchive(dir, real.workflowId, [keys.publicKeyPem]);
+    assert.deepEqual(hit?.entry, real);
+    assert.equal(hit?.verification.ok, false);
+    const shown = await show(dir, real.workflowId);
+    assert.equal(shown.code, 1);
+    assert.deepEqual(JSON.parse(shown.out), real.record);
+    assert.match(shown.err, /SEGMENT DOES NOT VERIFY \(line \d+: malformed checkpoint line/);
+    assert.doesNotMatch(shown.err, /segment chain verified/);
+
+    // A planted request that no record line holds is not found as an entry: the segment is refused.
+    const planted = await copyArchive(pristine);
+    await forgeOnFinalCheckpoint(planted, newest, `"seq":99,"record":${JSON.stringify({ ...forged, workflowId: 'toolreq/acme/planted' })}`);
+    await assert.rejects(findInArchive(planted, 'toolreq/acme/planted', [keys.publicKeyPem]), (err: unknown) => err instanceof ArchiveIntegrityError && /mentions toolreq\/acme\/planted but does not verify/.test(err.message));
+
+    // An extra field on a record line is refused too (its hash covers only seq, prev and record).
+    const onRecord = await copyArchive(pristine);
+    const path = join(onRecord, newest);
+    const text = await readFile(path, 'utf8');
+    await writeFile(path, text.replace(/\n\{"seq":0,/, '\n{"note":"x","seq":0,'));
+    const recordLine = await verifyArchive(onRecord, [keys.publicKeyPem]);
+    assert.match(recordLine.faults[0]?.reason ?? '', /malformed record line: unexpected field "note"/);
+
+    // The next run does not link to the edited bytes either.
+    await assert.rejects(run(dir, fakeSource(dataset())), (err: unknown) => err instanceof ArchiveIntegrityError && /does not verify/.test(err.message));
+  });
+
+  test('audit show verifies from the segment to the head: a validly re-signed segment is caught by the next one\'s link', async () => {
+    const target = names[1]!;
+    const dir = await copyArchive(pristine);
+    const original = await readFile(join(dir, target), 'utf8');
+    const entries = entriesOf(original);
+    const real = entries[0]!;
+    // Someone with the signing key rewrites the segment with one record changed: its own chain verifies.
+    await unlink(join(dir, target));
+    await writeSegment(dir, headerOf(original).segment!, [{ ...real, record: { ...real.record, status: 'forged' } as AuditRecord }, ...entries.slice(1)], { privateKey, checkpointEvery: EVERY, now });
+
+    const hit = await findInArchive(dir, real.workflowId, [keys.publicKeyPem]);
+    assert.equal(hit?.verification.ok, true, 'the re-signed segment is a valid chain on its own');
+    assert.equal(hit?.links.ok, false);
+    assert.match((hit?.links.faults ?? []).map((f) => `${f.segment}: ${f.reason}`).join('\n'), new RegExp(`${names[2]}: broken link`));
+    const shown = await show(dir, real.workflowId);
+    assert.equal(shown.code, 1);
+    assert.match(shown.err, /segment chain verified .*; THE ARCHIVE FROM segment-00000001\.jsonl TO ITS HEAD DOES NOT VERIFY \(1 fault\(s\), first segment-00000002\.jsonl: broken link/);
+
+    // The pristine archive: verified to the head, whose hash is printed to compare with the archiver's logs.
+    const ok = await show(pristine, real.workflowId);
+    assert.equal(ok.code, 0, ok.err);
+    const head = (await verifyArchive(pristine, [keys.publicKeyPem])).head!;
+    assert.match(ok.err, new RegExp(`archive verified from ${target} to its head ${head.name} \\(${names.length - 1} segment\\(s\\)\\); head sha256 ${head.sha256}`));
+  });
+
+  test('a planted newest segment of an unknown key, or ending in the future, stops the run with an integrity error', async () => {
+    const other = generateAuditKeyPair();
+    const lastName = names.at(-1)!;
+    const lastText = (await snapshot(pristine))[lastName]!;
+    const lastTo = headerOf(lastText).segment!.to;
+    const next = { index: names.length, from: lastTo, to: '9999-01-01T00:00:00.000Z', prev: { name: lastName, sha256: sha256(lastText) } };
+
+    // A header-only file naming another key.
+    const headerOnly = await copyArchive(pristine);
+    const header = { ...headerOf(lastText), keyId: 'f00dfeedf00dfeed', segment: next };
+    await writeFile(join(headerOnly, segmentName(next.index)), `${JSON.stringify(header)}\n`);
+    const source = fakeSource(dataset(40));
+    await assert.rejects(run(headerOnly, source), (err: unknown) => err instanceof ArchiveIntegrityError && /signed with key f00dfeedf00dfeed, which this archiver does not trust/.test(err.message));
+    assert.equal(source.lists, 0, 'nothing is archived after it');
+
+    // A validly signed segment of another key that is not configured as trusted.
+    const signedByOther = await copyArchive(pristine);
+    await writeSegment(signedByOther, next, [], { privateKey: createPrivateKey(other.privateKeyPem) });
+    await assert.rejects(run(signedByOther, fakeSource(dataset())), (err: unknown) => err instanceof ArchiveIntegrityError && new RegExp(`signed with key ${other.keyId}, which this archiver does not trust`).test(err.message));
+
+    // Signed with a trusted key but ending far in the future: no run would ever archive after it.
+    const future = await copyArchive(pristine);
+    await writeSegment(future, next, [], { privateKey });
+    await assert.rejects(run(future, fakeSource(dataset())), (err: unknown) => err instanceof ArchiveIntegrityError && /ends at 9999-01-01T00:00:00\.000Z, later than now/.test(err.message));
+
+    // A rotated key, configured as trusted, is continued from (its window ends in the past).
+    const rotated = await copyArchive(pristine);
+    const oldSegment = { ...next, to: new Date(NOW - 30_000).toISOString() };
+    await writeSegment(rotated, oldSegment, [], { privateKey: createPrivateKey(other.privateKeyPem) });
+    const later = [{ ...dataset(1)[0]!, workflowId: 'toolreq/acme/after-rotation', closedAtMs: NOW + 10_000 }];
+    const summary = await archiveClosedRequests({ dir: rotated, source: fakeSource(later), privateKey, trustedPublicKeys: [other.publicKeyPem], now: () => new Date(NOW + 120_000) });
+    assert.deepEqual(summary.segments, [segmentName(next.index + 1)]);
+    assert.equal((await verifyArchive(rotated, [keys.publicKeyPem, other.publicKeyPem])).ok, true);
+    // …and the same archive without that configuration is refused.
+    await assert.rejects(archiveClosedRequests({ dir: rotated, source: fakeSource(later), privateKey: createPrivateKey(other.privateKeyPem), now: () => new Date(NOW + 120_000) }), /which this archiver does not trust/);
+  });
+
+  /** Runs the archival activity as the worker would, with a logger that keeps its lines. */
+  async function activity(dir: string, input: unknown, deps: { minLagMs?: number } = {}) {
+    const logged: { level: string; obj: Record<string, unknown>; message: string }[] = [];
+    const logger = {
+      info: (obj: Record<string, unknown>, message: string) => logged.push({ level: 'info', obj, message }),
+      warn: (obj: Record<string, unknown>, message: string) => logged.push({ level: 'warn', obj, message }),
+      error: (obj: Record<string, unknown>, message: string) => logged.push({ level: 'error', obj, message }),
+    } as unknown as Logger;
+    const source = fakeSource(dataset());
+    const activities = createArchiveActivities({ client: {} as Client, archiveDir: dir, privateKey, logger, source, ...deps });
+    const env = new MockActivityEnvironment({}, { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+    const result: { summary?: ArchiveRunSummary; err?: unknown } = await env.run<[], ArchiveRunSummary, () => Promise<ArchiveRunSummary>>(() => activities.archiveClosedRequests(input as AuditArchiveInput)).then(
+      (summary) => ({ summary }),
+      (err: unknown) => ({ err }),
+    );
+    return { ...result, logged, source };
+  }
+
+  test('the activity refuses an integrity problem non-retryably, logged as an alarm', async () => {
+    const dir = await copyArchive(pristine);
+    const lastText = (await snapshot(pristine))[names.at(-1)!]!;
+    const next = { index: names.length, from: headerOf(lastText).segment!.to, to: '9999-01-01T00:00:00.000Z', prev: { name: names.at(-1)!, sha256: sha256(lastText) } };
+    await writeSegment(dir, next, [], { privateKey: createPrivateKey(generateAuditKeyPair().privateKeyPem) });
+    const { err, logged } = await activity(dir, {});
+    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.equal(err.type, ARCHIVE_INTEGRITY_FAILURE);
+    assert.equal(err.nonRetryable, true);
+    assert.ok(logged.some((l) => l.level === 'error' && l.obj.alarm === 'audit_archive_integrity'), JSON.stringify(logged));
+  });
+
+  test('the activity refuses an input out of bounds non-retryably, naming the field, before reading anything', async () => {
+    const refused: [unknown, RegExp][] = [
+      [{ lagMs: -3600_000 }, /lagMs must be a whole number of ms from 60000/],
+      [{ lagMs: 0 }, /lagMs must be/],
+      [{ lagMs: ARCHIVE_LAG_MS - 1 }, /lagMs must be/],
+      [{ lagMs: 30 * 86_400_000 }, /lagMs must be/],
+      [{ lagMs: '60000' }, /lagMs must be/],
+      [{ maxRecordsPerSegment: 1e9 }, /maxRecordsPerSegment must be a whole number from 1 to 10000/],
+      [{ maxRecordsPerSegment: 0 }, /maxRecordsPerSegment must be/],
+      [{ maxRecordsPerSegment: 2.5 }, /maxRecordsPerSegment must be/],
+      [{ lagMs: ARCHIVE_LAG_MS, extra: 1 }, /unknown input field extra/],
+      [[1], /must be an object/],
+    ];
+    for (const [input, reason] of refused) {
+      const dir = freshDir();
+      const { err, source, logged } = await activity(dir, input);
+      assert.ok(err instanceof ApplicationFailure, `${JSON.stringify(input)}: ${String(err)}`);
+      assert.equal(err.type, ARCHIVE_INPUT_FAILURE);
+      assert.equal(err.nonRetryable, true);
+      assert.match(err.message, reason, JSON.stringify(input));
+      assert.equal(source.lists + source.builds, 0, 'nothing was read');
+      assert.deepEqual((await listArchive(dir)).segments, [], 'nothing was written');
+      assert.ok(logged.some((l) => l.level === 'error'));
+    }
+    // The bounds themselves, the defaults, and a floor this process configured itself.
+    const ok = await activity(freshDir(), { lagMs: ARCHIVE_LAG_MS, maxRecordsPerSegment: SEGMENT_MAX_RECORDS });
+    assert.equal(ok.summary?.records, 30, String(ok.err));
+    assert.equal((await activity(freshDir(), undefined)).summary?.records, 30);
+    assert.equal((await activity(freshDir(), { lagMs: 0 }, { minLagMs: 0 })).summary?.records, 30);
   });
 });
