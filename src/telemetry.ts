@@ -14,10 +14,15 @@
  * interceptors), down to the tool's HTTP call (undici instrumentation, which also sends the tool a
  * `traceparent`). The request's own `traceId` field is put on the spans as `toolgate.trace_id`.
  *
+ * What leaves in spans and headers is bounded: URL attributes are rewritten (`scrubUrlAttributes`:
+ * link tokens and queries off incoming paths, outgoing calls by origin only, since a Slack
+ * webhook's path is its secret), and only W3C trace context is propagated — no `baggage`, which
+ * an agent could otherwise plant on its call and have carried to every tool.
+ *
  * Process-global, like the OTel API itself: started once per process by the CLI, or by a test.
  */
 import { createRequire } from 'node:module';
-import { isSpanContextValid, trace, type Attributes } from '@opentelemetry/api';
+import { isSpanContextValid, propagation, trace, SpanKind, type Attributes, type AttributeValue, type Span } from '@opentelemetry/api';
 import { Client, type DataConverter, type WorkflowClientInterceptor } from '@temporalio/client';
 import type { ActivityInboundCallsInterceptor, InjectedSinks, WorkerInterceptors } from '@temporalio/worker';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -92,7 +97,7 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
   if (active) return active;
   if (!options.spanProcessors && !tracingRequested(options.env ?? process.env)) return undefined;
   // Loaded only now: a process without tracing loads none of this.
-  const [{ NodeSDK }, { Resource }, { HttpInstrumentation }, { UndiciInstrumentation }, otelTemporal] = await Promise.all([
+  const [{ NodeSDK, core }, { Resource }, { HttpInstrumentation }, { UndiciInstrumentation }, otelTemporal] = await Promise.all([
     import('@opentelemetry/sdk-node'),
     import('@opentelemetry/resources'),
     import('@opentelemetry/instrumentation-http'),
@@ -100,7 +105,11 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
     import('@temporalio/interceptors-opentelemetry'),
   ]);
   const isUntraced = (origin: string) => untracedOrigins.has(origin);
+  // Trace context only: the default propagators also carry W3C `baggage`, which an agent could set
+  // on its call and have travel through the workflow into every tool's request.
+  const propagator = new core.W3CTraceContextPropagator();
   const sdk = new NodeSDK({
+    textMapPropagator: propagator,
     // Merged under the detected resource: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win.
     resource: new Resource({ 'service.name': options.serviceName }),
     ...(options.spanProcessors ? { spanProcessors: options.spanProcessors } : {}),
@@ -111,11 +120,22 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
         // Probes and scrapes are not requests worth a trace.
         ignoreIncomingRequestHook: (req) => /^\/(?:metrics|healthz)(?:[/?]|$)/.test(req.url ?? ''),
         ignoreOutgoingRequestHook: (req) => isUntraced(`${req.protocol ?? 'http:'}//${req.hostname ?? req.host ?? ''}${req.port ? `:${req.port}` : ''}`),
+        // Right after the span starts (before any exporter sees it) and again before it ends.
+        requestHook: (span) => scrubUrlAttributes(span),
+        applyCustomAttributesOnSpan: (span) => scrubUrlAttributes(span),
       }),
-      new UndiciInstrumentation({ ignoreRequestHook: (req) => isUntraced(req.origin) }),
+      new UndiciInstrumentation({
+        ignoreRequestHook: (req) => isUntraced(req.origin),
+        requestHook: (span) => scrubUrlAttributes(span),
+        responseHook: (span) => scrubUrlAttributes(span),
+      }),
     ],
   });
   sdk.start();
+  // With the exporters taken from the environment the SDK ignores `textMapPropagator` (0.57
+  // registers the OTEL_PROPAGATORS default, baggage included): put ours in place either way.
+  propagation.disable();
+  propagation.setGlobalPropagator(propagator);
   // The instrumentations patch `http` when it is next required: the API's express already holds
   // it (ESM imports ran before this), so require it now to have the patch applied in place.
   require('node:http');
@@ -220,4 +240,54 @@ class RequestSpanAttributes implements ActivityInboundCallsInterceptor {
     if (first && typeof first === 'object') annotateActiveSpan(first.request && typeof first.request === 'object' ? first.request : first);
     return next(input);
   }
+}
+
+/**
+ * Path segments that are secrets: the one after `links` (`/v1/links/<token>`) and after
+ * `from-link` (`/inbox/from-link/<token>`, wherever the inbox is mounted).
+ */
+const SECRET_SEGMENT = /\/(links|from-link)\/[^/?#]+/g;
+
+/** `path` as a trace may show it: token segments replaced by `:token`, no query, no fragment. */
+export function traceablePath(path: string): string {
+  const bare = path.replace(/[?#].*$/s, '');
+  return (bare || '/').replace(SECRET_SEGMENT, '/$1/:token');
+}
+
+/** `url` as a trace may show it: a server's URL with its path made traceable, a client's origin only. */
+function traceableUrl(url: string, kind: SpanKind): string {
+  try {
+    const parsed = new URL(url);
+    return kind === SpanKind.CLIENT ? parsed.origin : `${parsed.origin}${traceablePath(parsed.pathname)}`;
+  } catch {
+    return kind === SpanKind.CLIENT ? '' : traceablePath(url);
+  }
+}
+
+/**
+ * Rewrites the URL attributes the http (0.57, old and stable semantic conventions) and undici
+ * (0.10) instrumentations record. Incoming requests carry one-click link tokens in their path
+ * (`/v1/links/<token>`) and OIDC codes in their query; outgoing ones go to webhook URLs whose path
+ * is the secret (Slack) and to tools whose query may carry arguments. So a server span keeps its
+ * path with the tokens replaced and no query, a client span only the origin (scheme://host:port).
+ * Works on the SDK's span (its `attributes` are a plain record): attributes the instrumentation
+ * has no API to remove are deleted there. Any other span is left alone.
+ */
+export function scrubUrlAttributes(span: Span): void {
+  const sdkSpan = span as Partial<{ attributes: Record<string, AttributeValue | undefined>; kind: SpanKind }>;
+  const attributes = sdkSpan.attributes;
+  if (!attributes || typeof attributes !== 'object') return;
+  const client = sdkSpan.kind === SpanKind.CLIENT;
+  const kind = client ? SpanKind.CLIENT : SpanKind.SERVER;
+  for (const key of ['http.url', 'url.full']) {
+    const value = attributes[key];
+    if (typeof value === 'string') attributes[key] = traceableUrl(value, kind);
+  }
+  for (const key of ['http.target', 'url.path', 'http.route']) {
+    const value = attributes[key];
+    if (typeof value !== 'string') continue;
+    if (client) delete attributes[key];
+    else attributes[key] = traceablePath(value);
+  }
+  delete attributes['url.query'];
 }

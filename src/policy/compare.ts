@@ -4,7 +4,7 @@
  * the worker's shadow policy compares the enforced decision with the shadow's — one function, so
  * both name a change the same way.
  */
-import { DECISION_CHANGE_KINDS, type ApprovalPlan, type PolicyDecision } from '../shared/index.js';
+import { DECISION_CHANGE_KINDS, type ApprovalPlan, type EscalationTier, type PolicyDecision } from '../shared/index.js';
 
 /** The kinds of change (defined in src/shared, where the workflow can read them). */
 export const CHANGE_KINDS = DECISION_CHANGE_KINDS;
@@ -14,8 +14,15 @@ export type ChangeKind = (typeof CHANGE_KINDS)[number];
 /** The plan fields that decide who may approve, how many, and for how long (reminders only change how often people are nudged). */
 function planDifferences(recorded: ApprovalPlan | undefined, candidate: ApprovalPlan | undefined): string[] {
   if (!recorded || !candidate) return recorded === candidate ? [] : ['plan'];
-  const sorted = (groups: readonly string[] | undefined) => [...(groups ?? [])].sort().join(',');
-  const tiers = (plan: ApprovalPlan) => (plan.escalation ?? []).map((tier) => `${tier.afterMs}:${sorted(tier.groups)}`).join(';');
+  // Both plans are data: a recorded one comes from a history anyone with Temporal access can
+  // write. A field of the wrong type compares as different (by its JSON), never throws.
+  const sorted = (groups: unknown) => (Array.isArray(groups) ? [...(groups as unknown[])].map(String).sort().join(',') : groups === undefined ? '' : `!${JSON.stringify(groups)}`);
+  const tiers = (plan: ApprovalPlan) => {
+    const escalation: unknown = plan.escalation;
+    if (escalation === undefined) return '';
+    if (!Array.isArray(escalation)) return `!${JSON.stringify(escalation)}`;
+    return escalation.map((tier: unknown) => (tier !== null && typeof tier === 'object' ? `${String((tier as EscalationTier).afterMs)}:${sorted((tier as EscalationTier).groups)}` : `!${JSON.stringify(tier)}`)).join(';');
+  };
   const differences: string[] = [];
   if (recorded.name !== candidate.name) differences.push('name');
   if (sorted(recorded.groups) !== sorted(candidate.groups)) differences.push('groups');

@@ -77,13 +77,26 @@ export const RATE_LIMIT_TABLE = 'toolgate_rate_limits';
 /** How many scopes the memory store keeps counters for; beyond that the least recently used is forgotten. */
 export const MEMORY_STORE_MAX_KEYS = 100_000;
 
+/** The PostgreSQL store's default bound on connecting and on each query (`PostgresRateLimitOptions.timeoutMs`). */
+export const DEFAULT_STORE_TIMEOUT_MS = 2_000;
+
+/** What a give-back may take beyond the store's own waits: the event loop, the clock read, the round trip. */
+const REFUND_SLACK_MS = 1_000;
+
 /**
  * A counter whose window ends sooner than this is not given back when another limit refuses: a
  * refund that reached the store after the window ended would credit the next window (the
  * library's reward on an expired key starts a new window at -1: one request more than the limit).
  * Keeping the request counted instead only ever refuses more, never allows more.
+ *
+ * The library fixes `Date.now()` when it builds the reward's query, and on PostgreSQL the query
+ * may then wait up to `timeoutMs` for a pool connection and up to `timeoutMs` more to run: the
+ * margin is derived from that bound (both waits plus slack), so raising the timeout raises the
+ * margin with it. The memory store has no waits: the slack alone.
  */
-const REFUND_MARGIN_MS = 1_000;
+export function refundMarginMs(storeTimeoutMs: number): number {
+  return 2 * storeTimeoutMs + REFUND_SLACK_MS;
+}
 
 /**
  * Node's timers cap at 2^31-1 ms (about 24.8 days), and the library's memory store expires each
@@ -118,6 +131,8 @@ interface Counter {
 
 /** A store's counters: one library limiter per distinct (points, window). */
 interface Backend {
+  /** How close to its window's end a counter is no longer given back (see {@link refundMarginMs}). */
+  readonly refundMarginMs: number;
   counter(points: number, windowMs: number): Promise<Counter>;
   /** Called before each consume (the memory store keeps its bound with it). */
   touch?(counter: Counter, key: string): void;
@@ -130,7 +145,11 @@ export interface PostgresRateLimitOptions {
   tableName?: string;
   /** Connections per process. @default 5 */
   poolSize?: number;
-  /** Bound on connecting and on each query, so an unreachable database fails an evaluation quickly (and it is retried). @default 2000 */
+  /**
+   * Bound on connecting and on each query, so an unreachable database fails an evaluation quickly
+   * (and it is retried). Also sets how close to a window's end a give-back is skipped
+   * ({@link refundMarginMs}). @default DEFAULT_STORE_TIMEOUT_MS
+   */
   timeoutMs?: number;
 }
 
@@ -161,6 +180,11 @@ export class RateLimits implements RateLimitStore {
   }
 
   /** The store `TOOLGATE_RATE_LIMIT_STORE` names: `memory` or a `postgres://` / `postgresql://` URL. */
+  /** How close to its window's end a counter taken by a refused request is kept rather than given back (see {@link refundMarginMs}). */
+  get refundMarginMs(): number {
+    return this.backend.refundMarginMs;
+  }
+
   static fromStore(store: string, options: PostgresRateLimitOptions = {}): RateLimits {
     if (store === 'memory') return RateLimits.memory();
     if (/^postgres(ql)?:\/\//.test(store)) return RateLimits.postgres(store, options);
@@ -174,7 +198,7 @@ export class RateLimits implements RateLimitStore {
    * refusing one's own overshoot) are given back with the library's `reward`. Between the take
    * and the give-back a concurrent request may see those counters one higher and be refused;
    * no request is ever allowed beyond a limit. A give-back is skipped when its window is about
-   * to end (see REFUND_MARGIN_MS), and one that fails is dropped: both only count too much.
+   * to end (see {@link refundMarginMs}), and one that fails is dropped: both only count too much.
    */
   async take(rules: readonly RateLimitRule[], request: ToolRequest, risk: Risk): Promise<RateLimited | undefined> {
     const applicable = rules.filter((rule) => (!rule.tools || rule.tools.includes(request.tool)) && (!rule.risk || rule.risk.includes(risk)));
@@ -190,14 +214,14 @@ export class RateLimits implements RateLimitStore {
           res = await counter.consume(key);
         } catch (refusal) {
           if (!(refusal instanceof RateLimiterRes)) throw refusal;
-          await refund([...taken, { counter, key, endsAt: Date.now() + refusal.msBeforeNext }]);
+          await refund([...taken, { counter, key, endsAt: Date.now() + refusal.msBeforeNext }], this.backend.refundMarginMs);
           return { rule, key: scopeKey(rule, request), retryAfterMs: Math.max(1, refusal.msBeforeNext) };
         }
         taken.push({ counter, key, endsAt: Date.now() + res.msBeforeNext });
       }
       return undefined;
     } catch (err) {
-      await refund(taken);
+      await refund(taken, this.backend.refundMarginMs);
       if (err instanceof RateLimitStoreError) throw err;
       throw new RateLimitStoreError(`the rate-limit store (${this.description}) did not answer: ${errorText(err)}`, { cause: err });
     }
@@ -214,10 +238,10 @@ interface Taken {
   endsAt: number;
 }
 
-/** Gives back one request to each counter whose window is not about to end; best effort. */
-async function refund(taken: readonly Taken[]): Promise<void> {
+/** Gives back one request to each counter whose window ends later than `marginMs` from now; best effort. */
+async function refund(taken: readonly Taken[], marginMs: number): Promise<void> {
   const now = Date.now();
-  await Promise.all(taken.filter((t) => t.endsAt - now > REFUND_MARGIN_MS).map((t) => t.counter.reward(t.key).catch(() => undefined)));
+  await Promise.all(taken.filter((t) => t.endsAt - now > marginMs).map((t) => t.counter.reward(t.key).catch(() => undefined)));
 }
 
 /** The readable scope of a limit for a request; the tenant is always part of it. */
@@ -267,6 +291,8 @@ function safeLocation(url: string): string {
 
 /** The memory store: one `RateLimiterMemory` per (points, window), and a bound on the scopes it remembers. */
 class MemoryBackend implements Backend {
+  /** Nothing waits for a connection or a query here: the slack alone. */
+  readonly refundMarginMs = refundMarginMs(0);
   private readonly counters = new Map<string, RateLimiterMemory>();
   /** Scopes by recent use (a Map iterates in insertion order; a touched key is moved to the end). */
   private readonly keys = new Map<string, Counter>();
@@ -312,6 +338,8 @@ class PostgresBackend implements Backend {
   private table: Promise<void> | undefined;
   private readonly counters = new Map<string, RateLimiterPostgres>();
   private readonly tableName: string;
+  private readonly timeoutMs: number;
+  readonly refundMarginMs: number;
   private closed = false;
 
   constructor(
@@ -319,12 +347,15 @@ class PostgresBackend implements Backend {
     private readonly options: PostgresRateLimitOptions,
   ) {
     this.tableName = options.tableName ?? RATE_LIMIT_TABLE;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+    // The same bound the pool gets below: a give-back waits at most this for a connection, and this for its query.
+    this.refundMarginMs = refundMarginMs(this.timeoutMs);
   }
 
   /** The pool, made on first use (`pg` is loaded only by processes that count in PostgreSQL). */
   private connect(): Promise<Pool> {
     this.pool ??= import('pg').then(({ default: pg }) => {
-      const timeoutMs = this.options.timeoutMs ?? 2_000;
+      const timeoutMs = this.timeoutMs;
       const pool = new pg.Pool({
         connectionString: this.url,
         max: this.options.poolSize ?? 5,

@@ -164,6 +164,37 @@ export const MAX_EXAMPLES = 100;
 
 const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
 
+const isStrings = (value: unknown): boolean => Array.isArray(value) && value.every((item) => typeof item === 'string');
+const optional = (value: unknown, check: (v: unknown) => boolean): boolean => value === undefined || check(value);
+const isNumber = (value: unknown): boolean => typeof value === 'number' && Number.isFinite(value);
+
+/**
+ * What is wrong with a recorded decision's shape, or undefined when every field the comparison
+ * reads has the type it expects. A history is data anyone with Temporal access can write: a
+ * planted marker (`approval.groups: 5`) must make its own entry unreadable, not abort the replay.
+ * Lenient where old histories are (a plan's `allOf`, `rejectionsToDeny`, `escalation` may be absent).
+ */
+export function malformedDecision(value: unknown): string | undefined {
+  if (!isDecision(value)) return 'not a decision (outcome, rule, risk)';
+  const decision = value as unknown as Record<string, unknown>;
+  if (!optional(decision.code, (v) => typeof v === 'string')) return 'code is not a string';
+  const plan = decision.approval;
+  if (plan === undefined) return undefined;
+  if (!isObject(plan)) return 'approval is not an object';
+  if (typeof plan.name !== 'string') return 'approval.name is not a string';
+  for (const field of ['groups', 'allOf'] as const) {
+    if (!optional(plan[field], isStrings)) return `approval.${field} is not a list of strings`;
+  }
+  for (const field of ['minApprovals', 'rejectionsToDeny', 'expiresAfterMs', 'remindEveryMs'] as const) {
+    if (!optional(plan[field], isNumber)) return `approval.${field} is not a number`;
+  }
+  const tiers = plan.escalation;
+  if (!optional(tiers, (v) => Array.isArray(v) && v.every((tier) => isObject(tier) && isNumber(tier.afterMs) && optional(tier.groups, isStrings)))) {
+    return 'approval.escalation is not a list of tiers';
+  }
+  return undefined;
+}
+
 /** Why a recorded request is not comparable, or undefined when it is. */
 function notComparable(entry: ReplayEntry): { reason: NotComparableReason; detail: string } | undefined {
   if (entry.unreadable) return { reason: entry.unreadable.code, detail: entry.unreadable.message };
@@ -173,6 +204,9 @@ function notComparable(entry: ReplayEntry): { reason: NotComparableReason; detai
     if (entry.ended?.code === 'unverified_request') return { reason: 'unverified_request', detail: 'its admission did not verify: policy never evaluated it' };
     return { reason: 'not_decided', detail: entry.ended ? `the workflow ended (${entry.ended.status}) before policy decided` : 'policy has not decided yet' };
   }
+  // Any source's entries (histories, an archive) are checked here, where the comparison reads them.
+  const malformed = malformedDecision(recorded);
+  if (malformed) return { reason: 'unreadable', detail: `the recorded decision is malformed: ${malformed}` };
   // The activity's own denials (activities/index.ts: refuseIfStopped and the no-policy case) keep
   // policy's fields but replace its outcome and rule: what policy said is no longer recorded.
   if (recorded.outcome === 'deny') {
@@ -246,14 +280,24 @@ export class ReplayTally {
     this.forbidden = new Set(options.failOn ?? []);
   }
 
-  /** Classifies one entry, counts it, keeps it as an example while its kind has fewer than `examples`. */
+  /**
+   * Classifies one entry, counts it, keeps it as an example while its kind has fewer than
+   * `examples`. An entry whose classification throws (recorded data the checks did not foresee)
+   * counts as `not_comparable`/`unreadable`: one bad history must not abort the replay and its
+   * `--fail-on` gate.
+   */
   add(entry: ReplayEntry): Classification {
-    const result = classify(entry, this.candidate);
+    let result: Classification;
+    try {
+      result = classify(entry, this.candidate);
+    } catch (err) {
+      result = { kind: 'not_comparable', reason: 'unreadable', detail: `could not be compared: ${redactText((err as Error)?.message ?? String(err))}` };
+    }
     this.counts[result.kind] += 1;
     if (result.reason) this.reasons[result.reason] = (this.reasons[result.reason] ?? 0) + 1;
     if (result.kind !== 'unchanged') {
       const list = (this.examples[result.kind] ??= []);
-      if (list.length < this.keep) list.push(exampleOf(entry, result));
+      if (list.length < this.keep) list.push(safeExampleOf(entry, result));
     }
     return result;
   }
@@ -280,6 +324,24 @@ export class ReplayTally {
   }
 }
 
+/** `exampleOf`, or the bare ids when the entry's data does not even summarise (the same data the classification could not read). */
+function safeExampleOf(entry: ReplayEntry, result: Classification): ReplayExample {
+  try {
+    return exampleOf(entry, result);
+  } catch {
+    return {
+      workflowId: String(entry.workflowId),
+      requestId: '',
+      tenant: '',
+      tool: '',
+      actor: '',
+      startedAt: String(entry.startedAt),
+      ...(result.detail ? { detail: result.detail } : {}),
+      ...(result.reason ? { reason: result.reason } : {}),
+    };
+  }
+}
+
 function exampleOf(entry: ReplayEntry, result: Classification): ReplayExample {
   const parsed = parseRequestWorkflowId(entry.workflowId);
   return {
@@ -287,7 +349,7 @@ function exampleOf(entry: ReplayEntry, result: Classification): ReplayExample {
     requestId: entry.request?.requestId ?? parsed?.requestId ?? '',
     tenant: entry.request?.tenant ?? parsed?.tenant ?? '',
     tool: entry.request?.tool ?? '',
-    actor: entry.request?.actor.id ?? '',
+    actor: entry.request?.actor?.id ?? '',
     startedAt: entry.startedAt,
     ...(entry.recorded ? { recorded: summary(entry.recorded) } : {}),
     ...(result.candidate ? { candidate: summary(result.candidate) } : {}),
@@ -327,6 +389,7 @@ export async function replayDecisions(entries: AsyncIterable<ReplayEntry> | Iter
 /** The policy activity's name as the workflow proxies it (a rename fails to compile here). */
 const EVALUATE_POLICY = 'evaluatePolicy' satisfies keyof typeof AUDITED_ACTIVITIES;
 
+/** Whether `value` looks like a decision at all: how a marker without an activity type is recognised. */
 function isDecision(value: unknown): value is PolicyDecision {
   return (
     isObject(value) &&
@@ -403,6 +466,10 @@ export async function recordedFromHistory(
         const decoded = await decode<unknown>(attrs.details.result.payloads);
         // Markers without an activity type in their data are recognised by the result's shape (as the audit record does).
         if (isObject(decoded) && isDecision(decoded.decision)) {
+          // The first decision is the one compared: a malformed one makes the history unreadable
+          // (a later, well-formed one must not stand in for it).
+          const malformed = malformedDecision(decoded.decision);
+          if (malformed) throw new UnreadableHistory(`the recorded decision is malformed: ${malformed}`);
           entry.recorded = decoded.decision;
           return entry;
         }

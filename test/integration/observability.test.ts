@@ -43,7 +43,7 @@ import {
   type GatewayProcessEnv,
   type ManagedProcess,
 } from '../helpers/processes.js';
-import { startToolService, type ToolService } from '../helpers/tool-service.js';
+import { startToolService, startWebhookReceiver, type ToolService } from '../helpers/tool-service.js';
 
 function policyYaml(serviceUrl: string): string {
   return `
@@ -378,7 +378,10 @@ describe('traces', { timeout: 300_000 }, () => {
   let gw: GatewayEnv;
   let service: ToolService;
   let telemetry: Telemetry;
+  let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
   const exporter = new InMemorySpanExporter();
+  /** The secret part of the shared webhook's URL, as a Slack incoming webhook has it. */
+  const webhookSecret = `T0TEST/B0TEST/webhook-secret-${process.pid}`;
 
   before(async () => {
     telemetry = (await startTelemetry({ serviceName: 'toolgate-test', spanProcessors: [new SimpleSpanProcessor(exporter)] })) as Telemetry;
@@ -392,11 +395,19 @@ describe('traces', { timeout: 300_000 }, () => {
       workflowInterceptorModules: workflowInterceptorModules(),
       logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
     });
-    gw = await startGateway(env, { taskQueue: `observability-traces-${process.pid}`, policy: policyYaml(service.url), tools, workflowBundle: bundle });
+    receiver = await startWebhookReceiver();
+    gw = await startGateway(env, {
+      taskQueue: `observability-traces-${process.pid}`,
+      policy: policyYaml(service.url),
+      tools,
+      workflowBundle: bundle,
+      webhooks: [`slack=${receiver.url}/${webhookSecret}`],
+    });
   });
   after(async () => {
     await gw?.close();
     await service?.close();
+    await receiver?.close();
     await env?.teardown();
     await telemetry?.shutdown();
   });
@@ -449,8 +460,9 @@ describe('traces', { timeout: 300_000 }, () => {
     assert.ok(ancestors(named('RunWorkflow:toolRequest')).includes('POST /v1/tool-requests'), 'the workflow continues the API request');
     assert.ok(ancestors(named('RunActivity:executeTool')).includes('RunWorkflow:toolRequest'), 'the execution continues the workflow');
 
-    // The tool's HTTP call: a client span under the execution activity, and the tool got its context.
-    const toolCall = spans.find((span) => span.kind === SpanKind.CLIENT && String(span.attributes['url.full'] ?? '').startsWith(`${service.url}/tickets`));
+    // The tool's HTTP call: a client span under the execution activity (naming the tool's origin
+    // only), and the tool got its context.
+    const toolCall = spans.find((span) => span.kind === SpanKind.CLIENT && span.attributes['url.full'] === new URL(service.url).origin);
     assert.ok(toolCall, `a client span for the tool call among: ${spans.map((s) => `${s.name}(${s.kind})`).join(', ')}`);
     assert.ok(ancestors(toolCall).includes('RunActivity:executeTool'));
     const effect = service.effects[before];
@@ -481,6 +493,90 @@ describe('traces', { timeout: 300_000 }, () => {
       assert.equal(spans.find((span) => span.name === name)?.attributes['toolgate.trace_id'], 'ticket-4711', name);
     }
     assert.equal(service.effects[before]?.headers['x-toolgate-trace-id'], 'ticket-4711');
+  });
+
+  /** Every string a span exports: its name, attribute values, event names and attributes. */
+  const exportedStrings = (span: ReadableSpan): string[] => [
+    span.name,
+    ...Object.entries(span.attributes).map(([key, value]) => `${key}=${String(value)}`),
+    ...span.events.flatMap((event) => [event.name, ...Object.values(event.attributes ?? {}).map(String)]),
+  ];
+
+  test('spans carry no link token, OIDC code or query of an incoming request, and only the origin of an outgoing one', async () => {
+    const linkToken = `link-token-${process.pid}-secret`;
+    const inboxToken = `inbox-token-${process.pid}-secret`;
+    const oidcCode = `oidc-code-${process.pid}-secret`;
+    const queryValue = `query-value-${process.pid}-secret`;
+    for (const path of [`/v1/links/${linkToken}?via=${queryValue}`, `/inbox/from-link/${inboxToken}`, `/inbox/signin/callback?code=${oidcCode}&state=s`]) {
+      await (await fetch(`${gw.apiUrl}${path}`)).arrayBuffer();
+    }
+    const secrets = [linkToken, inboxToken, oidcCode, queryValue];
+    const serverPath = (span: ReadableSpan) => String(span.attributes['http.target'] ?? span.attributes['url.path'] ?? '');
+    const spans = await eventually(async () => {
+      await telemetry.flush();
+      const all = exporter.getFinishedSpans();
+      const server = all.filter((span) => span.kind === SpanKind.SERVER);
+      const seen = ['/v1/links/', '/inbox/from-link/', '/inbox/signin/callback'].every((prefix) => server.some((span) => serverPath(span).startsWith(prefix)));
+      return seen ? all : undefined;
+    }, 'the server spans of the link, inbox and callback requests');
+    for (const span of spans) {
+      for (const text of exportedStrings(span)) {
+        for (const secret of secrets) assert.ok(!text.includes(secret), `span ${span.name} (kind ${span.kind}) exports a secret: ${text}`);
+      }
+    }
+    const servers = spans.filter((span) => span.kind === SpanKind.SERVER);
+    assert.ok(servers.some((span) => serverPath(span) === '/v1/links/:token'), servers.map(serverPath).join(', '));
+    assert.ok(servers.some((span) => serverPath(span) === '/inbox/from-link/:token'), servers.map(serverPath).join(', '));
+    assert.ok(servers.some((span) => serverPath(span) === '/inbox/signin/callback'), servers.map(serverPath).join(', '));
+    // This process's own fetch of those pages (a client span): the API's origin, nothing more.
+    const clients = spans.filter((span) => span.kind === SpanKind.CLIENT && String(span.attributes['url.full'] ?? '').startsWith(gw.apiUrl));
+    assert.ok(clients.length >= 3, 'client spans of the fetches');
+    for (const span of clients) assert.equal(span.attributes['url.full'], gw.apiUrl);
+
+    // A webhook notification: its client span names the receiver's origin, never the secret path.
+    const delivered = receiver.received.length;
+    await gw.gateway.start(request('obs_approve'));
+    await eventually(async () => (receiver.received.length > delivered ? true : undefined), 'the webhook notification');
+    const origin = new URL(receiver.url).origin;
+    const webhookSpans = await eventually(async () => {
+      await telemetry.flush();
+      const found = exporter.getFinishedSpans().filter((span) => span.kind === SpanKind.CLIENT && String(span.attributes['url.full'] ?? '').startsWith(origin));
+      return found.length > 0 ? found : undefined;
+    }, 'the client span of the webhook call');
+    for (const span of webhookSpans) assert.equal(span.attributes['url.full'], origin);
+    // The receiver stands in for Slack but runs in this process: its own server span is Slack's side, not toolgate's.
+    const receiverSide = (span: ReadableSpan) => span.kind === SpanKind.SERVER && String(span.attributes['http.url'] ?? '').startsWith(`${origin}/`);
+    assert.ok(exporter.getFinishedSpans().some(receiverSide), 'the receiver\'s server span is recognised (and only it is skipped)');
+    for (const span of exporter.getFinishedSpans().filter((s) => !receiverSide(s))) {
+      for (const text of exportedStrings(span)) {
+        assert.ok(!text.includes('webhook-secret-'), `span ${span.name} (kind ${span.kind}) exports the webhook's path: ${text}`);
+        assert.ok(!text.includes('/hook/'), `span ${span.name} (kind ${span.kind}) exports the webhook's path: ${text}`);
+      }
+    }
+  });
+
+  test('an agent\'s `baggage` header does not travel to the tool; its trace context does', async () => {
+    const before = service.effects.length;
+    const token = await gw.agentToken({ sub: 'obs-bot', tenant: 'acme', roles: ['agent_runtime'], environment: 'production' });
+    // The agent's span: this process's (instrumented) fetch sends its `traceparent`; the `baggage`
+    // header is the agent's own.
+    const { traceId, status, text } = await trace.getTracer('agent').startActiveSpan('agent: with baggage', async (span) => {
+      try {
+        const response = await fetch(`${gw.apiUrl}/v1/tool-requests`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', baggage: 'planted=agent-controlled-value,tenant=other' },
+          body: JSON.stringify({ tool: 'obs_http', args: {}, wait: 30 }),
+        });
+        return { traceId: span.spanContext().traceId, status: response.status, text: await response.text() };
+      } finally {
+        span.end();
+      }
+    });
+    assert.equal(status, 200, text);
+    const effect = service.effects[before];
+    assert.ok(effect, 'the tool was called');
+    assert.match(String(effect.headers.traceparent), new RegExp(`^00-${traceId}-`), 'the trace context still reaches the tool');
+    assert.equal(effect.headers.baggage, undefined, `baggage reached the tool: ${String(effect.headers.baggage)}`);
   });
 
   test('the client SDK sends the caller\'s trace context when its fetch is not instrumented, and nothing without an OTel SDK', async () => {

@@ -14,7 +14,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { LoadedDataConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { auditRecordFromHistory } from '../../src/audit/record.js';
+import { auditRecordFromHistory, decodeFirstPayload, withWorkflowContext } from '../../src/audit/record.js';
 import { ReplayProgress, mapOrdered, parseReplayTime, replaySettings, runPolicyReplay } from '../../src/cli/policy-commands.js';
 import { createKeyring, dataConverterFor, generateCodecKey, parseKeyringEnv, PayloadDecryptionError } from '../../src/codec/index.js';
 import { decide, parsePolicy, type LoadedPolicy } from '../../src/policy/index.js';
@@ -166,6 +166,70 @@ describe('classification', () => {
     assert.equal(classify(overridden({ code: 'rule_denied', rule: 'refund/huge' }), looser).kind, 'deny->allow');
     // A policy_unavailable that policy itself decided (a missing plan, an internal error) stays comparable too.
     assert.equal(classify(overridden({ code: 'policy_unavailable', rule: 'check:internal_error' }), looser).kind, 'deny->allow');
+  });
+});
+
+describe('malformed recorded decisions', () => {
+  const approved = entry(base, medium);
+  const plan = approved.recorded?.approval;
+  const planted = (approval: unknown): ReplayEntry => ({ ...approved, recorded: { ...approved.recorded, approval } as PolicyDecision });
+
+  test('the recorded decision is the one the test assumes', () => {
+    assert.equal(approved.recorded?.outcome, 'approve');
+    assert.ok(plan);
+  });
+
+  test('a wrong-typed plan field is not comparable (unreadable), never a throw, under any candidate', () => {
+    const cases: [string, unknown][] = [
+      ['groups: 5', { ...plan, groups: 5 }],
+      ['allOf: 5', { ...plan, allOf: 5 }],
+      ['escalation: 5', { ...plan, escalation: 5 }],
+      ['escalation tier groups: 5', { ...plan, escalation: [{ afterMs: 1, groups: 5 }] }],
+      ['escalation: [null]', { ...plan, escalation: [null] }],
+      ['name: 5', { ...plan, name: 5 }],
+      ['minApprovals: "2"', { ...plan, minApprovals: '2' }],
+      ['approval: 5', 5],
+      ['approval: null', null],
+    ];
+    for (const candidate of [base, policyOf({ refundApproval: 'finance' }), policyOf({ managerMin: 2 })]) {
+      for (const [name, approval] of cases) {
+        const result = classify(planted(approval), candidate);
+        assert.equal(result.kind, 'not_comparable', name);
+        assert.equal(result.reason, 'unreadable', name);
+        assert.match(result.detail ?? '', /malformed/, name);
+      }
+    }
+    // Old histories' plans without the later fields stay comparable.
+    const older: Record<string, unknown> = { ...plan };
+    for (const field of ['allOf', 'rejectionsToDeny', 'escalation']) delete older[field];
+    assert.equal(classify(planted(older), base).kind, 'unchanged');
+  });
+
+  test('a replay over a planted entry finishes, counts it, and the --fail-on gate still counts the rest', async () => {
+    const entries = [planted({ ...plan, groups: 5 }), ...recordedSet];
+    const report = await replayDecisions(entries, policyOf({ hugeMin: null, smallMax: 1_000_000 }), { failOn: parseFailOn('allow-widening') });
+    assert.equal(report.total, 5);
+    assert.deepEqual(report.notComparable, { unreadable: 1 });
+    assert.equal(report.forbidden, 2);
+  });
+
+  test('a classification that throws anyway counts as unreadable, the tally goes on', () => {
+    const tally = new ReplayTally(base);
+    // A recorded risk that reads fine once (the shape check) and throws after: nothing a check can foresee.
+    let reads = 0;
+    const recorded = { ...decide(base, lookup) };
+    Object.defineProperty(recorded, 'risk', {
+      get() {
+        if (++reads > 1) throw new Error('boom');
+        return 'low';
+      },
+    });
+    const hostile: ReplayEntry = { ...entry(base, lookup), recorded };
+    const result = tally.add(hostile);
+    assert.equal(result.kind, 'not_comparable');
+    assert.equal(result.reason, 'unreadable');
+    tally.add(recordedSet[0]!);
+    assert.deepEqual(tally.report().counts.unchanged, 1);
   });
 });
 
@@ -450,6 +514,44 @@ describe('replay of recorded histories', () => {
     // A client without the key: its configuration, reported as an error, never counted per request.
     const stranger = loadDataConverter(dataConverterFor(createKeyring('other', { other: generateCodecKey() })));
     await assert.rejects(recordedFromHistory(history.history.events ?? [], stranger, { workflowId: history.workflowId }), PayloadDecryptionError);
+  });
+
+  test('a planted decision of the wrong shape (approval.groups: 5) makes its history unreadable; the replay and its gate go on', async () => {
+    const converter = loadDataConverter(dataConverterFor(await replayKeys()));
+    const histories = await committedHistories();
+    const original = histories.find((h) => h.name === 'v2/approve')!;
+    // Someone with Temporal access writes a history whose policy marker holds a malformed plan,
+    // encrypted with the tenant's codec as any real one is.
+    const planted = structuredClone(original.history);
+    const context = withWorkflowContext(converter, original.workflowId);
+    let rewritten = false;
+    for (const event of planted.events ?? []) {
+      const result = event.markerRecordedEventAttributes?.details?.result;
+      if (rewritten || !result?.payloads?.length) continue;
+      const decoded = await decodeFirstPayload<{ decision?: PolicyDecision }>(context, result.payloads);
+      if (decoded?.decision?.outcome !== 'approve') continue;
+      const bad = { ...decoded, decision: { ...decoded.decision, approval: { ...decoded.decision.approval, groups: 5 } } };
+      let payloads = [context.payloadConverter.toPayload(bad)];
+      for (const codec of context.payloadCodecs) payloads = await codec.encode(payloads);
+      result.payloads = payloads;
+      rewritten = true;
+    }
+    assert.ok(rewritten, 'the approve decision was found and rewritten');
+    const entry = await recordedFromHistory(planted.events ?? [], converter, { workflowId: original.workflowId });
+    assert.equal(entry.unreadable?.code, 'unreadable');
+    assert.match(entry.unreadable?.message ?? '', /approval\.groups/);
+    assert.equal(entry.recorded, undefined);
+
+    // The whole replay: the planted history is counted not comparable (unreadable), the others as before.
+    const recording = parsePolicy([{ file: 'same.yaml', text: RECORDING_POLICY }]);
+    const report = await replayDecisions(
+      historySource([{ workflowId: original.workflowId, history: planted }, ...histories.filter((h) => h.name.startsWith('v2/'))], converter).entries(),
+      recording,
+      { failOn: parseFailOn('any,not_comparable') },
+    );
+    assert.equal(report.total, 1 + histories.filter((h) => h.name.startsWith('v2/')).length);
+    assert.ok((report.notComparable.unreadable ?? 0) >= 1, JSON.stringify(report.notComparable));
+    assert.ok(report.forbidden >= 1, 'the gate sees the unreadable history');
   });
 });
 

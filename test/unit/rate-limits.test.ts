@@ -16,6 +16,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { pino } from 'pino';
 import { RATE_LIMIT_STORE_ATTEMPTS, createActivities, type SealedEvaluation } from '../../activities/index.js';
 import { RateLimitStoreError, RateLimits, libraryWindow, parseRate, type RateLimitRule, type RateLimitStore } from '../../src/policy/index.js';
+import { DEFAULT_STORE_TIMEOUT_MS, refundMarginMs } from '../../src/policy/limits.js';
 import { PolicyStore } from '../../src/policy-store.js';
 import { workflowIdFor, type Risk, type ToolRequest } from '../../src/shared/index.js';
 import { RequestSigner } from '../../src/trust/signers.js';
@@ -182,6 +183,40 @@ describe('rate limits on the memory store', () => {
     // c pushed out b (least recently used); a is still counted.
     assert.ok(await limits.take(rules, request({ actor: 'a' }), 'high'));
     assert.equal(await limits.take(rules, request({ actor: 'b' }), 'high'), undefined, 'b was forgotten: a fresh allowance');
+  });
+
+  test('a give-back is skipped when the window ends within the margin (it would credit the next window)', async () => {
+    const limits = RateLimits.memory();
+    const margin = limits.refundMarginMs;
+    assert.ok(margin >= 1_000 && margin < 2_000, `memory margin ${margin}`);
+    const windowMs = margin + 1_000;
+    const rules = [rule('short', `2/${windowMs}ms`), rule('tenant-full', '1/1h', { per: 'tenant' })];
+    // Exhaust the tenant-wide limit: every take of both limits is now refused by it.
+    assert.equal(await limits.take([rules[1] as RateLimitRule], request({ actor: 'other' }), 'high'), undefined);
+
+    // Early in the window: what `short` took is given back.
+    assert.equal(await limits.take([rules[0] as RateLimitRule], request({ actor: 'early' }), 'high'), undefined);
+    assert.equal((await limits.take(rules, request({ actor: 'early' }), 'high'))?.rule.name, 'tenant-full');
+    assert.equal(await limits.take([rules[0] as RateLimitRule], request({ actor: 'early' }), 'high'), undefined, 'given back: room for one more');
+
+    // Within the margin of the window's end: kept (it only ever refuses more).
+    assert.equal(await limits.take([rules[0] as RateLimitRule], request({ actor: 'late' }), 'high'), undefined);
+    await sleep(windowMs - margin + 300);
+    assert.equal((await limits.take(rules, request({ actor: 'late' }), 'high'))?.rule.name, 'tenant-full');
+    assert.equal((await limits.take([rules[0] as RateLimitRule], request({ actor: 'late' }), 'high'))?.rule.name, 'short', 'not given back so close to the end');
+  });
+
+  test('the PostgreSQL store\'s give-back margin outlasts a pool wait plus a query (derived from their timeout)', () => {
+    const url = 'postgresql://toolgate:s3cret@db.internal:5432/toolgate';
+    for (const timeoutMs of [undefined, 500, DEFAULT_STORE_TIMEOUT_MS, 10_000]) {
+      const bound = timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+      const store = RateLimits.postgres(url, timeoutMs === undefined ? {} : { timeoutMs });
+      assert.equal(store.refundMarginMs, refundMarginMs(bound), `timeout ${timeoutMs}`);
+      // A give-back may wait `bound` for a connection and `bound` for its query after the library read the clock.
+      assert.ok(store.refundMarginMs > 2 * bound, `margin ${store.refundMarginMs} for timeout ${bound}`);
+      assert.equal(RateLimits.fromStore(url, timeoutMs === undefined ? {} : { timeoutMs }).refundMarginMs, store.refundMarginMs);
+    }
+    assert.equal(DEFAULT_STORE_TIMEOUT_MS, 2_000);
   });
 
   test('fromStore: memory, a PostgreSQL URL, nothing else', () => {
