@@ -1,5 +1,6 @@
 /**
- * The activities of a tool request: policy evaluation, approver notification and tool execution.
+ * The activities of a tool request: policy evaluation, dry-run previews, approver notification and
+ * tool execution.
  * Built by `createActivities(deps)` so tests and the worker inject real dependencies or fakes.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -15,10 +16,13 @@ import { compareDecisions } from '../src/policy/compare.js';
 import {
   EXECUTION_BOUNDS,
   FailureTypes,
+  PREVIEW_BOUNDS,
   type EgressEvent,
   type ResultWithheld,
   type Evaluation,
   type PolicyDecision,
+  type Proposal,
+  type ProposalPreview,
   type ShadowDecision,
   type ToolRequest,
   type TrustAnchors,
@@ -28,6 +32,7 @@ import type { WorkerTrust } from '../src/trust/store.js';
 import type { RunGuard } from '../src/trust/runs.js';
 import { callMcpTool } from '../src/mcp/executor.js';
 import { callHttpTool, ToolUnavailableError } from '../src/tools/http-adapter.js';
+import { runPreview } from '../src/tools/preview.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OutcomeUnknownError, ResultWithheldError, ToolNotReachedError, ToolRejectedError, type ToolContext, type ToolRegistry } from '../src/tools/types.js';
 
@@ -94,6 +99,23 @@ export interface EvaluatePolicyInput {
 
 /** A policy evaluation sealed by the worker: only a sealed evaluation is ever executed. */
 export type SealedEvaluation = Evaluation & { seal?: string };
+
+/**
+ * Input of the preview activities: the request as it is now, the evidence that it was admitted
+ * (and edited), and policy's sealed evaluation, which asked for approval and carries no preview yet.
+ */
+export interface PreviewToolInput {
+  request: ToolRequest;
+  admission: string;
+  /** The accepted edit whose arguments `request` carries. */
+  edit?: string;
+  /** The request as admitted, when an edit changed its arguments since. */
+  admitted?: ToolRequest;
+  evaluation: SealedEvaluation;
+}
+
+/** A notification as the workflow sends it: the facts, and the proposal's dry-run preview while one is shown. */
+export type ApproverNotificationInput = Omit<ApprovalNotification, 'reviewUrl'>;
 
 /** Refuses an activity call that cannot be shown to come from a real, admitted toolgate request. */
 function unverified(message: string): ApplicationFailure {
@@ -193,6 +215,38 @@ export function createActivities(deps: ActivityDeps) {
     return { workflowId: workflowExecution.workflowId, runId: workflowExecution.runId, anchors: deps.trust.anchors() };
   };
 
+  /**
+   * The evaluation a preview may be added to, once checked: the request was admitted (and edited)
+   * as it says, the evaluation carries this worker deployment's seal for this run, policy asked
+   * for approval, and the tool declared a preview that has not run yet. Anything else refuses:
+   * a preview is called only on the way to people who must approve, never for a tool without.
+   */
+  const previewable = async (input: PreviewToolInput, trusted: ReturnType<typeof evidenceContext>): Promise<Evaluation & { proposal: Proposal; digest: string }> => {
+    const { request } = input;
+    try {
+      await verifyAdmission({ admission: input.admission, admitted: input.admitted ?? request, request, ...(input.edit === undefined ? {} : { edit: input.edit }) }, trusted);
+    } catch (err) {
+      if (err instanceof EvidenceError) throw unverified(`the request was not admitted by the front door: ${err.message}`);
+      throw err;
+    }
+    const { seal, ...evaluation } = input.evaluation;
+    if (!deps.trust.sealer.verify({ workflowId: trusted.workflowId, runId: trusted.runId, request, evaluation }, seal)) {
+      throw unverified('the evaluation does not carry this worker deployment\'s seal for this run');
+    }
+    const { proposal, digest } = evaluation;
+    if (evaluation.decision.outcome !== 'approve' || !proposal || !digest || evaluation.previewTimeoutMs === undefined || proposal.preview !== undefined) {
+      throw unverified('a preview runs once per approval round, only for a tool that declares one and a request policy sent to approval');
+    }
+    return { ...evaluation, proposal, digest };
+  };
+
+  /** The evaluation with `preview` in its proposal, digested again and sealed: what approvers then sign. */
+  const sealPreview = (evaluation: Evaluation & { proposal: Proposal }, preview: ProposalPreview, request: ToolRequest, trusted: ReturnType<typeof evidenceContext>): SealedEvaluation => {
+    const proposal: Proposal = { ...evaluation.proposal, preview };
+    const next: Evaluation = { ...evaluation, proposal, digest: proposalDigest(proposal) };
+    return { ...next, seal: deps.trust.sealer.seal({ workflowId: trusted.workflowId, runId: trusted.runId, request, evaluation: next }) };
+  };
+
   return {
     /** The keys requests of this worker deployment trust; the workflow records them in its history. */
     async loadTrustAnchors(): Promise<TrustAnchors> {
@@ -250,6 +304,9 @@ export function createActivities(deps: ActivityDeps) {
       if (decision.outcome === 'approve') {
         const proposal = buildProposal(request, workflowId, decision);
         evaluation = { decision, proposal, digest: proposalDigest(proposal) };
+        // The workflow runs it before approvers are asked; sealed here, so nothing else can ask for one.
+        const preview = policy?.manifest(request.tool)?.preview;
+        if (preview) evaluation = { ...evaluation, previewTimeoutMs: preview.timeoutMs };
       }
       // Inside the sealed evaluation: the seal vouches that this worker recorded it, and the
       // execution's seal check covers it like the rest. Nothing reads it to decide or act.
@@ -258,11 +315,74 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Tells approver groups that a request waits for them, was escalated or reminded, or ended. */
-    async notifyApprovers(notification: Omit<ApprovalNotification, 'reviewUrl'>): Promise<void> {
+    async notifyApprovers(notification: ApproverNotificationInput): Promise<void> {
       await deps.notifier.notify({
         ...notification,
         reviewUrl: `${apiUrl}/inbox/requests/${encodeURIComponent(notification.requestId)}`,
       });
+    },
+
+    /**
+     * Runs the tool's dry-run preview (manifest `preview:`) for a request policy sent to approval,
+     * under the tool's identity with `preview: true` (code) or `Toolgate-Preview: 1` (http), and
+     * returns the evaluation with the preview's answer in its proposal, digested again and sealed:
+     * approvals then bind to what approvers were shown. Scheduled with one attempt and never
+     * retried; the answer leaves through the egress filter (see src/tools/preview.ts). A failure
+     * or timeout is the preview's content (`failed`, `timed_out`), not the activity's: the
+     * approval goes on. Only evidence that does not verify fails the activity.
+     */
+    async previewTool(input: PreviewToolInput): Promise<SealedEvaluation> {
+      const trusted = evidenceContext();
+      const evaluation = await previewable(input, trusted);
+      const { request } = input;
+      const at = new Date().toISOString();
+      const manifest = deps.policy.current().policy?.manifest(request.tool);
+      const killSwitch = await deps.killSwitches?.covering(request.tenant, request.tool);
+      let preview: ProposalPreview;
+      if (!manifest?.preview) {
+        preview = { status: 'failed', message: `the tool manifest in force declares no preview for ${request.tool}`, at };
+      } else if (manifest.digest !== evaluation.decision.toolDigest) {
+        // Preview exactly the tool that was evaluated; the execution would refuse the changed one anyway.
+        preview = { status: 'failed', message: `the manifest of ${request.tool} changed since the request was evaluated; the preview was not run`, at };
+      } else if (killSwitch) {
+        preview = { status: 'failed', message: `a kill switch is on for ${killSwitch.tool ?? 'every tool'} of tenant ${killSwitch.tenant}; the preview was not run`, at };
+      } else {
+        preview = await runPreview({
+          manifest,
+          preview: manifest.preview,
+          context: {
+            args: request.args,
+            // Not the execution's key: a tool that deduplicates must never answer the real call with the preview.
+            idempotencyKey: `toolgate-preview:${trusted.workflowId}:${evaluation.digest}`,
+            runAs: evaluation.decision.runAs ?? 'unknown',
+            requestId: request.requestId,
+            tenant: request.tenant,
+            tool: request.tool,
+            ...(request.traceId === undefined ? {} : { traceId: request.traceId }),
+          },
+          tools: deps.tools,
+          signal: Context.current().cancellationSignal,
+        });
+      }
+      deps.logger.info({ requestId: request.requestId, tool: request.tool, tenant: request.tenant, preview: preview.status }, 'dry-run preview');
+      if (preview.status === 'ok') countRedactions(request.tool, preview.redactions ?? {});
+      return sealPreview(evaluation, preview, request, trusted);
+    },
+
+    /**
+     * When the preview activity itself gave no answer (no worker ran it in time, or its worker
+     * died): the evaluation with that failure as its preview, sealed, so the approval goes on with
+     * approvers told so. A local activity of the workflow; the message is this worker's own.
+     */
+    async recordPreviewFailure(input: PreviewToolInput & { reason: 'timed_out' | 'failed' }): Promise<SealedEvaluation> {
+      if (!Context.current().info.isLocal) throw unverified('a preview failure is recorded only as a local activity of a toolgate workflow');
+      const trusted = evidenceContext();
+      const evaluation = await previewable(input, trusted);
+      const message =
+        input.reason === 'timed_out'
+          ? `no worker ran the preview within its time (${evaluation.previewTimeoutMs ?? '?'} ms and ${PREVIEW_BOUNDS.pickUpMs} ms to start it); decide without it`
+          : 'the preview could not be run (its activity failed before answering); decide without it';
+      return sealPreview(evaluation, { status: input.reason, message, at: new Date().toISOString() }, input.request, trusted);
     },
 
     /**

@@ -1,7 +1,8 @@
 /**
  * The support-triage demo: an agent, through the client SDK, reads the knowledge base
- * (auto-allowed), creates an urgent ticket (waits for a manager's approval) and tries a production
- * database write (refused). Run it against `npm start`.
+ * (auto-allowed), creates an urgent ticket (waits for a manager's approval), tries a production
+ * database write (refused) and asks to close stale tickets, whose approver first reads the tool's
+ * dry-run preview ("would close 2 tickets: …"). Run it against `npm start`.
  *
  * The agent holds an agent token and nothing else — no Temporal connection, no codec key: it
  * mints the token from the local key under TOOLGATE_STATE_DIR (.toolgate), as
@@ -85,12 +86,14 @@ say(`   curl -sS -X POST ${url} \\`);
 say(`     -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`);
 say(`     -d '{"decision":"${decision.decision}","digest":"'"$DIGEST"'","reason":"${decision.reason}"}'`);
 say();
+/** Headers of a manager's requests to the approval API, with a token minted from the local key. */
+async function managerHeaders(sub: string): Promise<Record<string, string>> {
+  const token = await issueApproverToken({ sub, tenant: options.tenant, groups: ['manager'] }, { privateKeyPem: localPrivateKey, issuer: config.tokenIssuer });
+  return { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+}
+
 if (options.approveAs) {
-  const token = await issueApproverToken(
-    { sub: options.approveAs, tenant: options.tenant, groups: ['manager'] },
-    { privateKeyPem: localPrivateKey, issuer: config.tokenIssuer },
-  );
-  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  const headers = await managerHeaders(options.approveAs);
   const review = await fetch(reviewUrl, { headers });
   const { digest } = (await review.json()) as { digest?: string };
   if (!review.ok || !digest) throw new Error(`reviewing the ticket as ${options.approveAs} failed: HTTP ${review.status}`);
@@ -110,4 +113,29 @@ try {
   say(`   refused: ${JSON.stringify(err.toToolResult())}`);
 }
 say();
-say('Done: one call allowed, one approved by a person, one refused — all recorded in Temporal.');
+
+say('4. close_stale_tickets — high risk, needs a manager, who first reads a dry-run preview');
+const sweep = await gateway.start({
+  requestId: `demo-${run}-sweep`,
+  tool: 'close_stale_tickets',
+  args: { older_than_days: 30, priority: 'low' },
+  reason: 'queue hygiene: low-priority tickets nobody touched for a month',
+});
+const sweepPending = await waitForPolicy(sweep.requestId);
+if (sweepPending.state !== 'pending_approval') throw new Error(`expected the sweep to wait for approval, it is ${sweepPending.state}`);
+// Before anyone was asked, toolgate called the tool in preview mode; the approver reads its answer
+// (GET /v1/approvals/<id>, the inbox page, the notification), and the digest they approve covers it.
+const sweepReview = `${config.publicUrl}/v1/approvals/${sweep.requestId}`;
+const reviewer = await managerHeaders(options.approveAs ?? 'maria');
+const shown = (await (await fetch(sweepReview, { headers: reviewer })).json()) as { digest?: string; preview?: { status: string; text: string } };
+say(`   what the approver reads, marked "preview (dry run)"${shown.preview?.status === 'ok' ? '' : ` (${shown.preview?.status ?? 'missing'})`} — nothing was closed yet:`);
+for (const line of (shown.preview?.text ?? '(no preview)').split('\n')) say(`     ${line}`);
+if (options.approveAs && shown.digest) {
+  const response = await fetch(`${sweepReview}/decision`, { method: 'POST', headers: reviewer, body: JSON.stringify({ decision: 'approve', digest: shown.digest, reason: 'checked the list' }) });
+  say(`   approved as ${options.approveAs}: HTTP ${response.status}`);
+  say(`   result: ${JSON.stringify(await sweep.result())}`);
+} else {
+  say(`   left waiting for a manager: the preview is on ${config.publicUrl}/inbox/requests/${sweep.requestId}`);
+}
+say();
+say('Done: one call allowed, one approved by a person, one refused, one previewed for its approver — all recorded in Temporal.');

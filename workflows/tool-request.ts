@@ -6,9 +6,11 @@
  *      as `unverified_request` before policy sees it
  *   1. evaluate policy (local activity) → allow | deny | approve, sealed by the worker
  *   2. deny → structured denial
- *   3. approve → notify approvers, wait for decisions through the `decide` update, whose validator
- *      verifies the approval API's signed decision assertion; escalation tiers, reminders and
- *      expiry on durable timers; expiry denies; an edit is evaluated again and opens a new round
+ *   3. approve → run the tool's dry-run preview when its manifest declares one (its answer goes
+ *      into the proposal and the digest approvers sign), notify approvers, wait for decisions
+ *      through the `decide` update, whose validator verifies the approval API's signed decision
+ *      assertion; escalation tiers, reminders and expiry on durable timers; expiry denies; an
+ *      edit is evaluated (and previewed) again and opens a new round
  *   4. execute the side effect once, under an idempotency key derived from the workflow id, with
  *      the evidence the execution activity checks again before it acts
  *
@@ -18,8 +20,11 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
+  TimeoutFailure,
   allHandlersFinished,
   condition,
+  isCancellation,
   log,
   metricMeter,
   patched,
@@ -42,6 +47,8 @@ import {
   HISTORY_BOUNDS,
   INBOX_VISIBILITY_PATCH,
   NON_RETRYABLE_TOOL_FAILURES,
+  PREVIEW_BOUNDS,
+  PREVIEW_PATCH,
   SHADOW_POLICY_PATCH,
   TRUST_BOUNDARY_PATCH,
   decideUpdate,
@@ -74,7 +81,7 @@ import { UNKNOWN_TOOL_LABEL, UNVERIFIED_TENANT_LABEL, toolgateMetrics, type Requ
 
 type Activities = ReturnType<typeof createActivities>;
 
-const { loadTrustAnchors, evaluatePolicy } = proxyLocalActivities<Activities>({
+const { loadTrustAnchors, evaluatePolicy, recordPreviewFailure } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '10 seconds',
   retry: { maximumAttempts: 5, initialInterval: '200 milliseconds', nonRetryableErrorTypes: [FailureTypes.UnverifiedExecution] },
 });
@@ -321,6 +328,9 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
         // What an approver decides on; the notifier redacts it before anything is shortened. Not
         // repeated in the outcome message, so each request's history carries it a bounded number of times.
         ...(status.proposal && kind !== 'outcome' ? { args: status.proposal.args } : {}),
+        // The dry-run preview approvers sign with the rest (already redacted and cut by the worker).
+        ...(status.proposal?.preview && kind !== 'outcome' ? { preview: status.proposal.preview } : {}),
+        ...(status.proposal?.provenance && kind !== 'outcome' ? { provenance: status.proposal.provenance } : {}),
         ...(status.outcome === undefined ? {} : { outcome: status.outcome.status, outcomeDetails: notificationOutcome(status.outcome) }),
       }).catch((err: unknown) => {
         if (!(err instanceof ActivityFailure)) throw err;
@@ -443,7 +453,31 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
       return finish({ ...outcomeBase(), status: 'denied', code: 'policy_unavailable', reasons: ['approval plan missing from the decision'] });
     }
     const waitStartedAt = Date.now();
-    const end = await awaitApprovals(plan, evaluated.digest);
+    let roundDigest: string = evaluated.digest;
+    if (previewRuns(evaluated)) {
+      // The tool's dry-run preview, before anyone is asked: its answer (or its failure) goes into
+      // the proposal and the digest approvers sign. Expiry counts from now, and a kill order or
+      // the expiry ends the request while the preview still runs.
+      const expiresAt = waitStartedAt + plan.expiresAfterMs;
+      status.expiresAt = isoAt(expiresAt);
+      const previewed = await preview(evaluated, expiresAt);
+      if ('status' in previewed) {
+        // Killed or expired while the preview ran: the approval phase ended there.
+        const killedOrExpired = previewed.status === 'expired' ? 'expired' : previewed.status === 'denied' && previewed.code === 'kill_switch' ? 'killed' : undefined;
+        if (killedOrExpired) toolgateMetrics.approvalEnded(metricLabels(), killedOrExpired, (Date.now() - waitStartedAt) / 1000);
+        return finish(previewed);
+      }
+      if (!previewed.digest) return finish({ ...outcomeBase(), status: 'denied', code: 'policy_unavailable', reasons: ['the previewed proposal has no digest'] });
+      evaluated = previewed;
+      evaluation = previewed;
+      roundDigest = previewed.digest;
+      status.proposal = previewed.proposal;
+      status.digest = previewed.digest;
+      const killedLater = killed();
+      if (killedLater) return finish(killDenial(killedLater));
+      if (Date.now() >= expiresAt) return finish({ ...outcomeBase(), status: 'expired', expiresAt: status.expiresAt });
+    }
+    const end = await awaitApprovals(plan, roundDigest, waitStartedAt);
     toolgateMetrics.approvalEnded(metricLabels(), end.kind, (Date.now() - waitStartedAt) / 1000);
     if (end.kind === 'killed') return finish(killDenial(killed() as KillOrder));
     if (end.kind === 'rejected') {
@@ -468,7 +502,9 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     editors.push(edit.input.approver.id);
     status.tier = 0;
     const newPlan = evaluated.decision.approval;
-    if (evaluated.decision.outcome === 'approve' && newPlan && evaluated.digest) {
+    // With a preview, the edited arguments are previewed again and nobody has seen that answer yet:
+    // the edit then counts as nobody's approval, the editor too approves after reading it.
+    if (evaluated.decision.outcome === 'approve' && newPlan && evaluated.digest && !previewRuns(evaluated)) {
       // The editor stands behind their edit: it counts as their approval where the new plan lets them approve.
       const refusal = refuseDecision(
         { pending: true, tenant: request.tenant, requesterIds, digest: evaluated.digest, plan: newPlan, tier: 0, approvals: status.approvals },
@@ -510,9 +546,71 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     }),
   );
 
-  /** Waits until the plan is satisfied, rejected, expired, or an edit needs re-evaluation. */
-  async function awaitApprovals(plan: ApprovalPlan, digest: string): Promise<ApprovalEnd> {
-    const startedAt = Date.now();
+  /**
+   * Whether the tool's dry-run preview runs for this evaluation: policy asked for approval, the
+   * tool declares a preview, and the run is of a workflow version that runs previews.
+   */
+  function previewRuns(candidate: Evaluation): boolean {
+    return candidate.previewTimeoutMs !== undefined && candidate.decision.outcome === 'approve' && patched(PREVIEW_PATCH);
+  }
+
+  /**
+   * Runs the preview activity for `sealed` (one attempt, bounded by the preview's timeout) and
+   * returns the evaluation with the preview in its proposal, digested and sealed again by the
+   * worker. When the activity gives no answer at all, a local activity seals that failure instead.
+   * A kill order or the expiry (`expiresAt`) ends the wait at once, with the request's outcome.
+   */
+  async function preview(sealed: Evaluation, expiresAt: number): Promise<Evaluation | ToolOutcome> {
+    const timeoutMs = Math.min(sealed.previewTimeoutMs ?? PREVIEW_BOUNDS.defaultTimeoutMs, PREVIEW_BOUNDS.maxTimeoutMs);
+    const { previewTool } = proxyActivities<Activities>({
+      startToCloseTimeout: timeoutMs + PREVIEW_BOUNDS.reportMs,
+      scheduleToCloseTimeout: timeoutMs + PREVIEW_BOUNDS.pickUpMs,
+      // One call, never retried: a preview must not be able to act, and a second try could.
+      retry: { maximumAttempts: 1 },
+    });
+    const input = {
+      request,
+      admission: start.admission,
+      ...(editToken === undefined ? {} : { edit: editToken, admitted: admittedRequest }),
+      evaluation: sealed,
+    };
+    let answer: { evaluation: Evaluation } | { failure: ActivityFailure } | undefined;
+    const scope = new CancellationScope();
+    void scope.run(() =>
+      previewTool(input).then(
+        (evaluation) => {
+          answer = { evaluation };
+        },
+        (err: unknown) => {
+          // Cancelled below when nobody waits any more: nothing to record.
+          if (isCancellation(err)) return;
+          if (!(err instanceof ActivityFailure)) throw err;
+          answer = { failure: err };
+        },
+      ),
+    );
+    const answered = await condition(() => answer !== undefined || killed() !== undefined, Math.max(1, expiresAt - Date.now()));
+    const order = killed();
+    if (order || !answered) {
+      // Nobody waits for the preview any more; its answer would change nothing.
+      scope.cancel();
+      if (order) return killDenial(order);
+      return { ...outcomeBase(), status: 'expired', expiresAt: status.expiresAt ?? isoAt(expiresAt) };
+    }
+    const got = answer as NonNullable<typeof answer>;
+    if ('evaluation' in got) return got.evaluation;
+    const cause = got.failure.cause;
+    if (cause instanceof ApplicationFailure && cause.type === FailureTypes.UnverifiedExecution) return refusedByWorker(got.failure);
+    try {
+      return await recordPreviewFailure({ ...input, reason: cause instanceof TimeoutFailure ? 'timed_out' : 'failed' });
+    } catch (err) {
+      if (err instanceof ActivityFailure) return refusedByWorker(err);
+      throw err;
+    }
+  }
+
+  /** Waits until the plan is satisfied, rejected, expired, or an edit needs re-evaluation; expiry counts from `startedAt`. */
+  async function awaitApprovals(plan: ApprovalPlan, digest: string, startedAt: number): Promise<ApprovalEnd> {
     const expiresAt = startedAt + plan.expiresAfterMs;
     status.expiresAt = isoAt(expiresAt);
     status.eligibleGroups = eligibleGroups(plan, status.tier);

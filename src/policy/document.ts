@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { EgressConfigSchema } from '../egress/config.js';
-import { IDENTIFIER_PATTERN, RISK_LEVELS } from '../shared/index.js';
+import { IDENTIFIER_PATTERN, PREVIEW_BOUNDS, RISK_LEVELS } from '../shared/index.js';
 import { MANIFEST_KEY_ID_PATTERN, MANIFEST_SIGNATURE_PATTERN, MAX_MANIFEST_SIGNATURES } from './manifest-signatures.js';
 
 /** The reserved approval name meaning "no human approval needed". */
@@ -94,6 +94,47 @@ const HttpAdapterSchema = z.strictObject({
   headers: z.record(z.string(), z.string({ error: 'header values must be strings' })).optional(),
 });
 
+/**
+ * The adapter of a dry-run preview: a code handler (named: it may be the tool's own handler, which
+ * then sees `context.preview`) or an HTTP endpoint (sent `Toolgate-Preview: 1`). Its timeout is the
+ * preview's own (`preview.timeout`), never the adapter's; MCP tools have no preview mode to call.
+ */
+const PreviewAdapterSchema = z.discriminatedUnion(
+  'type',
+  [
+    z.strictObject({
+      type: z.literal('code'),
+      handler: z.string({ error: 'must name the code handler that answers the preview' }).min(1),
+    }),
+    z.strictObject({
+      type: z.literal('http'),
+      url: z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' }),
+      method: z.enum(['POST', 'PUT', 'PATCH', 'DELETE'], { error: 'must be one of POST, PUT, PATCH, DELETE' }).optional(),
+      headers: z.record(z.string(), z.string({ error: 'header values must be strings' })).optional(),
+    }),
+  ],
+  { error: 'must be a preview adapter: type code with a handler, or type http with a url (set the timeout on preview.timeout)' },
+);
+
+/**
+ * A tool's dry-run preview: called with the request's arguments before approvers are asked, its
+ * redacted, size-limited answer shown to them and covered by the digest they approve.
+ */
+export const PreviewSchema = z.strictObject(
+  {
+    adapter: PreviewAdapterSchema,
+    /** At most PREVIEW_BOUNDS.maxTimeoutMs (checked at load). @default 5s */
+    timeout: duration.optional(),
+    max_bytes: z
+      .int({ error: 'must be a whole number of bytes' })
+      .min(PREVIEW_BOUNDS.minMaxBytes, { error: `must be at least ${PREVIEW_BOUNDS.minMaxBytes}` })
+      .max(PREVIEW_BOUNDS.maxMaxBytes, { error: `must be at most ${PREVIEW_BOUNDS.maxMaxBytes} (64 KiB)` })
+      .optional(),
+  },
+  { error: 'must be a preview mapping (adapter, timeout, max_bytes)' },
+);
+export type PreviewDocument = z.infer<typeof PreviewSchema>;
+
 /** The pin of a downstream MCP tool: SHA-256 hex of its canonical definition, written by `toolgate tools pin`. */
 export const PIN_PATTERN = /^[a-f0-9]{64}$/;
 
@@ -158,13 +199,15 @@ export const ManifestEntrySchema = z.strictObject(
     args: z.record(z.string(), z.unknown(), { error: 'must be a JSON Schema object' }),
     /** What may leave: redaction rules, result size, tenant field, reachable hosts (see src/egress). */
     egress: EgressConfigSchema.optional(),
+    /** A dry-run call shown to approvers before they decide (part of the entry's digest). */
+    preview: PreviewSchema.optional(),
     /** Signatures over the entry's digest (not part of it), checked when the deployment configures manifest signers. */
     signatures: z
       .array(ManifestSignatureSchema, { error: 'must be a list of signatures (role, key, sig)' })
       .max(MAX_MANIFEST_SIGNATURES, { error: `at most ${MAX_MANIFEST_SIGNATURES} signatures` })
       .optional(),
   },
-  { error: 'must be a manifest entry mapping (description, run_as, idempotent, adapter, args, egress, signatures)' },
+  { error: 'must be a manifest entry mapping (description, run_as, idempotent, adapter, args, egress, preview, signatures)' },
 );
 export type ManifestEntryDocument = z.infer<typeof ManifestEntrySchema>;
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { msToNumber } from '../temporal/internals.js';
 import canonicalize from 'canonicalize';
 import type { z } from 'zod';
-import { EXECUTION_BOUNDS, type ApprovalPlan, type EscalationTier } from '../shared/index.js';
+import { EXECUTION_BOUNDS, PREVIEW_BOUNDS, type ApprovalPlan, type EscalationTier } from '../shared/index.js';
 import { ArgsSchemaCompiler } from './args-schema.js';
 import { compileCondition } from './condition.js';
 import {
@@ -21,11 +21,12 @@ import {
   type ManifestEntryDocument,
   type McpServerDocument,
   type PolicyFileDocument,
+  type PreviewDocument,
   type ToolPolicyDocument,
 } from './document.js';
 import { PolicyLoadError, type PolicyIssue } from './errors.js';
 import { manifestDigest, verifyManifestSignatures, type ManifestTrust } from './manifest-signatures.js';
-import type { CompiledRule, CompiledTool, LoadedPolicy, McpServerConnection, PolicyFileSummary, ToolManifestEntry } from './model.js';
+import type { CompiledRule, CompiledTool, LoadedPolicy, McpServerConnection, PolicyFileSummary, ToolManifestEntry, ToolPreview } from './model.js';
 import { MAX_POLICY_FILE_BYTES, readYaml, type YamlSource } from './source.js';
 
 /** One policy file's text and the name used in issues. */
@@ -121,6 +122,15 @@ export function parsePolicy(sources: PolicySource[], options: PolicyLoadOptions 
     const manifest = entries.get(name);
     if (!manifests.has(name)) {
       issues.push(tool.source.issue(['tools', name], `tool "${name}" has no manifest entry; add manifest.${name} with run_as, adapter and args`, { key: true }));
+    }
+    const declared = manifests.get(name);
+    if (declared?.value.preview && !mayNeedApproval(tool.value)) {
+      issues.push(
+        declared.source.issue(
+          ['manifest', name, 'preview'],
+          `tool "${name}" never asks for approval (approval ${NO_APPROVAL} and no rule sets a plan), and a preview runs only before approvers decide; remove the preview or require an approval`,
+        ),
+      );
     }
     if (built && manifest) compiled.set(name, { ...built, manifest: manifest.entry, validateArgs: manifest.validate });
   }
@@ -444,6 +454,7 @@ function buildManifest(
   } catch (error) {
     issues.push(source.issue(at(), `cannot be represented as JSON: ${errorText(error)}`));
   }
+  const preview = manifest.preview ? resolvePreview(source, at('preview'), manifest.preview, issues) : undefined;
   let signers: ToolManifestEntry['signers'];
   if (trust && digest !== '') {
     const verified = verifyManifestSignatures(name, digest, manifest.signatures, trust);
@@ -462,8 +473,38 @@ function buildManifest(
     egress: manifest.egress ?? {},
     ...(manifest.args && typeof manifest.args === 'object' ? { argsSchema: manifest.args } : {}),
     ...(signers ? { signers } : {}),
+    ...(preview ? { preview } : {}),
   };
   return { entry, validate: schema.validate };
+}
+
+/** A `preview:` block resolved: its timeout at most PREVIEW_BOUNDS.maxTimeoutMs, defaults applied. */
+function resolvePreview(source: YamlSource, path: (string | number)[], preview: PreviewDocument, issues: PolicyIssue[]): ToolPreview | undefined {
+  const text = preview.timeout ?? `${PREVIEW_BOUNDS.defaultTimeoutMs}ms`;
+  const timeoutMs = duration(source, [...path, 'timeout'], text, issues);
+  if (timeoutMs === undefined) return undefined;
+  if (timeoutMs > PREVIEW_BOUNDS.maxTimeoutMs) {
+    // Approvers are not asked until the preview answered or gave up: it must give up soon.
+    issues.push(source.issue([...path, 'timeout'], `"${text}" is longer than a preview may take, ${PREVIEW_BOUNDS.maxTimeoutMs / 1000}s`));
+    return undefined;
+  }
+  const { adapter } = preview;
+  return {
+    adapter:
+      adapter.type === 'code'
+        ? { type: 'code', handler: adapter.handler }
+        : { type: 'http', url: adapter.url, method: adapter.method ?? 'POST', timeoutMs, headers: { ...adapter.headers } },
+    timeoutMs,
+    maxBytes: preview.max_bytes ?? PREVIEW_BOUNDS.defaultMaxBytes,
+  };
+}
+
+/**
+ * Whether policy can ever send `tool` to approval: its default plan is not `none`, or a rule sets a
+ * plan. A preview runs only then (the workflow calls it only for an `approve` decision).
+ */
+function mayNeedApproval(tool: ToolPolicyDocument): boolean {
+  return tool.approval !== NO_APPROVAL || (tool.rules ?? []).some((rule) => rule.approval !== undefined && rule.approval !== NO_APPROVAL);
 }
 
 function resolveMcpServer(server: McpServerDocument): McpServerConnection {

@@ -32,6 +32,21 @@ export interface ToolManifestEntry {
    * deployment configures no manifest signers or the entry carries no signature.
    */
   signers?: ManifestSigner[];
+  /** The entry's dry-run preview (`preview:`), shown to approvers before they decide; part of `digest`. */
+  preview?: ToolPreview;
+}
+
+/**
+ * A tool's dry-run preview, resolved: the adapter called with `preview: true` (code) or
+ * `Toolgate-Preview: 1` (http), under the tool's `run_as`, at most once per approval round.
+ */
+export interface ToolPreview {
+  /** An http preview's `timeoutMs` is the preview's own, so the HTTP adapter stops at it too. */
+  adapter: { type: 'code'; handler: string } | Extract<ToolManifestEntry['adapter'], { type: 'http' }>;
+  /** At most PREVIEW_BOUNDS.maxTimeoutMs. */
+  timeoutMs: number;
+  /** What approvers are shown of the answer, in UTF-8 bytes (redacted first, then cut). */
+  maxBytes: number;
 }
 
 /** How to reach a downstream MCP server. */

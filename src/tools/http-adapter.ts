@@ -55,6 +55,8 @@ export async function callHttpTool(
         'x-toolgate-run-as': context.runAs,
         'x-toolgate-tenant': context.tenant,
         ...(context.traceId ? { 'x-toolgate-trace-id': context.traceId } : {}),
+        // A dry-run preview: the tool must answer what it would do and do nothing.
+        ...(context.preview ? { 'toolgate-preview': '1' } : {}),
       },
       body: JSON.stringify({ tool: context.tool, args: context.args, requestId: context.requestId, tenant: context.tenant }),
       // Manifest headers may hold credentials under any name: none of them follows a redirect to another origin.

@@ -22,6 +22,12 @@ export interface ToolContext {
   signal: AbortSignal;
   /** When this attempt is given up at the latest; `signal` aborts then. */
   deadline: Date;
+  /**
+   * True when toolgate calls for the manifest's dry-run `preview`, before anyone approved: say what
+   * the call would do (rows it would touch, a diff) and do none of it. The answer is redacted, cut
+   * to `preview.max_bytes` and shown to approvers. Absent for the real call.
+   */
+  preview?: boolean;
 }
 
 /** A tool implemented in code; its resolved value is the tool's result. */

@@ -3,8 +3,9 @@
  * before the trust boundary (test/histories/v0/: approve, reject, edit, escalate, expire, deny) on
  * the frozen legacy path, those recorded before the waiting attributes (v1/) and those of today's
  * workflow (v2/), both encrypted with the committed replay keys: the same paths plus a recorded
- * refusal and an unverified request. A deliberately changed workflow must fail to replay all of
- * them (the negative control that proves this test can fail). See test/replay/record-histories.ts.
+ * refusal and an unverified request; and the paths added since (v3/: a dry-run preview before the
+ * approval). A deliberately changed workflow must fail to replay all of them (the negative control
+ * that proves this test can fail). See test/replay/record-histories.ts.
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
@@ -22,6 +23,7 @@ const SETS = {
   v0: ['approve', 'deny', 'edit', 'escalate', 'expire', 'reject'],
   v1: ['approve', 'deny', 'edit', 'escalate', 'expire', 'refused', 'reject', 'unverified'],
   v2: ['approve', 'deny', 'edit', 'escalate', 'expire', 'refused', 'reject', 'unverified'],
+  v3: ['preview'],
 };
 const EXPECTED = Object.entries(SETS).flatMap(([set, names]) => names.map((name) => `${set}/${name}`));
 const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };

@@ -2,10 +2,12 @@
  * Records the workflow histories the replay test checks: one run of each path through the
  * toolRequest workflow (approve, reject, edit, escalate, expire, deny), on a real dev server.
  *
- *   npm run record:histories      # rewrites test/histories/*.json
+ *   npm run record:histories              # rewrites test/histories/v2/*.json and v3/*.json
+ *   npm run record:histories -- preview   # records only the paths named (here: v3/preview.json)
  *
  * Record again only for a deliberate, patched() change of the workflow, and keep the old files:
- * histories of runs still in flight must go on replaying.
+ * histories of runs still in flight must go on replaying. A new path goes into a new set (v3: the
+ * dry-run preview), recorded on its own, so the committed ones stay as they are.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,10 +17,13 @@ import { readFileSync } from 'node:fs';
 import { WORKFLOW_TYPE, workflowIdFor, type ToolRequestInput } from '../../src/shared/index.js';
 
 /**
- * Histories of the current workflow (v2: visibility-only listing). Those of earlier versions stay
- * where they are: v0 (before the trust boundary), v1 (before the waiting attributes).
+ * Histories of the current workflow (v2: visibility-only listing; v3: the paths added since, each
+ * under its own policy). Those of earlier versions stay where they are: v0 (before the trust
+ * boundary), v1 (before the waiting attributes).
  */
-const OUT = join(import.meta.dirname, '..', 'histories', 'v2');
+const HISTORIES = join(import.meta.dirname, '..', 'histories');
+/** The paths to record (command-line arguments); none: all of them. */
+const only = process.argv.slice(2);
 // Recorded histories are encrypted as in production, with the committed replay keys (test-only keys, kept in v1/).
 process.env.TOOLGATE_TEST_CODEC_KEYS = readFileSync(join(import.meta.dirname, '..', 'histories', 'v1', 'replay-codec-keys.txt'), 'utf8').trim();
 const { eventually, startGateway, startTemporal, waitForState } = await import('../helpers/gateway-env.js');
@@ -52,11 +57,38 @@ manifest:
   expiring: { run_as: svc-y, adapter: { type: code }, args: { type: object } }
 `;
 
+/**
+ * The v3 paths' policy: a tool whose manifest declares a dry-run preview. Its own policy (and task
+ * queue), so the v2 histories stay recorded under `policy` above, as test/unit/policy-replay.test.ts
+ * expects.
+ */
+const previewPolicy = `
+version: 1
+tools:
+  purge: { risk: high, approval: manager, allowed_roles: [agent_runtime] }
+approvals:
+  manager: { groups: [manager], expires_after: 1h }
+manifest:
+  purge:
+    run_as: svc-purge
+    adapter: { type: code }
+    preview: { adapter: { type: code, handler: purge }, timeout: 2s, max_bytes: 512 }
+    args: { type: object, properties: { older_than_days: { type: integer } } }
+`;
+
 const env = await startTemporal();
 const gw = await startGateway(env, {
   taskQueue: 'record',
   policy,
   tools: { refund: async ({ args }) => ({ refunded: args.amount }), escalating: async () => 'ok', expiring: async () => 'ok' },
+});
+const previewGw = await startGateway(env, {
+  taskQueue: 'record-v3',
+  policy: previewPolicy,
+  tools: {
+    purge: async ({ args, preview }) =>
+      preview ? `would delete 3,214 rows older than ${String(args.older_than_days)} days` : { deleted: 3214 },
+  },
 });
 const request = (name: string, tool: string, args: Record<string, unknown>): ToolRequestInput => ({
   requestId: `history-${name}`,
@@ -66,14 +98,23 @@ const request = (name: string, tool: string, args: Record<string, unknown>): Too
   tool,
   args,
 });
-const pending = (requestId: string, notDigest?: string) => waitForState(gw, requestId, 'pending_approval', { notDigest });
-const decide = async (requestId: string, sub: string, groups: string[], body: Record<string, unknown>) => {
-  const res = await gw.api('POST', `/v1/approvals/${requestId}/decision`, { token: await gw.token({ sub, tenant: 'acme', groups }), body });
+const pending = (requestId: string, notDigest?: string, on = gw) => waitForState(on, requestId, 'pending_approval', { notDigest });
+const decide = async (requestId: string, sub: string, groups: string[], body: Record<string, unknown>, on = gw) => {
+  const res = await on.api('POST', `/v1/approvals/${requestId}/decision`, { token: await on.token({ sub, tenant: 'acme', groups }), body });
   if (res.status !== 200) throw new Error(`${requestId}: ${res.status} ${JSON.stringify(res.body)}`);
 };
 
 try {
   const runs: Record<string, () => Promise<string>> = {
+    // v3: the dry-run preview runs before approval; the approval binds the previewed proposal.
+    preview: async () => {
+      const h = await previewGw.gateway.start(request('preview', 'purge', { older_than_days: 30 }));
+      const s = await pending(h.requestId, undefined, previewGw);
+      if (s.proposal?.preview?.status !== 'ok') throw new Error(`preview: expected an answered preview, got ${JSON.stringify(s.proposal?.preview)}`);
+      await decide(h.requestId, 'maria', ['manager'], { decision: 'approve', digest: s.digest }, previewGw);
+      await h.outcome();
+      return h.workflowId;
+    },
     approve: async () => {
       const h = await gw.gateway.start(request('approve', 'refund', { amount: 10 }));
       await decide(h.requestId, 'maria', ['manager'], { decision: 'approve', digest: (await pending(h.requestId)).digest });
@@ -138,8 +179,12 @@ try {
       return h.workflowId;
     },
   };
-  await mkdir(OUT, { recursive: true });
+  const unknown = only.filter((name) => !Object.hasOwn(runs, name));
+  if (unknown.length > 0) throw new Error(`no such path: ${unknown.join(', ')} (known: ${Object.keys(runs).join(', ')})`);
   for (const [name, run] of Object.entries(runs)) {
+    if (only.length > 0 && !only.includes(name)) continue;
+    const OUT = join(HISTORIES, name === 'preview' ? 'v3' : 'v2');
+    await mkdir(OUT, { recursive: true });
     const workflowId = await run();
     // The CLI writes the history as protobuf JSON, the format `historyFromJSON` reads back.
     const json = execFileSync(requireTemporalCli(), ['workflow', 'show', '--workflow-id', workflowId, '--address', env.address, '--output', 'json'], {
@@ -149,6 +194,7 @@ try {
     process.stderr.write(`recorded ${name} (${(JSON.parse(json) as { events: unknown[] }).events.length} events)\n`);
   }
 } finally {
+  await previewGw.close();
   await gw.close();
   await env.teardown();
 }
