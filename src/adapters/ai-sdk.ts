@@ -7,11 +7,105 @@
  * is who the gateway's token says; the options carry no identity.
  */
 import { jsonSchema, tool, type Tool, type ToolExecutionOptions, type ToolSet } from 'ai';
+import type { Provenance } from '../shared/index.js';
 import type { ToolContext, ToolRegistry } from '../tools/types.js';
-import { checkRequest, requestIdForToolCall, resultForModel, runRequest, scopeOf, toolRequest, type AdapterOptions } from './core.js';
+import {
+  checkRequest,
+  flagVerbatim,
+  mergeProvenance,
+  requestIdForToolCall,
+  resolveProvenance,
+  resultForModel,
+  runRequest,
+  scopeOf,
+  toolRequest,
+  type AdapterOptions,
+  type ProvenanceOption,
+} from './core.js';
 
 /** Options of the AI SDK adapter. */
-export type AiSdkAdapterOptions = AdapterOptions;
+export interface AiSdkAdapterOptions extends AdapterOptions {
+  /**
+   * What the runtime knows of each call's provenance — which arguments came from retrieved
+   * documents, web pages, uploads or e-mail, and the prompt metadata (model, system-prompt
+   * digest, source ids): one value, or a function of the call (its `context` is the AI SDK's
+   * execution options, with `messages` and `toolCallId`). Merged with the `tool_output` flags.
+   */
+  provenance?: ProvenanceOption<ToolExecutionOptions<unknown>>;
+  /**
+   * Flag as `tool_output` every argument whose string value (4 characters or more) appears
+   * verbatim in the output of an earlier tool call in the step's `messages`. The AI SDK gives a
+   * tool those messages (without the system prompt); nothing else of the prompt's sources.
+   * @default true
+   */
+  flagToolOutputs?: boolean;
+}
+
+/** The most text of earlier tool outputs searched per call (a long conversation is cut, newest kept). */
+const MAX_OUTPUT_CHARS = 4 * 1024 * 1024;
+
+/** The string leaves of a JSON value (keys too), bounded by `budget` characters in all. */
+function stringsOf(value: unknown, out: string[], budget: { left: number }): void {
+  const pending: unknown[] = [value];
+  while (pending.length > 0 && budget.left > 0) {
+    const item = pending.pop();
+    if (typeof item === 'string') {
+      out.push(item);
+      budget.left -= item.length;
+    } else if (Array.isArray(item)) {
+      pending.push(...(item as unknown[]));
+    } else if (item !== null && typeof item === 'object') {
+      for (const [key, nested] of Object.entries(item)) pending.push(key, nested);
+    }
+  }
+}
+
+/**
+ * The text of every tool result in `messages` (the AI SDK's `ModelMessage`s: `tool-result` parts
+ * of tool messages, and of assistant messages for provider-executed tools): text and error text,
+ * the strings of JSON outputs, the text parts of content outputs. Newest first, within a budget.
+ */
+export function toolOutputTexts(messages: readonly unknown[]): string[] {
+  const texts: string[] = [];
+  const budget = { left: MAX_OUTPUT_CHARS };
+  for (const message of [...messages].reverse()) {
+    const content = (message as { content?: unknown } | null)?.content;
+    if (!Array.isArray(content)) continue;
+    for (const part of content as unknown[]) {
+      if (budget.left <= 0) return texts;
+      const p = part as { type?: unknown; output?: unknown; result?: unknown } | null;
+      if (p?.type !== 'tool-result') continue;
+      const output = p.output as { type?: unknown; value?: unknown } | undefined;
+      if (output === undefined) {
+        stringsOf(p.result, texts, budget); // the shape of older AI SDK versions
+      } else if (output.type === 'content' && Array.isArray(output.value)) {
+        for (const item of output.value as { type?: unknown; text?: unknown; data?: { type?: unknown; text?: unknown } }[]) {
+          if (item?.type === 'text') stringsOf(item.text, texts, budget);
+          else if (item?.data?.type === 'text') stringsOf(item.data.text, texts, budget);
+        }
+      } else if (output.type !== 'execution-denied') {
+        stringsOf(output.value, texts, budget);
+      }
+    }
+  }
+  return texts;
+}
+
+/**
+ * The provenance of one AI SDK tool call: the runtime's own (the `provenance` option) merged with
+ * `tool_output` flags on arguments copied verbatim from earlier tool results in `messages`.
+ */
+export async function aiSdkProvenance(
+  options: Pick<AiSdkAdapterOptions, 'provenance' | 'flagToolOutputs'>,
+  name: string,
+  args: Record<string, unknown>,
+  execution: ToolExecutionOptions<unknown>,
+): Promise<Provenance | undefined> {
+  const given = await resolveProvenance(options.provenance, { tool: name, args, callId: execution.toolCallId, context: execution });
+  if (options.flagToolOutputs === false) return given;
+  const flags = flagVerbatim(args, toolOutputTexts(execution.messages ?? []), 'tool_output');
+  return mergeProvenance(given, Object.keys(flags).length > 0 ? { untrusted: flags } : undefined);
+}
 
 /**
  * Wraps a tool set so that every execution goes through the gateway. The request id derives
@@ -27,7 +121,9 @@ export function withToolgate<TOOLS extends ToolSet>(tools: TOOLS, options: AiSdk
       ...rest,
       execute: async (input: unknown, execution: ToolExecutionOptions<unknown>) => {
         const requestId = requestIdForToolCall(await scopeOf(options), execution.toolCallId);
-        const result = await runRequest(options.gateway, toolRequest(options, name, input, requestId), {
+        const args = (input ?? {}) as Record<string, unknown>;
+        const provenance = await aiSdkProvenance(options, name, args, execution);
+        const result = await runRequest(options.gateway, toolRequest(options, name, args, requestId, provenance), {
           wait: options.wait,
           ...(execution.abortSignal && { signal: execution.abortSignal }),
         });

@@ -11,7 +11,17 @@
 import { createHash } from 'node:crypto';
 import { GatewayRequestError, ToolGatewayError, unwrapOutcome, type ToolResultForModel } from '../client/errors.js';
 import type { ToolCallInput, ToolGateway, ToolRequestHandle } from '../client/gateway.js';
-import { IDENTIFIER_PATTERN, type AgentRequestView, type RequestState, type ToolOutcome } from '../shared/index.js';
+import {
+  IDENTIFIER_PATTERN,
+  PROVENANCE_LIMITS,
+  formatArgPath,
+  type AgentRequestView,
+  type ArgPathSegment,
+  type Provenance,
+  type ProvenanceKind,
+  type RequestState,
+  type ToolOutcome,
+} from '../shared/index.js';
 
 /** Options every adapter takes. Identity is not among them: it is the gateway's token. */
 export interface AdapterOptions {
@@ -90,14 +100,100 @@ export async function scopeOf(options: Pick<AdapterOptions, 'gateway' | 'scope'>
   return options.scope ?? (await options.gateway.identity()).id;
 }
 
-/** Builds the front-door request of one tool call: the tool, its arguments, an optional id and reason — nothing about who asks. */
-export function toolRequest(options: Pick<AdapterOptions, 'toolName' | 'reason'>, tool: string, args: unknown, requestId?: string): ToolCallInput {
+/**
+ * Builds the front-door request of one tool call: the tool, its arguments, an optional id, reason
+ * and provenance — nothing about who asks.
+ */
+export function toolRequest(options: Pick<AdapterOptions, 'toolName' | 'reason'>, tool: string, args: unknown, requestId?: string, provenance?: Provenance): ToolCallInput {
   return {
     ...(requestId !== undefined && { requestId }),
     tool: options.toolName?.(tool) ?? tool,
     args: (args ?? {}) as Record<string, unknown>,
     ...(options.reason !== undefined && { reason: options.reason }),
+    ...(provenance !== undefined && { provenance }),
   };
+}
+
+/** A call a provenance function is asked about. */
+export interface ProvenanceCall<Context = unknown> {
+  /** The framework's tool name. */
+  tool: string;
+  args: Record<string, unknown>;
+  /** The framework's tool-call id, when it has one. */
+  callId?: string;
+  /** What the framework hands the tool besides its arguments (AI SDK: the execution options; OpenAI Agents: the RunContext). */
+  context?: Context;
+}
+
+/**
+ * Where the runtime's provenance comes from: one value for every call, or a function of the call
+ * (the runtime knows which documents, pages or uploads it put into the prompt; the adapter does not).
+ */
+export type ProvenanceOption<Context = unknown> = Provenance | ((call: ProvenanceCall<Context>) => Provenance | undefined | Promise<Provenance | undefined>);
+
+/** The provenance `option` gives for `call`. */
+export async function resolveProvenance<Context>(option: ProvenanceOption<Context> | undefined, call: ProvenanceCall<Context>): Promise<Provenance | undefined> {
+  if (option === undefined) return undefined;
+  return typeof option === 'function' ? option(call) : option;
+}
+
+/** Argument strings shorter than this are not looked for in earlier outputs: too common to say where they came from. */
+export const MIN_VERBATIM_CHARS = 4;
+
+/** An argument path within the length a request allows: the nearest ancestor that fits (flagging it is stricter, never laxer). */
+function boundedPath(segments: readonly ArgPathSegment[]): string {
+  for (let length = segments.length; length > 0; length--) {
+    const path = formatArgPath(segments.slice(0, length));
+    if (path.length <= PROVENANCE_LIMITS.pathChars) return path;
+  }
+  return 'args';
+}
+
+/**
+ * The arguments whose string value (at least `MIN_VERBATIM_CHARS` characters) appears verbatim in
+ * one of `texts`, flagged as `kind`. More flags than a request may carry collapse into one flag
+ * on all the arguments. Only a verbatim match is evidence: a value the model rephrased, or
+ * shorter than the minimum, is not flagged — which does not make it trusted.
+ */
+export function flagVerbatim(args: Record<string, unknown>, texts: readonly string[], kind: ProvenanceKind): NonNullable<Provenance['untrusted']> {
+  const flags: NonNullable<Provenance['untrusted']> = {};
+  if (texts.length === 0) return flags;
+  const pending: [unknown, ArgPathSegment[]][] = [[args, []]];
+  let count = 0;
+  while (pending.length > 0) {
+    const [value, segments] = pending.pop() as [unknown, ArgPathSegment[]];
+    if (typeof value === 'string') {
+      if (value.length >= MIN_VERBATIM_CHARS && texts.some((text) => text.includes(value))) {
+        const path = boundedPath(segments);
+        if (!flags[path]) count += 1;
+        flags[path] = [kind];
+        if (count > PROVENANCE_LIMITS.paths) return { args: [kind] };
+      }
+    } else if (Array.isArray(value)) {
+      value.forEach((item, index) => pending.push([item, [...segments, index]]));
+    } else if (value !== null && typeof value === 'object') {
+      for (const [key, item] of Object.entries(value)) pending.push([item, [...segments, key]]);
+    }
+  }
+  return flags;
+}
+
+/**
+ * Two accounts of a call's provenance in one: every flag of either (kinds united), and the
+ * prompt metadata of `first` where it has it, else of `second`. Too many flags collapse into one
+ * on all the arguments, so the request stays within its bounds and only gets stricter.
+ */
+export function mergeProvenance(first: Provenance | undefined, second: Provenance | undefined): Provenance | undefined {
+  if (!first) return second;
+  if (!second) return first;
+  const untrusted: Record<string, ProvenanceKind[]> = {};
+  for (const flags of [first.untrusted, second.untrusted]) {
+    for (const [path, kinds] of Object.entries(flags ?? {})) untrusted[path] = [...new Set([...(untrusted[path] ?? []), ...kinds])];
+  }
+  const paths = Object.keys(untrusted);
+  const bounded = paths.length > PROVENANCE_LIMITS.paths ? { args: [...new Set(Object.values(untrusted).flat())] } : untrusted;
+  const prompt = first.prompt || second.prompt ? { ...second.prompt, ...first.prompt } : undefined;
+  return { ...(paths.length > 0 && { untrusted: bounded }), ...(prompt && { prompt }) };
 }
 
 /** The pending-approval result of a request that waits for people. */

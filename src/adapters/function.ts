@@ -4,6 +4,7 @@
  * to what the model should see (the tool's result, a refusal, or a pending approval). Who calls
  * is the gateway's token; the options carry no identity.
  */
+import type { Provenance } from '../shared/index.js';
 import { checkRequest, requestIdForToolCall, resultForModel, runRequest, scopeOf, toolRequest, type AdapterOptions, type RunOptions } from './core.js';
 
 /** Per-call options of a gateway function. */
@@ -12,6 +13,11 @@ export interface GatewayCallOptions extends Pick<RunOptions, 'onProgress' | 'sig
   callId?: string;
   /** An explicit request id (wins over `callId`). */
   requestId?: string;
+  /**
+   * Which arguments came from untrusted content (`{ untrusted: { 'args.to': ['web_page'] } }`) and
+   * the prompt metadata, as the runtime knows them; policy may ask for approval on flagged ones.
+   */
+  provenance?: Provenance;
 }
 
 /** A tool call through the gateway, resolving to the value to hand the model. */
@@ -27,7 +33,7 @@ export function gatewayFunction<Args extends Record<string, unknown> = Record<st
 ): GatewayFunction<Args> {
   return async (args, call = {}) => {
     const requestId = call.requestId ?? (call.callId !== undefined ? requestIdForToolCall(await scopeOf(options), call.callId) : undefined);
-    const result = await runRequest(options.gateway, toolRequest(options, tool, args, requestId), {
+    const result = await runRequest(options.gateway, toolRequest(options, tool, args, requestId, call.provenance), {
       wait: options.wait,
       ...(call.onProgress && { onProgress: call.onProgress }),
       ...(call.signal && { signal: call.signal }),

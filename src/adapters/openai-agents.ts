@@ -11,23 +11,33 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- the SDK's Agent, RunState and FunctionTool generics are invariant in context and output types; these helpers accept any agent. */
 import { RunContext, run, type Agent, type FunctionTool, type RunResult, type RunState, type RunToolApprovalItem } from '@openai/agents';
 import { ToolGatewayError } from '../client/errors.js';
+import type { Provenance } from '../shared/index.js';
 import type { ToolContext, ToolRegistry } from '../tools/types.js';
 import type { ToolCallInput } from '../client/gateway.js';
 import {
   awaitRequest,
   requestIdForToolCall,
+  resolveProvenance,
   resultForModel,
   runRequest,
   scopeOf,
   toolRequest,
   type AdapterOptions,
   type PendingApprovalResult,
+  type ProvenanceOption,
 } from './core.js';
 
 /** Options of the OpenAI Agents SDK adapter. */
 export interface OpenAiAgentsAdapterOptions extends AdapterOptions {
   /** How long `needsApproval` waits for the policy decision, in ms. @default 15000 */
   decisionTimeoutMs?: number;
+  /**
+   * What the runtime knows of each call's provenance (untrusted arguments, prompt metadata): one
+   * value, or a function of the call, whose `context` is the run's `RunContext` (your own
+   * `context.context` is where a runtime keeps what it retrieved). The SDK hands a tool neither
+   * the conversation nor the prompt, so nothing is inferred beyond what this says.
+   */
+  provenance?: ProvenanceOption<RunContext<unknown>>;
 }
 
 /** What `resolveInterruptions` did with a paused run's toolgate interruptions. */
@@ -53,8 +63,8 @@ type AnyFunctionTool = FunctionTool<any, any, any>;
 /** toolgate for the OpenAI Agents SDK: wraps function tools and resolves their approval interruptions. */
 export class ToolgateAgents {
   private readonly governed = new Set<string>();
-  /** Arguments `needsApproval` submitted, by call id, so `invoke` submits the identical request. */
-  private readonly submitted = new Map<string, Record<string, unknown>>();
+  /** Arguments (and provenance) `needsApproval` submitted, by call id, so `invoke` submits the identical request. */
+  private readonly submitted = new Map<string, { args: Record<string, unknown>; provenance?: Provenance }>();
 
   constructor(private readonly options: OpenAiAgentsAdapterOptions) {}
 
@@ -63,27 +73,38 @@ export class ToolgateAgents {
     const name = original.name;
     this.governed.add(name);
     const requestIdOf = async (callId: string) => requestIdForToolCall(await scopeOf(this.options), callId);
+    const provenanceOf = (context: unknown, args: Record<string, unknown>, callId: string | undefined) =>
+      resolveProvenance(this.options.provenance, {
+        tool: name,
+        args,
+        ...(callId !== undefined && { callId }),
+        ...(context !== undefined && context !== null && { context: context as RunContext<unknown> }),
+      });
     return {
       ...original,
-      needsApproval: async (_context: unknown, input: unknown, callId?: string) => {
+      needsApproval: async (context: unknown, input: unknown, callId?: string) => {
         if (callId === undefined) return true; // no id to bind the approval to: fail closed
         const args = (input ?? {}) as Record<string, unknown>;
-        this.submitted.set(callId, args);
-        return this.needsPeople(toolRequest(this.options, name, args, await requestIdOf(callId)));
+        const provenance = await provenanceOf(context, args, callId);
+        this.submitted.set(callId, { args, ...(provenance !== undefined && { provenance }) });
+        return this.needsPeople(toolRequest(this.options, name, args, await requestIdOf(callId), provenance));
       },
-      invoke: async (_context: unknown, input: string, details?: { toolCall?: { callId?: string } }) => {
+      invoke: async (context: unknown, input: string, details?: { toolCall?: { callId?: string } }) => {
         const callId = details?.toolCall?.callId;
-        let args = callId !== undefined ? this.submitted.get(callId) : undefined;
-        if (!args) {
+        let call = callId !== undefined ? this.submitted.get(callId) : undefined;
+        if (!call) {
+          let args: Record<string, unknown>;
           try {
             args = JSON.parse(input || '{}') as Record<string, unknown>;
           } catch {
             return JSON.stringify({ ok: false, status: 'invalid_request', message: `the arguments of ${name} are not valid JSON` });
           }
+          const provenance = await provenanceOf(context, args, callId);
+          call = { args, ...(provenance !== undefined && { provenance }) };
         }
         const result = await runRequest(
           this.options.gateway,
-          toolRequest(this.options, name, args, callId !== undefined ? await requestIdOf(callId) : undefined),
+          toolRequest(this.options, name, call.args, callId !== undefined ? await requestIdOf(callId) : undefined, call.provenance),
           { wait: this.options.wait, ...(details && 'signal' in details && details.signal instanceof AbortSignal && { signal: details.signal }) },
         );
         if (callId !== undefined && result.kind !== 'pending') this.submitted.delete(callId);

@@ -50,7 +50,8 @@ const waitSchema = z
 
 /**
  * The body of `POST /v1/tool-requests`: the tool, its arguments and the optional request id,
- * reason, trace id and `wait`. `actor`, `tenant`, `environment` and `onBehalfOf` may be given only
+ * reason, trace id, provenance (untrusted arguments and prompt metadata; its paths are checked
+ * against the arguments when the front door builds the request) and `wait`. `actor`, `tenant`, `environment` and `onBehalfOf` may be given only
  * to restate what the token says.
  */
 export const AgentRequestBodySchema = z.strictObject({
@@ -59,6 +60,7 @@ export const AgentRequestBodySchema = z.strictObject({
   args: ToolRequestInputSchema.shape.args,
   reason: ToolRequestInputSchema.shape.reason,
   traceId: ToolRequestInputSchema.shape.traceId,
+  provenance: ToolRequestInputSchema.shape.provenance,
   wait: waitSchema.optional(),
   actor: ActorSchema.extend({ id: z.string({ error: 'actor.id must be a string' }).max(512) }).optional(),
   tenant: ToolRequestInputSchema.shape.tenant.optional(),

@@ -22,6 +22,7 @@ import {
   formatIssues,
   searchAttributes,
   workflowIdFor,
+  type Provenance,
   type ToolRequest,
   type ToolRequestStart,
 } from '../shared/index.js';
@@ -35,6 +36,8 @@ export interface AgentRequestFields {
   args?: Record<string, unknown>;
   reason?: string;
   traceId?: string;
+  /** The runtime's account of untrusted content behind the call; signed with the rest of the request. */
+  provenance?: Provenance;
 }
 
 /** A request the front door refused to admit as given; `fields` name what was wrong. */
@@ -94,6 +97,8 @@ export class FrontDoor {
       ...(agent.onBehalfOf ? { onBehalfOf: agent.onBehalfOf } : {}),
       ...(fields.reason === undefined ? {} : { reason: fields.reason }),
       ...(fields.traceId === undefined ? {} : { traceId: fields.traceId }),
+      // Inside the request, so the assertion's digest covers it: nobody can drop or change a flag after admission.
+      ...(fields.provenance === undefined ? {} : { provenance: fields.provenance }),
     });
     if (!parsed.success) {
       const issues = formatIssues(parsed.error);

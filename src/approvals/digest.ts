@@ -26,6 +26,9 @@ export function buildProposal(request: ToolRequest, workflowId: string, decision
     policyDigest: decision.policyDigest,
     decision: { outcome: decision.outcome, risk: decision.risk, rule: decision.rule },
     approval: decision.approval ?? null,
+    // What the agent runtime says came from untrusted content is part of what approvers sign;
+    // only when there is some, so the proposals (and digests) of other requests are unchanged.
+    ...(request.provenance === undefined ? {} : { provenance: request.provenance }),
   };
 }
 

@@ -10,7 +10,7 @@
 import { hasSubscribers } from 'node:diagnostics_channel';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { context, propagation } from '@opentelemetry/api';
-import type { AgentRequestView, ToolOutcome } from '../shared/index.js';
+import type { AgentRequestView, Provenance, ToolOutcome } from '../shared/index.js';
 import { GatewayRequestError, InvalidToolRequest, RequestConflict, ToolNotGranted, unwrapOutcome } from './errors.js';
 
 /** Options of a gateway client. */
@@ -34,6 +34,13 @@ export interface ToolCallInput {
   /** Shown to approvers and kept in the record. */
   reason?: string;
   traceId?: string;
+  /**
+   * Which arguments came from untrusted content (`untrusted: { 'args.to': ['web_page'] }`) and how
+   * the prompt was assembled (`prompt: { model, systemPromptDigest, sources }`). Signed with the
+   * request, shown to approvers, kept in the record; policy may require approval for flagged
+   * arguments. Part of the request: the same `requestId` with other provenance is a conflict.
+   */
+  provenance?: Provenance;
 }
 
 /** The agent a token identifies, as the front door reads it. */

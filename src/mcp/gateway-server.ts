@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { checkRequest, runRequest, toolRequest, type CallResult } from '../adapters/core.js';
 import type { AgentIdentityView, ToolGateway } from '../client/gateway.js';
 import type { CompiledTool, LoadedPolicy, McpAdapter } from '../policy/model.js';
-import { IDENTIFIER_PATTERN } from '../shared/index.js';
+import { IDENTIFIER_PATTERN, type Provenance } from '../shared/index.js';
 import { connectDownstream, listDownstreamTools } from './downstream.js';
 import { pinProblem } from './identity.js';
 
@@ -25,6 +25,13 @@ export const CHECK_REQUEST_TOOL = 'toolgate_check_request';
 
 /** The `_meta` key a client may set on `tools/call` to fix the request id (retries are then one request). */
 export const REQUEST_ID_META_KEY = 'toolgate/requestId';
+
+/**
+ * The `_meta` key a client may set on `tools/call` to pass the call's provenance (which arguments
+ * came from untrusted content, the prompt metadata; the shape of `provenance` in the agent API).
+ * MCP itself says nothing of where arguments came from: only a client that knows can say.
+ */
+export const PROVENANCE_META_KEY = 'toolgate/provenance';
 
 /** What the MCP gateway needs besides the agent's gateway client. */
 export interface McpGatewayOptions {
@@ -161,7 +168,9 @@ export function createMcpGatewayServer(options: McpGatewayOptions, gateway: Tool
     // Everything else, known or not, goes to the gateway: an unknown tool is a recorded denial.
     // Only the tool, its arguments and the request id are sent: who asks is the token's to say.
     const requestId = typeof meta?.[REQUEST_ID_META_KEY] === 'string' && IDENTIFIER_PATTERN.test(meta[REQUEST_ID_META_KEY]) ? meta[REQUEST_ID_META_KEY] : undefined;
-    const call = await runRequest(gateway, toolRequest({}, name, args, requestId), runOptions);
+    // Passed as the client gave it, never dropped: the front door validates it (a bad one is refused, naming the field).
+    const provenance = meta?.[PROVENANCE_META_KEY] as Provenance | undefined;
+    const call = await runRequest(gateway, toolRequest({}, name, args, requestId, provenance), runOptions);
     return toMcpResult(call);
   });
 

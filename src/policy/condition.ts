@@ -15,9 +15,27 @@
  *   normpath(string) -> string
  *     lexical path normalisation (`//`, `/./`, `a/..`, a trailing `/`), to match file names
  *     however they are spelled.
+ *
+ * And for the request's provenance (what the agent runtime says came from untrusted content):
+ *   untrusted(string) -> bool
+ *     whether the argument at that path (`"args.to"`, `"args.items[0].url"`) is flagged, or holds
+ *     or lies inside a flagged value: `untrusted("args.items")` is true when `args.items[0].url`
+ *     is flagged, and so is `untrusted("args.items[0].url")` when all of `args.items` is.
+ *   untrusted_any() -> bool
+ *     whether any argument is flagged.
+ * The `provenance` variable holds the claim itself: `provenance.untrusted` (path -> [kind]) and
+ * `provenance.prompt` ({model?, systemPromptDigest?, sources}). A flag can only make a rule
+ * stricter: its absence says nothing about where a value came from.
  */
 import { Environment } from '@marcbachmann/cel-js';
+import { PROVENANCE_LIMITS, parseArgPath, type ArgPathSegment } from '../shared/schemas.js';
 import { normalizePath, parseShellLine } from './shell.js';
+
+/** The request's provenance as rules see it: always present, empty when the request has none. */
+export interface CelProvenance {
+  untrusted: Record<string, string[]>;
+  prompt: { model?: string; systemPromptDigest?: string; sources: string[] };
+}
 
 /** The variables a rule condition sees. */
 export interface ConditionInput {
@@ -26,6 +44,75 @@ export interface ConditionInput {
   tenant: string;
   environment: string;
   tool: string;
+  /** @default no provenance: nothing flagged */
+  provenance?: CelProvenance;
+}
+
+/**
+ * A request's provenance for CEL, from whatever the request carries: only well-formed entries
+ * (the front door validated it; a recorded history replayed through policy may hold anything).
+ */
+export function celProvenance(provenance: unknown): CelProvenance {
+  const out: CelProvenance = { untrusted: {}, prompt: { sources: [] } };
+  if (provenance === null || typeof provenance !== 'object') return out;
+  const { untrusted, prompt } = provenance as { untrusted?: unknown; prompt?: unknown };
+  if (untrusted !== null && typeof untrusted === 'object' && !Array.isArray(untrusted)) {
+    for (const [path, kinds] of Object.entries(untrusted).slice(0, PROVENANCE_LIMITS.paths)) {
+      // A flag whose kinds are not a list still flags the path: stricter is the safe reading.
+      out.untrusted[path] = Array.isArray(kinds) ? kinds.filter((kind): kind is string => typeof kind === 'string') : [];
+    }
+  }
+  if (prompt !== null && typeof prompt === 'object') {
+    const { model, systemPromptDigest, sources } = prompt as Record<string, unknown>;
+    if (typeof model === 'string') out.prompt.model = model;
+    if (typeof systemPromptDigest === 'string') out.prompt.systemPromptDigest = systemPromptDigest;
+    if (Array.isArray(sources)) out.prompt.sources = sources.filter((id): id is string => typeof id === 'string').slice(0, PROVENANCE_LIMITS.sources);
+  }
+  return out;
+}
+
+/** What rules see of a request without provenance: nothing flagged, no prompt metadata. */
+const NO_PROVENANCE: CelProvenance = celProvenance(undefined);
+
+/**
+ * The flagged paths of the condition being evaluated. CEL functions see only their arguments, so
+ * the condition sets this around its (synchronous) evaluation; outside one it is undefined.
+ */
+let flagged: ArgPathSegment[][] | undefined;
+
+const flaggedCache = new WeakMap<CelProvenance, ArgPathSegment[][]>();
+
+/** The flagged paths of a provenance, as steps; an unreadable path flags every argument (stricter). */
+function flaggedPaths(provenance: CelProvenance): ArgPathSegment[][] {
+  // Every rule of a tool is evaluated with the same input: read the paths once.
+  let paths = flaggedCache.get(provenance);
+  if (!paths) {
+    paths = Object.keys(provenance.untrusted).map((path) => {
+      const parsed = parseArgPath(path);
+      return 'segments' in parsed ? parsed.segments : [];
+    });
+    flaggedCache.set(provenance, paths);
+  }
+  return paths;
+}
+
+/** `untrusted(path)`: the path is flagged, inside a flagged value, or holds one. */
+function untrustedAt(path: string): boolean {
+  if (!flagged) throw new Error('untrusted() is only available while a rule is evaluated');
+  const parsed = parseArgPath(path);
+  if ('error' in parsed) throw new Error(`untrusted(${JSON.stringify(path)}): not an argument path: ${parsed.error}`);
+  const asked = parsed.segments;
+  return flagged.some((steps) => {
+    const shorter = Math.min(steps.length, asked.length);
+    for (let i = 0; i < shorter; i++) if (steps[i] !== asked[i]) return false;
+    return true;
+  });
+}
+
+/** `untrusted_any()`: some argument is flagged. */
+function untrustedAny(): boolean {
+  if (!flagged) throw new Error('untrusted_any() is only available while a rule is evaluated');
+  return flagged.length > 0;
 }
 
 /** A compiled condition: returns whatever the expression evaluates to, or throws. */
@@ -80,6 +167,7 @@ const environment = new Environment({
   .registerVariable('tenant', 'string', { description: 'The tenant of the request' })
   .registerVariable('environment', 'string', { description: 'The environment of the request' })
   .registerVariable('tool', 'string', { description: 'The tool name' })
+  .registerVariable('provenance', 'map', { description: 'What the agent runtime says came from untrusted content: {untrusted: {path: [kind]}, prompt: {model?, systemPromptDigest?, sources}}' })
   .registerType('ShellCommand', { ctor: ShellCommandValue, fields: { name: 'string', args: 'list<string>', argv: 'list<string>' } })
   .registerType('ShellLine', { ctor: ShellLineValue, fields: { simple: 'bool', commands: 'list<ShellCommand>', words: 'list<string>', reasons: 'list<string>' } })
   .registerFunction('shell(string): ShellLine', (line: string) => shellValue(line), {
@@ -87,7 +175,16 @@ const environment = new Environment({
   })
   .registerFunction('normpath(string): string', (path: string) => normalizePath(path), {
     description: 'A path normalised lexically: // and /./ collapsed, a/.. folded, no trailing /',
+  })
+  .registerFunction('untrusted(string): bool', (path: string) => untrustedAt(path), {
+    description: 'Whether the agent runtime flagged the argument at this path (args.to) as coming from untrusted content, or a value inside or around it',
+  })
+  .registerFunction('untrusted_any(): bool', () => untrustedAny(), {
+    description: 'Whether the agent runtime flagged any argument as coming from untrusted content',
   });
+
+/** `untrusted("…")` calls with a plain string literal, checked when the policy loads. */
+const UNTRUSTED_LITERAL = /\buntrusted\(\s*(?:"((?:[^"\\\n]|\\.)*)"|'((?:[^'\\\n]|\\.)*)')\s*\)/g;
 
 /** Parses and type-checks `expression`; returns the condition or a one-line reason it is invalid. */
 export function compileCondition(expression: string): { condition: Condition } | { error: string } {
@@ -102,7 +199,25 @@ export function compileCondition(expression: string): { condition: Condition } |
   if (checked.type !== 'bool' && checked.type !== 'dyn') {
     return { error: `CEL expression must evaluate to bool, but it evaluates to ${String(checked.type)}` };
   }
-  return { condition: (input): unknown => compiled(input) as unknown };
+  // A misspelt path would make the rule fail on every request (and deny it): refuse it at load.
+  for (const match of expression.matchAll(UNTRUSTED_LITERAL)) {
+    const literal = match[1] ?? match[2] ?? '';
+    if (literal.includes('\\')) continue; // escapes: left to the evaluation
+    const parsed = parseArgPath(literal);
+    if ('error' in parsed) return { error: `untrusted(${JSON.stringify(literal)}): not an argument path: ${parsed.error}` };
+  }
+  return {
+    condition: (input): unknown => {
+      const provenance = input.provenance ?? NO_PROVENANCE;
+      const outer = flagged;
+      flagged = flaggedPaths(provenance);
+      try {
+        return compiled(input.provenance ? input : { ...input, provenance }) as unknown;
+      } finally {
+        flagged = outer;
+      }
+    },
+  };
 }
 
 /** Copies a JSON value, turning safe integral numbers into BigInt so CEL sees them as `int`. */

@@ -4,7 +4,7 @@
  * wins), then the tool's defaults. It never throws: anything unexpected is a denial (fail closed).
  */
 import type { ApprovalPlan, DenialCode, PolicyDecision, Risk, ToolRequest } from '../shared/index.js';
-import { describe, toCelValue, type ConditionInput } from './condition.js';
+import { celProvenance, describe, toCelValue, type ConditionInput } from './condition.js';
 import { NO_APPROVAL } from './document.js';
 import type { CompiledTool, LoadedPolicy } from './model.js';
 
@@ -74,6 +74,8 @@ function decideOrThrow(policy: LoadedPolicy, request: ToolRequest): PolicyDecisi
       tenant: request.tenant,
       environment: request.environment,
       tool: name,
+      // The runtime's claim of untrusted content: rules use it to ask for more, never to allow more.
+      provenance: celProvenance(request.provenance),
     };
     for (const candidate of tool.rules) {
       let matched: unknown;
