@@ -363,6 +363,8 @@ export function createApiApp(deps: ApiDeps): express.Express {
       args: body.data.args,
       ...(status.onBehalfOf ? { onBehalfOf: status.onBehalfOf } : {}),
       ...(status.reason === undefined ? {} : { reason: status.reason }),
+      // Edits keep the admitted flags: without them the preview could say allow where the worker says approve.
+      ...(status.proposal?.provenance ? { provenance: status.proposal.provenance } : {}),
     });
     logger.info({ requestId: status.requestId, approver: approver.id, outcome: decision.outcome, rule: decision.rule }, 'edit previewed');
     res.json({

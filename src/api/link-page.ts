@@ -4,7 +4,7 @@
  * `approvalView`, and the page's own messages are redacted too.
  */
 import { redactText } from '../egress/redact.js';
-import type { ApprovalView } from '../approvals/view.js';
+import { describePrompt, previewHeadline, provenanceKinds, type ApprovalView } from '../approvals/view.js';
 
 /** What the link page shows. */
 export type LinkPageModel =
@@ -46,6 +46,17 @@ export function renderLinkPage(model: LinkPageModel): string {
     `<dt>Environment</dt><dd>${escape(view.environment)}</dd>` +
     `<dt>Runs as</dt><dd>${escape(view.runAs)}</dd>` +
     `<dt>Arguments</dt><dd><pre>${escape(JSON.stringify(view.args, null, 2))}</pre></dd>` +
+    // What the agent's runtime says came from untrusted content (its silence vouches for nothing).
+    (view.provenance && view.provenance.untrusted.length > 0
+      ? `<dt>Came from untrusted content</dt><dd><ul>${view.provenance.untrusted
+          .map((flag) => `<li class="warn">⚠ <code>${escape(flag.path)}</code> came from untrusted content: ${escape(provenanceKinds(flag.kinds))}</li>`)
+          .join('')}</ul></dd>`
+      : '') +
+    (view.provenance?.prompt ? `<dt>Prompt</dt><dd>${escape(describePrompt(view.provenance.prompt))}</dd>` : '') +
+    // What the tool says it would do (a dry run), or that it could not say: part of what the digest binds.
+    (view.preview
+      ? `<dt>${escape(previewHeadline(view.preview))}</dt><dd>${view.preview.status === 'ok' ? `<pre>${escape(view.preview.text)}</pre>` : `<p class="warn">${escape(view.preview.text)}</p>`}</dd>`
+      : '') +
     `<dt>Digest</dt><dd><code>${escape(view.digest)}</code></dd>` +
     `<dt>State</dt><dd>${escape(view.state)}; expires ${escape(view.expiresAt)}</dd>` +
     `<dt>You</dt><dd>${escape(model.approverId)}; this link expires ${escape(model.linkExpiresAt)}</dd></dl>` +

@@ -16,6 +16,7 @@ import { decodeFromPayloadsAtIndex, decodeOptionalFailureToOptionalError } from 
 import type { temporal } from '@temporalio/proto';
 import type { createActivities } from '../../activities/index.js';
 import { redactText, redactValue } from '../egress/redact.js';
+import { describePrompt, previewHeadline, previewView, provenanceKinds, provenanceView, type PreviewView, type ProvenanceView } from '../approvals/view.js';
 import {
   AssertionError,
   decideUpdate,
@@ -54,8 +55,11 @@ export const AUDITED_ACTIVITIES = {
   loadTrustAnchors: 'marker',
   evaluatePolicy: 'marker',
   notifyApprovers: 'notification',
+  // The dry-run preview's answer is sealed into the evaluation it returns; a failure to answer is sealed by the marker.
+  previewTool: 'preview',
+  recordPreviewFailure: 'marker',
   executeTool: 'execution',
-} as const satisfies Record<RequestActivity, 'marker' | 'notification' | 'execution'>;
+} as const satisfies Record<RequestActivity, 'marker' | 'notification' | 'preview' | 'execution'>;
 
 /** The signal of histories from before the trust boundary that carried a refused attempt (no definition exists any more). */
 const LEGACY_REFUSAL_SIGNAL = 'attemptRefused';
@@ -116,7 +120,21 @@ export interface AuditRecord {
    * What was asked, with arguments redacted. `toolSigners`: who signed the tool's manifest entry,
    * as verified when the policy that decided was loaded (co-signed manifests).
    */
-  proposal: { tool: string; toolDigest?: string; toolSigners?: { role: string; key: string }[]; digest?: string; args: Record<string, unknown> };
+  proposal: {
+    tool: string;
+    toolDigest?: string;
+    toolSigners?: { role: string; key: string }[];
+    digest?: string;
+    args: Record<string, unknown>;
+    /** The tool's dry-run preview approvers were shown and signed (the last round's), redacted. */
+    preview?: PreviewView;
+  };
+  /**
+   * What the agent runtime said came from untrusted content (flagged arguments, prompt metadata),
+   * as the admitted request carried it: redacted and bounded. A claim, signed by the front door
+   * with the request (`admission` says whether that verifies); absent when the runtime said nothing.
+   */
+  provenance?: ProvenanceView;
   /** What policy decided (the last evaluation; after an edit, the re-evaluation). `sealed`: the worker sealed it. */
   decision: { outcome: string; rule: string; reasons: string[]; risk: string; policyDigest: string; code?: string; sealed?: boolean } | null;
   /**
@@ -376,6 +394,10 @@ export async function auditRecordFromHistory(
         anchorsRead.push({ at, anchors });
         const kids = (keys: TrustedKey[]) => keys.map((k) => k.kid).join(', ') || 'none';
         timeline.push({ at, event: `trusted keys read: request keys ${kids(anchors.requestKeys)}; decision keys ${kids(anchors.decisionKeys)}` });
+      } else if (isObject(decoded) && isObject(decoded.decision) && isObject(decoded.proposal) && decoded.proposal.preview !== undefined) {
+        // A preview that gave no answer, sealed into the evaluation by the worker.
+        evaluation = decoded as unknown as Evaluation & { seal?: unknown };
+        timeline.push({ at, event: describePreview(decoded.proposal.preview) });
       } else if (isObject(decoded) && isObject(decoded.decision)) {
         const firstEvaluation = evaluation === undefined;
         evaluation = decoded as unknown as Evaluation & { seal?: unknown };
@@ -452,20 +474,32 @@ export async function auditRecordFromHistory(
       } else if (role === 'notification') {
         const n = input as { kind?: string; groups?: string[] };
         timeline.push({ at, event: `notified ${n.groups?.join(', ') || 'nobody'} (${n.kind ?? '?'})` });
+      } else if (role === 'preview') {
+        const runAs = (input as { evaluation?: { decision?: { runAs?: unknown } } } | undefined)?.evaluation?.decision?.runAs;
+        timeline.push({ at, event: `${PREVIEW_TIMELINE} called${typeof runAs === 'string' ? ` as ${runAs}` : ''}` });
       }
     } else if (event.activityTaskStartedEventAttributes) {
       const attrs = event.activityTaskStartedEventAttributes;
       if (scheduled.get(String(attrs.scheduledEventId ?? ''))?.role === 'execution' && execution) execution.attempts = attrs.attempt ?? 1;
     } else if (event.activityTaskCompletedEventAttributes) {
       const attrs = event.activityTaskCompletedEventAttributes;
-      if (scheduled.get(String(attrs.scheduledEventId ?? ''))?.role === 'execution') {
+      const role = scheduled.get(String(attrs.scheduledEventId ?? ''))?.role;
+      if (role === 'execution') {
         executed = await first<typeof executed>(converter, attrs.result?.payloads);
         if (execution) execution.finishedAt = at;
         timeline.push({ at, event: `tool executed (${execution?.attempts ?? '?'} attempt(s))` });
+      } else if (role === 'preview') {
+        // The evaluation with the preview in its proposal: what approvers signed from here on.
+        const decoded = await first<unknown>(converter, attrs.result?.payloads).catch(() => undefined);
+        if (isObject(decoded) && isObject(decoded.decision)) evaluation = decoded as unknown as Evaluation & { seal?: unknown };
+        timeline.push({ at, event: describePreview(isObject(decoded) && isObject(decoded.proposal) ? decoded.proposal.preview : undefined) });
       }
     } else if (event.activityTaskFailedEventAttributes) {
       const attrs = event.activityTaskFailedEventAttributes;
-      if (scheduled.get(String(attrs.scheduledEventId ?? ''))?.role === 'execution') {
+      if (scheduled.get(String(attrs.scheduledEventId ?? ''))?.role === 'preview') {
+        const err = await decodeOptionalFailureToOptionalError(converter, attrs.failure).catch(() => undefined);
+        timeline.push({ at, event: `${PREVIEW_TIMELINE} activity failed: ${(err as { type?: string } | undefined)?.type ?? err?.name ?? 'Failure'}` });
+      } else if (scheduled.get(String(attrs.scheduledEventId ?? ''))?.role === 'execution') {
         const err = await decodeOptionalFailureToOptionalError(converter, attrs.failure);
         const type = (err as { type?: string } | undefined)?.type ?? err?.name ?? 'ActivityFailure';
         executionError = { type, message: redactText(err?.message ?? '') };
@@ -646,6 +680,7 @@ export async function auditRecordFromHistory(
   }
   const status = outcome?.status ?? endedAs ?? 'running';
 
+  const provenance = provenanceView(input.provenance);
   const record: Omit<AuditRecord, 'answers'> = {
     requestId: input.requestId || (requestIdFromWorkflowId(ids.workflowId) ?? ''),
     workflowId: ids.workflowId,
@@ -668,7 +703,9 @@ export async function auditRecordFromHistory(
       ...signersOf(decision?.toolSigners),
       ...(outcome?.digest ? { digest: outcome.digest } : evaluation?.digest ? { digest: evaluation.digest } : {}),
       args: redact(outcome?.status === 'completed' ? outcome.args : input.args),
+      ...previewOf(outcome?.status === 'completed' && outcome.proposal ? outcome.proposal.preview : evaluation?.proposal?.preview),
     },
+    ...(provenance ? { provenance } : {}),
     decision: decision
       ? {
           outcome: decision.outcome,
@@ -735,6 +772,28 @@ function answersOf(r: Omit<AuditRecord, 'answers'>): AuditRecord['answers'] {
   return { whoInitiated, whoAllowed, underWhichIdentity, whatItProduced };
 }
 
+/** How the timeline names the dry-run preview. */
+const PREVIEW_TIMELINE = 'dry-run preview';
+
+/** A recorded preview, checked and redacted (see `previewView`); nothing when there is none. */
+function previewOf(value: unknown): { preview?: PreviewView } {
+  const view = previewView(value);
+  return view ? { preview: view } : {};
+}
+
+/** Text on one line, shortened to `max` characters. */
+function oneLine(text: string, max: number): string {
+  const flat = text.replace(/\s*\n\s*/g, ' ⏎ ');
+  return flat.length > max ? `${flat.slice(0, max)}… (${flat.length} chars)` : flat;
+}
+
+/** A recorded preview in a timeline line: how it went, and the start of its answer. */
+function describePreview(value: unknown): string {
+  const view = previewView(value);
+  if (!view) return `${PREVIEW_TIMELINE}: no answer recorded`;
+  return `${PREVIEW_TIMELINE} ${view.status === 'ok' ? 'answered' : view.status === 'failed' ? 'failed' : 'timed out'}: ${oneLine(view.text, 200)}`;
+}
+
 /** The recorded manifest signers, each checked (a history holds whatever was written into it); nothing when none. */
 function signersOf(value: unknown): { toolSigners?: { role: string; key: string }[] } {
   if (!Array.isArray(value)) return {};
@@ -788,6 +847,9 @@ export function formatAuditRecord(r: AuditRecord): string {
     `proposal: ${r.proposal.tool}${r.proposal.toolDigest ? ` (tool ${r.proposal.toolDigest.slice(0, 12)})` : ''}${r.proposal.digest ? ` digest ${r.proposal.digest}` : ''}`,
     ...(r.proposal.toolSigners ? [`  manifest signed by ${r.proposal.toolSigners.map((s) => `${s.role} (${s.key})`).join(', ')}`] : []),
     `  args: ${JSON.stringify(r.proposal.args)}`,
+    ...(r.proposal.preview ? [`  ${previewHeadline(r.proposal.preview)}: ${oneLine(r.proposal.preview.text, RESULT_SUMMARY_CHARS)}`] : []),
+    ...(r.provenance?.untrusted.length ? [`  untrusted (the runtime's claim): ${r.provenance.untrusted.map((flag) => `${flag.path} from ${provenanceKinds(flag.kinds)}`).join('; ')}`] : []),
+    ...(r.provenance?.prompt ? [`  prompt: ${describePrompt(r.provenance.prompt, 100)}`] : []),
   ];
   if (r.decision) {
     lines.push(

@@ -4,7 +4,7 @@
  * styling and behaviour come from /inbox/static only. Element ids and form field names are a
  * contract with the browser tests and are kept stable (listed in the README section).
  */
-import type { ApprovalView } from '../approvals/view.js';
+import { describePrompt, flagsOnArgument, previewHeadline, provenanceKinds, type ApprovalView, type PreviewView, type ProvenanceView } from '../approvals/view.js';
 import type { DiffRow } from './diff.js';
 
 /** The JSON the approval API answers for one request, plus what a later API may add. */
@@ -72,6 +72,40 @@ const json = (value: unknown): string => escapeHtml(JSON.stringify(value, null, 
 const riskBadge = (risk: string | undefined): string =>
   risk ? `<span class="risk risk-${escapeHtml(/^[a-z]+$/.test(risk) ? risk : 'unknown')}">${escapeHtml(risk)}</span>` : '—';
 const hidden = (name: string, value: string): string => `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`;
+
+/** The "came from untrusted content" marker of a flagged argument (the kinds in its title). */
+const untrustedMarker = (flags: ProvenanceView['untrusted']): string =>
+  flags.length > 0 ? ` <span class="untrusted-marker" title="${escapeHtml(flags.map((f) => `${f.path}: ${provenanceKinds(f.kinds)}`).join('; '))}">⚠ came from untrusted content</span>` : '';
+
+/**
+ * What the agent runtime says of untrusted content: each flagged argument with the kinds of
+ * content, and the prompt metadata. Nothing when it said nothing — which vouches for nothing.
+ */
+function provenanceDetails(provenance: ProvenanceView | undefined): string {
+  if (!provenance) return '';
+  const flagged =
+    provenance.untrusted.length > 0
+      ? '<dt>Came from untrusted content</dt><dd id="request-untrusted"><ul>' +
+        provenance.untrusted
+          .map((flag) => `<li class="untrusted" data-path="${escapeHtml(flag.path)}">⚠ <code>${escapeHtml(flag.path)}</code> came from untrusted content: ${escapeHtml(provenanceKinds(flag.kinds))}</li>`)
+          .join('') +
+        '</ul><p class="hint">As the agent\'s runtime reports it; an argument not listed is not thereby trusted.</p></dd>'
+      : '';
+  const prompt = provenance.prompt ? `<dt>Prompt</dt><dd id="request-prompt">${escapeHtml(describePrompt(provenance.prompt))}</dd>` : '';
+  return flagged + prompt;
+}
+
+/**
+ * The tool's dry-run preview: what it says the call would do, marked as a preview, or that it
+ * failed or timed out (the request can be decided all the same). Nothing for tools without one.
+ */
+function previewDetails(preview: PreviewView | undefined): string {
+  if (!preview) return '';
+  const headline = previewHeadline(preview);
+  const note = preview.truncated ? '<p class="hint">Shortened to the size the tool\'s manifest allows.</p>' : '';
+  const body = preview.status === 'ok' ? `<pre>${escapeHtml(preview.text)}</pre>${note}` : `<p>${escapeHtml(preview.text)}</p><p class="hint">Decide without it, or reject.</p>`;
+  return `<dt>${escapeHtml(headline.charAt(0).toUpperCase() + headline.slice(1))}</dt><dd id="request-preview" class="preview preview-${preview.status}" data-status="${preview.status}">${body}</dd>`;
+}
 
 /** The whole document around `body`. */
 export function page(frame: Frame, body: string): string {
@@ -187,7 +221,7 @@ function editForm(base: string, view: InboxRequestView, csrf: string): string {
           const id = `edit-arg-${field.name}`;
           const name = `arg.${field.name}`;
           const current = args[field.name];
-          const label = `<label for="${escapeHtml(id)}">${escapeHtml(field.name)}${field.required ? ' *' : ''}${field.description ? ` <small>${escapeHtml(field.description)}</small>` : ''}</label>`;
+          const label = `<label for="${escapeHtml(id)}">${escapeHtml(field.name)}${field.required ? ' *' : ''}${untrustedMarker(flagsOnArgument(view.provenance, field.name))}${field.description ? ` <small>${escapeHtml(field.description)}</small>` : ''}</label>`;
           if (field.enum) {
             const options = ['<option value="">(unset)</option>', ...field.enum.map((option) => {
               const value = JSON.stringify(option);
@@ -238,6 +272,8 @@ export function requestPage(frame: Frame, model: { view: InboxRequestView; csrf:
     '<dl id="request-details">' +
     `<dt>State</dt><dd id="request-state">${escapeHtml(view.state)}${view.outcome ? ` (outcome ${escapeHtml(view.outcome.status)})` : ''}</dd>` +
     `<dt>Tool</dt><dd id="request-tool">${escapeHtml(view.tool)}${view.toolDigest ? ` <code class="digest">${escapeHtml(view.toolDigest.slice(0, 12))}</code>` : ''}</dd>` +
+    // An API from before signed manifests sends no signers: nothing to show then.
+    ((view.toolSigners ?? []).length > 0 ? `<dt>Tool signed by</dt><dd id="request-tool-signers">${escapeHtml((view.toolSigners ?? []).map((s) => `${s.role} (${s.key})`).join(', '))}</dd>` : '') +
     `<dt>Requested by</dt><dd id="request-actor">${escapeHtml(view.actor.id)} (${escapeHtml(view.actor.type)})${principals ? ` on behalf of ${escapeHtml(principals)}` : ''}</dd>` +
     `<dt>Reason</dt><dd id="request-reason">${escapeHtml(view.reason ?? '—')}</dd>` +
     `<dt>Risk</dt><dd id="request-risk">${riskBadge(view.risk)}</dd>` +
@@ -249,7 +285,8 @@ export function requestPage(frame: Frame, model: { view: InboxRequestView; csrf:
     `<dt>Expires</dt><dd id="request-expires">${time(view.expiresAt)}</dd>` +
     `<dt>Digest</dt><dd><code id="request-digest">${escapeHtml(view.digest ?? '—')}</code></dd>` +
     `<dt>Policy digest</dt><dd><code id="request-policy-digest">${escapeHtml(view.policyDigest ?? '—')}</code></dd>` +
-    `<dt>Arguments (redacted)</dt><dd><pre id="request-args">${json(view.args ?? {})}</pre></dd></dl>`;
+    `<dt>Arguments (redacted)</dt><dd><pre id="request-args">${json(view.args ?? {})}</pre></dd>` +
+    `${provenanceDetails(view.provenance)}${previewDetails(view.preview)}</dl>`;
   const votes =
     view.approvals.length > 0
       ? '<table id="votes-table"><thead><tr><th>Who</th><th>Decision</th><th>Groups</th><th>Via</th><th>Reason</th><th>When</th></tr></thead><tbody>' +

@@ -15,6 +15,7 @@
  * would no longer match its rule.
  */
 import { redactText, redactValue } from '../egress/redact.js';
+import { describePrompt, flagsOnArgument, previewHeadline, previewView, provenanceKinds, provenanceView, type ProvenanceView } from '../approvals/view.js';
 import type { ApprovalNotification } from './types.js';
 import { outcomeSentence, type OutcomeDetails } from '../shared/outcome-details.js';
 
@@ -71,14 +72,34 @@ const REASON_CHARS = 300;
  * What every payload is built from: the notification's facts with the free text redacted, the
  * arguments reduced to `KeyArguments` (`args` and `argsOmitted`) and, on outcomes, `summary`.
  */
-export type NotificationFacts = Omit<ApprovalNotification, 'args'> & {
+export type NotificationFacts = Omit<ApprovalNotification, 'args' | 'provenance' | 'preview'> & {
   /** The key arguments, redacted with every rule and shortened (see `keyArguments`). */
   args?: Record<string, ArgumentValue>;
   /** Fields of the arguments left out of `args`. */
   argsOmitted?: number;
   /** On outcomes: how the request ended in one sentence ("completed by svc-x, approved by maria"). */
   summary?: string;
+  /** What the agent runtime says came from untrusted content, redacted (see `provenanceView`). */
+  provenance?: ProvenanceView;
+  /** The tool's dry-run preview approvers sign, redacted and shortened (see `PREVIEW_MESSAGE_CHARS`). */
+  preview?: PreviewFacts;
 };
+
+/** A dry-run preview as messages show it. */
+export interface PreviewFacts {
+  /** `ok`: the tool answered; `failed` / `timed_out`: it did not, and the request waits for approval anyway. */
+  status: 'ok' | 'failed' | 'timed_out';
+  /** `preview (dry run)`, or with `failed` / `timed out`. */
+  headline: string;
+  /** The answer or why there is none: redacted, at most `PREVIEW_MESSAGE_CHARS` characters. */
+  text: string;
+  /** Cut here or by the tool's `preview.max_bytes`: the review page shows what the worker kept. */
+  truncated: boolean;
+}
+
+/** The longest preview text a message carries (after redaction); the review page shows all of it. */
+export const PREVIEW_MESSAGE_CHARS = 1500;
+
 
 /**
  * The generic JSON event posted to shared `json=` targets: every fact, its type and
@@ -172,6 +193,14 @@ function facts(n: ApprovalNotification): NotificationFacts {
     const key = keyArguments(n.args);
     out.args = key.shown;
     if (key.omitted > 0) out.argsOmitted = key.omitted;
+  }
+  // Read explicitly, rebuilt field by field and redacted (the caller's object may hold anything).
+  const provenance = provenanceView(n.provenance);
+  if (provenance !== undefined && n.kind !== 'outcome') out.provenance = provenance;
+  // Read explicitly, rebuilt and redacted by `previewView`, then shortened: a message is no place for a long diff.
+  const preview = n.kind === 'outcome' ? undefined : previewView(n.preview);
+  if (preview !== undefined) {
+    out.preview = { status: preview.status, headline: previewHeadline(preview), text: plain(preview.text, PREVIEW_MESSAGE_CHARS), truncated: preview.truncated || preview.text.length > PREVIEW_MESSAGE_CHARS };
   }
   if (n.outcomeDetails !== undefined) out.outcomeDetails = redactedOutcome(n.outcomeDetails);
   if (n.kind === 'outcome') out.summary = outcomeSentence(out.outcomeDetails, out.outcome);
@@ -304,9 +333,25 @@ function summaryBlocks(n: NotificationFacts): SlackBlock[] {
   }
   if (n.reason) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Reason given*\n>${inert(plain(n.reason, 500).replace(LINE_BREAKS, '\n')).replace(/\n/g, '\n>')}`, verbatim: true } });
   if (n.args && (Object.keys(n.args).length > 0 || n.argsOmitted)) {
-    const lines = Object.entries(n.args).map(([name, value]) => `• *${oneLine(name)}*: ${argumentText(value)}`);
+    const lines = Object.entries(n.args).map(([name, value]) => `• *${oneLine(name)}*${flagsOnArgument(n.provenance, name).length > 0 ? ' ⚠ _untrusted_' : ''}: ${argumentText(value)}`);
     if (n.argsOmitted) lines.push(`_and ${n.argsOmitted} more field${n.argsOmitted === 1 ? '' : 's'} on the review page_`);
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Arguments* (redacted)\n${lines.join('\n')}`, verbatim: true } });
+  }
+  if (n.provenance) {
+    // The runtime's claim, so approvers know which values an attacker may have written.
+    const lines = n.provenance.untrusted.slice(0, KEY_ARGUMENT_LIMITS.fields).map((flag) => `• ⚠ \`${oneLine(plain(flag.path, 120)).replace(/`/g, "'")}\` from ${esc(provenanceKinds(flag.kinds))}`);
+    const more = n.provenance.untrusted.length - KEY_ARGUMENT_LIMITS.fields;
+    if (more > 0) lines.push(`_and ${more} more on the review page_`);
+    if (n.provenance.prompt) lines.push(`Prompt: ${oneLine(plain(describePrompt(n.provenance.prompt, 3), 300))}`);
+    const title = n.provenance.untrusted.length > 0 ? '*Came from untrusted content*' : '*Prompt metadata*';
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `${title}\n${lines.join('\n')}`, verbatim: true } });
+  }
+  if (n.preview) {
+    // What the tool says it would do, quoted and inert like every untrusted text; its lines kept (a diff reads by lines).
+    const quoted = inert(n.preview.text.replace(LINE_BREAKS, '\n')).replace(/\n/g, '\n>');
+    const note = n.preview.truncated ? '\n_shortened: the review page shows the whole preview_' : '';
+    const headline = n.preview.headline.charAt(0).toUpperCase() + n.preview.headline.slice(1);
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*${headline}*\n>${quoted}${note}`, verbatim: true } });
   }
   blocks.push({
     type: 'context',
@@ -386,7 +431,11 @@ export function consoleLine(notification: ApprovalNotification, now = Date.now()
   }
   const label = n.kind === 'requested' ? 'approval needed' : n.kind === 'escalated' ? `escalated to tier ${n.tier}` : 'still waiting for approval';
   const deadline = n.expiresAt ? ` · expires ${readableTime(n.expiresAt)} (${timeLeft(n.expiresAt, now)})` : '';
+  const flagged = n.provenance && n.provenance.untrusted.length > 0
+    ? ` · ⚠ from untrusted content: ${plain(n.provenance.untrusted.map((flag) => `${flag.path} (${provenanceKinds(flag.kinds)})`).join(', '), 300)}`
+    : '';
+  const preview = n.preview ? ` · ${n.preview.headline}: ${plain(n.preview.text.replace(LINE_BREAKS, ' ⏎ '), 200)}` : '';
   return terminalSafe(
-    `toolgate: ${label}: ${n.tool} (${n.risk} risk) · tenant ${n.tenant} · ${requester} · groups ${n.groups.join(', ') || '(none)'}${deadline} · review ${n.reviewUrl}`,
+    `toolgate: ${label}: ${n.tool} (${n.risk} risk) · tenant ${n.tenant} · ${requester} · groups ${n.groups.join(', ') || '(none)'}${deadline}${flagged}${preview} · review ${n.reviewUrl}`,
   );
 }

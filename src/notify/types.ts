@@ -4,7 +4,7 @@
  * neither should import the other for it.
  */
 import type { OutcomeDetails } from '../shared/outcome-details.js';
-import type { Principal, Risk, ToolOutcome } from '../shared/index.js';
+import type { Principal, ProposalPreview, Provenance, Risk, ToolOutcome } from '../shared/index.js';
 
 /** One notification to approver groups. */
 export interface ApprovalNotification {
@@ -41,6 +41,10 @@ export interface ApprovalNotification {
   args?: Record<string, unknown>;
   /** On `outcome` notifications: who decided and what happened (`notificationOutcome`). */
   outcomeDetails?: OutcomeDetails;
+  /** The current proposal's dry-run preview (not on `outcome`): messages show it, redacted and shortened. */
+  preview?: ProposalPreview;
+  /** The request's untrusted-content provenance (not on `outcome`): messages mark each flagged argument. */
+  provenance?: Provenance;
 }
 
 /** Delivers approval notifications; throwing makes Temporal retry the delivery. */

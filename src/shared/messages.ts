@@ -205,6 +205,31 @@ export const EXECUTION_BOUNDS = {
   notReachedTries: 5,
 } as const;
 
+/**
+ * The patch id of dry-run previews: runs with it call a tool's preview (activity `previewTool`)
+ * after policy asks for approval and before approvers are notified.
+ */
+export const PREVIEW_PATCH = 'toolgate-preview-v1';
+
+/**
+ * How a dry-run preview is bounded (see the README, "Dry-run previews"). A preview is one call,
+ * never retried; the workflow gives its activity `reportMs` beyond the preview's own timeout to
+ * answer once started and `pickUpMs` in all, so approvers are asked at most that much later,
+ * with the preview's failure if it did not answer. Expiry counts from before the preview.
+ */
+export const PREVIEW_BOUNDS = {
+  defaultTimeoutMs: 5_000,
+  maxTimeoutMs: 10_000,
+  reportMs: 2_000,
+  pickUpMs: 5_000,
+  /** What approvers are shown of a preview's answer, in UTF-8 bytes (`preview.max_bytes`). */
+  defaultMaxBytes: 4_096,
+  minMaxBytes: 64,
+  maxMaxBytes: 65_536,
+  /** Longest failure message kept, in characters. */
+  messageChars: 500,
+} as const;
+
 /** How many refused attempts a request from before signed decisions kept in its record; later ones were counted. */
 export const MAX_RECORDED_REFUSALS = 200;
 

@@ -77,8 +77,155 @@ const argsSchema = z.record(z.string(), z.unknown(), { error: 'args must be an o
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
-/** A tool call as an agent submits it; `requestId` may be left out and is then generated. */
-export const ToolRequestInputSchema = z.strictObject({
+/**
+ * Kinds of content nobody vouches for, as an agent runtime labels where an argument's value came
+ * from: retrieved documents (RAG), web pages, earlier tools' outputs, files users uploaded, e-mail.
+ */
+export const PROVENANCE_KINDS = ['retrieved_document', 'web_page', 'tool_output', 'user_upload', 'email', 'other'] as const;
+export type ProvenanceKind = (typeof PROVENANCE_KINDS)[number];
+
+/** Bounds of a request's provenance (it travels in the signed request and in every history). */
+export const PROVENANCE_LIMITS = Object.freeze({ paths: 64, pathChars: 256, sources: 100, sourceChars: 256, modelChars: 256 });
+
+/** One step of an argument path: an object key, or an array index. */
+export type ArgPathSegment = string | number;
+
+/** Keys written `.key` in an argument path; any other key is written `["key"]` (JSON string syntax). */
+const PLAIN_PATH_KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+/**
+ * Reads an argument path — `args.to`, `args.items[0].url`, `args["reply to"]`, or `args` for all
+ * of them — into its steps. Only the canonical spelling (what `formatArgPath` writes) is accepted,
+ * so one argument has one name in the signed request, in policy and in the record.
+ */
+export function parseArgPath(path: string): { segments: ArgPathSegment[] } | { error: string } {
+  if (!path.startsWith('args')) return { error: 'an argument path starts with "args" (args.to, args.items[0].url)' };
+  const segments: ArgPathSegment[] = [];
+  let at = 4;
+  while (at < path.length) {
+    const rest = path.slice(at);
+    const name = /^\.([A-Za-z_][A-Za-z0-9_-]*)/.exec(rest);
+    const index = /^\[(0|[1-9][0-9]{0,8})\]/.exec(rest);
+    const quoted = /^\[("(?:[^"\\]|\\.)*")\]/.exec(rest);
+    const step = name ?? index ?? quoted;
+    if (!step) return { error: `cannot read the path at character ${at + 1}: write .name, [index] or ["key"] (args.to, args.items[0].url)` };
+    if (name) segments.push(name[1] as string);
+    else if (index) segments.push(Number(index[1]));
+    else {
+      try {
+        segments.push(JSON.parse(quoted?.[1] as string) as string);
+      } catch {
+        return { error: `the key at character ${at + 2} is not a JSON string` };
+      }
+    }
+    at += step[0].length;
+  }
+  const canonical = formatArgPath(segments);
+  if (canonical !== path) return { error: `write this path as ${canonical}` };
+  return { segments };
+}
+
+/** Writes an argument path in its one canonical spelling (`args.items[0].url`, `args["reply to"]`). */
+export function formatArgPath(segments: readonly ArgPathSegment[]): string {
+  return `args${segments.map((step) => (typeof step === 'number' ? `[${step}]` : PLAIN_PATH_KEY.test(step) ? `.${step}` : `[${JSON.stringify(step)}]`)).join('')}`;
+}
+
+/** Whether `args` holds a value at `segments` (an own key of an object, an index of an array). */
+export function hasArgPath(args: unknown, segments: readonly ArgPathSegment[]): boolean {
+  let value: unknown = args;
+  for (const step of segments) {
+    if (typeof step === 'number') {
+      if (!Array.isArray(value) || step >= value.length) return false;
+      value = value[step];
+    } else {
+      if (value === null || typeof value !== 'object' || Array.isArray(value) || !Object.hasOwn(value, step)) return false;
+      value = (value as Record<string, unknown>)[step];
+    }
+  }
+  return true;
+}
+
+const provenanceText = (what: string, max: number) =>
+  z
+    .string({ error: `${what} must be a string` })
+    .min(1, { error: `${what} must not be empty` })
+    .max(max, { error: `${what} must be at most ${max} characters` })
+    .refine((text) => text.isWellFormed(), { error: `${what} must be well-formed Unicode text (no lone surrogates)` });
+
+/**
+ * What the agent runtime says about the content behind a request: which arguments came from
+ * untrusted content (`untrusted`: argument path → kinds), and how the prompt was assembled
+ * (`prompt`: model, SHA-256 of the system prompt, ids of the retrieved sources).
+ *
+ * A claim from outside the trust boundary: the front door signs it with the request, so nobody
+ * can change it after admission, but it is only as honest as the runtime that made it. Policy
+ * may use it to be stricter (an argument flagged untrusted needs approval), never to grant more:
+ * an argument without a flag is not thereby trusted.
+ */
+export const ProvenanceSchema = z.strictObject(
+  {
+    untrusted: z
+      .record(
+        z.string(),
+        z
+          .array(
+            z.enum(PROVENANCE_KINDS, {
+              error: (issue) => `${JSON.stringify(String(issue.input).slice(0, 40))} is not a kind of untrusted content; allowed: ${PROVENANCE_KINDS.join(', ')}`,
+            }),
+            { error: `each argument path must map to a list of kinds (${PROVENANCE_KINDS.join(', ')})` },
+          )
+          .min(1, { error: `list at least one kind (${PROVENANCE_KINDS.join(', ')})` })
+          .refine((kinds) => new Set(kinds).size === kinds.length, { error: 'lists a kind twice' }),
+        { error: 'provenance.untrusted must be an object of argument paths (args.to) to lists of kinds' },
+      )
+      .superRefine((untrusted, ctx) => {
+        const paths = Object.keys(untrusted);
+        if (paths.length > PROVENANCE_LIMITS.paths) ctx.addIssue({ code: 'custom', message: `provenance.untrusted may flag at most ${PROVENANCE_LIMITS.paths} argument paths` });
+        for (const path of paths.slice(0, PROVENANCE_LIMITS.paths + 1)) {
+          if (path.length > PROVENANCE_LIMITS.pathChars) {
+            ctx.addIssue({ code: 'custom', path: [path.slice(0, 64)], message: `an argument path must be at most ${PROVENANCE_LIMITS.pathChars} characters` });
+            continue;
+          }
+          const parsed = parseArgPath(path);
+          if ('error' in parsed) ctx.addIssue({ code: 'custom', path: [path], message: `not an argument path: ${parsed.error}` });
+        }
+      })
+      .optional(),
+    prompt: z
+      .strictObject(
+        {
+          model: provenanceText('provenance.prompt.model', PROVENANCE_LIMITS.modelChars).optional(),
+          systemPromptDigest: z
+            .string({ error: 'provenance.prompt.systemPromptDigest must be a string' })
+            .regex(/^[a-f0-9]{64}$/, { error: 'provenance.prompt.systemPromptDigest must be the SHA-256 of the system prompt as 64 lowercase hex characters' })
+            .optional(),
+          sources: z
+            .array(provenanceText('provenance.prompt.sources[]', PROVENANCE_LIMITS.sourceChars), { error: 'provenance.prompt.sources must be a list of source ids' })
+            .max(PROVENANCE_LIMITS.sources, { error: `provenance.prompt.sources may list at most ${PROVENANCE_LIMITS.sources} ids` })
+            .optional(),
+        },
+        { error: 'provenance.prompt must be an object with model, systemPromptDigest and sources' },
+      )
+      .optional(),
+  },
+  { error: 'provenance must be an object with untrusted and prompt' },
+);
+export type Provenance = z.infer<typeof ProvenanceSchema>;
+
+/** Every flagged path of a request must name an argument it has: a flag on nothing would guard nothing. */
+function checkProvenancePaths(request: { args?: unknown; provenance?: Provenance }, ctx: z.RefinementCtx): void {
+  const untrusted = request.provenance?.untrusted;
+  if (!untrusted || request.args === null || typeof request.args !== 'object') return;
+  for (const path of Object.keys(untrusted).slice(0, PROVENANCE_LIMITS.paths)) {
+    const parsed = parseArgPath(path);
+    if ('segments' in parsed && !hasArgPath(request.args, parsed.segments)) {
+      ctx.addIssue({ code: 'custom', path: ['provenance', 'untrusted', path], message: `${path} is not an argument of this request` });
+    }
+  }
+}
+
+/** The fields of a tool request; the exported schemas add the checks across fields. */
+const toolRequestFields = z.strictObject({
   requestId: identifier('requestId').optional(),
   actor: ActorSchema,
   tenant: identifier('tenant'),
@@ -98,11 +245,20 @@ export const ToolRequestInputSchema = z.strictObject({
     .max(256, { error: 'traceId must be at most 256 characters' })
     .regex(/^[\x21-\x7e]+$/, { error: 'traceId must be 1 to 256 visible ASCII characters (no spaces or control characters), as it is sent as an HTTP header' })
     .optional(),
+  /**
+   * The agent runtime's account of untrusted content behind the request (see `ProvenanceSchema`):
+   * signed with the request, shown to approvers, kept in the record. Policy reads it through
+   * `provenance`, `untrusted(path)` and `untrusted_any()`, to be stricter only.
+   */
+  provenance: ProvenanceSchema.optional(),
 });
+
+/** A tool call as an agent submits it; `requestId` may be left out and is then generated. */
+export const ToolRequestInputSchema = toolRequestFields.superRefine(checkProvenancePaths);
 export type ToolRequestInput = z.input<typeof ToolRequestInputSchema>;
 
 /** A validated tool call with its idempotency key (`requestId`) fixed. */
-export const ToolRequestSchema = ToolRequestInputSchema.extend({ requestId: identifier('requestId') });
+export const ToolRequestSchema = toolRequestFields.extend({ requestId: identifier('requestId') }).superRefine(checkProvenancePaths);
 export type ToolRequest = z.infer<typeof ToolRequestSchema>;
 
 /**
@@ -202,7 +358,28 @@ export interface Proposal {
   policyDigest: string;
   decision: { outcome: PolicyDecision['outcome']; risk: Risk; rule: string };
   approval: ApprovalPlan | null;
+  /**
+   * The request's provenance (untrusted arguments, prompt metadata), when it has one: approvers
+   * see it and sign it with the rest. Absent otherwise, so earlier proposals keep their digests.
+   */
+  provenance?: Provenance;
+  /**
+   * The tool's dry-run preview, when its manifest declares one: what the call says it would do,
+   * redacted and cut, or why there is no answer. Approvers see it and sign it with the rest;
+   * absent for tools without a preview, so their proposals keep their digests.
+   */
+  preview?: ProposalPreview;
 }
+
+/**
+ * What a tool's dry-run preview answered, as approvers are shown it: `ok` with the answer
+ * (redacted with every rule; when `truncated`, the answer's text cut to the manifest's
+ * `preview.max_bytes`; `bytes` is its JSON size before redaction), or `failed` / `timed_out`
+ * with a redacted message. Either way the approval goes on.
+ */
+export type ProposalPreview =
+  | { status: 'ok'; result: unknown; bytes: number; truncated?: boolean; redactions?: Record<string, number>; at: string }
+  | { status: 'failed' | 'timed_out'; message: string; at: string };
 
 /**
  * How a shadow policy's decision compares with the enforced policy's own decision (before kill
@@ -242,6 +419,12 @@ export interface Evaluation {
    * nothing reads it to decide, approve or execute. Inside the evaluation, so the seal covers it.
    */
   shadow?: ShadowDecision;
+  /**
+   * Set when policy asks for approval and the tool declares a dry-run preview: the preview's
+   * timeout. The workflow then runs the preview (activity `previewTool`) before approvers are
+   * asked, and approvals bind to the proposal with the preview in it.
+   */
+  previewTimeoutMs?: number;
 }
 
 /** An approver as the API has authenticated them. */

@@ -255,6 +255,7 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
     ...(request.args === undefined ? {} : { args: request.args }),
     ...(request.reason === undefined ? {} : { reason: request.reason }),
     ...(request.traceId === undefined ? {} : { traceId: request.traceId }),
+    ...(request.provenance === undefined ? {} : { provenance: request.provenance }),
   });
   const gateway: TestAgents = {
     as,
