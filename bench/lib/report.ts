@@ -1,4 +1,4 @@
-/** Writes results as JSON and as the Markdown table the README shows. */
+/** Writes results as JSON and as the Markdown tables bench/README.md shows. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MachineInfo } from './env.js';

@@ -606,7 +606,7 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   process.exitCode = 1;
 });
 
-/** Links to the Temporal UI's workflow list filtered by the queries ops use most (README, "Ops"). */
+/** Links to the Temporal UI's workflow list filtered by the queries ops use most (docs/operations.md, "Ops: the Temporal UI"). */
 function opsQueryLinks(uiUrl: string, namespace: string): string[] {
   const views: [string, string][] = [
     ['waiting for approval', "ToolgateStatus = 'pending_approval'"],

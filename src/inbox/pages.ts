@@ -2,7 +2,8 @@
  * The inbox's HTML, from small template functions. Every value is escaped where it is written;
  * no page has inline script, inline style or event-handler attributes (the CSP forbids them), so
  * styling and behaviour come from /inbox/static only. Element ids and form field names are a
- * contract with the browser tests and are kept stable (listed in the README section).
+ * contract with the browser tests and are kept stable (those the docs name are in docs/approvals.md
+ * and docs/policy.md).
  */
 import { describePrompt, flagsOnArgument, previewHeadline, provenanceKinds, type ApprovalView, type PreviewView, type ProvenanceView } from '../approvals/view.js';
 import type { DiffRow } from './diff.js';

@@ -69,7 +69,7 @@ export const ApprovalPlanSchema = z.strictObject(
     all_of: names('group').optional(),
     min_approvals: z.int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(100).optional(),
     rejections_to_deny: z.int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(100).optional(),
-    // Bounded so a request's history is bounded (README, "History bounds").
+    // Bounded so a request's history is bounded (docs/approvals.md, "History bounds").
     escalation: z.array(EscalationSchema, { error: 'must be a list of tiers' }).max(10, { error: 'at most 10 escalation tiers' }).optional(),
     remind_every: duration.optional(),
     expires_after: duration,

@@ -101,7 +101,7 @@ export function refundMarginMs(storeTimeoutMs: number): number {
 /**
  * Node's timers cap at 2^31-1 ms (about 24.8 days), and the library's memory store expires each
  * key with a timer: a longer timer would fire at once and drop the counter. The memory store
- * therefore counts a longer window as this long (documented in the README); PostgreSQL stores
+ * therefore counts a longer window as this long (documented in docs/policy.md, "Rate limits"); PostgreSQL stores
  * expiries and has no such cap.
  */
 const MEMORY_MAX_WINDOW_MS = 2 ** 31 - 1;

@@ -190,7 +190,7 @@ export const NON_RETRYABLE_TOOL_FAILURES: string[] = [
 ];
 
 /**
- * How a side effect is run and how fast a dead worker is noticed (see the README, "Execution
+ * How a side effect is run and how fast a dead worker is noticed (see docs/policy.md, "Execution
  * guarantees"). The execution activity heartbeats every `heartbeatEveryMs`; when the server hears
  * nothing for `heartbeatTimeoutMs` the attempt is over: an idempotent tool is retried with the same
  * key, a non-idempotent one ends `outcome_unknown`. No adapter may wait longer than
@@ -212,7 +212,7 @@ export const EXECUTION_BOUNDS = {
 export const PREVIEW_PATCH = 'toolgate-preview-v1';
 
 /**
- * How a dry-run preview is bounded (see the README, "Dry-run previews"). A preview is one call,
+ * How a dry-run preview is bounded (see docs/approvals.md, "Dry-run previews"). A preview is one call,
  * never retried; the workflow gives its activity `reportMs` beyond the preview's own timeout to
  * answer once started and `pickUpMs` in all, so approvers are asked at most that much later,
  * with the preview's failure if it did not answer. Expiry counts from before the preview.
@@ -236,7 +236,7 @@ export const MAX_RECORDED_REFUSALS = 200;
 /**
  * What bounds the history of one request, whatever its callers do. Anonymous and unverifiable
  * attempts never reach it; what does is capped here, so a request's history stays far below
- * Temporal's limits (see the README, "History bounds", for the resulting number of events).
+ * Temporal's limits (see docs/approvals.md, "History bounds", for the resulting number of events).
  */
 export const HISTORY_BOUNDS = {
   /** Refused attempts of authenticated approvers recorded per request. */

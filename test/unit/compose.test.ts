@@ -355,7 +355,7 @@ describe('docker-compose.yml', () => {
     const docker = spawnSync('sh', ['-c', 'command -v docker'], { encoding: 'utf8' }).stdout.trim();
     // The docker CLI may be there without its compose plugin (as on the project's CI machine).
     if (!docker || spawnSync(docker, ['compose', 'version'], { encoding: 'utf8' }).status !== 0) {
-      // The checks above are then the whole static validation; the README says what ran in its place.
+      // The checks above are then the whole static validation; docs/operations.md says what ran in its place.
       t.diagnostic(`${docker ? 'docker has no compose plugin' : 'docker is not on PATH'}: \`docker compose config -q\` not run`);
       return;
     }
