@@ -56,7 +56,13 @@ export function auditArchiveInputProblem(input: unknown, minLagMs: number = ARCH
   if (lagMs !== undefined && (typeof lagMs !== 'number' || !Number.isSafeInteger(lagMs) || lagMs < minLagMs || lagMs > ARCHIVE_MAX_LAG_MS)) {
     return `lagMs must be a whole number of ms from ${minLagMs} to ${ARCHIVE_MAX_LAG_MS}, got ${JSON.stringify(lagMs)}`;
   }
-  if (maxRecordsPerSegment !== undefined && (typeof maxRecordsPerSegment !== 'number' || !Number.isSafeInteger(maxRecordsPerSegment) || maxRecordsPerSegment < 1 || maxRecordsPerSegment > SEGMENT_MAX_RECORDS)) {
+  if (
+    maxRecordsPerSegment !== undefined &&
+    (typeof maxRecordsPerSegment !== 'number' ||
+      !Number.isSafeInteger(maxRecordsPerSegment) ||
+      maxRecordsPerSegment < 1 ||
+      maxRecordsPerSegment > SEGMENT_MAX_RECORDS)
+  ) {
     return `maxRecordsPerSegment must be a whole number from 1 to ${SEGMENT_MAX_RECORDS}, got ${JSON.stringify(maxRecordsPerSegment)}`;
   }
   return undefined;

@@ -166,7 +166,9 @@ export function createActivities(deps: ActivityDeps) {
         outcome: 'deny',
         code: 'kill_switch',
         rule: `kill-switch:${killSwitch.id}`,
-        reasons: [`a kill switch is on for ${killSwitch.tool ?? 'every tool'} of tenant ${killSwitch.tenant} (by ${killSwitch.by} at ${killSwitch.at}: ${killSwitch.reason})`],
+        reasons: [
+          `a kill switch is on for ${killSwitch.tool ?? 'every tool'} of tenant ${killSwitch.tenant} (by ${killSwitch.by} at ${killSwitch.at}: ${killSwitch.reason})`,
+        ],
       };
     }
     let limited: RateLimited | undefined;
@@ -221,17 +223,23 @@ export function createActivities(deps: ActivityDeps) {
    * for approval, and the tool declared a preview that has not run yet. Anything else refuses:
    * a preview is called only on the way to people who must approve, never for a tool without.
    */
-  const previewable = async (input: PreviewToolInput, trusted: ReturnType<typeof evidenceContext>): Promise<Evaluation & { proposal: Proposal; digest: string }> => {
+  const previewable = async (
+    input: PreviewToolInput,
+    trusted: ReturnType<typeof evidenceContext>,
+  ): Promise<Evaluation & { proposal: Proposal; digest: string }> => {
     const { request } = input;
     try {
-      await verifyAdmission({ admission: input.admission, admitted: input.admitted ?? request, request, ...(input.edit === undefined ? {} : { edit: input.edit }) }, trusted);
+      await verifyAdmission(
+        { admission: input.admission, admitted: input.admitted ?? request, request, ...(input.edit === undefined ? {} : { edit: input.edit }) },
+        trusted,
+      );
     } catch (err) {
       if (err instanceof EvidenceError) throw unverified(`the request was not admitted by the front door: ${err.message}`);
       throw err;
     }
     const { seal, ...evaluation } = input.evaluation;
     if (!deps.trust.sealer.verify({ workflowId: trusted.workflowId, runId: trusted.runId, request, evaluation }, seal)) {
-      throw unverified('the evaluation does not carry this worker deployment\'s seal for this run');
+      throw unverified("the evaluation does not carry this worker deployment's seal for this run");
     }
     const { proposal, digest } = evaluation;
     if (evaluation.decision.outcome !== 'approve' || !proposal || !digest || evaluation.previewTimeoutMs === undefined || proposal.preview !== undefined) {
@@ -241,7 +249,12 @@ export function createActivities(deps: ActivityDeps) {
   };
 
   /** The evaluation with `preview` in its proposal, digested again and sealed: what approvers then sign. */
-  const sealPreview = (evaluation: Evaluation & { proposal: Proposal }, preview: ProposalPreview, request: ToolRequest, trusted: ReturnType<typeof evidenceContext>): SealedEvaluation => {
+  const sealPreview = (
+    evaluation: Evaluation & { proposal: Proposal },
+    preview: ProposalPreview,
+    request: ToolRequest,
+    trusted: ReturnType<typeof evidenceContext>,
+  ): SealedEvaluation => {
     const proposal: Proposal = { ...evaluation.proposal, preview };
     const next: Evaluation = { ...evaluation, proposal, digest: proposalDigest(proposal) };
     return { ...next, seal: deps.trust.sealer.seal({ workflowId: trusted.workflowId, runId: trusted.runId, request, evaluation: next }) };
@@ -289,14 +302,33 @@ export function createActivities(deps: ActivityDeps) {
       const shadow = deps.shadowPolicy ? shadowDecision(deps.shadowPolicy, request, policy ? decision : undefined) : undefined;
       if (decision.outcome !== 'deny') decision = (await refuseIfStopped(request, decision, policy?.limits ?? [])) ?? decision;
       deps.logger.info(
-        { requestId: request.requestId, tool: request.tool, tenant: request.tenant, actor: request.actor.id, outcome: decision.outcome, rule: decision.rule, risk: decision.risk },
+        {
+          requestId: request.requestId,
+          tool: request.tool,
+          tenant: request.tenant,
+          actor: request.actor.id,
+          outcome: decision.outcome,
+          rule: decision.rule,
+          risk: decision.risk,
+        },
         'policy decision',
       );
       if (shadow?.kind === 'unavailable') {
-        deps.logger.warn({ requestId: request.requestId, tool: request.tool, tenant: request.tenant, reason: shadow.reason }, 'shadow policy unavailable: recorded as such, enforcement unaffected');
+        deps.logger.warn(
+          { requestId: request.requestId, tool: request.tool, tenant: request.tenant, reason: shadow.reason },
+          'shadow policy unavailable: recorded as such, enforcement unaffected',
+        );
       } else if (shadow && shadow.kind !== 'agree') {
         deps.logger.info(
-          { requestId: request.requestId, tool: request.tool, tenant: request.tenant, kind: shadow.kind, shadowOutcome: shadow.outcome, shadowRule: shadow.rule, shadowRisk: shadow.risk },
+          {
+            requestId: request.requestId,
+            tool: request.tool,
+            tenant: request.tenant,
+            kind: shadow.kind,
+            shadowOutcome: shadow.outcome,
+            shadowRule: shadow.rule,
+            shadowRisk: shadow.risk,
+          },
           'shadow policy disagrees',
         );
       }
@@ -345,7 +377,11 @@ export function createActivities(deps: ActivityDeps) {
         // Preview exactly the tool that was evaluated; the execution would refuse the changed one anyway.
         preview = { status: 'failed', message: `the manifest of ${request.tool} changed since the request was evaluated; the preview was not run`, at };
       } else if (killSwitch) {
-        preview = { status: 'failed', message: `a kill switch is on for ${killSwitch.tool ?? 'every tool'} of tenant ${killSwitch.tenant}; the preview was not run`, at };
+        preview = {
+          status: 'failed',
+          message: `a kill switch is on for ${killSwitch.tool ?? 'every tool'} of tenant ${killSwitch.tenant}; the preview was not run`,
+          at,
+        };
       } else {
         preview = await runPreview({
           manifest,
@@ -457,7 +493,10 @@ export function createActivities(deps: ActivityDeps) {
         if (manifest.adapter.type === 'mcp') return callMcpTool(manifest.adapter, context);
         const handler = deps.tools[manifest.adapter.handler];
         if (!handler) {
-          throw ApplicationFailure.nonRetryable(`no code handler named ${manifest.adapter.handler} is registered on this worker`, FailureTypes.ToolNotRegistered);
+          throw ApplicationFailure.nonRetryable(
+            `no code handler named ${manifest.adapter.handler} is registered on this worker`,
+            FailureTypes.ToolNotRegistered,
+          );
         }
         return handler(context);
       };

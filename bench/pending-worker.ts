@@ -40,7 +40,11 @@ const activities =
         policy: PolicyStore.fromSources([{ file: 'bench-policy.yaml', text: BENCH_POLICY }]),
         tools: benchTools(),
         // Approvers learn the digest from the notification; hand it to the bench the same way.
-        notifier: { notify: async (n) => { if (n.kind === 'requested') process.send?.({ type: 'digest', requestId: n.requestId, digest: n.digest }); } },
+        notifier: {
+          notify: async (n) => {
+            if (n.kind === 'requested') process.send?.({ type: 'digest', requestId: n.requestId, digest: n.digest });
+          },
+        },
         logger: silentLogger(),
         runs: new TemporalRunGuard(new Client({ connection }), taskQueue),
       })

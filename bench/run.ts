@@ -74,7 +74,9 @@ function describeRow(row: ResultRow): string {
   const parts = [
     row.p50 === undefined ? undefined : `p50 ${ms(row.p50)} ms`,
     row.p99 === undefined ? undefined : `p99 ${ms(row.p99)} ms`,
-    row.throughput === undefined ? undefined : `${row.throughput >= 100 ? Math.round(row.throughput) : row.throughput.toFixed(1)} ${row.throughputUnit ?? ''}`.trim(),
+    row.throughput === undefined
+      ? undefined
+      : `${row.throughput >= 100 ? Math.round(row.throughput) : row.throughput.toFixed(1)} ${row.throughputUnit ?? ''}`.trim(),
     row.ratio === undefined ? undefined : `${row.ratio}× baseline`,
   ].filter((part) => part !== undefined);
   return `${row.system}: ${parts.join(', ')}${row.note ? ` — ${row.note}` : ''}`;
@@ -85,7 +87,9 @@ async function main(): Promise<void> {
   startClock();
   const startedAt = new Date();
   const machine = machineInfo();
-  log(`toolgate bench (${size.name}) on ${machine.nproc} cores, Node ${machine.node}, Temporal CLI ${machine.temporalCli}, load ${machine.loadAverage.join(' ')}`);
+  log(
+    `toolgate bench (${size.name}) on ${machine.nproc} cores, Node ${machine.node}, Temporal CLI ${machine.temporalCli}, load ${machine.loadAverage.join(' ')}`,
+  );
   const selected = SCENARIOS.filter((s) => !only || only.has(s.id));
   let bench: BenchServer | undefined;
   const results: ScenarioResult[] = [];
@@ -104,7 +108,16 @@ async function main(): Promise<void> {
         // One broken scenario must not lose the others' results: record the failure and go on.
         log(`  scenario ${scenario.id} FAILED: ${(err as Error).stack ?? String(err)}`);
         process.exitCode = 1;
-        result = { id: scenario.id, name: scenario.name, baseline: '', ratioOf: '', rows: [], goals: [], notes: [`failed: ${(err as Error).message}`], durationMs: performance.now() - t0 };
+        result = {
+          id: scenario.id,
+          name: scenario.name,
+          baseline: '',
+          ratioOf: '',
+          rows: [],
+          goals: [],
+          notes: [`failed: ${(err as Error).message}`],
+          durationMs: performance.now() - t0,
+        };
       }
       clearStatus();
       results.push(result);

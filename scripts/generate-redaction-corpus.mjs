@@ -58,7 +58,13 @@ function add(family, make, ctxNames, name = 'token') {
 add('aws', () => `AKIA${pick(B32.slice(0, 26) + '234567', 16)}`, ['json', 'env', 'log', 'plain', 'array'], 'aws_access_key_id');
 add('aws', () => `ASIA${pick('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', 16)}`, ['json'], 'AccessKeyId');
 add('aws', () => pick(`${ALNUM}/+`, 40), ['env', 'json'], 'aws_secret_access_key');
-positives.push({ family: 'aws', context: 'docs', text: 'aws_access_key_id = AKIAIOSFODNN7EXAMPLE', secret: 'AKIAIOSFODNN7EXAMPLE', note: "AWS's documented example key: gitleaks' allowlist passes it, toolgate redacts it anyway" });
+positives.push({
+  family: 'aws',
+  context: 'docs',
+  text: 'aws_access_key_id = AKIAIOSFODNN7EXAMPLE',
+  secret: 'AKIAIOSFODNN7EXAMPLE',
+  note: "AWS's documented example key: gitleaks' allowlist passes it, toolgate redacts it anyway",
+});
 
 add('github', () => `ghp_${pick(ALNUM, 36)}`, ['json', 'env', 'log', 'plain', 'query'], 'github_token');
 add('github', () => `github_pat_${pick(ALNUM, 22)}_${pick(ALNUM, 59)}`, ['env', 'log'], 'gh_token');
@@ -75,7 +81,12 @@ add('gitlab', () => `gldt-${pick(URLSAFE, 20)}`, ['array'], 'deploy');
 const slackNum = () => pick(DIGITS.slice(1), 1) + pick(DIGITS, 11);
 add('slack', () => `xoxb-${slackNum()}-${slackNum()}-${pick(ALNUM, 24)}`, ['json', 'env', 'log'], 'slack_bot_token');
 add('slack', () => `xoxp-${slackNum()}-${slackNum()}-${slackNum()}-${pick(HEX, 32)}`, ['yaml', 'plain'], 'slack_user_token');
-add('slack', () => `https://hooks.slack.com/services/T${pick(B32.slice(0, 26), 8)}/B${pick(B32.slice(0, 26), 8)}/${pick(ALNUM, 24)}`, ['json', 'env'], 'webhook_url');
+add(
+  'slack',
+  () => `https://hooks.slack.com/services/T${pick(B32.slice(0, 26), 8)}/B${pick(B32.slice(0, 26), 8)}/${pick(ALNUM, 24)}`,
+  ['json', 'env'],
+  'webhook_url',
+);
 add('slack', () => `xapp-1-A${pick('ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789', 10)}-${pick(DIGITS, 13)}-${pick(HEX, 64)}`, ['code'], 'app_token');
 
 add('stripe', () => `sk_live_${pick(ALNUM, 24)}`, ['json', 'env', 'log', 'array'], 'stripe_secret');
@@ -114,11 +125,21 @@ for (let i = 0; i < 5; i++) {
 add('azure', () => `${pick(ALNUM, 3)}${pick(DIGITS, 1)}Q~${pick(`${ALNUM}_~.-`, 34)}`, ['json', 'env', 'log'], 'azure_client_secret');
 {
   const accountKey = `${pick(B64, 86)}==`;
-  positives.push({ family: 'azure', context: 'connection-string', text: `DefaultEndpointsProtocol=https;AccountName=reports;AccountKey=${accountKey};EndpointSuffix=core.windows.net`, secret: accountKey });
+  positives.push({
+    family: 'azure',
+    context: 'connection-string',
+    text: `DefaultEndpointsProtocol=https;AccountName=reports;AccountKey=${accountKey};EndpointSuffix=core.windows.net`,
+    secret: accountKey,
+  });
 }
 {
   const sig = `${pick(ALNUM, 40)}%3D`;
-  positives.push({ family: 'azure', context: 'url', text: `https://reports.blob.core.windows.net/exports/q1.csv?sv=2022-11-02&ss=b&srt=o&sp=r&se=2025-04-01T00:00:00Z&sig=${sig}`, secret: sig });
+  positives.push({
+    family: 'azure',
+    context: 'url',
+    text: `https://reports.blob.core.windows.net/exports/q1.csv?sv=2022-11-02&ss=b&srt=o&sp=r&se=2025-04-01T00:00:00Z&sig=${sig}`,
+    secret: sig,
+  });
 }
 
 add('npm', () => `npm_${pick(ALNUM, 36)}`, ['json', 'env', 'log', 'yaml', 'plain'], 'npm_token');
@@ -173,7 +194,12 @@ for (const [kind, lines, truncated] of [
 }
 {
   const body = pemBody(4);
-  positives.push({ family: 'private-key', context: 'json-escaped', text: JSON.stringify({ key: `-----BEGIN EC PRIVATE KEY-----\n${body.join('\n')}\n-----END EC PRIVATE KEY-----` }), secret: body[2] });
+  positives.push({
+    family: 'private-key',
+    context: 'json-escaped',
+    text: JSON.stringify({ key: `-----BEGIN EC PRIVATE KEY-----\n${body.join('\n')}\n-----END EC PRIVATE KEY-----` }),
+    secret: body[2],
+  });
 }
 
 const password = () => `${pick(ALNUM, 6)}-${pick(ALNUM, 5)}!${pick(DIGITS, 2)}`;
@@ -200,9 +226,21 @@ genericCases.forEach((make, i) => {
   positives.push({ family: 'generic-key-value', context: 'key=value', text: make(secret), secret });
 });
 
-for (const [scheme, port] of [['postgres', 5432], ['mysql', 3306], ['mongodb+srv', 0], ['redis', 6379], ['amqp', 5672], ['https', 0]]) {
+for (const [scheme, port] of [
+  ['postgres', 5432],
+  ['mysql', 3306],
+  ['mongodb+srv', 0],
+  ['redis', 6379],
+  ['amqp', 5672],
+  ['https', 0],
+]) {
   const pw = password();
-  positives.push({ family: 'url-credentials', context: 'url', text: `DATABASE_URL=${scheme}://app:${pw}@db.internal${port ? `:${port}` : ''}/reports`, secret: pw });
+  positives.push({
+    family: 'url-credentials',
+    context: 'url',
+    text: `DATABASE_URL=${scheme}://app:${pw}@db.internal${port ? `:${port}` : ''}/reports`,
+    secret: pw,
+  });
 }
 
 add('digitalocean', () => `dop_v1_${pick(HEX, 64)}`, ['json', 'env', 'log', 'bearer', 'yaml'], 'do_token');
@@ -217,7 +255,12 @@ add('grafana', () => `glsa_${pick(ALNUM, 32)}_${pick(HEX, 8)}`, ['json', 'env', 
 add('doppler', () => `dp.pt.${pick(ALNUM, 43)}`, ['json', 'env', 'log', 'plain', 'yaml'], 'doppler_token');
 add('age', () => `AGE-SECRET-KEY-1${pick('QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L', 58)}`, ['plain', 'env', 'json', 'yaml', 'log'], 'age_key');
 add('telegram', () => `${pick(DIGITS.slice(1), 1)}${pick(DIGITS, 9)}:A${pick(URLSAFE, 34)}`, ['json', 'env', 'yaml', 'code'], 'telegram_bot_token');
-add('dynatrace', () => `dt0c01.${pick('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', 24)}.${pick('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', 64)}`, ['json', 'env', 'log', 'bearer', 'plain'], 'dt_api_token');
+add(
+  'dynatrace',
+  () => `dt0c01.${pick('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', 24)}.${pick('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', 64)}`,
+  ['json', 'env', 'log', 'bearer', 'plain'],
+  'dt_api_token',
+);
 add('terraform', () => `${pick(ALNUM, 14)}.atlasv1.${pick(URLSAFE, 67)}`, ['json', 'env', 'log', 'plain', 'yaml'], 'tfe_token');
 
 // --- personal data (hand-written: valid checksums, real formats) -------------------------------
@@ -297,7 +340,11 @@ const negatives = [
   ['google', 'https://www.googleapis.com/oauth2/v4/token', 'Google token endpoint'],
   ['google', 'ya29 is a region code', 'ya29 word'],
   // gcp service account
-  ['gcp-service-account', '{"type": "service_account", "project_id": "reports-prod-4821", "client_id": "103958127463529384756"}', 'service account metadata without key'],
+  [
+    'gcp-service-account',
+    '{"type": "service_account", "project_id": "reports-prod-4821", "client_id": "103958127463529384756"}',
+    'service account metadata without key',
+  ],
   ['gcp-service-account', '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----', 'public key'],
   // azure
   ['azure', 'https://reports.blob.core.windows.net/exports/q1.csv', 'blob URL without SAS'],

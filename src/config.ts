@@ -5,9 +5,12 @@ import { z } from 'zod';
 import { defaultKeyPaths } from './auth/tokens.js';
 import { IDENTIFIER_PATTERN } from './shared/index.js';
 
-const list = z
-  .string()
-  .transform((text) => text.split(',').map((item) => item.trim()).filter(Boolean));
+const list = z.string().transform((text) =>
+  text
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean),
+);
 
 const schema = z.object({
   TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
@@ -94,14 +97,12 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
-    throw new ConfigError(
-      `invalid configuration: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`,
-    );
+    throw new ConfigError(`invalid configuration: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
   }
   const c = parsed.data;
   if (c.TOOLGATE_MANIFEST_REQUIRE.length > 0 && !c.TOOLGATE_MANIFEST_SIGNERS) {
     // A requirement without keys to check it against must stop the process, not quietly check nothing.
-    throw new ConfigError('invalid configuration: TOOLGATE_MANIFEST_REQUIRE: needs TOOLGATE_MANIFEST_SIGNERS (the file of the roles\' public keys)');
+    throw new ConfigError("invalid configuration: TOOLGATE_MANIFEST_REQUIRE: needs TOOLGATE_MANIFEST_SIGNERS (the file of the roles' public keys)");
   }
   const stateDir = resolve(c.TOOLGATE_STATE_DIR);
   const localKeys = defaultKeyPaths(stateDir);

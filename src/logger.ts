@@ -8,7 +8,9 @@ import { redactText, redactValue } from './egress/redact.js';
  */
 export const redactingHooks: NonNullable<LoggerOptions['hooks']> = {
   logMethod(args, method) {
-    const redacted = args.map((arg: unknown) => (typeof arg === 'string' ? redactText(arg) : arg !== null && typeof arg === 'object' ? redactValue(arg).value : arg));
+    const redacted = args.map((arg: unknown) =>
+      typeof arg === 'string' ? redactText(arg) : arg !== null && typeof arg === 'object' ? redactValue(arg).value : arg,
+    );
     method.apply(this, redacted as Parameters<typeof method>);
   },
 };

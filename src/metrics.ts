@@ -170,7 +170,9 @@ export function pendingApprovalsRegistry(client: Client, options: { cacheMs?: nu
   const count = (): Promise<number> => {
     if (cached && Date.now() - cached.at < cacheMs) return cached.value;
     const value = client.connection
-      .withDeadline(Date.now() + 2_000, () => client.workflowService.countWorkflowExecutions({ namespace: client.options.namespace, query: PENDING_APPROVALS_QUERY }))
+      .withDeadline(Date.now() + 2_000, () =>
+        client.workflowService.countWorkflowExecutions({ namespace: client.options.namespace, query: PENDING_APPROVALS_QUERY }),
+      )
       .then(
         // int64 arrives as a Long (or a number); a count of requests fits a double.
         (response) => Number(String(response.count ?? 0)),

@@ -95,7 +95,10 @@ export class PolicyStore {
     const watchers: FSWatcher[] = [];
     const dirs = new Set<string>();
     for (const path of paths) {
-      const isDir = await stat(path).then((s) => s.isDirectory(), () => false);
+      const isDir = await stat(path).then(
+        (s) => s.isDirectory(),
+        () => false,
+      );
       dirs.add(isDir ? path : dirname(path));
     }
     for (const dir of options.files === false ? [] : dirs) {

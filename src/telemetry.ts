@@ -144,8 +144,7 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
   // The processors of the provider the SDK registered, for the workflow's spans (they are made in
   // the sandbox and handed over through a sink) — the same pipeline as every other span.
   const provider = (trace.getTracerProvider() as { getDelegate?: () => unknown }).getDelegate?.() as
-    | { activeSpanProcessor?: SpanProcessor; resource?: InstanceType<typeof Resource> }
-    | undefined;
+    { activeSpanProcessor?: SpanProcessor; resource?: InstanceType<typeof Resource> } | undefined;
   const spanProcessor = provider?.activeSpanProcessor;
   const resource = provider?.resource ?? new Resource({ 'service.name': options.serviceName });
   if (!spanProcessor) options.logger?.warn('OpenTelemetry: no span processor registered; workflow spans will not be exported');
@@ -235,8 +234,11 @@ export function annotateActiveSpan(request: { requestId?: unknown; tool?: unknow
 
 /** Puts the request an activity works on (its input's ids, not its evidence) on the activity's span. */
 class RequestSpanAttributes implements ActivityInboundCallsInterceptor {
-  async execute(input: Parameters<NonNullable<ActivityInboundCallsInterceptor['execute']>>[0], next: Parameters<NonNullable<ActivityInboundCallsInterceptor['execute']>>[1]): Promise<unknown> {
-    const first = input.args[0] as { request?: Record<string, unknown> } & Record<string, unknown> | undefined;
+  async execute(
+    input: Parameters<NonNullable<ActivityInboundCallsInterceptor['execute']>>[0],
+    next: Parameters<NonNullable<ActivityInboundCallsInterceptor['execute']>>[1],
+  ): Promise<unknown> {
+    const first = input.args[0] as ({ request?: Record<string, unknown> } & Record<string, unknown>) | undefined;
     if (first && typeof first === 'object') annotateActiveSpan(first.request && typeof first.request === 'object' ? first.request : first);
     return next(input);
   }

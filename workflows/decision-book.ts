@@ -86,7 +86,11 @@ export class DecisionBook {
     }
     this.lastVerified = { token: token as string, claims };
     if (this.usedAssertions.has(claims.jti)) {
-      return { kind: 'refuse', claims, refusal: { type: FailureTypes.UnverifiedDecision, message: 'decision assertion refused: it was already used (replay)' } };
+      return {
+        kind: 'refuse',
+        claims,
+        refusal: { type: FailureTypes.UnverifiedDecision, message: 'decision assertion refused: it was already used (replay)' },
+      };
     }
     const decided: DecideInput = {
       decision: claims.decision,

@@ -92,18 +92,18 @@ const { notifyApprovers } = proxyActivities<Activities>({
 });
 
 /** Counts decisions refused without a record (unverifiable, or beyond the history bounds): they show in metrics and logs only. */
-const unrecordedRefusals = metricMeter.createCounter('toolgate_decisions_refused_unrecorded', 'decisions', 'Decisions refused by the workflow without a record in the history');
+const unrecordedRefusals = metricMeter.createCounter(
+  'toolgate_decisions_refused_unrecorded',
+  'decisions',
+  'Decisions refused by the workflow without a record in the history',
+);
 
 /** ISO timestamps; Date is deterministic inside workflows. */
 const isoAt = (ms: number): string => new Date(ms).toISOString();
 
 /** How the approval phase ended. */
 type ApprovalEnd =
-  | { kind: 'approved' }
-  | { kind: 'rejected'; vote: RequestStatus['approvals'][number] }
-  | { kind: 'expired' }
-  | { kind: 'reevaluated' }
-  | { kind: 'killed' };
+  { kind: 'approved' } | { kind: 'rejected'; vote: RequestStatus['approvals'][number] } | { kind: 'expired' } | { kind: 'reevaluated' } | { kind: 'killed' };
 
 /**
  * Runs one tool request to its outcome. Runs started before the trust boundary (no patch marker
@@ -225,7 +225,18 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
       nowMs: Date.now(),
       refusals: status.refusals,
       ...(plan && pendingDigest !== undefined && status.state === 'pending_approval'
-        ? { pending: { pending: true, tenant: request.tenant, requesterIds, digest: pendingDigest, plan, tier: status.tier, approvals: status.approvals, edits: status.edits.length } }
+        ? {
+            pending: {
+              pending: true,
+              tenant: request.tenant,
+              requesterIds,
+              digest: pendingDigest,
+              plan,
+              tier: status.tier,
+              approvals: status.approvals,
+              edits: status.edits.length,
+            },
+          }
         : {}),
     });
   };
@@ -376,7 +387,8 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
   book.trust(anchors);
   try {
     if (!admitted) throw new AssertionError('malformed', 'the workflow input is not a tool request');
-    if (workflowId !== workflowIdFor(request.tenant, request.requestId)) throw new AssertionError('mismatch', 'the workflow id is not the one of this tenant and request id');
+    if (workflowId !== workflowIdFor(request.tenant, request.requestId))
+      throw new AssertionError('mismatch', 'the workflow id is not the one of this tenant and request id');
     // The time the server recorded the start, not the first workflow task's: a request that waited
     // out a worker outage was still admitted in time.
     verifyRequestAssertion(start.admission, request, anchors, { workflowId, startedAtMs: info.startTime.getTime() });
@@ -463,11 +475,13 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
       const previewed = await preview(evaluated, expiresAt);
       if ('status' in previewed) {
         // Killed or expired while the preview ran: the approval phase ended there.
-        const killedOrExpired = previewed.status === 'expired' ? 'expired' : previewed.status === 'denied' && previewed.code === 'kill_switch' ? 'killed' : undefined;
+        const killedOrExpired =
+          previewed.status === 'expired' ? 'expired' : previewed.status === 'denied' && previewed.code === 'kill_switch' ? 'killed' : undefined;
         if (killedOrExpired) toolgateMetrics.approvalEnded(metricLabels(), killedOrExpired, (Date.now() - waitStartedAt) / 1000);
         return finish(previewed);
       }
-      if (!previewed.digest) return finish({ ...outcomeBase(), status: 'denied', code: 'policy_unavailable', reasons: ['the previewed proposal has no digest'] });
+      if (!previewed.digest)
+        return finish({ ...outcomeBase(), status: 'denied', code: 'policy_unavailable', reasons: ['the previewed proposal has no digest'] });
       evaluated = previewed;
       evaluation = previewed;
       roundDigest = previewed.digest;
@@ -760,7 +774,8 @@ function currentDetails(status: RequestStatus): string {
   else if (outcome?.status === 'expired') lines.push(`**Expired** at ${outcome.expiresAt}, nothing ran`);
   else if (outcome?.status === 'failed') lines.push(`**Failed** ${outcome.error.type}: the tool did not act`);
   else if (outcome?.status === 'outcome_unknown') lines.push(`**Outcome unknown** ${outcome.error.type}: reconcile by hand`);
-  else if (outcome?.status === 'completed') lines.push(`**Completed** as ${outcome.execution.runAs}${outcome.withheld ? `, result withheld (${outcome.withheld.code})` : ''}`);
+  else if (outcome?.status === 'completed')
+    lines.push(`**Completed** as ${outcome.execution.runAs}${outcome.withheld ? `, result withheld (${outcome.withheld.code})` : ''}`);
   const approvals = status.approvals.filter((vote) => vote.decision === 'approve').map((vote) => vote.approverId);
   if (approvals.length > 0) lines.push(`**Approved by** ${[...new Set(approvals)].join(', ')}`);
   return lines.join('\n\n');

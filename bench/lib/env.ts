@@ -82,7 +82,14 @@ export function quietRuntime(): void {
   runtimeInstalled = true;
   const noop = (): void => {};
   Runtime.install({
-    logger: { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: (m, meta) => process.stderr.write(`temporal: ${m} ${JSON.stringify(meta ?? {})}\n`) },
+    logger: {
+      log: noop,
+      trace: noop,
+      debug: noop,
+      info: noop,
+      warn: noop,
+      error: (m, meta) => process.stderr.write(`temporal: ${m} ${JSON.stringify(meta ?? {})}\n`),
+    },
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } },
   });
 }
@@ -117,7 +124,10 @@ export interface BenchKeys {
 /** A fresh Ed25519 key pair as PEM (PKCS#8 private, SPKI public). */
 function ed25519Pem(): { privateKeyPem: string; publicKeyPem: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  return { privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+  return {
+    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  };
 }
 
 const publicPemOf = (key: SigningKey): string => createPublicKey(key.privateKey).export({ type: 'spki', format: 'pem' }).toString();
@@ -242,7 +252,10 @@ export async function startBenchApi(bench: BenchServer, taskQueue: string): Prom
     decisions: keys.decisions,
     logger,
     mount: (api) => {
-      api.use('/v1/tool-requests', createAgentRouter({ frontDoor: new FrontDoor(bench.client, keys.requests, taskQueue), verifier: keys.agentVerifier, logger }));
+      api.use(
+        '/v1/tool-requests',
+        createAgentRouter({ frontDoor: new FrontDoor(bench.client, keys.requests, taskQueue), verifier: keys.agentVerifier, logger }),
+      );
       api.use('/v1/agent', createAgentIdentityRouter({ verifier: keys.agentVerifier, logger }));
     },
   });
@@ -360,7 +373,9 @@ export interface MachineInfo {
 export function machineInfo(): MachineInfo {
   let temporalCli = 'unknown';
   try {
-    temporalCli = execFileSync(requireTemporalCli(), ['--version'], { encoding: 'utf8' }).trim().replace(/^temporal version /, '');
+    temporalCli = execFileSync(requireTemporalCli(), ['--version'], { encoding: 'utf8' })
+      .trim()
+      .replace(/^temporal version /, '');
   } catch {
     // keep 'unknown'
   }

@@ -54,7 +54,16 @@ export interface BenchSizes {
    * approver; created `concurrency` at once within `budgetSeconds`; `iterations` measured listings
    * per system after `warmup`; the old way (a query per workflow) `oldIterations` times within `oldBudgetSeconds`.
    */
-  listing: { n: number; eligible: number; concurrency: number; warmup: number; iterations: number; budgetSeconds: number; oldIterations: number; oldBudgetSeconds: number };
+  listing: {
+    n: number;
+    eligible: number;
+    concurrency: number;
+    warmup: number;
+    iterations: number;
+    budgetSeconds: number;
+    oldIterations: number;
+    oldBudgetSeconds: number;
+  };
 }
 
 /** Checks `value` against `limit` with `op` and names the goal. */

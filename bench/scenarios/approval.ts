@@ -128,30 +128,32 @@ export async function approvalScenario(bench: BenchServer, sizes: BenchSizes): P
    * workflow (tenant scope and run id) and signing, inside the clock; otherwise the run id is read
    * and the assertion signed before the clock starts.
    */
-  const directRound = (asApi: boolean) => async (i: number): Promise<{ ms: number; httpMs: number }> => {
-    const requestId = `appr-direct${asApi ? '-api' : ''}-${run}-${i}`;
-    const { handle, digest, workflow } = await submitPending(requestId, i);
-    const sign = async (runId: string) =>
-      bench.keys.decisions.sign({
-        sub: BENCH_APPROVER.id,
-        tenant: BENCH_APPROVER.tenant,
-        groups: BENCH_APPROVER.groups,
-        request_id: requestId,
-        workflow_id: workflow.workflowId,
-        run_id: runId,
-        digest,
-        decision: 'approve',
-        channel: 'api',
-      });
-    const early = asApi ? undefined : await sign((await workflow.describe()).runId);
-    const t0 = performance.now();
-    const assertion = early ?? (await sign((await workflow.describe()).runId));
-    await workflow.executeUpdate(decideUpdate, { args: [{ assertion }] });
-    const httpMs = since(t0);
-    const startedAt = await signals.wait(`start:${requestId}`);
-    await completedOutcome(handle, requestId);
-    return { ms: startedAt - t0, httpMs };
-  };
+  const directRound =
+    (asApi: boolean) =>
+    async (i: number): Promise<{ ms: number; httpMs: number }> => {
+      const requestId = `appr-direct${asApi ? '-api' : ''}-${run}-${i}`;
+      const { handle, digest, workflow } = await submitPending(requestId, i);
+      const sign = async (runId: string) =>
+        bench.keys.decisions.sign({
+          sub: BENCH_APPROVER.id,
+          tenant: BENCH_APPROVER.tenant,
+          groups: BENCH_APPROVER.groups,
+          request_id: requestId,
+          workflow_id: workflow.workflowId,
+          run_id: runId,
+          digest,
+          decision: 'approve',
+          channel: 'api',
+        });
+      const early = asApi ? undefined : await sign((await workflow.describe()).runId);
+      const t0 = performance.now();
+      const assertion = early ?? (await sign((await workflow.describe()).runId));
+      await workflow.executeUpdate(decideUpdate, { args: [{ assertion }] });
+      const httpMs = since(t0);
+      const startedAt = await signals.wait(`start:${requestId}`);
+      await completedOutcome(handle, requestId);
+      return { ms: startedAt - t0, httpMs };
+    };
 
   const systems = [
     { name: 'toolgate (HTTP decision → tool activity starts)', round: toolgateRound },
@@ -180,8 +182,18 @@ export async function approvalScenario(bench: BenchServer, sizes: BenchSizes): P
     await gw.close();
     await bare.close();
   }
-  const summaries = samples.map((s) => summarize(s, s.reduce((a, b) => a + b, 0)));
-  const replySummaries = replies.map((s) => summarize(s, s.reduce((a, b) => a + b, 0)));
+  const summaries = samples.map((s) =>
+    summarize(
+      s,
+      s.reduce((a, b) => a + b, 0),
+    ),
+  );
+  const replySummaries = replies.map((s) =>
+    summarize(
+      s,
+      s.reduce((a, b) => a + b, 0),
+    ),
+  );
   const [tg, base, direct, asApi] = summaries;
   if (!tg || !base) throw new Error('missing summaries');
   log(

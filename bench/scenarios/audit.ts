@@ -25,9 +25,16 @@ export async function auditScenario(sizes: BenchSizes): Promise<ScenarioResult> 
     name: 'Audit export and verify',
     baseline: 'parse + SHA-256 of the same lines',
     ratioOf: 'records/s',
-    rows: [row('toolgate audit verify', t.verifySeconds), row('toolgate audit export', t.exportSeconds), row('baseline: JSON.parse + SHA-256 per line', t.baselineSeconds), row(proposed, t.experiments[proposed] ?? Number.NaN)],
+    rows: [
+      row('toolgate audit verify', t.verifySeconds),
+      row('toolgate audit export', t.exportSeconds),
+      row('baseline: JSON.parse + SHA-256 per line', t.baselineSeconds),
+      row(proposed, t.experiments[proposed] ?? Number.NaN),
+    ],
     goals: [goal('verify records/s / parse+hash records/s', ratio(rate(t.verifySeconds), base), '>=', 0.5)],
-    notes: [`${t.records.toLocaleString('en-US')} records, ${(t.bytes / 2 ** 20).toFixed(1)} MiB, ${t.lines} lines (records plus header and signed checkpoints).`],
+    notes: [
+      `${t.records.toLocaleString('en-US')} records, ${(t.bytes / 2 ** 20).toFixed(1)} MiB, ${t.lines} lines (records plus header and signed checkpoints).`,
+    ],
     durationMs: since(started),
   };
 }

@@ -132,7 +132,9 @@ async function waitForCount(client: Client, query: string, expected: number, tim
     if (count > expected) throw new Error(`${label}: ${count} executions match, expected ${expected}`);
     if (Date.now() > deadline) {
       const others = await client.workflow.count(`ToolgateTenant = '${TENANT}' AND ToolgateStatus != 'pending_approval'`);
-      throw new Error(`${label}: only ${count}/${expected} after ${Math.round(timeoutMs / 1000)} s (${others.count} of the tenant's requests in another state)`);
+      throw new Error(
+        `${label}: only ${count}/${expected} after ${Math.round(timeoutMs / 1000)} s (${others.count} of the tenant's requests in another state)`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
@@ -150,7 +152,10 @@ async function listOverHttp(api: BenchApi, token: string): Promise<Answer> {
   const text = await response.text();
   if (response.status !== 200) throw new Error(`GET /v1/approvals answered ${response.status}: ${text.slice(0, 300)}`);
   const { items } = JSON.parse(text) as { items: { requestId: string; tool: string; eligibleGroups: string[] }[] };
-  return { items: items.length, wrong: items.filter((item) => item.tool !== 'bench_pay' || !item.eligibleGroups.includes('finance')).map((item) => item.requestId) };
+  return {
+    items: items.length,
+    wrong: items.filter((item) => item.tool !== 'bench_pay' || !item.eligibleGroups.includes('finance')).map((item) => item.requestId),
+  };
 }
 
 /** The same visibility query, straight to the server. */
@@ -177,7 +182,12 @@ interface OldWay {
  * workflow (in visibility order, `concurrency` at once) until `PAGE` requests the approver may
  * decide are found. Needs a running worker.
  */
-async function oldListing(client: Client, concurrency: number, budgetMs: number, onQuery: (ms: number) => void): Promise<{ ms: number; found: number; asked: number; of: number; complete: boolean }> {
+async function oldListing(
+  client: Client,
+  concurrency: number,
+  budgetMs: number,
+  onQuery: (ms: number) => void,
+): Promise<{ ms: number; found: number; asked: number; of: number; complete: boolean }> {
   const t0 = performance.now();
   const ids: string[] = [];
   let nextPageToken: Uint8Array | undefined;
@@ -252,7 +262,10 @@ export async function listingScenario(bench: BenchServer, sizes: BenchSizes): Pr
       { sub: BENCH_ACTOR.id, tenant: TENANT, environment: BENCH_ENVIRONMENT, roles: BENCH_ACTOR.roles },
       { privateKeyPem: keys.identityPrivateKeyPem, ttlSeconds: 6 * 3600 },
     );
-    const approverToken = await issueApproverToken({ sub: APPROVER.id, tenant: APPROVER.tenant, groups: [...APPROVER.groups] }, { privateKeyPem: keys.identityPrivateKeyPem, ttlSeconds: 6 * 3600 });
+    const approverToken = await issueApproverToken(
+      { sub: APPROVER.id, tenant: APPROVER.tenant, groups: [...APPROVER.groups] },
+      { privateKeyPem: keys.identityPrivateKeyPem, ttlSeconds: 6 * 3600 },
+    );
     const agent = new ToolGateway({ url: api.apiUrl, token: agentToken });
 
     // The population, through the front door: every `step`-th request is finance's (bench_pay), the rest manager's.
@@ -271,14 +284,21 @@ export async function listingScenario(bench: BenchServer, sizes: BenchSizes): Pr
     let created = 0;
     for (let c = 1; c <= chunks; c++) {
       const upTo = Math.round((sizes.listing.n * c) / chunks);
-      await pool(Array.from({ length: upTo - created }, (_, k) => created + k), concurrency, submit, `listing: creating pending requests ${created}..${upTo}`);
+      await pool(
+        Array.from({ length: upTo - created }, (_, k) => created + k),
+        concurrency,
+        submit,
+        `listing: creating pending requests ${created}..${upTo}`,
+      );
       created = upTo;
       await waitForCount(bench.client, pendingQuery, created, 10 * 60_000, 'listing: waiting for approval');
       // Fill the budget: stop when the next chunk, at the rate so far, would end beyond it.
       const nextEndsMs = (since(t0) / created) * Math.round((sizes.listing.n * (c + 1)) / chunks);
       if (c < chunks && nextEndsMs > budgetSeconds * 1000) {
         const missing = Array.from({ length: eligible }, (_, k) => k * step).filter((i) => i >= created);
-        log(`  listing: stopping at ${created} of ${sizes.listing.n} requests (${(created / (since(t0) / 1000)).toFixed(1)} pending/s; the next chunk would end beyond the ${budgetSeconds} s budget); adding the ${missing.length} finance requests not yet created`);
+        log(
+          `  listing: stopping at ${created} of ${sizes.listing.n} requests (${(created / (since(t0) / 1000)).toFixed(1)} pending/s; the next chunk would end beyond the ${budgetSeconds} s budget); adding the ${missing.length} finance requests not yet created`,
+        );
         await pool(missing, concurrency, submit, 'listing: creating the remaining finance requests');
         created += missing.length;
         await waitForCount(bench.client, pendingQuery, created, 10 * 60_000, 'listing: waiting for approval');
@@ -326,7 +346,9 @@ export async function listingScenario(bench: BenchServer, sizes: BenchSizes): Pr
     let fewestItems = Number.POSITIVE_INFINITY;
     const check = (system: string, answer: Answer): void => {
       if (answer.items !== eligible || answer.wrong.length > 0) {
-        throw new Error(`${system} listed ${answer.items} requests (${answer.wrong.length} not finance's: ${answer.wrong.slice(0, 3).join(', ')}), expected the ${eligible} finance requests`);
+        throw new Error(
+          `${system} listed ${answer.items} requests (${answer.wrong.length} not finance's: ${answer.wrong.slice(0, 3).join(', ')}), expected the ${eligible} finance requests`,
+        );
       }
     };
     for (let k = 0; k < warmup; k++) {
@@ -357,7 +379,9 @@ export async function listingScenario(bench: BenchServer, sizes: BenchSizes): Pr
     const otherRpcs = Object.entries(rpc).filter(([name]) => name !== 'listWorkflowExecutions');
     const listCalls = counter.count('listWorkflowExecutions');
     if (otherRpcs.length > 0 || listCalls !== 2 * iterations) {
-      throw new Error(`while listing, the Temporal client sent ${JSON.stringify(rpc)}; expected only ${2 * iterations} listWorkflowExecutions (one per listing)`);
+      throw new Error(
+        `while listing, the Temporal client sent ${JSON.stringify(rpc)}; expected only ${2 * iterations} listWorkflowExecutions (one per listing)`,
+      );
     }
 
     // Each system's rate over its own time (the two alternate, so the shared wall time would halve both).
@@ -398,7 +422,13 @@ export async function listingScenario(bench: BenchServer, sizes: BenchSizes): Pr
         note: old.cutShort
           ? `cut short by its ${oldBudgetSeconds} s budget after asking ${old.cutShort.asked} of ${old.cutShort.of} workflows (${old.found} eligible found); a complete listing projects to ${(old.cutShort.projectedMs / 1000).toFixed(1)} s`
           : `${old.listingsMs.length} complete listing(s), ${old.queries} workflow queries in all (${Math.round(old.queries / Math.max(1, old.listingsMs.length))} per listing)`,
-        extra: { listingsMs: old.listingsMs.map(round), queries: old.queries, meanQueryMs: round(old.queryMs / Math.max(1, old.queries)), cutShort: old.cutShort, rpc: oldRpc },
+        extra: {
+          listingsMs: old.listingsMs.map(round),
+          queries: old.queries,
+          meanQueryMs: round(old.queryMs / Math.max(1, old.queries)),
+          cutShort: old.cutShort,
+          rpc: oldRpc,
+        },
       },
     ];
     return {
@@ -413,7 +443,9 @@ export async function listingScenario(bench: BenchServer, sizes: BenchSizes): Pr
         goal('fewest items on a measured first page / requests the approver may decide', ratio(fewestItems, eligible), '>=', 1),
       ],
       notes: [
-        ...(n < sizes.listing.n ? [`Ran with ${n} of the ${sizes.listing.n} pending requests asked: creating more did not fit the ${budgetSeconds} s budget on this machine.`] : []),
+        ...(n < sizes.listing.n
+          ? [`Ran with ${n} of the ${sizes.listing.n} pending requests asked: creating more did not fit the ${budgetSeconds} s budget on this machine.`]
+          : []),
         `${n} requests created through the front door in ${(createMs / 1000).toFixed(1)} s; every ${step}th is a bench_pay request for group finance, the rest bench_change for group manager.`,
         `No workflow queries: the scenario's only worker was shut down before measuring, and the bench's Temporal client sent only ${JSON.stringify(rpc)} during the ${2 * iterations} measured listings (the same counter saw ${old.queries} queryWorkflow calls for the old way).`,
         `Every measured answer held exactly the ${eligible} finance requests (checked on each call, both systems). Listings are sequential, toolgate and direct alternating; the HTTP API runs in the bench process.`,

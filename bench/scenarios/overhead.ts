@@ -52,18 +52,51 @@ export async function overheadScenario(bench: BenchServer, sizes: BenchSizes): P
   const signedStart = async (requestId: string, n: number): Promise<{ workflowId: string; start: ToolRequestStart }> => {
     const request = JSON.parse(
       JSON.stringify(
-        ToolRequestSchema.parse({ requestId, actor: BENCH_ACTOR, tenant: BENCH_TENANT, environment: BENCH_ENVIRONMENT, tool: 'bench_echo', args: { ...args(n) } }),
+        ToolRequestSchema.parse({
+          requestId,
+          actor: BENCH_ACTOR,
+          tenant: BENCH_TENANT,
+          environment: BENCH_ENVIRONMENT,
+          tool: 'bench_echo',
+          args: { ...args(n) },
+        }),
       ),
     ) as ToolRequest;
     const workflowId = workflowIdFor(BENCH_TENANT, requestId);
     return { workflowId, start: { request, admission: await bench.keys.requests.sign(request, workflowId) } };
   };
   const systems: { name: string; call: (n: number) => Promise<unknown> }[] = [
-    { name: 'toolgate (ToolGateway.call over HTTP → front door)', call: (n) => gw.gateway.call({ requestId: `ovh-${run}-${n}`, tool: 'bench_echo', args: { ...args(n) } }) },
-    { name: 'bare workflow, 1 activity', call: (n) => client.workflow.execute('bareActivity', { taskQueue: bareQueue, workflowId: `ovh-bare-${run}-${n}`, args: [args(n)] }) },
-    { name: 'bare workflow, 1 local activity', call: (n) => client.workflow.execute('bareLocalActivity', { taskQueue: bareQueue, workflowId: `ovh-local-${run}-${n}`, args: [args(n)] }) },
-    { name: 'empty workflow, no activity (engine floor)', call: (n) => client.workflow.execute('bareEmpty', { taskQueue: bareQueue, workflowId: `ovh-empty-${run}-${n}`, args: [args(n)] }) },
-    { name: 'tool function called directly', call: (n) => tool({ args: { ...args(n) }, idempotencyKey: `k-${n}`, runAs: 'svc-bench', requestId: `d-${n}`, tenant: BENCH_TENANT, tool: 'bench_echo', attempt: 1, signal: new AbortController().signal, deadline: new Date(Date.now() + 60_000) }) },
+    {
+      name: 'toolgate (ToolGateway.call over HTTP → front door)',
+      call: (n) => gw.gateway.call({ requestId: `ovh-${run}-${n}`, tool: 'bench_echo', args: { ...args(n) } }),
+    },
+    {
+      name: 'bare workflow, 1 activity',
+      call: (n) => client.workflow.execute('bareActivity', { taskQueue: bareQueue, workflowId: `ovh-bare-${run}-${n}`, args: [args(n)] }),
+    },
+    {
+      name: 'bare workflow, 1 local activity',
+      call: (n) => client.workflow.execute('bareLocalActivity', { taskQueue: bareQueue, workflowId: `ovh-local-${run}-${n}`, args: [args(n)] }),
+    },
+    {
+      name: 'empty workflow, no activity (engine floor)',
+      call: (n) => client.workflow.execute('bareEmpty', { taskQueue: bareQueue, workflowId: `ovh-empty-${run}-${n}`, args: [args(n)] }),
+    },
+    {
+      name: 'tool function called directly',
+      call: (n) =>
+        tool({
+          args: { ...args(n) },
+          idempotencyKey: `k-${n}`,
+          runAs: 'svc-bench',
+          requestId: `d-${n}`,
+          tenant: BENCH_TENANT,
+          tool: 'bench_echo',
+          attempt: 1,
+          signal: new AbortController().signal,
+          deadline: new Date(Date.now() + 60_000),
+        }),
+    },
     {
       // The front door without HTTP: no fetch, no express, no token check; admit() still signs, starts with search attributes and describes.
       name: 'diagnostic: front door admit() in process, no HTTP',
@@ -136,7 +169,9 @@ export async function overheadScenario(bench: BenchServer, sizes: BenchSizes): P
   log(
     `  toolgate p50 ${ms(tg.p50)} ms (p99 ${ms(tg.p99)}): ${ratiosOf(tg)
       .map((r) => `${r.p50}× ${r.baseline}`)
-      .join(', ')}; HTTP + token ${ms(tg.p50 - (inProcess?.p50 ?? Number.NaN))} ms, front door's describe() and search attributes ${ms((inProcess?.p50 ?? Number.NaN) - (viaClient?.p50 ?? Number.NaN))} ms (p50 differences)`,
+      .join(
+        ', ',
+      )}; HTTP + token ${ms(tg.p50 - (inProcess?.p50 ?? Number.NaN))} ms, front door's describe() and search attributes ${ms((inProcess?.p50 ?? Number.NaN) - (viaClient?.p50 ?? Number.NaN))} ms (p50 differences)`,
   );
   return {
     id: 1,
@@ -144,7 +179,10 @@ export async function overheadScenario(bench: BenchServer, sizes: BenchSizes): P
     baseline: 'bare workflow, 1 activity',
     ratioOf: 'p50',
     rows,
-    goals: [goal('toolgate p50 / bare 1-activity p50', ratio(tg.p50, base.p50), '<=', 1.15), goal('toolgate p99 / bare 1-activity p99', ratio(tg.p99, base.p99), '<=', 1.3)],
+    goals: [
+      goal('toolgate p50 / bare 1-activity p50', ratio(tg.p50, base.p50), '<=', 1.15),
+      goal('toolgate p99 / bare 1-activity p99', ratio(tg.p99, base.p99), '<=', 1.3),
+    ],
     notes: [
       `${sizes.overhead.iterations} calls per system after ${sizes.overhead.warmup} warm-up rounds, one at a time, systems interleaved.`,
       'toolgate is measured as an agent calls it: one HTTP POST with the agent token (waiting for the outcome) to the front door, which signs the request assertion and starts the workflow; the workflow loads its trust anchors (local activity), verifies the assertion, evaluates policy (local activity) and runs the tool (activity).',

@@ -179,7 +179,9 @@ export async function phase(
       // (never before 4× the cache, so flatness beyond the cache is still measured).
       const projectedMs = (since(t0) / upTo) * n * 2.2;
       if (limits.budgetMs !== undefined && c < checkpoints && upTo >= 4 * maxCachedWorkflows && projectedMs > limits.budgetMs) {
-        log(`  pending ${kind}: stopping at ${upTo} of ${n} requests (projected ${Math.round(projectedMs / 1000)} s > budget ${Math.round(limits.budgetMs / 1000)} s)`);
+        log(
+          `  pending ${kind}: stopping at ${upTo} of ${n} requests (projected ${Math.round(projectedMs / 1000)} s > budget ${Math.round(limits.budgetMs / 1000)} s)`,
+        );
         n = upTo;
         break;
       }
@@ -221,7 +223,9 @@ export async function phase(
       `pending ${kind}: resolving after restart`,
     );
     const resolveMs = since(t1);
-    log(`  pending ${kind}: ${resolved}/${n} resolved in ${(resolveMs / 1000).toFixed(1)} s after the restart (decision p50 ${summarize(decisionMs, 1).p50.toFixed(0)} ms, p99 ${summarize(decisionMs, 1).p99.toFixed(0)} ms)`);
+    log(
+      `  pending ${kind}: ${resolved}/${n} resolved in ${(resolveMs / 1000).toFixed(1)} s after the restart (decision p50 ${summarize(decisionMs, 1).p50.toFixed(0)} ms, p99 ${summarize(decisionMs, 1).p99.toFixed(0)} ms)`,
+    );
     return { n, samples, before, startMs, resolveMs, resolved, decision: summarize(decisionMs, resolveMs), completion: summarize(completionMs, resolveMs) };
   } finally {
     await worker.stop();
@@ -249,7 +253,11 @@ export async function pendingScenario(bench: BenchServer, sizes: BenchSizes): Pr
 
     const perRequest = (p: PhaseResult) => {
       const last = p.samples.at(-1) ?? p.before;
-      return { server: (last.serverRss - p.before.serverRss) / n, worker: (last.worker.rss - p.before.worker.rss) / n, heap: (last.worker.heapUsed - p.before.worker.heapUsed) / n };
+      return {
+        server: (last.serverRss - p.before.serverRss) / n,
+        worker: (last.worker.rss - p.before.worker.rss) / n,
+        heap: (last.worker.heapUsed - p.before.worker.heapUsed) / n,
+      };
     };
     /**
      * Worker RSS growth per pending request once the cache is full, as a fraction of what a cached
@@ -306,7 +314,11 @@ export async function pendingScenario(bench: BenchServer, sizes: BenchSizes): Pr
         goal('requests resolved after the worker restart / N', ratio(tg.resolved, n), '>=', 1),
       ],
       notes: [
-        ...(n < sizes.pending.n ? [`Ran ${n} of the ${sizes.pending.n} requests asked: the toolgate phase's projected time exceeded its ${sizes.pending.budgetSeconds} s budget on this machine.`] : []),
+        ...(n < sizes.pending.n
+          ? [
+              `Ran ${n} of the ${sizes.pending.n} requests asked: the toolgate phase's projected time exceeded its ${sizes.pending.budgetSeconds} s budget on this machine.`,
+            ]
+          : []),
         `maxCachedWorkflows = ${maxCachedWorkflows}; worker in its own process, RSS read after a main-thread GC; server RSS from /proc/<pid>/status.`,
         `Bare: RSS per request beyond the cache ${(bareBeyond.beyond / KiB).toFixed(1)} KiB vs ${(bareBeyond.perCached / KiB).toFixed(0)} KiB per cached workflow (fraction ${bareBeyond.fraction}).`,
         'Latency columns: from the decision being sent (after the worker restart) to the workflow completing, with the given concurrency.',

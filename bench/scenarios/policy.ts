@@ -220,7 +220,13 @@ function measure(engine: Engine, sample: ToolRequest[], maxMs: number): { summar
     latencies.push(performance.now() - start);
     if (performance.now() - t0 > maxMs) break;
   }
-  return { summary: summarize(latencies, latencies.reduce((a, b) => a + b, 0)), outcomes };
+  return {
+    summary: summarize(
+      latencies,
+      latencies.reduce((a, b) => a + b, 0),
+    ),
+    outcomes,
+  };
 }
 
 export async function policyScenario(sizes: BenchSizes): Promise<ScenarioResult> {
@@ -248,7 +254,9 @@ export async function policyScenario(sizes: BenchSizes): Promise<ScenarioResult>
     const floor = peers.find((peer) => peer.engine.name === FLOOR);
     if (!floor) throw new Error('no floor result');
     for (const library of peers.filter((peer) => peer !== floor)) {
-      notes.push(`${n} tools: toolgate p50 ÷ ${library.engine.name} p50 = 1/${ratio(library.summary.p50, tg.summary.p50)} (toolgate is that many times faster).`);
+      notes.push(
+        `${n} tools: toolgate p50 ÷ ${library.engine.name} p50 = 1/${ratio(library.summary.p50, tg.summary.p50)} (toolgate is that many times faster).`,
+      );
     }
     for (const result of results) {
       const agree = result.outcomes.filter((outcome, i) => outcome === tg.outcomes[i]).length;
@@ -284,7 +292,10 @@ export async function policyScenario(sizes: BenchSizes): Promise<ScenarioResult>
     ratioOf: 'p50',
     rows,
     goals,
-    notes: [`${sizes.policy.decisions} decisions per engine and size (at most ${sizes.policy.maxSecondsPerEngine} s), each timed alone; one CEL rule per tool.`, ...notes],
+    notes: [
+      `${sizes.policy.decisions} decisions per engine and size (at most ${sizes.policy.maxSecondsPerEngine} s), each timed alone; one CEL rule per tool.`,
+      ...notes,
+    ],
     durationMs: since(started),
   };
 }

@@ -73,7 +73,9 @@ async function ramp(label: string, sizes: BenchSizes, call: (n: number) => Promi
   for (let i = 0; i < sizes.throughput.maxSteps; i++) {
     const step = await runStep(rate, sizes, call, label, i * 100_000);
     steps.push(step);
-    log(`  ${label}: ${rate}/s → p50 ${step.latency.p50.toFixed(1)} ms, p99 ${step.latency.p99.toFixed(1)} ms, ${step.inFlightAtEnd} in flight at end: ${step.sustained ? 'sustained' : 'NOT sustained'}`);
+    log(
+      `  ${label}: ${rate}/s → p50 ${step.latency.p50.toFixed(1)} ms, p99 ${step.latency.p99.toFixed(1)} ms, ${step.inFlightAtEnd} in flight at end: ${step.sustained ? 'sustained' : 'NOT sustained'}`,
+    );
     await new Promise((resolve) => setTimeout(resolve, 1000));
     if (!step.sustained) break;
     rate = Math.round(rate * sizes.throughput.factor);
@@ -86,7 +88,9 @@ async function ramp(label: string, sizes: BenchSizes, call: (n: number) => Promi
     if (!Number.isFinite(high) || low === 0 || mid <= low || mid >= high) break;
     const step = await runStep(mid, sizes, call, label, (steps.length + 1) * 100_000);
     steps.push(step);
-    log(`  ${label}: ${mid}/s → p50 ${step.latency.p50.toFixed(1)} ms, p99 ${step.latency.p99.toFixed(1)} ms, ${step.inFlightAtEnd} in flight at end: ${step.sustained ? 'sustained' : 'NOT sustained'} (refining)`);
+    log(
+      `  ${label}: ${mid}/s → p50 ${step.latency.p50.toFixed(1)} ms, p99 ${step.latency.p99.toFixed(1)} ms, ${step.inFlightAtEnd} in flight at end: ${step.sustained ? 'sustained' : 'NOT sustained'} (refining)`,
+    );
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
   return steps;
@@ -106,16 +110,18 @@ export async function throughputScenario(bench: BenchServer, sizes: BenchSizes):
     bareSteps = await ramp('bare', sizes, (n) =>
       bench.client.workflow.execute('bareActivity', { taskQueue: bareQueue, workflowId: `tput-bare-${run}-${n}`, args: [{ n, text: 'open loop' }] }),
     );
-    tgSteps = await ramp('toolgate', sizes, (n) =>
-      gw.gateway.call({ requestId: `tput-${run}-${n}`, tool: 'bench_echo', args: { n, text: 'open loop' } }),
-    );
+    tgSteps = await ramp('toolgate', sizes, (n) => gw.gateway.call({ requestId: `tput-${run}-${n}`, tool: 'bench_echo', args: { n, text: 'open loop' } }));
   } finally {
     await gw.close();
     await bare.close();
   }
   const bareMax = maxSustained(bareSteps);
   const tgMax = maxSustained(tgSteps);
-  const best = (steps: Step[]): Step | undefined => steps.filter((s) => s.sustained).sort((a, b) => a.rate - b.rate).at(-1) ?? steps[0];
+  const best = (steps: Step[]): Step | undefined =>
+    steps
+      .filter((s) => s.sustained)
+      .sort((a, b) => a.rate - b.rate)
+      .at(-1) ?? steps[0];
   const row = (system: string, steps: Step[], max: number) => {
     const at = best(steps);
     return {
@@ -135,10 +141,7 @@ export async function throughputScenario(bench: BenchServer, sizes: BenchSizes):
     name: 'Sustained throughput (open loop)',
     baseline: 'bare workflow, 1 activity',
     ratioOf: 'max sustained rate',
-    rows: [
-      row('toolgate (ToolGateway.call over HTTP → front door)', tgSteps, tgMax),
-      row('bare workflow, 1 activity', bareSteps, bareMax),
-    ],
+    rows: [row('toolgate (ToolGateway.call over HTTP → front door)', tgSteps, tgMax), row('bare workflow, 1 activity', bareSteps, bareMax)],
     goals: [goal('toolgate max sustained rate / bare', ratio(tgMax, bareMax), '>=', 0.8)],
     notes: [
       `Steps of ${sizes.throughput.stepSeconds} s from ${sizes.throughput.startRate}/s, ×${sizes.throughput.factor} per step, then ${sizes.throughput.refineSteps} bisection steps; latencies shown at the highest sustained rate.`,

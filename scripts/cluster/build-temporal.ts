@@ -106,7 +106,10 @@ function goAvailable(): string | undefined {
 }
 
 /** Builds (or reuses) the binaries and the schema copy; returns the paths. */
-export async function buildTemporalServer({ version = TEMPORAL_SERVER_VERSION, force = false }: { version?: string; force?: boolean } = {}): Promise<TemporalServerPaths> {
+export async function buildTemporalServer({
+  version = TEMPORAL_SERVER_VERSION,
+  force = false,
+}: { version?: string; force?: boolean } = {}): Promise<TemporalServerPaths> {
   const paths = temporalServerHome(version);
   const schemaReady = existsSync(join(paths.schemaDir, 'temporal', 'versioned')) && existsSync(join(paths.schemaDir, 'visibility', 'versioned'));
   if (!force && isExecutableFile(paths.sqlTool) && isExecutableFile(paths.server) && serverAnswersPin(paths.server, version) && schemaReady) {

@@ -67,7 +67,8 @@ async function main(): Promise<void> {
       for (const api of cluster.apis) {
         const response = await fetch(`${api.url}/v1/agent`, { headers: { authorization: `Bearer ${token}` } });
         const body = (await response.json()) as { id?: string };
-        if (response.status !== 200 || body.id !== 'cluster-check') throw new Error(`${api.name} answered ${response.status} ${JSON.stringify(body)} to GET /v1/agent`);
+        if (response.status !== 200 || body.id !== 'cluster-check')
+          throw new Error(`${api.name} answered ${response.status} ${JSON.stringify(body)} to GET /v1/agent`);
         progress(`${api.name} knows the agent token: ${JSON.stringify(body)}`);
       }
       const created = cluster.createdKeyFiles();

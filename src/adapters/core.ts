@@ -104,7 +104,13 @@ export async function scopeOf(options: Pick<AdapterOptions, 'gateway' | 'scope'>
  * Builds the front-door request of one tool call: the tool, its arguments, an optional id, reason
  * and provenance — nothing about who asks.
  */
-export function toolRequest(options: Pick<AdapterOptions, 'toolName' | 'reason'>, tool: string, args: unknown, requestId?: string, provenance?: Provenance): ToolCallInput {
+export function toolRequest(
+  options: Pick<AdapterOptions, 'toolName' | 'reason'>,
+  tool: string,
+  args: unknown,
+  requestId?: string,
+  provenance?: Provenance,
+): ToolCallInput {
   return {
     ...(requestId !== undefined && { requestId }),
     tool: options.toolName?.(tool) ?? tool,
@@ -132,7 +138,10 @@ export interface ProvenanceCall<Context = unknown> {
 export type ProvenanceOption<Context = unknown> = Provenance | ((call: ProvenanceCall<Context>) => Provenance | undefined | Promise<Provenance | undefined>);
 
 /** The provenance `option` gives for `call`. */
-export async function resolveProvenance<Context>(option: ProvenanceOption<Context> | undefined, call: ProvenanceCall<Context>): Promise<Provenance | undefined> {
+export async function resolveProvenance<Context>(
+  option: ProvenanceOption<Context> | undefined,
+  call: ProvenanceCall<Context>,
+): Promise<Provenance | undefined> {
   if (option === undefined) return undefined;
   return typeof option === 'function' ? option(call) : option;
 }

@@ -21,16 +21,10 @@ export interface GatewayCallOptions extends Pick<RunOptions, 'onProgress' | 'sig
 }
 
 /** A tool call through the gateway, resolving to the value to hand the model. */
-export type GatewayFunction<Args extends Record<string, unknown> = Record<string, unknown>> = (
-  args: Args,
-  call?: GatewayCallOptions,
-) => Promise<unknown>;
+export type GatewayFunction<Args extends Record<string, unknown> = Record<string, unknown>> = (args: Args, call?: GatewayCallOptions) => Promise<unknown>;
 
 /** Wraps one toolgate tool as an async function for any agent runtime. */
-export function gatewayFunction<Args extends Record<string, unknown> = Record<string, unknown>>(
-  tool: string,
-  options: AdapterOptions,
-): GatewayFunction<Args> {
+export function gatewayFunction<Args extends Record<string, unknown> = Record<string, unknown>>(tool: string, options: AdapterOptions): GatewayFunction<Args> {
   return async (args, call = {}) => {
     const requestId = call.requestId ?? (call.callId !== undefined ? requestIdForToolCall(await scopeOf(options), call.callId) : undefined);
     const result = await runRequest(options.gateway, toolRequest(options, tool, args, requestId, call.provenance), {
@@ -48,5 +42,10 @@ export function gatewayFunction<Args extends Record<string, unknown> = Record<st
  */
 export function gatewayRequestChecker(options: AdapterOptions): (requestId: string, call?: Pick<RunOptions, 'signal'>) => Promise<unknown> {
   return async (requestId, call = {}) =>
-    resultForModel(await checkRequest(options.gateway, requestId, { wait: options.wait === Number.POSITIVE_INFINITY ? 0 : (options.wait ?? 0), ...(call.signal && { signal: call.signal }) }));
+    resultForModel(
+      await checkRequest(options.gateway, requestId, {
+        wait: options.wait === Number.POSITIVE_INFINITY ? 0 : (options.wait ?? 0),
+        ...(call.signal && { signal: call.signal }),
+      }),
+    );
 }

@@ -156,7 +156,11 @@ export class ToolgateAgents {
    * pending requests, when people have not decided within `wait`, or when an interruption of a
    * tool toolgate does not govern needs the application (decide it, then call `run(agent, result.state)`).
    */
-  async run<A extends Agent<any, any>>(agent: A, input: Parameters<typeof run>[1], options?: { maxTurns?: number; context?: unknown }): Promise<ToolgateRunResult<A>> {
+  async run<A extends Agent<any, any>>(
+    agent: A,
+    input: Parameters<typeof run>[1],
+    options?: { maxTurns?: number; context?: unknown },
+  ): Promise<ToolgateRunResult<A>> {
     let result = (await run(agent, input, options as never)) as RunResult<any, A>;
     for (;;) {
       if (result.interruptions.length === 0) return { result, pending: [] };

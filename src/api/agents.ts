@@ -65,7 +65,10 @@ export const AgentRequestBodySchema = z.strictObject({
   actor: ActorSchema.extend({ id: z.string({ error: 'actor.id must be a string' }).max(512) }).optional(),
   tenant: ToolRequestInputSchema.shape.tenant.optional(),
   environment: ToolRequestInputSchema.shape.environment.optional(),
-  onBehalfOf: z.array(PrincipalSchema.extend({ id: z.string({ error: 'onBehalfOf[].id must be a string' }).max(512) })).max(8).optional(),
+  onBehalfOf: z
+    .array(PrincipalSchema.extend({ id: z.string({ error: 'onBehalfOf[].id must be a string' }).max(512) }))
+    .max(8)
+    .optional(),
 });
 type AgentRequestBody = z.infer<typeof AgentRequestBodySchema>;
 
@@ -113,7 +116,15 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
    * 200 with where it stands. `known` is the server's view if the caller just read it; after a
    * wait it is read again. Only a request waiting for approval costs a query (a worker answers).
    */
-  const answer = async (req: Request, res: Response, requestId: string, handle: WorkflowHandle, waitSeconds: number, submitted: boolean, known: RequestSummary) => {
+  const answer = async (
+    req: Request,
+    res: Response,
+    requestId: string,
+    handle: WorkflowHandle,
+    waitSeconds: number,
+    submitted: boolean,
+    known: RequestSummary,
+  ) => {
     let summary: RequestSummary | undefined = known;
     if (known.running && waitSeconds > 0) {
       const waited = await outcomeWithin(handle, waitSeconds * 1000);
@@ -128,7 +139,11 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
       res.status(200).json(outcomeView(requestId, await finalOutcome(handle, requestId, (req as Authed).agent as AgentIdentity, summary?.tool)));
       return;
     }
-    let view: AgentRequestView = { requestId, state: (summary.state ?? 'evaluating') as AgentRequestView['state'], ...(summary.tool ? { tool: summary.tool } : {}) };
+    let view: AgentRequestView = {
+      requestId,
+      state: (summary.state ?? 'evaluating') as AgentRequestView['state'],
+      ...(summary.tool ? { tool: summary.tool } : {}),
+    };
     if (view.state === 'pending_approval') {
       // The details come from the workflow; when no worker answers in time, the server's view stands.
       try {
@@ -143,7 +158,10 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
       }
     }
     const url = statusUrl(req, requestId);
-    res.status(submitted ? 202 : 200).set('Location', url).json({ ...view, statusUrl: url });
+    res
+      .status(submitted ? 202 : 200)
+      .set('Location', url)
+      .json({ ...view, statusUrl: url });
   };
 
   router.post('/', async (req: Authed, res) => {
@@ -164,7 +182,10 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
     const mismatched = identityMismatches(agent, { actor, tenant, environment, onBehalfOf });
     if (mismatched.length > 0) {
       refusedAttempts.inc({ surface: 'agent_api', code: 'identity_mismatch' });
-      logger.warn({ event: 'identity_mismatch', agent: agent.id, tenant: agent.tenant, fields: mismatched, claimed: { actor, tenant, environment } }, 'agent request refused: the body names another identity than the token');
+      logger.warn(
+        { event: 'identity_mismatch', agent: agent.id, tenant: agent.tenant, fields: mismatched, claimed: { actor, tenant, environment } },
+        'agent request refused: the body names another identity than the token',
+      );
       throw new AgentApiError(
         403,
         'identity_mismatch',
@@ -174,7 +195,10 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
     }
     if (agent.tools && !agent.tools.includes(fields.tool)) {
       refusedAttempts.inc({ surface: 'agent_api', code: 'tool_not_granted' });
-      logger.warn({ event: 'tool_not_granted', agent: agent.id, tenant: agent.tenant, tool: fields.tool }, 'agent request refused: the token does not grant this tool');
+      logger.warn(
+        { event: 'tool_not_granted', agent: agent.id, tenant: agent.tenant, tool: fields.tool },
+        'agent request refused: the token does not grant this tool',
+      );
       throw new AgentApiError(403, 'tool_not_granted', `this agent's token does not grant the tool ${fields.tool}`, ['tool']);
     }
     let admitted;
@@ -274,7 +298,10 @@ async function finalOutcome(handle: WorkflowHandle, requestId: string, agent: Ag
       policyDigest: '',
       approvals: [],
       status: 'failed',
-      error: { type: 'RequestEnded', message: 'the request ended without an outcome (terminated or failed by an operator); whether the tool ran is in its audit record' },
+      error: {
+        type: 'RequestEnded',
+        message: 'the request ended without an outcome (terminated or failed by an operator); whether the tool ran is in its audit record',
+      },
     };
   }
 }

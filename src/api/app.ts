@@ -122,13 +122,16 @@ export function createApiApp(deps: ApiDeps): express.Express {
   const checkTemporal = (): Promise<{ ok: boolean; detail: string }> => {
     if (health && Date.now() - health.at < 1_000) return health.answer;
     const namespace = client.options.namespace;
-    const answer = client.workflowService
-      .describeNamespace({ namespace })
-      .then(
-        () => ({ ok: true, detail: `namespace ${namespace} described` }),
-        (err: unknown) => ({ ok: false, detail: `Temporal did not describe namespace ${namespace}: ${(err as Error).message}` }),
-      );
-    const bounded = Promise.race([answer, new Promise<{ ok: boolean; detail: string }>((resolve) => setTimeout(() => resolve({ ok: false, detail: 'Temporal did not answer within 2 s' }), 2_000).unref())]);
+    const answer = client.workflowService.describeNamespace({ namespace }).then(
+      () => ({ ok: true, detail: `namespace ${namespace} described` }),
+      (err: unknown) => ({ ok: false, detail: `Temporal did not describe namespace ${namespace}: ${(err as Error).message}` }),
+    );
+    const bounded = Promise.race([
+      answer,
+      new Promise<{ ok: boolean; detail: string }>((resolve) =>
+        setTimeout(() => resolve({ ok: false, detail: 'Temporal did not answer within 2 s' }), 2_000).unref(),
+      ),
+    ]);
     health = { at: Date.now(), answer: bounded };
     return bounded;
   };
@@ -248,7 +251,10 @@ export function createApiApp(deps: ApiDeps): express.Express {
           isResourceExhausted(err);
         if (!retryable || attempt >= DECISION_ATTEMPTS) {
           if (type === FailureTypes.UntrustedSigningKey || type === FailureTypes.UnverifiedDecision) {
-            logger.error({ requestId, type, err: (cause as Error).message }, 'the workflow does not accept this API\'s decision signatures; check TOOLGATE_TRUSTED_DECISION_KEYS on the workers');
+            logger.error(
+              { requestId, type, err: (cause as Error).message },
+              "the workflow does not accept this API's decision signatures; check TOOLGATE_TRUSTED_DECISION_KEYS on the workers",
+            );
             throw new HttpError(503, 'decision_not_verified', 'the gateway could not get this decision verified; retry shortly', undefined, 5);
           }
           if (isResourceExhausted(err)) throw new HttpError(503, 'busy', 'too many decisions for this request at once; retry shortly', undefined, 1);
@@ -347,7 +353,12 @@ export function createApiApp(deps: ApiDeps): express.Express {
     const body = PreviewBodySchema.safeParse(req.body ?? {});
     if (!body.success) {
       const issues = formatIssues(body.error);
-      throw new HttpError(400, 'invalid_body', issues.join('; '), issues.map((issue) => issue.split(':')[0] ?? ''));
+      throw new HttpError(
+        400,
+        'invalid_body',
+        issues.join('; '),
+        issues.map((issue) => issue.split(':')[0] ?? ''),
+      );
     }
     const status = await loadStatus(requestIdParam(req), approver, 'api');
     const view = approvalView(status, approver);
@@ -368,7 +379,13 @@ export function createApiApp(deps: ApiDeps): express.Express {
     });
     logger.info({ requestId: status.requestId, approver: approver.id, outcome: decision.outcome, rule: decision.rule }, 'edit previewed');
     res.json({
-      decision: { outcome: decision.outcome, risk: decision.risk, rule: decision.rule, reasons: redacted(decision.reasons), ...(decision.code ? { code: decision.code } : {}) },
+      decision: {
+        outcome: decision.outcome,
+        risk: decision.risk,
+        rule: decision.rule,
+        reasons: redacted(decision.reasons),
+        ...(decision.code ? { code: decision.code } : {}),
+      },
       ...(decision.approval ? { eligibleGroups: eligibleGroups(decision.approval, 0) } : {}),
     });
   });
@@ -379,7 +396,12 @@ export function createApiApp(deps: ApiDeps): express.Express {
     const body = DecisionBodySchema.safeParse(req.body ?? {});
     if (!body.success) {
       const issues = formatIssues(body.error);
-      throw new HttpError(400, 'invalid_body', issues.join('; '), issues.map((issue) => issue.split(':')[0] ?? ''));
+      throw new HttpError(
+        400,
+        'invalid_body',
+        issues.join('; '),
+        issues.map((issue) => issue.split(':')[0] ?? ''),
+      );
     }
     const status = await decide(requestId, { ...body.data, approver, via: 'api' });
     res.json(approvalView(status, approver));
@@ -511,7 +533,11 @@ function mountLinks(app: express.Express, links: LinkVerifierLike, helpers: Link
       return await links.verify(token);
     } catch (err) {
       // A link that does not verify authenticates nobody: logged and counted, never recorded in a history.
-      helpers.refusedAtEdge('link', 'invalid_link', { ...unverifiedLinkClaims(token), ...(attempt ? { decision: attempt } : {}), reason: (err as Error).message });
+      helpers.refusedAtEdge('link', 'invalid_link', {
+        ...unverifiedLinkClaims(token),
+        ...(attempt ? { decision: attempt } : {}),
+        reason: (err as Error).message,
+      });
       // Expiry is judged after the signature: a genuine link that only ran out leads to the inbox's
       // sign-in and then the same request, instead of a dead end. It grants nothing by itself.
       if (options.expiredToInbox && (err as { reason?: string }).reason === 'expired') {

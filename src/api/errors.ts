@@ -34,7 +34,10 @@ export function errorHandler(logger: Logger, what: string) {
       return;
     }
     if (isTemporalUnavailable(err)) {
-      res.status(503).set('Retry-After', '5').json({ error: { code: 'worker_unavailable', message: 'the gateway could not reach a worker in time; retry shortly' } });
+      res
+        .status(503)
+        .set('Retry-After', '5')
+        .json({ error: { code: 'worker_unavailable', message: 'the gateway could not reach a worker in time; retry shortly' } });
       return;
     }
     logger.error({ err, path: req.path }, `unhandled ${what} error`);

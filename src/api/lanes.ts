@@ -36,7 +36,8 @@ export class Lanes {
       return await task();
     } finally {
       const next = lane.waiting.shift();
-      if (next) next(); // the place passes to the next caller directly
+      if (next)
+        next(); // the place passes to the next caller directly
       else {
         lane.active -= 1;
         if (lane.active === 0) this.lanes.delete(key);

@@ -4,7 +4,16 @@
  * so that the pages rendering it do not import the API that serves them.
  */
 import { redactText, redactValue } from '../egress/redact.js';
-import { FailureTypes, PREVIEW_BOUNDS, PROVENANCE_KINDS, PROVENANCE_LIMITS, parseArgPath, refuseDecision, type Approver, type RequestStatus } from '../shared/index.js';
+import {
+  FailureTypes,
+  PREVIEW_BOUNDS,
+  PROVENANCE_KINDS,
+  PROVENANCE_LIMITS,
+  parseArgPath,
+  refuseDecision,
+  type Approver,
+  type RequestStatus,
+} from '../shared/index.js';
 
 const requesterIds = (status: RequestStatus): string[] => [status.actor.id, ...(status.onBehalfOf ?? []).map((p) => p.id)];
 
@@ -40,7 +49,9 @@ export function provenanceView(provenance: unknown): ProvenanceView | undefined 
   const view: ProvenanceView = { untrusted: [] };
   if (untrusted !== null && typeof untrusted === 'object' && !Array.isArray(untrusted)) {
     for (const [path, kinds] of Object.entries(untrusted).slice(0, PROVENANCE_LIMITS.paths)) {
-      const known = Array.isArray(kinds) ? kinds.filter((kind): kind is string => typeof kind === 'string' && (PROVENANCE_KINDS as readonly string[]).includes(kind)) : [];
+      const known = Array.isArray(kinds)
+        ? kinds.filter((kind): kind is string => typeof kind === 'string' && (PROVENANCE_KINDS as readonly string[]).includes(kind))
+        : [];
       view.untrusted.push({ path: redactText(path.slice(0, PROVENANCE_LIMITS.pathChars)), kinds: known.length > 0 ? known : ['other'] });
     }
   }
@@ -48,7 +59,12 @@ export function provenanceView(provenance: unknown): ProvenanceView | undefined 
     const { model, systemPromptDigest, sources } = prompt as Record<string, unknown>;
     const text = (value: unknown, max: number) => (typeof value === 'string' ? redactText(value.slice(0, max)) : undefined);
     const shown: NonNullable<ProvenanceView['prompt']> = {
-      sources: Array.isArray(sources) ? sources.slice(0, PROVENANCE_LIMITS.sources).map((id) => text(id, PROVENANCE_LIMITS.sourceChars)).filter((id): id is string => id !== undefined) : [],
+      sources: Array.isArray(sources)
+        ? sources
+            .slice(0, PROVENANCE_LIMITS.sources)
+            .map((id) => text(id, PROVENANCE_LIMITS.sourceChars))
+            .filter((id): id is string => id !== undefined)
+        : [],
     };
     const modelText = text(model, PROVENANCE_LIMITS.modelChars);
     if (modelText !== undefined) shown.model = modelText;

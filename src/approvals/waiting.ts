@@ -93,7 +93,8 @@ export async function listWaitingFor(
     } catch {
       decoded = undefined;
     }
-    if (decoded === null || typeof decoded !== 'object' || Array.isArray(decoded)) throw new InvalidPageTokenError('pageToken must be a token from an earlier page');
+    if (decoded === null || typeof decoded !== 'object' || Array.isArray(decoded))
+      throw new InvalidPageTokenError('pageToken must be a token from an earlier page');
   }
   const pageSize = Math.min(Math.max(1, options.pageSize ?? 50), MAX_WAITING_PAGE_SIZE);
   let response;

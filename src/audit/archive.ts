@@ -309,7 +309,11 @@ export interface ReadArchiveHeadOptions {
  * unknown key, or one whose window reaches into the future, would otherwise make every run
  * archive nothing, silently.
  */
-export async function readArchiveHead(dir: string, trustedKeys: readonly (string | KeyObject)[], options: ReadArchiveHeadOptions): Promise<ArchiveHead | undefined> {
+export async function readArchiveHead(
+  dir: string,
+  trustedKeys: readonly (string | KeyObject)[],
+  options: ReadArchiveHeadOptions,
+): Promise<ArchiveHead | undefined> {
   const { segments } = await listArchive(dir);
   const last = segments.at(-1);
   if (!last) return undefined;
@@ -333,7 +337,9 @@ export async function readArchiveHead(dir: string, trustedKeys: readonly (string
   // The header as the verification authenticated it, not a second read of the file.
   const segment = verification.header?.segment;
   if (!segment || segment.index !== last.index) {
-    throw new ArchiveIntegrityError(`the archive's last segment ${last.name} has no valid segment header for index ${last.index}: run toolgate audit verify ${dir}`);
+    throw new ArchiveIntegrityError(
+      `the archive's last segment ${last.name} has no valid segment header for index ${last.index}: run toolgate audit verify ${dir}`,
+    );
   }
   const skewMs = options.skewMs ?? ARCHIVE_CLOCK_SKEW_MS;
   if (Date.parse(segment.to) > options.nowMs + skewMs) {
@@ -525,7 +531,15 @@ export async function archiveClosedRequests(options: ArchiveRunOptions): Promise
   let head = await readArchiveHead(dir, [createPublicKey(privateKey), ...(options.trustedPublicKeys ?? [])], { nowMs: now().getTime() });
   const startMs = head ? Date.parse(head.to) : 0;
   const endMs = now().getTime() - lagMs;
-  const summary: ArchiveRunSummary = { window: { from: iso(startMs), to: iso(startMs) }, segments: [], records: 0, gaps: 0, gapIds: [], head: head ? { name: head.name, sha256: head.sha256, to: head.to } : null, seconds: 0 };
+  const summary: ArchiveRunSummary = {
+    window: { from: iso(startMs), to: iso(startMs) },
+    segments: [],
+    records: 0,
+    gaps: 0,
+    gapIds: [],
+    head: head ? { name: head.name, sha256: head.sha256, to: head.to } : null,
+    seconds: 0,
+  };
   let cursor = startMs;
   // Parts of the window still to look at, the earliest on top: each is counted, halved while too
   // big, and a segment is written up to the end of each non-empty part.
@@ -554,7 +568,10 @@ export async function archiveClosedRequests(options: ArchiveRunOptions): Promise
     const candidates: ArchiveCandidate[] = [];
     for await (const candidate of source.list(cursor, to)) {
       if (candidate.closedAtMs < cursor || candidate.closedAtMs >= to) {
-        logger.warn({ workflowId: candidate.workflowId, closedAt: iso(candidate.closedAtMs) }, 'audit archive: listed outside its window; left to its own window');
+        logger.warn(
+          { workflowId: candidate.workflowId, closedAt: iso(candidate.closedAtMs) },
+          'audit archive: listed outside its window; left to its own window',
+        );
         continue;
       }
       candidates.push(candidate);
@@ -604,14 +621,21 @@ export async function archiveClosedRequests(options: ArchiveRunOptions): Promise
         yield entry;
       }
     };
-    const result = await writeSegment(dir, segment, entries(), { privateKey, ...(options.checkpointEvery ? { checkpointEvery: options.checkpointEvery } : {}), now });
+    const result = await writeSegment(dir, segment, entries(), {
+      privateKey,
+      ...(options.checkpointEvery ? { checkpointEvery: options.checkpointEvery } : {}),
+      now,
+    });
     head = { index, name: result.name, sha256: result.sha256, from: segment.from, to: segment.to };
     cursor = to;
     summary.segments.push(result.name);
     summary.records += result.records;
     summary.window.to = segment.to;
     summary.head = { name: head.name, sha256: head.sha256, to: head.to };
-    logger.info({ segment: result.name, from: segment.from, to: segment.to, records: result.records, bytes: result.bytes, sha256: result.sha256 }, 'audit archive: segment written');
+    logger.info(
+      { segment: result.name, from: segment.from, to: segment.to, records: result.records, bytes: result.bytes, sha256: result.sha256 },
+      'audit archive: segment written',
+    );
   }
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
@@ -650,13 +674,19 @@ export interface ArchiveVerification {
 }
 
 /** Why an archived entry does not belong where it is, or undefined. */
-function entryProblem(value: unknown, window: { fromMs: number; toMs: number }, previous: ArchiveCandidate | undefined): { problem?: string; key?: ArchiveCandidate; gap?: boolean } {
+function entryProblem(
+  value: unknown,
+  window: { fromMs: number; toMs: number },
+  previous: ArchiveCandidate | undefined,
+): { problem?: string; key?: ArchiveCandidate; gap?: boolean } {
   if (typeof value !== 'object' || value === null) return { problem: 'not an archived request' };
   const v = value as Record<string, unknown>;
-  if (typeof v.closedAt !== 'string' || typeof v.workflowId !== 'string' || typeof v.runId !== 'string' || typeof v.execution !== 'string') return { problem: 'not an archived request (closedAt, workflowId, runId, execution)' };
-  if (('record' in v) === ('gap' in v)) return { problem: 'an archived request has either a record or a gap' };
+  if (typeof v.closedAt !== 'string' || typeof v.workflowId !== 'string' || typeof v.runId !== 'string' || typeof v.execution !== 'string')
+    return { problem: 'not an archived request (closedAt, workflowId, runId, execution)' };
+  if ('record' in v === 'gap' in v) return { problem: 'an archived request has either a record or a gap' };
   const closedAtMs = Date.parse(v.closedAt);
-  if (Number.isNaN(closedAtMs) || closedAtMs < window.fromMs || closedAtMs >= window.toMs) return { problem: `closed at ${v.closedAt}, outside the segment's window` };
+  if (Number.isNaN(closedAtMs) || closedAtMs < window.fromMs || closedAtMs >= window.toMs)
+    return { problem: `closed at ${v.closedAt}, outside the segment's window` };
   const key: ArchiveCandidate = { workflowId: v.workflowId, runId: v.runId, closedAtMs, execution: v.execution };
   if (previous && compareCandidates(previous, key) >= 0) return { problem: `out of order or repeated (${v.workflowId} after ${previous.workflowId})` };
   return { key, gap: 'gap' in v };
@@ -678,13 +708,27 @@ export interface VerifyArchiveOptions {
  * windows are contiguous, and that every entry lies in its segment's window in order, once.
  * Memory stays flat: each segment is streamed.
  */
-export async function verifyArchive(dir: string, publicKeys: readonly (string | KeyObject)[], options: VerifyArchiveOptions = {}): Promise<ArchiveVerification> {
+export async function verifyArchive(
+  dir: string,
+  publicKeys: readonly (string | KeyObject)[],
+  options: VerifyArchiveOptions = {},
+): Promise<ArchiveVerification> {
   const keys = keysById(publicKeys);
   const fromIndex = options.fromIndex ?? 0;
   const listing = await listArchive(dir);
   const { temporaryFiles, otherFiles } = listing;
   const segments = listing.segments.filter((s) => s.index >= fromIndex);
-  const result: ArchiveVerification = { ok: true, segments: segments.length, records: 0, gaps: 0, checkpoints: 0, keyIds: [], faults: [], temporaryFiles, otherFiles };
+  const result: ArchiveVerification = {
+    ok: true,
+    segments: segments.length,
+    records: 0,
+    gaps: 0,
+    checkpoints: 0,
+    keyIds: [],
+    faults: [],
+    temporaryFiles,
+    otherFiles,
+  };
   let previous: { index: number; name: string; sha256: string; to?: string } | undefined;
   let expected = fromIndex;
   for (const file of segments) {
@@ -692,7 +736,8 @@ export async function verifyArchive(dir: string, publicKeys: readonly (string | 
       for (let missing = expected; missing < Math.min(file.index, expected + 10); missing++) {
         result.faults.push({ segment: segmentName(missing), reason: `segment ${missing} is missing (deleted or renamed)` });
       }
-      if (file.index - expected > 10) result.faults.push({ segment: segmentName(file.index - 1), reason: `segments ${expected}…${file.index - 1} are missing` });
+      if (file.index - expected > 10)
+        result.faults.push({ segment: segmentName(file.index - 1), reason: `segments ${expected}…${file.index - 1} are missing` });
       previous = undefined;
     }
     expected = file.index + 1;
@@ -715,7 +760,12 @@ export async function verifyArchive(dir: string, publicKeys: readonly (string | 
       last = checked.key;
       entries += 1;
       if (checked.gap) gaps += 1;
-    }).catch((err: unknown): ChainVerification => ({ ok: false, records: 0, checkpoints: 0, firstBad: { line: 0, seq: -1, reason: `unreadable: ${(err as Error).message}` } }));
+    }).catch((err: unknown): ChainVerification => ({
+      ok: false,
+      records: 0,
+      checkpoints: 0,
+      firstBad: { line: 0, seq: -1, reason: `unreadable: ${(err as Error).message}` },
+    }));
     const segment = verification.header?.segment;
     if (!verification.ok) {
       const bad = verification.firstBad;
@@ -736,7 +786,10 @@ export async function verifyArchive(dir: string, publicKeys: readonly (string | 
         });
       }
       if (previous.to !== undefined && segment.from !== previous.to) {
-        result.faults.push({ segment: file.name, reason: `its window starts at ${segment.from}, but ${previous.name}'s ends at ${previous.to} (${segment.from > previous.to ? 'a gap' : 'an overlap'})` });
+        result.faults.push({
+          segment: file.name,
+          reason: `its window starts at ${segment.from}, but ${previous.name}'s ends at ${previous.to} (${segment.from > previous.to ? 'a gap' : 'an overlap'})`,
+        });
       }
     } else if (file.index === 0 && segment.prev !== null) {
       result.faults.push({ segment: file.name, reason: 'the first segment links to a previous one' });
@@ -791,7 +844,8 @@ export async function findInArchive(dir: string, workflowId: string, publicKeys:
     if (!(await fileHasLine(file.path, needle))) continue;
     let found: { entry: ArchivedRequest; seq: number } | undefined;
     const verification = await verifySegmentChain(file.path, keys, (record, seq) => {
-      if (typeof record === 'object' && record !== null && (record as { workflowId?: unknown }).workflowId === workflowId) found = { entry: record as ArchivedRequest, seq };
+      if (typeof record === 'object' && record !== null && (record as { workflowId?: unknown }).workflowId === workflowId)
+        found = { entry: record as ArchivedRequest, seq };
     });
     if (!found) {
       if (verification.ok) continue; // the id only appears inside another entry

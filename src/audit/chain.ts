@@ -79,7 +79,8 @@ export function segmentInfoProblem(value: unknown): string | undefined {
   if (typeof v.index !== 'number' || !Number.isInteger(v.index) || v.index < 0) return 'segment.index is not a whole number';
   if (typeof v.from !== 'string' || !ISO_MS.test(v.from) || typeof v.to !== 'string' || !ISO_MS.test(v.to)) return 'segment window is not two ISO 8601 times';
   if (Date.parse(v.from) >= Date.parse(v.to)) return 'segment window is empty or reversed';
-  if (v.index === 0 ? v.prev !== null : !isPrevLink(v.prev)) return v.index === 0 ? 'the first segment links to a previous one' : 'segment.prev is not { name, sha256 }';
+  if (v.index === 0 ? v.prev !== null : !isPrevLink(v.prev))
+    return v.index === 0 ? 'the first segment links to a previous one' : 'segment.prev is not { name, sha256 }';
   return undefined;
 }
 
@@ -143,7 +144,10 @@ export function signCheckpoint(checkpoint: Checkpoint, privateKey: KeyObject): s
 /** A key id derived from a public key: the first 16 hex digits of the SHA-256 of its SPKI DER. */
 export function keyIdOf(publicKey: KeyObject | string): string {
   const key = typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey;
-  return createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(key.export({ type: 'spki', format: 'der' }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** An Ed25519 key pair for signing exports, as PEM (PKCS#8 private, SPKI public), with its key id. */
@@ -210,7 +214,8 @@ export class ChainWriter {
     } catch (err) {
       throw new AuditChainError('the signing key is not a PEM private key', { cause: err });
     }
-    if (this.#key.asymmetricKeyType !== 'ed25519') throw new AuditChainError(`the signing key is ${this.#key.asymmetricKeyType ?? 'unknown'}, expected Ed25519`);
+    if (this.#key.asymmetricKeyType !== 'ed25519')
+      throw new AuditChainError(`the signing key is ${this.#key.asymmetricKeyType ?? 'unknown'}, expected Ed25519`);
     this.#keyId = options.keyId ?? keyIdOf(createPublicKey(this.#key));
     this.#every = options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
     if (!Number.isInteger(this.#every) || this.#every < 1) throw new AuditChainError(`checkpointEvery must be a positive integer, got ${this.#every}`);

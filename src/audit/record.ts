@@ -144,7 +144,16 @@ export interface AuditRecord {
    */
   shadow?: ShadowDecision;
   /** Every accepted vote: who, when, at which tier, on which digest, through which channel, and whether its signed decision verifies. */
-  approvals: ({ who: string; decision: 'approve' | 'reject'; groups: string[]; at: string; tier: number; digest: string; via: string; reason?: string } & AssertionCheck)[];
+  approvals: ({
+    who: string;
+    decision: 'approve' | 'reject';
+    groups: string[];
+    at: string;
+    tier: number;
+    digest: string;
+    via: string;
+    reason?: string;
+  } & AssertionCheck)[];
   /** Every refused decision attempt recorded on the request (`code` in snake case, as the API answers it). */
   refusals: { who: string | null; claimed?: string; at: string; code: string; message: string; via: string; decision?: string; verified: boolean }[];
   /** Approvers' edits of the arguments before approval (arguments redacted), and whether each signed edit verifies. */
@@ -404,7 +413,10 @@ export async function auditRecordFromHistory(
         const d = evaluation.decision;
         const shadowed = shadowOf(decoded.shadow);
         if (firstEvaluation && shadowed) shadow = shadowed;
-        timeline.push({ at, event: `policy decided ${d.outcome} (rule ${d.rule}, risk ${d.risk})${shadowed ? `; shadow policy: ${describeShadow(shadowed)}` : ''}` });
+        timeline.push({
+          at,
+          event: `policy decided ${d.outcome} (rule ${d.rule}, risk ${d.risk})${shadowed ? `; shadow policy: ${describeShadow(shadowed)}` : ''}`,
+        });
       }
     } else if (event.workflowExecutionUpdateAcceptedEventAttributes) {
       const attrs = event.workflowExecutionUpdateAcceptedEventAttributes;
@@ -438,7 +450,8 @@ export async function auditRecordFromHistory(
       if (updateId) attemptsByUpdate.set(updateId, attempt);
     } else if (event.workflowExecutionUpdateCompletedEventAttributes) {
       const attrs = event.workflowExecutionUpdateCompletedEventAttributes;
-      const attempt = attemptsByEvent.get(String(attrs.acceptedEventId ?? '')) ?? (attrs.meta?.updateId ? attemptsByUpdate.get(attrs.meta.updateId) : undefined);
+      const attempt =
+        attemptsByEvent.get(String(attrs.acceptedEventId ?? '')) ?? (attrs.meta?.updateId ? attemptsByUpdate.get(attrs.meta.updateId) : undefined);
       if (attrs.outcome?.failure) {
         // An accepted decision that completed with a failure is a refusal the workflow recorded.
         const err = await decodeOptionalFailureToOptionalError(converter, attrs.outcome.failure).catch(() => undefined);
@@ -554,7 +567,11 @@ export async function auditRecordFromHistory(
     if (!request) {
       admissionView = { present, verified: false, problem: { code: 'malformed', message: 'the workflow input is not a tool request' } };
     } else if (!anchors) {
-      admissionView = { present, verified: false, problem: { code: 'no_trust_anchors', message: 'the history records no trusted keys (the request was never evaluated)' } };
+      admissionView = {
+        present,
+        verified: false,
+        problem: { code: 'no_trust_anchors', message: 'the history records no trusted keys (the request was never evaluated)' },
+      };
     } else if (ids.workflowId !== workflowIdFor(request.tenant, request.requestId)) {
       admissionView = { present, verified: false, problem: { code: 'mismatch', message: 'the workflow id is not the one of this tenant and request id' } };
     } else {
@@ -647,7 +664,8 @@ export async function auditRecordFromHistory(
     });
   }
 
-  const completedExecution = outcome && (outcome.status === 'completed' || outcome.status === 'failed' || outcome.status === 'outcome_unknown') ? outcome.execution : undefined;
+  const completedExecution =
+    outcome && (outcome.status === 'completed' || outcome.status === 'failed' || outcome.status === 'outcome_unknown') ? outcome.execution : undefined;
   const ranAs = completedExecution
     ? {
         runAs: completedExecution.runAs,
@@ -696,7 +714,11 @@ export async function auditRecordFromHistory(
       at: startedAt,
     },
     admission: admissionView,
-    trustAnchors: anchorsRead.map(({ at, anchors }) => ({ at, requestKeys: anchors.requestKeys.map((k) => k.kid), decisionKeys: anchors.decisionKeys.map((k) => k.kid) })),
+    trustAnchors: anchorsRead.map(({ at, anchors }) => ({
+      at,
+      requestKeys: anchors.requestKeys.map((k) => k.kid),
+      decisionKeys: anchors.decisionKeys.map((k) => k.kid),
+    })),
     proposal: {
       tool: input.tool,
       ...(decision?.toolDigest ? { toolDigest: decision.toolDigest } : {}),
@@ -748,12 +770,15 @@ function answersOf(r: Omit<AuditRecord, 'answers'>): AuditRecord['answers'] {
   const whoInitiated =
     `${r.initiatedBy.actor.type} ${r.initiatedBy.actor.id || '?'}${chain} (tenant ${r.initiatedBy.tenant || '?'}, ${r.initiatedBy.environment || '?'}) at ${r.initiatedBy.at}` +
     `${r.initiatedBy.reason ? `: "${r.initiatedBy.reason}"` : ''}; ${admissionPhrase(r.admission)}`;
-  const policy = r.decision ? `policy rule ${r.decision.rule} decided ${r.decision.outcome} (risk ${r.decision.risk}, policy ${r.decision.policyDigest.slice(0, 12) || 'none'})` : 'no policy decision recorded';
+  const policy = r.decision
+    ? `policy rule ${r.decision.rule} decided ${r.decision.outcome} (risk ${r.decision.risk}, policy ${r.decision.policyDigest.slice(0, 12) || 'none'})`
+    : 'no policy decision recorded';
   const verification = (a: AssertionCheck) => (a.verified ? 'verified decision' : `UNVERIFIED decision: ${a.problem?.code ?? 'unknown'}`);
   const approvers = r.approvals.filter((a) => a.decision === 'approve');
   const rejecters = r.approvals.filter((a) => a.decision === 'reject');
   let people = '';
-  if (approvers.length > 0) people += `; approved by ${approvers.map((a) => `${a.who} (tier ${a.tier}, via ${a.via}, ${a.at}, ${verification(a)})`).join(', ')}`;
+  if (approvers.length > 0)
+    people += `; approved by ${approvers.map((a) => `${a.who} (tier ${a.tier}, via ${a.via}, ${a.at}, ${verification(a)})`).join(', ')}`;
   if (rejecters.length > 0) people += `; rejected by ${rejecters.map((a) => `${a.who} (${a.at}, ${verification(a)})`).join(', ')}`;
   if (r.edits.length > 0) people += `; arguments edited by ${r.edits.map((e) => e.editor).join(', ')}`;
   if (r.status === 'expired') people += '; nobody decided before expiry';
@@ -766,7 +791,9 @@ function answersOf(r: Omit<AuditRecord, 'answers'>): AuditRecord['answers'] {
   else if (r.outcome.status === 'completed' && r.outcome.withheld) {
     whatItProduced = `completed (the tool acted), result withheld: ${r.outcome.withheld.code}: ${r.outcome.withheld.reason}`;
   } else if (r.outcome.status === 'completed') {
-    const redactions = Object.entries(r.outcome.egress?.redactions ?? {}).map(([rule, n]) => `${rule}×${n}`).join(', ');
+    const redactions = Object.entries(r.outcome.egress?.redactions ?? {})
+      .map(([rule, n]) => `${rule}×${n}`)
+      .join(', ');
     whatItProduced = `completed: ${r.outcome.result ?? 'null'}${r.outcome.egress ? ` (${r.outcome.egress.bytes} bytes${redactions ? `, redacted ${redactions}` : ''})` : ''}`;
   } else whatItProduced = `${r.outcome.status}${r.outcome.error ? `: ${r.outcome.error.type}: ${r.outcome.error.message}` : ''}`;
   return { whoInitiated, whoAllowed, underWhichIdentity, whatItProduced };
@@ -848,7 +875,9 @@ export function formatAuditRecord(r: AuditRecord): string {
     ...(r.proposal.toolSigners ? [`  manifest signed by ${r.proposal.toolSigners.map((s) => `${s.role} (${s.key})`).join(', ')}`] : []),
     `  args: ${JSON.stringify(r.proposal.args)}`,
     ...(r.proposal.preview ? [`  ${previewHeadline(r.proposal.preview)}: ${oneLine(r.proposal.preview.text, RESULT_SUMMARY_CHARS)}`] : []),
-    ...(r.provenance?.untrusted.length ? [`  untrusted (the runtime's claim): ${r.provenance.untrusted.map((flag) => `${flag.path} from ${provenanceKinds(flag.kinds)}`).join('; ')}`] : []),
+    ...(r.provenance?.untrusted.length
+      ? [`  untrusted (the runtime's claim): ${r.provenance.untrusted.map((flag) => `${flag.path} from ${provenanceKinds(flag.kinds)}`).join('; ')}`]
+      : []),
     ...(r.provenance?.prompt ? [`  prompt: ${describePrompt(r.provenance.prompt, 100)}`] : []),
   ];
   if (r.decision) {
@@ -857,10 +886,14 @@ export function formatAuditRecord(r: AuditRecord): string {
     );
   }
   if (r.shadow) lines.push(`shadow policy (recorded, not enforced): ${describeShadow(r.shadow)}`);
-  for (const a of r.approvals) lines.push(`vote: ${a.who} ${a.decision} at ${a.at}, tier ${a.tier}, via ${a.via}, digest ${a.digest.slice(0, 12)}, ${mark(a)}${a.reason ? ` — ${a.reason}` : ''}`);
+  for (const a of r.approvals)
+    lines.push(
+      `vote: ${a.who} ${a.decision} at ${a.at}, tier ${a.tier}, via ${a.via}, digest ${a.digest.slice(0, 12)}, ${mark(a)}${a.reason ? ` — ${a.reason}` : ''}`,
+    );
   for (const e of r.edits) lines.push(`edit: ${e.editor} at ${e.at}, ${mark(e)}: ${JSON.stringify(e.args)}${e.reason ? ` — ${e.reason}` : ''}`);
   for (const f of r.refusals) lines.push(`refused: ${f.who ?? `unverified ${f.claimed ?? 'caller'}`} at ${f.at} via ${f.via}: ${f.code} — ${f.message}`);
-  for (const t of r.trustAnchors) lines.push(`trusted keys (${t.at}): request ${t.requestKeys.join(', ') || 'none'}; decision ${t.decisionKeys.join(', ') || 'none'}`);
+  for (const t of r.trustAnchors)
+    lines.push(`trusted keys (${t.at}): request ${t.requestKeys.join(', ') || 'none'}; decision ${t.decisionKeys.join(', ') || 'none'}`);
   lines.push('', 'timeline:');
   for (const t of r.timeline) lines.push(`  ${t.at}  ${t.event}`);
   return `${lines.join('\n')}\n`;

@@ -78,7 +78,11 @@ const CHECKPOINT_LINE_KEYS: readonly string[] = ['checkpoint', 'keyId', 'sig'];
 function unexpectedKeys(value: Record<string, unknown>, allowed: readonly string[]): string | undefined {
   const keys = Object.keys(value);
   const extra = keys.filter((k) => !allowed.includes(k));
-  if (extra.length > 0) return `unexpected field${extra.length === 1 ? '' : 's'} ${extra.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}`;
+  if (extra.length > 0)
+    return `unexpected field${extra.length === 1 ? '' : 's'} ${extra
+      .slice(0, 5)
+      .map((k) => JSON.stringify(k))
+      .join(', ')}`;
   // Missing fields are reported by the per-field checks below with their own reasons.
   return undefined;
 }
@@ -121,7 +125,12 @@ export async function verifyChain(input: Readable, publicKey: string | KeyObject
       }
       if (!isObject(value)) throw new Fault(seq, 'not a JSON object');
       if (lineNo === 1) {
-        if (value.format !== CHAIN_FORMAT || (value.version !== CHAIN_VERSION && value.version !== SEGMENT_CHAIN_VERSION) || value.alg !== 'Ed25519' || typeof value.keyId !== 'string') {
+        if (
+          value.format !== CHAIN_FORMAT ||
+          (value.version !== CHAIN_VERSION && value.version !== SEGMENT_CHAIN_VERSION) ||
+          value.alg !== 'Ed25519' ||
+          typeof value.keyId !== 'string'
+        ) {
           throw new Fault(-1, `not a ${CHAIN_FORMAT} v${CHAIN_VERSION} or v${SEGMENT_CHAIN_VERSION} header`);
         }
         // The version says whether there is a segment to check: one without the other is not honest.

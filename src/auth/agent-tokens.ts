@@ -53,13 +53,11 @@ export interface AgentVerifier {
 }
 
 /** Mints an agent token with a PKCS#8 Ed25519 private key. @default ttlSeconds 3600 */
-export async function issueAgentToken(
-  claims: AgentClaims,
-  options: { privateKeyPem: string; ttlSeconds?: number; issuer?: string },
-): Promise<string> {
+export async function issueAgentToken(claims: AgentClaims, options: { privateKeyPem: string; ttlSeconds?: number; issuer?: string }): Promise<string> {
   const actor = ActorSchema.safeParse({ id: canonicalId(claims.sub), type: 'agent', roles: claims.roles });
   if (!actor.success) throw new TokenError(`cannot issue agent token: ${formatIssues(actor.error).join('; ')}`);
-  if (typeof claims.tenant !== 'string' || !IDENTIFIER_PATTERN.test(claims.tenant)) throw new TokenError('cannot issue agent token: tenant must be an identifier');
+  if (typeof claims.tenant !== 'string' || !IDENTIFIER_PATTERN.test(claims.tenant))
+    throw new TokenError('cannot issue agent token: tenant must be an identifier');
   if (typeof claims.environment !== 'string' || !IDENTIFIER_PATTERN.test(claims.environment)) {
     throw new TokenError('cannot issue agent token: environment must be an identifier (the token binds where the agent acts)');
   }
@@ -119,7 +117,11 @@ export class AgentTokenVerifier implements AgentVerifier {
     if (typeof payload.environment !== 'string' || !IDENTIFIER_PATTERN.test(payload.environment)) {
       throw refuse('the environment claim must be an environment id (the token binds where the agent acts)');
     }
-    const actor = ActorSchema.safeParse({ id: typeof payload.sub === 'string' ? canonicalId(payload.sub) : payload.sub, type: 'agent', roles: payload.roles ?? [] });
+    const actor = ActorSchema.safeParse({
+      id: typeof payload.sub === 'string' ? canonicalId(payload.sub) : payload.sub,
+      type: 'agent',
+      roles: payload.roles ?? [],
+    });
     if (!actor.success) throw refuse(formatIssues(actor.error).join('; ').replace('actor.id', 'sub').replace('actor.roles', 'roles'));
     const extra = parseExtraClaims({ on_behalf_of: payload.on_behalf_of, tools: payload.tools });
     if (typeof extra === 'string') throw refuse(extra);

@@ -22,13 +22,22 @@ const unsetIfEmpty = (value: unknown) => (typeof value === 'string' && value.tri
 const text = z.preprocess(unsetIfEmpty, z.string().trim().min(1).optional());
 const claimName = z.preprocess(
   unsetIfEmpty,
-  z.string().trim().regex(/^\S{1,256}$/, { error: 'must be a claim name or dot path without spaces' }).optional(),
+  z
+    .string()
+    .trim()
+    .regex(/^\S{1,256}$/, { error: 'must be a claim name or dot path without spaces' })
+    .optional(),
 );
 const list = z.preprocess(
   unsetIfEmpty,
   z
     .string()
-    .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean))
+    .transform((value) =>
+      value
+        .split(',')
+        .map((item) => item.trim())
+        .filter(Boolean),
+    )
     .optional(),
 );
 const seconds = (min: number, max: number) =>

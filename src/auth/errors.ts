@@ -2,17 +2,7 @@
 
 /** Why a token was refused, as a stable code the API can log or map to a status. */
 export type TokenRefusal =
-  | 'malformed'
-  | 'algorithm'
-  | 'signature'
-  | 'expired'
-  | 'not_yet_valid'
-  | 'issuer'
-  | 'audience'
-  | 'type'
-  | 'claims'
-  | 'wrong_request'
-  | 'key_unavailable';
+  'malformed' | 'algorithm' | 'signature' | 'expired' | 'not_yet_valid' | 'issuer' | 'audience' | 'type' | 'claims' | 'wrong_request' | 'key_unavailable';
 
 /** A token was missing, malformed, badly signed, expired or carried invalid claims. */
 export class TokenError extends Error {

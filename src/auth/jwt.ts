@@ -64,7 +64,10 @@ export function tokenErrorFrom(err: unknown, expect: Pick<JwtExpectations, 'what
       case 'typ':
         return refuse('type', `its type header (typ) is not ${expect.typ ?? 'the expected one'}`);
       case 'exp':
-        return refuse(err.reason === 'missing' ? 'claims' : 'expired', err.reason === 'missing' ? 'the exp claim is missing; tokens must expire' : 'exp is invalid');
+        return refuse(
+          err.reason === 'missing' ? 'claims' : 'expired',
+          err.reason === 'missing' ? 'the exp claim is missing; tokens must expire' : 'exp is invalid',
+        );
       default:
         return refuse('claims', `the ${err.claim} claim ${err.reason === 'missing' ? 'is missing' : 'is invalid'}`);
     }
@@ -76,7 +79,10 @@ export function tokenErrorFrom(err: unknown, expect: Pick<JwtExpectations, 'what
   if (err instanceof errors.JWKSNoMatchingKey) return refuse('signature', 'no key of the issuer matches it (kid/alg)');
   if (err instanceof errors.JWKSMultipleMatchingKeys) return refuse('signature', 'several keys of the issuer match it; it must name its key (kid)');
   if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) {
-    return new TokenError(`cannot verify ${expect.what}: the issuer's keys are unavailable (${(err as Error).message})`, { reason: 'key_unavailable', cause: err });
+    return new TokenError(`cannot verify ${expect.what}: the issuer's keys are unavailable (${(err as Error).message})`, {
+      reason: 'key_unavailable',
+      cause: err,
+    });
   }
   if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid || err instanceof errors.JOSENotSupported || err instanceof errors.JWKInvalid) {
     return refuse('malformed', `it is malformed (${(err as Error).message})`);

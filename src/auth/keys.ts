@@ -35,7 +35,13 @@ export function publicKeyPemFrom(privateKeyPem: string): string {
 }
 
 async function createPrivateKeyOnce(file: string): Promise<boolean> {
-  if (await readFile(file).then(() => true, () => false)) return false;
+  if (
+    await readFile(file).then(
+      () => true,
+      () => false,
+    )
+  )
+    return false;
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
   const temporary = `${file}.${randomUUID()}.tmp`;

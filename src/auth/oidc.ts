@@ -117,7 +117,10 @@ function checkAlgorithms(algorithms: string[]): string[] {
   if (!Array.isArray(algorithms) || algorithms.length === 0) throw new AuthConfigError('algorithms', 'name at least one signing algorithm');
   for (const alg of algorithms) {
     if (/^HS/i.test(alg) || alg.toLowerCase() === 'none') {
-      throw new AuthConfigError('algorithms', `${alg} is refused: only asymmetric algorithms (${OIDC_ALLOWED_ALGORITHMS.join(', ')}) may verify approver tokens`);
+      throw new AuthConfigError(
+        'algorithms',
+        `${alg} is refused: only asymmetric algorithms (${OIDC_ALLOWED_ALGORITHMS.join(', ')}) may verify approver tokens`,
+      );
     }
     if (!(OIDC_ALLOWED_ALGORITHMS as readonly string[]).includes(alg)) {
       throw new AuthConfigError('algorithms', `${alg} is not supported; use one of ${OIDC_ALLOWED_ALGORITHMS.join(', ')}`);

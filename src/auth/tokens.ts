@@ -54,10 +54,7 @@ export interface ApproverClaims {
 }
 
 /** Mints an approver token with the local private key. */
-export async function issueApproverToken(
-  claims: ApproverClaims,
-  options: { privateKeyPem: string; ttlSeconds?: number; issuer?: string },
-): Promise<string> {
+export async function issueApproverToken(claims: ApproverClaims, options: { privateKeyPem: string; ttlSeconds?: number; issuer?: string }): Promise<string> {
   // The token carries the subject as given (an identity provider's spelling); verification takes its canonical form.
   const approver = ApproverSchema.safeParse({ id: canonicalId(claims.sub), tenant: claims.tenant, groups: claims.groups });
   if (!approver.success) throw new TokenError(`cannot issue token: ${formatIssues(approver.error).join('; ')}`);
@@ -115,24 +112,12 @@ export class ApproverTokenVerifier implements ApproverVerifier {
   ) {}
 
   /** A verifier for the local issuer's public key (PEM, SPKI). */
-  static async fromPublicKeyPem(
-    pem: string,
-    issuer = DEFAULT_ISSUER,
-    options: { clockToleranceSeconds?: number } = {},
-  ): Promise<ApproverTokenVerifier> {
-    return new ApproverTokenVerifier(
-      await importSPKI(pem, APPROVER_TOKEN_ALG),
-      issuer,
-      options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS,
-    );
+  static async fromPublicKeyPem(pem: string, issuer = DEFAULT_ISSUER, options: { clockToleranceSeconds?: number } = {}): Promise<ApproverTokenVerifier> {
+    return new ApproverTokenVerifier(await importSPKI(pem, APPROVER_TOKEN_ALG), issuer, options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS);
   }
 
   /** A verifier reading the public key file. */
-  static async fromPublicKeyFile(
-    file: string,
-    issuer = DEFAULT_ISSUER,
-    options: { clockToleranceSeconds?: number } = {},
-  ): Promise<ApproverTokenVerifier> {
+  static async fromPublicKeyFile(file: string, issuer = DEFAULT_ISSUER, options: { clockToleranceSeconds?: number } = {}): Promise<ApproverTokenVerifier> {
     return ApproverTokenVerifier.fromPublicKeyPem(await readFile(file, 'utf8'), issuer, options);
   }
 
@@ -147,9 +132,6 @@ export class ApproverTokenVerifier implements ApproverVerifier {
       requiredClaims: ['exp', 'sub', 'iss', 'aud'],
       what: 'approver token',
     });
-    return approverFromClaims(
-      { id: payload.sub, tenant: payload.tenant, groups: payload.groups },
-      { id: 'sub', tenant: 'tenant', groups: 'groups' },
-    );
+    return approverFromClaims({ id: payload.sub, tenant: payload.tenant, groups: payload.groups }, { id: 'sub', tenant: 'tenant', groups: 'groups' });
   }
 }

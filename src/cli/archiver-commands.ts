@@ -102,7 +102,8 @@ export async function runArchiver(config: Config, logger: Logger, signal: AbortS
     const warning = retentionMs === undefined ? undefined : retentionWarning({ retentionMs, intervalMs: config.auditArchiveIntervalMs, lagMs });
     if (warning) logger.warn({ namespace: config.namespace, retentionMs, intervalMs: config.auditArchiveIntervalMs, lagMs }, `audit archive: ${warning}`);
     const { handle, created } = await ensureArchiveSchedule(client, { intervalMs: config.auditArchiveIntervalMs, lagMs });
-    if ((await handle.describe()).state.paused) logger.warn({ scheduleId: handle.scheduleId }, 'audit archive: the schedule is paused; nothing is archived until it is unpaused');
+    if ((await handle.describe()).state.paused)
+      logger.warn({ scheduleId: handle.scheduleId }, 'audit archive: the schedule is paused; nothing is archived until it is unpaused');
     if (signal.aborted) return;
     native = await NativeConnection.connect({ address: config.temporalAddress });
     const worker = await Worker.create({
@@ -111,7 +112,13 @@ export async function runArchiver(config: Config, logger: Logger, signal: AbortS
       taskQueue: ARCHIVE_TASK_QUEUE,
       workflowsPath: ARCHIVE_WORKFLOWS_PATH,
       dataConverter,
-      activities: createArchiveActivities({ client, archiveDir: config.auditArchiveDir, privateKey, minLagMs: Math.min(lagMs, ARCHIVE_LAG_MS), logger: logger.child({ component: 'audit-archive' }) }),
+      activities: createArchiveActivities({
+        client,
+        archiveDir: config.auditArchiveDir,
+        privateKey,
+        minLagMs: Math.min(lagMs, ARCHIVE_LAG_MS),
+        logger: logger.child({ component: 'audit-archive' }),
+      }),
     });
     // From here the worker holds the connection: whatever happens, it is shut down and has stopped
     // before the connection closes (Temporal refuses to close a connection a worker still uses).
@@ -129,7 +136,14 @@ export async function runArchiver(config: Config, logger: Logger, signal: AbortS
       if (!signal.aborted) {
         if (options.triggerNow ?? true) await handle.trigger(ScheduleOverlapPolicy.SKIP);
         logger.info(
-          { scheduleId: handle.scheduleId, created, intervalMs: config.auditArchiveIntervalMs, archiveDir: config.auditArchiveDir, keyId: keyIdOf(createPublicKey(privateKey)), taskQueue: ARCHIVE_TASK_QUEUE },
+          {
+            scheduleId: handle.scheduleId,
+            created,
+            intervalMs: config.auditArchiveIntervalMs,
+            archiveDir: config.auditArchiveDir,
+            keyId: keyIdOf(createPublicKey(privateKey)),
+            taskQueue: ARCHIVE_TASK_QUEUE,
+          },
           'audit archiver running',
         );
       }

@@ -43,7 +43,9 @@ export async function readAuditSigningKey(file: string): Promise<KeyObject> {
   try {
     pem = await readFile(file, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read the audit signing key ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create one with: toolgate audit keygen, or set TOOLGATE_AUDIT_SIGNING_KEY_FILE`);
+    throw new Error(
+      `cannot read the audit signing key ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create one with: toolgate audit keygen, or set TOOLGATE_AUDIT_SIGNING_KEY_FILE`,
+    );
   }
   return createPrivateKey(pem);
 }
@@ -100,7 +102,8 @@ export function showTarget(request: string, tenant: string | undefined): string 
   if (tenant !== undefined && !IDENTIFIER_PATTERN.test(tenant)) throw new InvalidArgumentError('--tenant must be a tenant id');
   const parsed = parseRequestWorkflowId(request);
   if (parsed?.tenant !== undefined) {
-    if (!IDENTIFIER_PATTERN.test(parsed.tenant) || !IDENTIFIER_PATTERN.test(parsed.requestId)) throw new InvalidArgumentError('the workflow id must be toolreq/<tenant>/<requestId>');
+    if (!IDENTIFIER_PATTERN.test(parsed.tenant) || !IDENTIFIER_PATTERN.test(parsed.requestId))
+      throw new InvalidArgumentError('the workflow id must be toolreq/<tenant>/<requestId>');
     if (tenant !== undefined && parsed.tenant !== tenant) throw new InvalidArgumentError(`the workflow id ${request} is not of tenant ${tenant}`);
     return request;
   }
@@ -122,7 +125,12 @@ export function registerAuditCommands(program: Command): void {
     .option('--tenant <tenant>', "the request's tenant (request ids are namespaced per tenant)")
     .option('--json', 'print the record as JSON')
     .option('--archive <dir>', 'the audit archive to look in when the history is gone (default: TOOLGATE_AUDIT_ARCHIVE_DIR, or <state dir>/audit-archive)')
-    .option('--key <file>', "public key (PEM) the archive's segments are verified with; repeat for rotated keys (default: <state dir>/keys/audit-signing.pub.pem)", collect, [])
+    .option(
+      '--key <file>',
+      "public key (PEM) the archive's segments are verified with; repeat for rotated keys (default: <state dir>/keys/audit-signing.pub.pem)",
+      collect,
+      [],
+    )
     .action(async (request: string, options: { tenant?: string; json?: boolean; archive?: string; key: string[] }) => {
       const workflowId = showTarget(request, options.tenant);
       const config = loadConfig();
@@ -144,12 +152,20 @@ export function registerAuditCommands(program: Command): void {
     .option('--since <time>', 'requests started at or after this time (ISO 8601)', isoTime('--since'))
     .option('--until <time>', 'requests started before this time (ISO 8601)', isoTime('--until'))
     .option('--tenant <tenant>', 'only this tenant')
-    .option('--key <file>', 'Ed25519 private key (PEM) that signs the checkpoints (default: TOOLGATE_AUDIT_SIGNING_KEY_FILE, or <state dir>/keys/audit-signing.key.pem)')
-    .option('--checkpoint-every <n>', 'records between signed checkpoints', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('--checkpoint-every must be a positive whole number');
-      return n;
-    }, 1000)
+    .option(
+      '--key <file>',
+      'Ed25519 private key (PEM) that signs the checkpoints (default: TOOLGATE_AUDIT_SIGNING_KEY_FILE, or <state dir>/keys/audit-signing.key.pem)',
+    )
+    .option(
+      '--checkpoint-every <n>',
+      'records between signed checkpoints',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('--checkpoint-every must be a positive whole number');
+        return n;
+      },
+      1000,
+    )
     .action(async (options: { since?: string; until?: string; tenant?: string; key?: string; checkpointEvery: number }) => {
       if (options.tenant !== undefined && !IDENTIFIER_PATTERN.test(options.tenant)) throw new InvalidArgumentError('--tenant must be a tenant id');
       const config = loadConfig();
@@ -158,14 +174,17 @@ export function registerAuditCommands(program: Command): void {
       try {
         privateKey = await readFile(keyFile, 'utf8');
       } catch (err) {
-        throw new Error(`cannot read the signing key ${keyFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create one with: toolgate audit keygen, or pass --key`);
+        throw new Error(
+          `cannot read the signing key ${keyFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create one with: toolgate audit keygen, or pass --key`,
+        );
       }
       const { client, connection } = await connect(config);
       const started = Date.now();
       const writer = new ChainWriter({
         privateKey,
         checkpointEvery: options.checkpointEvery,
-        onProgress: ({ records, bytes }) => process.stderr.write(`audit export: ${records} records, ${bytes} bytes, ${((Date.now() - started) / 1000).toFixed(1)} s\n`),
+        onProgress: ({ records, bytes }) =>
+          process.stderr.write(`audit export: ${records} records, ${bytes} bytes, ${((Date.now() - started) / 1000).toFixed(1)} s\n`),
       });
       // Records are built one at a time as the chain writer pulls them: memory stays flat.
       let skipped = 0;
@@ -185,7 +204,9 @@ export function registerAuditCommands(program: Command): void {
       }
       try {
         const summary = await writer.write(records(), process.stdout);
-        process.stderr.write(`audit export: done, ${summary.records} records, ${summary.checkpoints} signed checkpoints, last hash ${summary.lastHash}${skipped > 0 ? `; ${skipped} skipped (named above)` : ''}\n`);
+        process.stderr.write(
+          `audit export: done, ${summary.records} records, ${summary.checkpoints} signed checkpoints, last hash ${summary.lastHash}${skipped > 0 ? `; ${skipped} skipped (named above)` : ''}\n`,
+        );
         if (skipped > 0) process.exitCode = 1;
       } finally {
         await connection.close();
@@ -194,7 +215,9 @@ export function registerAuditCommands(program: Command): void {
 
   audit
     .command('verify')
-    .description('Verify an export (a file: chain, signed checkpoints, completeness; names the first bad record) or the audit archive (a directory: every segment, their links and windows)')
+    .description(
+      'Verify an export (a file: chain, signed checkpoints, completeness; names the first bad record) or the audit archive (a directory: every segment, their links and windows)',
+    )
     .argument('<path>', 'the export (JSON Lines), or the archive directory')
     .option('--key <file>', 'Ed25519 public key (PEM) of the signer; repeat for rotated keys (default: <state dir>/keys/audit-signing.pub.pem)', collect, [])
     .action(async (path: string, options: { key: string[] }) => {
@@ -243,11 +266,16 @@ export function registerAuditCommands(program: Command): void {
     .option('--once', 'run one archival window and exit (required: the continuous archival is `toolgate archiver`)')
     .option('--archive <dir>', 'the archive directory (default: TOOLGATE_AUDIT_ARCHIVE_DIR, or <state dir>/audit-archive)')
     .option('--key <file>', 'the audit-signing private key (default: TOOLGATE_AUDIT_SIGNING_KEY_FILE, or <state dir>/keys/audit-signing.key.pem)')
-    .option('--lag <seconds>', 'stop this far behind now (visibility delay)', (v) => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('--lag must be a number of seconds, 0 or more');
-      return n;
-    }, ARCHIVE_LAG_MS / 1000)
+    .option(
+      '--lag <seconds>',
+      'stop this far behind now (visibility delay)',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('--lag must be a number of seconds, 0 or more');
+        return n;
+      },
+      ARCHIVE_LAG_MS / 1000,
+    )
     .action(async (options: { once?: boolean; archive?: string; key?: string; lag: number }) => {
       if (!options.once) throw new InvalidArgumentError('pass --once to archive one window now; `toolgate archiver` archives continuously');
       const config = loadConfig();
@@ -273,7 +301,9 @@ export function registerAuditCommands(program: Command): void {
                 `; head ${summary.head?.name} sha256 ${summary.head?.sha256}\n`,
         );
         if (summary.gaps > 0) {
-          process.stderr.write(`audit archive: ${summary.gaps} request(s) archived WITHOUT a record (history gone or unreadable): ${summary.gapIds.map((g) => `${g.workflowId} (${g.code})`).join(', ')}\n`);
+          process.stderr.write(
+            `audit archive: ${summary.gaps} request(s) archived WITHOUT a record (history gone or unreadable): ${summary.gapIds.map((g) => `${g.workflowId} (${g.code})`).join(', ')}\n`,
+          );
           process.exitCode = 1;
         }
       } finally {
@@ -324,7 +354,12 @@ async function workflowIsGone(client: Client, workflowId: string): Promise<boole
  * Returns the exit code: 1 when the archived copy or its links to the head do not verify, or the
  * archive holds only a gap for it.
  */
-export async function showRequest(client: Client, workflowId: string, options: ShowOptions, output: ShowOutput = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }): Promise<number> {
+export async function showRequest(
+  client: Client,
+  workflowId: string,
+  options: ShowOptions,
+  output: ShowOutput = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) },
+): Promise<number> {
   try {
     const record = await buildAuditRecordOfWorkflow(client, workflowId);
     output.out(options.json ? `${JSON.stringify(record, null, 2)}\n` : formatAuditRecord(record));
@@ -334,7 +369,8 @@ export async function showRequest(client: Client, workflowId: string, options: S
     if (!(err instanceof AuditRecordError) || !(await workflowIsGone(client, workflowId))) throw err;
   }
   const hit = await findInArchive(options.archiveDir, workflowId, await options.publicKeys());
-  if (!hit) throw new AuditRecordError(`no request ${workflowId}: Temporal no longer has its history, and the audit archive ${options.archiveDir} does not hold it`);
+  if (!hit)
+    throw new AuditRecordError(`no request ${workflowId}: Temporal no longer has its history, and the audit archive ${options.archiveDir} does not hold it`);
   const v = hit.verification;
   const links = hit.links;
   // The segment's own chain fault is already named; the links add what lies after it.
@@ -342,8 +378,12 @@ export async function showRequest(client: Client, workflowId: string, options: S
   const verified = v.ok && links.ok;
   const provenance =
     `from the audit archive ${options.archiveDir}: ${hit.segment}, record seq ${hit.seq}, closed ${hit.entry.closedAt}; the workflow history is gone; ` +
-    (v.ok ? `segment chain verified (${v.records} records, key ${v.keyId ?? '?'})` : `SEGMENT DOES NOT VERIFY (line ${v.firstBad?.line}: ${v.firstBad?.reason}): this copy may have been altered`) +
-    (linkFaults.length > 0 ? `; THE ARCHIVE FROM ${hit.segment} TO ITS HEAD DOES NOT VERIFY (${linkFaults.length} fault(s), first ${linkFaults[0]?.segment}: ${linkFaults[0]?.reason}): this copy may have been altered or replaced` : '');
+    (v.ok
+      ? `segment chain verified (${v.records} records, key ${v.keyId ?? '?'})`
+      : `SEGMENT DOES NOT VERIFY (line ${v.firstBad?.line}: ${v.firstBad?.reason}): this copy may have been altered`) +
+    (linkFaults.length > 0
+      ? `; THE ARCHIVE FROM ${hit.segment} TO ITS HEAD DOES NOT VERIFY (${linkFaults.length} fault(s), first ${linkFaults[0]?.segment}: ${linkFaults[0]?.reason}): this copy may have been altered or replaced`
+      : '');
   const head = links.head
     ? verified
       ? `archive verified from ${hit.segment} to its head ${links.head.name} (${links.segments} segment(s)); head sha256 ${links.head.sha256}: compare with the last head the archiver logged\n`
@@ -374,13 +414,20 @@ export function formatArchiveVerification(dir: string, a: ArchiveVerification): 
     );
   } else {
     lines.push(`FAILED: ${a.faults.length} fault(s) in ${dir}`);
-    for (const f of a.faults) lines.push(`  ${f.segment}: ${f.reason}${f.line !== undefined ? ` (line ${f.line}${f.seq !== undefined && f.seq >= 0 ? `, record seq ${f.seq}` : ''})` : ''}`);
+    for (const f of a.faults)
+      lines.push(
+        `  ${f.segment}: ${f.reason}${f.line !== undefined ? ` (line ${f.line}${f.seq !== undefined && f.seq >= 0 ? `, record seq ${f.seq}` : ''})` : ''}`,
+      );
   }
   if (a.window) lines.push(`covers close times [${a.window.from}, ${a.window.to})`);
   // Nothing inside the directory shows that its newest segments were deleted: compare the head with the archiver's logs.
   if (a.head) lines.push(`head: ${a.head.name} sha256 ${a.head.sha256} (compare with the last head the archiver logged)`);
-  if (a.gaps > 0) lines.push(`WARNING: ${a.gaps} request(s) were archived without their record (history gone or unreadable); see the archiver's "audit archive gap" log lines`);
-  if (a.temporaryFiles.length > 0) lines.push(`note: ${a.temporaryFiles.length} unfinished segment file(s) of an interrupted run, not part of the archive: ${a.temporaryFiles.join(', ')}`);
+  if (a.gaps > 0)
+    lines.push(
+      `WARNING: ${a.gaps} request(s) were archived without their record (history gone or unreadable); see the archiver's "audit archive gap" log lines`,
+    );
+  if (a.temporaryFiles.length > 0)
+    lines.push(`note: ${a.temporaryFiles.length} unfinished segment file(s) of an interrupted run, not part of the archive: ${a.temporaryFiles.join(', ')}`);
   if (a.otherFiles.length > 0) lines.push(`note: ignored other files: ${a.otherFiles.join(', ')}`);
   return `${lines.join('\n')}\n`;
 }

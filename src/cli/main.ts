@@ -15,10 +15,7 @@ import { FrontDoor } from '../api/front-door.js';
 import { AgentTokenVerifier, issueAgentToken } from '../auth/agent-tokens.js';
 import { createApproverVerifier, createLinkVerifier } from '../auth/config.js';
 import { AesGcmCodec, dataConverterFor, defaultKeyringFile, ensureKeyringFile, loadKeyring, type CodecKeyring } from '../codec/index.js';
-import {
-  ensureLocalKeyPair,
-  issueApproverToken,
-} from '../auth/tokens.js';
+import { ensureLocalKeyPair, issueApproverToken } from '../auth/tokens.js';
 import { loadConfig, type Config } from '../config.js';
 import { createLogger } from '../logger.js';
 import { createNotifier } from '../notify/config.js';
@@ -172,7 +169,11 @@ async function runWorker(config: Config, logger: Logger, tools: ToolRegistry, si
 }
 
 /** Starts the approval API; resolves with the listening server. */
-async function startApi(config: Config, logger: Logger, options: { devTrustedUiOrigins?: readonly string[]; signal?: AbortSignal } = {}): Promise<{ server: Server; connection: Connection }> {
+async function startApi(
+  config: Config,
+  logger: Logger,
+  options: { devTrustedUiOrigins?: readonly string[]; signal?: AbortSignal } = {},
+): Promise<{ server: Server; connection: Connection }> {
   const keyring = await codecKeyring(config);
   const connection = await Connection.connect({ address: config.temporalAddress });
   // With tracing on, workflow starts, updates and queries carry the HTTP request's trace.
@@ -187,9 +188,7 @@ async function startApi(config: Config, logger: Logger, options: { devTrustedUiO
   if (!process.env.TOOLGATE_TOKEN_PUBLIC_KEY_FILE && !process.env.TOOLGATE_TOKEN_PRIVATE_KEY_FILE) {
     await ensureLocalKeyPair({ privateKeyFile: config.privateKeyFile, publicKeyFile: config.publicKeyFile });
   }
-  const agentVerifier = existsSync(config.publicKeyFile)
-    ? await AgentTokenVerifier.fromPublicKeyFile(config.publicKeyFile, config.tokenIssuer)
-    : undefined;
+  const agentVerifier = existsSync(config.publicKeyFile) ? await AgentTokenVerifier.fromPublicKeyFile(config.publicKeyFile, config.tokenIssuer) : undefined;
   if (!agentVerifier) logger.warn({ publicKeyFile: config.publicKeyFile }, 'no local token key: the agent API (/v1/tool-requests) is disabled');
   const signers = await loadFrontDoorKeys(config.stateDir);
   // The same policy files as the workers: approvers see argument schemas and preview edits with them.
@@ -201,7 +200,11 @@ async function startApi(config: Config, logger: Logger, options: { devTrustedUiO
     decisions: signers.decisions,
     links: { verify: (token, expected) => linkVerifier.verifyLink(token, expected) },
     logger,
-    codec: { codec: new AesGcmCodec(keyring), uiOrigins: config.uiOrigins, ...(options.devTrustedUiOrigins ? { devTrustedUiOrigins: options.devTrustedUiOrigins } : {}) },
+    codec: {
+      codec: new AesGcmCodec(keyring),
+      uiOrigins: config.uiOrigins,
+      ...(options.devTrustedUiOrigins ? { devTrustedUiOrigins: options.devTrustedUiOrigins } : {}),
+    },
     mount: (api) => {
       api.use('/inbox', inbox);
       if (agentVerifier) {
@@ -265,10 +268,7 @@ async function closeServer(server: Server): Promise<void> {
   await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
 }
 
-const program = new Command()
-  .name('toolgate')
-  .description('A gateway between AI agents and the tools that change the world.')
-  .showHelpAfterError();
+const program = new Command().name('toolgate').description('A gateway between AI agents and the tools that change the world.').showHelpAfterError();
 
 program
   .command('dev')
@@ -319,7 +319,11 @@ program
       // Not when it is reachable from elsewhere: beyond loopback, or published through a public URL
       // (a tunnel or proxy connects from loopback on behalf of anyone).
       const loopbackApi = /^(127\.|localhost$|::1$)/.test(config.apiHost) && /^https?:\/\/(127\.[\d.]+|localhost|\[::1\])(:\d+)?(\/|$)/.test(config.publicUrl);
-      if (!loopbackApi) logger.warn({ apiHost: config.apiHost, publicUrl: config.publicUrl }, 'the API is reachable beyond loopback: the Temporal UI decodes payloads only with an ops token');
+      if (!loopbackApi)
+        logger.warn(
+          { apiHost: config.apiHost, publicUrl: config.publicUrl },
+          'the API is reachable beyond loopback: the Temporal UI decodes payloads only with an ops token',
+        );
       api = await startApi(config, logger, loopbackApi ? { devTrustedUiOrigins: uiOrigins, signal } : { signal });
       const workerDone = runWorker(config, logger, createExampleTools({ stateDir: config.stateDir }), signal, {
         // Approving locally needs no webhook: each waiting request's review link is printed here.
@@ -415,7 +419,11 @@ program
     try {
       // A worker's identity is <pid>@<hostname>: in a container, this host's worker is this container's.
       const host = hostname();
-      const { pollers } = await connection.workflowService.describeTaskQueue({ namespace: config.namespace, taskQueue: { name: options.taskQueue }, taskQueueType: 1 });
+      const { pollers } = await connection.workflowService.describeTaskQueue({
+        namespace: config.namespace,
+        taskQueue: { name: options.taskQueue },
+        taskQueueType: 1,
+      });
       const seen = (pollers ?? []).filter((poller) => (poller.identity ?? '').endsWith(`@${host}`));
       const freshest = Math.max(0, ...seen.map((poller) => Number(poller.lastAccessTime?.seconds ?? 0) * 1000));
       const ageSeconds = (Date.now() - freshest) / 1000;
@@ -528,7 +536,11 @@ program
       const scope = { tenant: options.tenant, ...(options.tool ? { tool: options.tool } : {}), by: options.by };
       if (options.lift) {
         const lifted = await switches.lift(scope);
-        process.stdout.write(lifted.length > 0 ? `lifted ${lifted.length} switch(es) for ${options.tenant}${options.tool ? `/${options.tool}` : ''}\n` : 'no switch of exactly this scope was on\n');
+        process.stdout.write(
+          lifted.length > 0
+            ? `lifted ${lifted.length} switch(es) for ${options.tenant}${options.tool ? `/${options.tool}` : ''}\n`
+            : 'no switch of exactly this scope was on\n',
+        );
         return;
       }
       const on = await switches.set({ ...scope, reason: options.reason });
@@ -562,37 +574,61 @@ program
   .option('--environment <env>', 'with --agent: the environment the agent acts in (required with --agent)')
   .option('--tools <tools>', 'with --agent: only these tools (comma-separated); default: whatever policy allows')
   .option('--on-behalf-of <principals>', 'with --agent: the principals the agent acts for, nearest first, as type:id (e.g. human:maria)')
-  .action(async (options: { sub: string; tenant: string; groups: string; ttl: number; agent?: boolean; roles: string; environment?: string; tools?: string; onBehalfOf?: string }) => {
-    const config = loadConfig();
-    await ensureLocalKeyPair({ privateKeyFile: config.privateKeyFile, publicKeyFile: config.publicKeyFile });
-    if (options.agent) {
-      const split = (value: string | undefined) => (value ?? '').split(',').map((r) => r.trim()).filter(Boolean);
-      if (!options.environment) throw new InvalidArgumentError('--environment <env> is required with --agent: an agent token binds where the agent acts');
-      const onBehalfOf = split(options.onBehalfOf).map((entry) => {
-        const [type, ...id] = entry.split(':');
-        if (type !== 'human' && type !== 'agent' && type !== 'service') throw new InvalidArgumentError(`--on-behalf-of: ${entry} must be type:id with type human, agent or service`);
-        return { type, id: id.join(':') } as const;
-      });
-      const agentToken = await issueAgentToken(
+  .action(
+    async (options: {
+      sub: string;
+      tenant: string;
+      groups: string;
+      ttl: number;
+      agent?: boolean;
+      roles: string;
+      environment?: string;
+      tools?: string;
+      onBehalfOf?: string;
+    }) => {
+      const config = loadConfig();
+      await ensureLocalKeyPair({ privateKeyFile: config.privateKeyFile, publicKeyFile: config.publicKeyFile });
+      if (options.agent) {
+        const split = (value: string | undefined) =>
+          (value ?? '')
+            .split(',')
+            .map((r) => r.trim())
+            .filter(Boolean);
+        if (!options.environment) throw new InvalidArgumentError('--environment <env> is required with --agent: an agent token binds where the agent acts');
+        const onBehalfOf = split(options.onBehalfOf).map((entry) => {
+          const [type, ...id] = entry.split(':');
+          if (type !== 'human' && type !== 'agent' && type !== 'service')
+            throw new InvalidArgumentError(`--on-behalf-of: ${entry} must be type:id with type human, agent or service`);
+          return { type, id: id.join(':') } as const;
+        });
+        const agentToken = await issueAgentToken(
+          {
+            sub: options.sub,
+            tenant: options.tenant,
+            roles: split(options.roles),
+            environment: options.environment,
+            ...(onBehalfOf.length > 0 ? { onBehalfOf } : {}),
+            ...(options.tools ? { tools: split(options.tools) } : {}),
+          },
+          { privateKeyPem: await readFile(config.privateKeyFile, 'utf8'), ttlSeconds: options.ttl, issuer: config.tokenIssuer },
+        );
+        process.stdout.write(`${agentToken}\n`);
+        return;
+      }
+      const token = await issueApproverToken(
         {
           sub: options.sub,
           tenant: options.tenant,
-          roles: split(options.roles),
-          environment: options.environment,
-          ...(onBehalfOf.length > 0 ? { onBehalfOf } : {}),
-          ...(options.tools ? { tools: split(options.tools) } : {}),
+          groups: options.groups
+            .split(',')
+            .map((g) => g.trim())
+            .filter(Boolean),
         },
         { privateKeyPem: await readFile(config.privateKeyFile, 'utf8'), ttlSeconds: options.ttl, issuer: config.tokenIssuer },
       );
-      process.stdout.write(`${agentToken}\n`);
-      return;
-    }
-    const token = await issueApproverToken(
-      { sub: options.sub, tenant: options.tenant, groups: options.groups.split(',').map((g) => g.trim()).filter(Boolean) },
-      { privateKeyPem: await readFile(config.privateKeyFile, 'utf8'), ttlSeconds: options.ttl, issuer: config.tokenIssuer },
-    );
-    process.stdout.write(`${token}\n`);
-  });
+      process.stdout.write(`${token}\n`);
+    },
+  );
 
 registerMcpCommands(program);
 registerAuditCommands(program);
@@ -613,7 +649,9 @@ function opsQueryLinks(uiUrl: string, namespace: string): string[] {
     ['denied today', `ToolgateStatus = 'denied' AND CloseTime > '${new Date(Date.now() - 86_400_000).toISOString()}'`],
     ['outcome unknown', "ToolgateStatus = 'outcome_unknown'"],
   ];
-  return views.map(([label, query]) => `  ${`${label}:`.padEnd(22)}${uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows?query=${encodeURIComponent(query)}`);
+  return views.map(
+    ([label, query]) => `  ${`${label}:`.padEnd(22)}${uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows?query=${encodeURIComponent(query)}`,
+  );
 }
 
 /** The address this process reaches its own API at: a wildcard bind is reached on loopback. */

@@ -54,12 +54,14 @@ export interface ManifestSignOptions {
  * edit — every entry's digest unchanged, the signatures exactly those intended — before it is written.
  */
 export async function signManifestFiles(paths: readonly string[], options: ManifestSignOptions): Promise<ManifestSignResult[]> {
-  if (!IDENTIFIER_PATTERN.test(options.role)) throw new ManifestSigningError(`--role must be a role name (letters, digits and . _ : @ -), not "${options.role}"`);
+  if (!IDENTIFIER_PATTERN.test(options.role))
+    throw new ManifestSigningError(`--role must be a role name (letters, digits and . _ : @ -), not "${options.role}"`);
   const sources = await readPolicySources(paths);
   const policy = parsePolicy(sources);
   const wanted = options.tools ? [...new Set(options.tools)] : policy.toolNames;
   const unknown = wanted.filter((tool) => !policy.manifest(tool));
-  if (unknown.length > 0) throw new ManifestSigningError(`no manifest entry named ${unknown.join(', ')} in ${policy.files.join(', ')} (entries: ${policy.toolNames.join(', ')})`);
+  if (unknown.length > 0)
+    throw new ManifestSigningError(`no manifest entry named ${unknown.join(', ')} in ${policy.files.join(', ')} (entries: ${policy.toolNames.join(', ')})`);
 
   const results: ManifestSignResult[] = [];
   const rewritten: PolicySource[] = [];
@@ -76,7 +78,14 @@ export async function signManifestFiles(paths: readonly string[], options: Manif
       const index = existing.findIndex((s) => s.role === options.role);
       const same = index >= 0 && existing[index]?.key === signature.key && existing[index]?.sig === signature.sig;
       const next = index >= 0 ? existing.map((s, i) => (i === index ? signature : s)) : [...existing, signature];
-      results.push({ tool, file: source.file, status: same ? 'unchanged' : index >= 0 ? 'replaced' : 'signed', role: options.role, key: signature.key, digest });
+      results.push({
+        tool,
+        file: source.file,
+        status: same ? 'unchanged' : index >= 0 ? 'replaced' : 'signed',
+        role: options.role,
+        key: signature.key,
+        digest,
+      });
       intended.set(tool, next);
       if (!same) changes.push({ tool, signatures: next });
     }
@@ -102,7 +111,12 @@ function signaturesOf(raw: unknown): ManifestSignature[] {
  * lines when it reproduces exactly the intended values, else the YAML document re-serialised
  * (comments kept, layout normalised). Either result is checked before it is returned.
  */
-function writeSignatures(source: PolicySource, changes: { tool: string; signatures: ManifestSignature[] }[], all: PolicySource[], before: LoadedPolicy): string {
+function writeSignatures(
+  source: PolicySource,
+  changes: { tool: string; signatures: ManifestSignature[] }[],
+  all: PolicySource[],
+  before: LoadedPolicy,
+): string {
   const check = (text: string): string | undefined => {
     const candidate = { file: source.file, text };
     let after: LoadedPolicy;
@@ -206,11 +220,16 @@ async function verifyTrust(options: { signers?: string; require?: string[] }): P
   const trust = options.signers
     ? await loadManifestTrust(options.signers, options.require ?? config.manifestRequire)
     : await manifestTrustFromConfig({ manifestSignersFile: config.manifestSignersFile, manifestRequire: options.require ?? config.manifestRequire });
-  if (!trust) throw new InvalidArgumentError('nothing to verify against: pass --signers <file> or set TOOLGATE_MANIFEST_SIGNERS (the file mapping roles to public keys)');
+  if (!trust)
+    throw new InvalidArgumentError('nothing to verify against: pass --signers <file> or set TOOLGATE_MANIFEST_SIGNERS (the file mapping roles to public keys)');
   return trust;
 }
 
-const list = (value: string): string[] => value.split(',').map((item) => item.trim()).filter(Boolean);
+const list = (value: string): string[] =>
+  value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
 
 /** Adds `manifest keygen|sign|verify` to the program. */
 export function registerManifestCommands(program: Command): void {
@@ -258,7 +277,8 @@ export function registerManifestCommands(program: Command): void {
           privateKey,
           ...(options.tool ? { tools: options.tool } : {}),
         });
-        for (const r of results) process.stdout.write(`${r.status.padEnd(9)} ${r.tool} as ${r.role} (${r.key}) over tool ${r.digest.slice(0, 12)} in ${r.file}\n`);
+        for (const r of results)
+          process.stdout.write(`${r.status.padEnd(9)} ${r.tool} as ${r.role} (${r.key}) over tool ${r.digest.slice(0, 12)} in ${r.file}\n`);
         if (results.length === 0) process.stdout.write('no manifest entries to sign\n');
       } catch (err) {
         if (!(err instanceof PolicyLoadError)) throw err;
@@ -282,7 +302,9 @@ export function registerManifestCommands(program: Command): void {
         policy = await loadPolicy(paths.length > 0 ? paths : loadConfig().policyPaths, { manifestTrust: trust });
       } catch (err) {
         if (!(err instanceof PolicyLoadError)) throw err;
-        process.stderr.write(`FAILED: a worker with these signers would refuse this policy:\n${err.issues.map((issue) => `  ${formatPolicyIssue(issue)}`).join('\n')}\n`);
+        process.stderr.write(
+          `FAILED: a worker with these signers would refuse this policy:\n${err.issues.map((issue) => `  ${formatPolicyIssue(issue)}`).join('\n')}\n`,
+        );
         process.exitCode = 1;
         return;
       }
@@ -290,7 +312,9 @@ export function registerManifestCommands(program: Command): void {
       for (const tool of policy.toolNames) {
         const entry = policy.manifest(tool);
         const signers = entry?.signers ?? [];
-        process.stdout.write(`ok  ${tool.padEnd(width)}  tool ${entry?.digest.slice(0, 12) ?? '?'}  ${signers.length > 0 ? `signed by ${describeSigners(signers)}` : 'unsigned'}\n`);
+        process.stdout.write(
+          `ok  ${tool.padEnd(width)}  tool ${entry?.digest.slice(0, 12) ?? '?'}  ${signers.length > 0 ? `signed by ${describeSigners(signers)}` : 'unsigned'}\n`,
+        );
       }
     });
 }

@@ -22,7 +22,11 @@ const identifier = (what: string) => (value: string) => {
   if (!IDENTIFIER_PATTERN.test(value)) throw new InvalidArgumentError(`${what} must be 1-128 letters, digits and . _ : @ -`);
   return value;
 };
-const list = (value: string) => value.split(',').map((item) => item.trim()).filter(Boolean);
+const list = (value: string) =>
+  value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
 const seconds = (value: string) => {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds');
@@ -51,14 +55,19 @@ interface McpCommandOptions {
  * The options that restate the token's identity but say something else, by option name. They
  * can only confirm the identity (a launcher's safety check), never choose it.
  */
-export function identityOptionMismatches(identity: AgentIdentityView, options: Pick<McpCommandOptions, 'actor' | 'roles' | 'tenant' | 'environment'>): string[] {
+export function identityOptionMismatches(
+  identity: AgentIdentityView,
+  options: Pick<McpCommandOptions, 'actor' | 'roles' | 'tenant' | 'environment'>,
+): string[] {
   const mismatched: string[] = [];
-  if (options.actor !== undefined && canonicalId(options.actor) !== identity.id) mismatched.push(`--actor ${options.actor} (the token's agent is ${identity.id})`);
+  if (options.actor !== undefined && canonicalId(options.actor) !== identity.id)
+    mismatched.push(`--actor ${options.actor} (the token's agent is ${identity.id})`);
   if (options.roles !== undefined) {
     const same = options.roles.length === identity.roles.length && options.roles.every((role) => identity.roles.includes(role));
     if (!same) mismatched.push(`--roles ${options.roles.join(',')} (the token's roles are ${identity.roles.join(',') || 'none'})`);
   }
-  if (options.tenant !== undefined && options.tenant !== identity.tenant) mismatched.push(`--tenant ${options.tenant} (the token's tenant is ${identity.tenant})`);
+  if (options.tenant !== undefined && options.tenant !== identity.tenant)
+    mismatched.push(`--tenant ${options.tenant} (the token's tenant is ${identity.tenant})`);
   if (options.environment !== undefined && options.environment !== identity.environment) {
     mismatched.push(`--environment ${options.environment} (the token's environment is ${identity.environment})`);
   }
@@ -69,14 +78,14 @@ export function identityOptionMismatches(identity: AgentIdentityView, options: P
 export function registerMcpCommands(program: Command): void {
   program
     .command('mcp')
-    .description('Serve the manifest\'s downstream MCP tools through the gateway (stdio by default, Streamable HTTP with --http) as the agent its token names')
+    .description("Serve the manifest's downstream MCP tools through the gateway (stdio by default, Streamable HTTP with --http) as the agent its token names")
     .option('--url <url>', 'the toolgate API (front door)', url, process.env.TOOLGATE_URL ?? 'http://127.0.0.1:8787')
     .option('--http <port>', 'serve Streamable HTTP at http://<host>:<port>/mcp (each agent sends its own agent token)')
     .option('--host <host>', 'with --http: the interface to listen on', '127.0.0.1')
-    .option('--environment <env>', 'stdio: must equal the token\'s environment; --http: serve only tokens of this environment', identifier('environment'))
-    .option('--actor <id>', 'stdio: must equal the token\'s agent id (identity comes from TOOLGATE_AGENT_TOKEN)')
-    .option('--roles <roles>', 'stdio: must equal the token\'s roles (comma-separated)', list)
-    .option('--tenant <tenant>', 'stdio: must equal the token\'s tenant', identifier('tenant'))
+    .option('--environment <env>', "stdio: must equal the token's environment; --http: serve only tokens of this environment", identifier('environment'))
+    .option('--actor <id>', "stdio: must equal the token's agent id (identity comes from TOOLGATE_AGENT_TOKEN)")
+    .option('--roles <roles>', "stdio: must equal the token's roles (comma-separated)", list)
+    .option('--tenant <tenant>', "stdio: must equal the token's tenant", identifier('tenant'))
     .option('--wait <seconds>', 'how long a call waits for approval before answering "pending"', seconds, 300)
     .action(async (options: McpCommandOptions) => {
       const logger = createLogger('toolgate-mcp');
@@ -100,7 +109,11 @@ export function registerMcpCommands(program: Command): void {
         if (stdioOnly.length > 0) {
           throw new InvalidArgumentError(`${stdioOnly.join(', ')}: stdio only; over --http each agent's own token says who it is`);
         }
-        const app = createMcpHttpApp({ ...gatewayOptions, apiUrl: options.url, ...(options.environment !== undefined && { environment: options.environment }) });
+        const app = createMcpHttpApp({
+          ...gatewayOptions,
+          apiUrl: options.url,
+          ...(options.environment !== undefined && { environment: options.environment }),
+        });
         const port = Number(options.http);
         const server = await new Promise<Server>((resolve, reject) => {
           const listening = app.listen(port, options.host, (err?: Error) => (err ? reject(err) : resolve(listening)));
@@ -123,7 +136,8 @@ export function registerMcpCommands(program: Command): void {
       try {
         identity = await gateway.identity();
       } catch (err) {
-        if (err instanceof GatewayRequestError && err.status === 401) throw new Error(`the toolgate API at ${options.url} refused TOOLGATE_AGENT_TOKEN: ${err.message}`, { cause: err });
+        if (err instanceof GatewayRequestError && err.status === 401)
+          throw new Error(`the toolgate API at ${options.url} refused TOOLGATE_AGENT_TOKEN: ${err.message}`, { cause: err });
         throw err;
       }
       const mismatched = identityOptionMismatches(identity, options);

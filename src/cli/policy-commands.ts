@@ -56,7 +56,10 @@ export function parseReplayTime(flag: string, value: string, now: number): strin
   if (relative) return new Date(now - Number(relative[1]) * UNITS_MS[relative[2] as keyof typeof UNITS_MS]).toISOString();
   // Only date-shaped text: Date.parse accepts "1" or "March" too.
   const ms = /^\d{4}-\d{2}-\d{2}/.test(value.trim()) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(ms)) throw new ReplayUsageError(`${flag} must be a duration back from now (7d, 12h, 30m, 90s, 2w) or an ISO 8601 time such as 2026-01-31 or 2026-01-31T12:00:00Z; got "${value}"`);
+  if (Number.isNaN(ms))
+    throw new ReplayUsageError(
+      `${flag} must be a duration back from now (7d, 12h, 30m, 90s, 2w) or an ISO 8601 time such as 2026-01-31 or 2026-01-31T12:00:00Z; got "${value}"`,
+    );
   return new Date(ms).toISOString();
 }
 
@@ -132,7 +135,13 @@ export async function* mapOrdered<T, R>(source: AsyncIterable<T>, concurrency: n
       while (!exhausted && window.length < concurrency) {
         const next = await iterator.next();
         if (next.done) exhausted = true;
-        else window.push(fn(next.value).then((value) => ({ ok: true, value }), (error: unknown) => ({ ok: false, error })));
+        else
+          window.push(
+            fn(next.value).then(
+              (value) => ({ ok: true, value }),
+              (error: unknown) => ({ ok: false, error }),
+            ),
+          );
       }
       const head = window.shift();
       if (!head) return;
@@ -374,7 +383,10 @@ export async function runPolicyReplay(paths: string[], options: ReplayCliOptions
       io.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
     } else {
       io.stdout.write(
-        formatReplayReport(report, { window: `started ${settings.since} – ${settings.until ?? 'now'}`, ...(settings.tenant ? { tenant: settings.tenant } : {}) }),
+        formatReplayReport(report, {
+          window: `started ${settings.since} – ${settings.until ?? 'now'}`,
+          ...(settings.tenant ? { tenant: settings.tenant } : {}),
+        }),
       );
     }
     return report.forbidden > 0 ? REPLAY_EXIT.forbidden : REPLAY_EXIT.ok;
@@ -395,7 +407,10 @@ export function registerPolicyCommands(policy: Command): void {
     .option('--since <time>', 'requests started at or after this: a duration back from now (7d, 12h, 30m) or an ISO 8601 time', '7d')
     .option('--until <time>', 'requests started before this (same forms; default: now)')
     .option('--tenant <tenant>', 'only this tenant')
-    .option('--fail-on <kinds>', 'exit 1 when any request falls in these (comma-separated): allow->approve, allow->deny, approve->deny, approve->allow, deny->allow, deny->approve, plan, risk, not_comparable; groups tightening, widening, allow-widening, any')
+    .option(
+      '--fail-on <kinds>',
+      'exit 1 when any request falls in these (comma-separated): allow->approve, allow->deny, approve->deny, approve->allow, deny->allow, deny->approve, plan, risk, not_comparable; groups tightening, widening, allow-widening, any',
+    )
     .option('--examples <k>', `examples shown per kind (0-${MAX_EXAMPLES})`, String(DEFAULT_EXAMPLES))
     .option('--concurrency <n>', `histories read at once (1-${MAX_REPLAY_CONCURRENCY})`, String(DEFAULT_REPLAY_CONCURRENCY))
     .option('--json', 'print the report as JSON')

@@ -83,11 +83,7 @@ export class ToolExecutionFailed extends ToolGatewayError {
   override readonly name = 'ToolExecutionFailed';
   readonly outcome: Extract<ToolOutcome, { status: 'failed' | 'outcome_unknown' }>;
   constructor(outcome: Extract<ToolOutcome, { status: 'failed' | 'outcome_unknown' }>) {
-    super(
-      outcome.status === 'failed'
-        ? `${outcome.tool} failed: ${outcome.error.message}`
-        : `${outcome.tool} outcome unknown: ${outcome.error.message}`,
-    );
+    super(outcome.status === 'failed' ? `${outcome.tool} failed: ${outcome.error.message}` : `${outcome.tool} outcome unknown: ${outcome.error.message}`);
     this.outcome = outcome;
   }
   toToolResult(): ToolResultForModel {
@@ -164,7 +160,13 @@ export class ToolNotGranted extends ToolGatewayError {
     super(message);
   }
   toToolResult(): ToolResultForModel {
-    return { ok: false, status: 'denied', tool: this.tool, message: `This agent may not use ${this.tool}; it was not executed. Do not retry it.`, reasons: [this.message] };
+    return {
+      ok: false,
+      status: 'denied',
+      tool: this.tool,
+      message: `This agent may not use ${this.tool}; it was not executed. Do not retry it.`,
+      reasons: [this.message],
+    };
   }
 }
 

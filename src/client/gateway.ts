@@ -96,7 +96,8 @@ export class ToolGateway {
   constructor(options: ToolGatewayOptions = {}) {
     this.url = (options.url ?? process.env.TOOLGATE_URL ?? 'http://127.0.0.1:8787').replace(/\/+$/, '');
     const token = options.token ?? process.env.TOOLGATE_AGENT_TOKEN;
-    if (!token) throw new TypeError('ToolGateway needs an agent token: pass { token } or set TOOLGATE_AGENT_TOKEN (mint one with `toolgate token issue --agent`)');
+    if (!token)
+      throw new TypeError('ToolGateway needs an agent token: pass { token } or set TOOLGATE_AGENT_TOKEN (mint one with `toolgate token issue --agent`)');
     this.token = token;
     this.fetchImpl = options.fetch ?? globalThis.fetch;
     this.pollSeconds = Math.min(60, Math.max(1, options.pollSeconds ?? 55));

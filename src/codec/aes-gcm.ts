@@ -228,10 +228,13 @@ export class AesGcmCodec implements PayloadCodec {
         return temporal.api.common.v1.Payload.decode(plaintext);
       } catch (err) {
         const whose = tenant === undefined ? 'global' : `tenant "${tenant}"`;
-        throw new PayloadDecryptionError(`encrypted payload (key "${keyId}", ${whose}) failed authentication: it was altered, its tenant tag was changed or removed, or the key is wrong`, {
-          keyId,
-          cause: err,
-        });
+        throw new PayloadDecryptionError(
+          `encrypted payload (key "${keyId}", ${whose}) failed authentication: it was altered, its tenant tag was changed or removed, or the key is wrong`,
+          {
+            keyId,
+            cause: err,
+          },
+        );
       }
     });
   }

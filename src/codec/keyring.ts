@@ -59,7 +59,8 @@ function decodeKey(source: string, id: string, base64: string): Uint8Array {
   if (!KEY_ID.test(id)) throw new CodecKeyError(source, `key id "${id}" must be 1-64 characters of A-Za-z0-9._-`);
   if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(base64)) throw new CodecKeyError(source, `key "${id}" is not base64`);
   const key = Buffer.from(base64, 'base64');
-  if (key.length !== CODEC_KEY_BYTES) throw new CodecKeyError(source, `key "${id}" is ${key.length} bytes; AES-256 needs ${CODEC_KEY_BYTES} (generate one with: openssl rand -base64 32)`);
+  if (key.length !== CODEC_KEY_BYTES)
+    throw new CodecKeyError(source, `key "${id}" is ${key.length} bytes; AES-256 needs ${CODEC_KEY_BYTES} (generate one with: openssl rand -base64 32)`);
   return new Uint8Array(key);
 }
 
@@ -73,7 +74,10 @@ export function createKeyring(current: string, keys: Record<string, Uint8Array |
     const bytes = typeof key === 'string' ? decodeKey(source, id, key) : decodeKey(source, id, Buffer.from(key).toString('base64'));
     // A fingerprint-form id that does not match is a copy-paste mix-up: two keys would answer to one name.
     if (FINGERPRINT_ID.test(id) && keyFingerprint(bytes) !== id) {
-      throw new CodecKeyError(source, `key id "${id}" has the fingerprint form but does not match its key (whose fingerprint is ${keyFingerprint(bytes)}): the id names another key`);
+      throw new CodecKeyError(
+        source,
+        `key id "${id}" has the fingerprint form but does not match its key (whose fingerprint is ${keyFingerprint(bytes)}): the id names another key`,
+      );
     }
     out[id] = bytes;
   }
@@ -83,7 +87,10 @@ export function createKeyring(current: string, keys: Record<string, Uint8Array |
 
 /** Parses `TOOLGATE_CODEC_KEYS`: `id:base64` pairs separated by commas, the first one current. */
 export function parseKeyringEnv(value: string, source = 'TOOLGATE_CODEC_KEYS'): CodecKeyring {
-  const pairs = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const pairs = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (pairs.length === 0) throw new CodecKeyError(source, 'no keys; expected id:base64[,id:base64...]');
   const keys: Record<string, string> = {};
   for (const pair of pairs) {

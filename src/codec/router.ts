@@ -20,7 +20,10 @@ import { isEncryptedPayload, payloadTenant, serializationContextForTenant } from
 export const CODEC_BODY_LIMIT = '4mb';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-const Base64Schema = z.string().max(8 * 1024 * 1024).regex(BASE64, 'expected base64');
+const Base64Schema = z
+  .string()
+  .max(8 * 1024 * 1024)
+  .regex(BASE64, 'expected base64');
 
 /** The remote-codec JSON body: payloads with base64 metadata values and data. */
 export const CodecRequestSchema = z.object({
@@ -96,7 +99,8 @@ function firstForbidden(payloads: readonly Payload[], scope: CodecScope): { inde
           'belongs to another tenant or to none: it is a global payload (no tenant tag: written before per-tenant keys, or by a workflow of no tenant such as the kill-switch registry), which only "ops:all" may decode',
       };
     }
-    if (tenant !== scope.tenant) return { index, reason: `belongs to another tenant; this ops scope decodes only payloads of tenant "${scope.tenant}" ("ops:all" decodes any)` };
+    if (tenant !== scope.tenant)
+      return { index, reason: `belongs to another tenant; this ops scope decodes only payloads of tenant "${scope.tenant}" ("ops:all" decodes any)` };
   }
   return undefined;
 }
@@ -149,7 +153,10 @@ export function createCodecRouter(options: CodecRouterOptions): Router {
       const parsed = CodecRequestSchema.safeParse(req.body);
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
-        const field = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+        const field = issue.path
+          .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+          .join('')
+          .replace(/^\./, '');
         res.status(400).json({ error: `${field || 'body'}: ${issue.message}`, field: field || 'body' });
         return;
       }

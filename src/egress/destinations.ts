@@ -40,14 +40,7 @@ export interface DestinationPolicy {
 
 /** Why a destination was refused. */
 export type DestinationBlockReason =
-  | 'scheme'
-  | 'origin_not_allowed'
-  | 'downgrade'
-  | 'address_blocked'
-  | 'unresolvable'
-  | 'too_many_redirects'
-  | 'invalid_url'
-  | 'invalid_policy';
+  'scheme' | 'origin_not_allowed' | 'downgrade' | 'address_blocked' | 'unresolvable' | 'too_many_redirects' | 'invalid_url' | 'invalid_policy';
 
 /** Thrown when a URL or a redirect hop may not be reached; nothing was sent to it. */
 export class DestinationBlockedError extends Error {
@@ -105,7 +98,8 @@ export class InvalidOriginError extends Error {
 
 const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443 };
 const ORIGIN_SHAPE = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#@\\\s]+)\/?$/;
-const FORM = "an origin is scheme://host[:port], e.g. https://api.example.com, https://api.example.com:8443 or https://*.example.com; the port defaults to the scheme's";
+const FORM =
+  "an origin is scheme://host[:port], e.g. https://api.example.com, https://api.example.com:8443 or https://*.example.com; the port defaults to the scheme's";
 
 /**
  * Parses an allowlist entry into an origin. Only `http://` and `https://` entries with a host and
@@ -336,7 +330,12 @@ export async function checkDestination(target: string | URL, policy: Destination
   } catch (err) {
     // Also IPv6 zone ids (`[fe80::1%25eth0]`), which the URL standard refuses.
     // Redacted whole, then cut: a URL password cut before its @host would no longer be recognised.
-    throw new DestinationBlockedError(`not a valid URL: ${redactText(String(target)).slice(0, 200)}`, { url: redactText(String(target)), reason: 'invalid_url', hop, cause: err });
+    throw new DestinationBlockedError(`not a valid URL: ${redactText(String(target)).slice(0, 200)}`, {
+      url: redactText(String(target)),
+      reason: 'invalid_url',
+      hop,
+      cause: err,
+    });
   }
   const href = url.href;
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
@@ -426,10 +425,19 @@ export function redirectRequest(
   try {
     url = new URL(location, from.url);
   } catch (err) {
-    throw new DestinationBlockedError(`${from.url.href}: invalid redirect location`, { url: redactText(location).slice(0, 200), reason: 'invalid_url', hop: options.hop, cause: err });
+    throw new DestinationBlockedError(`${from.url.href}: invalid redirect location`, {
+      url: redactText(location).slice(0, 200),
+      reason: 'invalid_url',
+      hop: options.hop,
+      cause: err,
+    });
   }
   if (from.url.protocol === 'https:' && url.protocol === 'http:') {
-    throw new DestinationBlockedError(`${from.url.href}: redirect to ${url.href} would downgrade https to http`, { url: url.href, reason: 'downgrade', hop: options.hop });
+    throw new DestinationBlockedError(`${from.url.href}: redirect to ${url.href} would downgrade https to http`, {
+      url: url.href,
+      reason: 'downgrade',
+      hop: options.hop,
+    });
   }
   let { method, body } = from;
   const headers = new Headers(from.headers);
@@ -477,12 +485,23 @@ export async function guardedFetch(target: string | URL, init: GuardedRequestIni
   for (let hop = 0; ; hop++) {
     pinned.clear();
     pinned.set(checked.hostname, checked.addresses);
-    const response = await fetch(checked.url, { ...rest, method: request.method, body: request.body, headers: request.headers, redirect: 'manual', dispatcher: agent });
+    const response = await fetch(checked.url, {
+      ...rest,
+      method: request.method,
+      body: request.body,
+      headers: request.headers,
+      redirect: 'manual',
+      dispatcher: agent,
+    });
     const location = response.headers.get('location');
     if (response.status < 300 || response.status > 399 || response.status === 304 || location === null) return response;
     await response.body?.cancel();
     if (hop >= maxRedirects) {
-      throw new DestinationBlockedError(`${request.url.href}: more than ${maxRedirects} redirects`, { url: request.url.href, reason: 'too_many_redirects', hop });
+      throw new DestinationBlockedError(`${request.url.href}: more than ${maxRedirects} redirects`, {
+        url: request.url.href,
+        reason: 'too_many_redirects',
+        hop,
+      });
     }
     request = redirectRequest(request, response.status, location, { firstOrigin, credentialHeaders, hop: hop + 1 });
     checked = await checkDestination(request.url, policy, hop + 1);

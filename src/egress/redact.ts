@@ -52,11 +52,12 @@ export class UnknownRedactionRuleError extends Error {
   /** The names that matched nothing. */
   readonly unknown: readonly string[];
   constructor(unknown: readonly string[]) {
-    super(`egress.redact: unknown rule or category ${unknown.map((u) => `"${u}"`).join(', ')}; known: all, secrets, pii, the ${REDACTION_RULES.filter((r) => r.source === 'gitleaks').length} gitleaks rule ids (e.g. aws-access-token, github-pat), ${[...REDACTION_RULES.filter((r) => r.source === 'toolgate').map((r) => r.name), ...Object.keys(REDACTION_RULE_ALIASES)].filter((n, i, all) => all.indexOf(n) === i).join(', ')}`);
+    super(
+      `egress.redact: unknown rule or category ${unknown.map((u) => `"${u}"`).join(', ')}; known: all, secrets, pii, the ${REDACTION_RULES.filter((r) => r.source === 'gitleaks').length} gitleaks rule ids (e.g. aws-access-token, github-pat), ${[...REDACTION_RULES.filter((r) => r.source === 'toolgate').map((r) => r.name), ...Object.keys(REDACTION_RULE_ALIASES)].filter((n, i, all) => all.indexOf(n) === i).join(', ')}`,
+    );
     this.unknown = unknown;
   }
 }
-
 
 // --- validators -----------------------------------------------------------------------------
 
@@ -78,7 +79,8 @@ export function luhnValid(digits: string): boolean {
 }
 
 /** Issuer prefixes of the card networks (Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay, Maestro) with their lengths. */
-const CARD_NETWORKS = /^(?:4\d{12}(?:\d{3}){0,2}|5[1-5]\d{14}|2(?:2[2-9]\d|[3-6]\d\d|7[01]\d|720)\d{12}|3[47]\d{13}|3(?:0[0-5]|[68]\d)\d{11,16}|6(?:011|5\d\d|4[4-9]\d)\d{12,15}|35(?:2[89]|[3-8]\d)\d{12,15}|62\d{14,17}|(?:5[06-9]|6\d)\d{10,17})$/;
+const CARD_NETWORKS =
+  /^(?:4\d{12}(?:\d{3}){0,2}|5[1-5]\d{14}|2(?:2[2-9]\d|[3-6]\d\d|7[01]\d|720)\d{12}|3[47]\d{13}|3(?:0[0-5]|[68]\d)\d{11,16}|6(?:011|5\d\d|4[4-9]\d)\d{12,15}|35(?:2[89]|[3-8]\d)\d{12,15}|62\d{14,17}|(?:5[06-9]|6\d)\d{10,17})$/;
 
 function cardValid(candidate: string): boolean {
   const separators = candidate.replace(/\d/g, '');
@@ -249,15 +251,20 @@ const TOOLGATE_CONTEXT_RULES: readonly RedactionRule[] = [
     name: 'bearer_token',
     category: 'secrets',
     source: 'toolgate',
-    description: 'credentials after "Bearer", "Basic" or "Token" in Authorization values (at least 16 characters with a digit); gitleaks only looks inside curl commands',
+    description:
+      'credentials after "Bearer", "Basic" or "Token" in Authorization values (at least 16 characters with a digit); gitleaks only looks inside curl commands',
     keywords: ['bearer', 'basic', 'token'],
-    pattern: rx(String.raw`\b(?:Bearer|Basic|Token)\s{1,4}(?<secret>(?=[A-Za-z0-9._~+/-]{0,4095}\d)[A-Za-z0-9._~+/-]{16,4096}={0,2})(?![A-Za-z0-9._~+/=-])`, 'i'),
+    pattern: rx(
+      String.raw`\b(?:Bearer|Basic|Token)\s{1,4}(?<secret>(?=[A-Za-z0-9._~+/-]{0,4095}\d)[A-Za-z0-9._~+/-]{16,4096}={0,2})(?![A-Za-z0-9._~+/=-])`,
+      'i',
+    ),
   },
   {
     name: 'secret_assignment',
     category: 'secrets',
     source: 'toolgate',
-    description: 'values assigned to password/secret/api_key/token names (password=..., "client_secret": "..."), also low-entropy ones gitleaks lets pass; not placeholders (<...>, YOUR_...)',
+    description:
+      'values assigned to password/secret/api_key/token names (password=..., "client_secret": "..."), also low-entropy ones gitleaks lets pass; not placeholders (<...>, YOUR_...)',
     keywords: ['pass', 'pwd', 'secret', 'key', 'token'],
     pattern: rx(
       String.raw`(?<![A-Za-z0-9])(?:[A-Za-z0-9]{1,24}[_-]){0,3}(?:password|passwd|pwd|secret|secret_?key|client_secret|api_?key|apikey|token|access_?token|auth_?token|refresh_?token|private_?key)["']?\s{0,4}[:=]\s{0,4}["']?(?<secret>(?!\[REDACTED:)(?!<|(?:your|my)[_-])(?!(?:true|false|null|none|undefined|required|optional|\*+|\$\{[^}]{1,64}\})(?:[\s"',;&]|$))[^\s"',;&]{4,256})`,
@@ -273,7 +280,9 @@ const PII_RULES: readonly RedactionRule[] = [
     source: 'toolgate',
     description: 'e-mail addresses (not SSH remotes such as git@host:path)',
     keywords: ['@'],
-    pattern: rx(String.raw`(?<![A-Za-z0-9._%+/:-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-]|:[\w~/])`),
+    pattern: rx(
+      String.raw`(?<![A-Za-z0-9._%+/:-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-]|:[\w~/])`,
+    ),
   },
   {
     name: 'card_number',
@@ -434,7 +443,7 @@ export function redactText(text: string, rules: readonly RedactionRule[] = REDAC
   found.sort((a, b) => a.start - b.start || b.end - a.end);
   let out = '';
   let at = 0;
-  for (let i = 0; i < found.length; ) {
+  for (let i = 0; i < found.length;) {
     const first = found[i]!;
     let end = first.end;
     let order = first.order;

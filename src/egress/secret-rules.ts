@@ -348,7 +348,9 @@ export function widenTokenEnd(re2: string): string {
 export function parseSecretRuleset(tomlText: string): SecretRuleset {
   const doc = parse(tomlText) as { rules?: TomlRule[]; allowlist?: TomlAllowlist; allowlists?: TomlAllowlist[] };
   const failures: { rule: string; error: string }[] = [];
-  const globalAllowlists = [...(doc.allowlist ? [doc.allowlist] : []), ...(doc.allowlists ?? [])].map((a) => compileAllowlist(a, '(global allowlist)', failures));
+  const globalAllowlists = [...(doc.allowlist ? [doc.allowlist] : []), ...(doc.allowlists ?? [])].map((a) =>
+    compileAllowlist(a, '(global allowlist)', failures),
+  );
   const rules: SecretRule[] = [];
   const skipped: string[] = [];
   for (const r of doc.rules ?? []) {
@@ -536,7 +538,8 @@ export function findSecrets(rule: SecretRule, text: string, globalAllowlists: re
     }
     return out;
   }
-  const windows: Array<[number, number]> = scan.kind === 'around-keywords' && text.length > scan.before + scan.after ? keywordWindows(rule, lower, scan.before, scan.after) : [[0, text.length]];
+  const windows: Array<[number, number]> =
+    scan.kind === 'around-keywords' && text.length > scan.before + scan.after ? keywordWindows(rule, lower, scan.before, scan.after) : [[0, text.length]];
   const regex = scan.kind === 'around-keywords' ? scan.unprefixed : rule.regex;
   for (const [from, to] of windows) {
     const slice = from === 0 && to === text.length ? text : text.slice(from, to);

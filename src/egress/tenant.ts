@@ -24,11 +24,7 @@ export class TenantMismatchError extends Error {
 }
 
 /** The first place in `value` where a tenant field holds another tenant's id, or `null`. */
-export function findForeignTenant(
-  value: unknown,
-  tenant: string,
-  fields: readonly string[] = DEFAULT_TENANT_FIELDS,
-): { path: string; found: string } | null {
+export function findForeignTenant(value: unknown, tenant: string, fields: readonly string[] = DEFAULT_TENANT_FIELDS): { path: string; found: string } | null {
   const names = new Set(fields);
   const seen = new WeakSet<object>();
   // Iterative walk: a deeply nested result cannot overflow the stack.

@@ -68,7 +68,8 @@ export async function inboxOptionsFromEnv(
     const issuer = env.TOOLGATE_OIDC_ISSUER?.trim();
     const redirectUri = env.TOOLGATE_OIDC_REDIRECT_URI?.trim();
     if (!issuer) throw new Error('TOOLGATE_OIDC_ISSUER is required when TOOLGATE_OIDC_CLIENT_ID is set');
-    if (!redirectUri) throw new Error('TOOLGATE_OIDC_REDIRECT_URI is required when TOOLGATE_OIDC_CLIENT_ID is set (e.g. https://gate.example.com/inbox/signin/callback)');
+    if (!redirectUri)
+      throw new Error('TOOLGATE_OIDC_REDIRECT_URI is required when TOOLGATE_OIDC_CLIENT_ID is set (e.g. https://gate.example.com/inbox/signin/callback)');
     const secretFile = env.TOOLGATE_OIDC_CLIENT_SECRET_FILE?.trim();
     const clientSecret = secretFile ? (await readFile(secretFile, 'utf8')).trim() : undefined;
     const scopes = env.TOOLGATE_OIDC_SCOPES?.split(/[\s,]+/).filter(Boolean);

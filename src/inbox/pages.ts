@@ -5,7 +5,15 @@
  * contract with the browser tests and are kept stable (those the docs name are in docs/approvals.md
  * and docs/policy.md).
  */
-import { describePrompt, flagsOnArgument, previewHeadline, provenanceKinds, type ApprovalView, type PreviewView, type ProvenanceView } from '../approvals/view.js';
+import {
+  describePrompt,
+  flagsOnArgument,
+  previewHeadline,
+  provenanceKinds,
+  type ApprovalView,
+  type PreviewView,
+  type ProvenanceView,
+} from '../approvals/view.js';
 import type { DiffRow } from './diff.js';
 
 /** The JSON the approval API answers for one request, plus what a later API may add. */
@@ -76,7 +84,9 @@ const hidden = (name: string, value: string): string => `<input type="hidden" na
 
 /** The "came from untrusted content" marker of a flagged argument (the kinds in its title). */
 const untrustedMarker = (flags: ProvenanceView['untrusted']): string =>
-  flags.length > 0 ? ` <span class="untrusted-marker" title="${escapeHtml(flags.map((f) => `${f.path}: ${provenanceKinds(f.kinds)}`).join('; '))}">⚠ came from untrusted content</span>` : '';
+  flags.length > 0
+    ? ` <span class="untrusted-marker" title="${escapeHtml(flags.map((f) => `${f.path}: ${provenanceKinds(f.kinds)}`).join('; '))}">⚠ came from untrusted content</span>`
+    : '';
 
 /**
  * What the agent runtime says of untrusted content: each flagged argument with the kinds of
@@ -88,7 +98,10 @@ function provenanceDetails(provenance: ProvenanceView | undefined): string {
     provenance.untrusted.length > 0
       ? '<dt>Came from untrusted content</dt><dd id="request-untrusted"><ul>' +
         provenance.untrusted
-          .map((flag) => `<li class="untrusted" data-path="${escapeHtml(flag.path)}">⚠ <code>${escapeHtml(flag.path)}</code> came from untrusted content: ${escapeHtml(provenanceKinds(flag.kinds))}</li>`)
+          .map(
+            (flag) =>
+              `<li class="untrusted" data-path="${escapeHtml(flag.path)}">⚠ <code>${escapeHtml(flag.path)}</code> came from untrusted content: ${escapeHtml(provenanceKinds(flag.kinds))}</li>`,
+          )
           .join('') +
         '</ul><p class="hint">As the agent\'s runtime reports it; an argument not listed is not thereby trusted.</p></dd>'
       : '';
@@ -104,7 +117,10 @@ function previewDetails(preview: PreviewView | undefined): string {
   if (!preview) return '';
   const headline = previewHeadline(preview);
   const note = preview.truncated ? '<p class="hint">Shortened to the size the tool\'s manifest allows.</p>' : '';
-  const body = preview.status === 'ok' ? `<pre>${escapeHtml(preview.text)}</pre>${note}` : `<p>${escapeHtml(preview.text)}</p><p class="hint">Decide without it, or reject.</p>`;
+  const body =
+    preview.status === 'ok'
+      ? `<pre>${escapeHtml(preview.text)}</pre>${note}`
+      : `<p>${escapeHtml(preview.text)}</p><p class="hint">Decide without it, or reject.</p>`;
   return `<dt>${escapeHtml(headline.charAt(0).toUpperCase() + headline.slice(1))}</dt><dd id="request-preview" class="preview preview-${preview.status}" data-status="${preview.status}">${body}</dd>`;
 }
 
@@ -224,10 +240,13 @@ function editForm(base: string, view: InboxRequestView, csrf: string): string {
           const current = args[field.name];
           const label = `<label for="${escapeHtml(id)}">${escapeHtml(field.name)}${field.required ? ' *' : ''}${untrustedMarker(flagsOnArgument(view.provenance, field.name))}${field.description ? ` <small>${escapeHtml(field.description)}</small>` : ''}</label>`;
           if (field.enum) {
-            const options = ['<option value="">(unset)</option>', ...field.enum.map((option) => {
-              const value = JSON.stringify(option);
-              return `<option value="${escapeHtml(value)}"${JSON.stringify(current) === value ? ' selected' : ''}>${escapeHtml(String(option))}</option>`;
-            })].join('');
+            const options = [
+              '<option value="">(unset)</option>',
+              ...field.enum.map((option) => {
+                const value = JSON.stringify(option);
+                return `<option value="${escapeHtml(value)}"${JSON.stringify(current) === value ? ' selected' : ''}>${escapeHtml(String(option))}</option>`;
+              }),
+            ].join('');
             return `${label}<select id="${escapeHtml(id)}" name="${escapeHtml(name)}" data-kind="enum">${options}</select>`;
           }
           if (field.type === 'boolean') {
@@ -274,7 +293,9 @@ export function requestPage(frame: Frame, model: { view: InboxRequestView; csrf:
     `<dt>State</dt><dd id="request-state">${escapeHtml(view.state)}${view.outcome ? ` (outcome ${escapeHtml(view.outcome.status)})` : ''}</dd>` +
     `<dt>Tool</dt><dd id="request-tool">${escapeHtml(view.tool)}${view.toolDigest ? ` <code class="digest">${escapeHtml(view.toolDigest.slice(0, 12))}</code>` : ''}</dd>` +
     // An API from before signed manifests sends no signers: nothing to show then.
-    ((view.toolSigners ?? []).length > 0 ? `<dt>Tool signed by</dt><dd id="request-tool-signers">${escapeHtml((view.toolSigners ?? []).map((s) => `${s.role} (${s.key})`).join(', '))}</dd>` : '') +
+    ((view.toolSigners ?? []).length > 0
+      ? `<dt>Tool signed by</dt><dd id="request-tool-signers">${escapeHtml((view.toolSigners ?? []).map((s) => `${s.role} (${s.key})`).join(', '))}</dd>`
+      : '') +
     `<dt>Requested by</dt><dd id="request-actor">${escapeHtml(view.actor.id)} (${escapeHtml(view.actor.type)})${principals ? ` on behalf of ${escapeHtml(principals)}` : ''}</dd>` +
     `<dt>Reason</dt><dd id="request-reason">${escapeHtml(view.reason ?? '—')}</dd>` +
     `<dt>Risk</dt><dd id="request-risk">${riskBadge(view.risk)}</dd>` +
@@ -354,7 +375,10 @@ export function editPreviewPage(
     model.diff.length > 0
       ? '<table id="args-diff"><thead><tr><th>Argument</th><th>Change</th><th>Before</th><th>After</th></tr></thead><tbody>' +
         model.diff
-          .map((row) => `<tr class="diff-${row.kind}"><td>${escapeHtml(row.path)}</td><td>${row.kind}</td><td>${cell(row.before)}</td><td>${cell(row.after)}</td></tr>`)
+          .map(
+            (row) =>
+              `<tr class="diff-${row.kind}"><td>${escapeHtml(row.path)}</td><td>${row.kind}</td><td>${cell(row.before)}</td><td>${cell(row.after)}</td></tr>`,
+          )
           .join('') +
         '</tbody></table>'
       : '<p id="args-diff-empty">The new arguments are the same as the current ones.</p>';

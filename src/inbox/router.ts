@@ -80,7 +80,8 @@ interface ApiAnswer {
 }
 
 /** A JSON body's fields (an empty record when it is not an object). */
-const fieldsOf = (body: unknown): Record<string, unknown> => (body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {});
+const fieldsOf = (body: unknown): Record<string, unknown> =>
+  body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
 
 /** Where a `next` parameter may send the browser: only a path under the inbox (no open redirect). */
 export function safeNext(base: string, value: unknown): string {
@@ -219,7 +220,15 @@ export function createInboxRouter(options: InboxOptions): express.Router {
     const form = (req.body ?? {}) as Record<string, unknown>;
     if (req.get('sec-fetch-site') === 'cross-site' || !sameToken(form.csrf, session.csrf)) {
       logger.warn({ event: 'inbox_csrf_refused', approver: session.approver.id, path: req.path }, 'inbox form refused: missing or wrong CSRF token');
-      html(res, 403, messagePage(frameOf(req, res, 'Refused'), { heading: 'This form cannot be accepted', message: 'The form is missing its security token or comes from another site. Reload the page and try again.', backHref: `${baseOf(req)}/` }));
+      html(
+        res,
+        403,
+        messagePage(frameOf(req, res, 'Refused'), {
+          heading: 'This form cannot be accepted',
+          message: 'The form is missing its security token or comes from another site. Reload the page and try again.',
+          backHref: `${baseOf(req)}/`,
+        }),
+      );
       return false;
     }
     return true;
@@ -279,7 +288,14 @@ export function createInboxRouter(options: InboxOptions): express.Router {
       started = await oidc.start(next);
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'inbox: the identity provider could not be reached');
-      html(res, 503, messagePage(frameOf(req, res, 'Sign-in unavailable'), { heading: 'Sign-in is unavailable', message: 'The identity provider could not be reached; try again shortly.' }));
+      html(
+        res,
+        503,
+        messagePage(frameOf(req, res, 'Sign-in unavailable'), {
+          heading: 'Sign-in is unavailable',
+          message: 'The identity provider could not be reached; try again shortly.',
+        }),
+      );
       return;
     }
     sealInto(req, res, 'oidc', started.pending, 10 * 60_000);
@@ -290,7 +306,15 @@ export function createInboxRouter(options: InboxOptions): express.Router {
     const pending = openFrom<PendingSignIn>(req, 'oidc');
     clearCookie(req, res, INBOX_COOKIES.oidc);
     if (!oidc || !pending) {
-      html(res, 400, messagePage(frameOf(req, res, 'Sign-in failed'), { heading: 'Sign-in failed', message: 'This sign-in was not started here or took too long; start again.', backHref: `${baseOf(req)}/signin` }));
+      html(
+        res,
+        400,
+        messagePage(frameOf(req, res, 'Sign-in failed'), {
+          heading: 'Sign-in failed',
+          message: 'This sign-in was not started here or took too long; start again.',
+          backHref: `${baseOf(req)}/signin`,
+        }),
+      );
       return;
     }
     const query = new URLSearchParams(req.url.slice(req.url.indexOf('?') + 1 || req.url.length));
@@ -299,7 +323,11 @@ export function createInboxRouter(options: InboxOptions): express.Router {
       await startSession(req, res, idToken);
     } catch (err) {
       logger.warn({ event: 'inbox_oidc_refused', reason: (err as Error).message }, 'inbox OIDC sign-in refused');
-      html(res, 401, messagePage(frameOf(req, res, 'Sign-in failed'), { heading: 'Sign-in failed', message: (err as Error).message, backHref: `${baseOf(req)}/signin` }));
+      html(
+        res,
+        401,
+        messagePage(frameOf(req, res, 'Sign-in failed'), { heading: 'Sign-in failed', message: (err as Error).message, backHref: `${baseOf(req)}/signin` }),
+      );
       return;
     }
     res.redirect(303, safeNext(baseOf(req), pending.next));
@@ -340,7 +368,11 @@ export function createInboxRouter(options: InboxOptions): express.Router {
     if (answer.status === 401) return reauthenticate(req, res, req.originalUrl);
     const body = fieldsOf(answer.body);
     if (answer.status !== 200 || !Array.isArray(body.items)) {
-      html(res, answer.status >= 500 ? 503 : 502, messagePage(frameOf(req, res, 'Unavailable'), { heading: 'The inbox could not be loaded', message: apiError(answer) }));
+      html(
+        res,
+        answer.status >= 500 ? 503 : 502,
+        messagePage(frameOf(req, res, 'Unavailable'), { heading: 'The inbox could not be loaded', message: apiError(answer) }),
+      );
       return;
     }
     const items = (body.items as InboxListItem[]).filter((item) => typeof item?.requestId === 'string' && IDENTIFIER_PATTERN.test(item.requestId));
@@ -361,7 +393,15 @@ export function createInboxRouter(options: InboxOptions): express.Router {
   const requestIdOf = (req: InboxRequest, res: Response): string | undefined => {
     const requestId = String(req.params.requestId ?? '');
     if (IDENTIFIER_PATTERN.test(requestId)) return requestId;
-    html(res, 400, messagePage(frameOf(req, res, 'Not a request'), { heading: 'Not a request id', message: 'Request ids are 1-128 letters, digits and . _ : @ -.', backHref: `${baseOf(req)}/` }));
+    html(
+      res,
+      400,
+      messagePage(frameOf(req, res, 'Not a request'), {
+        heading: 'Not a request id',
+        message: 'Request ids are 1-128 letters, digits and . _ : @ -.',
+        backHref: `${baseOf(req)}/`,
+      }),
+    );
     return undefined;
   };
   const requestPath = (req: Request, requestId: string) => `${baseOf(req)}/requests/${encodeURIComponent(requestId)}`;
@@ -375,7 +415,15 @@ export function createInboxRouter(options: InboxOptions): express.Router {
     }
     if (answer.status !== 200) {
       const status = answer.status === 404 ? 404 : answer.status >= 500 ? 503 : 502;
-      html(res, status, messagePage(frameOf(req, res, 'Request'), { heading: answer.status === 404 ? 'Request not found' : 'The request could not be loaded', message: apiError(answer), backHref: `${baseOf(req)}/` }));
+      html(
+        res,
+        status,
+        messagePage(frameOf(req, res, 'Request'), {
+          heading: answer.status === 404 ? 'Request not found' : 'The request could not be loaded',
+          message: apiError(answer),
+          backHref: `${baseOf(req)}/`,
+        }),
+      );
       return undefined;
     }
     return answer.body as InboxRequestView;
@@ -430,12 +478,20 @@ export function createInboxRouter(options: InboxOptions): express.Router {
    * What policy would decide on the edited arguments, from `POST /v1/approvals/:id/preview` when
    * the API offers it; otherwise the page says the edit is judged when submitted.
    */
-  const policyPreview = async (session: Session, requestId: string, digest: string, args: Record<string, unknown>): Promise<PolicyPreview | 'unauthenticated'> => {
+  const policyPreview = async (
+    session: Session,
+    requestId: string,
+    digest: string,
+    args: Record<string, unknown>,
+  ): Promise<PolicyPreview | 'unauthenticated'> => {
     let answer: ApiAnswer;
     try {
       answer = await api(session, 'POST', `/v1/approvals/${encodeURIComponent(requestId)}/preview`, { digest, args });
     } catch (err) {
-      return { kind: 'unavailable', message: `The policy preview could not be reached (${(err as Error).message}); policy judges the edit when you submit it.` };
+      return {
+        kind: 'unavailable',
+        message: `The policy preview could not be reached (${(err as Error).message}); policy judges the edit when you submit it.`,
+      };
     }
     if (answer.status === 401) return 'unauthenticated';
     if (answer.status === 200 && answer.body && typeof answer.body === 'object') {
@@ -453,7 +509,11 @@ export function createInboxRouter(options: InboxOptions): express.Router {
       };
     }
     if (answer.status === 404 && fieldsOf(fieldsOf(answer.body).error).message === 'no such route') {
-      return { kind: 'unavailable', message: 'This gateway offers no policy preview: policy judges the edit when you submit it, and the request page then shows its answer (a new approval round, or a denial).' };
+      return {
+        kind: 'unavailable',
+        message:
+          'This gateway offers no policy preview: policy judges the edit when you submit it, and the request page then shows its answer (a new approval round, or a denial).',
+      };
     }
     return { kind: 'unavailable', message: `The policy preview failed (${apiError(answer)}); policy judges the edit when you submit it.` };
   };
@@ -471,7 +531,8 @@ export function createInboxRouter(options: InboxOptions): express.Router {
     };
     const decision = form.decision;
     if (decision !== 'approve' && decision !== 'reject' && decision !== 'edit') return back({ kind: 'error', message: 'Choose approve, reject or edit.' });
-    if (typeof form.digest !== 'string' || !DIGEST.test(form.digest)) return back({ kind: 'error', message: 'The form lost the request digest; reload the page.' });
+    if (typeof form.digest !== 'string' || !DIGEST.test(form.digest))
+      return back({ kind: 'error', message: 'The form lost the request digest; reload the page.' });
     const reason = typeof form.reason === 'string' ? form.reason.trim() : '';
     if (reason.length > 2000) return back({ kind: 'error', message: 'The reason must be at most 2000 characters.' });
     // Rejections are explained: the requester and the record deserve to know why.
@@ -498,7 +559,12 @@ export function createInboxRouter(options: InboxOptions): express.Router {
       // A vote is answered when it is recorded, before the request acts on it: only an edit's answer
       // carries the state after policy judged it again.
       const now = decision === 'edit' && typeof state === 'string' ? ` The request is now ${state.replace(/_/g, ' ')}.` : '';
-      const done = decision === 'approve' ? 'Approved. Your vote is recorded.' : decision === 'reject' ? 'Rejected. Your vote is recorded.' : 'Edit submitted; policy judged the new arguments.';
+      const done =
+        decision === 'approve'
+          ? 'Approved. Your vote is recorded.'
+          : decision === 'reject'
+            ? 'Rejected. Your vote is recorded.'
+            : 'Edit submitted; policy judged the new arguments.';
       return back({ kind: 'ok', message: `${done}${now}` });
     }
     return back({ kind: 'error', message: `Not recorded — ${apiError(answer)}` });
@@ -509,11 +575,23 @@ export function createInboxRouter(options: InboxOptions): express.Router {
     if (res.headersSent) return next(err);
     const status = (err as { status?: number }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      html(res, status, messagePage(frameOf(req, res, 'Refused'), { heading: 'The request was refused', message: (err as Error).message, backHref: `${baseOf(req)}/` }));
+      html(
+        res,
+        status,
+        messagePage(frameOf(req, res, 'Refused'), { heading: 'The request was refused', message: (err as Error).message, backHref: `${baseOf(req)}/` }),
+      );
       return;
     }
     logger.error({ err: (err as Error)?.message, path: req.path }, 'inbox error');
-    html(res, 503, messagePage(frameOf(req, res, 'Unavailable'), { heading: 'Something went wrong', message: 'The inbox could not complete this; try again shortly.', backHref: `${baseOf(req)}/` }));
+    html(
+      res,
+      503,
+      messagePage(frameOf(req, res, 'Unavailable'), {
+        heading: 'Something went wrong',
+        message: 'The inbox could not complete this; try again shortly.',
+        backHref: `${baseOf(req)}/`,
+      }),
+    );
   });
 
   return router;
@@ -542,7 +620,8 @@ function argsFromForm(form: Record<string, unknown>, view: InboxRequestView): { 
       else if (field.type === 'boolean') args[field.name] = text === 'true';
       else if (field.type === 'number' || field.type === 'integer') {
         const value = Number(text);
-        if (!Number.isFinite(value) || (field.type === 'integer' && !Number.isInteger(value))) return { error: `${field.name} must be ${field.type === 'integer' ? 'a whole number' : 'a number'}.` };
+        if (!Number.isFinite(value) || (field.type === 'integer' && !Number.isInteger(value)))
+          return { error: `${field.name} must be ${field.type === 'integer' ? 'a whole number' : 'a number'}.` };
         args[field.name] = value;
       } else {
         try {

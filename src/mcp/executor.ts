@@ -32,7 +32,10 @@ export async function callMcpTool(adapter: McpAdapter, context: ToolContext): Pr
     } catch (err) {
       throw new ToolNotReachedError(`cannot list the tools of MCP server ${adapter.server}: ${(err as Error).message}`, { cause: err });
     }
-    const problem = pinProblem(adapter, definitions.find((tool) => tool.name === adapter.tool));
+    const problem = pinProblem(
+      adapter,
+      definitions.find((tool) => tool.name === adapter.tool),
+    );
     if (problem) throw new ToolRejectedError(problem);
     const result = (await client.callTool(
       {

@@ -92,7 +92,11 @@ export function createMcpGatewayServer(options: McpGatewayOptions, gateway: Tool
         try {
           client = await connectDownstream(serverName, items[0]!.adapter.connection);
           const listed = await listDownstreamTools(client);
-          for (const item of items) found.set(item.name, listed.find((t) => t.name === item.adapter.tool));
+          for (const item of items)
+            found.set(
+              item.name,
+              listed.find((t) => t.name === item.adapter.tool),
+            );
         } catch (err) {
           options.logger.warn({ server: serverName, err: (err as Error).message }, 'downstream MCP server unavailable; its tools are not offered');
         } finally {
@@ -114,9 +118,7 @@ export function createMcpGatewayServer(options: McpGatewayOptions, gateway: Tool
       const problem = pinProblem(item.adapter, definition);
       listed.push({
         name: item.name,
-        description: problem
-          ? `[refused until re-pinned] ${problem}`
-          : (item.tool.manifest.description ?? definition.description ?? ''),
+        description: problem ? `[refused until re-pinned] ${problem}` : (item.tool.manifest.description ?? definition.description ?? ''),
         inputSchema: definition.inputSchema,
         ...(definition.annotations && { annotations: definition.annotations }),
       });
@@ -157,17 +159,22 @@ export function createMcpGatewayServer(options: McpGatewayOptions, gateway: Tool
     const item = (await exposed()).find((candidate) => candidate.name === name);
     if (item) {
       const defs = await definitions([item]);
-      if (!defs.has(item.name)) return refusal({ ok: false, status: 'failed', tool: name, message: `MCP server ${item.adapter.server} is unavailable; ${name} was not called` });
+      if (!defs.has(item.name))
+        return refusal({ ok: false, status: 'failed', tool: name, message: `MCP server ${item.adapter.server} is unavailable; ${name} was not called` });
       const problem = pinProblem(item.adapter, defs.get(item.name));
       if (problem) {
         const identity = await gateway.identity();
-        options.logger.warn({ tool: name, server: item.adapter.server, agent: identity.id, tenant: identity.tenant }, 'refused a call to a tool that does not match its pin');
+        options.logger.warn(
+          { tool: name, server: item.adapter.server, agent: identity.id, tenant: identity.tenant },
+          'refused a call to a tool that does not match its pin',
+        );
         return refusal({ ok: false, status: 'denied', tool: name, message: problem, reasons: [problem] });
       }
     }
     // Everything else, known or not, goes to the gateway: an unknown tool is a recorded denial.
     // Only the tool, its arguments and the request id are sent: who asks is the token's to say.
-    const requestId = typeof meta?.[REQUEST_ID_META_KEY] === 'string' && IDENTIFIER_PATTERN.test(meta[REQUEST_ID_META_KEY]) ? meta[REQUEST_ID_META_KEY] : undefined;
+    const requestId =
+      typeof meta?.[REQUEST_ID_META_KEY] === 'string' && IDENTIFIER_PATTERN.test(meta[REQUEST_ID_META_KEY]) ? meta[REQUEST_ID_META_KEY] : undefined;
     // Passed as the client gave it, never dropped: the front door validates it (a bad one is refused, naming the field).
     const provenance = meta?.[PROVENANCE_META_KEY] as Provenance | undefined;
     const call = await runRequest(gateway, toolRequest({}, name, args, requestId, provenance), runOptions);

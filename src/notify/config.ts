@@ -8,7 +8,16 @@ import type { Logger } from 'pino';
 import { createLinkSigner } from '../auth/config.js';
 import { AuthConfigError } from '../auth/errors.js';
 import { loadApproverDirectory } from './directory.js';
-import { ConsoleNotifier, FanoutNotifier, LogNotifier, WebhookNotifier, WebhookTargetError, parseWebhookTarget, type Notifier, type WebhookTarget } from './notifier.js';
+import {
+  ConsoleNotifier,
+  FanoutNotifier,
+  LogNotifier,
+  WebhookNotifier,
+  WebhookTargetError,
+  parseWebhookTarget,
+  type Notifier,
+  type WebhookTarget,
+} from './notifier.js';
 
 /** What `createNotifier` needs. */
 export interface NotifierConfig {
@@ -29,7 +38,10 @@ export interface NotifierConfig {
 
 /** The webhook targets in `TOOLGATE_WEBHOOKS`; throws `AuthConfigError` naming the variable. */
 export function webhookTargetsFromEnv(env: NodeJS.ProcessEnv = process.env): WebhookTarget[] {
-  const entries = (env.TOOLGATE_WEBHOOKS ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
+  const entries = (env.TOOLGATE_WEBHOOKS ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
   return entries.map((entry) => {
     try {
       return parseWebhookTarget(entry);

@@ -179,9 +179,7 @@ export class WebhookNotifier implements Notifier {
     const members = minting.directory
       .membersOf(notification.tenant, notification.groups)
       .filter((member) => !requesters.some((requester) => sameIdentity(requester, member.id)));
-    const eligible = members
-      .filter((member): member is Recipient => member.notify !== undefined)
-      .map((recipient) => ({ recipient, notification }));
+    const eligible = members.filter((member): member is Recipient => member.notify !== undefined).map((recipient) => ({ recipient, notification }));
     return { eligible, withoutTarget: members.length - eligible.length };
   }
 

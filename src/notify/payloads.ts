@@ -100,7 +100,6 @@ export interface PreviewFacts {
 /** The longest preview text a message carries (after redaction); the review page shows all of it. */
 export const PREVIEW_MESSAGE_CHARS = 1500;
 
-
 /**
  * The generic JSON event posted to shared `json=` targets: every fact, its type and
  * `audience: "shared"`. `links` and `link` are typed `never`: a shared event cannot carry one.
@@ -200,7 +199,12 @@ function facts(n: ApprovalNotification): NotificationFacts {
   // Read explicitly, rebuilt and redacted by `previewView`, then shortened: a message is no place for a long diff.
   const preview = n.kind === 'outcome' ? undefined : previewView(n.preview);
   if (preview !== undefined) {
-    out.preview = { status: preview.status, headline: previewHeadline(preview), text: plain(preview.text, PREVIEW_MESSAGE_CHARS), truncated: preview.truncated || preview.text.length > PREVIEW_MESSAGE_CHARS };
+    out.preview = {
+      status: preview.status,
+      headline: previewHeadline(preview),
+      text: plain(preview.text, PREVIEW_MESSAGE_CHARS),
+      truncated: preview.truncated || preview.text.length > PREVIEW_MESSAGE_CHARS,
+    };
   }
   if (n.outcomeDetails !== undefined) out.outcomeDetails = redactedOutcome(n.outcomeDetails);
   if (n.kind === 'outcome') out.summary = outcomeSentence(out.outcomeDetails, out.outcome);
@@ -331,15 +335,23 @@ function summaryBlocks(n: NotificationFacts): SlackBlock[] {
   if (n.kind === 'outcome' && n.summary) {
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*What happened*\n${oneLine(n.summary)}`, verbatim: true } });
   }
-  if (n.reason) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Reason given*\n>${inert(plain(n.reason, 500).replace(LINE_BREAKS, '\n')).replace(/\n/g, '\n>')}`, verbatim: true } });
+  if (n.reason)
+    blocks.push({
+      type: 'section',
+      text: { type: 'mrkdwn', text: `*Reason given*\n>${inert(plain(n.reason, 500).replace(LINE_BREAKS, '\n')).replace(/\n/g, '\n>')}`, verbatim: true },
+    });
   if (n.args && (Object.keys(n.args).length > 0 || n.argsOmitted)) {
-    const lines = Object.entries(n.args).map(([name, value]) => `• *${oneLine(name)}*${flagsOnArgument(n.provenance, name).length > 0 ? ' ⚠ _untrusted_' : ''}: ${argumentText(value)}`);
+    const lines = Object.entries(n.args).map(
+      ([name, value]) => `• *${oneLine(name)}*${flagsOnArgument(n.provenance, name).length > 0 ? ' ⚠ _untrusted_' : ''}: ${argumentText(value)}`,
+    );
     if (n.argsOmitted) lines.push(`_and ${n.argsOmitted} more field${n.argsOmitted === 1 ? '' : 's'} on the review page_`);
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Arguments* (redacted)\n${lines.join('\n')}`, verbatim: true } });
   }
   if (n.provenance) {
     // The runtime's claim, so approvers know which values an attacker may have written.
-    const lines = n.provenance.untrusted.slice(0, KEY_ARGUMENT_LIMITS.fields).map((flag) => `• ⚠ \`${oneLine(plain(flag.path, 120)).replace(/`/g, "'")}\` from ${esc(provenanceKinds(flag.kinds))}`);
+    const lines = n.provenance.untrusted
+      .slice(0, KEY_ARGUMENT_LIMITS.fields)
+      .map((flag) => `• ⚠ \`${oneLine(plain(flag.path, 120)).replace(/`/g, "'")}\` from ${esc(provenanceKinds(flag.kinds))}`);
     const more = n.provenance.untrusted.length - KEY_ARGUMENT_LIMITS.fields;
     if (more > 0) lines.push(`_and ${more} more on the review page_`);
     if (n.provenance.prompt) lines.push(`Prompt: ${oneLine(plain(describePrompt(n.provenance.prompt, 3), 300))}`);
@@ -431,9 +443,10 @@ export function consoleLine(notification: ApprovalNotification, now = Date.now()
   }
   const label = n.kind === 'requested' ? 'approval needed' : n.kind === 'escalated' ? `escalated to tier ${n.tier}` : 'still waiting for approval';
   const deadline = n.expiresAt ? ` · expires ${readableTime(n.expiresAt)} (${timeLeft(n.expiresAt, now)})` : '';
-  const flagged = n.provenance && n.provenance.untrusted.length > 0
-    ? ` · ⚠ from untrusted content: ${plain(n.provenance.untrusted.map((flag) => `${flag.path} (${provenanceKinds(flag.kinds)})`).join(', '), 300)}`
-    : '';
+  const flagged =
+    n.provenance && n.provenance.untrusted.length > 0
+      ? ` · ⚠ from untrusted content: ${plain(n.provenance.untrusted.map((flag) => `${flag.path} (${provenanceKinds(flag.kinds)})`).join(', '), 300)}`
+      : '';
   const preview = n.preview ? ` · ${n.preview.headline}: ${plain(n.preview.text.replace(LINE_BREAKS, ' ⏎ '), 200)}` : '';
   return terminalSafe(
     `toolgate: ${label}: ${n.tool} (${n.risk} risk) · tenant ${n.tenant} · ${requester} · groups ${n.groups.join(', ') || '(none)'}${deadline}${flagged}${preview} · review ${n.reviewUrl}`,

@@ -29,8 +29,7 @@ export class ArgsSchemaCompiler {
     if (schema['type'] !== 'object') {
       return { problems: [{ path: ['type'], message: 'the argument schema must have type: object' }] };
     }
-    const effective =
-      'additionalProperties' in schema || 'unevaluatedProperties' in schema ? schema : { ...schema, additionalProperties: false };
+    const effective = 'additionalProperties' in schema || 'unevaluatedProperties' in schema ? schema : { ...schema, additionalProperties: false };
     const key = canonicalize(effective) ?? '';
     const cached = this.#cache.get(key);
     if (cached) return { validate: cached };
@@ -41,11 +40,18 @@ export class ArgsSchemaCompiler {
     else if (typeof declared === 'string' && DRAFT_07.test(declared)) ajv = this.#draft07;
     else {
       return {
-        problems: [{ path: ['$schema'], message: 'unsupported $schema; use https://json-schema.org/draft/2020-12/schema or http://json-schema.org/draft-07/schema#' }],
+        problems: [
+          { path: ['$schema'], message: 'unsupported $schema; use https://json-schema.org/draft/2020-12/schema or http://json-schema.org/draft-07/schema#' },
+        ],
       };
     }
     if (!ajv.validateSchema(effective)) {
-      return { problems: (ajv.errors ?? []).map((error) => ({ path: pointerToPath(error.instancePath), message: `invalid JSON Schema: ${error.message ?? error.keyword}` })) };
+      return {
+        problems: (ajv.errors ?? []).map((error) => ({
+          path: pointerToPath(error.instancePath),
+          message: `invalid JSON Schema: ${error.message ?? error.keyword}`,
+        })),
+      };
     }
     let compiled: ValidateFunction;
     try {

@@ -16,12 +16,19 @@ function planDifferences(recorded: ApprovalPlan | undefined, candidate: Approval
   if (!recorded || !candidate) return recorded === candidate ? [] : ['plan'];
   // Both plans are data: a recorded one comes from a history anyone with Temporal access can
   // write. A field of the wrong type compares as different (by its JSON), never throws.
-  const sorted = (groups: unknown) => (Array.isArray(groups) ? [...(groups as unknown[])].map(String).sort().join(',') : groups === undefined ? '' : `!${JSON.stringify(groups)}`);
+  const sorted = (groups: unknown) =>
+    Array.isArray(groups) ? [...(groups as unknown[])].map(String).sort().join(',') : groups === undefined ? '' : `!${JSON.stringify(groups)}`;
   const tiers = (plan: ApprovalPlan) => {
     const escalation: unknown = plan.escalation;
     if (escalation === undefined) return '';
     if (!Array.isArray(escalation)) return `!${JSON.stringify(escalation)}`;
-    return escalation.map((tier: unknown) => (tier !== null && typeof tier === 'object' ? `${String((tier as EscalationTier).afterMs)}:${sorted((tier as EscalationTier).groups)}` : `!${JSON.stringify(tier)}`)).join(';');
+    return escalation
+      .map((tier: unknown) =>
+        tier !== null && typeof tier === 'object'
+          ? `${String((tier as EscalationTier).afterMs)}:${sorted((tier as EscalationTier).groups)}`
+          : `!${JSON.stringify(tier)}`,
+      )
+      .join(';');
   };
   const differences: string[] = [];
   if (recorded.name !== candidate.name) differences.push('name');

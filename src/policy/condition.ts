@@ -167,9 +167,14 @@ const environment = new Environment({
   .registerVariable('tenant', 'string', { description: 'The tenant of the request' })
   .registerVariable('environment', 'string', { description: 'The environment of the request' })
   .registerVariable('tool', 'string', { description: 'The tool name' })
-  .registerVariable('provenance', 'map', { description: 'What the agent runtime says came from untrusted content: {untrusted: {path: [kind]}, prompt: {model?, systemPromptDigest?, sources}}' })
+  .registerVariable('provenance', 'map', {
+    description: 'What the agent runtime says came from untrusted content: {untrusted: {path: [kind]}, prompt: {model?, systemPromptDigest?, sources}}',
+  })
   .registerType('ShellCommand', { ctor: ShellCommandValue, fields: { name: 'string', args: 'list<string>', argv: 'list<string>' } })
-  .registerType('ShellLine', { ctor: ShellLineValue, fields: { simple: 'bool', commands: 'list<ShellCommand>', words: 'list<string>', reasons: 'list<string>' } })
+  .registerType('ShellLine', {
+    ctor: ShellLineValue,
+    fields: { simple: 'bool', commands: 'list<ShellCommand>', words: 'list<string>', reasons: 'list<string>' },
+  })
   .registerFunction('shell(string): ShellLine', (line: string) => shellValue(line), {
     description: 'A shell command line parsed by a bash parser: {simple, commands: [{name, args, argv}], words, reasons}',
   })

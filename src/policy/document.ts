@@ -11,11 +11,9 @@ import { MANIFEST_KEY_ID_PATTERN, MANIFEST_SIGNATURE_PATTERN, MAX_MANIFEST_SIGNA
 export const NO_APPROVAL = 'none';
 
 const name = (what: string) =>
-  z
-    .string({ error: `${what} must be a string` })
-    .regex(IDENTIFIER_PATTERN, {
-      error: `${what} must be 1-128 characters of letters, digits and . _ : @ -, starting with a letter or digit`,
-    });
+  z.string({ error: `${what} must be a string` }).regex(IDENTIFIER_PATTERN, {
+    error: `${what} must be 1-128 characters of letters, digits and . _ : @ -, starting with a letter or digit`,
+  });
 
 const names = (what: string) => z.array(name(what), { error: `must be a list of ${what}s` });
 
@@ -75,8 +73,7 @@ export const ApprovalPlanSchema = z.strictObject(
     expires_after: duration,
   },
   {
-    error:
-      'must be an approval plan mapping (groups, all_of, min_approvals, rejections_to_deny, escalation, remind_every, expires_after)',
+    error: 'must be an approval plan mapping (groups, all_of, min_approvals, rejections_to_deny, escalation, remind_every, expires_after)',
   },
 );
 export type ApprovalPlanDocument = z.infer<typeof ApprovalPlanSchema>;

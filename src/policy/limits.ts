@@ -376,8 +376,9 @@ class PostgresBackend implements Backend {
   private ensureTable(pool: Pool): Promise<void> {
     this.table ??= new Promise<void>((resolve, reject) => {
       // This instance also deletes rows that expired over an hour ago, every 5 minutes (unref'd timer).
-      new RateLimiterPostgres({ storeClient: pool, storeType: 'pool', tableName: this.tableName, points: 1, duration: 1, clearExpiredByTimeout: true }, (err?: Error) =>
-        err ? reject(err) : resolve(),
+      new RateLimiterPostgres(
+        { storeClient: pool, storeType: 'pool', tableName: this.tableName, points: 1, duration: 1, clearExpiredByTimeout: true },
+        (err?: Error) => (err ? reject(err) : resolve()),
       );
     }).catch((err: unknown) => {
       this.table = undefined;

@@ -92,7 +92,15 @@ export function parsePolicy(sources: PolicySource[], options: PolicyLoadOptions 
       for (const tool of value.tools ?? []) {
         if (!tools.has(tool)) issues.push(source.issue(['limits', name, 'tools'], `tool "${tool}" is not defined under tools`));
       }
-      limits.push({ name, per: value.per, count, windowMs, burst: value.burst ?? count, ...(value.tools ? { tools: value.tools } : {}), ...(value.risk ? { risk: value.risk } : {}) });
+      limits.push({
+        name,
+        per: value.per,
+        count,
+        windowMs,
+        burst: value.burst ?? count,
+        ...(value.tools ? { tools: value.tools } : {}),
+        ...(value.risk ? { risk: value.risk } : {}),
+      });
     } catch (err) {
       issues.push(source.issue(['limits', name, 'rate'], `must be a rate such as "20/1m": ${(err as Error).message}`));
     }
@@ -110,7 +118,9 @@ export function parsePolicy(sources: PolicySource[], options: PolicyLoadOptions 
   const entries = new Map<string, { entry: ToolManifestEntry; validate: CompiledTool['validateArgs'] }>();
   for (const [name, manifest] of manifests) {
     if (!tools.has(name)) {
-      issues.push(manifest.source.issue(['manifest', name], `manifest entry "${name}" has no policy under tools; add tools.${name} or remove the entry`, { key: true }));
+      issues.push(
+        manifest.source.issue(['manifest', name], `manifest entry "${name}" has no policy under tools; add tools.${name} or remove the entry`, { key: true }),
+      );
     }
     const built = buildManifest(name, manifest, compiler, issues, mcpServers, options.manifestTrust, servers);
     if (built) entries.set(name, built);
@@ -121,7 +131,9 @@ export function parsePolicy(sources: PolicySource[], options: PolicyLoadOptions 
     const built = compileTool(name, tool, approvals, issues);
     const manifest = entries.get(name);
     if (!manifests.has(name)) {
-      issues.push(tool.source.issue(['tools', name], `tool "${name}" has no manifest entry; add manifest.${name} with run_as, adapter and args`, { key: true }));
+      issues.push(
+        tool.source.issue(['tools', name], `tool "${name}" has no manifest entry; add manifest.${name} with run_as, adapter and args`, { key: true }),
+      );
     }
     const declared = manifests.get(name);
     if (declared?.value.preview && !mayNeedApproval(tool.value)) {
@@ -220,7 +232,15 @@ export async function readSource(file: string): Promise<PolicySource | { issue: 
   try {
     const info = await stat(file);
     if (info.size > MAX_POLICY_FILE_BYTES) {
-      return { issue: { file, line: 1, column: 1, path: '(file)', message: `file is ${info.size} bytes; policy files may be at most ${MAX_POLICY_FILE_BYTES} bytes (1 MiB)` } };
+      return {
+        issue: {
+          file,
+          line: 1,
+          column: 1,
+          path: '(file)',
+          message: `file is ${info.size} bytes; policy files may be at most ${MAX_POLICY_FILE_BYTES} bytes (1 MiB)`,
+        },
+      };
     }
     const bytes = await readFile(file);
     try {
@@ -230,7 +250,9 @@ export async function readSource(file: string): Promise<PolicySource | { issue: 
       const lossy = bytes.toString('utf8');
       const before = lossy.slice(0, Math.max(lossy.indexOf('\uFFFD'), 0));
       const line = before.split('\n').length;
-      return { issue: { file, line, column: before.length - before.lastIndexOf('\n'), path: '(file)', message: 'the file is not valid UTF-8 here; save it as UTF-8' } };
+      return {
+        issue: { file, line, column: before.length - before.lastIndexOf('\n'), path: '(file)', message: 'the file is not valid UTF-8 here; save it as UTF-8' },
+      };
     }
   } catch (error) {
     return { issue: { file, path: '(file)', message: `cannot read: ${errorText(error)}` } };
@@ -267,14 +289,23 @@ function isMissing(value: unknown, path: readonly (string | number)[]): boolean 
   return false;
 }
 
-function merge<T>(files: ValidFile[], section: Section, pick: (file: ValidFile) => Record<string, T> | undefined, issues: PolicyIssue[]): Map<string, Defined<T>> {
+function merge<T>(
+  files: ValidFile[],
+  section: Section,
+  pick: (file: ValidFile) => Record<string, T> | undefined,
+  issues: PolicyIssue[],
+): Map<string, Defined<T>> {
   const out = new Map<string, Defined<T>>();
   for (const file of files) {
     for (const [name, value] of Object.entries(pick(file) ?? {})) {
       const first = out.get(name);
       if (first) {
         const kind = { approvals: 'approval plan', tools: 'tool', mcp_servers: 'MCP server', manifest: 'manifest entry', limits: 'rate limit' }[section];
-        issues.push(file.source.issue([section, name], `${kind} "${name}" is defined in both ${first.source.file} and ${file.source.file}; define it once`, { key: true }));
+        issues.push(
+          file.source.issue([section, name], `${kind} "${name}" is defined in both ${first.source.file} and ${file.source.file}; define it once`, {
+            key: true,
+          }),
+        );
         continue;
       }
       out.set(name, { source: file.source, value, raw: file.raw[section]?.[name] });
@@ -359,7 +390,12 @@ function compileTool(
   const checkPlan = (plan: string, path: (string | number)[]) => {
     if (plan !== NO_APPROVAL && !approvals.has(plan)) {
       const known = [...approvals.keys()];
-      issues.push(source.issue(path, `approval plan "${plan}" is not defined under approvals (known: ${known.length > 0 ? known.join(', ') : 'none'}; or use "${NO_APPROVAL}")`));
+      issues.push(
+        source.issue(
+          path,
+          `approval plan "${plan}" is not defined under approvals (known: ${known.length > 0 ? known.join(', ') : 'none'}; or use "${NO_APPROVAL}")`,
+        ),
+      );
     }
   };
   checkPlan(tool.approval, ['tools', name, 'approval']);

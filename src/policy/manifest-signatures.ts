@@ -83,7 +83,8 @@ export function manifestSignatureMessage(tool: string, role: string, digest: str
 
 /** Signs the entry `tool` of digest `digest` as `role` with an Ed25519 private key. */
 export function signManifestEntry(tool: string, digest: string, role: string, privateKey: KeyObject): ManifestSignature {
-  if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519') throw new ManifestSigningError('a manifest signing key must be an Ed25519 private key');
+  if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519')
+    throw new ManifestSigningError('a manifest signing key must be an Ed25519 private key');
   const sig = sign(null, manifestSignatureMessage(tool, role, digest), privateKey).toString('base64url');
   return { role, key: manifestKeyId(privateKey), sig };
 }
@@ -94,7 +95,9 @@ export async function readManifestSigningKey(file: string): Promise<KeyObject> {
   try {
     pem = await readFile(file, 'utf8');
   } catch (err) {
-    throw new ManifestSigningError(`cannot read the signing key ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create one with: toolgate manifest keygen --out <dir>`);
+    throw new ManifestSigningError(
+      `cannot read the signing key ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create one with: toolgate manifest keygen --out <dir>`,
+    );
   }
   let key: KeyObject;
   try {
@@ -102,7 +105,8 @@ export async function readManifestSigningKey(file: string): Promise<KeyObject> {
   } catch {
     throw new ManifestSigningError(`${file} is not a PEM private key (the signing key is the *.key.pem file of toolgate manifest keygen)`);
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new ManifestSigningError(`${file} is a ${key.asymmetricKeyType ?? 'non-asymmetric'} key; manifest signatures use Ed25519`);
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new ManifestSigningError(`${file} is a ${key.asymmetricKeyType ?? 'non-asymmetric'} key; manifest signatures use Ed25519`);
   return key;
 }
 
@@ -151,7 +155,11 @@ export interface ManifestTrustKeyInput {
  * listed under two roles (two required roles must be two different keys, or one holder could
  * co-sign alone) and a required role without keys.
  */
-export function manifestTrustOf(roles: Record<string, readonly ManifestTrustKeyInput[]>, require: readonly string[] = [], source = '(in memory)'): ManifestTrust {
+export function manifestTrustOf(
+  roles: Record<string, readonly ManifestTrustKeyInput[]>,
+  require: readonly string[] = [],
+  source = '(in memory)',
+): ManifestTrust {
   const keys = new Map<string, TrustedManifestKey>();
   for (const [role, list] of Object.entries(roles)) {
     if (!IDENTIFIER_PATTERN.test(role)) throw new ManifestTrustError(`${source}: role "${role}" must be an identifier (letters, digits and . _ : @ -)`);
@@ -164,7 +172,8 @@ export function manifestTrustOf(roles: Record<string, readonly ManifestTrustKeyI
         throw new ManifestTrustError(`${source}: role ${role}: ${where} is not a PEM public key (${(err as Error).message})`);
       }
       if (publicKey.type !== 'public') throw new ManifestTrustError(`${source}: role ${role}: ${where} is a private key; list the public key (*.pub.pem)`);
-      if (publicKey.asymmetricKeyType !== 'ed25519') throw new ManifestTrustError(`${source}: role ${role}: ${where} is a ${publicKey.asymmetricKeyType} key; manifest signatures use Ed25519`);
+      if (publicKey.asymmetricKeyType !== 'ed25519')
+        throw new ManifestTrustError(`${source}: role ${role}: ${where} is a ${publicKey.asymmetricKeyType} key; manifest signatures use Ed25519`);
       const keyId = manifestKeyId(publicKey);
       const existing = keys.get(keyId);
       if (existing) {
@@ -180,7 +189,9 @@ export function manifestTrustOf(roles: Record<string, readonly ManifestTrustKeyI
   const configured = Object.keys(roles);
   for (const role of require) {
     if (!configured.includes(role) || (roles[role] ?? []).length === 0) {
-      throw new ManifestTrustError(`TOOLGATE_MANIFEST_REQUIRE names role ${role}, which has no keys in ${source} (roles there: ${configured.join(', ') || 'none'})`);
+      throw new ManifestTrustError(
+        `TOOLGATE_MANIFEST_REQUIRE names role ${role}, which has no keys in ${source} (roles there: ${configured.join(', ') || 'none'})`,
+      );
     }
   }
   return { keys, roles: configured, require: [...new Set(require)], source };
@@ -192,14 +203,21 @@ const KeyRefSchema = z.union(
     z.string().min(1),
     z.strictObject({
       key: z.string({ error: 'key must be the path of a public key file' }).min(1),
-      tools: z.array(z.string().regex(IDENTIFIER_PATTERN, { error: 'tool names are identifiers' })).min(1, { error: 'list at least one tool, or leave tools out' }).optional(),
+      tools: z
+        .array(z.string().regex(IDENTIFIER_PATTERN, { error: 'tool names are identifiers' }))
+        .min(1, { error: 'list at least one tool, or leave tools out' })
+        .optional(),
     }),
   ],
   { error: 'each key is a public key file path, or { key: <path>, tools: [tool, ...] }' },
 );
-const TrustFileSchema = z.record(roleName, z.array(KeyRefSchema, { error: 'must be a list of public key files' }).min(1, { error: 'must list at least one key' }), {
-  error: 'must map each role to a list of public key files',
-});
+const TrustFileSchema = z.record(
+  roleName,
+  z.array(KeyRefSchema, { error: 'must be a list of public key files' }).min(1, { error: 'must list at least one key' }),
+  {
+    error: 'must map each role to a list of public key files',
+  },
+);
 
 /**
  * Reads a manifest trust file (`TOOLGATE_MANIFEST_SIGNERS`): YAML mapping each role to public
@@ -216,14 +234,24 @@ export async function loadManifestTrust(file: string, require: readonly string[]
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new ManifestTrustError(`cannot read the manifest signers file ${file} (TOOLGATE_MANIFEST_SIGNERS): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new ManifestTrustError(
+      `cannot read the manifest signers file ${file} (TOOLGATE_MANIFEST_SIGNERS): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   const read = readYaml(file, text);
-  if (!read.source) throw new ManifestTrustError(`the manifest signers file does not parse:\n${read.issues.map((issue) => `  ${formatPolicyIssue(issue)}`).join('\n')}`);
+  if (!read.source)
+    throw new ManifestTrustError(`the manifest signers file does not parse:\n${read.issues.map((issue) => `  ${formatPolicyIssue(issue)}`).join('\n')}`);
   const parsed = TrustFileSchema.safeParse(read.source.value ?? {});
   if (!parsed.success) {
     const source = read.source;
-    const lines = parsed.error.issues.map((issue) => formatPolicyIssue(source.issue(issue.path.filter((p): p is string | number => typeof p !== 'symbol'), issue.message)));
+    const lines = parsed.error.issues.map((issue) =>
+      formatPolicyIssue(
+        source.issue(
+          issue.path.filter((p): p is string | number => typeof p !== 'symbol'),
+          issue.message,
+        ),
+      ),
+    );
     throw new ManifestTrustError(`the manifest signers file is not valid:\n${lines.map((line) => `  ${line}`).join('\n')}`);
   }
   const base = dirname(resolve(file));
@@ -239,7 +267,8 @@ export async function loadManifestTrust(file: string, require: readonly string[]
         throw new ManifestTrustError(`${file}: role ${role}: cannot read key ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
       // Never derive a trusted public key from a private key file: it has no business in this file.
-      if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) throw new ManifestTrustError(`${file}: role ${role}: ${path} is a private key; list the public key (*.pub.pem)`);
+      if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem))
+        throw new ManifestTrustError(`${file}: role ${role}: ${path} is a private key; list the public key (*.pub.pem)`);
       roles[role].push({ publicKey: pem, file: path, ...(typeof ref !== 'string' && ref.tools ? { tools: ref.tools } : {}) });
     }
   }
@@ -252,7 +281,8 @@ export async function loadManifestTrust(file: string, require: readonly string[]
  */
 export async function manifestTrustFromConfig(config: Pick<Config, 'manifestSignersFile' | 'manifestRequire'>): Promise<ManifestTrust | undefined> {
   if (!config.manifestSignersFile) {
-    if (config.manifestRequire.length > 0) throw new ManifestTrustError('TOOLGATE_MANIFEST_REQUIRE is set but TOOLGATE_MANIFEST_SIGNERS is not: set it to the file of the roles\' public keys');
+    if (config.manifestRequire.length > 0)
+      throw new ManifestTrustError("TOOLGATE_MANIFEST_REQUIRE is set but TOOLGATE_MANIFEST_SIGNERS is not: set it to the file of the roles' public keys");
     return undefined;
   }
   return loadManifestTrust(config.manifestSignersFile, config.manifestRequire);
@@ -270,7 +300,12 @@ export interface SignatureProblem {
  * signature must verify, and every required role must be among them. Returns the verified
  * signers (sorted by role) and the problems; any problem refuses the entry.
  */
-export function verifyManifestSignatures(tool: string, digest: string, signatures: readonly ManifestSignature[] | undefined, trust: ManifestTrust): { signers: ManifestSigner[]; problems: SignatureProblem[] } {
+export function verifyManifestSignatures(
+  tool: string,
+  digest: string,
+  signatures: readonly ManifestSignature[] | undefined,
+  trust: ManifestTrust,
+): { signers: ManifestSigner[]; problems: SignatureProblem[] } {
   const problems: SignatureProblem[] = [];
   const signers: ManifestSigner[] = [];
   const seen = new Set<string>();
@@ -283,7 +318,9 @@ export function verifyManifestSignatures(tool: string, digest: string, signature
     }
     seen.add(role);
     if (!trust.roles.includes(role)) {
-      at(`tool ${tool} carries a signature by role ${role}, which ${trust.source} does not configure (roles: ${trust.roles.join(', ') || 'none'}); remove it or configure the role`);
+      at(
+        `tool ${tool} carries a signature by role ${role}, which ${trust.source} does not configure (roles: ${trust.roles.join(', ') || 'none'}); remove it or configure the role`,
+      );
       continue;
     }
     const trusted = trust.keys.get(key);

@@ -244,10 +244,18 @@ function summary(decision: PolicyDecision): DecisionSummary {
 export function parseFailOn(spec: string): ReplayKind[] {
   const kinds = new Set<ReplayKind>();
   const accepted = `kinds ${[...CHANGE_KINDS, 'not_comparable'].join(', ')} or groups ${Object.keys(FAIL_ON_GROUPS).join(', ')}`;
-  const parts = spec.split(',').map((part) => part.trim()).filter(Boolean);
+  const parts = spec
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
   if (parts.length === 0) throw new Error(`--fail-on needs at least one of the ${accepted}`);
   for (const part of parts) {
-    const name = part.toLowerCase().replace(/\s+/g, '').replace('→', '->').replace(/[-_]to[-_]/, '->').replace('not-comparable', 'not_comparable');
+    const name = part
+      .toLowerCase()
+      .replace(/\s+/g, '')
+      .replace('→', '->')
+      .replace(/[-_]to[-_]/, '->')
+      .replace('not-comparable', 'not_comparable');
     if (Object.hasOwn(FAIL_ON_GROUPS, name)) {
       for (const kind of FAIL_ON_GROUPS[name as keyof typeof FAIL_ON_GROUPS]) kinds.add(kind);
     } else if ((CHANGE_KINDS as readonly string[]).includes(name) || name === 'not_comparable') {
@@ -373,7 +381,11 @@ export interface ReplayOptions {
  * them. Never executes a tool, never writes anywhere: `decide()` is a pure function of the
  * policy and the request.
  */
-export async function replayDecisions(entries: AsyncIterable<ReplayEntry> | Iterable<ReplayEntry>, candidate: LoadedPolicy, options: ReplayOptions = {}): Promise<ReplayReport> {
+export async function replayDecisions(
+  entries: AsyncIterable<ReplayEntry> | Iterable<ReplayEntry>,
+  candidate: LoadedPolicy,
+  options: ReplayOptions = {},
+): Promise<ReplayReport> {
   const tally = new ReplayTally(candidate, options);
   let done = 0;
   for await (const entry of entries) {
@@ -475,7 +487,10 @@ export async function recordedFromHistory(
         }
       } else if (event.workflowExecutionCompletedEventAttributes) {
         const outcome = await decode<ToolOutcome>(event.workflowExecutionCompletedEventAttributes.result?.payloads);
-        entry.ended = { status: typeof outcome?.status === 'string' ? outcome.status : 'completed', ...(outcome?.status === 'denied' ? { code: outcome.code } : {}) };
+        entry.ended = {
+          status: typeof outcome?.status === 'string' ? outcome.status : 'completed',
+          ...(outcome?.status === 'denied' ? { code: outcome.code } : {}),
+        };
       } else if (event.workflowExecutionFailedEventAttributes) {
         entry.ended = { status: 'workflow_failed' };
       } else if (event.workflowExecutionTerminatedEventAttributes) {
@@ -488,7 +503,12 @@ export async function recordedFromHistory(
     }
   } catch (err) {
     if (!(err instanceof UnreadableHistory)) throw err;
-    return { workflowId: entry.workflowId, ...(ids.runId ? { runId: ids.runId } : {}), startedAt: entry.startedAt, unreadable: { code: 'unreadable', message: err.message } };
+    return {
+      workflowId: entry.workflowId,
+      ...(ids.runId ? { runId: ids.runId } : {}),
+      startedAt: entry.startedAt,
+      unreadable: { code: 'unreadable', message: err.message },
+    };
   }
   if (!started) return { ...entry, unreadable: { code: 'unreadable', message: 'the history has no start event' } };
   return entry;
@@ -519,7 +539,9 @@ function describeDecision(d: DecisionSummary | undefined): string {
 export function formatReplayReport(report: ReplayReport, context: { window?: string; tenant?: string } = {}): string {
   const lines: string[] = [];
   const scope = [context.window, context.tenant ? `tenant ${context.tenant}` : undefined].filter(Boolean).join(', ');
-  lines.push(`policy replay of ${report.total} request(s)${scope ? ` (${scope})` : ''} under candidate policy ${report.candidate.digest.slice(0, 12)} (${report.candidate.files.join(', ')})`);
+  lines.push(
+    `policy replay of ${report.total} request(s)${scope ? ` (${scope})` : ''} under candidate policy ${report.candidate.digest.slice(0, 12)} (${report.candidate.files.join(', ')})`,
+  );
   lines.push('');
   const width = Math.max(...REPLAY_KINDS.map((kind) => kindLabel(kind).length), 'total'.length);
   const share = (n: number) => (report.total === 0 ? '-' : `${((100 * n) / report.total).toFixed(1)}%`);
@@ -528,7 +550,9 @@ export function formatReplayReport(report: ReplayReport, context: { window?: str
     const n = report.counts[kind];
     let note = '';
     if (kind === 'not_comparable' && n > 0) {
-      note = `  (${Object.entries(report.notComparable).map(([reason, count]) => `${reason} ${count}`).join(', ')})`;
+      note = `  (${Object.entries(report.notComparable)
+        .map(([reason, count]) => `${reason} ${count}`)
+        .join(', ')})`;
     }
     const mark = report.failOn.includes(kind) && n > 0 ? '  FORBIDDEN' : '';
     lines.push(`${kindLabel(kind).padEnd(width)}  ${String(n).padStart(8)}  ${share(n).padStart(7)}${note}${mark}`);
@@ -549,7 +573,12 @@ export function formatReplayReport(report: ReplayReport, context: { window?: str
   if (report.failOn.length === 0) {
     lines.push(`${report.changed} of ${report.total} would change (no --fail-on given)`);
   } else if (report.forbidden > 0) {
-    lines.push(`FORBIDDEN: ${report.forbidden} request(s) in ${report.failOn.filter((kind) => report.counts[kind] > 0).map(kindLabel).join(', ')} (--fail-on ${report.failOn.join(',')})`);
+    lines.push(
+      `FORBIDDEN: ${report.forbidden} request(s) in ${report.failOn
+        .filter((kind) => report.counts[kind] > 0)
+        .map(kindLabel)
+        .join(', ')} (--fail-on ${report.failOn.join(',')})`,
+    );
   } else {
     lines.push(`ok: no request in ${report.failOn.join(', ')}; ${report.changed} of ${report.total} would change`);
   }

@@ -246,7 +246,20 @@ class Walk {
 }
 
 /** Node types that are one shell word. */
-const WORDS = new Set(['word', 'number', 'string', 'raw_string', 'concatenation', 'ansi_c_string', 'translated_string', 'simple_expansion', 'expansion', 'command_substitution', 'process_substitution', 'arithmetic_expansion']);
+const WORDS = new Set([
+  'word',
+  'number',
+  'string',
+  'raw_string',
+  'concatenation',
+  'ansi_c_string',
+  'translated_string',
+  'simple_expansion',
+  'expansion',
+  'command_substitution',
+  'process_substitution',
+  'arithmetic_expansion',
+]);
 
 /** A non-literal word as far as it resolves: quotes and backslashes of its literal parts removed, expansions as written. */
 function bestEffort(node: Node): string {
@@ -278,7 +291,15 @@ function literalValue(node: Node, reasons: Set<string>): string | undefined {
       const text = node.text;
       const special = UNQUOTED_SPECIAL.exec(text.replace(/\\[\s\S]/g, ''));
       if (special) {
-        reasons.add(/[*?[\]]/.test(special[0]) ? 'a glob' : /[{}]/.test(special[0]) ? 'brace expansion' : special[0] === '~' ? 'tilde expansion' : 'a special character in a word');
+        reasons.add(
+          /[*?[\]]/.test(special[0])
+            ? 'a glob'
+            : /[{}]/.test(special[0])
+              ? 'brace expansion'
+              : special[0] === '~'
+                ? 'tilde expansion'
+                : 'a special character in a word',
+        );
         return undefined;
       }
       // Unquoted: a backslash makes the next character literal; backslash-newline joins lines.

@@ -73,7 +73,9 @@ export function readYaml(file: string, text: string): { source?: YamlSource; iss
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > MAX_POLICY_FILE_BYTES) {
     return {
-      issues: [{ file, line: 1, column: 1, path: '(file)', message: `file is ${bytes} bytes; policy files may be at most ${MAX_POLICY_FILE_BYTES} bytes (1 MiB)` }],
+      issues: [
+        { file, line: 1, column: 1, path: '(file)', message: `file is ${bytes} bytes; policy files may be at most ${MAX_POLICY_FILE_BYTES} bytes (1 MiB)` },
+      ],
     };
   }
   const tooDeep = flowTooDeep(text, MAX_FLOW_DEPTH);
@@ -81,7 +83,15 @@ export function readYaml(file: string, text: string): { source?: YamlSource; iss
     const before = text.slice(0, tooDeep);
     const line = before.split('\n').length;
     return {
-      issues: [{ file, line, column: tooDeep - before.lastIndexOf('\n'), path: '(file)', message: `[ ] and { } nest more than ${MAX_FLOW_DEPTH} levels deep here; policy files may nest at most ${MAX_FLOW_DEPTH}` }],
+      issues: [
+        {
+          file,
+          line,
+          column: tooDeep - before.lastIndexOf('\n'),
+          path: '(file)',
+          message: `[ ] and { } nest more than ${MAX_FLOW_DEPTH} levels deep here; policy files may nest at most ${MAX_FLOW_DEPTH}`,
+        },
+      ],
     };
   }
   const lineCounter = new LineCounter();
@@ -111,7 +121,12 @@ export function readYaml(file: string, text: string): { source?: YamlSource; iss
       // .nan, .inf and 1e999 are numbers YAML allows and JSON (and the policy digest) cannot hold.
       if (typeof node.value !== 'number' || Number.isFinite(node.value)) return;
       const offset = node.range?.[0] ?? 0;
-      issues.push({ file, ...position(offset), path: formatPath(pathAtOffset(doc, offset)), message: `${shorten(String(node.source ?? node.value))} is not a finite number; use a finite number or quote it as a string` });
+      issues.push({
+        file,
+        ...position(offset),
+        path: formatPath(pathAtOffset(doc, offset)),
+        message: `${shorten(String(node.source ?? node.value))} is not a finite number; use a finite number or quote it as a string`,
+      });
     },
     Map: (_key, map) => {
       const seen = new Set<unknown>();
@@ -122,13 +137,23 @@ export function readYaml(file: string, text: string): { source?: YamlSource; iss
           continue;
         }
         const offset = (pair.key as Node | null)?.range?.[0] ?? map.range?.[0] ?? 0;
-        issues.push({ file, ...position(offset), path: formatPath(pathAtOffset(doc, offset)), message: `duplicate key "${String(key)}"; YAML keys must be unique` });
+        issues.push({
+          file,
+          ...position(offset),
+          path: formatPath(pathAtOffset(doc, offset)),
+          message: `duplicate key "${String(key)}"; YAML keys must be unique`,
+        });
       }
     },
   });
   if (aliases.length > MAX_ALIASES) {
     const first = aliases[0]?.range?.[0] ?? 0;
-    issues.push({ file, ...position(first), path: formatPath(pathAtOffset(doc, first)), message: `too many aliases (${aliases.length}); at most ${MAX_ALIASES} are allowed` });
+    issues.push({
+      file,
+      ...position(first),
+      path: formatPath(pathAtOffset(doc, first)),
+      message: `too many aliases (${aliases.length}); at most ${MAX_ALIASES} are allowed`,
+    });
   }
   if (issues.length > 0) return { issues };
   let value: unknown;
@@ -139,8 +164,7 @@ export function readYaml(file: string, text: string): { source?: YamlSource; iss
     const reason = error instanceof Error ? error.message : String(error);
     return { issues: [{ file, ...position(first), path: formatPath(pathAtOffset(doc, first)), message: `cannot expand aliases: ${reason}` }] };
   }
-  const locate = (path: readonly PropertyKey[], options?: { key?: boolean }) =>
-    position(offsetOf(doc, path, options?.key ?? false));
+  const locate = (path: readonly PropertyKey[], options?: { key?: boolean }) => position(offsetOf(doc, path, options?.key ?? false));
   const source: YamlSource = {
     file,
     value,

@@ -51,15 +51,7 @@ export interface TrustAnchors {
 
 /** Why an assertion was refused: a stable code and a sentence. */
 export type AssertionProblem =
-  | 'malformed'
-  | 'wrong_type'
-  | 'unknown_key'
-  | 'bad_signature'
-  | 'wrong_audience'
-  | 'expired'
-  | 'not_yet_valid'
-  | 'mismatch'
-  | 'replayed';
+  'malformed' | 'wrong_type' | 'unknown_key' | 'bad_signature' | 'wrong_audience' | 'expired' | 'not_yet_valid' | 'mismatch' | 'replayed';
 
 /** An assertion that does not verify; `problem` says why in one word. */
 export class AssertionError extends Error {
@@ -133,7 +125,8 @@ function decodeJson(part: string, what: string): Record<string, unknown> {
   } catch {
     throw new AssertionError('malformed', `the assertion's ${what} is not base64url JSON`);
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new AssertionError('malformed', `the assertion's ${what} is not a JSON object`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new AssertionError('malformed', `the assertion's ${what} is not a JSON object`);
   return value as Record<string, unknown>;
 }
 
@@ -142,11 +135,7 @@ function decodeJson(part: string, what: string): Record<string, unknown> {
  * `typ`, the workflow audience, and `iat`/`exp` around `nowMs`. Returns its claims; throws
  * `AssertionError` saying what is wrong. Binding to a request (ids, digests) is the caller's part.
  */
-export function verifyAssertion<T extends AssertionClaims>(
-  token: unknown,
-  keys: readonly TrustedKey[],
-  expected: { typ: string; nowMs: number },
-): T {
+export function verifyAssertion<T extends AssertionClaims>(token: unknown, keys: readonly TrustedKey[], expected: { typ: string; nowMs: number }): T {
   if (typeof token !== 'string' || token.length === 0) throw new AssertionError('malformed', 'no assertion was given');
   if (token.length > MAX_ASSERTION_CHARS) throw new AssertionError('malformed', `the assertion is longer than ${MAX_ASSERTION_CHARS} characters`);
   const parts = token.split('.');
@@ -157,23 +146,31 @@ export function verifyAssertion<T extends AssertionClaims>(
   if (header.typ !== expected.typ) throw new AssertionError('wrong_type', `the assertion's typ must be ${expected.typ}`);
   if (header.crit !== undefined) throw new AssertionError('wrong_type', 'the assertion must not carry critical header parameters');
   const key = typeof header.kid === 'string' ? keys.find((candidate) => candidate.kid === header.kid) : undefined;
-  if (!key) throw new AssertionError('unknown_key', `the assertion is signed with key ${JSON.stringify(typeof header.kid === 'string' ? header.kid : '')}, which this request does not trust`);
+  if (!key)
+    throw new AssertionError(
+      'unknown_key',
+      `the assertion is signed with key ${JSON.stringify(typeof header.kid === 'string' ? header.kid : '')}, which this request does not trust`,
+    );
   let valid = false;
   try {
     const signature = base64urlnopad.decode(signaturePart);
     const publicKey = base64urlnopad.decode(key.x);
-    valid = signature.length === 64 && publicKey.length === 32 && ed25519.verify(signature, utf8.encode(`${headerPart}.${payloadPart}`), publicKey, { zip215: false });
+    valid =
+      signature.length === 64 &&
+      publicKey.length === 32 &&
+      ed25519.verify(signature, utf8.encode(`${headerPart}.${payloadPart}`), publicKey, { zip215: false });
   } catch {
     valid = false;
   }
-  if (!valid) throw new AssertionError('bad_signature', 'the assertion\'s signature does not verify');
+  if (!valid) throw new AssertionError('bad_signature', "the assertion's signature does not verify");
   const claims = decodeJson(payloadPart, 'payload');
   if (claims.aud !== ASSERTION_AUDIENCE) throw new AssertionError('wrong_audience', `the assertion's audience must be ${ASSERTION_AUDIENCE}`);
   if (typeof claims.iat !== 'number' || typeof claims.exp !== 'number' || typeof claims.jti !== 'string' || typeof claims.iss !== 'string') {
     throw new AssertionError('malformed', 'the assertion must carry iss, iat, exp and jti');
   }
   if (claims.iat * 1000 > expected.nowMs + ASSERTION_CLOCK_TOLERANCE_MS) throw new AssertionError('not_yet_valid', 'the assertion was issued in the future');
-  if (claims.exp * 1000 < expected.nowMs - ASSERTION_CLOCK_TOLERANCE_MS) throw new AssertionError('expired', `the assertion expired at ${new Date(claims.exp * 1000).toISOString()}`);
+  if (claims.exp * 1000 < expected.nowMs - ASSERTION_CLOCK_TOLERANCE_MS)
+    throw new AssertionError('expired', `the assertion expired at ${new Date(claims.exp * 1000).toISOString()}`);
   return claims as unknown as T;
 }
 
@@ -212,16 +209,17 @@ export function verifyDecisionAssertion(
     throw new AssertionError('mismatch', 'the decision assertion was issued for another request or run');
   }
   const { decision, channel } = claims;
-  if (decision !== 'approve' && decision !== 'reject' && decision !== 'edit') throw new AssertionError('malformed', 'the decision must be approve, reject or edit');
+  if (decision !== 'approve' && decision !== 'reject' && decision !== 'edit')
+    throw new AssertionError('malformed', 'the decision must be approve, reject or edit');
   if (channel !== 'api' && channel !== 'link') throw new AssertionError('malformed', 'the channel must be api or link');
   if (typeof claims.sub !== 'string' || typeof claims.tenant !== 'string' || typeof claims.digest !== 'string') {
     throw new AssertionError('malformed', 'the decision assertion must carry sub, tenant and digest');
   }
   if (!Array.isArray(claims.groups) || !claims.groups.every((group) => typeof group === 'string')) {
-    throw new AssertionError('malformed', 'the decision assertion\'s groups must be a list of strings');
+    throw new AssertionError('malformed', "the decision assertion's groups must be a list of strings");
   }
   if (claims.args !== undefined && (claims.args === null || typeof claims.args !== 'object' || Array.isArray(claims.args))) {
-    throw new AssertionError('malformed', 'the decision assertion\'s args must be an object');
+    throw new AssertionError('malformed', "the decision assertion's args must be an object");
   }
   return claims;
 }

@@ -123,7 +123,16 @@ export const SHADOW_DISAGREEMENTS_QUERY = `${searchAttributes.shadowDisagreement
  * first, then the approval plan, then the risk. One list for `toolgate policy replay` (src/policy/
  * compare.ts) and the shadow policy's disagreements, kept here because the workflow reads it too.
  */
-export const DECISION_CHANGE_KINDS = ['allow->approve', 'allow->deny', 'approve->deny', 'approve->allow', 'deny->allow', 'deny->approve', 'plan', 'risk'] as const;
+export const DECISION_CHANGE_KINDS = [
+  'allow->approve',
+  'allow->deny',
+  'approve->deny',
+  'approve->allow',
+  'deny->allow',
+  'deny->approve',
+  'plan',
+  'risk',
+] as const;
 
 /** The kinds of shadow disagreement: the kinds of change. */
 export const SHADOW_DISAGREEMENT_KINDS: readonly ShadowDisagreementKind[] = DECISION_CHANGE_KINDS;

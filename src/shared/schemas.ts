@@ -11,11 +11,9 @@ import { z } from 'zod';
 export const IDENTIFIER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
 const identifier = (what: string) =>
-  z
-    .string({ error: `${what} must be a string` })
-    .regex(IDENTIFIER_PATTERN, {
-      error: `${what} must be 1-128 characters of letters, digits and . _ : @ -, starting with a letter or digit`,
-    });
+  z.string({ error: `${what} must be a string` }).regex(IDENTIFIER_PATTERN, {
+    error: `${what} must be 1-128 characters of letters, digits and . _ : @ -, starting with a letter or digit`,
+  });
 
 /** Who asks for a tool call. */
 export const ActorSchema = z.strictObject({
@@ -170,7 +168,8 @@ export const ProvenanceSchema = z.strictObject(
         z
           .array(
             z.enum(PROVENANCE_KINDS, {
-              error: (issue) => `${JSON.stringify(String(issue.input).slice(0, 40))} is not a kind of untrusted content; allowed: ${PROVENANCE_KINDS.join(', ')}`,
+              error: (issue) =>
+                `${JSON.stringify(String(issue.input).slice(0, 40))} is not a kind of untrusted content; allowed: ${PROVENANCE_KINDS.join(', ')}`,
             }),
             { error: `each argument path must map to a list of kinds (${PROVENANCE_KINDS.join(', ')})` },
           )
@@ -180,7 +179,8 @@ export const ProvenanceSchema = z.strictObject(
       )
       .superRefine((untrusted, ctx) => {
         const paths = Object.keys(untrusted);
-        if (paths.length > PROVENANCE_LIMITS.paths) ctx.addIssue({ code: 'custom', message: `provenance.untrusted may flag at most ${PROVENANCE_LIMITS.paths} argument paths` });
+        if (paths.length > PROVENANCE_LIMITS.paths)
+          ctx.addIssue({ code: 'custom', message: `provenance.untrusted may flag at most ${PROVENANCE_LIMITS.paths} argument paths` });
         for (const path of paths.slice(0, PROVENANCE_LIMITS.paths + 1)) {
           if (path.length > PROVENANCE_LIMITS.pathChars) {
             ctx.addIssue({ code: 'custom', path: [path.slice(0, 64)], message: `an argument path must be at most ${PROVENANCE_LIMITS.pathChars} characters` });
@@ -200,7 +200,9 @@ export const ProvenanceSchema = z.strictObject(
             .regex(/^[a-f0-9]{64}$/, { error: 'provenance.prompt.systemPromptDigest must be the SHA-256 of the system prompt as 64 lowercase hex characters' })
             .optional(),
           sources: z
-            .array(provenanceText('provenance.prompt.sources[]', PROVENANCE_LIMITS.sourceChars), { error: 'provenance.prompt.sources must be a list of source ids' })
+            .array(provenanceText('provenance.prompt.sources[]', PROVENANCE_LIMITS.sourceChars), {
+              error: 'provenance.prompt.sources must be a list of source ids',
+            })
             .max(PROVENANCE_LIMITS.sources, { error: `provenance.prompt.sources may list at most ${PROVENANCE_LIMITS.sources} ids` })
             .optional(),
         },
@@ -438,18 +440,14 @@ export type Approver = z.infer<typeof ApproverSchema>;
 /** An approver's decision as the HTTP API accepts it. */
 /** The body of `POST /v1/approvals/:id/preview`: edited arguments to judge, against the proposal the approver read. */
 export const PreviewBodySchema = z.strictObject({
-  digest: z
-    .string({ error: 'digest must be a string' })
-    .regex(/^[a-f0-9]{64}$/, { error: 'digest must be the 64 hex characters of the proposal digest' }),
+  digest: z.string({ error: 'digest must be a string' }).regex(/^[a-f0-9]{64}$/, { error: 'digest must be the 64 hex characters of the proposal digest' }),
   args: argsSchema,
 });
 
 export const DecisionBodySchema = z
   .strictObject({
     decision: z.enum(['approve', 'reject', 'edit'], { error: 'decision must be "approve", "reject" or "edit"' }),
-    digest: z
-      .string({ error: 'digest must be a string' })
-      .regex(/^[a-f0-9]{64}$/, { error: 'digest must be the 64 hex characters of the proposal digest' }),
+    digest: z.string({ error: 'digest must be a string' }).regex(/^[a-f0-9]{64}$/, { error: 'digest must be the 64 hex characters of the proposal digest' }),
     reason: z
       .string()
       .max(2000, { error: 'reason must be at most 2000 characters' })
@@ -585,8 +583,6 @@ export interface RequestStatus {
   killedBy?: KillOrder;
   outcome?: ToolOutcome;
 }
-
-
 
 /** What left the gateway with a result: its JSON size before redaction and the replacements per redaction rule. */
 export interface EgressEvent {

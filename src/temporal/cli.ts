@@ -44,20 +44,14 @@ export function findProjectRoot(from: string = dirname(fileURLToPath(import.meta
 }
 
 /** Lists the places searched for the Temporal CLI, in order (TEMPORAL_CLI_PATH, PATH, then the project-local installs). */
-export function temporalCliCandidates(
-  projectRoot: string | undefined = findProjectRoot(),
-  env: NodeJS.ProcessEnv = process.env,
-): string[] {
+export function temporalCliCandidates(projectRoot: string | undefined = findProjectRoot(), env: NodeJS.ProcessEnv = process.env): string[] {
   if (env.TEMPORAL_CLI_PATH) return [resolve(env.TEMPORAL_CLI_PATH)];
   const candidates = (env.PATH ?? '')
     .split(delimiter)
     .filter((dir) => dir !== '')
     .map((dir) => join(dir, `temporal${EXE}`));
   if (projectRoot) {
-    candidates.push(
-      join(projectRoot, '.tools', 'venv', EXE ? 'Scripts' : 'bin', `temporal${EXE}`),
-      join(projectRoot, '.tools', 'go', 'bin', `temporal${EXE}`),
-    );
+    candidates.push(join(projectRoot, '.tools', 'venv', EXE ? 'Scripts' : 'bin', `temporal${EXE}`), join(projectRoot, '.tools', 'go', 'bin', `temporal${EXE}`));
   }
   return candidates;
 }
@@ -66,18 +60,12 @@ export function temporalCliCandidates(
  * Finds the Temporal CLI without installing anything: TEMPORAL_CLI_PATH if set (no fallback when it
  * is missing), else `temporal` on PATH, else `.tools/venv/bin/temporal`, else `.tools/go/bin/temporal`.
  */
-export function resolveTemporalCli(
-  projectRoot: string | undefined = findProjectRoot(),
-  env: NodeJS.ProcessEnv = process.env,
-): string | undefined {
+export function resolveTemporalCli(projectRoot: string | undefined = findProjectRoot(), env: NodeJS.ProcessEnv = process.env): string | undefined {
   return temporalCliCandidates(projectRoot, env).find(isExecutableFile);
 }
 
 /** Like {@link resolveTemporalCli} but throws {@link TemporalCliNotFound} when there is no binary. */
-export function requireTemporalCli(
-  projectRoot: string | undefined = findProjectRoot(),
-  env: NodeJS.ProcessEnv = process.env,
-): string {
+export function requireTemporalCli(projectRoot: string | undefined = findProjectRoot(), env: NodeJS.ProcessEnv = process.env): string {
   const found = resolveTemporalCli(projectRoot, env);
   if (found) return found;
   const searched = temporalCliCandidates(projectRoot, env);

@@ -285,9 +285,7 @@ async function waitUntilReady(check: ReadinessCheck): Promise<void> {
     const rpc = <T>(call: () => Promise<T>): Promise<T> => connection.withDeadline(Date.now() + 2_000, call);
     await rpc(() => connection.workflowService.getSystemInfo({}));
     await rpc(() => connection.workflowService.describeNamespace({ namespace: check.namespace }));
-    const { customAttributes } = await rpc(() =>
-      connection.operatorService.listSearchAttributes({ namespace: check.namespace }),
-    );
+    const { customAttributes } = await rpc(() => connection.operatorService.listSearchAttributes({ namespace: check.namespace }));
     const missing = check.searchAttributes.filter((name) => !(customAttributes && name in customAttributes));
     if (missing.length === 0) return true;
     lastProblem = `search attributes not registered yet: ${missing.join(', ')}`;
@@ -299,16 +297,13 @@ async function waitUntilReady(check: ReadinessCheck): Promise<void> {
     for (;;) {
       const exit = check.hasExited();
       if (exit) {
-        const how = exit.error
-          ? `could not be started: ${exit.error.message}`
-          : `exited with ${exit.code ?? exit.signal} before it was ready`;
+        const how = exit.error ? `could not be started: ${exit.error.message}` : `exited with ${exit.code ?? exit.signal} before it was ready`;
         throw new DevServerStartError(`Temporal dev server ${how}`, [...check.lastLines]);
       }
       if (Date.now() >= deadline) {
-        throw new DevServerStartError(
-          `Temporal dev server at ${check.address} was not ready after ${check.timeoutMs} ms (${lastProblem})`,
-          [...check.lastLines],
-        );
+        throw new DevServerStartError(`Temporal dev server at ${check.address} was not ready after ${check.timeoutMs} ms (${lastProblem})`, [
+          ...check.lastLines,
+        ]);
       }
       const attempt = probe().catch((err: unknown) => {
         lastProblem = err instanceof Error ? err.message : String(err);
@@ -362,7 +357,10 @@ export function devExportLine(instance: DevInstance, cwd: string = process.cwd()
     instance.uiPort !== DEV_DEFAULTS.uiPort ||
     resolve(instance.stateDir) !== resolve(cwd, DEV_DEFAULTS.stateDir);
   if (!differs) return undefined;
-  const vars: [string, string][] = [['TOOLGATE_URL', instance.publicUrl], ['TOOLGATE_API_PORT', String(instance.apiPort)]];
+  const vars: [string, string][] = [
+    ['TOOLGATE_URL', instance.publicUrl],
+    ['TOOLGATE_API_PORT', String(instance.apiPort)],
+  ];
   // The demo and the CLI derive the URL from these; the SDK and `toolgate mcp` read TOOLGATE_URL.
   if (instance.apiHost !== DEV_DEFAULTS.apiHost) vars.push(['TOOLGATE_API_HOST', instance.apiHost]);
   if (instance.publicUrlSet) vars.push(['TOOLGATE_PUBLIC_URL', instance.publicUrl]);

@@ -147,8 +147,18 @@ function openTicketDesk(stateDir: string | undefined) {
   const readClosure = db.prepare('SELECT result FROM closures WHERE idempotency_key = ?');
   const stale = (olderThanDays: number, priority: string | undefined): StaleTicket[] => {
     const now = Date.now();
-    const rows = staleRows.all(now - olderThanDays * DAY_MS, priority ?? null, priority ?? null) as { seq: number; title: string; priority: string; opened_at: number }[];
-    return rows.map((row) => ({ ticketId: `TCK-${1000 + row.seq}`, title: row.title, priority: row.priority, ageDays: Math.floor((now - row.opened_at) / DAY_MS) }));
+    const rows = staleRows.all(now - olderThanDays * DAY_MS, priority ?? null, priority ?? null) as {
+      seq: number;
+      title: string;
+      priority: string;
+      opened_at: number;
+    }[];
+    return rows.map((row) => ({
+      ticketId: `TCK-${1000 + row.seq}`,
+      title: row.title,
+      priority: row.priority,
+      ageDays: Math.floor((now - row.opened_at) / DAY_MS),
+    }));
   };
   return {
     open(key: string, ticket: Omit<Ticket, 'ticketId'>): Ticket {

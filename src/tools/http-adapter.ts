@@ -42,26 +42,30 @@ export async function callHttpTool(
 ): Promise<unknown> {
   let response: Response;
   try {
-    response = await guardedFetch(adapter.url, {
-      method: adapter.method,
-      // The attempt's own signal too: when the worker is told the attempt is over, the call stops.
-      signal: AbortSignal.any([context.signal, AbortSignal.timeout(adapter.timeoutMs)]),
-      headers: {
-        ...adapter.headers,
-        'content-type': 'application/json',
-        accept: 'application/json',
-        'idempotency-key': context.idempotencyKey,
-        'x-toolgate-request-id': context.requestId,
-        'x-toolgate-run-as': context.runAs,
-        'x-toolgate-tenant': context.tenant,
-        ...(context.traceId ? { 'x-toolgate-trace-id': context.traceId } : {}),
-        // A dry-run preview: the tool must answer what it would do and do nothing.
-        ...(context.preview ? { 'toolgate-preview': '1' } : {}),
+    response = await guardedFetch(
+      adapter.url,
+      {
+        method: adapter.method,
+        // The attempt's own signal too: when the worker is told the attempt is over, the call stops.
+        signal: AbortSignal.any([context.signal, AbortSignal.timeout(adapter.timeoutMs)]),
+        headers: {
+          ...adapter.headers,
+          'content-type': 'application/json',
+          accept: 'application/json',
+          'idempotency-key': context.idempotencyKey,
+          'x-toolgate-request-id': context.requestId,
+          'x-toolgate-run-as': context.runAs,
+          'x-toolgate-tenant': context.tenant,
+          ...(context.traceId ? { 'x-toolgate-trace-id': context.traceId } : {}),
+          // A dry-run preview: the tool must answer what it would do and do nothing.
+          ...(context.preview ? { 'toolgate-preview': '1' } : {}),
+        },
+        body: JSON.stringify({ tool: context.tool, args: context.args, requestId: context.requestId, tenant: context.tenant }),
+        // Manifest headers may hold credentials under any name: none of them follows a redirect to another origin.
+        credentialHeaders: Object.keys(adapter.headers ?? {}),
       },
-      body: JSON.stringify({ tool: context.tool, args: context.args, requestId: context.requestId, tenant: context.tenant }),
-      // Manifest headers may hold credentials under any name: none of them follows a redirect to another origin.
-      credentialHeaders: Object.keys(adapter.headers ?? {}),
-    }, destinations);
+      destinations,
+    );
   } catch (err) {
     if (err instanceof DestinationBlockedError) {
       // A name that does not resolve now may resolve later; nothing was sent either way.
@@ -95,7 +99,8 @@ export async function callHttpTool(
 /** The body of the answer; for a body above the limit, a `ResultWithheldError` (the caller knows whether the tool acted). */
 async function readBody(response: Response, tool: string): Promise<unknown> {
   const declared = Number(response.headers.get('content-length') ?? '0');
-  const tooLarge = (size: string) => new ResultWithheldError(`${tool}: HTTP ${response.status} answer of ${size} exceeds the adapter's limit of ${MAX_TOOL_RESPONSE_BYTES} bytes`);
+  const tooLarge = (size: string) =>
+    new ResultWithheldError(`${tool}: HTTP ${response.status} answer of ${size} exceeds the adapter's limit of ${MAX_TOOL_RESPONSE_BYTES} bytes`);
   if (declared > MAX_TOOL_RESPONSE_BYTES) {
     await response.body?.cancel().catch(() => undefined);
     return tooLarge(`${declared} bytes`);

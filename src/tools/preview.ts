@@ -99,7 +99,8 @@ function shown(value: unknown, call: PreviewCall, at: string): ProposalPreview {
       },
     });
   } catch (err) {
-    if (err instanceof ResultTooLargeError || err instanceof TenantMismatchError) return { status: 'failed', message: `the preview's answer may not be shown: ${failureMessage(err)}`, at };
+    if (err instanceof ResultTooLargeError || err instanceof TenantMismatchError)
+      return { status: 'failed', message: `the preview's answer may not be shown: ${failureMessage(err)}`, at };
     throw err;
   }
   const result = plainJson(filtered.value);

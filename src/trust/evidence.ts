@@ -122,7 +122,8 @@ export async function verifyAdmission(
 async function verifyEditOf(token: string, admitted: ToolRequest, request: ToolRequest, context: EvidenceContext): Promise<DecisionAssertionClaims> {
   const edit = await verifyDecision(token, admitted, context);
   if (edit.decision !== 'edit' || edit.args === undefined) throw new EvidenceError('edit: the assertion is not an edit');
-  if (canonicalSha256(withArgs(admitted, edit.args)) !== canonicalSha256(request)) throw new EvidenceError('edit: the request is not the admitted one with the edited arguments');
+  if (canonicalSha256(withArgs(admitted, edit.args)) !== canonicalSha256(request))
+    throw new EvidenceError('edit: the request is not the admitted one with the edited arguments');
   return edit;
 }
 
@@ -149,11 +150,12 @@ export async function verifyExecution(evidence: ExecutionEvidence, context: Evid
   const { admission, edit } = await verifyAdmission(evidence, context);
   const { evaluation, request } = evidence;
   if (!sealer.verify({ workflowId: context.workflowId, runId: context.runId, request, evaluation }, evidence.seal)) {
-    throw new EvidenceError('the evaluation does not carry this worker deployment\'s seal for this run');
+    throw new EvidenceError("the evaluation does not carry this worker deployment's seal for this run");
   }
   const { decision } = evaluation;
   if (decision.outcome === 'allow') return;
-  if (decision.outcome !== 'approve' || !decision.approval || !evaluation.digest) throw new EvidenceError(`policy decided ${decision.outcome}; nothing may run`);
+  if (decision.outcome !== 'approve' || !decision.approval || !evaluation.digest)
+    throw new EvidenceError(`policy decided ${decision.outcome}; nothing may run`);
   const plan = decision.approval;
   /** The groups open when an approval was signed, at the earliest the workflow could have opened them. */
   const groupsAt = (signedAtSeconds: number): string[] => {
@@ -175,13 +177,20 @@ export async function verifyExecution(evidence: ExecutionEvidence, context: Evid
   };
   for (const token of evidence.approvals) {
     const claims = await verifyDecision(token, request, context);
-    if (claims.decision !== 'approve' || claims.digest !== evaluation.digest) throw new EvidenceError('decision assertion: not an approval of the evaluated digest');
+    if (claims.decision !== 'approve' || claims.digest !== evaluation.digest)
+      throw new EvidenceError('decision assertion: not an approval of the evaluated digest');
     vote(claims);
   }
   // An editor stood behind their edit: it counts as their approval of the request it produced.
   if (edit) vote(edit);
   for (const token of evidence.editApprovals ?? []) vote(await verifyEditOf(token, evidence.admitted, request, context));
-  if (!isApprovalSatisfied(plan, votes.filter((v) => v.groups.length > 0), evaluation.digest)) {
+  if (
+    !isApprovalSatisfied(
+      plan,
+      votes.filter((v) => v.groups.length > 0),
+      evaluation.digest,
+    )
+  ) {
     throw new EvidenceError(`the signed approvals do not satisfy approval plan ${plan.name}`);
   }
 }

@@ -20,7 +20,12 @@ const files = z.preprocess(
   unsetIfEmpty,
   z
     .string()
-    .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean))
+    .transform((value) =>
+      value
+        .split(',')
+        .map((item) => item.trim())
+        .filter(Boolean),
+    )
     .optional(),
 );
 
@@ -109,9 +114,12 @@ export async function loadWorkerTrust(stateDir: string, env: NodeJS.ProcessEnv =
   const requestKeys = await load('TOOLGATE_TRUSTED_REQUEST_KEYS', e.TOOLGATE_TRUSTED_REQUEST_KEYS, paths.request);
   const decisionKeys = await load('TOOLGATE_TRUSTED_DECISION_KEYS', e.TOOLGATE_TRUSTED_DECISION_KEYS, paths.decision);
   const overlap = requestKeys.find((key) => decisionKeys.some((other) => other.kid === key.kid));
-  if (overlap) throw new AuthConfigError('TOOLGATE_TRUSTED_DECISION_KEYS', `key ${overlap.kid} is trusted for both requests and decisions; each kind needs its own key`);
+  if (overlap)
+    throw new AuthConfigError('TOOLGATE_TRUSTED_DECISION_KEYS', `key ${overlap.kid} is trusted for both requests and decisions; each kind needs its own key`);
   const sealPath = e.TOOLGATE_WORKER_SEAL_KEY_FILE ?? paths.sealFile;
-  const secret = await keyOrConfigError('TOOLGATE_WORKER_SEAL_KEY_FILE', () => loadSealSecret(sealPath, { create: e.TOOLGATE_WORKER_SEAL_KEY_FILE === undefined }));
+  const secret = await keyOrConfigError('TOOLGATE_WORKER_SEAL_KEY_FILE', () =>
+    loadSealSecret(sealPath, { create: e.TOOLGATE_WORKER_SEAL_KEY_FILE === undefined }),
+  );
   const anchors: TrustAnchors = { requestKeys, decisionKeys };
   return { anchors: () => anchors, sealer: new EvaluationSealer(secret) };
 }

@@ -81,7 +81,10 @@ describe('the approver inbox of toolgate dev, in a browser', { timeout: 170_000 
     ops = await connectClient(`127.0.0.1:${port}`, dataConverterFor(keyring));
 
     // An agent with its token and nothing else, through the front door.
-    const agent = new ToolGateway({ url: apiUrl, token: await tokens.agent({ sub: 'browser-agent', tenant: TENANT, environment: 'production', roles: ['agent_runtime'] }) });
+    const agent = new ToolGateway({
+      url: apiUrl,
+      token: await tokens.agent({ sub: 'browser-agent', tenant: TENANT, environment: 'production', roles: ['agent_runtime'] }),
+    });
     const run = Date.now().toString(36);
     await Promise.all([
       ...(['approve', 'reject', 'edit', 'link', 'csrf'] as const).map(async (flow) => {
@@ -89,11 +92,21 @@ describe('the approver inbox of toolgate dev, in a browser', { timeout: 170_000 
       }),
       // Not on the allow-list: only the sre group may approve it, so a manager's list must not show it.
       (async () => {
-        requests.shell = await agent.start({ requestId: `inbox-${run}-shell`, tool: 'execute_shell_command', args: { command: 'uname -a' }, reason: 'browser test: shell' });
+        requests.shell = await agent.start({
+          requestId: `inbox-${run}-shell`,
+          tool: 'execute_shell_command',
+          args: { command: 'uname -a' },
+          reason: 'browser test: shell',
+        });
       })(),
     ]);
     for (const [flow, handle] of Object.entries(requests)) {
-      await until(`the ${flow} request to wait for approval`, 30_000, async () => ((await handle!.status()).state === 'pending_approval' ? true : undefined), 200);
+      await until(
+        `the ${flow} request to wait for approval`,
+        30_000,
+        async () => ((await handle!.status()).state === 'pending_approval' ? true : undefined),
+        200,
+      );
     }
   });
 
@@ -184,19 +197,28 @@ describe('the approver inbox of toolgate dev, in a browser', { timeout: 170_000 
 
       // The list is answered from visibility, which follows the workflows shortly after: reload until all are there.
       const ids = (['approve', 'reject', 'edit', 'link', 'csrf'] as const).map((flow) => handleOf(flow).requestId);
-      await until('every pending ticket in the list', 30_000, async () => {
-        const listed = await page.evaluate<string[]>("Array.from(document.querySelectorAll('#waiting-table tr[data-request-id]'), (row) => row.getAttribute('data-request-id'))");
-        if (ids.every((id) => listed.includes(id))) return true;
-        await page.reload({ waitUntil: 'load' });
-        return undefined;
-      }, 500);
+      await until(
+        'every pending ticket in the list',
+        30_000,
+        async () => {
+          const listed = await page.evaluate<string[]>(
+            "Array.from(document.querySelectorAll('#waiting-table tr[data-request-id]'), (row) => row.getAttribute('data-request-id'))",
+          );
+          if (ids.every((id) => listed.includes(id))) return true;
+          await page.reload({ waitUntil: 'load' });
+          return undefined;
+        },
+        500,
+      );
       await screenshot(page, SIGNIN_TEST, 'waiting for me');
       // The shell command waits for the sre group: not this manager's to decide, not listed.
       const text = await pageText(page, 1_000_000);
       assert.ok(!text.includes(handleOf('shell').requestId), 'a request only sre may approve is listed for a manager');
       assert.ok(!text.includes('execute_shell_command'), 'the shell tool is listed for a manager');
       // Each row, column by column as its header names it.
-      const table = await page.evaluate<string[][]>("Array.from(document.querySelectorAll('#waiting-table tr'), (row) => Array.from(row.cells, (cell) => cell.innerText.trim()))");
+      const table = await page.evaluate<string[][]>(
+        "Array.from(document.querySelectorAll('#waiting-table tr'), (row) => Array.from(row.cells, (cell) => cell.innerText.trim()))",
+      );
       const header = table[0] ?? [];
       const row = table.find((cells) => cells[0] === handleOf('approve').requestId) ?? [];
       const cell = (name: string) => row[header.indexOf(name)];
@@ -205,7 +227,11 @@ describe('the approver inbox of toolgate dev, in a browser', { timeout: 170_000 
         { tool: 'create_ticket', risk: 'medium', groups: 'manager', votes: '0' },
         `the list row of the approve request (header ${JSON.stringify(header)})`,
       );
-      assert.ok(Date.parse(await page.locator(`#waiting-table tr[data-request-id="${handleOf('approve').requestId}"] time`).getAttribute('datetime') ?? '') > Date.now(), 'an expiry in the future');
+      assert.ok(
+        Date.parse((await page.locator(`#waiting-table tr[data-request-id="${handleOf('approve').requestId}"] time`).getAttribute('datetime')) ?? '') >
+          Date.now(),
+        'an expiry in the future',
+      );
       // Who asks is what an approver reads first. (GET /v1/approvals gives `actor` as the actor's id, a string.)
       assert.equal(cell('Requested by'), 'browser-agent', 'the list shows who requested it');
     } finally {
@@ -219,11 +245,16 @@ describe('the approver inbox of toolgate dev, in a browser', { timeout: 170_000 
     assert.ok(digest, 'the request has a digest');
     const { context, page } = await signedIn(ALICE, APPROVE_TEST);
     try {
-      await until('the request in the list', 30_000, async () => {
-        if ((await page.locator(`a.request-link[href$="/${handle.requestId}"]`).count()) === 1) return true;
-        await page.reload({ waitUntil: 'load' });
-        return undefined;
-      }, 500);
+      await until(
+        'the request in the list',
+        30_000,
+        async () => {
+          if ((await page.locator(`a.request-link[href$="/${handle.requestId}"]`).count()) === 1) return true;
+          await page.reload({ waitUntil: 'load' });
+          return undefined;
+        },
+        500,
+      );
       await Promise.all([page.waitForURL(requestUrl(handle.requestId)), page.click(`a.request-link[href$="/${handle.requestId}"]`)]);
       await screenshot(page, APPROVE_TEST, 'request page');
       assert.equal(await textOf(page, '#request-state'), 'pending_approval');
@@ -245,7 +276,10 @@ describe('the approver inbox of toolgate dev, in a browser', { timeout: 170_000 
 
       const outcome = await outcomeOf('approve');
       assert.equal(outcome.status, 'completed', JSON.stringify(outcome));
-      assert.deepEqual(outcome.approvals.map((vote) => [vote.approverId, vote.decision, vote.reason]), [['alice', 'approve', 'customer verified by phone']]);
+      assert.deepEqual(
+        outcome.approvals.map((vote) => [vote.approverId, vote.decision, vote.reason]),
+        [['alice', 'approve', 'customer verified by phone']],
+      );
       await page.reload({ waitUntil: 'load' });
       assert.match(await textOf(page, '#request-state'), /^completed \(outcome completed\)$/);
       assert.match(await textOf(page, '#votes-table'), /alice\s+approve\s+manager\s+api\s+customer verified by phone/);
@@ -300,7 +334,9 @@ describe('the approver inbox of toolgate dev, in a browser', { timeout: 170_000 
       await expectPageText(page, 'the edit preview', (t) => t.includes('Changes') && t.includes('Submit the edit'), { testName: EDIT_TEST });
       await screenshot(page, EDIT_TEST, 'preview diff');
       // One changed row, priority low → urgent; nothing else.
-      const rows = await page.evaluate<string[][]>("Array.from(document.querySelectorAll('#args-diff tbody tr'), (row) => [row.className, ...Array.from(row.cells, (cell) => cell.innerText)])");
+      const rows = await page.evaluate<string[][]>(
+        "Array.from(document.querySelectorAll('#args-diff tbody tr'), (row) => [row.className, ...Array.from(row.cells, (cell) => cell.innerText)])",
+      );
       assert.deepEqual(rows, [['diff-changed', 'priority', 'changed', '"low"', '"urgent"']]);
       assert.deepEqual(JSON.parse(await textOf(page, '#edit-new-args')), edited);
       // Policy's answer on the new arguments, before anything is sent.
@@ -338,7 +374,10 @@ describe('the approver inbox of toolgate dev, in a browser', { timeout: 170_000 
     assert.ok(digest);
     // Genuine (the state directory's link-signing key, as the worker's notifier signs), but an hour old.
     const signer = await LinkSigner.fromPrivateKeyFile(defaultLinkKeyPaths(stateDir).privateKeyFile);
-    const { token, expiresAt } = await signer.mintLink({ requestId: handle.requestId, digest, approver: { id: 'alice', tenant: TENANT, groups: ['manager'] } }, new Date(Date.now() - 3600_000));
+    const { token, expiresAt } = await signer.mintLink(
+      { requestId: handle.requestId, digest, approver: { id: 'alice', tenant: TENANT, groups: ['manager'] } },
+      new Date(Date.now() - 3600_000),
+    );
     assert.ok(Date.parse(expiresAt) < Date.now(), 'the link has expired');
     const { context, page } = await newPage();
     try {
@@ -421,7 +460,10 @@ describe('the approver inbox of toolgate dev, in a browser', { timeout: 170_000 
       await screenshot(alice.page, REFUSAL_TEST, 'own session approves');
       const outcome = await outcomeOf('csrf');
       assert.equal(outcome.status, 'completed', JSON.stringify(outcome));
-      assert.deepEqual(outcome.approvals.map((vote) => [vote.approverId, vote.reason]), [['alice', 'the real one']]);
+      assert.deepEqual(
+        outcome.approvals.map((vote) => [vote.approverId, vote.reason]),
+        [['alice', 'the real one']],
+      );
     } finally {
       await alice.context.close();
       await bob.context.close();

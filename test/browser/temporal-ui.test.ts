@@ -101,7 +101,10 @@ describe('the Temporal UI of toolgate dev', { timeout: 150_000 }, () => {
     assert.ok(uiUrl, `toolgate dev printed no Temporal UI URL on port ${uiPort}:\n${dev.output()}`);
 
     // An agent with its token and nothing else, through the front door.
-    const agent = new ToolGateway({ url: apiUrl, token: await tokens.agent({ sub: 'browser-agent', tenant: TENANT, environment: 'production', roles: ['agent_runtime'] }) });
+    const agent = new ToolGateway({
+      url: apiUrl,
+      token: await tokens.agent({ sub: 'browser-agent', tenant: TENANT, environment: 'production', roles: ['agent_runtime'] }),
+    });
     const run = Date.now().toString(36);
     kbRequestId = `browser-${run}-kb`;
     ticketRequestId = `browser-${run}-ticket`;
@@ -121,7 +124,10 @@ describe('the Temporal UI of toolgate dev', { timeout: 150_000 }, () => {
   async function runIdOf(requestId: string): Promise<string> {
     const { connection } = await connectClient(temporalAddress);
     try {
-      const described = await connection.workflowService.describeWorkflowExecution({ namespace: 'default', execution: { workflowId: workflowIdFor(TENANT, requestId) } });
+      const described = await connection.workflowService.describeWorkflowExecution({
+        namespace: 'default',
+        execution: { workflowId: workflowIdFor(TENANT, requestId) },
+      });
       const runId = described.workflowExecutionInfo?.execution?.runId;
       assert.ok(runId, `no run of ${requestId}`);
       return runId;
@@ -179,9 +185,14 @@ describe('the Temporal UI of toolgate dev', { timeout: 150_000 }, () => {
     try {
       // Where a reader starts: the list shows ids and states, no payload.
       await page.goto(`${uiUrl}/namespaces/default/workflows`, { waitUntil: 'load', timeout: 30_000 });
-      await expectPageText(page, `the workflow list with both requests`, (t) => t.includes(workflowIdFor(TENANT, ticketRequestId)) && t.includes(workflowIdFor(TENANT, kbRequestId)), {
-        testName: DECODED_TEST,
-      });
+      await expectPageText(
+        page,
+        `the workflow list with both requests`,
+        (t) => t.includes(workflowIdFor(TENANT, ticketRequestId)) && t.includes(workflowIdFor(TENANT, kbRequestId)),
+        {
+          testName: DECODED_TEST,
+        },
+      );
       await screenshot(page, DECODED_TEST, 'workflow list');
 
       for (const [requestId, tool, args] of [
@@ -190,7 +201,9 @@ describe('the Temporal UI of toolgate dev', { timeout: 150_000 }, () => {
       ] as const) {
         // A SPA that keeps polling a running workflow: wait for the decoded input itself, not for network idle.
         await page.goto(await historyUrl(requestId), { waitUntil: 'load', timeout: 30_000 });
-        await expectPageText(page, `the header of ${requestId}`, (t) => t.includes(workflowIdFor(TENANT, requestId)) && /\bInput\b/.test(t), { testName: DECODED_TEST });
+        await expectPageText(page, `the header of ${requestId}`, (t) => t.includes(workflowIdFor(TENANT, requestId)) && /\bInput\b/.test(t), {
+          testName: DECODED_TEST,
+        });
         const input = await until(`the decoded input of ${requestId}`, 20_000, () => renderedInput(page, requestId), 250).catch(async (err: Error) => {
           const shot = await screenshot(page, DECODED_TEST, `failed ${tool} detail`);
           throw new Error(`${err.message}\nscreenshot: ${shot}\npage text:\n${await pageText(page)}`);
@@ -226,7 +239,9 @@ describe('the Temporal UI of toolgate dev', { timeout: 150_000 }, () => {
     try {
       await page.goto(await historyUrl(kbRequestId), { waitUntil: 'load', timeout: 30_000 });
       const sample = await ciphertextSample(kbRequestId);
-      const text = await expectPageText(page, 'the codec failure banner and the ciphertext', (t) => CODEC_FAILURE.test(t) && t.includes(sample), { testName: CONTROL_TEST });
+      const text = await expectPageText(page, 'the codec failure banner and the ciphertext', (t) => CODEC_FAILURE.test(t) && t.includes(sample), {
+        testName: CONTROL_TEST,
+      });
       await screenshot(page, CONTROL_TEST, 'codec unreachable');
       assert.equal(await renderedInput(page, kbRequestId), undefined);
       assert.ok(!text.includes(KB_ARGS.query), 'the arguments are shown although nothing could decode them');
@@ -237,7 +252,8 @@ describe('the Temporal UI of toolgate dev', { timeout: 150_000 }, () => {
 
   test('a page of another origin cannot decode, nor can a token-less caller without the UI origin', async () => {
     const body = JSON.stringify({ payloads: [payloadJson(await encryptedInput(kbRequestId))] });
-    const decode = (headers: Record<string, string>) => fetch(`${apiUrl}/codec/decode`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+    const decode = (headers: Record<string, string>) =>
+      fetch(`${apiUrl}/codec/decode`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
 
     // The same body from the UI's origin over loopback is decoded: the refusals below are the origin's doing.
     const asUi = await decode({ origin: uiUrl });
@@ -294,13 +310,22 @@ describe('the Temporal UI of toolgate dev', { timeout: 150_000 }, () => {
       await context.route(`${apiUrl}/codec/**`, async (route) => {
         const response = await route.fetch();
         const text = await response.text();
-        answered.push({ method: route.request().method(), status: response.status(), origin: (await route.request().allHeaders()).origin, body: text.slice(0, 200) });
+        answered.push({
+          method: route.request().method(),
+          status: response.status(),
+          origin: (await route.request().allHeaders()).origin,
+          body: text.slice(0, 200),
+        });
         await route.fulfill({ response });
       });
       await attempt('codec attempts recorded', /^status 401: /);
       assert.equal(answered.length, 2, `codec requests the API answered: ${JSON.stringify(answered)}`);
       for (const answer of answered) {
-        assert.deepEqual({ method: answer.method, status: answer.status, origin: answer.origin }, { method: 'POST', status: 401, origin: foreignOrigin }, JSON.stringify(answer));
+        assert.deepEqual(
+          { method: answer.method, status: answer.status, origin: answer.origin },
+          { method: 'POST', status: 401, origin: foreignOrigin },
+          JSON.stringify(answer),
+        );
         assert.doesNotMatch(answer.body, /password reset/);
       }
     } finally {

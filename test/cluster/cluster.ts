@@ -206,11 +206,15 @@ function findPostgresBin(): string | undefined {
 export async function ensurePostgres(log: (line: string) => void = () => undefined): Promise<string> {
   const found = findPostgresBin();
   if (found) return found;
-  if (process.env.TOOLGATE_PG_BIN) throw new ClusterSetupError(`TOOLGATE_PG_BIN is set to ${process.env.TOOLGATE_PG_BIN}, but initdb is not there (unset it to use the system's PostgreSQL)`);
-  const hint = 'Install PostgreSQL from your system packages (Debian/Ubuntu: `sudo apt-get install -y postgresql`), or set TOOLGATE_PG_BIN to the directory holding initdb and pg_ctl.';
+  if (process.env.TOOLGATE_PG_BIN)
+    throw new ClusterSetupError(`TOOLGATE_PG_BIN is set to ${process.env.TOOLGATE_PG_BIN}, but initdb is not there (unset it to use the system's PostgreSQL)`);
+  const hint =
+    'Install PostgreSQL from your system packages (Debian/Ubuntu: `sudo apt-get install -y postgresql`), or set TOOLGATE_PG_BIN to the directory holding initdb and pg_ctl.';
   const aptGet = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).stdout.trim();
   if (!isRoot() || !aptGet) {
-    throw new ClusterSetupError(`no PostgreSQL server binaries found (TOOLGATE_PG_BIN, /usr/lib/postgresql/*/bin, pg_config --bindir)${aptGet ? '; not root, so it is not installed automatically' : '; apt-get is not available here'}.\n${hint}`);
+    throw new ClusterSetupError(
+      `no PostgreSQL server binaries found (TOOLGATE_PG_BIN, /usr/lib/postgresql/*/bin, pg_config --bindir)${aptGet ? '; not root, so it is not installed automatically' : '; apt-get is not available here'}.\n${hint}`,
+    );
   }
   const started = Date.now();
   log(`no PostgreSQL found; installing Debian's \`postgresql\` package with apt-get ...`);
@@ -243,7 +247,10 @@ export async function startPostgres(bin: string, dir: string): Promise<Postgres>
   mkdirSync(socketDir, { recursive: true });
   if (isRoot()) {
     const pg = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
-    if (pg.status !== 0) throw new ClusterSetupError('running as root, PostgreSQL must run as another user, and there is no `postgres` user (Debian\'s postgresql package creates it)');
+    if (pg.status !== 0)
+      throw new ClusterSetupError(
+        "running as root, PostgreSQL must run as another user, and there is no `postgres` user (Debian's postgresql package creates it)",
+      );
     const uid = Number(pg.stdout.trim());
     const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
     // The postgres user must reach its directory through ours (mkdtemp makes it 0700).
@@ -428,7 +435,9 @@ async function startTemporal(paths: TemporalServerPaths, pg: Postgres, dir: stri
   writeFileSync(dynamicConfigFile, DYNAMIC_CONFIG);
   const configFile = join(home, 'config.yaml');
   writeFileSync(configFile, serverConfig(pg, ports, dynamicConfigFile, logLevel));
-  const server = spawnLogged('temporal-server', paths.server, ['--config-file', configFile, '--allow-no-auth', 'start'], join(home, 'server.log'), { cwd: home });
+  const server = spawnLogged('temporal-server', paths.server, ['--config-file', configFile, '--allow-no-auth', 'start'], join(home, 'server.log'), {
+    cwd: home,
+  });
   if (server.child.pid) onSpawn(server.child.pid);
   const address = `127.0.0.1:${ports.frontend}`;
   try {
@@ -436,10 +445,15 @@ async function startTemporal(paths: TemporalServerPaths, pg: Postgres, dir: stri
     const exited = server.exited.then((code) => {
       throw new ClusterSetupError(`the Temporal server exited (${code}) during start-up`);
     });
-    const serving = until('the Temporal frontend to serve', 120_000, async () => {
-      const health = await run(requireTemporalCli(), ['operator', 'cluster', 'health', '--address', address], { timeoutMs: 10_000 }).catch(() => '');
-      return /SERVING/.test(health) ? true : undefined;
-    }, 500);
+    const serving = until(
+      'the Temporal frontend to serve',
+      120_000,
+      async () => {
+        const health = await run(requireTemporalCli(), ['operator', 'cluster', 'health', '--address', address], { timeoutMs: 10_000 }).catch(() => '');
+        return /SERVING/.test(health) ? true : undefined;
+      },
+      500,
+    );
     exited.catch(() => undefined);
     await Promise.race([serving, exited]);
   } catch (err) {
@@ -451,32 +465,56 @@ async function startTemporal(paths: TemporalServerPaths, pg: Postgres, dir: stri
 
 /** Creates the namespace with an explicit retention and registers toolgate's search attributes, grouped by type. */
 async function prepareNamespace(address: string): Promise<void> {
-  await temporalCli(address, ['operator', 'namespace', 'create', '--retention', CLUSTER_RETENTION, '--description', 'toolgate (production-topology test cluster)']);
+  await temporalCli(address, [
+    'operator',
+    'namespace',
+    'create',
+    '--retention',
+    CLUSTER_RETENTION,
+    '--description',
+    'toolgate (production-topology test cluster)',
+  ]);
   // Namespace caches refresh every few seconds: wait until the frontend knows it.
-  await until('the namespace to be served', 60_000, async () => {
-    const out = await temporalCli(address, ['operator', 'namespace', 'describe', '-o', 'json']);
-    return /"state":\s*"(NAMESPACE_STATE_)?REGISTERED"/i.test(out) ? true : undefined;
-  }, 500);
+  await until(
+    'the namespace to be served',
+    60_000,
+    async () => {
+      const out = await temporalCli(address, ['operator', 'namespace', 'describe', '-o', 'json']);
+      return /"state":\s*"(NAMESPACE_STATE_)?REGISTERED"/i.test(out) ? true : undefined;
+    },
+    500,
+  );
   // One attribute per call: the CLI takes one --type for all its --name flags.
   for (const key of Object.values(searchAttributes)) {
     const type = SEARCH_ATTRIBUTE_TYPE_NAMES[key.type];
     if (!type) throw new Error(`no server type name for search attribute type ${key.type}`);
-    await until(`search attribute ${key.name} registered`, 60_000, async () => {
-      await temporalCli(address, ['operator', 'search-attribute', 'create', '--type', type, '--name', key.name]);
-      return true;
-    }, 1_000);
+    await until(
+      `search attribute ${key.name} registered`,
+      60_000,
+      async () => {
+        await temporalCli(address, ['operator', 'search-attribute', 'create', '--type', type, '--name', key.name]);
+        return true;
+      },
+      1_000,
+    );
   }
   const listed = await temporalCli(address, ['operator', 'search-attribute', 'list', '-o', 'json']);
   const missing = Object.values(searchAttributes).filter((key) => !listed.includes(`"${key.name}"`));
-  if (missing.length > 0) throw new ClusterSetupError(`search attributes not registered: ${missing.map((key) => key.name).join(', ')}\n${listed.slice(0, 2000)}`);
+  if (missing.length > 0)
+    throw new ClusterSetupError(`search attributes not registered: ${missing.map((key) => key.name).join(', ')}\n${listed.slice(0, 2000)}`);
   // Registered is not yet usable everywhere: a visibility query naming every attribute proves the frontend's view.
   const query = Object.values(searchAttributes)
     .map((key) => (key.type === 'INT' ? `${key.name} = 0` : key.type === 'DATETIME' ? `${key.name} > '2000-01-01T00:00:00Z'` : `${key.name} = 'x'`))
     .join(' AND ');
-  await until('the search attributes to be queryable', 60_000, async () => {
-    await temporalCli(address, ['workflow', 'count', '--query', query]);
-    return true;
-  }, 1_000);
+  await until(
+    'the search attributes to be queryable',
+    60_000,
+    async () => {
+      await temporalCli(address, ['workflow', 'count', '--query', query]);
+      return true;
+    },
+    1_000,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -496,7 +534,12 @@ function scrubbedInheritance(): NodeJS.ProcessEnv {
  * A slot whose `start` spawns the process and waits until `ready` resolves; if the process exits
  * first or `ready` fails, it is killed and the start fails with its output.
  */
-function member(name: string, spawnProcess: () => ManagedProcess, ready: (proc: ManagedProcess) => Promise<unknown>, track: (pid: number | undefined) => void): ClusterMember {
+function member(
+  name: string,
+  spawnProcess: () => ManagedProcess,
+  ready: (proc: ManagedProcess) => Promise<unknown>,
+  track: (pid: number | undefined) => void,
+): ClusterMember {
   let current: ManagedProcess | undefined;
   return {
     name,
@@ -666,7 +709,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         // Each worker's Prometheus endpoint (its counters and the Temporal SDK's), on loopback.
         TOOLGATE_METRICS_ADDRESS: `127.0.0.1:${workerMetricsPorts[i]}`,
       };
-      const slot = member(name, () => spawnToolgate(name, ['worker'], env), (worker) => waitForOutput(worker, /"msg":"worker running"/, 120_000), track);
+      const slot = member(
+        name,
+        () => spawnToolgate(name, ['worker'], env),
+        (worker) => waitForOutput(worker, /"msg":"worker running"/, 120_000),
+        track,
+      );
       processes.push(slot);
       return Object.assign(slot, { metricsUrl: `http://127.0.0.1:${workerMetricsPorts[i]}/metrics` });
     });

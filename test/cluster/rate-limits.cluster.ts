@@ -38,11 +38,14 @@ function rule(name: string, rate: string, per: RateLimitRule['per']): RateLimitR
   return { name, per, count, windowMs, burst: count };
 }
 
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'toolgate-rate-limits-'));
-  postgres = await startPostgres(await ensurePostgres(), dir);
-  url = `postgres://${PG_USER}@127.0.0.1:${postgres.port}/postgres`;
-}, { timeout: 300_000 });
+before(
+  async () => {
+    dir = await mkdtemp(join(tmpdir(), 'toolgate-rate-limits-'));
+    postgres = await startPostgres(await ensurePostgres(), dir);
+    url = `postgres://${PG_USER}@127.0.0.1:${postgres.port}/postgres`;
+  },
+  { timeout: 300_000 },
+);
 
 after(async () => {
   for (const limits of open) await limits.close().catch(() => undefined);
@@ -56,7 +59,10 @@ test('two limiters on one database share a limit: taken from one, refused by the
   for (let i = 0; i < 3; i++) assert.equal(await a.take(rules, request(`bot-${i}`, 'sequential'), 'high'), undefined);
   const fromB = [];
   for (let i = 0; i < 4; i++) fromB.push(await b.take(rules, request(`bot-${i}`, 'sequential'), 'high'));
-  assert.deepEqual(fromB.map((r) => (r ? `refused ${r.rule.name} ${r.key}` : 'allowed')), ['allowed', 'allowed', 'refused shared acme/sequential', 'refused shared acme/sequential']);
+  assert.deepEqual(
+    fromB.map((r) => (r ? `refused ${r.rule.name} ${r.key}` : 'allowed')),
+    ['allowed', 'allowed', 'refused shared acme/sequential', 'refused shared acme/sequential'],
+  );
   const refused = await a.take(rules, request('bot-9', 'sequential'), 'high');
   assert.ok(refused && refused.retryAfterMs > 50_000 && refused.retryAfterMs <= 60_000, `retry after ${refused?.retryAfterMs} ms`);
 });
@@ -67,7 +73,11 @@ test('200 concurrent requests alternating between two limiters: exactly the limi
   const rules = [rule('concurrent', `${LIMIT}/1m`, 'tool')];
   const started = Date.now();
   const results = await Promise.all(
-    Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? a : b).take(rules, request(`bot-${i % 13}`, 'concurrent'), 'high').then((r) => ({ by: i % 2 === 0 ? 'a' : 'b', allowed: r === undefined }))),
+    Array.from({ length: 200 }, (_, i) =>
+      (i % 2 === 0 ? a : b)
+        .take(rules, request(`bot-${i % 13}`, 'concurrent'), 'high')
+        .then((r) => ({ by: i % 2 === 0 ? 'a' : 'b', allowed: r === undefined })),
+    ),
   );
   const allowed = results.filter((r) => r.allowed);
   process.stdout.write(
@@ -89,7 +99,10 @@ test('a refusal by one limit gives back what it took from another, across limite
     Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? a : b).take([narrow, wide], request(`agent-${i % 10}`, 'refund', 'narrow-first'), 'high')),
   );
   assert.equal(narrowFirst.filter((r) => r === undefined).length, 20);
-  assert.ok(narrowFirst.filter((r) => r !== undefined).every((r) => r?.rule.name === 'per-agent'), 'only the agents\' own limit refused');
+  assert.ok(
+    narrowFirst.filter((r) => r !== undefined).every((r) => r?.rule.name === 'per-agent'),
+    "only the agents' own limit refused",
+  );
 
   // Wide first: the refused requests took from the tenant's counter and gave it back. While they
   // were in flight a concurrent request could see it fuller than it ends up (refused, never
@@ -100,7 +113,8 @@ test('a refusal by one limit gives back what it took from another, across limite
   const allowed = wideFirst.filter((r) => r === undefined).length;
   assert.ok(allowed > 0 && allowed <= 20, `${allowed} allowed`);
   let more = 0;
-  for (let i = 0; i < 30; i++) if ((await (i % 2 === 0 ? b : a).take([wide, narrow], request(`fresh-${i}`, 'refund', 'wide-first'), 'high')) === undefined) more += 1;
+  for (let i = 0; i < 30; i++)
+    if ((await (i % 2 === 0 ? b : a).take([wide, narrow], request(`fresh-${i}`, 'refund', 'wide-first'), 'high')) === undefined) more += 1;
   assert.equal(allowed + more, 20, `the tenant's counter was left at the ${allowed} allowed, so ${20 - allowed} more fit`);
   process.stdout.write(`rate limits on PostgreSQL: wide limit first, 50 concurrent: ${allowed} allowed, then ${more} more from fresh agents (20 in all)\n`);
 });
@@ -118,20 +132,24 @@ test("the counters' keys: the tenant, then a digest (no actor or tool ids in the
   }
 });
 
-test('PostgreSQL stops: every take rejects with RateLimitStoreError (fail closed), quickly; a limiter made while it is down too', { timeout: 90_000 }, async () => {
-  const a = worker();
-  const rules = [rule('down', '1000/1m', 'tool')];
-  assert.equal(await a.take(rules, request('before', 'down'), 'high'), undefined, 'it works while PostgreSQL runs');
-  await postgres?.stop();
-  for (const limits of [a, worker()]) {
-    for (let i = 0; i < 3; i++) {
-      const started = Date.now();
-      const outcome = await limits.take(rules, request(`during-${i}`, 'down'), 'high').then(
-        (r) => (r === undefined ? 'allowed' : `refused ${r.rule.name}`),
-        (err: unknown) => err,
-      );
-      assert.ok(outcome instanceof RateLimitStoreError, `not allowed, not a refusal: a store error (got ${String(outcome)})`);
-      assert.ok(Date.now() - started < 10_000, `failed in ${Date.now() - started} ms`);
+test(
+  'PostgreSQL stops: every take rejects with RateLimitStoreError (fail closed), quickly; a limiter made while it is down too',
+  { timeout: 90_000 },
+  async () => {
+    const a = worker();
+    const rules = [rule('down', '1000/1m', 'tool')];
+    assert.equal(await a.take(rules, request('before', 'down'), 'high'), undefined, 'it works while PostgreSQL runs');
+    await postgres?.stop();
+    for (const limits of [a, worker()]) {
+      for (let i = 0; i < 3; i++) {
+        const started = Date.now();
+        const outcome = await limits.take(rules, request(`during-${i}`, 'down'), 'high').then(
+          (r) => (r === undefined ? 'allowed' : `refused ${r.rule.name}`),
+          (err: unknown) => err,
+        );
+        assert.ok(outcome instanceof RateLimitStoreError, `not allowed, not a refusal: a store error (got ${String(outcome)})`);
+        assert.ok(Date.now() - started < 10_000, `failed in ${Date.now() - started} ms`);
+      }
     }
-  }
-});
+  },
+);

@@ -36,7 +36,7 @@ export function findChromium(env: NodeJS.ProcessEnv = process.env): string {
     }
   }
   if (isExecutableFile(FALLBACK_CHROMIUM)) return FALLBACK_CHROMIUM;
-  throw new Error('no Chromium found: run `node scripts/ensure-browser.mjs` (installs Debian\'s chromium as root) or set TOOLGATE_CHROMIUM_PATH');
+  throw new Error("no Chromium found: run `node scripts/ensure-browser.mjs` (installs Debian's chromium as root) or set TOOLGATE_CHROMIUM_PATH");
 }
 
 /** Launches the system Chromium headless. Close it in the test's `after`. */

@@ -138,7 +138,14 @@ export interface TestAgents {
   start(request: ToolRequestInput): Promise<TestRequestHandle>;
   call(request: ToolRequestInput): Promise<unknown>;
   /** The SDK of one agent (identity from its token). */
-  as(identity: { id: string; roles?: string[]; tenant: string; environment: string; onBehalfOf?: AgentClaims['onBehalfOf']; tools?: string[] }): Promise<ToolGateway>;
+  as(identity: {
+    id: string;
+    roles?: string[];
+    tenant: string;
+    environment: string;
+    onBehalfOf?: AgentClaims['onBehalfOf'];
+    tools?: string[];
+  }): Promise<ToolGateway>;
 }
 
 /** A running gateway for tests. */
@@ -218,7 +225,10 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
     // The API reads the same policy as the worker, for argument schemas and edit previews.
     policy: policyStore,
     mount: (api) => {
-      api.use('/v1/tool-requests', createAgentRouter({ frontDoor: new FrontDoor(env.client, requestSigner, options.taskQueue), verifier: agentVerifier, logger }));
+      api.use(
+        '/v1/tool-requests',
+        createAgentRouter({ frontDoor: new FrontDoor(env.client, requestSigner, options.taskQueue), verifier: agentVerifier, logger }),
+      );
       api.use('/v1/agent', createAgentIdentityRouter({ verifier: agentVerifier, logger }));
       options.mount?.(api);
     },
@@ -248,7 +258,13 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
     return sdk;
   };
   const agentOf = (request: ToolRequestInput) =>
-    as({ id: request.actor.id, roles: request.actor.roles ?? [], tenant: request.tenant, environment: request.environment, ...(request.onBehalfOf ? { onBehalfOf: request.onBehalfOf } : {}) });
+    as({
+      id: request.actor.id,
+      roles: request.actor.roles ?? [],
+      tenant: request.tenant,
+      environment: request.environment,
+      ...(request.onBehalfOf ? { onBehalfOf: request.onBehalfOf } : {}),
+    });
   const fieldsOf = (request: ToolRequestInput) => ({
     ...(request.requestId === undefined ? {} : { requestId: request.requestId }),
     tool: request.tool,

@@ -273,18 +273,32 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
     assert.equal(done.title, 'Later');
     assert.equal(((await check('no-such-request')) as any).status, 'invalid_request');
     // A request another agent of the same tenant started is not this agent's to read.
-    const other = await gw.gateway.start({ requestId: unique('fn-other'), actor: { id: 'other-bot', type: 'agent', roles: ['agent_runtime'] }, tenant: 'acme', environment: 'production', tool: 'create_ticket', args: { title: 'Theirs' } });
+    const other = await gw.gateway.start({
+      requestId: unique('fn-other'),
+      actor: { id: 'other-bot', type: 'agent', roles: ['agent_runtime'] },
+      tenant: 'acme',
+      environment: 'production',
+      tool: 'create_ticket',
+      args: { title: 'Theirs' },
+    });
     await waitForState(gw, other.requestId, 'pending_approval');
     assert.equal(((await check(other.requestId)) as any).status, 'invalid_request');
   });
 
   describe('HTTP agent API', () => {
-    const claimsOf = (extra: Partial<AgentClaims> = {}): AgentClaims => ({ sub: 'triage-bot', tenant: 'acme', roles: ['agent_runtime'], environment: 'production', ...extra });
+    const claimsOf = (extra: Partial<AgentClaims> = {}): AgentClaims => ({
+      sub: 'triage-bot',
+      tenant: 'acme',
+      roles: ['agent_runtime'],
+      environment: 'production',
+      ...extra,
+    });
     const token = (extra: Partial<AgentClaims> = {}) => gw.agentToken(claimsOf(extra));
     /** An agent token signed with the trusted key, claims written by hand (an issuer that spells things its own way, or forgets one). */
     const handSigned = (claims: Record<string, unknown>) =>
       gw.signWithTrustedKey(
-        (jwt) => jwt.setProtectedHeader({ alg: 'EdDSA', typ: AGENT_TOKEN_TYP }).setIssuer(DEFAULT_AGENT_ISSUER).setAudience(AGENT_AUDIENCE).setExpirationTime('10m'),
+        (jwt) =>
+          jwt.setProtectedHeader({ alg: 'EdDSA', typ: AGENT_TOKEN_TYP }).setIssuer(DEFAULT_AGENT_ISSUER).setAudience(AGENT_AUDIENCE).setExpirationTime('10m'),
         { sub: 'triage-bot', tenant: 'acme', roles: ['agent_runtime'], type: 'agent', environment: 'production', ...claims },
       );
     const post = async (body: unknown, bearer?: string) => gw.api('POST', '/v1/tool-requests', { token: bearer ?? (await token()), body });
@@ -340,7 +354,7 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
       assert.equal(broken.status, 400);
     });
 
-    test('a body that restates the token\'s identity is accepted, also under another spelling of the actor id', async () => {
+    test("a body that restates the token's identity is accepted, also under another spelling of the actor id", async () => {
       const restated = await post(base({ wait: 10, actor: agentActor, tenant: 'acme', environment: 'production' }));
       assert.equal(restated.status, 200, JSON.stringify(restated.body));
       assert.equal(restated.body.state, 'completed');
@@ -380,7 +394,7 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
       assert.equal(await refusedCount('identity_mismatch'), before + cases.length, 'each refusal is counted at the edge');
     });
 
-    test('403 tool_not_granted for a tool outside the token\'s tools; the granted tool still runs', async () => {
+    test("403 tool_not_granted for a tool outside the token's tools; the granted tool still runs", async () => {
       const narrow = await token({ tools: ['read_kb'] });
       const requestId = unique('narrow');
       const refused = await post({ requestId, tool: 'create_ticket', args: { title: 'Not mine' } }, narrow);
@@ -393,7 +407,10 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
       assert.equal(granted.body.state, 'completed');
       // The SDK turns it into a typed error the model can read.
       const sdk = await gw.gateway.as({ ...triageBot, tools: ['read_kb'] });
-      await assert.rejects(sdk.call({ tool: 'create_ticket', args: { title: 'x' } }), (err: unknown) => err instanceof ToolNotGranted && err.toToolResult().status === 'denied');
+      await assert.rejects(
+        sdk.call({ tool: 'create_ticket', args: { title: 'x' } }),
+        (err: unknown) => err instanceof ToolNotGranted && err.toToolResult().status === 'denied',
+      );
     });
 
     test('an allowed call with wait answers 200 with the outcome; an unknown tool is a denial outcome', async () => {
@@ -454,7 +471,7 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
       assert.equal(effects.create_ticket!.length - before, 1, 'executed once');
     });
 
-    test('request ids are per tenant: an id globex used is free for acme, and each tenant\'s agent reads its own', async () => {
+    test("request ids are per tenant: an id globex used is free for acme, and each tenant's agent reads its own", async () => {
       const requestId = unique('shared-id');
       const globexToken = await token({ tenant: 'globex' });
       const globex = await post({ requestId, tool: 'create_ticket', args: { title: 'For globex' } }, globexToken);
@@ -466,10 +483,19 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
       assert.equal(acme.body.outcome.tenant, 'acme');
 
       const described = await Promise.all(['globex', 'acme'].map((tenant) => gw.ops.workflow.getHandle(workflowIdFor(tenant, requestId)).describe()));
-      assert.deepEqual(described.map((d) => d.workflowId), [`toolreq/globex/${requestId}`, `toolreq/acme/${requestId}`]);
+      assert.deepEqual(
+        described.map((d) => d.workflowId),
+        [`toolreq/globex/${requestId}`, `toolreq/acme/${requestId}`],
+      );
       assert.notEqual(described[0]!.runId, described[1]!.runId, 'two different workflows');
-      assert.deepEqual(described.map((d) => d.typedSearchAttributes.get(searchAttributes.tenant)), ['globex', 'acme']);
-      assert.deepEqual(described.map((d) => d.typedSearchAttributes.get(searchAttributes.tool)), ['create_ticket', 'read_kb']);
+      assert.deepEqual(
+        described.map((d) => d.typedSearchAttributes.get(searchAttributes.tenant)),
+        ['globex', 'acme'],
+      );
+      assert.deepEqual(
+        described.map((d) => d.typedSearchAttributes.get(searchAttributes.tool)),
+        ['create_ticket', 'read_kb'],
+      );
 
       const globexView = await gw.api('GET', `/v1/tool-requests/${requestId}`, { token: globexToken });
       assert.equal(globexView.status, 200);
@@ -483,11 +509,13 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
       assert.equal(rejected.body.outcome.workflowId, `toolreq/globex/${requestId}`);
     });
 
-    test('GET /v1/agent answers the token\'s identity; the SDK reads the same', async () => {
+    test("GET /v1/agent answers the token's identity; the SDK reads the same", async () => {
       const plain = await gw.api('GET', '/v1/agent', { token: await token() });
       assert.equal(plain.status, 200);
       assert.deepEqual(plain.body, { id: 'triage-bot', type: 'agent', tenant: 'acme', environment: 'production', roles: ['agent_runtime'] });
-      const full = await gw.api('GET', '/v1/agent', { token: await token({ sub: 'Triage-Bot', onBehalfOf: [{ id: 'Maria', type: 'human' }], tools: ['read_kb'] }) });
+      const full = await gw.api('GET', '/v1/agent', {
+        token: await token({ sub: 'Triage-Bot', onBehalfOf: [{ id: 'Maria', type: 'human' }], tools: ['read_kb'] }),
+      });
       assert.deepEqual(full.body, {
         id: 'triage-bot',
         type: 'agent',
@@ -500,7 +528,7 @@ describe('agents plug in: framework adapters and the HTTP agent API', () => {
       assert.deepEqual(await triage.identity(), plain.body);
     });
 
-    test('case and width variants of the sub are one agent: Bot and ｂｏｔ read each other\'s requests', async () => {
+    test("case and width variants of the sub are one agent: Bot and ｂｏｔ read each other's requests", async () => {
       const asBot = await token({ sub: 'Bot' });
       const asFullWidth = await handSigned({ sub: 'ｂｏｔ' }); // signed as written: the verifier folds it
       assert.equal((await gw.api('GET', '/v1/agent', { token: asFullWidth })).body.id, 'bot');

@@ -46,7 +46,11 @@ const request = (tool: string, tenant = 'acme', actor = 'bot'): ToolRequestInput
 
 interface ListAnswer {
   status: number;
-  body: { items: Array<{ requestId: string; tier: number; eligibleGroups: string[]; approvals: number; expiresAt?: string }>; nextPageToken?: string; error?: { code: string; fields?: string[] } };
+  body: {
+    items: Array<{ requestId: string; tier: number; eligibleGroups: string[]; approvals: number; expiresAt?: string }>;
+    nextPageToken?: string;
+    error?: { code: string; fields?: string[] };
+  };
 }
 
 describe('waiting for me, from visibility alone', { timeout: 180_000 }, () => {
@@ -56,7 +60,11 @@ describe('waiting for me, from visibility alone', { timeout: 180_000 }, () => {
 
   before(async () => {
     env = await startTemporal();
-    gw = await startGateway(env, { taskQueue: `list-${process.pid}`, policy, tools: { refund: async () => ({ ok: true }), deploy: async () => ({ ok: true }) } });
+    gw = await startGateway(env, {
+      taskQueue: `list-${process.pid}`,
+      policy,
+      tools: { refund: async () => ({ ok: true }), deploy: async () => ({ ok: true }) },
+    });
     for (let i = 0; i < 7; i++) ids.refunds!.push((await gw.gateway.start(request('refund'))).requestId);
     ids.deploy!.push((await gw.gateway.start(request('deploy'))).requestId);
     ids.globex!.push((await gw.gateway.start(request('refund', 'globex'))).requestId);
@@ -76,7 +84,7 @@ describe('waiting for me, from visibility alone', { timeout: 180_000 }, () => {
     let pageToken: string | undefined;
     let pages = 0;
     do {
-      const answer = (await gw.api('GET', `/v1/approvals?limit=${limit}${pageToken ? `&pageToken=${pageToken}` : ''}`, { token }));
+      const answer = await gw.api('GET', `/v1/approvals?limit=${limit}${pageToken ? `&pageToken=${pageToken}` : ''}`, { token });
       assert.equal(answer.status, 200, JSON.stringify(answer.body));
       items.push(...answer.body.items);
       pageToken = answer.body.nextPageToken;
@@ -91,10 +99,10 @@ describe('waiting for me, from visibility alone', { timeout: 180_000 }, () => {
     await gw.stopWorker();
     try {
       const listed = await allPages(maria, 3);
-      assert.deepEqual(listed.ids, [...ids.refunds!].sort(), 'exactly the acme refunds, not maria\'s own, not deploy, not globex');
+      assert.deepEqual(listed.ids, [...ids.refunds!].sort(), "exactly the acme refunds, not maria's own, not deploy, not globex");
       assert.ok(listed.pages >= 3, `paged: ${listed.pages} pages of 3`);
       assert.ok(listed.items.every((item) => item.expiresAt && item.eligibleGroups.includes('manager')));
-      const bad = (await gw.api('GET', '/v1/approvals?pageToken=not*a*token', { token: maria }));
+      const bad = await gw.api('GET', '/v1/approvals?pageToken=not*a*token', { token: maria });
       assert.equal(bad.status, 400);
       assert.deepEqual(bad.body.error?.fields, ['pageToken']);
       // Made-up tokens are refused at once, not retried against the server for many seconds.
@@ -109,14 +117,14 @@ describe('waiting for me, from visibility alone', { timeout: 180_000 }, () => {
     }
   });
 
-  test('a vote takes the request off the voter\'s list and leaves it on the others\'', async () => {
+  test("a vote takes the request off the voter's list and leaves it on the others'", async () => {
     const maria = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
     const omar = await gw.token({ sub: 'omar', tenant: 'acme', groups: ['manager'] });
     const id = ids.refunds![0]!;
     const status = await gw.status(id);
     const voted = await gw.api('POST', `/v1/approvals/${id}/decision`, { token: maria, body: { decision: 'approve', digest: status.digest } });
     assert.equal(voted.status, 200, JSON.stringify(voted.body));
-    await eventually(async () => (!(await allPages(maria, 50)).ids.includes(id) ? true : undefined), 'the voted request to leave maria\'s list');
+    await eventually(async () => (!(await allPages(maria, 50)).ids.includes(id) ? true : undefined), "the voted request to leave maria's list");
     const others = await allPages(omar, 50);
     const item = others.items.find((entry) => entry.requestId === id);
     assert.ok(item, 'still waiting for another manager');
@@ -128,10 +136,14 @@ describe('waiting for me, from visibility alone', { timeout: 180_000 }, () => {
     const sre = await gw.token({ sub: 'sam', tenant: 'acme', groups: ['sre'] });
     const id = ids.deploy![0]!;
     assert.ok((await allPages(sre, 50)).ids.includes(id));
-    const escalated = await eventually(async () => {
-      const page = await allPages(director, 50);
-      return page.items.find((entry) => entry.requestId === id);
-    }, 'the deploy to reach the director after the 3 s tier', 30_000);
+    const escalated = await eventually(
+      async () => {
+        const page = await allPages(director, 50);
+        return page.items.find((entry) => entry.requestId === id);
+      },
+      'the deploy to reach the director after the 3 s tier',
+      30_000,
+    );
     assert.equal(escalated.tier, 1);
     assert.deepEqual([...escalated.eligibleGroups].sort(), ['director', 'sre']);
   });

@@ -84,25 +84,32 @@ describe(`${COUNT} approvals at once, with cross-wired decisions`, { timeout: 90
     const started = Date.now();
     const run = `${process.pid}-${Date.now()}`;
     const handles: TestRequestHandle[] = await pool(
-      Array.from({ length: COUNT }, (_, i) => () =>
-        gw.gateway.start({
-          requestId: `scale-${run}-${i}`,
-          actor: { id: 'refund-bot', type: 'agent', roles: ['agent_runtime'] },
-          tenant: 'acme',
-          environment: 'production',
-          tool: 'refund',
-          args: { amount: i + 1, customer: `cus_${i}` },
-        }),
+      Array.from(
+        { length: COUNT },
+        (_, i) => () =>
+          gw.gateway.start({
+            requestId: `scale-${run}-${i}`,
+            actor: { id: 'refund-bot', type: 'agent', roles: ['agent_runtime'] },
+            tenant: 'acme',
+            environment: 'production',
+            tool: 'refund',
+            args: { amount: i + 1, customer: `cus_${i}` },
+          }),
       ),
       CONCURRENCY,
     );
     // The approvers' view (digest, plan) is the full status, which ops read through Temporal.
     const pending: RequestStatus[] = await pool(
-      handles.map((handle) => () =>
-        eventually(async () => {
-          const status = await gw.status(handle.requestId);
-          return status.state === 'pending_approval' ? status : undefined;
-        }, `request ${handle.requestId} pending`, 300_000),
+      handles.map(
+        (handle) => () =>
+          eventually(
+            async () => {
+              const status = await gw.status(handle.requestId);
+              return status.state === 'pending_approval' ? status : undefined;
+            },
+            `request ${handle.requestId} pending`,
+            300_000,
+          ),
       ),
       CONCURRENCY,
     );
@@ -120,10 +127,7 @@ describe(`${COUNT} approvals at once, with cross-wired decisions`, { timeout: 90
     const misSent = intent
       .filter((_, i) => i % 10 === 3)
       .map((d, k) => ({ ...d, target: intent[(intent.indexOf(d) + 1 + (k % 7)) % intent.length]?.requestId as string }));
-    const sends = shuffled([
-      ...intent.map((d) => ({ ...d, target: d.requestId, wrong: false })),
-      ...misSent.map((d) => ({ ...d, wrong: true })),
-    ]);
+    const sends = shuffled([...intent.map((d) => ({ ...d, target: d.requestId, wrong: false })), ...misSent.map((d) => ({ ...d, wrong: true }))]);
 
     const answers = await pool(
       sends.map((send) => async () => {
@@ -148,9 +152,16 @@ describe(`${COUNT} approvals at once, with cross-wired decisions`, { timeout: 90
     const refusedForDigest = refusedWrong.filter((a) => a.res.body.error.code === 'digest_mismatch').length;
     const rightAnswers = answers.filter((a) => !a.send.wrong);
     const unexpected = rightAnswers.filter((a) => a.res.status !== 200);
-    assert.deepEqual(unexpected.map((a) => [a.send.requestId, a.res.status, a.res.body]), [], 'every right decision is accepted');
+    assert.deepEqual(
+      unexpected.map((a) => [a.send.requestId, a.res.status, a.res.body]),
+      [],
+      'every right decision is accepted',
+    );
 
-    const outcomes: ToolOutcome[] = await pool(handles.map((h) => () => h.outcome()), CONCURRENCY);
+    const outcomes: ToolOutcome[] = await pool(
+      handles.map((h) => () => h.outcome()),
+      CONCURRENCY,
+    );
     outcomes.forEach((outcome, i) => {
       const wanted = intent[i]?.decision === 'approve' ? 'completed' : 'rejected';
       assert.equal(outcome.status, wanted, `request ${outcome.requestId}`);
@@ -167,7 +178,10 @@ describe(`${COUNT} approvals at once, with cross-wired decisions`, { timeout: 90
     const rejectedCount = outcomes.filter((o) => o.status === 'rejected').length;
     assert.equal(service.effects.filter((e) => e.key.includes(`scale-${run}-`)).length, COUNT - rejectedCount);
 
-    const statuses = await pool(handles.map((h) => () => gw.status(h.requestId)), CONCURRENCY);
+    const statuses = await pool(
+      handles.map((h) => () => gw.status(h.requestId)),
+      CONCURRENCY,
+    );
     const recordedForDigest = statuses.reduce((sum, s) => sum + s.refusals.filter((r) => r.code === FailureTypes.DigestMismatch).length, 0);
     assert.equal(recordedForDigest, refusedForDigest, 'every digest refusal is in the record of the request it was sent to');
     // A refusal that met an already closed request can only be logged; the others are in its record,
@@ -175,8 +189,14 @@ describe(`${COUNT} approvals at once, with cross-wired decisions`, { timeout: 90
     const recordedAll = statuses.reduce((sum, s) => sum + s.refusals.length, 0);
     assert.ok(recordedAll >= refusedForDigest && recordedAll <= misSent.length, `${recordedAll} refusals recorded`);
     const senders = new Set(misSent.map((d) => `manager-${tokens.indexOf(d.token)}`));
-    assert.ok(statuses.every((s) => s.refusals.every((r) => senders.has(String(r.approverId)))), 'each recorded refusal names a manager who mis-sent one');
-    assert.ok(statuses.every((s) => s.approvals.every((a) => a.digest === s.digest)), 'no vote landed on a proposal other than its own');
+    assert.ok(
+      statuses.every((s) => s.refusals.every((r) => senders.has(String(r.approverId)))),
+      'each recorded refusal names a manager who mis-sent one',
+    );
+    assert.ok(
+      statuses.every((s) => s.approvals.every((a) => a.digest === s.digest)),
+      'no vote landed on a proposal other than its own',
+    );
 
     process.stdout.write(
       `approvals at scale: ${COUNT} requests, ${sends.length} decisions (${misSent.length} mis-sent: ${refusedForDigest} refused for the digest, ` +

@@ -100,8 +100,7 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
   let gw: GatewayEnv;
   let service: ToolService;
 
-  const pendingStatus = (requestId: string, notDigest?: string): Promise<RequestStatus> =>
-    waitForState(gw, requestId, 'pending_approval', { notDigest });
+  const pendingStatus = (requestId: string, notDigest?: string): Promise<RequestStatus> => waitForState(gw, requestId, 'pending_approval', { notDigest });
   const effectsOf = (workflowId: string) => service.effects.filter((e) => e.key === `toolgate:${workflowId}`).length;
   const decide = async (requestId: string, token: string, body: Record<string, unknown>) =>
     gw.api('POST', `/v1/approvals/${requestId}/decision`, { token, body });
@@ -135,7 +134,13 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
     }
     // An identity provider may write any spelling into sub: a token signed as written, full width.
     const fullWidth = await gw.signWithTrustedKey(
-      (jwt) => jwt.setProtectedHeader({ alg: 'EdDSA', typ: 'toolgate-approver+jwt' }).setSubject('ＣＡＲＯＬ').setIssuer('toolgate-local').setAudience('toolgate-approvals').setExpirationTime('10m'),
+      (jwt) =>
+        jwt
+          .setProtectedHeader({ alg: 'EdDSA', typ: 'toolgate-approver+jwt' })
+          .setSubject('ＣＡＲＯＬ')
+          .setIssuer('toolgate-local')
+          .setAudience('toolgate-approvals')
+          .setExpirationTime('10m'),
       { tenant: 'acme', groups: ['manager'] },
     );
     const asFullWidth = await decide(handle.requestId, fullWidth, { decision: 'approve', digest });
@@ -165,7 +170,10 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
     const viewer = await decide(handle.requestId, await gw.token({ sub: 'vic', tenant: 'acme', groups: ['viewer'] }), { decision: 'approve', digest });
     assert.equal(viewer.status, 403);
     const status = await gw.status(handle.requestId);
-    assert.deepEqual(status.refusals.map((r) => [r.approverId, r.code]), [['vic', FailureTypes.NotEligible]]);
+    assert.deepEqual(
+      status.refusals.map((r) => [r.approverId, r.code]),
+      [['vic', FailureTypes.NotEligible]],
+    );
     assert.equal(status.state, 'pending_approval');
     assert.equal(status.approvals.length, 0);
     assert.equal(effectsOf(handle.workflowId), 0);
@@ -180,22 +188,34 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
     assert.equal(again.status, 409);
     assert.equal(again.body.error.code, 'duplicate_vote');
     // The same person under another spelling is the same approver: a duplicate, not a second person.
-    const shouted = await decide(handle.requestId, await gw.token({ sub: 'SASHA', tenant: 'acme', groups: ['security', 'db_owner'] }), { decision: 'approve', digest });
+    const shouted = await decide(handle.requestId, await gw.token({ sub: 'SASHA', tenant: 'acme', groups: ['security', 'db_owner'] }), {
+      decision: 'approve',
+      digest,
+    });
     assert.equal(shouted.status, 409);
     assert.equal(shouted.body.error.code, 'duplicate_vote');
     const status = await gw.status(handle.requestId);
     assert.equal(status.state, 'pending_approval', 'one person filled only one group');
-    assert.deepEqual(status.approvals.map((a) => a.approverId), ['sasha']);
-    assert.deepEqual(status.refusals.map((r) => [r.approverId, r.code]), [
-      ['sasha', FailureTypes.DuplicateVote],
-      ['sasha', FailureTypes.DuplicateVote],
-    ]);
+    assert.deepEqual(
+      status.approvals.map((a) => a.approverId),
+      ['sasha'],
+    );
+    assert.deepEqual(
+      status.refusals.map((r) => [r.approverId, r.code]),
+      [
+        ['sasha', FailureTypes.DuplicateVote],
+        ['sasha', FailureTypes.DuplicateVote],
+      ],
+    );
     assert.equal(effectsOf(handle.workflowId), 0);
     const owner = await gw.token({ sub: 'omar', tenant: 'acme', groups: ['db_owner'] });
     assert.equal((await decide(handle.requestId, owner, { decision: 'approve', digest })).status, 200);
     const outcome = await handle.outcome();
     assert.equal(outcome.status, 'completed');
-    assert.deepEqual(outcome.approvals.map((a) => a.approverId), ['sasha', 'omar']);
+    assert.deepEqual(
+      outcome.approvals.map((a) => a.approverId),
+      ['sasha', 'omar'],
+    );
     assert.equal(effectsOf(handle.workflowId), 1);
   });
 
@@ -206,13 +226,19 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
     const t2 = await gw.token({ sub: 'tom', tenant: 'acme', groups: ['treasury'] });
     assert.equal((await decide(handle.requestId, t1, { decision: 'approve', digest })).status, 200);
     assert.equal((await decide(handle.requestId, t1, { decision: 'approve', digest })).status, 409);
-    assert.equal((await decide(handle.requestId, await gw.token({ sub: 'Tia', tenant: 'acme', groups: ['treasury'] }), { decision: 'approve', digest })).status, 409);
+    assert.equal(
+      (await decide(handle.requestId, await gw.token({ sub: 'Tia', tenant: 'acme', groups: ['treasury'] }), { decision: 'approve', digest })).status,
+      409,
+    );
     assert.equal((await gw.status(handle.requestId)).state, 'pending_approval', 'tia twice, under two spellings, is one approver');
     assert.equal(effectsOf(handle.workflowId), 0);
     assert.equal((await decide(handle.requestId, t2, { decision: 'approve', digest })).status, 200);
     const outcome = await handle.outcome();
     assert.equal(outcome.status, 'completed');
-    assert.deepEqual(outcome.approvals.map((a) => a.approverId), ['tia', 'tom']);
+    assert.deepEqual(
+      outcome.approvals.map((a) => a.approverId),
+      ['tia', 'tom'],
+    );
     assert.equal(effectsOf(handle.workflowId), 1);
   });
 
@@ -226,7 +252,10 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       requestId = handle.requestId;
       workflowId = handle.workflowId;
       digest = (await pendingStatus(requestId)).digest ?? '';
-      countedBefore = { invalid: await refusedAtEdge(gw.apiUrl, { surface: 'approvals', code: 'invalid_token' }), anonymous: await refusedAtEdge(gw.apiUrl, { surface: 'approvals', code: 'unauthenticated' }) };
+      countedBefore = {
+        invalid: await refusedAtEdge(gw.apiUrl, { surface: 'approvals', code: 'invalid_token' }),
+        anonymous: await refusedAtEdge(gw.apiUrl, { surface: 'approvals', code: 'unauthenticated' }),
+      };
     });
 
     const claims = { tenant: 'acme', groups: ['manager'] };
@@ -252,7 +281,15 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       ['alg none', async () => `${header({ alg: 'none', typ: 'toolgate-approver+jwt' })}.${payload()}.`],
       [
         'wrong key',
-        () => sign((j) => j.setProtectedHeader({ alg: 'EdDSA', typ: 'toolgate-approver+jwt' }).setSubject('mallory').setIssuer('toolgate-local').setAudience('toolgate-approvals').setExpirationTime('10m')),
+        () =>
+          sign((j) =>
+            j
+              .setProtectedHeader({ alg: 'EdDSA', typ: 'toolgate-approver+jwt' })
+              .setSubject('mallory')
+              .setIssuer('toolgate-local')
+              .setAudience('toolgate-approvals')
+              .setExpirationTime('10m'),
+          ),
       ],
       [
         'HS256 signed with the public key',
@@ -275,11 +312,14 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       ).map(([name, build]): [string, () => Promise<string>] => [name, () => gw.signWithTrustedKey(build, { ...claims })]),
       ['expired', async () => gw.token({ sub: 'mallory', ...claims }, { ttlSeconds: -120 })],
       ['missing signature', async () => `${header({ alg: 'EdDSA', typ: 'toolgate-approver+jwt' })}.${payload()}`],
-      ['tampered payload', async () => {
-        const good = await gw.token({ sub: 'mallory', tenant: 'acme', groups: ['viewer'] });
-        const [h, , s] = good.split('.');
-        return `${h}.${payload({ groups: ['manager'] })}.${s}`;
-      }],
+      [
+        'tampered payload',
+        async () => {
+          const good = await gw.token({ sub: 'mallory', tenant: 'acme', groups: ['viewer'] });
+          const [h, , s] = good.split('.');
+          return `${h}.${payload({ groups: ['manager'] })}.${s}`;
+        },
+      ],
     ];
     for (const [name, make] of cases) {
       test(name, async () => {
@@ -295,14 +335,28 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
     });
 
     test('every refusal is counted at the edge, none is in the history, and nothing ran', async () => {
-      assert.equal(await refusedAtEdge(gw.apiUrl, { surface: 'approvals', code: 'invalid_token' }), countedBefore.invalid + cases.length, 'each invalid token is counted');
-      assert.equal(await refusedAtEdge(gw.apiUrl, { surface: 'approvals', code: 'unauthenticated' }), countedBefore.anonymous + 1, 'the anonymous attempt is counted');
+      assert.equal(
+        await refusedAtEdge(gw.apiUrl, { surface: 'approvals', code: 'invalid_token' }),
+        countedBefore.invalid + cases.length,
+        'each invalid token is counted',
+      );
+      assert.equal(
+        await refusedAtEdge(gw.apiUrl, { surface: 'approvals', code: 'unauthenticated' }),
+        countedBefore.anonymous + 1,
+        'the anonymous attempt is counted',
+      );
       // A recorded refusal after them all: the record has it, and nothing from the anonymous or invalid attempts.
       const viewer = await decide(requestId, await gw.token({ sub: 'vic', tenant: 'acme', groups: ['viewer'] }), { decision: 'approve', digest });
       assert.equal(viewer.status, 403);
       const status = await gw.status(requestId);
-      assert.deepEqual(status.refusals.map((r) => [r.approverId, r.code]), [['vic', FailureTypes.NotEligible]]);
-      assert.ok(status.refusals.every((r) => r.claimedId === undefined), 'no unverified claim reaches the record');
+      assert.deepEqual(
+        status.refusals.map((r) => [r.approverId, r.code]),
+        [['vic', FailureTypes.NotEligible]],
+      );
+      assert.ok(
+        status.refusals.every((r) => r.claimedId === undefined),
+        'no unverified claim reaches the record',
+      );
       assert.equal(status.state, 'pending_approval');
       assert.equal(status.approvals.length, 0);
       assert.equal(effectsOf(workflowId), 0);
@@ -336,7 +390,10 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       const reused = await post('decision=approve');
       assert.equal(reused.status, 409);
       assert.equal(effectsOf(handle.workflowId), 1);
-      assert.deepEqual((await gw.status(handle.requestId)).approvals.map((a) => [a.approverId, a.via]), [['maria', 'link']]);
+      assert.deepEqual(
+        (await gw.status(handle.requestId)).approvals.map((a) => [a.approverId, a.via]),
+        [['maria', 'link']],
+      );
     });
 
     test('a used link cannot decide again or decide another request; an expired link is refused and counted, not recorded', async () => {
@@ -351,7 +408,10 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       assert.equal((await fetch(`${gw.apiUrl}/v1/links/${link.token}`, form)).status, 409, 'reused on the same request');
       assert.deepEqual(await refusalsOf(first.requestId), [['tia', FailureTypes.LinkReused]], 'the reuse by an authenticated approver is recorded');
       // The same token can only ever name its own request: presenting it for the second one fails the binding.
-      const forSecond = await gw.api('POST', `/v1/approvals/${second.requestId}/decision`, { token: link.token, body: { decision: 'approve', digest: s2.digest } });
+      const forSecond = await gw.api('POST', `/v1/approvals/${second.requestId}/decision`, {
+        token: link.token,
+        body: { decision: 'approve', digest: s2.digest },
+      });
       assert.equal(forSecond.status, 401, 'a link token is not an approver token');
 
       const expired = await gw.links.mintLink({ requestId: second.requestId, digest: s2.digest ?? '', approver }, new Date(Date.now() - 3600_000));
@@ -378,7 +438,7 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       const { digest } = await pendingStatus(handle.requestId);
       const manager = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
       const view = await gw.api('GET', `/v1/approvals/${handle.requestId}`, { token: manager });
-      assert.equal(view.body.argsSchema?.properties?.amount?.type, 'integer', 'the view carries the tool\'s argument schema for the edit form');
+      assert.equal(view.body.argsSchema?.properties?.amount?.type, 'integer', "the view carries the tool's argument schema for the edit form");
       const preview = (args: Record<string, unknown>, withDigest = digest) =>
         gw.api('POST', `/v1/approvals/${handle.requestId}/preview`, { token: manager, body: { digest: withDigest, args } });
       const huge = await preview({ amount: 500000, customer: 'c-7' });
@@ -393,7 +453,10 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
       assert.equal(invalid.body.decision.code, 'invalid_arguments');
       assert.equal((await preview({ amount: 5, customer: 'c-7' }, 'f'.repeat(64))).status, 409, 'against a proposal the approver did not read');
       const outsider = await gw.token({ sub: 'olaf', tenant: 'acme', groups: ['support'] });
-      assert.equal((await gw.api('POST', `/v1/approvals/${handle.requestId}/preview`, { token: outsider, body: { digest, args: { amount: 5, customer: 'c-7' } } })).status, 403);
+      assert.equal(
+        (await gw.api('POST', `/v1/approvals/${handle.requestId}/preview`, { token: outsider, body: { digest, args: { amount: 5, customer: 'c-7' } } })).status,
+        403,
+      );
       const after = await gw.status(handle.requestId);
       assert.equal(after.state, 'pending_approval');
       assert.deepEqual([after.edits.length, after.approvals.length, after.digest], [0, 0, digest], 'a preview changes nothing');
@@ -472,7 +535,10 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
     assert.equal(status.refusals.length, HISTORY_BOUNDS.refusalsPerRequest);
     const perId = new Map<string, number>();
     for (const r of status.refusals) perId.set(String(r.approverId), (perId.get(String(r.approverId)) ?? 0) + 1);
-    assert.ok([...perId.values()].every((n) => n === HISTORY_BOUNDS.refusalsPerPrincipal), JSON.stringify([...perId]));
+    assert.ok(
+      [...perId.values()].every((n) => n === HISTORY_BOUNDS.refusalsPerPrincipal),
+      JSON.stringify([...perId]),
+    );
     assert.ok(status.refusals.every((r) => r.code === FailureTypes.NotEligible));
     // The record is full; a valid approval still applies.
     const manager = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
@@ -485,7 +551,9 @@ describe('approvals that cannot be forged, replayed, cross-wired or self-granted
     const handle = await gw.gateway.start(request('refund', { amount: 98, customer: 'c-9' }));
     await pendingStatus(handle.requestId);
     // The SDK's built-in query lists the handlers the workflow registered, by their real names.
-    const metadata = await gw.ops.workflow.getHandle(handle.workflowId).query<{ definition?: { signalDefinitions?: { name?: string }[]; updateDefinitions?: { name?: string }[] } }>('__temporal_workflow_metadata');
+    const metadata = await gw.ops.workflow
+      .getHandle(handle.workflowId)
+      .query<{ definition?: { signalDefinitions?: { name?: string }[]; updateDefinitions?: { name?: string }[] } }>('__temporal_workflow_metadata');
     const names = (defs: { name?: string }[] | undefined) => (defs ?? []).map((d) => d.name ?? '').filter((n) => !n.startsWith('__'));
     const signals = names(metadata.definition?.signalDefinitions);
     const updates = names(metadata.definition?.updateDefinitions);

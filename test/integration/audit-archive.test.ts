@@ -73,7 +73,10 @@ const request = (tool: string, args: Record<string, unknown> = {}): ToolRequestI
 /** The real `toolgate` CLI against the test server. */
 function toolgate(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -94,7 +97,12 @@ describe('audit archive on a real Temporal server', { timeout: 300_000 }, () => 
   let archiver: Promise<void> | undefined;
   let schedule: ScheduleHandle;
   const closed: { workflowId: string; requestId: string }[] = [];
-  const cliEnv = (): NodeJS.ProcessEnv => ({ TEMPORAL_ADDRESS: env.address, TOOLGATE_STATE_DIR: stateDir, TOOLGATE_AUDIT_ARCHIVE_DIR: archiveDir, TOOLGATE_LOG_LEVEL: 'warn' });
+  const cliEnv = (): NodeJS.ProcessEnv => ({
+    TEMPORAL_ADDRESS: env.address,
+    TOOLGATE_STATE_DIR: stateDir,
+    TOOLGATE_AUDIT_ARCHIVE_DIR: archiveDir,
+    TOOLGATE_LOG_LEVEL: 'warn',
+  });
   // Thirteen hours: twice that is more than the one-day retention set below, so the archiver must warn.
   const INTERVAL = '13h';
 
@@ -104,12 +112,16 @@ describe('audit archive on a real Temporal server', { timeout: 300_000 }, () => 
    */
   async function nextRun(previous?: string): Promise<{ runId: string; workflowId: string; summary: ArchiveRunSummary }> {
     let seen = '';
-    const action = await eventually(async () => {
-      const info = (await schedule.describe()).info;
-      seen = JSON.stringify(info.recentActions.map((a) => a.action.workflow));
-      const last = info.recentActions.at(-1);
-      return last && last.action.workflow.firstExecutionRunId !== previous ? last.action.workflow : undefined;
-    }, 'a new action of the archival schedule', 30_000).catch((err: Error) => {
+    const action = await eventually(
+      async () => {
+        const info = (await schedule.describe()).info;
+        seen = JSON.stringify(info.recentActions.map((a) => a.action.workflow));
+        const last = info.recentActions.at(-1);
+        return last && last.action.workflow.firstExecutionRunId !== previous ? last.action.workflow : undefined;
+      },
+      'a new action of the archival schedule',
+      30_000,
+    ).catch((err: Error) => {
       throw new Error(`${err.message} (after ${previous ?? 'none'}; recent actions ${seen})`);
     });
     const summary = await env.client.workflow.getHandle<() => Promise<ArchiveRunSummary>>(action.workflowId, action.firstExecutionRunId).result();
@@ -135,7 +147,11 @@ describe('audit archive on a real Temporal server', { timeout: 300_000 }, () => 
     await writeFile(defaultKeyringFile(stateDir), formatKeyringFile(testKeyring), { mode: 0o600 });
     await ensureAuditKeyPair(defaultAuditKeyFiles(stateDir));
     env = await startTemporal();
-    gw = await startGateway(env, { taskQueue: `audit-archive-${process.pid}`, policy: POLICY, tools: { note_write: async ({ args }) => ({ written: args.n }) } });
+    gw = await startGateway(env, {
+      taskQueue: `audit-archive-${process.pid}`,
+      policy: POLICY,
+      tools: { note_write: async ({ args }) => ({ written: args.n }) },
+    });
   });
   after(async () => {
     stop.abort();
@@ -155,7 +171,11 @@ describe('audit archive on a real Temporal server', { timeout: 300_000 }, () => 
     assert.equal((await denied.outcome()).status, 'denied');
     closed.push({ workflowId: denied.workflowId, requestId: denied.requestId });
     // Visibility lists a close shortly after it happens; the archiver runs without lag here.
-    await eventually(async () => ((await env.client.workflow.count(`WorkflowType = 'toolRequest' AND ExecutionStatus != 'Running'`)).count === closed.length ? true : undefined), 'visibility to list every closed request');
+    await eventually(
+      async () =>
+        (await env.client.workflow.count(`WorkflowType = 'toolRequest' AND ExecutionStatus != 'Running'`)).count === closed.length ? true : undefined,
+      'visibility to list every closed request',
+    );
 
     // The namespace retention, explicit: one day, which is less than two 13-hour intervals.
     await setNamespaceRetention(env.connection, 'default', '1d');
@@ -176,11 +196,17 @@ describe('audit archive on a real Temporal server', { timeout: 300_000 }, () => 
     assert.deepEqual(entries.map((e) => e.workflowId).sort(), closed.map((c) => c.workflowId).sort());
     for (const e of entries) assert.equal(e.record?.workflowId, e.workflowId);
     assert.equal(entries.find((e) => e.workflowId === closed[5]!.workflowId)?.record?.status, 'denied');
-    assert.ok(entries.every((e, i) => i === 0 || entries[i - 1]!.closedAt <= e.closedAt), 'sorted by close time');
+    assert.ok(
+      entries.every((e, i) => i === 0 || entries[i - 1]!.closedAt <= e.closedAt),
+      'sorted by close time',
+    );
 
     // The schedule, as created: interval from the config, overlap SKIP, the archival workflow on its own queue.
     const description = await schedule.describe();
-    assert.deepEqual(description.spec.intervals?.map((i) => [i.every, i.offset ?? 0]), [[13 * 3600_000, 0]]);
+    assert.deepEqual(
+      description.spec.intervals?.map((i) => [i.every, i.offset ?? 0]),
+      [[13 * 3600_000, 0]],
+    );
     assert.equal(description.policies.overlap, ScheduleOverlapPolicy.SKIP);
     assert.equal(description.policies.catchupWindow, 26 * 3600_000);
     assert.equal(description.action.type, 'startWorkflow');
@@ -201,14 +227,23 @@ describe('audit archive on a real Temporal server', { timeout: 300_000 }, () => 
     await env.client.workflowService.deleteWorkflowExecution({ namespace: 'default', workflowExecution: { workflowId: target.workflowId, runId: run.runId } });
     // The server deletes asynchronously (about 20 s on the dev server).
     await eventually(
-      () => env.client.workflow.getHandle(target.workflowId).describe().then(() => undefined, (err: unknown) => (err instanceof WorkflowNotFoundError ? true : undefined)),
+      () =>
+        env.client.workflow
+          .getHandle(target.workflowId)
+          .describe()
+          .then(
+            () => undefined,
+            (err: unknown) => (err instanceof WorkflowNotFoundError ? true : undefined),
+          ),
       'the execution to be deleted',
       90_000,
     );
 
     // A history already gone when read is a gap, not an error.
     assert.deepEqual(
-      await temporalArchiveSource(env.client).build({ workflowId: target.workflowId, runId: run.runId, closedAtMs: Date.now(), execution: 'COMPLETED' }).then((b) => ('gap' in b ? b.gap.code : 'record')),
+      await temporalArchiveSource(env.client)
+        .build({ workflowId: target.workflowId, runId: run.runId, closedAtMs: Date.now(), execution: 'COMPLETED' })
+        .then((b) => ('gap' in b ? b.gap.code : 'record')),
       'history_gone',
     );
 
@@ -218,13 +253,21 @@ describe('audit archive on a real Temporal server', { timeout: 300_000 }, () => 
     const code = await showRequest(env.client, target.workflowId, { json: false, archiveDir, publicKeys }, { out: (t) => (out += t), err: (t) => (err += t) });
     assert.equal(code, 0, err);
     const [provenance, ...rest] = out.split('\n');
-    assert.match(provenance!, new RegExp(`^from the audit archive ${archiveDir}: segment-00000000\\.jsonl, record seq \\d+, closed .*; the workflow history is gone; segment chain verified \\(${closed.length} records, key [0-9a-f]{16}\\)$`));
+    assert.match(
+      provenance!,
+      new RegExp(
+        `^from the audit archive ${archiveDir}: segment-00000000\\.jsonl, record seq \\d+, closed .*; the workflow history is gone; segment chain verified \\(${closed.length} records, key [0-9a-f]{16}\\)$`,
+      ),
+    );
     assert.equal(rest.join('\n'), `\n${formatAuditRecord(fromHistory)}`, 'the archived record is the one the history gave');
 
     // As JSON: the record itself on stdout, where it came from on stderr.
     let json = '';
     let note = '';
-    assert.equal(await showRequest(env.client, target.workflowId, { json: true, archiveDir, publicKeys }, { out: (t) => (json += t), err: (t) => (note += t) }), 0);
+    assert.equal(
+      await showRequest(env.client, target.workflowId, { json: true, archiveDir, publicKeys }, { out: (t) => (json += t), err: (t) => (note += t) }),
+      0,
+    );
     assert.deepEqual(JSON.parse(json), JSON.parse(JSON.stringify(fromHistory)));
     assert.match(note, /from the audit archive/);
 
@@ -252,7 +295,10 @@ describe('audit archive on a real Temporal server', { timeout: 300_000 }, () => 
 
     const late = await gw.gateway.start(request('note_write', { n: 99 }));
     assert.equal((await late.outcome()).status, 'completed');
-    await eventually(async () => ((await env.client.workflow.count(`WorkflowId = '${late.workflowId}' AND ExecutionStatus != 'Running'`)).count === 1 ? true : undefined), 'visibility to list the late request');
+    await eventually(
+      async () => ((await env.client.workflow.count(`WorkflowId = '${late.workflowId}' AND ExecutionStatus != 'Running'`)).count === 1 ? true : undefined),
+      'visibility to list the late request',
+    );
     await schedule.trigger();
     const next = await nextRun(idle.runId);
     assert.equal(next.summary.records, 1);
@@ -294,11 +340,17 @@ describe('audit archive on a real Temporal server', { timeout: 300_000 }, () => 
       ids.push(...batch.map((h) => h.workflowId));
     }
     const total = closed.length + 1 + COUNT;
-    await eventually(async () => ((await env.client.workflow.count(`WorkflowType = 'toolRequest' AND ExecutionStatus != 'Running'`)).count === total - 1 ? true : undefined), 'visibility to list the new requests', 30_000);
+    await eventually(
+      async () => ((await env.client.workflow.count(`WorkflowType = 'toolRequest' AND ExecutionStatus != 'Running'`)).count === total - 1 ? true : undefined),
+      'visibility to list the new requests',
+      30_000,
+    );
     const previous = (await schedule.describe()).info.recentActions.at(-1)?.action.workflow.firstExecutionRunId;
     await schedule.trigger();
     const { summary } = await nextRun(previous);
-    t.diagnostic(`archive: ${summary.records} requests from their histories in ${summary.seconds.toFixed(2)} s = ${Math.round(summary.records / summary.seconds)} records/s (fetch, decrypt, build, sign, fsync)`);
+    t.diagnostic(
+      `archive: ${summary.records} requests from their histories in ${summary.seconds.toFixed(2)} s = ${Math.round(summary.records / summary.seconds)} records/s (fetch, decrypt, build, sign, fsync)`,
+    );
     assert.equal(summary.records, COUNT);
     assert.equal(summary.gaps, 0);
     const verified = await verifyArchive(archiveDir, await loadAuditPublicKeys([defaultAuditKeyFiles(stateDir).publicKeyFile]));
@@ -309,11 +361,18 @@ describe('audit archive on a real Temporal server', { timeout: 300_000 }, () => 
     const again = await ensureArchiveSchedule(env.client, { intervalMs: 6 * 3600_000, lagMs: 0 });
     assert.equal(again.created, false);
     const description = await again.handle.describe();
-    assert.deepEqual(description.spec.intervals?.map((i) => [i.every, i.offset ?? 0]), [[6 * 3600_000, 0]]);
+    assert.deepEqual(
+      description.spec.intervals?.map((i) => [i.every, i.offset ?? 0]),
+      [[6 * 3600_000, 0]],
+    );
     assert.equal(description.policies.overlap, ScheduleOverlapPolicy.SKIP);
     const listed: string[] = [];
     for await (const s of env.client.schedule.list()) listed.push(s.scheduleId);
-    assert.deepEqual(listed.filter((id) => id === ARCHIVE_SCHEDULE_ID), [ARCHIVE_SCHEDULE_ID], 'one schedule, not two');
+    assert.deepEqual(
+      listed.filter((id) => id === ARCHIVE_SCHEDULE_ID),
+      [ARCHIVE_SCHEDULE_ID],
+      'one schedule, not two',
+    );
   });
 });
 

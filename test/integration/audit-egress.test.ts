@@ -97,7 +97,10 @@ function request(tool: string, args: Record<string, unknown> = {}, extra: Partia
 /** Runs the real `toolgate` CLI against the test server with the test keys. */
 function toolgate(args: string[], env: NodeJS.ProcessEnv, stdoutFile?: string): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
@@ -115,10 +118,14 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
   let service: ToolService;
   let logs = '';
   let stateDir: string;
-  const processEnv = (): NodeJS.ProcessEnv => ({ TEMPORAL_ADDRESS: env.address, TOOLGATE_CODEC_KEYS: testCodecKeysEnv, TOOLGATE_STATE_DIR: stateDir, TOOLGATE_LOG_LEVEL: 'warn' });
+  const processEnv = (): NodeJS.ProcessEnv => ({
+    TEMPORAL_ADDRESS: env.address,
+    TOOLGATE_CODEC_KEYS: testCodecKeysEnv,
+    TOOLGATE_STATE_DIR: stateDir,
+    TOOLGATE_LOG_LEVEL: 'warn',
+  });
 
-  const pendingStatus = (requestId: string, notDigest?: string): Promise<RequestStatus> =>
-    waitForState(gw, requestId, 'pending_approval', { notDigest });
+  const pendingStatus = (requestId: string, notDigest?: string): Promise<RequestStatus> => waitForState(gw, requestId, 'pending_approval', { notDigest });
   const decide = (requestId: string, token: string, body: Record<string, unknown>) => gw.api('POST', `/v1/approvals/${requestId}/decision`, { token, body });
   const historyDump = (workflowId: string): string => {
     const run = spawnSync(requireTemporalCli(), ['workflow', 'show', '-o', 'json', '--address', env.address, '-w', workflowId], { encoding: 'utf8' });
@@ -150,11 +157,22 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
       policy: policyYaml(service.url),
       logger: createLogger('test', 'debug', sink),
       tools: {
-        leaky_lookup: async ({ args }) => ({ customer: args.customer, apiKey: `${CANARY}`, contact: 'write to jane.doe@example.com', echo: args.note, tenant: 'acme' }),
+        leaky_lookup: async ({ args }) => ({
+          customer: args.customer,
+          apiKey: `${CANARY}`,
+          contact: 'write to jane.doe@example.com',
+          echo: args.note,
+          tenant: 'acme',
+        }),
         failing_write: async () => {
           throw new ToolRejectedError(`${ERROR_WORD}: the upstream said no, credentials ${CANARY}`);
         },
-        foreign_lookup: async () => ({ rows: [{ id: 1, tenant: 'acme' }, { id: 2, tenant: 'globex' }] }),
+        foreign_lookup: async () => ({
+          rows: [
+            { id: 1, tenant: 'acme' },
+            { id: 2, tenant: 'globex' },
+          ],
+        }),
         slow_approval: async () => ({ ok: true }),
       },
     });
@@ -272,7 +290,10 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
       headers: { origin: 'http://127.0.0.1:8233', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
     });
     assert.equal(preflight.headers.get('access-control-allow-origin'), 'http://127.0.0.1:8233');
-    const stranger = await fetch(`${gw.apiUrl}/codec/decode`, { method: 'OPTIONS', headers: { origin: 'http://evil.example', 'access-control-request-method': 'POST' } });
+    const stranger = await fetch(`${gw.apiUrl}/codec/decode`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://evil.example', 'access-control-request-method': 'POST' },
+    });
     assert.equal(stranger.headers.get('access-control-allow-origin'), null);
   });
 
@@ -312,7 +333,13 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
       assert.match(record.proposal.toolDigest ?? '', /^[a-f0-9]{64}$/);
       assert.equal(record.approvals.length, 1);
       assert.deepEqual(
-        { who: record.approvals[0]!.who, decision: record.approvals[0]!.decision, tier: record.approvals[0]!.tier, via: record.approvals[0]!.via, digest: record.approvals[0]!.digest },
+        {
+          who: record.approvals[0]!.who,
+          decision: record.approvals[0]!.decision,
+          tier: record.approvals[0]!.tier,
+          via: record.approvals[0]!.via,
+          digest: record.approvals[0]!.digest,
+        },
         { who: 'maria', decision: 'approve', tier: 0, via: 'api', digest: record.proposal.digest },
       );
       assert.equal(record.ranAs?.runAs, 'svc-lookup');
@@ -325,10 +352,19 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
       assert.match(record.answers.whoAllowed, /policy rule tool:leaky_lookup decided approve.*approved by maria \(tier 0, via api/);
       // Trust: the front door's assertion and maria's signed decision verify against the keys recorded in the history.
       assert.deepEqual(record.admission, { present: true, verified: true, kid: gw.keys.request.kid });
-      assert.deepEqual(record.trustAnchors.map((t) => [t.requestKeys, t.decisionKeys]), [[[gw.keys.request.kid], [gw.keys.decision.kid]]]);
-      assert.deepEqual(record.approvals.map((a) => [a.who, a.verified, a.kid]), [['maria', true, gw.keys.decision.kid]]);
+      assert.deepEqual(
+        record.trustAnchors.map((t) => [t.requestKeys, t.decisionKeys]),
+        [[[gw.keys.request.kid], [gw.keys.decision.kid]]],
+      );
+      assert.deepEqual(
+        record.approvals.map((a) => [a.who, a.verified, a.kid]),
+        [['maria', true, gw.keys.decision.kid]],
+      );
       assert.equal(record.decision?.sealed, true);
-      assert.match(record.answers.whoInitiated, new RegExp(`identity from a verified agent credential \\(front-door assertion signed with key ${gw.keys.request.kid}\\)$`));
+      assert.match(
+        record.answers.whoInitiated,
+        new RegExp(`identity from a verified agent credential \\(front-door assertion signed with key ${gw.keys.request.kid}\\)$`),
+      );
       assert.match(record.answers.whoAllowed, /approved by maria \(tier 0, via api, [^)]*verified decision\)/);
       assert.match(record.answers.underWhichIdentity, /^svc-lookup \(idempotency key toolgate:/);
       assert.match(record.answers.whatItProduced, /^completed: .*\(\d+ bytes, redacted .*openai_key×1/);
@@ -343,7 +379,10 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
       assert.equal(record.status, 'denied');
       assert.equal(record.initiatedBy.actor.id, 'intruder');
       assert.equal(record.admission.verified, true, 'the front door admitted it: policy denied it');
-      assert.deepEqual({ outcome: record.decision?.outcome, rule: record.decision?.rule, code: record.decision?.code }, { outcome: 'deny', rule: 'check:role_not_allowed', code: 'role_not_allowed' });
+      assert.deepEqual(
+        { outcome: record.decision?.outcome, rule: record.decision?.rule, code: record.decision?.code },
+        { outcome: 'deny', rule: 'check:role_not_allowed', code: 'role_not_allowed' },
+      );
       assert.deepEqual(record.approvals, []);
       assert.equal(record.ranAs, null);
       assert.match(record.answers.whoAllowed, /^nobody: policy rule check:role_not_allowed decided deny/);
@@ -376,7 +415,11 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
       const handle = await gw.gateway.start(request('leaky_lookup', { customer: 'c-7', note: 'first' }));
       const first = await pendingStatus(handle.requestId);
       const maria = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
-      assert.equal((await decide(handle.requestId, maria, { decision: 'edit', digest: first.digest, args: { customer: 'c-8', note: 'fixed' }, reason: 'wrong customer' })).status, 200);
+      assert.equal(
+        (await decide(handle.requestId, maria, { decision: 'edit', digest: first.digest, args: { customer: 'c-8', note: 'fixed' }, reason: 'wrong customer' }))
+          .status,
+        200,
+      );
       assert.equal((await handle.outcome()).status, 'completed');
       const ops = await gw.token({ sub: 'otto', tenant: 'acme', groups: ['ops'] });
       const record = await auditOf(handle.requestId, ops);
@@ -386,7 +429,10 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
       assert.ok(record.edits[0]!.toDigest && record.edits[0]!.toDigest !== first.digest);
       assert.deepEqual(record.proposal.args, { customer: 'c-8', note: 'fixed' });
       assert.equal(record.proposal.digest, record.edits[0]!.toDigest);
-      assert.deepEqual(record.approvals.map((a) => [a.who, a.via, a.digest]), [['maria', 'edit', record.edits[0]!.toDigest]]);
+      assert.deepEqual(
+        record.approvals.map((a) => [a.who, a.via, a.digest]),
+        [['maria', 'edit', record.edits[0]!.toDigest]],
+      );
       assert.deepEqual([record.edits[0]!.verified, record.approvals[0]!.verified, record.approvals[0]!.kid], [true, true, gw.keys.decision.kid]);
       assert.equal(record.ranAs?.runAs, 'svc-lookup');
       assert.match(record.answers.whoAllowed, /approved by maria \(tier 0, via edit.*arguments edited by maria/);
@@ -468,7 +514,11 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
     assert.equal(keys.code, 0, keys.err);
     const exportFile = join(stateDir, 'audit.jsonl');
     const started = Date.now();
-    const exported = await toolgate(['audit', 'export', '--key', join(stateDir, 'audit-signing.key.pem'), '--tenant', 'acme', '--checkpoint-every', '2'], processEnv(), exportFile);
+    const exported = await toolgate(
+      ['audit', 'export', '--key', join(stateDir, 'audit-signing.key.pem'), '--tenant', 'acme', '--checkpoint-every', '2'],
+      processEnv(),
+      exportFile,
+    );
     const exportMs = Date.now() - started;
     assert.equal(exported.code, 0, exported.err);
     assert.match(exported.err, /audit export: done, \d+ records/);

@@ -54,8 +54,18 @@ test('every benchmark scenario runs at tiny size and writes well-formed results'
     };
     const systems = (id: number) => scenario(id).rows.map((row) => row.system);
     // 1: the agent's path over HTTP, every baseline down to the engine floor, and the HTTP-less diagnostic.
-    for (const system of [/^toolgate \(ToolGateway\.call over HTTP/, /^bare workflow, 1 activity$/, /1 local activity/, /engine floor/, /called directly/, /signed request, toolgate workflow via client\.execute/]) {
-      assert.ok(systems(1).some((name) => system.test(name)), `scenario 1 measures ${system}: ${systems(1).join(' | ')}`);
+    for (const system of [
+      /^toolgate \(ToolGateway\.call over HTTP/,
+      /^bare workflow, 1 activity$/,
+      /1 local activity/,
+      /engine floor/,
+      /called directly/,
+      /signed request, toolgate workflow via client\.execute/,
+    ]) {
+      assert.ok(
+        systems(1).some((name) => system.test(name)),
+        `scenario 1 measures ${system}: ${systems(1).join(' | ')}`,
+      );
     }
     // 2: the HTTP decision, the bare Update, and signed decisions sent straight to the workflow (an unsigned one would be refused).
     assert.equal(scenario(2).rows.length, 4, `scenario 2 rows: ${systems(2).join(' | ')}`);
@@ -71,7 +81,10 @@ test('every benchmark scenario runs at tiny size and writes well-formed results'
     assert.equal(resolved?.value, 1, 'every pending request resolved after the restart');
     // 7: "waiting for me" over HTTP beside the direct visibility query, every page holding exactly the approver's requests, no workflow asked.
     assert.ok(/^toolgate \(GET \/v1\/approvals/.test(systems(7)[0] ?? ''), `scenario 7 measures the HTTP listing: ${systems(7).join(' | ')}`);
-    assert.ok(systems(7).some((name) => /^direct visibility query/.test(name)), `scenario 7 has the direct baseline: ${systems(7).join(' | ')}`);
+    assert.ok(
+      systems(7).some((name) => /^direct visibility query/.test(name)),
+      `scenario 7 has the direct baseline: ${systems(7).join(' | ')}`,
+    );
     assert.equal(scenario(7).goals.find((g) => g.goal.startsWith('workflow queries while listing'))?.value, 0, 'listing asked no workflow');
     assert.equal(scenario(7).goals.find((g) => g.goal.startsWith('fewest items on a measured first page'))?.value, 1, 'every page held all eligible requests');
 

@@ -41,7 +41,9 @@ function spawnInGroup(args: string[], env: NodeJS.ProcessEnv): GroupProcess {
   let err = '';
   child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
   child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
@@ -50,7 +52,8 @@ async function waitFor(proc: GroupProcess, pattern: RegExp, timeoutMs: number, s
   for (;;) {
     const match = pattern.exec(stream === 'stdout' ? proc.stdout() : proc.stderr());
     if (match) return match;
-    if (proc.child.exitCode !== null || proc.child.signalCode !== null) throw new Error(`exited before printing ${pattern}:\n${proc.stdout()}\n${proc.stderr()}`);
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null)
+      throw new Error(`exited before printing ${pattern}:\n${proc.stdout()}\n${proc.stderr()}`);
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\n${proc.stdout().slice(-3000)}\n${proc.stderr().slice(-3000)}`);
     await sleep(100);
   }
@@ -147,10 +150,12 @@ describe('terminal and process hygiene', { timeout: 300_000 }, () => {
     // Off the default ports and state directory: one line for another terminal to paste.
     const exportLine = /^ {2}export (.*)$/m.exec(dev.stdout())?.[1];
     assert.ok(exportLine, `no export line:\n${dev.stdout()}`);
-    assert.deepEqual(
-      Object.fromEntries(exportLine.split(' ').map((pair) => pair.split('=') as [string, string])),
-      { TOOLGATE_URL: apiUrl, TOOLGATE_API_PORT: String(apiPort), TEMPORAL_ADDRESS: `127.0.0.1:${port}`, TOOLGATE_STATE_DIR: stateDir },
-    );
+    assert.deepEqual(Object.fromEntries(exportLine.split(' ').map((pair) => pair.split('=') as [string, string])), {
+      TOOLGATE_URL: apiUrl,
+      TOOLGATE_API_PORT: String(apiPort),
+      TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
+      TOOLGATE_STATE_DIR: stateDir,
+    });
     assert.ok(dev.stdout().includes(`open ${apiUrl}/inbox/ and sign in`), 'the inbox URL is printed');
     assert.match(dev.stdout(), /sign in with the approver token from:\n {2}npx toolgate token issue --sub alice --groups manager --tenant acme\n/);
 
@@ -181,7 +186,10 @@ describe('terminal and process hygiene', { timeout: 300_000 }, () => {
     const alice = await tokens.approver({ sub: 'alice', tenant: 'acme', groups: ['manager'] });
     const review = await callApi(apiUrl, 'GET', `/v1/approvals/${requestId}`, { token: alice });
     assert.equal(review.status, 200, JSON.stringify(review.body));
-    const decided = await callApi(apiUrl, 'POST', `/v1/approvals/${requestId}/decision`, { token: alice, body: { decision: 'approve', digest: review.body.digest } });
+    const decided = await callApi(apiUrl, 'POST', `/v1/approvals/${requestId}/decision`, {
+      token: alice,
+      body: { decision: 'approve', digest: review.body.digest },
+    });
     assert.equal(decided.status, 200, JSON.stringify(decided.body));
     assert.equal((await handle.outcome()).status, 'completed');
     await waitFor(dev, new RegExp(`^toolgate: request ${requestId} \\(create_ticket, tenant acme, requested by support-bot\\) completed`, 'm'), 30_000);
@@ -193,7 +201,10 @@ describe('terminal and process hygiene', { timeout: 300_000 }, () => {
     const api = track(spawnInGroup(['api'], { ...clientEnv, TOOLGATE_API_PORT: String(secondApiPort) }));
     await waitFor(worker, /"msg":"worker running"/, 90_000, 'stderr');
     await until('the second API', 60_000, async () => ((await fetch(`http://127.0.0.1:${secondApiPort}/healthz`)).ok ? true : undefined));
-    for (const [name, proc] of [['worker', worker], ['api', api]] as const) {
+    for (const [name, proc] of [
+      ['worker', worker],
+      ['api', api],
+    ] as const) {
       const ended = await ctrlC(proc);
       assert.deepEqual([ended.code, ended.signal], [0, null], `${name} exits 0 on Ctrl-C:\n${proc.stderr().slice(-3000)}`);
       assert.deepEqual(errorOutput(proc.stderr()), [], `${name} prints no error`);
@@ -211,7 +222,13 @@ describe('terminal and process hygiene', { timeout: 300_000 }, () => {
   test('a Ctrl-C while toolgate dev is still starting stops it with exit 0, and no Temporal server is left', async () => {
     const stateDir = await tempDir('early');
     const [port, uiPort, apiPort] = [await findFreePort(), await findFreePort(), await findFreePort()];
-    const dev = track(spawnInGroup(['dev', '--port', String(port), '--ui-port', String(uiPort)], { TOOLGATE_STATE_DIR: stateDir, TOOLGATE_API_PORT: String(apiPort), TOOLGATE_LOG_LEVEL: 'info' }));
+    const dev = track(
+      spawnInGroup(['dev', '--port', String(port), '--ui-port', String(uiPort)], {
+        TOOLGATE_STATE_DIR: stateDir,
+        TOOLGATE_API_PORT: String(apiPort),
+        TOOLGATE_LOG_LEVEL: 'info',
+      }),
+    );
     // Its signal handling is in place once it creates keys; the Temporal server is starting then.
     await waitFor(dev, /"msg":"created the payload encryption key"/, 60_000, 'stderr');
     const ended = await ctrlC(dev, 60_000);

@@ -15,57 +15,63 @@ import { Figures, crashRequest, startCrashGateway, until } from '../helpers/proc
 /** Heartbeat timeout, the first retry's backoff (1 s) and room for a loaded machine's timer processing. */
 const RECOVERY_BOUND_MS = EXECUTION_BOUNDS.heartbeatTimeoutMs + 1_000 + 6_000;
 
-test('worker SIGKILLed mid-call: the idempotent tool is retried on the other worker within the heartbeat bound and acts once; the non-idempotent one ends outcome_unknown', { timeout: 240_000 }, async () => {
-  const figures = new Figures('worker SIGKILLed in the middle of a tool call');
-  const gw = await startCrashGateway('crash-execution');
-  try {
-    // Both tools act, then hang: the answer never comes while the first worker waits for it.
-    gw.tools.behave('steady_write', 'hang-after-act');
-    gw.tools.behave('slow_payment', 'hang-after-act');
-    const steady = await gw.start(crashRequest('mid-call-steady', 'steady_write', 'write once'));
-    const payment = await gw.start(crashRequest('mid-call-payment', 'slow_payment', 'pay once'));
-    await until('both tools called by the first worker', 60_000, () => (gw.tools.callsOf('steady_write') === 1 && gw.tools.callsOf('slow_payment') === 1 ? true : undefined));
-    const first = gw.worker;
-    assert.ok(first);
+test(
+  'worker SIGKILLed mid-call: the idempotent tool is retried on the other worker within the heartbeat bound and acts once; the non-idempotent one ends outcome_unknown',
+  { timeout: 240_000 },
+  async () => {
+    const figures = new Figures('worker SIGKILLed in the middle of a tool call');
+    const gw = await startCrashGateway('crash-execution');
+    try {
+      // Both tools act, then hang: the answer never comes while the first worker waits for it.
+      gw.tools.behave('steady_write', 'hang-after-act');
+      gw.tools.behave('slow_payment', 'hang-after-act');
+      const steady = await gw.start(crashRequest('mid-call-steady', 'steady_write', 'write once'));
+      const payment = await gw.start(crashRequest('mid-call-payment', 'slow_payment', 'pay once'));
+      await until('both tools called by the first worker', 60_000, () =>
+        gw.tools.callsOf('steady_write') === 1 && gw.tools.callsOf('slow_payment') === 1 ? true : undefined,
+      );
+      const first = gw.worker;
+      assert.ok(first);
 
-    // A second worker is up before the first dies: recovery is the server noticing, not a restart.
-    figures.set('second worker start, ms', await gw.startWorker());
-    await first.kill();
-    const killedAt = Date.now();
-    // The retry finds the first effect by key: the service answers at once from then on.
-    gw.tools.behave('steady_write', 'ok');
+      // A second worker is up before the first dies: recovery is the server noticing, not a restart.
+      figures.set('second worker start, ms', await gw.startWorker());
+      await first.kill();
+      const killedAt = Date.now();
+      // The retry finds the first effect by key: the service answers at once from then on.
+      gw.tools.behave('steady_write', 'ok');
 
-    const [steadyOutcome, paymentOutcome] = await Promise.all([
-      steady.outcome().then((outcome) => ({ outcome, ms: Date.now() - killedAt })),
-      payment.outcome().then((outcome) => ({ outcome, ms: Date.now() - killedAt })),
-    ]);
-    figures.set('heartbeat timeout, ms', EXECUTION_BOUNDS.heartbeatTimeoutMs);
-    figures.set('idempotent tool: kill to completed, ms', steadyOutcome.ms);
-    figures.set('non-idempotent tool: kill to outcome_unknown, ms', paymentOutcome.ms);
+      const [steadyOutcome, paymentOutcome] = await Promise.all([
+        steady.outcome().then((outcome) => ({ outcome, ms: Date.now() - killedAt })),
+        payment.outcome().then((outcome) => ({ outcome, ms: Date.now() - killedAt })),
+      ]);
+      figures.set('heartbeat timeout, ms', EXECUTION_BOUNDS.heartbeatTimeoutMs);
+      figures.set('idempotent tool: kill to completed, ms', steadyOutcome.ms);
+      figures.set('non-idempotent tool: kill to outcome_unknown, ms', paymentOutcome.ms);
 
-    assert.equal(steadyOutcome.outcome.status, 'completed', JSON.stringify(steadyOutcome.outcome));
-    if (steadyOutcome.outcome.status === 'completed') {
-      assert.equal(steadyOutcome.outcome.execution.attempts, 2, 'the second attempt completed it');
-      assert.deepEqual(steadyOutcome.outcome.result, { done: 'steady_write', args: { title: 'write once' }, runAs: 'svc-steady' });
+      assert.equal(steadyOutcome.outcome.status, 'completed', JSON.stringify(steadyOutcome.outcome));
+      if (steadyOutcome.outcome.status === 'completed') {
+        assert.equal(steadyOutcome.outcome.execution.attempts, 2, 'the second attempt completed it');
+        assert.deepEqual(steadyOutcome.outcome.result, { done: 'steady_write', args: { title: 'write once' }, runAs: 'svc-steady' });
+      }
+      assert.equal(paymentOutcome.outcome.status, 'outcome_unknown', JSON.stringify(paymentOutcome.outcome));
+      if (paymentOutcome.outcome.status === 'outcome_unknown') {
+        assert.equal(paymentOutcome.outcome.error.type, 'OutcomeUnknown');
+        assert.match(paymentOutcome.outcome.error.message, /may have acted/);
+      }
+      assert.ok(steadyOutcome.ms < RECOVERY_BOUND_MS, `idempotent recovery took ${steadyOutcome.ms} ms (bound ${RECOVERY_BOUND_MS} ms)`);
+      assert.ok(paymentOutcome.ms < RECOVERY_BOUND_MS, `non-idempotent outcome took ${paymentOutcome.ms} ms (bound ${RECOVERY_BOUND_MS} ms)`);
+
+      await sleep(3_000); // any further retry would have come by now
+      assert.equal(gw.tools.callsByKey.get(`toolgate:${steady.workflowId}`), 2, 'the idempotent tool was called twice with one key');
+      assert.equal(gw.tools.callsByKey.get(`toolgate:${payment.workflowId}`), 1, 'the non-idempotent tool was called once and never again');
+      assert.deepEqual(gw.tools.duplicateEffects(), []);
+      assert.equal(gw.tools.effects.length, 2, 'one side effect per request');
+      figures.set('tool calls (idempotent, same key)', gw.tools.callsByKey.get(`toolgate:${steady.workflowId}`) ?? 0);
+      figures.set('tool calls (non-idempotent)', gw.tools.callsByKey.get(`toolgate:${payment.workflowId}`) ?? 0);
+      figures.set('side effects', gw.tools.effects.length);
+      figures.print();
+    } finally {
+      await gw.close();
     }
-    assert.equal(paymentOutcome.outcome.status, 'outcome_unknown', JSON.stringify(paymentOutcome.outcome));
-    if (paymentOutcome.outcome.status === 'outcome_unknown') {
-      assert.equal(paymentOutcome.outcome.error.type, 'OutcomeUnknown');
-      assert.match(paymentOutcome.outcome.error.message, /may have acted/);
-    }
-    assert.ok(steadyOutcome.ms < RECOVERY_BOUND_MS, `idempotent recovery took ${steadyOutcome.ms} ms (bound ${RECOVERY_BOUND_MS} ms)`);
-    assert.ok(paymentOutcome.ms < RECOVERY_BOUND_MS, `non-idempotent outcome took ${paymentOutcome.ms} ms (bound ${RECOVERY_BOUND_MS} ms)`);
-
-    await sleep(3_000); // any further retry would have come by now
-    assert.equal(gw.tools.callsByKey.get(`toolgate:${steady.workflowId}`), 2, 'the idempotent tool was called twice with one key');
-    assert.equal(gw.tools.callsByKey.get(`toolgate:${payment.workflowId}`), 1, 'the non-idempotent tool was called once and never again');
-    assert.deepEqual(gw.tools.duplicateEffects(), []);
-    assert.equal(gw.tools.effects.length, 2, 'one side effect per request');
-    figures.set('tool calls (idempotent, same key)', gw.tools.callsByKey.get(`toolgate:${steady.workflowId}`) ?? 0);
-    figures.set('tool calls (non-idempotent)', gw.tools.callsByKey.get(`toolgate:${payment.workflowId}`) ?? 0);
-    figures.set('side effects', gw.tools.effects.length);
-    figures.print();
-  } finally {
-    await gw.close();
-  }
-});
+  },
+);

@@ -65,7 +65,9 @@ async function runPlan(gw: CrashGateway, prefix: string, crash?: (moment: string
   for (const [name, tool] of ALL) handles.set(name, await gw.start(crashRequest(id(name), tool, name)));
   const digests = await until(`${prefix}: every request waiting for approval`, 60_000, async () => {
     const statuses = await Promise.all(ALL.map(([name]) => handles.get(name)!.status()));
-    return statuses.every((s) => s.state === 'pending_approval' && s.digest) ? new Map<string, string>(ALL.map(([name], i) => [name, statuses[i]!.digest!])) : undefined;
+    return statuses.every((s) => s.state === 'pending_approval' && s.digest)
+      ? new Map<string, string>(ALL.map(([name], i) => [name, statuses[i]!.digest!]))
+      : undefined;
   });
   const decide = async (name: string, decision: string): Promise<void> => {
     const answer = await callApi(gw.apiUrl, 'POST', `/v1/approvals/${id(name)}/decision`, {
@@ -100,53 +102,57 @@ async function runPlan(gw: CrashGateway, prefix: string, crash?: (moment: string
   return { outcomes, effects: effects.length, duplicates, retryingCalls: gw.tools.callsByKey.get(retryingKey) ?? 0, doneAt: Date.now() };
 }
 
-test('Temporal SIGKILLed while requests wait, after accepted decisions and during retries: nothing lost, nothing doubled, outcomes as without crashes', { timeout: 240_000 }, async () => {
-  const figures = new Figures('Temporal dev server killed (SIGKILL) and restarted on the same SQLite file');
-  const gw = await startCrashGateway('crash-temporal');
-  try {
-    const controlStarted = Date.now();
-    const control = await runPlan(gw, 'control-');
-    figures.set('control run (no crash), ms', Date.now() - controlStarted);
+test(
+  'Temporal SIGKILLed while requests wait, after accepted decisions and during retries: nothing lost, nothing doubled, outcomes as without crashes',
+  { timeout: 240_000 },
+  async () => {
+    const figures = new Figures('Temporal dev server killed (SIGKILL) and restarted on the same SQLite file');
+    const gw = await startCrashGateway('crash-temporal');
+    try {
+      const controlStarted = Date.now();
+      const control = await runPlan(gw, 'control-');
+      figures.set('control run (no crash), ms', Date.now() - controlStarted);
 
-    let kills = 0;
-    let lastRestartAt = 0;
-    const crash = async (moment: string): Promise<void> => {
-      await gw.temporal.kill();
-      kills += 1;
-      const restartMs = await gw.temporal.restart();
-      lastRestartAt = Date.now();
-      figures.set(`${moment}: server restart (spawn to serving), ms`, restartMs);
-      // The worker and the API ride out the outage: they are the same processes afterwards.
-      assert.equal(gw.worker?.child.exitCode, null, `the worker died with the server:\n${gw.worker?.output().slice(-3000)}`);
-      assert.equal(gw.api?.child.exitCode, null, `the API died with the server:\n${gw.api?.output().slice(-3000)}`);
-    };
-    const crashStarted = Date.now();
-    const crashed = await runPlan(gw, 'crash-', crash);
-    figures.set('crash run (3 kills), ms', Date.now() - crashStarted);
-    figures.set('(c) server serving again to every outcome known (retry resumed), ms', crashed.doneAt - lastRestartAt);
-    // The retry schedule survived the crash: attempts before it (2) and after it.
-    assert.ok(crashed.retryingCalls >= 3, `the retried side effect was attempted again after the restart (${crashed.retryingCalls} calls)`);
-    figures.set('(c) tool calls of the retried request (2 before the kill)', crashed.retryingCalls);
+      let kills = 0;
+      let lastRestartAt = 0;
+      const crash = async (moment: string): Promise<void> => {
+        await gw.temporal.kill();
+        kills += 1;
+        const restartMs = await gw.temporal.restart();
+        lastRestartAt = Date.now();
+        figures.set(`${moment}: server restart (spawn to serving), ms`, restartMs);
+        // The worker and the API ride out the outage: they are the same processes afterwards.
+        assert.equal(gw.worker?.child.exitCode, null, `the worker died with the server:\n${gw.worker?.output().slice(-3000)}`);
+        assert.equal(gw.api?.child.exitCode, null, `the API died with the server:\n${gw.api?.output().slice(-3000)}`);
+      };
+      const crashStarted = Date.now();
+      const crashed = await runPlan(gw, 'crash-', crash);
+      figures.set('crash run (3 kills), ms', Date.now() - crashStarted);
+      figures.set('(c) server serving again to every outcome known (retry resumed), ms', crashed.doneAt - lastRestartAt);
+      // The retry schedule survived the crash: attempts before it (2) and after it.
+      assert.ok(crashed.retryingCalls >= 3, `the retried side effect was attempted again after the restart (${crashed.retryingCalls} calls)`);
+      figures.set('(c) tool calls of the retried request (2 before the kill)', crashed.retryingCalls);
 
-    assert.deepEqual(crashed.outcomes, control.outcomes, 'the outcomes with crashes equal those without');
-    const approved = ALL.filter(([, , decision]) => decision === 'approve').length;
-    assert.equal(control.effects, approved);
-    assert.equal(crashed.effects, approved, 'one side effect per approved request, none for rejected ones');
-    assert.deepEqual(crashed.duplicates, []);
-    assert.deepEqual(
-      Object.values(crashed.outcomes).map((o) => o.status),
-      ALL.map(([, , decision]) => (decision === 'approve' ? 'completed' : 'rejected')),
-    );
+      assert.deepEqual(crashed.outcomes, control.outcomes, 'the outcomes with crashes equal those without');
+      const approved = ALL.filter(([, , decision]) => decision === 'approve').length;
+      assert.equal(control.effects, approved);
+      assert.equal(crashed.effects, approved, 'one side effect per approved request, none for rejected ones');
+      assert.deepEqual(crashed.duplicates, []);
+      assert.deepEqual(
+        Object.values(crashed.outcomes).map((o) => o.status),
+        ALL.map(([, , decision]) => (decision === 'approve' ? 'completed' : 'rejected')),
+      );
 
-    figures.set('requests per run', ALL.length);
-    figures.set('server kills (SIGKILL)', kills);
-    figures.set('server restarts (same file, same port)', kills);
-    figures.set('accepted decisions applied', ALL.length);
-    figures.set('side effects (crash run)', crashed.effects);
-    figures.set('duplicate side effects', crashed.duplicates.length);
-    figures.set('tool calls in all (both runs, retries included)', gw.tools.calls());
-    figures.print();
-  } finally {
-    await gw.close();
-  }
-});
+      figures.set('requests per run', ALL.length);
+      figures.set('server kills (SIGKILL)', kills);
+      figures.set('server restarts (same file, same port)', kills);
+      figures.set('accepted decisions applied', ALL.length);
+      figures.set('side effects (crash run)', crashed.effects);
+      figures.set('duplicate side effects', crashed.duplicates.length);
+      figures.set('tool calls in all (both runs, retries included)', gw.tools.calls());
+      figures.print();
+    } finally {
+      await gw.close();
+    }
+  },
+);

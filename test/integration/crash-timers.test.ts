@@ -29,10 +29,15 @@ test('escalation and expiry due while the worker is down fire once when it retur
       ...escalating.map((id, i) => gw.start(crashRequest(id, 'escalating_write', `escalate ${i}`))),
       ...expiring.map((id, i) => gw.start(crashRequest(id, 'expiring_write', `expire ${i}`))),
     ]);
-    const statuses = await until('every request waiting for approval', 20_000, async () => {
-      const all = await Promise.all(handles.map((handle) => handle.status()));
-      return all.every((s) => s.state === 'pending_approval') ? all : undefined;
-    }, 50);
+    const statuses = await until(
+      'every request waiting for approval',
+      20_000,
+      async () => {
+        const all = await Promise.all(handles.map((handle) => handle.status()));
+        return all.every((s) => s.state === 'pending_approval') ? all : undefined;
+      },
+      50,
+    );
     await gw.killWorker();
     const killedAt = Date.now();
     // When each timer falls due, from the workflows' own clocks (expiresAt = approval start + expires_after).

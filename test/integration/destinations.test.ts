@@ -98,7 +98,13 @@ describe('destinations: blocked before connecting', () => {
 
   // The allowlist names the origin in every spelling, so the refusals below are the address check's alone.
   const policy = (port: number): DestinationPolicy => ({
-    allowOrigins: [`http://127.0.0.1:${port}`, `http://localhost:${port}`, `http://[::1]:${port}`, `http://[::ffff:7f00:1]:${port}`, `http://loop.test:${port}`],
+    allowOrigins: [
+      `http://127.0.0.1:${port}`,
+      `http://localhost:${port}`,
+      `http://[::1]:${port}`,
+      `http://[::ffff:7f00:1]:${port}`,
+      `http://loop.test:${port}`,
+    ],
   });
 
   const spellings = (port: number) => [
@@ -135,7 +141,10 @@ describe('destinations: blocked before connecting', () => {
     ];
     await assertBlocked(guardedFetch(`http://loop.test:${loop.port}/`, {}, { ...policy(loop.port), resolve: mixed }), 'address_blocked');
     const mappedMetadata: HostResolver = async () => [{ address: '::ffff:169.254.169.254', family: 6 }];
-    const err = await assertBlocked(guardedFetch(`http://loop.test:${loop.port}/`, {}, { ...policy(loop.port), resolve: mappedMetadata, allowPrivate: true }), 'address_blocked');
+    const err = await assertBlocked(
+      guardedFetch(`http://loop.test:${loop.port}/`, {}, { ...policy(loop.port), resolve: mappedMetadata, allowPrivate: true }),
+      'address_blocked',
+    );
     assert.match(err.message, /ipv4Mapped\(metadata\)/);
     assert.equal(loop.connections, 0);
   });
@@ -169,8 +178,14 @@ describe('destinations: blocked before connecting', () => {
   test('an origin that is not allowed is refused, whatever it resolves to: other host, other port, other scheme', async () => {
     const wide = { allowPrivate: true };
     await assertBlocked(guardedFetch(`http://127.0.0.1:${loop.port}/`, {}, { ...wide, allowOrigins: ['https://api.example.com'] }), 'origin_not_allowed');
-    await assertBlocked(guardedFetch(`http://127.0.0.1:${loop.port}/`, {}, { ...wide, allowOrigins: [`http://127.0.0.1:${loop.port + 1}`] }), 'origin_not_allowed');
-    await assertBlocked(guardedFetch(`http://127.0.0.1:${loop.port}/`, {}, { ...wide, allowOrigins: [`https://127.0.0.1:${loop.port}`] }), 'origin_not_allowed');
+    await assertBlocked(
+      guardedFetch(`http://127.0.0.1:${loop.port}/`, {}, { ...wide, allowOrigins: [`http://127.0.0.1:${loop.port + 1}`] }),
+      'origin_not_allowed',
+    );
+    await assertBlocked(
+      guardedFetch(`http://127.0.0.1:${loop.port}/`, {}, { ...wide, allowOrigins: [`https://127.0.0.1:${loop.port}`] }),
+      'origin_not_allowed',
+    );
     await assertBlocked(guardedFetch(`http://127.0.0.1:${loop.port}/`, {}, { ...wide, allowOrigins: ['http://127.0.0.1'] }), 'origin_not_allowed');
     await assertBlocked(guardedFetch('file:///etc/hostname', {}, { allowOrigins: ['https://*.example.com'] }), 'scheme');
     assert.equal(loop.connections, 0);
@@ -242,7 +257,11 @@ describe('destinations: redirects between loopback origins', () => {
   });
 
   test('a same-origin redirect keeps the credentials', async () => {
-    const response = await guardedFetch(redirect(first, '/same', 308), { method: 'PUT', body: 'x', headers: { ...credentials, ...toolgateHeaders }, credentialHeaders: ['x-upstream-creds'] }, allowed());
+    const response = await guardedFetch(
+      redirect(first, '/same', 308),
+      { method: 'PUT', body: 'x', headers: { ...credentials, ...toolgateHeaders }, credentialHeaders: ['x-upstream-creds'] },
+      allowed(),
+    );
     assert.equal(response.status, 200);
     await response.arrayBuffer();
     const received = first.requests.at(-1);
@@ -254,7 +273,11 @@ describe('destinations: redirects between loopback origins', () => {
 
   test('credentials dropped on the way to another origin stay dropped when a later hop comes back', async () => {
     const back = redirect(second, `${first.origin}/back`, 307);
-    const response = await guardedFetch(redirect(first, back, 307), { method: 'POST', body: '{}', headers: credentials, credentialHeaders: ['x-upstream-creds'] }, allowed());
+    const response = await guardedFetch(
+      redirect(first, back, 307),
+      { method: 'POST', body: '{}', headers: credentials, credentialHeaders: ['x-upstream-creds'] },
+      allowed(),
+    );
     assert.equal(response.status, 200);
     await response.arrayBuffer();
     const received = first.requests.at(-1);
@@ -263,7 +286,11 @@ describe('destinations: redirects between loopback origins', () => {
   });
 
   test('303 continues as a GET without body', async () => {
-    const response = await guardedFetch(redirect(first, `${second.origin}/see-other`, 303), { method: 'POST', body: '{"a":1}', headers: toolgateHeaders }, allowed());
+    const response = await guardedFetch(
+      redirect(first, `${second.origin}/see-other`, 303),
+      { method: 'POST', body: '{"a":1}', headers: toolgateHeaders },
+      allowed(),
+    );
     await response.arrayBuffer();
     const received = second.requests.at(-1);
     assert.equal(received?.url, '/see-other');
@@ -292,7 +319,11 @@ describe('destinations: redirects between loopback origins', () => {
       return calls === 1 ? [{ address: '127.0.0.1', family: 4 }] : [{ address: '10.0.0.1', family: 4 }];
     };
     const before = second.requests.length;
-    const response = await guardedFetch(`http://pinned.test:${second.port}/pinned`, {}, { allowOrigins: [`http://pinned.test:${second.port}`], allowPrivate: true, resolve });
+    const response = await guardedFetch(
+      `http://pinned.test:${second.port}/pinned`,
+      {},
+      { allowOrigins: [`http://pinned.test:${second.port}`], allowPrivate: true, resolve },
+    );
     assert.equal(response.status, 200);
     await response.arrayBuffer();
     assert.equal(calls, 1);

@@ -95,7 +95,12 @@ describe('execution: what was approved, and honest outcomes', { timeout: 180_000
         async lookup() {
           count('lookup');
           // Another tenant's record: the tool acted (it ran), but this may not go back to acme's agent.
-          return { rows: [{ id: 1, tenant: 'acme' }, { id: 2, tenant: 'globex' }] };
+          return {
+            rows: [
+              { id: 1, tenant: 'acme' },
+              { id: 2, tenant: 'globex' },
+            ],
+          };
         },
         async charge() {
           count('charge');

@@ -96,7 +96,10 @@ describe(`a flood of ${COUNT} mixed-risk requests from one agent`, { timeout: 1_
 
     const low = outcomes.filter((o) => o.tool === 'lookup');
     const high = outcomes.filter((o) => o.tool === 'refund');
-    assert.ok(low.every((o) => o.status === 'completed'), 'every low-risk call went through');
+    assert.ok(
+      low.every((o) => o.status === 'completed'),
+      'every low-risk call went through',
+    );
 
     const limited = high.filter((o) => o.status === 'denied' && o.code === 'rate_limited');
     const waited = high.filter((o) => o.status !== 'denied');
@@ -110,7 +113,10 @@ describe(`a flood of ${COUNT} mixed-risk requests from one agent`, { timeout: 1_
       assert.match(o.reasons[0] ?? '', /rate limit high-risk-per-agent .* exhausted for acme\/runaway-agent; retry after \d+ ms/);
     }
 
-    assert.ok(waited.every((o) => o.status === 'expired'), 'nobody approved: every waiting request expired');
+    assert.ok(
+      waited.every((o) => o.status === 'expired'),
+      'nobody approved: every waiting request expired',
+    );
     assert.equal(refunds.length, 0, 'nothing was approved by timeout');
     const requested = notifications.filter((n) => n.kind === 'requested');
     assert.equal(requested.length, waited.length, 'approvers were notified once per request that reached them, no more');

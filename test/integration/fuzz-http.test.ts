@@ -89,9 +89,17 @@ function mutatedBody(valid: Record<string, unknown>): fc.Arbitrary<Body> {
       body: `{"${key}":${'['.repeat(depth)}${']'.repeat(depth)},${JSON.stringify(valid).slice(1)}`,
     })),
     fc.uint8Array({ maxLength: 200 }).map((bytes) => ({ contentType: 'application/json', body: Buffer.from(bytes) })),
-    fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'application/json; charset=latin1', 'application/json; charset=utf-16', undefined).map(
-      (contentType) => ({ ...(contentType ? { contentType } : {}), body: JSON.stringify(valid) }),
-    ),
+    fc
+      .constantFrom(
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+        'application/xml',
+        'application/json; charset=latin1',
+        'application/json; charset=utf-16',
+        undefined,
+      )
+      .map((contentType) => ({ ...(contentType ? { contentType } : {}), body: JSON.stringify(valid) })),
     fc.constantFrom('[]', '"string"', '42', 'null', 'true', '{}', '[{}]').map((body) => ({ contentType: 'application/json', body })),
     fc.integer({ min: 300_000, max: 2_000_000 }).map((size) => json({ ...valid, reason: 'A'.repeat(size) })),
     fc.constant(json(valid)),
@@ -101,7 +109,19 @@ function mutatedBody(valid: Record<string, unknown>): fc.Arbitrary<Body> {
 /** The fields a 403 identity_mismatch may name: the identity a body can only restate. */
 const IDENTITY_FIELDS = ['actor.id', 'actor.type', 'actor.roles', 'tenant', 'environment', 'onBehalfOf'];
 
-const PATH_IDS = ['missing-request', '%00', '..%2F..%2Fetc', '%E0%A4%A', 'a'.repeat(5000), '%F0%9F%92%A9', 'a%20b', '__proto__', 'constructor', '%2e%2e', '-leading'];
+const PATH_IDS = [
+  'missing-request',
+  '%00',
+  '..%2F..%2Fetc',
+  '%E0%A4%A',
+  'a'.repeat(5000),
+  '%F0%9F%92%A9',
+  'a%20b',
+  '__proto__',
+  'constructor',
+  '%2e%2e',
+  '-leading',
+];
 
 type Shot = { path: string; contentType?: string; body?: string | Buffer; token: string };
 
@@ -168,11 +188,14 @@ test('thousands of mutated HTTP bodies: no 5xx, no unhandled rejection, every er
   const seconds = (performance.now() - started) / 1000;
   console.log(
     `fuzz-http: ${shots.length} requests in ${seconds.toFixed(1)} s (${CONCURRENCY} concurrent): ` +
-      `${[...byStatus].sort(([a], [b]) => a - b).map(([s, n]) => `${s}=${n}`).join(', ')}; ${identityMismatches} identity mismatches refused; ${failures.length} failures; ${unhandled.length} unhandled rejections`,
+      `${[...byStatus]
+        .sort(([a], [b]) => a - b)
+        .map(([s, n]) => `${s}=${n}`)
+        .join(', ')}; ${identityMismatches} identity mismatches refused; ${failures.length} failures; ${unhandled.length} unhandled rejections`,
   );
   const kinds = new Map<string, number>();
-  for (const failure of failures) kinds.set(failure.split(":")[0] as string, (kinds.get(failure.split(":")[0] as string) ?? 0) + 1);
-  if (failures.length > 0) console.log(`fuzz-http failures by kind: ${[...kinds].map(([k, n]) => `${k}=${n}`).join(", ")}`);
+  for (const failure of failures) kinds.set(failure.split(':')[0] as string, (kinds.get(failure.split(':')[0] as string) ?? 0) + 1);
+  if (failures.length > 0) console.log(`fuzz-http failures by kind: ${[...kinds].map(([k, n]) => `${k}=${n}`).join(', ')}`);
   assert.deepEqual(failures.slice(0, 20), []);
   assert.deepEqual(unhandled, []);
   assert.ok(identityMismatches > 0, 'some mutations changed the identity the body claims, and were refused for it');

@@ -347,7 +347,10 @@ describe('toolgate gateway on a real Temporal server', { timeout: 180_000 }, () 
         const status = await gw.status(handle.requestId);
         return status.tier === 1 ? status : undefined;
       }, 'the escalation tier');
-      assert.deepEqual(escalated.notifications.map((n) => n.kind), ['requested', 'escalated']);
+      assert.deepEqual(
+        escalated.notifications.map((n) => n.kind),
+        ['requested', 'escalated'],
+      );
       assert.ok(escalated.eligibleGroups.includes('director'));
       await eventually(
         async () => hooks.received.find((n) => n.requestId === handle.requestId && n.type === 'toolgate.approval.escalated'),
@@ -421,7 +424,9 @@ describe('toolgate gateway on a real Temporal server', { timeout: 180_000 }, () 
     let requestId: string;
     let digest: string;
     before(async () => {
-      const handle = await gw.gateway.start(request('create_ticket', { title: 'Contract', priority: 'normal' }, { actor: { id: 'bob', type: 'human', roles: ['agent_runtime'] } }));
+      const handle = await gw.gateway.start(
+        request('create_ticket', { title: 'Contract', priority: 'normal' }, { actor: { id: 'bob', type: 'human', roles: ['agent_runtime'] } }),
+      );
       requestId = handle.requestId;
       digest = (await waitForState(gw, requestId, 'pending_approval')).digest ?? '';
     });
@@ -465,10 +470,19 @@ describe('toolgate gateway on a real Temporal server', { timeout: 180_000 }, () 
         const decode = (headers: Record<string, string>) =>
           new Promise<number | undefined>((resolve, reject) => {
             const body = JSON.stringify({ payloads: [] });
-            const req = httpRequest({ host: '127.0.0.1', port, path: '/codec/decode', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(body.length), origin: ui, ...headers } }, (res) => {
-              res.resume();
-              resolve(res.statusCode);
-            });
+            const req = httpRequest(
+              {
+                host: '127.0.0.1',
+                port,
+                path: '/codec/decode',
+                method: 'POST',
+                headers: { 'content-type': 'application/json', 'content-length': String(body.length), origin: ui, ...headers },
+              },
+              (res) => {
+                res.resume();
+                resolve(res.statusCode);
+              },
+            );
             req.on('error', reject);
             req.end(body);
           });

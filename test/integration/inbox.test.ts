@@ -113,7 +113,13 @@ function field(html: string, formId: string, name: string): string {
   assert.ok(area, `field ${name} in ${formId}`);
   return unescape(area[1]!);
 }
-const unescape = (text: string) => text.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+const unescape = (text: string) =>
+  text
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
 
 /** Every page must be servable under the strict CSP: no inline script, style or event handlers. */
 function assertStrictPage(response: Response & { html: string }, what: string): void {
@@ -209,7 +215,7 @@ describe('the approver inbox', { timeout: 240_000 }, () => {
     assert.match(secureCookie!, /;\s*Path=\/inbox-secure(;|$)/);
   });
 
-  test('a token the verifier refuses, or a sign-in post without the form\'s token, opens no session', async () => {
+  test("a token the verifier refuses, or a sign-in post without the form's token, opens no session", async () => {
     const browser = new Browser(gw.apiUrl);
     const page = await browser.get('/inbox/signin');
     const csrf = field(page.html, 'signin-form', 'csrf');
@@ -263,7 +269,7 @@ describe('the approver inbox', { timeout: 240_000 }, () => {
     assert.match(page.html, /id="waiting-table"/);
     assert.match(page.html, new RegExp(`<a class="request-link" href="/inbox/requests/${mine.requestId}">`));
     assert.ok(!page.html.includes(finance.requestId), 'a request only finance may approve is not listed for a manager');
-    assert.ok(!page.html.includes(otherTenant.requestId), 'another tenant\'s request is not listed');
+    assert.ok(!page.html.includes(otherTenant.requestId), "another tenant's request is not listed");
     // And another tenant's request cannot be opened by id either.
     const foreign = await browser.get(`/inbox/requests/${otherTenant.requestId}`);
     assert.equal(foreign.status, 404);
@@ -280,7 +286,20 @@ describe('the approver inbox', { timeout: 240_000 }, () => {
     const page = await browser.get(`/inbox/requests/${handle.requestId}`);
     assert.equal(page.status, 200);
     assertStrictPage(page, 'request page');
-    for (const id of ['request-details', 'request-args', 'request-digest', 'request-risk', 'request-rule', 'request-run-as', 'approve-form', 'reject-form', 'edit-form', 'approve-button', 'reject-button', 'edit-preview-button']) {
+    for (const id of [
+      'request-details',
+      'request-args',
+      'request-digest',
+      'request-risk',
+      'request-rule',
+      'request-run-as',
+      'approve-form',
+      'reject-form',
+      'edit-form',
+      'approve-button',
+      'reject-button',
+      'edit-preview-button',
+    ]) {
       assert.match(page.html, new RegExp(`id="${id}"`), id);
     }
     assert.match(page.html, new RegExp(`<code id="request-digest">${digest}</code>`));
@@ -297,7 +316,10 @@ describe('the approver inbox', { timeout: 240_000 }, () => {
     assert.equal(res.headers.get('location'), `/inbox/requests/${handle.requestId}`);
     const outcome = await handle.outcome();
     assert.equal(outcome.status, 'completed');
-    assert.deepEqual(outcome.approvals.map((vote) => [vote.approverId, vote.decision, vote.reason]), [['maria', 'approve', 'looks right']]);
+    assert.deepEqual(
+      outcome.approvals.map((vote) => [vote.approverId, vote.decision, vote.reason]),
+      [['maria', 'approve', 'looks right']],
+    );
     const after = await browser.get(`/inbox/requests/${handle.requestId}`);
     assert.match(after.html, /<p id="flash" class="flash flash-ok" role="status">Approved\./);
     assert.match(after.html, /id="votes-table"/);
@@ -305,7 +327,11 @@ describe('the approver inbox', { timeout: 240_000 }, () => {
     // The flash is shown once.
     assert.doesNotMatch((await browser.get(`/inbox/requests/${handle.requestId}`)).html, /id="flash"/);
     // Deciding again is refused by the API, and the page says so with its code.
-    const again = await browser.post(`/inbox/requests/${handle.requestId}/decision`, { csrf: field(page.html, 'approve-form', 'csrf'), digest, decision: 'approve' });
+    const again = await browser.post(`/inbox/requests/${handle.requestId}/decision`, {
+      csrf: field(page.html, 'approve-form', 'csrf'),
+      digest,
+      decision: 'approve',
+    });
     assert.equal(again.status, 303);
     const refused = await browser.get(`/inbox/requests/${handle.requestId}`);
     assert.match(refused.html, /<p id="flash" class="flash flash-error" role="status">Not recorded — 409 (not_pending|duplicate_vote): /);
@@ -331,7 +357,7 @@ describe('the approver inbox', { timeout: 240_000 }, () => {
     assert.match((await browser.get(`/inbox/requests/${handle.requestId}`)).html, /id="flash" class="flash flash-ok"[^>]*>Rejected\./);
   });
 
-  test('edit and approve: a preview shows the diff, then the edit runs with the new arguments, counted as the editor\'s approval', async () => {
+  test("edit and approve: a preview shows the diff, then the edit runs with the new arguments, counted as the editor's approval", async () => {
     const handle = await gw.gateway.start(request({ amount: 90, customer: 'c-6' }));
     const first = await pending(handle.requestId);
     const browser = await signedIn({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
@@ -480,13 +506,38 @@ describe('the approver inbox', { timeout: 240_000 }, () => {
     assert.equal((await browser.get(`/inbox/from-link/${hostile}`)).headers.get('location'), `/inbox/signin?next=${encodeURIComponent('/inbox/')}`);
   });
 
-  test('the schema-guided edit form (when the view carries the tool\'s argument schema) has one field per argument', () => {
-    const schema = { type: 'object', required: ['amount'], properties: { amount: { type: 'integer' }, customer: { type: 'string' }, mode: { enum: ['full', 'partial'] } } };
-    assert.deepEqual(schemaFields(schema)?.map((f) => [f.name, f.type, f.required]), [['amount', 'integer', true], ['customer', 'string', false], ['mode', 'json', false]]);
+  test("the schema-guided edit form (when the view carries the tool's argument schema) has one field per argument", () => {
+    const schema = {
+      type: 'object',
+      required: ['amount'],
+      properties: { amount: { type: 'integer' }, customer: { type: 'string' }, mode: { enum: ['full', 'partial'] } },
+    };
+    assert.deepEqual(
+      schemaFields(schema)?.map((f) => [f.name, f.type, f.required]),
+      [
+        ['amount', 'integer', true],
+        ['customer', 'string', false],
+        ['mode', 'json', false],
+      ],
+    );
     assert.equal(schemaFields({ type: 'object', properties: { 'bad name': {} } }), undefined, 'a name that cannot be a field falls back to JSON');
     const view = {
-      requestId: 'r-1', state: 'pending_approval', tenant: 'acme', environment: 'production', tool: 'refund', args: { amount: 5, customer: '<c>' },
-      reasons: [], actor: bot, onBehalfOf: [], tier: 0, eligibleGroups: ['manager'], approvals: [], edits: [], canDecide: true, digest: 'a'.repeat(64), argsSchema: schema,
+      requestId: 'r-1',
+      state: 'pending_approval',
+      tenant: 'acme',
+      environment: 'production',
+      tool: 'refund',
+      args: { amount: 5, customer: '<c>' },
+      reasons: [],
+      actor: bot,
+      onBehalfOf: [],
+      tier: 0,
+      eligibleGroups: ['manager'],
+      approvals: [],
+      edits: [],
+      canDecide: true,
+      digest: 'a'.repeat(64),
+      argsSchema: schema,
     } as unknown as Parameters<typeof requestPage>[1]['view'];
     const html = requestPage({ base: '/inbox', title: 't' }, { view, csrf: 'c' });
     assert.match(html, /<input id="edit-arg-amount" name="arg.amount" type="number" step="1" value="5" data-kind="integer" required>/);
@@ -522,7 +573,13 @@ describe('the approver inbox', { timeout: 240_000 }, () => {
               sessionKey: randomBytes(32),
               secureCookies: false,
               logger: silentLogger(),
-              oidc: { issuer: provider.issuer, clientId: provider.clientId, clientSecret: provider.clientSecret, redirectUri: `${api.url}/inbox/signin/callback`, scopes: ['openid', 'toolgate'] },
+              oidc: {
+                issuer: provider.issuer,
+                clientId: provider.clientId,
+                clientSecret: provider.clientSecret,
+                redirectUri: `${api.url}/inbox/signin/callback`,
+                scopes: ['openid', 'toolgate'],
+              },
             }),
           );
         },
@@ -571,7 +628,7 @@ describe('the approver inbox', { timeout: 240_000 }, () => {
       assert.ok(authorize.searchParams.get('state'));
       assert.ok(authorize.searchParams.get('nonce'));
       assert.equal(authorize.searchParams.get('client_id'), provider.clientId);
-      assert.ok(browser.jar.cookies.has('tg_inbox_oidc'), 'the flow\'s secrets wait in a sealed cookie');
+      assert.ok(browser.jar.cookies.has('tg_inbox_oidc'), "the flow's secrets wait in a sealed cookie");
       assert.ok(!browser.jar.lastSetCookie.get('tg_inbox_oidc')!.includes(authorize.searchParams.get('state')!), 'state is not readable in the cookie');
 
       const callback = new URL(await throughProvider(authorize.pathname + authorize.search, 'olivia'));
@@ -602,14 +659,21 @@ describe('the approver inbox', { timeout: 240_000 }, () => {
       const page = await browser.get(`/inbox/requests/${handle.requestId}`);
       assert.equal(page.status, 200, page.html);
       assert.match(page.html, /id="signed-in-as">olivia · acme · manager</);
-      const res = await browser.post(`/inbox/requests/${handle.requestId}/decision`, { csrf: field(page.html, 'approve-form', 'csrf'), digest, decision: 'approve' });
+      const res = await browser.post(`/inbox/requests/${handle.requestId}/decision`, {
+        csrf: field(page.html, 'approve-form', 'csrf'),
+        digest,
+        decision: 'approve',
+      });
       assert.equal(res.status, 303);
       const outcome = await handle.outcome();
       assert.equal(outcome.status, 'completed');
-      assert.deepEqual(outcome.approvals.map((vote) => vote.approverId), ['olivia']);
+      assert.deepEqual(
+        outcome.approvals.map((vote) => vote.approverId),
+        ['olivia'],
+      );
     });
 
-    test('an OIDC account of another tenant signs in but sees none of this tenant\'s requests', async () => {
+    test("an OIDC account of another tenant signs in but sees none of this tenant's requests", async () => {
       const handle = await gw.gateway.start(request({ amount: 56, customer: 'c-11' }));
       await pending(handle.requestId);
       const browser = new Browser(api.url);

@@ -136,7 +136,10 @@ describe('kill switch', { timeout: 180_000 }, () => {
     await new Promise((resolve) => setTimeout(resolve, 1100));
     // No kill order is sent (as if visibility missed the request): the execution check must stop it.
     const token = await gw.token({ sub: 'ivan', tenant: 'initech', groups: ['manager'] });
-    assert.equal((await gw.api('POST', `/v1/approvals/${handle.requestId}/decision`, { token, body: { decision: 'approve', digest: status.digest } })).status, 200);
+    assert.equal(
+      (await gw.api('POST', `/v1/approvals/${handle.requestId}/decision`, { token, body: { decision: 'approve', digest: status.digest } })).status,
+      200,
+    );
     const outcome = await handle.outcome();
     assert.equal(outcome.status, 'denied');
     assert.ok(outcome.status === 'denied' && outcome.code === 'kill_switch');

@@ -76,17 +76,33 @@ describe('co-signed tool manifests', () => {
     const digest = parsePolicy([{ file: 'signed.yaml', text: POLICY }]).manifest('lookup')?.digest ?? '';
     const signatures = [signManifestEntry('lookup', digest, 'security', security.privateKey), signManifestEntry('lookup', digest, 'owner', owner.privateKey)];
     const text = `${POLICY}    signatures:\n${signatures.map((s) => `      - { role: ${s.role}, key: ${s.key}, sig: "${s.sig}" }\n`).join('')}`;
-    const trust = manifestTrustOf({ security: [{ publicKey: security.publicPem }], owner: [{ publicKey: owner.publicPem }] }, ['security', 'owner'], 'signers.yaml');
+    const trust = manifestTrustOf(
+      { security: [{ publicKey: security.publicPem }], owner: [{ publicKey: owner.publicPem }] },
+      ['security', 'owner'],
+      'signers.yaml',
+    );
     const policyStore = PolicyStore.fromSources([{ file: 'signed.yaml', text }], { manifestTrust: trust });
     const expected = [
       { role: 'owner', key: owner.id },
       { role: 'security', key: security.id },
     ];
 
-    const gw = await startGateway(env, { policy: text, policyStore, taskQueue: `manifest-signed-${process.pid}`, tools: { lookup: async () => ({ found: 1 }) } });
+    const gw = await startGateway(env, {
+      policy: text,
+      policyStore,
+      taskQueue: `manifest-signed-${process.pid}`,
+      tools: { lookup: async () => ({ found: 1 }) },
+    });
     try {
       const requestId = `signed-${process.pid}`;
-      const result = await gw.gateway.call({ requestId, actor: { id: 'bot', type: 'agent', roles: ['agent_runtime'] }, tenant: 'acme', environment: 'production', tool: 'lookup', args: { q: 'x' } });
+      const result = await gw.gateway.call({
+        requestId,
+        actor: { id: 'bot', type: 'agent', roles: ['agent_runtime'] },
+        tenant: 'acme',
+        environment: 'production',
+        tool: 'lookup',
+        args: { q: 'x' },
+      });
       assert.deepEqual(result, { found: 1 });
 
       const status = await gw.status(requestId);
@@ -99,7 +115,9 @@ describe('co-signed tool manifests', () => {
       const markers = await Promise.all(
         (history.events ?? [])
           .filter((e) => e.markerRecordedEventAttributes?.details?.result?.payloads)
-          .map((e) => decodeFromPayloadsAtIndex<unknown>(gw.ops.options.loadedDataConverter, 0, e.markerRecordedEventAttributes!.details!.result!.payloads as Payload[])),
+          .map((e) =>
+            decodeFromPayloadsAtIndex<unknown>(gw.ops.options.loadedDataConverter, 0, e.markerRecordedEventAttributes!.details!.result!.payloads as Payload[]),
+          ),
       );
       const sealed = markers.find((m): m is Evaluation & { seal: string } => m !== null && typeof m === 'object' && 'seal' in m && 'decision' in m);
       assert.ok(sealed, 'the history holds the sealed evaluation');
@@ -136,7 +154,10 @@ describe('co-signed tool manifests', () => {
         assert.ok(id, made.output);
         keys[role] = id;
       }
-      await writeFile(join(dir, 'signers.yaml'), '# the deployment decides whose signature counts\nsecurity: [keys/security.pub.pem]\nowner: [keys/owner.pub.pem]\n');
+      await writeFile(
+        join(dir, 'signers.yaml'),
+        '# the deployment decides whose signature counts\nsecurity: [keys/security.pub.pem]\nowner: [keys/owner.pub.pem]\n',
+      );
       const signerEnv = { TOOLGATE_MANIFEST_SIGNERS: join(dir, 'signers.yaml'), TOOLGATE_MANIFEST_REQUIRE: 'security,owner' };
 
       // Not yet signed: verify refuses, naming the file, the tool and the missing roles.
@@ -152,7 +173,13 @@ describe('co-signed tool manifests', () => {
       }
       const signedText = await readFile(policyFile, 'utf8');
       // Only signature lines were added: every line of the original is still there, in order, unchanged.
-      assert.equal(signedText.split('\n').filter((line) => !/^ {4}signatures:$|^ {6}- \{ role: (security|owner), key: k-/.test(line)).join('\n'), original);
+      assert.equal(
+        signedText
+          .split('\n')
+          .filter((line) => !/^ {4}signatures:$|^ {6}- \{ role: (security|owner), key: k-/.test(line))
+          .join('\n'),
+        original,
+      );
 
       const verified = await toolgate(['manifest', 'verify', policyFile], signerEnv);
       assert.equal(verified.code, 0, verified.output);
@@ -176,7 +203,10 @@ describe('co-signed tool manifests', () => {
       processes.push(await startApiProcess(processEnv));
       const apiUrl = `http://127.0.0.1:${processEnv.TOOLGATE_API_PORT}`;
       const readKb = async (requestId: string) => {
-        const done = await callApi(apiUrl, 'POST', '/v1/tool-requests', { token: agent, body: { requestId, tool: 'read_kb', args: { query: 'vpn' }, wait: 30 } });
+        const done = await callApi(apiUrl, 'POST', '/v1/tool-requests', {
+          token: agent,
+          body: { requestId, tool: 'read_kb', args: { query: 'vpn' }, wait: 30 },
+        });
         assert.equal(done.status, 200, JSON.stringify(done.body));
         assert.equal(done.body.state, 'completed', JSON.stringify(done.body));
         const record = await buildAuditRecord(env.client, 'acme', requestId);
@@ -192,7 +222,10 @@ describe('co-signed tool manifests', () => {
       // An edit nobody signed: the running worker refuses the reload and keeps the signed policy.
       await writeFile(policyFile, signedText.replace('run_as: svc-kb-reader', 'run_as: svc-kb-admin'));
       await waitForOutput(worker, /"msg":"policy reload failed: the previous policy stays in force"/, 30_000);
-      assert.match(worker.output(), /"err":"policy failed to load[^"]*manifest\.read_kb\.signatures\[0\]: the security signature \(k-[0-9a-f]{16}\) of tool read_kb does not match the entry as it is now/);
+      assert.match(
+        worker.output(),
+        /"err":"policy failed to load[^"]*manifest\.read_kb\.signatures\[0\]: the security signature \(k-[0-9a-f]{16}\) of tool read_kb does not match the entry as it is now/,
+      );
       const second = await readKb(`cli-after-edit-${process.pid}`);
       assert.equal(second.ranAs?.runAs, 'svc-kb-reader', 'the signed policy is still the one in force');
 

@@ -128,7 +128,14 @@ describe('toolgate mcp: an MCP gateway in front of downstream MCP servers', () =
 
   /** Serves the HTTP MCP gateway against the test gateway's front door; returns its /mcp URL. */
   const serveHttp = async (extra: Partial<McpHttpOptions> = {}): Promise<URL> => {
-    const app = createMcpHttpApp({ apiUrl: gw.apiUrl, policy: () => store.current().policy, logger: silentLogger(), progressEveryMs: 200, client: { pollSeconds: 5 }, ...extra });
+    const app = createMcpHttpApp({
+      apiUrl: gw.apiUrl,
+      policy: () => store.current().policy,
+      logger: silentLogger(),
+      progressEveryMs: 200,
+      client: { pollSeconds: 5 },
+      ...extra,
+    });
     const server = await new Promise<Server>((ok) => {
       const s = app.listen(0, '127.0.0.1', () => ok(s));
     });
@@ -171,7 +178,24 @@ describe('toolgate mcp: an MCP gateway in front of downstream MCP servers', () =
       new StdioClientTransport({
         command: process.execPath,
         // Restating the token's identity is allowed (ids compare in canonical form); it never chooses it.
-        args: ['--import', 'tsx', 'src/cli/main.ts', 'mcp', '--url', gw.apiUrl, '--wait', '30', '--actor', 'Triage-Bot', '--tenant', 'acme', '--environment', 'production', '--roles', 'agent_runtime'],
+        args: [
+          '--import',
+          'tsx',
+          'src/cli/main.ts',
+          'mcp',
+          '--url',
+          gw.apiUrl,
+          '--wait',
+          '30',
+          '--actor',
+          'Triage-Bot',
+          '--tenant',
+          'acme',
+          '--environment',
+          'production',
+          '--roles',
+          'agent_runtime',
+        ],
         env: mcpProcessEnv({ TOOLGATE_AGENT_TOKEN: agentToken, TOOLGATE_POLICY: policyFile }),
         stderr: 'inherit',
       }),
@@ -214,12 +238,16 @@ describe('toolgate mcp: an MCP gateway in front of downstream MCP servers', () =
 
       test('an allowed call runs once through the gateway, with the idempotency key downstream', async () => {
         const requestId = unique('mcp-ok');
-        const result = (await client().callTool({ name: 'lookup_order', arguments: { orderId: 'A-1' }, _meta: { 'toolgate/requestId': requestId } })) as CallToolResult;
+        const result = (await client().callTool({
+          name: 'lookup_order',
+          arguments: { orderId: 'A-1' },
+          _meta: { 'toolgate/requestId': requestId },
+        })) as CallToolResult;
         assert.equal(result.isError, undefined);
         assert.deepEqual(result.structuredContent, { orderId: 'A-1', status: 'shipped', total: 120 });
         assert.equal((await effectsOf('acme', requestId)).length, 1);
         const status = await gw.status(requestId, 'acme');
-        assert.deepEqual({ actor: status.actor.id, tenant: status.tenant }, { actor: 'triage-bot', tenant: 'acme' }, 'recorded as the token\'s agent');
+        assert.deepEqual({ actor: status.actor.id, tenant: status.tenant }, { actor: 'triage-bot', tenant: 'acme' }, "recorded as the token's agent");
       });
 
       test('a call the policy denies comes back as an error result that says why, and nothing runs', async () => {
@@ -327,7 +355,12 @@ describe('toolgate mcp: an MCP gateway in front of downstream MCP servers', () =
     });
 
     test("over HTTP, the API verifies each POST's token: none, or one it did not sign, is a 401", async () => {
-      const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } };
+      const initialize = {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      };
       const post = (url: URL, token?: string) =>
         fetch(url, {
           method: 'POST',
@@ -346,7 +379,10 @@ describe('toolgate mcp: an MCP gateway in front of downstream MCP servers', () =
       const stagingOnly = await serveHttp({ environment: 'staging' });
       const wrongEnvironment = await post(stagingOnly, agentToken);
       assert.equal(wrongEnvironment.status, 403);
-      assert.match(((await wrongEnvironment.json()) as { error: { message: string } }).error.message, /serves environment staging; the agent's token is for production/);
+      assert.match(
+        ((await wrongEnvironment.json()) as { error: { message: string } }).error.message,
+        /serves environment staging; the agent's token is for production/,
+      );
     });
 
     test('over stdio, options that contradict the token, or no token at all, stop the gateway with an error naming them', async () => {

@@ -141,11 +141,14 @@ async function scrape(url: string): Promise<string> {
 async function metricReaches(url: string, name: string, labels: Record<string, string>, expected: number): Promise<string> {
   let last = Number.NaN;
   try {
-    return await eventually(async () => {
-      const text = await scrape(url);
-      last = sample(text, name, labels);
-      return last === expected ? text : undefined;
-    }, `${name}${JSON.stringify(labels)} to reach ${expected}`);
+    return await eventually(
+      async () => {
+        const text = await scrape(url);
+        last = sample(text, name, labels);
+        return last === expected ? text : undefined;
+      },
+      `${name}${JSON.stringify(labels)} to reach ${expected}`,
+    );
   } catch (err) {
     throw new Error(`${(err as Error).message} (last seen: ${last})`);
   }
@@ -233,7 +236,12 @@ describe('metrics', { timeout: 400_000 }, () => {
     const forged = await gw.ops.workflow.start(WORKFLOW_TYPE, {
       taskQueue,
       workflowId: workflowIdFor(forgedTenant, 'forged-1'),
-      args: [{ request: { requestId: 'forged-1', actor: bot, tenant: forgedTenant, environment: 'production', tool: 'obs_read', args: {} }, admission: 'not-an-admission' }],
+      args: [
+        {
+          request: { requestId: 'forged-1', actor: bot, tenant: forgedTenant, environment: 'production', tool: 'obs_read', args: {} },
+          admission: 'not-an-admission',
+        },
+      ],
     });
     const outcome = (await forged.result()) as ToolOutcome;
     assert.equal(outcome.status === 'denied' && outcome.code, 'unverified_request');
@@ -283,7 +291,10 @@ describe('metrics', { timeout: 400_000 }, () => {
     await gw.stopWorker();
     await gw.startWorker();
     const manager = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
-    const approved = await gw.api('POST', `/v1/approvals/${handle.requestId}/decision`, { token: manager, body: { decision: 'approve', digest: pending.digest } });
+    const approved = await gw.api('POST', `/v1/approvals/${handle.requestId}/decision`, {
+      token: manager,
+      body: { decision: 'approve', digest: pending.digest },
+    });
     assert.equal(approved.status, 200, JSON.stringify(approved.body));
     assert.equal((await handle.outcome()).status, 'completed');
 
@@ -308,69 +319,81 @@ describe('metrics', { timeout: 400_000 }, () => {
     }
   });
 
-  test('the CLI: `toolgate worker` serves its counters and the Temporal SDK\'s at TOOLGATE_METRICS_ADDRESS, `toolgate api` the pending gauge; OTEL_TRACES_EXPORTER=console traces across both', { timeout: 300_000 }, async () => {
-    const stateDir = await mkdtemp(join(tmpdir(), 'toolgate-observability-'));
-    const temporal = await TemporalProcess.start(join(stateDir, 'temporal.db'));
-    const processes: ManagedProcess[] = [];
-    try {
-      const env: GatewayProcessEnv = {
-        TEMPORAL_ADDRESS: temporal.address,
-        TOOLGATE_STATE_DIR: stateDir,
-        TOOLGATE_POLICY: join(REPO_ROOT, 'policies'),
-        TOOLGATE_API_PORT: String(await findFreePort()),
-        // Traces on, printed to stdout by the console exporter; nothing else of OTel.
-        OTEL_TRACES_EXPORTER: 'console',
-      };
-      await processKeyring(env);
-      await provisionBoundaryKeys(env);
-      const tokens = await localTokens(stateDir);
-      const metricsAddress = `127.0.0.1:${await findFreePort()}`;
-      processes.push(await startWorkerProcess({ ...env, TOOLGATE_METRICS_ADDRESS: metricsAddress }));
-      processes.push(await startApiProcess(env));
-      const [worker, api] = processes as [ManagedProcess, ManagedProcess];
-      const apiUrl = `http://127.0.0.1:${env.TOOLGATE_API_PORT}`;
-      const workerMetrics = `http://${metricsAddress}/metrics`;
+  test(
+    "the CLI: `toolgate worker` serves its counters and the Temporal SDK's at TOOLGATE_METRICS_ADDRESS, `toolgate api` the pending gauge; OTEL_TRACES_EXPORTER=console traces across both",
+    { timeout: 300_000 },
+    async () => {
+      const stateDir = await mkdtemp(join(tmpdir(), 'toolgate-observability-'));
+      const temporal = await TemporalProcess.start(join(stateDir, 'temporal.db'));
+      const processes: ManagedProcess[] = [];
+      try {
+        const env: GatewayProcessEnv = {
+          TEMPORAL_ADDRESS: temporal.address,
+          TOOLGATE_STATE_DIR: stateDir,
+          TOOLGATE_POLICY: join(REPO_ROOT, 'policies'),
+          TOOLGATE_API_PORT: String(await findFreePort()),
+          // Traces on, printed to stdout by the console exporter; nothing else of OTel.
+          OTEL_TRACES_EXPORTER: 'console',
+        };
+        await processKeyring(env);
+        await provisionBoundaryKeys(env);
+        const tokens = await localTokens(stateDir);
+        const metricsAddress = `127.0.0.1:${await findFreePort()}`;
+        processes.push(await startWorkerProcess({ ...env, TOOLGATE_METRICS_ADDRESS: metricsAddress }));
+        processes.push(await startApiProcess(env));
+        const [worker, api] = processes as [ManagedProcess, ManagedProcess];
+        const apiUrl = `http://127.0.0.1:${env.TOOLGATE_API_PORT}`;
+        const workerMetrics = `http://${metricsAddress}/metrics`;
 
-      const agent = await tokens.agent({ sub: 'support-bot', tenant: 'acme', environment: 'production', roles: ['agent_runtime'] });
-      const done = await callApi(apiUrl, 'POST', '/v1/tool-requests', { token: agent, body: { tool: 'read_kb', args: { query: 'password' }, wait: 30 } });
-      assert.equal(done.status, 200, JSON.stringify(done.body));
-      assert.equal(done.body.state, 'completed');
+        const agent = await tokens.agent({ sub: 'support-bot', tenant: 'acme', environment: 'production', roles: ['agent_runtime'] });
+        const done = await callApi(apiUrl, 'POST', '/v1/tool-requests', { token: agent, body: { tool: 'read_kb', args: { query: 'password' }, wait: 30 } });
+        assert.equal(done.status, 200, JSON.stringify(done.body));
+        assert.equal(done.body.state, 'completed');
 
-      // The worker's endpoint: its own counters, and the SDK's metrics from the same scrape.
-      const labels = { tool: 'read_kb', tenant: 'acme' };
-      const text = await until('the worker to count the request', 30_000, async () => {
-        const body = await scrape(workerMetrics);
-        return sample(body, 'toolgate_request_outcomes_total', { ...labels, outcome: 'completed' }) === 1 ? body : undefined;
-      });
-      assert.equal(sample(text, 'toolgate_requests_total', { ...labels, decision: 'allow' }), 1);
-      assert.match(text, /^temporal_num_pollers\{[^}]*task_queue="toolgate"[^}]*\} \d+/m, 'the Temporal SDK metrics are appended');
-      assert.match(text, /^toolgate_process_process_cpu_seconds_total /m);
-      assert.equal((await fetch(`http://${metricsAddress}/other`)).status, 404);
+        // The worker's endpoint: its own counters, and the SDK's metrics from the same scrape.
+        const labels = { tool: 'read_kb', tenant: 'acme' };
+        const text = await until('the worker to count the request', 30_000, async () => {
+          const body = await scrape(workerMetrics);
+          return sample(body, 'toolgate_request_outcomes_total', { ...labels, outcome: 'completed' }) === 1 ? body : undefined;
+        });
+        assert.equal(sample(text, 'toolgate_requests_total', { ...labels, decision: 'allow' }), 1);
+        assert.match(text, /^temporal_num_pollers\{[^}]*task_queue="toolgate"[^}]*\} \d+/m, 'the Temporal SDK metrics are appended');
+        assert.match(text, /^toolgate_process_process_cpu_seconds_total /m);
+        assert.equal((await fetch(`http://${metricsAddress}/other`)).status, 404);
 
-      // The API runs no workflow: it counts none, and it serves the deployment's pending gauge.
-      const apiText = await scrape(`${apiUrl}/metrics`);
-      assert.equal(sample(apiText, 'toolgate_requests_total'), 0);
-      assert.equal(sample(apiText, 'toolgate_pending_approvals'), 0);
-      assert.doesNotMatch(apiText, /^temporal_/m, 'the API has no Temporal worker runtime');
-      const waiting = await callApi(apiUrl, 'POST', '/v1/tool-requests', { token: agent, body: { tool: 'create_ticket', args: { title: 'Printer on fire', priority: 'urgent' } } });
-      assert.equal(waiting.status, 202, JSON.stringify(waiting.body));
-      await until('the API to count the waiting request', 30_000, async () => (sample(await scrape(`${apiUrl}/metrics`), 'toolgate_pending_approvals') === 1 ? true : undefined));
+        // The API runs no workflow: it counts none, and it serves the deployment's pending gauge.
+        const apiText = await scrape(`${apiUrl}/metrics`);
+        assert.equal(sample(apiText, 'toolgate_requests_total'), 0);
+        assert.equal(sample(apiText, 'toolgate_pending_approvals'), 0);
+        assert.doesNotMatch(apiText, /^temporal_/m, 'the API has no Temporal worker runtime');
+        const waiting = await callApi(apiUrl, 'POST', '/v1/tool-requests', {
+          token: agent,
+          body: { tool: 'create_ticket', args: { title: 'Printer on fire', priority: 'urgent' } },
+        });
+        assert.equal(waiting.status, 202, JSON.stringify(waiting.body));
+        await until('the API to count the waiting request', 30_000, async () =>
+          sample(await scrape(`${apiUrl}/metrics`), 'toolgate_pending_approvals') === 1 ? true : undefined,
+        );
 
-      // One trace across the processes: the API's span of the first request, the workflow's and the
-      // activities' spans in the worker, under the same trace id (console exporter output).
-      const spansOf = (output: string) => [...output.matchAll(/traceId: '([0-9a-f]{32})',[\s\S]*?name: '([^']+)'/g)].map((m) => ({ traceId: m[1], name: m[2] }));
-      const apiSpan = await until('the API span of the request', 15_000, () => spansOf(api.output()).find((s) => s.name === 'POST /v1/tool-requests'));
-      const workerSpans = await until('the worker spans of that trace', 15_000, () => {
-        const names = spansOf(worker.output()).filter((s) => s.traceId === apiSpan.traceId).map((s) => s.name);
-        return ['RunWorkflow:toolRequest', 'RunActivity:evaluatePolicy', 'RunActivity:executeTool'].every((n) => names.includes(n)) ? names : undefined;
-      });
-      assert.ok(workerSpans.includes('StartActivity:executeTool'), workerSpans.join(', '));
-    } finally {
-      for (const proc of processes.reverse()) await proc.stop();
-      await temporal.stop();
-      await rm(stateDir, { recursive: true, force: true });
-    }
-  });
+        // One trace across the processes: the API's span of the first request, the workflow's and the
+        // activities' spans in the worker, under the same trace id (console exporter output).
+        const spansOf = (output: string) =>
+          [...output.matchAll(/traceId: '([0-9a-f]{32})',[\s\S]*?name: '([^']+)'/g)].map((m) => ({ traceId: m[1], name: m[2] }));
+        const apiSpan = await until('the API span of the request', 15_000, () => spansOf(api.output()).find((s) => s.name === 'POST /v1/tool-requests'));
+        const workerSpans = await until('the worker spans of that trace', 15_000, () => {
+          const names = spansOf(worker.output())
+            .filter((s) => s.traceId === apiSpan.traceId)
+            .map((s) => s.name);
+          return ['RunWorkflow:toolRequest', 'RunActivity:evaluatePolicy', 'RunActivity:executeTool'].every((n) => names.includes(n)) ? names : undefined;
+        });
+        assert.ok(workerSpans.includes('StartActivity:executeTool'), workerSpans.join(', '));
+      } finally {
+        for (const proc of processes.reverse()) await proc.stop();
+        await temporal.stop();
+        await rm(stateDir, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 describe('traces', { timeout: 300_000 }, () => {
@@ -414,13 +437,16 @@ describe('traces', { timeout: 300_000 }, () => {
 
   /** The spans of `traceId` once those named have all ended (workflow spans arrive through a sink, a moment after the outcome). */
   const spansOf = (traceId: string, names: string[]): Promise<ReadableSpan[]> =>
-    eventually(async () => {
-      await telemetry.flush();
-      const spans = exporter.getFinishedSpans().filter((span) => span.spanContext().traceId === traceId);
-      return names.every((name) => spans.some((span) => span.name === name)) ? spans : undefined;
-    }, `spans ${names.join(', ')} of trace ${traceId}`);
+    eventually(
+      async () => {
+        await telemetry.flush();
+        const spans = exporter.getFinishedSpans().filter((span) => span.spanContext().traceId === traceId);
+        return names.every((name) => spans.some((span) => span.name === name)) ? spans : undefined;
+      },
+      `spans ${names.join(', ')} of trace ${traceId}`,
+    );
 
-  test('one trace from the agent\'s call through the API, the workflow and its activities to the tool\'s HTTP call', async () => {
+  test("one trace from the agent's call through the API, the workflow and its activities to the tool's HTTP call", async () => {
     const sdk = await gw.gateway.as({ id: 'obs-bot', roles: ['agent_runtime'], tenant: 'acme', environment: 'production' });
     const before = service.effects.length;
     const { traceId, result } = await trace.getTracer('agent').startActiveSpan('agent: file a ticket', async (span) => {
@@ -452,7 +478,8 @@ describe('traces', { timeout: 300_000 }, () => {
     }
     const ancestors = (span: ReadableSpan): string[] => {
       const chain: string[] = [];
-      for (let at = span.parentSpanId ? byId.get(span.parentSpanId) : undefined; at; at = at.parentSpanId ? byId.get(at.parentSpanId) : undefined) chain.push(at.name);
+      for (let at = span.parentSpanId ? byId.get(span.parentSpanId) : undefined; at; at = at.parentSpanId ? byId.get(at.parentSpanId) : undefined)
+        chain.push(at.name);
       return chain;
     };
     const server = named('POST /v1/tool-requests');
@@ -525,9 +552,18 @@ describe('traces', { timeout: 300_000 }, () => {
       }
     }
     const servers = spans.filter((span) => span.kind === SpanKind.SERVER);
-    assert.ok(servers.some((span) => serverPath(span) === '/v1/links/:token'), servers.map(serverPath).join(', '));
-    assert.ok(servers.some((span) => serverPath(span) === '/inbox/from-link/:token'), servers.map(serverPath).join(', '));
-    assert.ok(servers.some((span) => serverPath(span) === '/inbox/signin/callback'), servers.map(serverPath).join(', '));
+    assert.ok(
+      servers.some((span) => serverPath(span) === '/v1/links/:token'),
+      servers.map(serverPath).join(', '),
+    );
+    assert.ok(
+      servers.some((span) => serverPath(span) === '/inbox/from-link/:token'),
+      servers.map(serverPath).join(', '),
+    );
+    assert.ok(
+      servers.some((span) => serverPath(span) === '/inbox/signin/callback'),
+      servers.map(serverPath).join(', '),
+    );
     // This process's own fetch of those pages (a client span): the API's origin, nothing more.
     const clients = spans.filter((span) => span.kind === SpanKind.CLIENT && String(span.attributes['url.full'] ?? '').startsWith(gw.apiUrl));
     assert.ok(clients.length >= 3, 'client spans of the fetches');
@@ -546,7 +582,7 @@ describe('traces', { timeout: 300_000 }, () => {
     for (const span of webhookSpans) assert.equal(span.attributes['url.full'], origin);
     // The receiver stands in for Slack but runs in this process: its own server span is Slack's side, not toolgate's.
     const receiverSide = (span: ReadableSpan) => span.kind === SpanKind.SERVER && String(span.attributes['http.url'] ?? '').startsWith(`${origin}/`);
-    assert.ok(exporter.getFinishedSpans().some(receiverSide), 'the receiver\'s server span is recognised (and only it is skipped)');
+    assert.ok(exporter.getFinishedSpans().some(receiverSide), "the receiver's server span is recognised (and only it is skipped)");
     for (const span of exporter.getFinishedSpans().filter((s) => !receiverSide(s))) {
       for (const text of exportedStrings(span)) {
         assert.ok(!text.includes('webhook-secret-'), `span ${span.name} (kind ${span.kind}) exports the webhook's path: ${text}`);
@@ -555,7 +591,7 @@ describe('traces', { timeout: 300_000 }, () => {
     }
   });
 
-  test('an agent\'s `baggage` header does not travel to the tool; its trace context does', async () => {
+  test("an agent's `baggage` header does not travel to the tool; its trace context does", async () => {
     const before = service.effects.length;
     const token = await gw.agentToken({ sub: 'obs-bot', tenant: 'acme', roles: ['agent_runtime'], environment: 'production' });
     // The agent's span: this process's (instrumented) fetch sends its `traceparent`; the `baggage`
@@ -579,7 +615,7 @@ describe('traces', { timeout: 300_000 }, () => {
     assert.equal(effect.headers.baggage, undefined, `baggage reached the tool: ${String(effect.headers.baggage)}`);
   });
 
-  test('the client SDK sends the caller\'s trace context when its fetch is not instrumented, and nothing without an OTel SDK', async () => {
+  test("the client SDK sends the caller's trace context when its fetch is not instrumented, and nothing without an OTel SDK", async () => {
     // A separate process: this one's fetch is instrumented (which then sends the context itself).
     const script = `
       import { trace } from '@opentelemetry/api';

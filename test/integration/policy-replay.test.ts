@@ -31,7 +31,10 @@ const request = (tenant: string, tool: string, args: Record<string, unknown>, ac
 /** Runs the real CLI against the test server; resolves with its exit code and output. */
 function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -50,14 +53,23 @@ describe('policy replay on a real server', { timeout: 300_000 }, () => {
   const ran: Record<string, number> = { lookup: 0, refund: 0, deploy: 0 };
   const workflowIds: string[] = [];
   const files = { stricter: '', looser: '' };
-  const cliEnv = (): NodeJS.ProcessEnv => ({ TEMPORAL_ADDRESS: env.address, TOOLGATE_CODEC_KEYS: testCodecKeysEnv, TOOLGATE_STATE_DIR: dir, TOOLGATE_LOG_LEVEL: 'warn' });
+  const cliEnv = (): NodeJS.ProcessEnv => ({
+    TEMPORAL_ADDRESS: env.address,
+    TOOLGATE_CODEC_KEYS: testCodecKeysEnv,
+    TOOLGATE_STATE_DIR: dir,
+    TOOLGATE_LOG_LEVEL: 'warn',
+  });
   const query = `WorkflowType = '${WORKFLOW_TYPE}'`;
 
   /** Runs the command in this process against the harness's client; returns the exit code and the parsed JSON report. */
   async function replay(paths: string[], options: Record<string, string | boolean> = {}) {
     const out: string[] = [];
     const err: string[] = [];
-    const code = await runPolicyReplay(paths, { json: true, ...options }, { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, client: gw.ops });
+    const code = await runPolicyReplay(
+      paths,
+      { json: true, ...options },
+      { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, client: gw.ops },
+    );
     assert.notEqual(code, 2, err.join(''));
     return { code, report: JSON.parse(out.join('')), err: err.join('') };
   }
@@ -73,7 +85,11 @@ describe('policy replay on a real server', { timeout: 300_000 }, () => {
       ran[name] = (ran[name] ?? 0) + 1;
       return { ok: true };
     };
-    gw = await startGateway(env, { taskQueue, policy: policyYaml(RECORDED), tools: { lookup: tool('lookup'), refund: tool('refund'), deploy: tool('deploy') } });
+    gw = await startGateway(env, {
+      taskQueue,
+      policy: policyYaml(RECORDED),
+      tools: { lookup: tool('lookup'), refund: tool('refund'), deploy: tool('deploy') },
+    });
 
     const settled: Promise<unknown>[] = [];
     const submit = async (r: ToolRequestInput, state: RequestState) => {
@@ -90,7 +106,8 @@ describe('policy replay on a real server', { timeout: 300_000 }, () => {
 
     for (const tenant of ['acme', 'globex']) {
       // Lookups: allowed (two actors in acme, one in globex; each within the limit of 2 an hour).
-      for (const actor of tenant === 'acme' ? ['bot-a', 'bot-a', 'bot-b', 'bot-b'] : ['bot-c', 'bot-c']) await submit(request(tenant, 'lookup', {}, actor), 'completed');
+      for (const actor of tenant === 'acme' ? ['bot-a', 'bot-a', 'bot-b', 'bot-b'] : ['bot-c', 'bot-c'])
+        await submit(request(tenant, 'lookup', {}, actor), 'completed');
       // Small refunds: allowed by rule `small`.
       for (let i = 0; i < 2; i++) await submit(request(tenant, 'refund', { amount: 50 }), 'completed');
       // Refunds of 500 need a manager.
@@ -128,7 +145,10 @@ describe('policy replay on a real server', { timeout: 300_000 }, () => {
     await Promise.all(settled);
     // Visibility catches up with every start and every close.
     await eventually(async () => ((await gw.ops.workflow.count(query)).count === 22 ? true : undefined), 'visibility to list the 22 requests');
-    await eventually(async () => ((await gw.ops.workflow.count(`${query} AND ExecutionStatus = 'Running'`)).count === 3 ? true : undefined), 'visibility to see the 3 pending ones running');
+    await eventually(
+      async () => ((await gw.ops.workflow.count(`${query} AND ExecutionStatus = 'Running'`)).count === 3 ? true : undefined),
+      'visibility to see the 3 pending ones running',
+    );
   });
 
   after(async () => {

@@ -96,7 +96,14 @@ manifest:
 let seq = 0;
 function request(tool: string, args: Record<string, unknown> = {}): ToolRequestInput {
   seq += 1;
-  return { requestId: `pv-${process.pid}-${Date.now()}-${seq}`, actor: { id: 'ops-bot', type: 'agent', roles: ['agent_runtime'] }, tenant: 'acme', environment: 'production', tool, args };
+  return {
+    requestId: `pv-${process.pid}-${Date.now()}-${seq}`,
+    actor: { id: 'ops-bot', type: 'agent', roles: ['agent_runtime'] },
+    tenant: 'acme',
+    environment: 'production',
+    tool,
+    args,
+  };
 }
 
 /** The proposal as it was before the preview was added: what a digest "without the preview" is computed over. */
@@ -114,7 +121,14 @@ describe('dry-run previews', { timeout: 240_000 }, () => {
   /** Every call of a code handler: which tool, whether as a preview, as whom, with what. */
   const calls: { tool: string; preview: boolean; runAs: string; args: Record<string, unknown>; attempt: number; requestId: string }[] = [];
   const record = (context: ToolContext) =>
-    calls.push({ tool: context.tool, preview: context.preview === true, runAs: context.runAs, args: context.args, attempt: context.attempt, requestId: context.requestId });
+    calls.push({
+      tool: context.tool,
+      preview: context.preview === true,
+      runAs: context.runAs,
+      args: context.args,
+      attempt: context.attempt,
+      requestId: context.requestId,
+    });
   let maria = '';
   const pending = (requestId: string, notDigest?: string): Promise<RequestStatus> => waitForState(gw, requestId, 'pending_approval', { notDigest });
   const decide = (requestId: string, body: Record<string, unknown>) => gw.api('POST', `/v1/approvals/${requestId}/decision`, { token: maria, body });
@@ -132,7 +146,12 @@ describe('dry-run previews', { timeout: 240_000 }, () => {
         async purge(context) {
           record(context);
           const days = Number(context.args.older_than_days);
-          if (context.preview) return { summary: `would delete 3,214 rows older than ${days} days`, connection: `token ${TOKEN}`, sample: Array.from({ length: 200 }, (_, i) => `row-${i}`) };
+          if (context.preview)
+            return {
+              summary: `would delete 3,214 rows older than ${days} days`,
+              connection: `token ${TOKEN}`,
+              sample: Array.from({ length: 200 }, (_, i) => `row-${i}`),
+            };
           return { deleted: 3214 };
         },
         async flaky(context) {
@@ -183,7 +202,9 @@ describe('dry-run previews', { timeout: 240_000 }, () => {
     assert.match(preview.result as string, /\[REDACTED:/);
 
     // The preview ran once, before anyone was asked, as the tool's identity and in preview mode.
-    assert.deepEqual(callsOf(handle.requestId), [{ tool: 'purge', preview: true, runAs: 'svc-purge', args: { older_than_days: 30 }, attempt: 1, requestId: handle.requestId }]);
+    assert.deepEqual(callsOf(handle.requestId), [
+      { tool: 'purge', preview: true, runAs: 'svc-purge', args: { older_than_days: 30 }, attempt: 1, requestId: handle.requestId },
+    ]);
 
     // The digest approvers sign is over the proposal with the preview; without it is another digest.
     assert.equal(canonicalDigest(proposal), status.digest);
@@ -202,12 +223,19 @@ describe('dry-run previews', { timeout: 240_000 }, () => {
     assert.deepEqual(view.body.proposal.preview.status, 'ok');
     assert.equal(view.body.digest, status.digest);
 
-    const link = await gw.links.mintLink({ requestId: handle.requestId, digest: status.digest ?? '', approver: { id: 'maria', tenant: 'acme', groups: ['manager'] } });
+    const link = await gw.links.mintLink({
+      requestId: handle.requestId,
+      digest: status.digest ?? '',
+      approver: { id: 'maria', tenant: 'acme', groups: ['manager'] },
+    });
     const page = await (await fetch(`${gw.apiUrl}/v1/links/${link.token}`)).text();
     assert.match(page, /<dt>preview \(dry run\)<\/dt><dd><pre>\{[^<]*would delete 3,214 rows/);
     assert.doesNotMatch(page, new RegExp(TOKEN));
 
-    const requested = await eventually(async () => webhook.received.find((event) => event.requestId === handle.requestId && event.kind === 'requested'), 'the requested notification');
+    const requested = await eventually(
+      async () => webhook.received.find((event) => event.requestId === handle.requestId && event.kind === 'requested'),
+      'the requested notification',
+    );
     const shown = requested.preview as { status: string; headline: string; text: string; truncated: boolean };
     assert.equal(shown.headline, 'preview (dry run)');
     assert.equal(shown.status, 'ok');
@@ -229,8 +257,14 @@ describe('dry-run previews', { timeout: 240_000 }, () => {
     assert.equal(audit.proposal.preview?.status, 'ok');
     assert.match(audit.proposal.preview?.text ?? '', /would delete 3,214 rows/);
     assert.equal(audit.proposal.digest, status.digest);
-    assert.ok(audit.timeline.some((entry) => /^dry-run preview called as svc-purge$/.test(entry.event)), JSON.stringify(audit.timeline));
-    assert.ok(audit.timeline.some((entry) => /^dry-run preview answered: .*would delete 3,214 rows/.test(entry.event)), JSON.stringify(audit.timeline));
+    assert.ok(
+      audit.timeline.some((entry) => /^dry-run preview called as svc-purge$/.test(entry.event)),
+      JSON.stringify(audit.timeline),
+    );
+    assert.ok(
+      audit.timeline.some((entry) => /^dry-run preview answered: .*would delete 3,214 rows/.test(entry.event)),
+      JSON.stringify(audit.timeline),
+    );
     const text = formatAuditRecord(audit);
     assert.match(text, /\n {2}preview \(dry run\): .*would delete 3,214 rows/);
     assert.doesNotMatch(text, new RegExp(TOKEN));
@@ -240,19 +274,26 @@ describe('dry-run previews', { timeout: 240_000 }, () => {
     const handle = await gw.gateway.start(request('reconfigure', { max_connections: 400 }));
     const status = await pending(handle.requestId);
     const mine = () => http.calls.filter((call) => (call.headers['x-toolgate-request-id'] as string) === handle.requestId);
-    assert.deepEqual(mine().map((call) => call.path), ['/preview'], 'only the preview before approval');
+    assert.deepEqual(
+      mine().map((call) => call.path),
+      ['/preview'],
+      'only the preview before approval',
+    );
     const [previewCall] = mine();
     assert.equal(previewCall!.headers['toolgate-preview'], '1');
     assert.equal(previewCall!.headers['x-toolgate-run-as'], 'svc-config');
     assert.deepEqual((previewCall!.body as { args: unknown }).args, { max_connections: 400 });
-    assert.notEqual(previewCall!.headers['idempotency-key'], `toolgate:${handle.workflowId}`, 'the preview never uses the execution\'s idempotency key');
+    assert.notEqual(previewCall!.headers['idempotency-key'], `toolgate:${handle.workflowId}`, "the preview never uses the execution's idempotency key");
     const preview = status.proposal?.preview;
     assert.equal(preview?.status, 'ok');
     assert.deepEqual(preview?.status === 'ok' ? preview.result : undefined, { diff: '- max_connections: 100\n+ max_connections: 400' });
 
     assert.equal((await decide(handle.requestId, { decision: 'approve', digest: status.digest })).status, 200);
     assert.equal((await handle.outcome()).status, 'completed');
-    assert.deepEqual(mine().map((call) => call.path), ['/preview', '/act']);
+    assert.deepEqual(
+      mine().map((call) => call.path),
+      ['/preview', '/act'],
+    );
     assert.equal(mine()[1]!.headers['toolgate-preview'], undefined);
   });
 
@@ -269,7 +310,11 @@ describe('dry-run previews', { timeout: 240_000 }, () => {
     assert.equal((await decide(handle.requestId, { decision: 'reject', digest: status.digest, reason: 'no count, no purge' })).status, 200);
     const outcome = await handle.outcome();
     assert.equal(outcome.status, 'rejected');
-    assert.deepEqual(callsOf(handle.requestId).map((call) => call.preview), [true], 'nothing ran but the preview');
+    assert.deepEqual(
+      callsOf(handle.requestId).map((call) => call.preview),
+      [true],
+      'nothing ran but the preview',
+    );
   });
 
   test('a hanging preview is given up at its timeout, shown as timed out, and the request can still be approved', async () => {
@@ -280,7 +325,10 @@ describe('dry-run previews', { timeout: 240_000 }, () => {
     const preview = status.proposal?.preview;
     assert.equal(preview?.status, 'timed_out', JSON.stringify(preview));
     assert.ok(waited >= 1000 && waited < 6000, `approvers were asked ${waited} ms after the request (preview timeout 1s)`);
-    const requested = await eventually(async () => webhook.received.find((event) => event.requestId === handle.requestId && event.kind === 'requested'), 'the requested notification');
+    const requested = await eventually(
+      async () => webhook.received.find((event) => event.requestId === handle.requestId && event.kind === 'requested'),
+      'the requested notification',
+    );
     assert.equal((requested.preview as { headline: string }).headline, 'preview (dry run) timed out');
     assert.equal((await decide(handle.requestId, { decision: 'approve', digest: status.digest })).status, 200);
     assert.equal((await handle.outcome()).status, 'completed');
@@ -296,9 +344,12 @@ describe('dry-run previews', { timeout: 240_000 }, () => {
     assert.match(preview?.status === 'timed_out' ? preview.message : '', /^no worker ran the preview within its time/);
     assert.equal(canonicalDigest(status.proposal), status.digest);
     assert.equal((await decide(handle.requestId, { decision: 'approve', digest: status.digest })).status, 200);
-    assert.equal((await handle.outcome()).status, 'completed', 'the worker\'s seal on the recorded failure lets the approved request run');
+    assert.equal((await handle.outcome()).status, 'completed', "the worker's seal on the recorded failure lets the approved request run");
     const audit = await buildAuditRecord(gw.ops, 'acme', handle.requestId);
-    assert.ok(audit.timeline.some((entry) => /^dry-run preview timed out: no worker ran the preview/.test(entry.event)), JSON.stringify(audit.timeline));
+    assert.ok(
+      audit.timeline.some((entry) => /^dry-run preview timed out: no worker ran the preview/.test(entry.event)),
+      JSON.stringify(audit.timeline),
+    );
   });
 
   test('a request expires on time while its preview still hangs', async () => {
@@ -325,7 +376,7 @@ describe('dry-run previews', { timeout: 240_000 }, () => {
     assert.equal(outcome.status === 'denied' ? outcome.code : '', 'kill_switch');
   });
 
-  test('an edit previews the new arguments again, and the edit counts as nobody\'s approval until it is read', async () => {
+  test("an edit previews the new arguments again, and the edit counts as nobody's approval until it is read", async () => {
     const handle = await gw.gateway.start(request('purge', { older_than_days: 30 }));
     const first = await pending(handle.requestId);
     const edited = await decide(handle.requestId, { decision: 'edit', digest: first.digest, args: { older_than_days: 90 } });
@@ -341,7 +392,11 @@ describe('dry-run previews', { timeout: 240_000 }, () => {
         [true, 90],
       ],
     );
-    assert.deepEqual(second.approvals.filter((vote) => vote.digest === second.digest), [], 'the editor has not read the new preview: no vote yet');
+    assert.deepEqual(
+      second.approvals.filter((vote) => vote.digest === second.digest),
+      [],
+      'the editor has not read the new preview: no vote yet',
+    );
     assert.equal((await decide(handle.requestId, { decision: 'approve', digest: second.digest })).status, 200);
     const outcome = await handle.outcome();
     assert.equal(outcome.status, 'completed');

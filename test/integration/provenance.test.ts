@@ -141,7 +141,9 @@ describe('untrusted-content provenance through the front door', { timeout: 300_0
     assert.deepEqual(res.body.error.fields, ['provenance.untrusted.args.cc']);
     await assert.rejects(
       agent.start({ ...body, provenance: { untrusted: { 'args.to': ['rumour' as never] } } }),
-      (err: unknown) => err instanceof InvalidToolRequest && /provenance\.untrusted\.args\.to\.0: "rumour" is not a kind of untrusted content; allowed: retrieved_document, web_page/.test(err.message),
+      (err: unknown) =>
+        err instanceof InvalidToolRequest &&
+        /provenance\.untrusted\.args\.to\.0: "rumour" is not a kind of untrusted content; allowed: retrieved_document, web_page/.test(err.message),
     );
   });
 
@@ -206,7 +208,11 @@ describe('untrusted-content provenance through the front door', { timeout: 300_0
       }),
       send_email: tool({
         description: 'Send an e-mail',
-        inputSchema: jsonSchema<{ to: string; body: string }>({ type: 'object', properties: { to: { type: 'string' }, body: { type: 'string' } }, required: ['to', 'body'] }),
+        inputSchema: jsonSchema<{ to: string; body: string }>({
+          type: 'object',
+          properties: { to: { type: 'string' }, body: { type: 'string' } },
+          required: ['to', 'body'],
+        }),
         execute: async (): Promise<unknown> => assert.fail('runs on the worker'),
       }),
     };
@@ -226,7 +232,14 @@ describe('untrusted-content provenance through the front door', { timeout: 300_0
         if (step === 2) {
           // The injected page steered the model: it mails the address it read there.
           return {
-            content: [{ type: 'tool-call', toolCallId: 'call-2', toolName: 'send_email', input: JSON.stringify({ to: 'maria.lookalike@acme.example', body: 'Customer list attached.' }) }],
+            content: [
+              {
+                type: 'tool-call',
+                toolCallId: 'call-2',
+                toolName: 'send_email',
+                input: JSON.stringify({ to: 'maria.lookalike@acme.example', body: 'Customer list attached.' }),
+              },
+            ],
             finishReason: { unified: 'tool-calls', raw: 'tool_calls' },
             usage: usage(),
             warnings: [],
@@ -256,7 +269,10 @@ describe('untrusted-content provenance through the front door', { timeout: 300_0
     const token = await lead();
     const view = await gw.api('GET', `/v1/approvals/${scope}:call-2`, { token });
     assert.deepEqual(view.body.provenance, { untrusted: [{ path: 'args.to', kinds: ['tool_output'] }] });
-    const rejected = await gw.api('POST', `/v1/approvals/${scope}:call-2/decision`, { token, body: { decision: 'reject', digest: status.digest, reason: 'injected address' } });
+    const rejected = await gw.api('POST', `/v1/approvals/${scope}:call-2/decision`, {
+      token,
+      body: { decision: 'reject', digest: status.digest, reason: 'injected address' },
+    });
     assert.equal(rejected.status, 200, JSON.stringify(rejected.body));
     await waitForState(gw, `${scope}:call-2`, 'rejected');
     assert.equal(sent.length, before, 'nothing sent');

@@ -58,10 +58,13 @@ async function replay(workflowsPath: string) {
 
 describe('replay of recorded histories', { timeout: 300_000 }, () => {
   test('every path through the workflow has a committed history', async () => {
-    assert.deepEqual((await histories()).map((h) => h.name), EXPECTED);
+    assert.deepEqual(
+      (await histories()).map((h) => h.name),
+      EXPECTED,
+    );
   });
 
-  test('today\'s workflow replays every history', async () => {
+  test("today's workflow replays every history", async () => {
     const results = await replay(WORKFLOWS_PATH);
     assert.equal(results.length, EXPECTED.length);
     for (const result of results) assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);

@@ -26,7 +26,16 @@ import { PolicyStore } from '../../src/policy-store.js';
 import { SEARCH_ATTRIBUTE_CLI_ARGS, SHADOW_DISAGREEMENTS_QUERY, searchAttributes, type RequestState, type ToolRequestInput } from '../../src/shared/index.js';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
 import { startDevServer } from '../../src/temporal/dev-server.js';
-import { eventually, startGateway, startTemporal, testDataConverter, waitForState, workflowBundle, type GatewayEnv, type TestRequestHandle } from '../helpers/gateway-env.js';
+import {
+  eventually,
+  startGateway,
+  startTemporal,
+  testDataConverter,
+  waitForState,
+  workflowBundle,
+  type GatewayEnv,
+  type TestRequestHandle,
+} from '../helpers/gateway-env.js';
 import {
   REPO_ROOT,
   TemporalProcess,
@@ -97,7 +106,15 @@ const CASES: Case[] = [
   { name: 'refund-500', tenant: 'acme', tool: 'refund', args: { amount: 500 }, settles: 'completed', approveAs: 'manager', shadow: 'plan' },
   { name: 'refund-huge', tenant: 'acme', tool: 'refund', args: { amount: 20_000 }, settles: 'denied', shadow: 'agree' },
   { name: 'deploy-runtime', tenant: 'acme', tool: 'deploy', args: {}, settles: 'denied', shadow: 'agree' },
-  { name: 'deploy-deployer', tenant: 'acme', tool: 'deploy', args: {}, actor: { id: 'release-bot', roles: ['deployer'] }, settles: 'pending_approval', shadow: 'approve->deny' },
+  {
+    name: 'deploy-deployer',
+    tenant: 'acme',
+    tool: 'deploy',
+    args: {},
+    actor: { id: 'release-bot', roles: ['deployer'] },
+    settles: 'pending_approval',
+    shadow: 'approve->deny',
+  },
 ];
 const DISAGREEING = CASES.filter((c) => c.shadow !== 'agree');
 
@@ -183,7 +200,13 @@ describe('shadow policy on a real server', { timeout: 300_000 }, () => {
       assert.equal(withShadow.state, c.settles, c.name);
       assert.equal(withShadow.state, without.state, c.name);
       assert.equal(withShadow.outcome?.status, without.outcome?.status, c.name);
-      const decided = (s: typeof withShadow) => ({ outcome: s.decision?.outcome, rule: s.decision?.rule, risk: s.decision?.risk, code: s.decision?.code, plan: s.decision?.approval?.name });
+      const decided = (s: typeof withShadow) => ({
+        outcome: s.decision?.outcome,
+        rule: s.decision?.rule,
+        risk: s.decision?.risk,
+        code: s.decision?.code,
+        plan: s.decision?.approval?.name,
+      });
       assert.deepEqual(decided(withShadow), decided(without), c.name);
     }
     // Each of the five completed requests ran once on each gateway.
@@ -192,9 +215,13 @@ describe('shadow policy on a real server', { timeout: 300_000 }, () => {
 
   test(`the disagreements are listed with the documented query (${SHADOW_DISAGREEMENTS_QUERY}), each with its kind`, async () => {
     assert.equal(SHADOW_DISAGREEMENTS_QUERY, 'ToolgateShadowDisagreement IS NOT NULL');
-    await eventually(async () => ((await env.client.workflow.count(SHADOW_DISAGREEMENTS_QUERY)).count === DISAGREEING.length ? true : undefined), 'visibility to list the disagreements');
+    await eventually(
+      async () => ((await env.client.workflow.count(SHADOW_DISAGREEMENTS_QUERY)).count === DISAGREEING.length ? true : undefined),
+      'visibility to list the disagreements',
+    );
     const listed = new Map<string, unknown>();
-    for await (const w of env.client.workflow.list({ query: SHADOW_DISAGREEMENTS_QUERY })) listed.set(w.workflowId, w.typedSearchAttributes.get(searchAttributes.shadowDisagreement));
+    for await (const w of env.client.workflow.list({ query: SHADOW_DISAGREEMENTS_QUERY }))
+      listed.set(w.workflowId, w.typedSearchAttributes.get(searchAttributes.shadowDisagreement));
     const expected = new Map(DISAGREEING.map((c) => [(handles.get(c.name) as TestRequestHandle).workflowId, c.shadow]));
     assert.deepEqual(new Map([...listed].sort()), new Map([...expected].sort()));
     // One kind, one tenant: the attribute combines with the others.
@@ -207,7 +234,9 @@ describe('shadow policy on a real server', { timeout: 300_000 }, () => {
   });
 
   test('the same query through the CLI: `temporal workflow list --query`', () => {
-    const run = spawnSync(requireTemporalCli(), ['workflow', 'list', '--address', env.address, '--query', SHADOW_DISAGREEMENTS_QUERY, '-o', 'jsonl'], { encoding: 'utf8' });
+    const run = spawnSync(requireTemporalCli(), ['workflow', 'list', '--address', env.address, '--query', SHADOW_DISAGREEMENTS_QUERY, '-o', 'jsonl'], {
+      encoding: 'utf8',
+    });
     assert.equal(run.status, 0, run.stderr);
     const ids = run.stdout
       .split('\n')
@@ -226,7 +255,11 @@ describe('shadow policy on a real server', { timeout: 300_000 }, () => {
     for (const c of DISAGREEING) {
       const { workflowId } = handles.get(c.name) as TestRequestHandle;
       const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
-      await Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter: testDataConverter, sinks: workflowMetricsSinks(), replayName: 'shadow' }, history, workflowId);
+      await Worker.runReplayHistory(
+        { workflowBundle: await workflowBundle(), dataConverter: testDataConverter, sinks: workflowMetricsSinks(), replayName: 'shadow' },
+        history,
+        workflowId,
+      );
     }
     assert.equal(total(await scrape()), total(after));
   });
@@ -242,7 +275,10 @@ describe('shadow policy on a real server', { timeout: 300_000 }, () => {
     assert.equal(record.shadow.plan, 'finance');
     assert.match(record.shadow.detail ?? '', /^plan manager → finance \(differs in name, groups\)$/);
     const text = formatAuditRecord(record);
-    assert.match(text, /^shadow policy \(recorded, not enforced\): DISAGREES \(plan\): approve by tool:refund, risk high, plan finance, policy [0-9a-f]{12}; plan manager → finance/m);
+    assert.match(
+      text,
+      /^shadow policy \(recorded, not enforced\): DISAGREES \(plan\): approve by tool:refund, risk high, plan finance, policy [0-9a-f]{12}; plan manager → finance/m,
+    );
     assert.match(text, /policy decided approve \(rule tool:refund, risk high\); shadow policy: DISAGREES \(plan\)/);
 
     const ping = await buildAuditRecord(env.client, 'acme', (handles.get('ping') as TestRequestHandle).requestId);
@@ -265,7 +301,11 @@ describe('toolgate worker with TOOLGATE_SHADOW_POLICY', { timeout: 300_000 }, ()
   const agentClaims = { sub: 'support-bot', tenant: 'acme', environment: 'production', roles: ['agent_runtime'] };
 
   /** Starts `toolgate worker` and `toolgate api` on `address` with the shadow at `shadowDir`; runs `body`; stops them. */
-  async function withProcesses(address: string, shadowDir: string, body: (p: { worker: ManagedProcess; apiUrl: string; env: GatewayProcessEnv; agent: string }) => Promise<void>): Promise<void> {
+  async function withProcesses(
+    address: string,
+    shadowDir: string,
+    body: (p: { worker: ManagedProcess; apiUrl: string; env: GatewayProcessEnv; agent: string }) => Promise<void>,
+  ): Promise<void> {
     const stateDir = await mkdtemp(join(tmpdir(), 'toolgate-shadow-cli-'));
     const processes: ManagedProcess[] = [];
     try {
@@ -304,7 +344,10 @@ describe('toolgate worker with TOOLGATE_SHADOW_POLICY', { timeout: 300_000 }, ()
       await mkdir(shadowDir);
       await writeFile(join(shadowDir, 'candidate.yaml'), 'version: 1\ntools: [unclosed\n');
       await withProcesses(temporal.address, shadowDir, async ({ worker, apiUrl, env, agent }) => {
-        assert.match(worker.output(), /"policyRole":"shadow".*"msg":"shadow policy failed to load: requests record it as unavailable; enforcement is unaffected"/);
+        assert.match(
+          worker.output(),
+          /"policyRole":"shadow".*"msg":"shadow policy failed to load: requests record it as unavailable; enforcement is unaffected"/,
+        );
         const { client, connection } = await connectClient(temporal.address, dataConverterFor(await processKeyring(env)));
         try {
           await readKb(apiUrl, agent, `cli-broken-${process.pid}`);
@@ -322,7 +365,10 @@ describe('toolgate worker with TOOLGATE_SHADOW_POLICY', { timeout: 300_000 }, ()
           assert.equal(fixed.decision?.outcome, 'allow');
           assert.equal(fixed.shadow?.kind, 'allow->approve');
           assert.equal(fixed.shadow.plan, 'manager');
-          await eventually(async () => ((await client.workflow.count(SHADOW_DISAGREEMENTS_QUERY)).count === 1 ? true : undefined), 'visibility to list the one disagreement');
+          await eventually(
+            async () => ((await client.workflow.count(SHADOW_DISAGREEMENTS_QUERY)).count === 1 ? true : undefined),
+            'visibility to list the one disagreement',
+          );
         } finally {
           await connection.close();
         }
@@ -337,7 +383,10 @@ describe('toolgate worker with TOOLGATE_SHADOW_POLICY', { timeout: 300_000 }, ()
     const dir = await mkdtemp(join(tmpdir(), 'toolgate-shadow-policy-'));
     await writeFile(join(dir, 'candidate.yaml'), await candidate());
     // Every toolgate attribute but the shadow's.
-    const withoutShadow = SEARCH_ATTRIBUTE_CLI_ARGS.filter((arg, i, all) => !arg.startsWith(`${searchAttributes.shadowDisagreement.name}=`) && !all[i + 1]?.startsWith(`${searchAttributes.shadowDisagreement.name}=`));
+    const withoutShadow = SEARCH_ATTRIBUTE_CLI_ARGS.filter(
+      (arg, i, all) =>
+        !arg.startsWith(`${searchAttributes.shadowDisagreement.name}=`) && !all[i + 1]?.startsWith(`${searchAttributes.shadowDisagreement.name}=`),
+    );
     assert.equal(withoutShadow.length, SEARCH_ATTRIBUTE_CLI_ARGS.length - 2);
     const server = await startDevServer({ cliPath: requireTemporalCli(), port: 0, ui: false, logLevel: 'error', searchAttributes: withoutShadow });
     try {

@@ -31,7 +31,16 @@ import { FAILURE_CONVERTER_PATH } from '../../src/codec/index.js';
 import { decodeFromPayloadsAtIndex } from '../../src/temporal/internals.js';
 import { signingKeyFromPem } from '../../src/trust/keys.js';
 import { DecisionSigner, RequestSigner, type DecisionStatement } from '../../src/trust/signers.js';
-import { eventually, refusedAtEdge, runtimeWarnings, startGateway, startTemporal, testDataConverter, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+import {
+  eventually,
+  refusedAtEdge,
+  runtimeWarnings,
+  startGateway,
+  startTemporal,
+  testDataConverter,
+  waitForState,
+  type GatewayEnv,
+} from '../helpers/gateway-env.js';
 import { pool } from '../helpers/pool.js';
 
 const require = createRequire(import.meta.url);
@@ -182,11 +191,17 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
     });
 
     test('a request without a valid front-door assertion ends unverified_request, before policy, with nothing run', async () => {
-      const attacker = await signingKeyFromPem(await exportPKCS8((await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })).privateKey), 'attacker');
+      const attacker = await signingKeyFromPem(
+        await exportPKCS8((await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })).privateKey),
+        'attacker',
+      );
       const cases: [string, (id: string) => Promise<unknown>][] = [
         ['no assertion', async (id) => ({ request: invented(id) })],
         ['garbage', async (id) => ({ request: invented(id), admission: 'not.a.jws' })],
-        ['the attacker\'s own key', async (id) => ({ request: invented(id), admission: await new RequestSigner(attacker).sign(invented(id), workflowIdFor('acme', id)) })],
+        [
+          "the attacker's own key",
+          async (id) => ({ request: invented(id), admission: await new RequestSigner(attacker).sign(invented(id), workflowIdFor('acme', id)) }),
+        ],
         [
           'a genuine assertion of another request',
           async (id) => {
@@ -196,7 +211,10 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
         ],
         [
           'a genuine assertion, then the arguments changed',
-          async (id) => ({ request: { ...invented(id), args: { sudo: true } }, admission: await gw.keys.requestSigner.sign(invented(id), workflowIdFor('acme', id)) }),
+          async (id) => ({
+            request: { ...invented(id), args: { sudo: true } },
+            admission: await gw.keys.requestSigner.sign(invented(id), workflowIdFor('acme', id)),
+          }),
         ],
         ['the shape of a request before the trust boundary', async (id) => invented(id)],
       ];
@@ -215,12 +233,19 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
 
     test('decide updates without a valid decision assertion are refused with no trace in the history; nothing runs', async () => {
       const target = await pending('refund');
-      const attackerKey = await signingKeyFromPem(await exportPKCS8((await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })).privateKey), 'attacker');
+      const attackerKey = await signingKeyFromPem(
+        await exportPKCS8((await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })).privateKey),
+        'attacker',
+      );
       const statement = approvalOf(target, 'maria', ['manager']);
       // A genuine assertion accepted on another request, read from that request's history.
       const other = await pending('refund');
       const approver = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
-      assert.equal((await gw.api('POST', `/v1/approvals/${other.handle.requestId}/decision`, { token: approver, body: { decision: 'approve', digest: other.digest } })).status, 200);
+      assert.equal(
+        (await gw.api('POST', `/v1/approvals/${other.handle.requestId}/decision`, { token: approver, body: { decision: 'approve', digest: other.digest } }))
+          .status,
+        200,
+      );
       const [otherAssertion] = await acceptedAssertions(gw, other.workflowId);
       // A genuine assertion for this request, then its payload changed (the signature kept).
       const genuine = await gw.keys.decisionSigner.sign({ ...statement, sub: 'sam', groups: ['support'] });
@@ -245,7 +270,11 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       const before = await idleHistoryLength(gw, target.workflowId);
       const warningsBefore = runtimeWarnings.length;
       const attempts: [string, unknown, string][] = [
-        ['an invented approver object (the old update input)', { decision: 'approve', digest: target.digest, approver: { id: 'maria', tenant: 'acme', groups: ['manager'] } }, FailureTypes.UnverifiedDecision],
+        [
+          'an invented approver object (the old update input)',
+          { decision: 'approve', digest: target.digest, approver: { id: 'maria', tenant: 'acme', groups: ['manager'] } },
+          FailureTypes.UnverifiedDecision,
+        ],
         ['an assertion signed by an unknown key', { assertion: await new DecisionSigner(attackerKey).sign(statement) }, FailureTypes.UntrustedSigningKey],
         [
           'an attacker key presenting the trusted key id',
@@ -272,7 +301,10 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       }, `every refused attempt to be logged by the worker`);
 
       // The same request still completes with a genuine decision, once.
-      const ok = await gw.api('POST', `/v1/approvals/${target.handle.requestId}/decision`, { token: approver, body: { decision: 'approve', digest: target.digest } });
+      const ok = await gw.api('POST', `/v1/approvals/${target.handle.requestId}/decision`, {
+        token: approver,
+        body: { decision: 'approve', digest: target.digest },
+      });
       assert.equal(ok.status, 200);
       assert.equal((await target.handle.outcome()).status, 'completed');
       assert.equal(calls.refund, 2);
@@ -281,7 +313,10 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
     test('an accepted assertion replayed on its own request is refused, so one vote never counts twice', async () => {
       const target = await pending('payout');
       const token = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
-      assert.equal((await gw.api('POST', `/v1/approvals/${target.handle.requestId}/decision`, { token, body: { decision: 'approve', digest: target.digest } })).status, 200);
+      assert.equal(
+        (await gw.api('POST', `/v1/approvals/${target.handle.requestId}/decision`, { token, body: { decision: 'approve', digest: target.digest } })).status,
+        200,
+      );
       const [accepted] = await acceptedAssertions(gw, target.workflowId);
       assert.equal(await rawDecide(gw, target.workflowId, { assertion: accepted }), FailureTypes.UnverifiedDecision);
       const status = await gw.status(target.handle.requestId);
@@ -290,7 +325,7 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       assert.equal(calls.payout, 0);
     });
 
-    test('a rogue worker that schedules toolgate\'s activities itself cannot make the real worker act', async () => {
+    test("a rogue worker that schedules toolgate's activities itself cannot make the real worker act", async () => {
       const target = await pending('refund');
       const refundsBefore = calls.refund;
       const admittedHistory = await gw.ops.workflow.getHandle(target.workflowId).fetchHistory();
@@ -358,7 +393,13 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       const marker = await Promise.all(
         events
           .filter((e) => e.markerRecordedEventAttributes?.details?.result?.payloads)
-          .map((e) => decodeFromPayloadsAtIndex<{ decision?: unknown; seal?: string }>(converter, 0, e.markerRecordedEventAttributes!.details!.result!.payloads as Payload[])),
+          .map((e) =>
+            decodeFromPayloadsAtIndex<{ decision?: unknown; seal?: string }>(
+              converter,
+              0,
+              e.markerRecordedEventAttributes!.details!.result!.payloads as Payload[],
+            ),
+          ),
       );
       const sealed = marker.find((m) => m && typeof m === 'object' && 'seal' in m);
       assert.ok(sealed?.seal, 'the first run recorded a sealed evaluation');
@@ -371,7 +412,15 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
           args: [
             {
               taskQueue: TASK_QUEUE,
-              executeInput: { requestId, tenant: 'acme', tool: 'read_kb', args: {}, runAs: 'svc-kb', idempotencyKey: 'x', evidence: { admission: start.admission, request: start.request, approvals: [], evaluation: sealed } },
+              executeInput: {
+                requestId,
+                tenant: 'acme',
+                tool: 'read_kb',
+                args: {},
+                runAs: 'svc-kb',
+                idempotencyKey: 'x',
+                evidence: { admission: start.admission, request: start.request, approvals: [], evaluation: sealed },
+              },
               evaluateInput: { request: start.request, workflowId, admission: start.admission },
             },
           ],
@@ -440,12 +489,18 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       }
       const before = calls.read_kb;
       assert.deepEqual(await sdk.call({ tool: 'read_kb', args: {}, tenant: 'acme', environment: 'production' } as never), { ok: true });
-      assert.equal(calls.read_kb, before + 1, 'restating the token\'s own identity is accepted');
+      assert.equal(calls.read_kb, before + 1, "restating the token's own identity is accepted");
     });
 
     test('the same actor id in another environment, or acting for someone else, cannot read the request', async () => {
       const requestId = nextId('scoped');
-      const maria = await gw.gateway.as({ id: 'bot', roles: ['agent_runtime'], tenant: 'acme', environment: 'production', onBehalfOf: [{ type: 'human', id: 'maria' }] });
+      const maria = await gw.gateway.as({
+        id: 'bot',
+        roles: ['agent_runtime'],
+        tenant: 'acme',
+        environment: 'production',
+        onBehalfOf: [{ type: 'human', id: 'maria' }],
+      });
       assert.deepEqual(await maria.call({ requestId, tool: 'read_kb', args: {} }), { ok: true });
       const others = [
         await gw.gateway.as({ id: 'ＢＯＴ', roles: [], tenant: 'acme', environment: 'staging', onBehalfOf: [{ type: 'human', id: 'maria' }] }),
@@ -460,7 +515,7 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
   });
 
   describe('one person is one identity', () => {
-    test('case, width and compatibility variants of a name never count twice, and the requester\'s variant cannot approve', async () => {
+    test("case, width and compatibility variants of a name never count twice, and the requester's variant cannot approve", async () => {
       const target = await pending('payout');
       const decide = async (sub: string) =>
         gw.api('POST', `/v1/approvals/${target.handle.requestId}/decision`, {
@@ -480,7 +535,10 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       }
       const status = await gw.status(target.handle.requestId);
       assert.equal(status.state, 'pending_approval');
-      assert.deepEqual(status.approvals.map((v) => v.approverId), ['maria']);
+      assert.deepEqual(
+        status.approvals.map((v) => v.approverId),
+        ['maria'],
+      );
       assert.equal(calls.payout, 0);
       assert.equal((await decide('sam')).status, 200);
       assert.equal((await target.handle.outcome()).status, 'completed');
@@ -492,29 +550,45 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
     test('600 concurrent decisions on one request: no 5xx, each counted or refused with a reason, the plan counts exactly three, the tool runs once', async () => {
       const target = await pending('wire');
       const tokens = await Promise.all([
-        ...Array.from({ length: 300 }, (_, i) => gw.token({ sub: `manager-${i}`, tenant: 'acme', groups: ['manager'] }).then((token) => ({ token, digest: target.digest, kind: 'eligible' }))),
-        ...Array.from({ length: 150 }, (_, i) => gw.token({ sub: `support-${i}`, tenant: 'acme', groups: ['support'] }).then((token) => ({ token, digest: target.digest, kind: 'wrong_group' }))),
-        ...Array.from({ length: 100 }, (_, i) => gw.token({ sub: `stale-${i}`, tenant: 'acme', groups: ['manager'] }).then((token) => ({ token, digest: 'f'.repeat(64), kind: 'wrong_digest' }))),
-        ...Array.from({ length: 50 }, (_, i) => gw.token({ sub: `stranger-${i}`, tenant: 'globex', groups: ['manager'] }).then((token) => ({ token, digest: target.digest, kind: 'other_tenant' }))),
+        ...Array.from({ length: 300 }, (_, i) =>
+          gw.token({ sub: `manager-${i}`, tenant: 'acme', groups: ['manager'] }).then((token) => ({ token, digest: target.digest, kind: 'eligible' })),
+        ),
+        ...Array.from({ length: 150 }, (_, i) =>
+          gw.token({ sub: `support-${i}`, tenant: 'acme', groups: ['support'] }).then((token) => ({ token, digest: target.digest, kind: 'wrong_group' })),
+        ),
+        ...Array.from({ length: 100 }, (_, i) =>
+          gw.token({ sub: `stale-${i}`, tenant: 'acme', groups: ['manager'] }).then((token) => ({ token, digest: 'f'.repeat(64), kind: 'wrong_digest' })),
+        ),
+        ...Array.from({ length: 50 }, (_, i) =>
+          gw.token({ sub: `stranger-${i}`, tenant: 'globex', groups: ['manager'] }).then((token) => ({ token, digest: target.digest, kind: 'other_tenant' })),
+        ),
       ]);
       const started = Date.now();
       const answers = await Promise.all(
-        tokens.map(async (t) => ({ kind: t.kind, ...(await gw.api('POST', `/v1/approvals/${target.handle.requestId}/decision`, { token: t.token, body: { decision: 'approve', digest: t.digest } })) })),
+        tokens.map(async (t) => ({
+          kind: t.kind,
+          ...(await gw.api('POST', `/v1/approvals/${target.handle.requestId}/decision`, { token: t.token, body: { decision: 'approve', digest: t.digest } })),
+        })),
       );
       const took = Date.now() - started;
       const byStatus = new Map<string, number>();
-      for (const a of answers) byStatus.set(`${a.kind} ${a.status} ${a.body?.error?.code ?? 'ok'}`, (byStatus.get(`${a.kind} ${a.status} ${a.body?.error?.code ?? 'ok'}`) ?? 0) + 1);
+      for (const a of answers)
+        byStatus.set(`${a.kind} ${a.status} ${a.body?.error?.code ?? 'ok'}`, (byStatus.get(`${a.kind} ${a.status} ${a.body?.error?.code ?? 'ok'}`) ?? 0) + 1);
       process.stderr.write(`600 concurrent decisions in ${took} ms: ${JSON.stringify(Object.fromEntries(byStatus))}\n`);
 
       assert.equal(answers.filter((a) => a.status >= 500).length, 0, 'no 5xx');
       for (const a of answers) {
         if (a.status === 200) continue;
-        assert.ok(a.status >= 400 && a.status < 500 && typeof a.body?.error?.code === 'string' && a.body.error.message, `refused with a reason: ${JSON.stringify(a)}`);
+        assert.ok(
+          a.status >= 400 && a.status < 500 && typeof a.body?.error?.code === 'string' && a.body.error.message,
+          `refused with a reason: ${JSON.stringify(a)}`,
+        );
       }
       const counted = answers.filter((a) => a.status === 200);
       assert.equal(counted.length, 3, 'exactly the three approvals the plan needs are counted');
       assert.ok(counted.every((a) => a.kind === 'eligible'));
-      for (const a of answers.filter((x) => x.kind === 'eligible' && x.status !== 200)) assert.equal(a.body.error.code, 'not_pending', 'votes after the plan is satisfied are refused');
+      for (const a of answers.filter((x) => x.kind === 'eligible' && x.status !== 200))
+        assert.equal(a.body.error.code, 'not_pending', 'votes after the plan is satisfied are refused');
       for (const a of answers.filter((x) => x.kind === 'other_tenant')) assert.equal(a.status, 404);
       const outcome = await target.handle.outcome();
       assert.equal(outcome.status, 'completed');
@@ -541,21 +615,40 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
       const expired = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] }, { ttlSeconds: -120 });
       const anonymous = [undefined, 'garbage', forged, expired];
       const started = Date.now();
-      const unauthenticated = await pool(Array.from({ length: 20_000 }, (_, i) => async () => {
-        const token = anonymous[i % anonymous.length];
-        if (i % 10 === 9) return (await fetch(`${gw.apiUrl}/v1/links/${token ?? 'x.y.z'}`, { method: 'POST', body: 'decision=approve', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status;
-        return (await gw.api('POST', path, { ...(token ? { token } : {}), body })).status;
-      }), 64);
+      const unauthenticated = await pool(
+        Array.from({ length: 20_000 }, (_, i) => async () => {
+          const token = anonymous[i % anonymous.length];
+          if (i % 10 === 9)
+            return (
+              await fetch(`${gw.apiUrl}/v1/links/${token ?? 'x.y.z'}`, {
+                method: 'POST',
+                body: 'decision=approve',
+                headers: { 'content-type': 'application/x-www-form-urlencoded' },
+              })
+            ).status;
+          return (await gw.api('POST', path, { ...(token ? { token } : {}), body })).status;
+        }),
+        64,
+      );
       const unauthenticatedMs = Date.now() - started;
-      assert.ok(unauthenticated.every((status) => status === 401), 'every anonymous attempt is a 401');
+      assert.ok(
+        unauthenticated.every((status) => status === 401),
+        'every anonymous attempt is a 401',
+      );
       assert.equal(await historyLength(gw, target.workflowId), before, 'anonymous attempts write nothing into the history');
 
       // 2,000 attempts by 400 authenticated people outside the approving group, 5 each.
       const outsiders = await Promise.all(Array.from({ length: 400 }, (_, i) => gw.token({ sub: `outsider-${i}`, tenant: 'acme', groups: ['support'] })));
       const authStarted = Date.now();
-      const authenticated = await pool(Array.from({ length: 2_000 }, (_, i) => async () => (await gw.api('POST', path, { token: outsiders[i % 400], body })).status), 32);
+      const authenticated = await pool(
+        Array.from({ length: 2_000 }, (_, i) => async () => (await gw.api('POST', path, { token: outsiders[i % 400], body })).status),
+        32,
+      );
       const authenticatedMs = Date.now() - authStarted;
-      assert.ok(authenticated.every((status) => status === 403), 'every outsider is refused as not eligible');
+      assert.ok(
+        authenticated.every((status) => status === 403),
+        'every outsider is refused as not eligible',
+      );
 
       const after = await historyLength(gw, target.workflowId);
       const status = await gw.status(target.handle.requestId);

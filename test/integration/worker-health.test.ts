@@ -10,12 +10,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { REPO_ROOT, TemporalProcess, findFreePort, processKeyring, provisionBoundaryKeys, startWorkerProcess, type GatewayProcessEnv } from '../helpers/processes.js';
+import {
+  REPO_ROOT,
+  TemporalProcess,
+  findFreePort,
+  processKeyring,
+  provisionBoundaryKeys,
+  startWorkerProcess,
+  type GatewayProcessEnv,
+} from '../helpers/processes.js';
 
 /** Runs `toolgate health` with `env`; resolves with its exit code and output. */
 function health(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'health', ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'health', ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));

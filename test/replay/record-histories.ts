@@ -86,8 +86,7 @@ const previewGw = await startGateway(env, {
   taskQueue: 'record-v3',
   policy: previewPolicy,
   tools: {
-    purge: async ({ args, preview }) =>
-      preview ? `would delete 3,214 rows older than ${String(args.older_than_days)} days` : { deleted: 3214 },
+    purge: async ({ args, preview }) => (preview ? `would delete 3,214 rows older than ${String(args.older_than_days)} days` : { deleted: 3214 }),
   },
 });
 const request = (name: string, tool: string, args: Record<string, unknown>): ToolRequestInput => ({
@@ -168,7 +167,12 @@ try {
       const handle = await gw.ops.workflow.start(WORKFLOW_TYPE, {
         taskQueue: 'record',
         workflowId,
-        args: [{ request: { ...request('unverified', 'refund', { amount: 1 }), actor: { id: 'bot', type: 'agent', roles: ['agent_runtime'] } }, admission: 'forged.assertion.value' }],
+        args: [
+          {
+            request: { ...request('unverified', 'refund', { amount: 1 }), actor: { id: 'bot', type: 'agent', roles: ['agent_runtime'] } },
+            admission: 'forged.assertion.value',
+          },
+        ],
       });
       await handle.result();
       return workflowId;

@@ -205,7 +205,7 @@ describe('framework adapters through the front door (identity from the token)', 
     }),
   };
 
-  test('AI SDK: requests carry only tool, args, id and reason; the id scope defaults to the token\'s agent id', async () => {
+  test("AI SDK: requests carry only tool, args, id and reason; the id scope defaults to the token's agent id", async () => {
     const door = new FakeFrontDoor();
     const wrapped = withToolgate(aiTools, { gateway: door.gateway(), reason: 'triage', wait: 0 });
     assert.equal((wrapped.create_ticket as { needsApproval?: unknown }).needsApproval, undefined, "toolgate's policy decides approvals, not the tool");
@@ -225,7 +225,15 @@ describe('framework adapters through the front door (identity from the token)', 
     const pending = (await wrapped.create_ticket.execute({ title: 'Outage' }, aiExecution('call-3'))) as Record<string, unknown>;
     assert.deepEqual(
       { ...pending, message: undefined },
-      { ok: false, status: 'pending_approval', requestId: 'conv-7:call-3', tool: 'create_ticket', message: undefined, expiresAt: '2030-01-01T00:00:00.000Z', eligibleGroups: ['manager'] },
+      {
+        ok: false,
+        status: 'pending_approval',
+        requestId: 'conv-7:call-3',
+        tool: 'create_ticket',
+        message: undefined,
+        expiresAt: '2030-01-01T00:00:00.000Z',
+        eligibleGroups: ['manager'],
+      },
     );
     assert.equal(door.identityReads, 0, 'an explicit scope needs no identity lookup');
 
@@ -261,7 +269,10 @@ describe('framework adapters through the front door (identity from the token)', 
       (err: unknown) => err instanceof GatewayRequestError && err.status === 403 && err.code === 'identity_mismatch',
     );
     const revoked = door.gateway('tok-revoked');
-    await assert.rejects(gatewayFunction('read_kb', { gateway: revoked, scope: 's' })({}), (err: unknown) => err instanceof GatewayRequestError && err.status === 401);
+    await assert.rejects(
+      gatewayFunction('read_kb', { gateway: revoked, scope: 's' })({}),
+      (err: unknown) => err instanceof GatewayRequestError && err.status === 401,
+    );
     await assert.rejects(
       (async () => withToolgate(aiTools, { gateway: revoked }).read_kb.execute({ query: 'x' }, aiExecution('c')))(),
       (err: unknown) => err instanceof GatewayRequestError && err.status === 401,
@@ -331,7 +342,10 @@ describe('framework adapters through the front door (identity from the token)', 
       const resolution = await agents.resolveInterruptions(state);
       assert.deepEqual(resolution.approved, ['fc-1']);
       assert.deepEqual(resolution.rejected, ['fc-2']);
-      assert.deepEqual(resolution.pending.map((p) => p.requestId), ['triage-bot:fc-3']);
+      assert.deepEqual(
+        resolution.pending.map((p) => p.requestId),
+        ['triage-bot:fc-3'],
+      );
       assert.equal(resolution.foreign.length, 1);
       assert.match(rejected[0]?.message ?? '', /"status":"rejected"/);
       // The resumed run's invoke attaches to the approved request and returns its result.
@@ -373,7 +387,7 @@ describe('agent tokens', async () => {
   });
 });
 
-describe('the manifest\'s MCP section', () => {
+describe("the manifest's MCP section", () => {
   test('an mcp adapter resolves its server', () => {
     const policy = parsePolicy([{ file: 'p.yaml', text: MCP_POLICY('{ type: mcp, server: orders, tool: lookup_order }') }]);
     const adapter = policy.manifest('lookup')?.adapter;
@@ -393,7 +407,10 @@ describe('the manifest\'s MCP section', () => {
       }
       assert.fail('expected a load error');
     };
-    assert.match(issues(MCP_POLICY('{ type: mcp, server: billing, tool: x }')), /manifest\.lookup\.adapter\.server: MCP server "billing" is not defined; add it under mcp_servers \(defined: orders\)/);
+    assert.match(
+      issues(MCP_POLICY('{ type: mcp, server: billing, tool: x }')),
+      /manifest\.lookup\.adapter\.server: MCP server "billing" is not defined; add it under mcp_servers \(defined: orders\)/,
+    );
     assert.match(issues(MCP_POLICY('{ type: mcp, server: orders, tool: x, pin: abc }')), /adapter\.pin: must be the 64 hex characters/);
     assert.match(issues(MCP_POLICY('{ type: mcp, server: orders, tool: x }', 'mcp_servers:\n  orders: { url: 42 }\n')), /mcp_servers\.orders/);
   });
@@ -409,8 +426,18 @@ describe('the manifest\'s MCP section', () => {
 
 describe('tool identity', () => {
   test('the digest covers name, description, input schema and annotations, and not key order', () => {
-    const tool = { name: 'x', description: 'd', inputSchema: { type: 'object' as const, properties: { a: { type: 'string' } } }, annotations: { readOnlyHint: true } };
-    const reordered = { annotations: { readOnlyHint: true }, inputSchema: { properties: { a: { type: 'string' } }, type: 'object' as const }, description: 'd', name: 'x' };
+    const tool = {
+      name: 'x',
+      description: 'd',
+      inputSchema: { type: 'object' as const, properties: { a: { type: 'string' } } },
+      annotations: { readOnlyHint: true },
+    };
+    const reordered = {
+      annotations: { readOnlyHint: true },
+      inputSchema: { properties: { a: { type: 'string' } }, type: 'object' as const },
+      description: 'd',
+      name: 'x',
+    };
     assert.equal(toolDefinitionDigest(tool), toolDefinitionDigest(reordered));
     assert.notEqual(toolDefinitionDigest(tool), toolDefinitionDigest({ ...tool, description: 'd!' }));
     assert.notEqual(toolDefinitionDigest(tool), toolDefinitionDigest({ ...tool, annotations: { readOnlyHint: false } }));
@@ -425,9 +452,22 @@ describe('tool identity', () => {
         args: ['--import', 'tsx', resolve('test/fixtures/mcp-downstream.ts')],
         env: { DOWNSTREAM_STATE: dir },
       };
-      const context = { args: { orderId: 'A-1' }, idempotencyKey: 'k-1', runAs: 'svc', requestId: 'r-1', tenant: 'acme', tool: 'lookup', attempt: 1, signal: new AbortController().signal, deadline: new Date(Date.now() + 60_000) };
+      const context = {
+        args: { orderId: 'A-1' },
+        idempotencyKey: 'k-1',
+        runAs: 'svc',
+        requestId: 'r-1',
+        tenant: 'acme',
+        tool: 'lookup',
+        attempt: 1,
+        signal: new AbortController().signal,
+        deadline: new Date(Date.now() + 60_000),
+      };
       const adapter = { type: 'mcp' as const, server: 'orders', tool: 'lookup_order', timeoutMs: 10_000, connection, handler: 'mcp:orders/lookup_order' };
-      await assert.rejects(callMcpTool({ ...adapter, pin: 'a'.repeat(64) }, context), (err: unknown) => err instanceof ToolRejectedError && /changed since it was pinned/.test(err.message));
+      await assert.rejects(
+        callMcpTool({ ...adapter, pin: 'a'.repeat(64) }, context),
+        (err: unknown) => err instanceof ToolRejectedError && /changed since it was pinned/.test(err.message),
+      );
       await assert.rejects(callMcpTool(adapter, context), /not pinned/);
       await writeFile(join(dir, 'effects.jsonl'), '');
       const pin = toolDefinitionDigest({

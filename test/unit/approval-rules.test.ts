@@ -62,7 +62,13 @@ describe('refuseDecision', () => {
     ['a group not yet reached', {}, approver('dora', ['director']), digest, FailureTypes.NotEligible],
     ['a group reached by escalation', { tier: 1 }, approver('dora', ['director']), digest, undefined],
     ['a second vote', { approvals: [{ ...vote('maria', ['manager']), digest }] }, approver('maria', ['manager']), digest, FailureTypes.DuplicateVote],
-    ['a vote on an earlier round does not block a vote on the new digest', { approvals: [vote('maria', ['manager'])] }, approver('maria', ['manager']), digest, undefined],
+    [
+      'a vote on an earlier round does not block a vote on the new digest',
+      { approvals: [vote('maria', ['manager'])] },
+      approver('maria', ['manager']),
+      digest,
+      undefined,
+    ],
   ];
   for (const [name, state, who, sent, expected] of cases) {
     test(name, () => {
@@ -81,7 +87,10 @@ describe('refuseDecision: links and edits', () => {
   });
   test('a link decision without a nonce, or a link edit, is refused', () => {
     assert.equal(refuseDecision(pending(), { decision: 'approve', digest, approver: who, via: 'link' })?.type, FailureTypes.InvalidDecision);
-    assert.equal(refuseDecision(pending(), { decision: 'edit', digest, approver: who, via: 'link', linkNonce: 'n', args: {} })?.type, FailureTypes.InvalidDecision);
+    assert.equal(
+      refuseDecision(pending(), { decision: 'edit', digest, approver: who, via: 'link', linkNonce: 'n', args: {} })?.type,
+      FailureTypes.InvalidDecision,
+    );
   });
   test('edit needs args and args need edit', () => {
     assert.equal(refuseDecision(pending(), { decision: 'edit', digest, approver: who })?.type, FailureTypes.InvalidDecision);
@@ -155,7 +164,14 @@ describe('one person is one identity: case, width and compatibility variants of 
       }
       assert.equal(isApprovalSatisfied(quorum, [vote(first, ['manager']), vote('tom', ['manager'])]), true, `${first} + tom`);
     }
-    assert.equal(isApprovalSatisfied(plan({ minApprovals: 3 }), MARIA.map((id) => vote(id, ['manager']))), false, 'eight spellings are still one person');
+    assert.equal(
+      isApprovalSatisfied(
+        plan({ minApprovals: 3 }),
+        MARIA.map((id) => vote(id, ['manager'])),
+      ),
+      false,
+      'eight spellings are still one person',
+    );
     for (const [plain, variant] of OTHERS) {
       assert.equal(isApprovalSatisfied(quorum, [vote(plain, ['manager']), vote(variant, ['manager'])]), false, `${plain} + ${variant}`);
     }
@@ -182,8 +198,16 @@ describe('one person is one identity: case, width and compatibility variants of 
     for (const first of MARIA) {
       const state = pending({ approvals: [onDigest(vote(first, ['manager']))] });
       for (const second of MARIA) {
-        assert.equal(refuseDecision(state, { decision: 'approve', digest, approver: approver(second, ['manager']) })?.type, FailureTypes.DuplicateVote, `${first} then ${second}`);
-        assert.equal(refuseDecision(state, { decision: 'reject', digest, approver: approver(second, ['manager']) })?.type, FailureTypes.DuplicateVote, `${first} then ${second} rejecting`);
+        assert.equal(
+          refuseDecision(state, { decision: 'approve', digest, approver: approver(second, ['manager']) })?.type,
+          FailureTypes.DuplicateVote,
+          `${first} then ${second}`,
+        );
+        assert.equal(
+          refuseDecision(state, { decision: 'reject', digest, approver: approver(second, ['manager']) })?.type,
+          FailureTypes.DuplicateVote,
+          `${first} then ${second} rejecting`,
+        );
       }
     }
     const kelvin = pending({ approvals: [onDigest(vote('kate', ['manager']))] });
@@ -193,10 +217,18 @@ describe('one person is one identity: case, width and compatibility variants of 
 
   test("the requester's or a principal's variant is refused as self-approval, whichever side is spelled differently", () => {
     for (const variant of ['Bot', 'BOT', 'ｂｏｔ', 'Ｂｏｔ', '𝐛𝐨𝐭']) {
-      assert.equal(refuseDecision(pending(), { decision: 'approve', digest, approver: approver(variant, ['manager']) })?.type, FailureTypes.SelfApproval, variant);
+      assert.equal(
+        refuseDecision(pending(), { decision: 'approve', digest, approver: approver(variant, ['manager']) })?.type,
+        FailureTypes.SelfApproval,
+        variant,
+      );
     }
     for (const variant of ['Carol', 'ＣＡＲＯＬ', '𝕔𝕒𝕣𝕠𝕝']) {
-      assert.equal(refuseDecision(pending(), { decision: 'reject', digest, approver: approver(variant, ['manager']) })?.type, FailureTypes.SelfApproval, variant);
+      assert.equal(
+        refuseDecision(pending(), { decision: 'reject', digest, approver: approver(variant, ['manager']) })?.type,
+        FailureTypes.SelfApproval,
+        variant,
+      );
     }
     // The requester's id spelled differently from the approver's.
     const maria = pending({ requesterIds: ['ｍａｒｉａ'] });

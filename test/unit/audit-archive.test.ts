@@ -18,7 +18,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { Logger } from 'pino';
-import { ARCHIVE_INPUT_FAILURE, ARCHIVE_INTEGRITY_FAILURE, createArchiveActivities, type ArchiveRunSummary, type AuditArchiveInput } from '../../activities/archive.js';
+import {
+  ARCHIVE_INPUT_FAILURE,
+  ARCHIVE_INTEGRITY_FAILURE,
+  createArchiveActivities,
+  type ArchiveRunSummary,
+  type AuditArchiveInput,
+} from '../../activities/archive.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
@@ -145,7 +151,10 @@ describe('audit archive: segments', () => {
     const files = await snapshot(dir);
     const names = Object.keys(files);
     assert.ok(names.length >= 3, `30 requests at most ${MAX} a segment: ${names.join(', ')}`);
-    assert.deepEqual(names, names.map((_, i) => segmentName(i)));
+    assert.deepEqual(
+      names,
+      names.map((_, i) => segmentName(i)),
+    );
     assert.deepEqual(summary.segments, names);
     assert.equal(summary.records, 30);
     assert.equal(summary.window.from, ARCHIVE_EPOCH);
@@ -162,15 +171,22 @@ describe('audit archive: segments', () => {
       assert.deepEqual(segment.prev, previous ? { name: previous.name, sha256: sha256(previous.text) } : null);
       const entries = entriesOf(text);
       assert.ok(entries.length >= 1 && entries.length <= MAX, `${name}: ${entries.length} entries`);
-      for (const e of entries) assert.ok(e.closedAt >= segment.from && e.closedAt < segment.to, `${e.workflowId} at ${e.closedAt} in [${segment.from}, ${segment.to})`);
+      for (const e of entries)
+        assert.ok(e.closedAt >= segment.from && e.closedAt < segment.to, `${e.workflowId} at ${e.closedAt} in [${segment.from}, ${segment.to})`);
       all.push(...entries);
       previous = { name, text, to: segment.to };
     }
     assert.equal(summary.head?.sha256, sha256(previous!.text));
     // Every request once, ordered by (close time, workflow id): same-millisecond closes by id.
     const expected = [...requests].sort((a, b) => a.closedAtMs - b.closedAtMs || (a.workflowId < b.workflowId ? -1 : 1)).map((r) => r.workflowId);
-    assert.deepEqual(all.map((e) => e.workflowId), expected);
-    assert.ok(requests.some((r, i) => requests.findIndex((x) => x.closedAtMs === r.closedAtMs) !== i), 'the dataset has closes in the same millisecond');
+    assert.deepEqual(
+      all.map((e) => e.workflowId),
+      expected,
+    );
+    assert.ok(
+      requests.some((r, i) => requests.findIndex((x) => x.closedAtMs === r.closedAtMs) !== i),
+      'the dataset has closes in the same millisecond',
+    );
     const verified = await verifyArchive(dir, [keys.publicKeyPem]);
     assert.deepEqual(verified.faults, []);
     assert.equal(verified.ok, true);
@@ -278,7 +294,12 @@ describe('audit archive: segments', () => {
       runId: `run-${i}`,
       closedAtMs: T0 + i * 50,
       execution: 'COMPLETED',
-      record: { requestId: `bulk-${i}`, status: 'completed', answers: { whoInitiated: 'agent support-bot (tenant acme, production)', whatItProduced: `completed: {"ticket":"T-${i}"}` }, timeline: [{ at: new Date(T0 + i * 50).toISOString(), event: 'completed' }] },
+      record: {
+        requestId: `bulk-${i}`,
+        status: 'completed',
+        answers: { whoInitiated: 'agent support-bot (tenant acme, production)', whatItProduced: `completed: {"ticket":"T-${i}"}` },
+        timeline: [{ at: new Date(T0 + i * 50).toISOString(), event: 'completed' }],
+      },
     }));
     const dir = freshDir();
     let peak = 0;
@@ -302,12 +323,20 @@ describe('audit archive: segments', () => {
     });
     // Throughput without the collections the measurement itself forces.
     const seconds = (performance.now() - started - gcMs) / 1000;
-    t.diagnostic(`archive: ${COUNT} records in ${summary.segments.length} segments, ${seconds.toFixed(2)} s = ${Math.round(COUNT / seconds)} records/s; live heap growth at most ${(peak / 1048576).toFixed(1)} MiB`);
+    t.diagnostic(
+      `archive: ${COUNT} records in ${summary.segments.length} segments, ${seconds.toFixed(2)} s = ${Math.round(COUNT / seconds)} records/s; live heap growth at most ${(peak / 1048576).toFixed(1)} MiB`,
+    );
     assert.equal(summary.records, COUNT);
     assert.ok(summary.segments.length >= 3);
     const sizes = await Promise.all((await listArchive(dir)).segments.map(async (s) => entriesOf(await readFile(s.path, 'utf8')).length));
-    assert.ok(sizes.every((n) => n <= SEGMENT_MAX_RECORDS), `segment sizes ${sizes.join(', ')}`);
-    assert.equal(sizes.reduce((a, b) => a + b, 0), COUNT);
+    assert.ok(
+      sizes.every((n) => n <= SEGMENT_MAX_RECORDS),
+      `segment sizes ${sizes.join(', ')}`,
+    );
+    assert.equal(
+      sizes.reduce((a, b) => a + b, 0),
+      COUNT,
+    );
     // What is held is one segment's listing, not the records: far below the 15 MB the records take on disk.
     assert.ok(peak < 48 * 1048576, `heap grew by ${(peak / 1048576).toFixed(1)} MiB`);
     const verifyStarted = performance.now();
@@ -319,7 +348,10 @@ describe('audit archive: segments', () => {
   test('the retention warning: retention shorter than two intervals plus the lag', () => {
     assert.equal(retentionWarning({ retentionMs: 30 * 86_400_000, intervalMs: 15 * 60_000 }), undefined);
     assert.equal(retentionWarning({ retentionMs: 31 * 60_000, intervalMs: 15 * 60_000 }), undefined);
-    assert.match(retentionWarning({ retentionMs: 30 * 60_000, intervalMs: 15 * 60_000 }) ?? '', /shorter than twice the archive interval plus the lag \(31 min\)/);
+    assert.match(
+      retentionWarning({ retentionMs: 30 * 60_000, intervalMs: 15 * 60_000 }) ?? '',
+      /shorter than twice the archive interval plus the lag \(31 min\)/,
+    );
   });
 });
 
@@ -361,7 +393,7 @@ describe('audit archive: verify catches tampering', () => {
     assert.match(reasons(result), new RegExp(`${names[2]}: the file holds segment 1`));
   });
 
-  test('an edited record: its chain fails, and so does the next segment\'s link to it', async () => {
+  test("an edited record: its chain fails, and so does the next segment's link to it", async () => {
     const result = await tampered(async (dir) => {
       const path = join(dir, names[1]!);
       const text = await readFile(path, 'utf8');
@@ -393,13 +425,24 @@ describe('audit archive: verify catches tampering', () => {
   test('a gap between windows, and an entry outside its window, even when validly signed', async () => {
     const gap = freshDir();
     const first = await writeSegment(await mk(gap), { index: 0, from: ARCHIVE_EPOCH, to: new Date(T0).toISOString(), prev: null }, [], { privateKey });
-    await writeSegment(gap, { index: 1, from: new Date(T0 + 1000).toISOString(), to: new Date(T0 + 2000).toISOString(), prev: { name: first.name, sha256: first.sha256 } }, [], { privateKey });
+    await writeSegment(
+      gap,
+      { index: 1, from: new Date(T0 + 1000).toISOString(), to: new Date(T0 + 2000).toISOString(), prev: { name: first.name, sha256: first.sha256 } },
+      [],
+      { privateKey },
+    );
     const gapResult = await verifyArchive(gap, [keys.publicKeyPem]);
     assert.equal(gapResult.ok, false);
     assert.match(reasons(gapResult), /starts at 2026-03-01T10:00:01\.000Z, but segment-00000000\.jsonl's ends at 2026-03-01T10:00:00\.000Z \(a gap\)/);
 
     const outside = freshDir();
-    const stray: ArchivedRequest = { closedAt: new Date(T0 + 5000).toISOString(), workflowId: 'toolreq/acme/x', runId: 'r', execution: 'COMPLETED', record: {} as AuditRecord };
+    const stray: ArchivedRequest = {
+      closedAt: new Date(T0 + 5000).toISOString(),
+      workflowId: 'toolreq/acme/x',
+      runId: 'r',
+      execution: 'COMPLETED',
+      record: {} as AuditRecord,
+    };
     await writeSegment(await mk(outside), { index: 0, from: ARCHIVE_EPOCH, to: new Date(T0).toISOString(), prev: null }, [stray], { privateKey });
     const outsideResult = await verifyArchive(outside, [keys.publicKeyPem]);
     assert.equal(outsideResult.ok, false);
@@ -468,7 +511,10 @@ describe('audit archive: a crash in the middle of a segment', () => {
       });
       process.stdout.write('DONE\\n');
     `;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, KEY: keys.privateKeyPem }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      env: { ...process.env, KEY: keys.privateKeyPem },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -492,7 +538,11 @@ describe('audit archive: a crash in the middle of a segment', () => {
     assert.ok(!out.includes('DONE'));
 
     listing = await listArchive(dir);
-    assert.deepEqual(listing.segments.map((s) => s.name), [segmentName(0)], 'only the whole segment is in place');
+    assert.deepEqual(
+      listing.segments.map((s) => s.name),
+      [segmentName(0)],
+      'only the whole segment is in place',
+    );
     assert.equal(listing.temporaryFiles.length, 1);
     const partial = await readFile(join(dir, listing.temporaryFiles[0]!), 'utf8');
     assert.ok(partial.includes('"checkpoint"') && !partial.includes('"final":true'), 'the temporary file holds half a segment');
@@ -536,7 +586,12 @@ const goneClient = {
 async function show(dir: string, workflowId: string): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await showRequest(goneClient, workflowId, { json: true, archiveDir: dir, publicKeys: async () => [createPublicKey(keys.publicKeyPem)] }, { out: (t) => (out += t), err: (t) => (err += t) });
+  const code = await showRequest(
+    goneClient,
+    workflowId,
+    { json: true, archiveDir: dir, publicKeys: async () => [createPublicKey(keys.publicKeyPem)] },
+    { out: (t) => (out += t), err: (t) => (err += t) },
+  );
   return { code, out, err };
 }
 
@@ -585,7 +640,10 @@ describe('audit archive: security review', () => {
     // A planted request that no record line holds is not found as an entry: the segment is refused.
     const planted = await copyArchive(pristine);
     await forgeOnFinalCheckpoint(planted, newest, `"seq":99,"record":${JSON.stringify({ ...forged, workflowId: 'toolreq/acme/planted' })}`);
-    await assert.rejects(findInArchive(planted, 'toolreq/acme/planted', [keys.publicKeyPem]), (err: unknown) => err instanceof ArchiveIntegrityError && /mentions toolreq\/acme\/planted but does not verify/.test(err.message));
+    await assert.rejects(
+      findInArchive(planted, 'toolreq/acme/planted', [keys.publicKeyPem]),
+      (err: unknown) => err instanceof ArchiveIntegrityError && /mentions toolreq\/acme\/planted but does not verify/.test(err.message),
+    );
 
     // An extra field on a record line is refused too (its hash covers only seq, prev and record).
     const onRecord = await copyArchive(pristine);
@@ -599,7 +657,7 @@ describe('audit archive: security review', () => {
     await assert.rejects(run(dir, fakeSource(dataset())), (err: unknown) => err instanceof ArchiveIntegrityError && /does not verify/.test(err.message));
   });
 
-  test('audit show verifies from the segment to the head: a validly re-signed segment is caught by the next one\'s link', async () => {
+  test("audit show verifies from the segment to the head: a validly re-signed segment is caught by the next one's link", async () => {
     const target = names[1]!;
     const dir = await copyArchive(pristine);
     const original = await readFile(join(dir, target), 'utf8');
@@ -607,7 +665,11 @@ describe('audit archive: security review', () => {
     const real = entries[0]!;
     // Someone with the signing key rewrites the segment with one record changed: its own chain verifies.
     await unlink(join(dir, target));
-    await writeSegment(dir, headerOf(original).segment!, [{ ...real, record: { ...real.record, status: 'forged' } as AuditRecord }, ...entries.slice(1)], { privateKey, checkpointEvery: EVERY, now });
+    await writeSegment(dir, headerOf(original).segment!, [{ ...real, record: { ...real.record, status: 'forged' } as AuditRecord }, ...entries.slice(1)], {
+      privateKey,
+      checkpointEvery: EVERY,
+      now,
+    });
 
     const hit = await findInArchive(dir, real.workflowId, [keys.publicKeyPem]);
     assert.equal(hit?.verification.ok, true, 'the re-signed segment is a valid chain on its own');
@@ -615,13 +677,19 @@ describe('audit archive: security review', () => {
     assert.match((hit?.links.faults ?? []).map((f) => `${f.segment}: ${f.reason}`).join('\n'), new RegExp(`${names[2]}: broken link`));
     const shown = await show(dir, real.workflowId);
     assert.equal(shown.code, 1);
-    assert.match(shown.err, /segment chain verified .*; THE ARCHIVE FROM segment-00000001\.jsonl TO ITS HEAD DOES NOT VERIFY \(1 fault\(s\), first segment-00000002\.jsonl: broken link/);
+    assert.match(
+      shown.err,
+      /segment chain verified .*; THE ARCHIVE FROM segment-00000001\.jsonl TO ITS HEAD DOES NOT VERIFY \(1 fault\(s\), first segment-00000002\.jsonl: broken link/,
+    );
 
     // The pristine archive: verified to the head, whose hash is printed to compare with the archiver's logs.
     const ok = await show(pristine, real.workflowId);
     assert.equal(ok.code, 0, ok.err);
     const head = (await verifyArchive(pristine, [keys.publicKeyPem])).head!;
-    assert.match(ok.err, new RegExp(`archive verified from ${target} to its head ${head.name} \\(${names.length - 1} segment\\(s\\)\\); head sha256 ${head.sha256}`));
+    assert.match(
+      ok.err,
+      new RegExp(`archive verified from ${target} to its head ${head.name} \\(${names.length - 1} segment\\(s\\)\\); head sha256 ${head.sha256}`),
+    );
   });
 
   test('a planted newest segment of an unknown key, or ending in the future, stops the run with an integrity error', async () => {
@@ -636,29 +704,48 @@ describe('audit archive: security review', () => {
     const header = { ...headerOf(lastText), keyId: 'f00dfeedf00dfeed', segment: next };
     await writeFile(join(headerOnly, segmentName(next.index)), `${JSON.stringify(header)}\n`);
     const source = fakeSource(dataset(40));
-    await assert.rejects(run(headerOnly, source), (err: unknown) => err instanceof ArchiveIntegrityError && /signed with key f00dfeedf00dfeed, which this archiver does not trust/.test(err.message));
+    await assert.rejects(
+      run(headerOnly, source),
+      (err: unknown) => err instanceof ArchiveIntegrityError && /signed with key f00dfeedf00dfeed, which this archiver does not trust/.test(err.message),
+    );
     assert.equal(source.lists, 0, 'nothing is archived after it');
 
     // A validly signed segment of another key that is not configured as trusted.
     const signedByOther = await copyArchive(pristine);
     await writeSegment(signedByOther, next, [], { privateKey: createPrivateKey(other.privateKeyPem) });
-    await assert.rejects(run(signedByOther, fakeSource(dataset())), (err: unknown) => err instanceof ArchiveIntegrityError && new RegExp(`signed with key ${other.keyId}, which this archiver does not trust`).test(err.message));
+    await assert.rejects(
+      run(signedByOther, fakeSource(dataset())),
+      (err: unknown) =>
+        err instanceof ArchiveIntegrityError && new RegExp(`signed with key ${other.keyId}, which this archiver does not trust`).test(err.message),
+    );
 
     // Signed with a trusted key but ending far in the future: no run would ever archive after it.
     const future = await copyArchive(pristine);
     await writeSegment(future, next, [], { privateKey });
-    await assert.rejects(run(future, fakeSource(dataset())), (err: unknown) => err instanceof ArchiveIntegrityError && /ends at 9999-01-01T00:00:00\.000Z, later than now/.test(err.message));
+    await assert.rejects(
+      run(future, fakeSource(dataset())),
+      (err: unknown) => err instanceof ArchiveIntegrityError && /ends at 9999-01-01T00:00:00\.000Z, later than now/.test(err.message),
+    );
 
     // A rotated key, configured as trusted, is continued from (its window ends in the past).
     const rotated = await copyArchive(pristine);
     const oldSegment = { ...next, to: new Date(NOW - 30_000).toISOString() };
     await writeSegment(rotated, oldSegment, [], { privateKey: createPrivateKey(other.privateKeyPem) });
     const later = [{ ...dataset(1)[0]!, workflowId: 'toolreq/acme/after-rotation', closedAtMs: NOW + 10_000 }];
-    const summary = await archiveClosedRequests({ dir: rotated, source: fakeSource(later), privateKey, trustedPublicKeys: [other.publicKeyPem], now: () => new Date(NOW + 120_000) });
+    const summary = await archiveClosedRequests({
+      dir: rotated,
+      source: fakeSource(later),
+      privateKey,
+      trustedPublicKeys: [other.publicKeyPem],
+      now: () => new Date(NOW + 120_000),
+    });
     assert.deepEqual(summary.segments, [segmentName(next.index + 1)]);
     assert.equal((await verifyArchive(rotated, [keys.publicKeyPem, other.publicKeyPem])).ok, true);
     // …and the same archive without that configuration is refused.
-    await assert.rejects(archiveClosedRequests({ dir: rotated, source: fakeSource(later), privateKey: createPrivateKey(other.privateKeyPem), now: () => new Date(NOW + 120_000) }), /which this archiver does not trust/);
+    await assert.rejects(
+      archiveClosedRequests({ dir: rotated, source: fakeSource(later), privateKey: createPrivateKey(other.privateKeyPem), now: () => new Date(NOW + 120_000) }),
+      /which this archiver does not trust/,
+    );
   });
 
   /** Runs the archival activity as the worker would, with a logger that keeps its lines. */
@@ -672,23 +759,33 @@ describe('audit archive: security review', () => {
     const source = fakeSource(dataset());
     const activities = createArchiveActivities({ client: {} as Client, archiveDir: dir, privateKey, logger, source, ...deps });
     const env = new MockActivityEnvironment({}, { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
-    const result: { summary?: ArchiveRunSummary; err?: unknown } = await env.run<[], ArchiveRunSummary, () => Promise<ArchiveRunSummary>>(() => activities.archiveClosedRequests(input as AuditArchiveInput)).then(
-      (summary) => ({ summary }),
-      (err: unknown) => ({ err }),
-    );
+    const result: { summary?: ArchiveRunSummary; err?: unknown } = await env
+      .run<[], ArchiveRunSummary, () => Promise<ArchiveRunSummary>>(() => activities.archiveClosedRequests(input as AuditArchiveInput))
+      .then(
+        (summary) => ({ summary }),
+        (err: unknown) => ({ err }),
+      );
     return { ...result, logged, source };
   }
 
   test('the activity refuses an integrity problem non-retryably, logged as an alarm', async () => {
     const dir = await copyArchive(pristine);
     const lastText = (await snapshot(pristine))[names.at(-1)!]!;
-    const next = { index: names.length, from: headerOf(lastText).segment!.to, to: '9999-01-01T00:00:00.000Z', prev: { name: names.at(-1)!, sha256: sha256(lastText) } };
+    const next = {
+      index: names.length,
+      from: headerOf(lastText).segment!.to,
+      to: '9999-01-01T00:00:00.000Z',
+      prev: { name: names.at(-1)!, sha256: sha256(lastText) },
+    };
     await writeSegment(dir, next, [], { privateKey: createPrivateKey(generateAuditKeyPair().privateKeyPem) });
     const { err, logged } = await activity(dir, {});
     assert.ok(err instanceof ApplicationFailure, String(err));
     assert.equal(err.type, ARCHIVE_INTEGRITY_FAILURE);
     assert.equal(err.nonRetryable, true);
-    assert.ok(logged.some((l) => l.level === 'error' && l.obj.alarm === 'audit_archive_integrity'), JSON.stringify(logged));
+    assert.ok(
+      logged.some((l) => l.level === 'error' && l.obj.alarm === 'audit_archive_integrity'),
+      JSON.stringify(logged),
+    );
   });
 
   test('the activity refuses an input out of bounds non-retryably, naming the field, before reading anything', async () => {

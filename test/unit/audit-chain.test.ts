@@ -7,14 +7,7 @@ import { Readable, Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { before, describe, test } from 'node:test';
-import {
-  ChainWriter,
-  canonicalJson,
-  generateAuditKeyPair,
-  recordHashInput,
-  sha256Hex,
-  type ChainProgress,
-} from '../../src/audit/chain.js';
+import { ChainWriter, canonicalJson, generateAuditKeyPair, recordHashInput, sha256Hex, type ChainProgress } from '../../src/audit/chain.js';
 import { verifyChain } from '../../src/audit/verify.js';
 
 const keys = generateAuditKeyPair();
@@ -99,11 +92,26 @@ describe('audit chain: tamper matrix on a 10,000-record export', () => {
       { name: 'hash field', line: lineOf(7), offset: lineStart(lineOf(7)) + lines[lineOf(7) - 1]!.indexOf('"hash":"') + 10, seq: 7 },
       { name: 'prev field', line: lineOf(8000), offset: lineStart(lineOf(8000)) + lines[lineOf(8000) - 1]!.indexOf('"prev":"') + 9, seq: 8000 },
       { name: 'seq digit', line: lineOf(9999), offset: lineStart(lineOf(9999)) + 7, seq: 9999 },
-      { name: 'checkpoint signature', line: checkpointLineAfter(2500), offset: lineStart(checkpointLineAfter(2500)) + lines[checkpointLineAfter(2500) - 1]!.indexOf('"sig":"') + 20, seq: 2999 },
-      { name: 'checkpoint time', line: checkpointLineAfter(500), offset: lineStart(checkpointLineAfter(500)) + lines[checkpointLineAfter(500) - 1]!.indexOf('"at":"') + 8, seq: 999 },
+      {
+        name: 'checkpoint signature',
+        line: checkpointLineAfter(2500),
+        offset: lineStart(checkpointLineAfter(2500)) + lines[checkpointLineAfter(2500) - 1]!.indexOf('"sig":"') + 20,
+        seq: 2999,
+      },
+      {
+        name: 'checkpoint time',
+        line: checkpointLineAfter(500),
+        offset: lineStart(checkpointLineAfter(500)) + lines[checkpointLineAfter(500) - 1]!.indexOf('"at":"') + 8,
+        seq: 999,
+      },
       { name: 'header', line: 1, offset: lines[0]!.indexOf('createdAt') + 14, seq: -1 },
       { name: 'newline', line: lineOf(5000), offset: lineStart(lineOf(5000) + 1) - 1, seq: 5000 },
-      { name: 'multi-byte character', line: lineOf(6001), offset: lineStart(lineOf(6001)) + Buffer.from(lines[lineOf(6001) - 1]!).indexOf(Buffer.from('é')) + 1, seq: 6001 },
+      {
+        name: 'multi-byte character',
+        line: lineOf(6001),
+        offset: lineStart(lineOf(6001)) + Buffer.from(lines[lineOf(6001) - 1]!).indexOf(Buffer.from('é')) + 1,
+        seq: 6001,
+      },
     ];
     for (const c of cases) {
       const copy = Buffer.from(bytes);
@@ -126,7 +134,10 @@ describe('audit chain: tamper matrix on a 10,000-record export', () => {
       const result = await verifyChain(Readable.from([copy]), keys.publicKeyPem);
       assert.equal(result.ok, false, `flip at ${offset}`);
       const line = bytes.subarray(0, offset).toString('latin1').split('\n').length;
-      assert.ok(result.firstBad!.line === line || (line === 1 && result.firstBad!.line === checkpointLineAfter(0)), `flip at ${offset} (line ${line}): ${JSON.stringify(result.firstBad)}`);
+      assert.ok(
+        result.firstBad!.line === line || (line === 1 && result.firstBad!.line === checkpointLineAfter(0)),
+        `flip at ${offset} (line ${line}): ${JSON.stringify(result.firstBad)}`,
+      );
     }
   });
 
@@ -227,7 +238,9 @@ describe('audit chain: streaming', () => {
     gc();
     const after = process.memoryUsage().heapUsed;
     t.diagnostic(`export: ${COUNT} records, ${(bytes / 1024 / 1024).toFixed(1)} MiB in ${seconds.toFixed(2)} s = ${Math.round(COUNT / seconds)} records/s`);
-    t.diagnostic(`heap: before ${(before / 1048576).toFixed(1)} MiB, live peak during ${(peak / 1048576).toFixed(1)} MiB, after ${(after / 1048576).toFixed(1)} MiB`);
+    t.diagnostic(
+      `heap: before ${(before / 1048576).toFixed(1)} MiB, live peak during ${(peak / 1048576).toFixed(1)} MiB, after ${(after / 1048576).toFixed(1)} MiB`,
+    );
     assert.equal(summary.records, COUNT);
     assert.equal(lineCount, 1 + COUNT + COUNT / 1000 + 1);
     assert.equal(progress.length, COUNT / 1000 + 1);

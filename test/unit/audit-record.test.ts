@@ -50,7 +50,10 @@ describe('audit records of histories from before the trust boundary', () => {
       [{ who: 'maria', decision: 'approve', verified: false, kid: undefined, problem: 'unsigned' }],
     );
     assert.equal(record.ranAs?.runAs, 'svc-payments');
-    assert.match(record.answers.whoInitiated, /^agent bot \(tenant acme, production\) at .*; identity NOT verified: the request predates signed front-door admissions$/);
+    assert.match(
+      record.answers.whoInitiated,
+      /^agent bot \(tenant acme, production\) at .*; identity NOT verified: the request predates signed front-door admissions$/,
+    );
     assert.match(record.answers.whoAllowed, /approved by maria \(tier 0, via api, .*UNVERIFIED decision: unsigned\)/);
     assert.ok(record.timeline.some((t) => t.event === 'maria approved (via api)'));
   });
@@ -63,16 +66,29 @@ describe('audit records of histories from before the trust boundary', () => {
     assert.deepEqual(edit!.args, { amount: 3000 });
     assert.ok(edit!.toDigest && edit!.toDigest !== edit!.fromDigest);
     assert.equal(edit!.verified, false);
-    assert.deepEqual(record.approvals.map((a) => [a.who, a.digest === edit!.toDigest, a.verified]), [['fiona', true, false]]);
+    assert.deepEqual(
+      record.approvals.map((a) => [a.who, a.digest === edit!.toDigest, a.verified]),
+      [['fiona', true, false]],
+    );
     assert.deepEqual(record.proposal.args, { amount: 3000 });
   });
 
   test('an attemptRefused signal is a recorded refusal', async () => {
     const history = await oldHistory('expire');
-    const refusal = { approverId: null, claimedId: 'mallory', via: 'api', code: 'invalid_token', message: 'the token does not verify', at: '2026-11-21T16:40:36.000Z' };
+    const refusal = {
+      approverId: null,
+      claimedId: 'mallory',
+      via: 'api',
+      code: 'invalid_token',
+      message: 'the token does not verify',
+      at: '2026-11-21T16:40:36.000Z',
+    };
     const signal: temporal.api.history.v1.IHistoryEvent = {
       eventTime: history.events![1]!.eventTime,
-      workflowExecutionSignaledEventAttributes: { signalName: 'attemptRefused', input: { payloads: (await encodeToPayloads(plainConverter, refusal)) as Payload[] } },
+      workflowExecutionSignaledEventAttributes: {
+        signalName: 'attemptRefused',
+        input: { payloads: (await encodeToPayloads(plainConverter, refusal)) as Payload[] },
+      },
     };
     history.events!.splice(2, 0, signal);
     const record = await auditRecordFromHistory(history, plainConverter, { workflowId: 'toolreq:history-expire' });
@@ -109,7 +125,6 @@ test('audit show takes a request id with its tenant, or a workflow id', () => {
   assert.throws(() => showTarget('r-1', 'a b'), /--tenant must be/);
 });
 
-
 describe('audit records of histories of the current workflow', () => {
   let converter: LoadedDataConverter;
   const recordOf = async (name: string, history?: History, workflowId = v1Id(name)) =>
@@ -142,7 +157,12 @@ describe('audit records of histories of the current workflow', () => {
       record.approvals.map((a) => ({ who: a.who, decision: a.decision, via: a.via, verified: a.verified, kid: a.kid })),
       [{ who: 'maria', decision: 'approve', via: 'api', verified: true, kid: decisionKid }],
     );
-    assert.match(record.answers.whoInitiated, new RegExp(`^agent bot \\(tenant acme, production\\) at .*; identity from a verified agent credential \\(front-door assertion signed with key ${requestKid}\\)$`));
+    assert.match(
+      record.answers.whoInitiated,
+      new RegExp(
+        `^agent bot \\(tenant acme, production\\) at .*; identity from a verified agent credential \\(front-door assertion signed with key ${requestKid}\\)$`,
+      ),
+    );
     assert.match(record.answers.whoAllowed, /approved by maria \(tier 0, via api, .*, verified decision\)$/);
     assert.ok(record.timeline.some((t) => t.event === `maria approved (via api); signed decision verified with key ${decisionKid}`));
     const text = formatAuditRecord(record);
@@ -156,7 +176,10 @@ describe('audit records of histories of the current workflow', () => {
     const edit = record.edits[0]!;
     assert.deepEqual({ editor: edit.editor, args: edit.args, verified: edit.verified }, { editor: 'maria', args: { amount: 3000 }, verified: true });
     assert.ok(edit.toDigest && edit.toDigest !== edit.fromDigest);
-    assert.deepEqual(record.approvals.map((a) => [a.who, a.digest === edit.toDigest, a.verified]), [['fiona', true, true]]);
+    assert.deepEqual(
+      record.approvals.map((a) => [a.who, a.digest === edit.toDigest, a.verified]),
+      [['fiona', true, true]],
+    );
     assert.deepEqual(record.proposal.args, { amount: 3000 });
     assert.equal(record.decision?.rule, 'refund/large');
   });
@@ -168,7 +191,10 @@ describe('audit records of histories of the current workflow', () => {
       [{ who: 'sam', code: 'not_eligible', decision: 'approve', via: 'api', verified: true }],
     );
     assert.match(record.refusals[0]!.message, /none of the groups that may decide now/);
-    assert.deepEqual(record.approvals.map((a) => [a.who, a.verified]), [['maria', true]]);
+    assert.deepEqual(
+      record.approvals.map((a) => [a.who, a.verified]),
+      [['maria', true]],
+    );
     assert.ok(record.timeline.some((t) => t.event === 'sam tried to approve (via api): refused, not_eligible'));
     assert.match(formatAuditRecord(record), /refused: sam at .* via api: not_eligible/);
   });
@@ -176,11 +202,20 @@ describe('audit records of histories of the current workflow', () => {
   test('unverified: a request started without the front door is denied and on record as unverified', async () => {
     const record = await recordOf('unverified');
     assert.equal(record.status, 'denied');
-    assert.deepEqual({ outcome: record.decision?.outcome, rule: record.decision?.rule, code: record.decision?.code }, { outcome: 'deny', rule: 'check:request_assertion', code: 'unverified_request' });
+    assert.deepEqual(
+      { outcome: record.decision?.outcome, rule: record.decision?.rule, code: record.decision?.code },
+      { outcome: 'deny', rule: 'check:request_assertion', code: 'unverified_request' },
+    );
     assert.equal(record.outcome?.error?.type, 'unverified_request');
-    assert.deepEqual({ present: record.admission.present, verified: record.admission.verified, kid: record.admission.kid, code: record.admission.problem?.code }, { present: true, verified: false, kid: undefined, code: 'malformed' });
+    assert.deepEqual(
+      { present: record.admission.present, verified: record.admission.verified, kid: record.admission.kid, code: record.admission.problem?.code },
+      { present: true, verified: false, kid: undefined, code: 'malformed' },
+    );
     assert.equal(record.initiatedBy.actor.id, 'bot', 'the record still shows what the starter claimed');
-    assert.match(record.answers.whoInitiated, /identity NOT verified: no valid front-door assertion \(malformed: .*\); these are the claims of whoever started the workflow$/);
+    assert.match(
+      record.answers.whoInitiated,
+      /identity NOT verified: no valid front-door assertion \(malformed: .*\); these are the claims of whoever started the workflow$/,
+    );
     assert.match(record.answers.whoAllowed, /^nobody: /);
     assert.equal(record.ranAs, null);
   });
@@ -194,9 +229,17 @@ describe('audit records of histories of the current workflow', () => {
   test('a changed request no longer matches its admission', async () => {
     const history = await newHistory('approve');
     const started = history.events![0]!.workflowExecutionStartedEventAttributes!;
-    started.input = { payloads: await rewrite<{ request: Record<string, unknown> }>(started.input!.payloads!, (v) => ({ ...v, request: { ...v.request, args: { amount: 1 } } })) };
+    started.input = {
+      payloads: await rewrite<{ request: Record<string, unknown> }>(started.input!.payloads!, (v) => ({
+        ...v,
+        request: { ...v.request, args: { amount: 1 } },
+      })),
+    };
     const record = await recordOf('approve', history);
-    assert.deepEqual({ present: record.admission.present, verified: record.admission.verified, kid: record.admission.kid }, { present: true, verified: false, kid: undefined });
+    assert.deepEqual(
+      { present: record.admission.present, verified: record.admission.verified, kid: record.admission.kid },
+      { present: true, verified: false, kid: undefined },
+    );
     assert.equal(record.admission.problem?.code, 'mismatch');
     assert.match(record.answers.whoInitiated, /identity NOT verified: no valid front-door assertion \(mismatch: .*request body/);
   });
@@ -208,7 +251,10 @@ describe('audit records of histories of the current workflow', () => {
     const plain = await encodeToPayloads({ ...converter, payloadCodecs: [] }, { status: 'completed', result: 'globex secret' });
     completed.result = { payloads: await codec.encode(plain as Payload[], { type: 'workflow', namespace: 'default', workflowId: 'toolreq/globex/x' }) };
     const record = await recordOf('approve', history).catch((err: unknown) => err as Error);
-    assert.ok(!(record instanceof Error) ? !JSON.stringify(record).includes('globex secret') : /another tenant|tenant "globex"/.test(record.message), 'the foreign payload stays encrypted');
+    assert.ok(
+      !(record instanceof Error) ? !JSON.stringify(record).includes('globex secret') : /another tenant|tenant "globex"/.test(record.message),
+      'the foreign payload stays encrypted',
+    );
   });
 
   test('decisions signed by a key the recorded anchors do not name do not verify', async () => {
@@ -228,8 +274,14 @@ describe('audit records of histories of the current workflow', () => {
     assert.equal(replaced, 1);
     const record = await recordOf('edit', history);
     assert.equal(record.admission.verified, true, 'the request keys were left alone');
-    assert.deepEqual(record.approvals.map((a) => [a.who, a.verified, a.kid, a.problem?.code]), [['fiona', false, undefined, 'unknown_key']]);
-    assert.deepEqual(record.edits.map((e) => [e.editor, e.verified, e.problem?.code]), [['maria', false, 'unknown_key']]);
+    assert.deepEqual(
+      record.approvals.map((a) => [a.who, a.verified, a.kid, a.problem?.code]),
+      [['fiona', false, undefined, 'unknown_key']],
+    );
+    assert.deepEqual(
+      record.edits.map((e) => [e.editor, e.verified, e.problem?.code]),
+      [['maria', false, 'unknown_key']],
+    );
     assert.match(record.answers.whoAllowed, /approved by fiona \(.*UNVERIFIED decision: unknown_key\)/);
   });
 
@@ -245,7 +297,10 @@ describe('audit records of histories of the current workflow', () => {
       }),
     };
     const record = await recordOf('approve', history);
-    assert.deepEqual(record.approvals.map((a) => [a.who, a.verified, a.problem?.code]), [['maria', false, 'missing']]);
+    assert.deepEqual(
+      record.approvals.map((a) => [a.who, a.verified, a.problem?.code]),
+      [['maria', false, 'missing']],
+    );
     assert.ok(record.timeline.some((t) => t.event === 'mallory approved (via api); decision NOT verified: bad_signature'));
   });
 
@@ -284,7 +339,10 @@ describe('the record reads every activity and message by the names the workflow 
       }
     }
     // The fixtures do exercise these kinds of events; otherwise this test would prove nothing.
-    assert.ok(seen.activities.has('executeTool') && seen.activities.has('notifyApprovers') && seen.updates.size > 0, JSON.stringify([...seen.activities, ...seen.signals, ...seen.updates]));
+    assert.ok(
+      seen.activities.has('executeTool') && seen.activities.has('notifyApprovers') && seen.updates.size > 0,
+      JSON.stringify([...seen.activities, ...seen.signals, ...seen.updates]),
+    );
     for (const name of seen.activities) assert.ok(Object.hasOwn(AUDITED_ACTIVITIES, name), `activity ${name} is not read by the audit record`);
     for (const name of seen.signals) assert.ok(Object.hasOwn(AUDITED_MESSAGES.signals, name), `signal ${name} is not read by the audit record`);
     for (const name of seen.updates) assert.ok(Object.hasOwn(AUDITED_MESSAGES.updates, name), `update ${name} is not read by the audit record`);

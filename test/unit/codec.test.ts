@@ -104,7 +104,10 @@ describe('AesGcmCodec', () => {
     const [fresh] = await codec.encode([payloadOf('after')]);
     assert.equal(text(fresh!.metadata?.['encryption-key-id']), 'k2');
     assert.deepEqual((await codec.decode([old!, fresh!])).map(valueOf), ['written before rotation', 'after']);
-    await assert.rejects(oldCodec.decode([fresh!]), (e: unknown) => e instanceof PayloadDecryptionError && e.keyId === 'k2' && /not in the keyring/.test(e.message));
+    await assert.rejects(
+      oldCodec.decode([fresh!]),
+      (e: unknown) => e instanceof PayloadDecryptionError && e.keyId === 'k2' && /not in the keyring/.test(e.message),
+    );
   });
 
   test('unencrypted payloads (history written before the codec) pass through', async () => {
@@ -144,7 +147,12 @@ describe('AesGcmCodec per-tenant keys', () => {
     const activity: SerializationContext = { type: 'activity', namespace: 'default', workflowId: 'toolreq/globex/r9', activityId: '1', isLocal: false };
     assert.equal(tenantOfContext(activity), 'globex');
     assert.equal(payloadTenant((await codec.encode([payloadOf(1)], activity))[0]!), 'globex');
-    for (const context of [ctx('toolreq:r1'), ctx('toolgate:kill-switches'), { type: 'activity', namespace: 'default', isLocal: true } as SerializationContext, undefined]) {
+    for (const context of [
+      ctx('toolreq:r1'),
+      ctx('toolgate:kill-switches'),
+      { type: 'activity', namespace: 'default', isLocal: true } as SerializationContext,
+      undefined,
+    ]) {
       assert.equal(tenantOfContext(context), undefined);
       const [enc] = await codec.encode([payloadOf(CANARY)], context);
       assert.equal(enc!.metadata?.['toolgate-tenant'], undefined);
@@ -170,7 +178,10 @@ describe('AesGcmCodec per-tenant keys', () => {
     await assert.rejects(codec.decode([retagged(acme!, 'Acme')]), isAuthFailure);
     await assert.rejects(codec.decode([retagged(global!, 'acme')]), isAuthFailure);
     await assert.rejects(codec.decode([retagged(acme!, '')]), PayloadDecryptionError);
-    await assert.rejects(codec.decode([{ ...acme!, metadata: { ...acme!.metadata, 'toolgate-tenant': new Uint8Array([0xff, 0xfe]) } }]), PayloadDecryptionError);
+    await assert.rejects(
+      codec.decode([{ ...acme!, metadata: { ...acme!.metadata, 'toolgate-tenant': new Uint8Array([0xff, 0xfe]) } }]),
+      PayloadDecryptionError,
+    );
     // The untouched payloads still decode: the failures above are the tag's doing.
     assert.deepEqual((await codec.decode([acme!, global!])).map(valueOf), [CANARY, CANARY]);
   });
@@ -189,7 +200,10 @@ describe('AesGcmCodec per-tenant keys', () => {
     assert.equal(text(fresh!.metadata?.['encryption-key-id']), 'k2');
     assert.equal(payloadTenant(fresh!), 'acme');
     assert.deepEqual((await rotated.decode([old!, fresh!])).map(valueOf), ['acme before rotation', 'acme after rotation']);
-    await assert.rejects(before.decode([fresh!]), (e: unknown) => e instanceof PayloadDecryptionError && e.keyId === 'k2' && /not in the keyring/.test(e.message));
+    await assert.rejects(
+      before.decode([fresh!]),
+      (e: unknown) => e instanceof PayloadDecryptionError && e.keyId === 'k2' && /not in the keyring/.test(e.message),
+    );
     // The key id is authenticated for tagged payloads too: relabelling k1 -> k2 fails.
     const relabelled = { ...old!, metadata: { ...old!.metadata, 'encryption-key-id': utf8('k2') } };
     await assert.rejects(rotated.decode([relabelled]), /failed authentication/);
@@ -203,7 +217,10 @@ describe('keyring', () => {
     const ring = await loadKeyring({ env: { TOOLGATE_CODEC_KEYS: `k2:${k2},k1:${k1}` } });
     assert.equal(ring.current, 'k2');
     assert.deepEqual(Object.keys(ring.keys).sort(), ['k1', 'k2']);
-    assert.throws(() => parseKeyringEnv('k1:c2hvcnQ='), (e: unknown) => e instanceof CodecKeyError && /TOOLGATE_CODEC_KEYS/.test(e.message) && /32/.test(e.message));
+    assert.throws(
+      () => parseKeyringEnv('k1:c2hvcnQ='),
+      (e: unknown) => e instanceof CodecKeyError && /TOOLGATE_CODEC_KEYS/.test(e.message) && /32/.test(e.message),
+    );
     assert.throws(() => parseKeyringEnv(`bad id:${k1}`), CodecKeyError);
     await assert.rejects(loadKeyring({ env: {} }), /TOOLGATE_CODEC_KEYS/);
   });
@@ -215,7 +232,8 @@ describe('keyring', () => {
       // A worker, an API or a CLI never makes up a key: the message names every way to provide one.
       await assert.rejects(loadKeyring({ env: {}, stateDir: dir }), (e: unknown) => {
         assert.ok(e instanceof CodecKeyError);
-        for (const named of ['TOOLGATE_CODEC_KEYS ', 'TOOLGATE_CODEC_KEYS_FILE', file, 'toolgate keys init', 'toolgate dev']) assert.ok(e.message.includes(named), `names ${named}: ${e.message}`);
+        for (const named of ['TOOLGATE_CODEC_KEYS ', 'TOOLGATE_CODEC_KEYS_FILE', file, 'toolgate keys init', 'toolgate dev'])
+          assert.ok(e.message.includes(named), `names ${named}: ${e.message}`);
         return true;
       });
       await assert.rejects(stat(file), /ENOENT/, 'refusing creates nothing');
@@ -265,15 +283,25 @@ describe('keyring', () => {
     const wrongId = keyFingerprint(a);
     assert.throws(
       () => parseKeyringFile(JSON.stringify({ current: wrongId, keys: { [wrongId]: b64(b) } }), 'keys.json'),
-      (e: unknown) => e instanceof CodecKeyError && e.message.startsWith('keys.json: ') && e.message.includes(`"${wrongId}"`) && e.message.includes(keyFingerprint(b)),
+      (e: unknown) =>
+        e instanceof CodecKeyError && e.message.startsWith('keys.json: ') && e.message.includes(`"${wrongId}"`) && e.message.includes(keyFingerprint(b)),
     );
-    assert.throws(() => parseKeyringEnv(`${wrongId}:${b64(b)}`), (e: unknown) => e instanceof CodecKeyError && /TOOLGATE_CODEC_KEYS/.test(e.message) && e.message.includes(wrongId));
+    assert.throws(
+      () => parseKeyringEnv(`${wrongId}:${b64(b)}`),
+      (e: unknown) => e instanceof CodecKeyError && /TOOLGATE_CODEC_KEYS/.test(e.message) && e.message.includes(wrongId),
+    );
     assert.equal(parseKeyringEnv(`${keyFingerprint(b)}:${b64(b)}`).current, keyFingerprint(b));
 
     // Two keys under one id: in the variable, and in a file (where JSON.parse alone would keep the last silently).
-    assert.throws(() => parseKeyringEnv(`dev-1:${b64(a)},dev-1:${b64(b)}`), (e: unknown) => e instanceof CodecKeyError && /"dev-1" appears twice/.test(e.message));
+    assert.throws(
+      () => parseKeyringEnv(`dev-1:${b64(a)},dev-1:${b64(b)}`),
+      (e: unknown) => e instanceof CodecKeyError && /"dev-1" appears twice/.test(e.message),
+    );
     const twice = `{ "current": "dev-1", "keys": { "dev-1": "${b64(a)}", "dev-1": "${b64(b)}" } }`;
-    assert.throws(() => parseKeyringFile(twice, 'merged.json'), (e: unknown) => e instanceof CodecKeyError && e.message.includes('merged.json') && e.message.includes('"keys.dev-1" appears twice'));
+    assert.throws(
+      () => parseKeyringFile(twice, 'merged.json'),
+      (e: unknown) => e instanceof CodecKeyError && e.message.includes('merged.json') && e.message.includes('"keys.dev-1" appears twice'),
+    );
     // The same name at different places is not a duplicate.
     assert.equal(parseKeyringFile(`{ "current": "k1", "keys": { "k1": "${b64(a)}", "k2": "${b64(b)}" } }`, 'ok.json').current, 'k1');
 
@@ -343,7 +371,10 @@ describe('codec endpoint', () => {
   test('refuses calls without a scope with 401 (no token, unknown token, authorize failing, a non-scope), and never decodes for them', async () => {
     const [enc] = await codec.encode([payloadOf(CANARY)], ACME);
     const decodesBefore = spy.decodes;
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'Bearer throws' }, { authorization: 'Bearer legacy' }] as Record<string, string>[]) {
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'Bearer throws' }, { authorization: 'Bearer legacy' }] as Record<
+      string,
+      string
+    >[]) {
       const res = await post('/decode', { payloads: [toJson(enc!)] }, headers);
       assert.equal(res.status, 401);
       assert.equal(res.headers.get('www-authenticate'), 'Bearer');
@@ -381,7 +412,10 @@ describe('codec endpoint', () => {
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('access-control-allow-origin'), UI);
     const body = (await res.json()) as Body;
-    assert.deepEqual(body.payloads.map((p) => valueOf(fromJsonBody(p))), [{ note: CANARY }, 'second', 'plain']);
+    assert.deepEqual(
+      body.payloads.map((p) => valueOf(fromJsonBody(p))),
+      [{ note: CANARY }, 'second', 'plain'],
+    );
   });
 
   test('an acme ops scope gets 403 naming the index for a globex payload and for an untagged encrypted one, before anything is decrypted', async () => {
@@ -425,13 +459,20 @@ describe('codec endpoint', () => {
     const legacy = legacyEncrypt(payloadOf('legacy'), 'k1', keyring1.keys.k1!);
     const res = await post('/decode', { payloads: [acme!, globex!, global!, legacy].map(toJson) }, allAuth);
     assert.equal(res.status, 200);
-    assert.deepEqual(((await res.json()) as Body).payloads.map((p) => valueOf(fromJsonBody(p))), ['for acme', 'for globex', 'global', 'legacy']);
+    assert.deepEqual(
+      ((await res.json()) as Body).payloads.map((p) => valueOf(fromJsonBody(p))),
+      ['for acme', 'for globex', 'global', 'legacy'],
+    );
   });
 
   test("/encode: a tenant's scope gets payloads encrypted for its tenant, ops:all global ones", async () => {
     const input = { payloads: [toJson(payloadOf({ note: CANARY }))] };
     for (const path of ['/codec', '/generic']) {
-      const res = await fetch(`${root}${path}/encode`, { method: 'POST', headers: { 'content-type': 'application/json', ...acmeAuth }, body: JSON.stringify(input) });
+      const res = await fetch(`${root}${path}/encode`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...acmeAuth },
+        body: JSON.stringify(input),
+      });
       assert.equal(res.status, 200, path);
       const [p] = ((await res.json()) as Body).payloads.map(fromJsonBody);
       assert.equal(payloadTenant(p!), 'acme', path);
@@ -442,7 +483,11 @@ describe('codec endpoint', () => {
     assert.equal(isEncryptedPayload(p!), true);
     assert.equal(payloadTenant(p!), undefined);
     // A codec that ignores the tenant is refused rather than handing out global payloads.
-    const blindRes = await fetch(`${root}/blind/encode`, { method: 'POST', headers: { 'content-type': 'application/json', ...acmeAuth }, body: JSON.stringify(input) });
+    const blindRes = await fetch(`${root}/blind/encode`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...acmeAuth },
+      body: JSON.stringify(input),
+    });
     assert.equal(blindRes.status, 500);
     assert.ok(!(await blindRes.text()).includes(Buffer.from(CANARY).toString('base64')));
   });
@@ -478,7 +523,7 @@ describe('codec endpoint', () => {
 });
 
 describe('decoding inside a request', () => {
-  test('a worker or client decoding in the context of a tenant\'s request decodes only that tenant\'s payloads', async () => {
+  test("a worker or client decoding in the context of a tenant's request decodes only that tenant's payloads", async () => {
     const codec = new AesGcmCodec(keyring1);
     const [acme] = await codec.encode([payloadOf({ secret: CANARY })], ACME);
     const [globex] = await codec.encode([payloadOf({ secret: CANARY })], ctx('toolreq/globex/r1'));

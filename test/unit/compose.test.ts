@@ -109,10 +109,12 @@ function service(name: string): Service {
 function envOf(svc: Service): Record<string, string> {
   const env = svc.environment ?? {};
   if (Array.isArray(env)) {
-    return Object.fromEntries(env.map((entry) => {
-      const at = entry.indexOf('=');
-      return at < 0 ? [entry, ''] : [entry.slice(0, at), entry.slice(at + 1)];
-    }));
+    return Object.fromEntries(
+      env.map((entry) => {
+        const at = entry.indexOf('=');
+        return at < 0 ? [entry, ''] : [entry.slice(0, at), entry.slice(at + 1)];
+      }),
+    );
   }
   return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === null ? '' : String(v)]));
 }
@@ -123,7 +125,10 @@ function secretsOf(svc: Service): string[] {
 }
 
 function scriptOf(svc: Service): string {
-  return [svc.entrypoint, svc.command].flat().filter((part): part is string => typeof part === 'string').join('\n');
+  return [svc.entrypoint, svc.command]
+    .flat()
+    .filter((part): part is string => typeof part === 'string')
+    .join('\n');
 }
 
 /** Every (TOOLGATE|TEMPORAL)_* name that appears as a whole token in src/. */
@@ -161,13 +166,23 @@ describe('docker-compose.yml', () => {
 
   test(`runs no auto-setup image, and every Temporal server/admin-tools image is ${TEMPORAL_SERVER_VERSION} (scripts/cluster/build-temporal.ts)`, () => {
     const images = Object.entries(services).map(([name, svc]) => [name, svc.image ?? ''] as const);
-    assert.deepEqual(images.filter(([, image]) => /auto-setup/.test(image)), [], 'temporalio/auto-setup is deprecated: schema and namespace are one-shot jobs');
+    assert.deepEqual(
+      images.filter(([, image]) => /auto-setup/.test(image)),
+      [],
+      'temporalio/auto-setup is deprecated: schema and namespace are one-shot jobs',
+    );
     const temporal = images.flatMap(([name, image]) => {
       const match = TEMPORAL_IMAGE.exec(image);
       return match ? [{ name, kind: match[1], tag: match[2] }] : [];
     });
-    assert.ok(temporal.some((i) => i.kind === 'server'), 'a temporalio/server image');
-    assert.ok(temporal.some((i) => i.kind === 'admin-tools'), 'a temporalio/admin-tools image');
+    assert.ok(
+      temporal.some((i) => i.kind === 'server'),
+      'a temporalio/server image',
+    );
+    assert.ok(
+      temporal.some((i) => i.kind === 'admin-tools'),
+      'a temporalio/admin-tools image',
+    );
     for (const image of temporal) assert.equal(image.tag, TEMPORAL_SERVER_VERSION, `${image.name}: temporalio/${image.kind}:${image.tag}`);
     assert.equal(service('temporal').image, `temporalio/server:${TEMPORAL_SERVER_VERSION}`);
     for (const job of ['temporal-schema', 'temporal-setup']) assert.equal(service(job).image, `temporalio/admin-tools:${TEMPORAL_SERVER_VERSION}`, job);
@@ -185,12 +200,19 @@ describe('docker-compose.yml', () => {
 
   test(`the workers share rate limits in the compose PostgreSQL, database ${RATE_LIMIT_DB}, which the schema job creates`, () => {
     const store = envOf(service('worker')).TOOLGATE_RATE_LIMIT_STORE ?? '';
-    assert.match(store, /^postgres:\/\/temporal:\$\{TEMPORAL_POSTGRES_PASSWORD:-temporal\}@/, 'the database user and the password variable the postgresql service is given');
+    assert.match(
+      store,
+      /^postgres:\/\/temporal:\$\{TEMPORAL_POSTGRES_PASSWORD:-temporal\}@/,
+      'the database user and the password variable the postgresql service is given',
+    );
     assert.equal(envOf(service('postgresql')).POSTGRES_PASSWORD, '${TEMPORAL_POSTGRES_PASSWORD:-temporal}');
     // As compose interpolates it with the default password: a URL the worker's configuration accepts.
     const resolved = store.replace('${TEMPORAL_POSTGRES_PASSWORD:-temporal}', 'temporal');
     const url = new URL(resolved);
-    assert.deepEqual([url.username, url.hostname, url.port, url.pathname], [envOf(service('postgresql')).POSTGRES_USER, 'postgresql', '5432', `/${RATE_LIMIT_DB}`]);
+    assert.deepEqual(
+      [url.username, url.hostname, url.port, url.pathname],
+      [envOf(service('postgresql')).POSTGRES_USER, 'postgresql', '5432', `/${RATE_LIMIT_DB}`],
+    );
     assert.equal(loadConfig({ TOOLGATE_RATE_LIMIT_STORE: resolved }).rateLimitStore, resolved);
     assert.match(scriptOf(service('temporal-schema')), new RegExp(`temporal-sql-tool --db ${RATE_LIMIT_DB} create-database`));
     assert.equal(envOf(service('api')).TOOLGATE_RATE_LIMIT_STORE, undefined, 'the API evaluates no limits and needs no database password');
@@ -241,7 +263,7 @@ describe('docker-compose.yml', () => {
     });
   }
 
-  test('archiver: mounts exactly the codec keys and the audit signer\'s private key, and its archive volume', () => {
+  test("archiver: mounts exactly the codec keys and the audit signer's private key, and its archive volume", () => {
     const svc = service('archiver');
     assert.match(scriptOf(svc), /src\/cli\/main\.ts\narchiver$/);
     assert.deepEqual([...secretsOf(svc)].sort(), Object.values(ARCHIVER_FILES).sort());
@@ -273,7 +295,7 @@ describe('docker-compose.yml', () => {
     for (const file of [keyFile.seal, keyFile.linkPrivate, keyFile.tokenPrivate, keyFile.auditPrivate]) assert.ok(!api.has(file), `api must not hold ${file}`);
   });
 
-  test('no service mounts the keys directory, the issuer key is not even declared, the audit key is the archiver\'s alone', () => {
+  test("no service mounts the keys directory, the issuer key is not even declared, the audit key is the archiver's alone", () => {
     const declared = compose.secrets ?? {};
     for (const [name, secret] of Object.entries(declared)) {
       assert.ok(secret.file, `secret ${name} is a file`);
@@ -281,11 +303,13 @@ describe('docker-compose.yml', () => {
       assert.equal(basename(secret.file), name, `secret ${name} reads ${secret.file}`);
     }
     assert.ok(!(keyFile.tokenPrivate in declared), `${keyFile.tokenPrivate} is declared as a secret`);
-    const auditHolders = Object.entries(services).filter(([, svc]) => secretsOf(svc).includes(keyFile.auditPrivate)).map(([name]) => name);
+    const auditHolders = Object.entries(services)
+      .filter(([, svc]) => secretsOf(svc).includes(keyFile.auditPrivate))
+      .map(([name]) => name);
     assert.deepEqual(auditHolders, ['archiver'], `${keyFile.auditPrivate} is held by`);
     for (const [name, svc] of Object.entries(services)) {
       for (const volume of svc.volumes ?? []) {
-        const source = typeof volume === 'string' ? volume.split(':')[0] ?? '' : (volume.source ?? '');
+        const source = typeof volume === 'string' ? (volume.split(':')[0] ?? '') : (volume.source ?? '');
         assert.doesNotMatch(source, /\.toolgate|keys|secrets/, `${name} mounts ${source}`);
       }
       for (const secret of secretsOf(svc)) assert.ok(secret in declared, `${name} mounts undeclared secret ${secret}`);
@@ -343,12 +367,33 @@ describe('docker-compose.yml', () => {
   });
 
   test('uses only service keys compose knows (a misspelt key would be silently ignored by YAML)', () => {
-    const allowed = new Set(['image', 'build', 'restart', 'user', 'depends_on', 'command', 'entrypoint', 'environment', 'secrets', 'configs', 'volumes', 'ports', 'healthcheck']);
+    const allowed = new Set([
+      'image',
+      'build',
+      'restart',
+      'user',
+      'depends_on',
+      'command',
+      'entrypoint',
+      'environment',
+      'secrets',
+      'configs',
+      'volumes',
+      'ports',
+      'healthcheck',
+    ]);
     for (const [name, svc] of Object.entries(services)) {
-      assert.deepEqual(Object.keys(svc).filter((key) => !allowed.has(key)), [], name);
+      assert.deepEqual(
+        Object.keys(svc).filter((key) => !allowed.has(key)),
+        [],
+        name,
+      );
     }
     // `x-` keys are compose's extension fields (the anchors the toolgate services share).
-    assert.deepEqual(Object.keys(compose).filter((key) => !['services', 'secrets', 'configs', 'volumes'].includes(key) && !key.startsWith('x-')), []);
+    assert.deepEqual(
+      Object.keys(compose).filter((key) => !['services', 'secrets', 'configs', 'volumes'].includes(key) && !key.startsWith('x-')),
+      [],
+    );
   });
 
   test('docker compose config -q accepts it (where docker compose is installed)', (t) => {

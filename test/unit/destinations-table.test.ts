@@ -288,7 +288,11 @@ describe('allowed origins', () => {
       ['https://api.example.com:99999', /not a valid origin/],
     ];
     for (const [entry, message] of bad) {
-      assert.throws(() => parseAllowedOrigin(entry), (e: unknown) => e instanceof InvalidOriginError && message.test(e.message), entry);
+      assert.throws(
+        () => parseAllowedOrigin(entry),
+        (e: unknown) => e instanceof InvalidOriginError && message.test(e.message),
+        entry,
+      );
     }
   });
 

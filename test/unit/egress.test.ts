@@ -15,7 +15,15 @@ import { destinationPolicyFor } from '../../src/tools/http-adapter.js';
 
 describe('tenant ownership', () => {
   test('a record of another tenant deep in the result is refused, naming the path', () => {
-    const result = { page: 1, data: { rows: [{ id: 1, tenant: 'acme' }, { id: 2, owner: { tenant_id: 'globex' } }] } };
+    const result = {
+      page: 1,
+      data: {
+        rows: [
+          { id: 1, tenant: 'acme' },
+          { id: 2, owner: { tenant_id: 'globex' } },
+        ],
+      },
+    };
     assert.throws(
       () => assertTenantOwnership(result, 'acme'),
       (e: unknown) => e instanceof TenantMismatchError && e.path === '$.data.rows[1].owner.tenant_id' && e.found === 'globex' && e.expected === 'acme',
@@ -38,7 +46,10 @@ describe('tenant ownership', () => {
 describe('result size', () => {
   test('a result over max_result_bytes is refused with its size; UTF-8 bytes count, not characters', () => {
     assert.equal(assertResultSize({ a: 'x' }, 100), 9);
-    assert.throws(() => assertResultSize({ text: 'é'.repeat(60) }, 100), (e: unknown) => e instanceof ResultTooLargeError && e.bytes === 131 && e.limit === 100);
+    assert.throws(
+      () => assertResultSize({ text: 'é'.repeat(60) }, 100),
+      (e: unknown) => e instanceof ResultTooLargeError && e.bytes === 131 && e.limit === 100,
+    );
   });
 });
 
@@ -63,8 +74,11 @@ describe('filterResult', () => {
 });
 
 describe('allow_hosts: origins, not hosts', () => {
-  test('origins are accepted and become the destination policy, after the adapter URL\'s own origin', () => {
-    const egress = EgressConfigSchema.parse({ allow_hosts: ['https://api.example.com', 'https://api.example.com:8443', 'https://*.example.org'], allow_private: true });
+  test("origins are accepted and become the destination policy, after the adapter URL's own origin", () => {
+    const egress = EgressConfigSchema.parse({
+      allow_hosts: ['https://api.example.com', 'https://api.example.com:8443', 'https://*.example.org'],
+      allow_private: true,
+    });
     assert.deepEqual(resolveEgress(egress).destinations, {
       allowOrigins: ['https://api.example.com', 'https://api.example.com:8443', 'https://*.example.org'],
       allowPrivate: true,

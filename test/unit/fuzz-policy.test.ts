@@ -44,9 +44,9 @@ function families(shipped: string): Record<string, fc.Arbitrary<Buffer>> {
   const lines = shipped.split('\n');
   const keyLines = lines.map((line, index) => [line, index] as const).filter(([line]) => /^\s*[a-z_]+:/.test(line));
   return {
-    'deep-flow': fc.tuple(fc.integer({ min: 65, max: 400_000 }), fc.constantFrom('[', '{a: ')).map(([depth, open]) =>
-      enc(`version: 1\ntools: ${open.repeat(depth)}x${(open === '[' ? ']' : '}').repeat(depth)}\n`),
-    ),
+    'deep-flow': fc
+      .tuple(fc.integer({ min: 65, max: 400_000 }), fc.constantFrom('[', '{a: '))
+      .map(([depth, open]) => enc(`version: 1\ntools: ${open.repeat(depth)}x${(open === '[' ? ']' : '}').repeat(depth)}\n`)),
     'deep-block': fc.integer({ min: 50, max: 1_000 }).map((depth) => {
       let text = 'version: 1\ntools:\n';
       for (let i = 0; i < depth; i++) text += `${' '.repeat(i + 2)}t${i}:\n`;
@@ -54,7 +54,10 @@ function families(shipped: string): Record<string, fc.Arbitrary<Buffer>> {
     }),
     'alias-bomb': fc.tuple(fc.integer({ min: 2, max: 12 }), fc.integer({ min: 5, max: 40 })).map(([width, levels]) => {
       let text = `version: 1\nx0: &a0 [${Array(width).fill('"lol"').join(', ')}]\n`;
-      for (let i = 1; i < levels; i++) text += `x${i}: &a${i} [${Array(width).fill(`*a${i - 1}`).join(', ')}]\n`;
+      for (let i = 1; i < levels; i++)
+        text += `x${i}: &a${i} [${Array(width)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]\n`;
       return enc(`${text}tools: *a${levels - 1}\n`);
     }),
     'huge-scalar': fc.tuple(fc.integer({ min: 10_000, max: 1_200_000 }), fc.constantFrom('plain', 'quoted', 'key', 'number')).map(([size, kind]) => {
@@ -62,17 +65,21 @@ function families(shipped: string): Record<string, fc.Arbitrary<Buffer>> {
       if (kind === 'key') return enc(`version: 1\ntools:\n  ${big}: {risk: low}\n`);
       return enc(`version: 1\ntools: ${kind === 'quoted' ? `"${big}"` : big}\n`);
     }),
-    'bad-utf8': fc.tuple(fc.nat(), fc.constantFrom([0xff], [0xfe, 0xff], [0xc3, 0x28], [0x80], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80])).map(([at, bad]) => {
-      const bytes = enc(shipped);
-      const index = at % bytes.length;
-      return Buffer.concat([bytes.subarray(0, index), Buffer.from(bad), bytes.subarray(index)]);
-    }),
-    'wrong-type': fc.tuple(fc.nat(), fc.constantFrom('[]', '{}', '42', 'true', 'null', '"1"', '[1, 2]', '{a: {b: c}}', '-.inf', '.nan', '0x1F', '~')).map(([pick, value]) => {
-      const [line, index] = keyLines[pick % keyLines.length] as readonly [string, number];
-      const copy = [...lines];
-      copy[index] = line.replace(/:.*$/, `: ${value}`);
-      return enc(copy.join('\n'));
-    }),
+    'bad-utf8': fc
+      .tuple(fc.nat(), fc.constantFrom([0xff], [0xfe, 0xff], [0xc3, 0x28], [0x80], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80]))
+      .map(([at, bad]) => {
+        const bytes = enc(shipped);
+        const index = at % bytes.length;
+        return Buffer.concat([bytes.subarray(0, index), Buffer.from(bad), bytes.subarray(index)]);
+      }),
+    'wrong-type': fc
+      .tuple(fc.nat(), fc.constantFrom('[]', '{}', '42', 'true', 'null', '"1"', '[1, 2]', '{a: {b: c}}', '-.inf', '.nan', '0x1F', '~'))
+      .map(([pick, value]) => {
+        const [line, index] = keyLines[pick % keyLines.length] as readonly [string, number];
+        const copy = [...lines];
+        copy[index] = line.replace(/:.*$/, `: ${value}`);
+        return enc(copy.join('\n'));
+      }),
     'byte-flip': fc.array(fc.nat(), { minLength: 1, maxLength: 16 }).map((flips) => {
       const bytes = enc(shipped);
       for (const flip of flips) {
@@ -88,12 +95,14 @@ function families(shipped: string): Record<string, fc.Arbitrary<Buffer>> {
       copy.splice(index, 0, line.replace(/:.*$/, ': {}'));
       return enc(copy.join('\n'));
     }),
-    'unknown-tag': fc.tuple(fc.nat(), fc.constantFrom('!!js/function', '!custom', '!!python/object:os.system', '!<tag:evil>', '!!binary', '!!set', '!!omap', '!!timestamp')).map(([pick, tag]) => {
-      const [line, index] = keyLines[pick % keyLines.length] as readonly [string, number];
-      const copy = [...lines];
-      copy[index] = line.replace(/:\s*(.*)$/, (_m, rest: string) => `: ${tag} ${rest || '{}'}`);
-      return enc(copy.join('\n'));
-    }),
+    'unknown-tag': fc
+      .tuple(fc.nat(), fc.constantFrom('!!js/function', '!custom', '!!python/object:os.system', '!<tag:evil>', '!!binary', '!!set', '!!omap', '!!timestamp'))
+      .map(([pick, tag]) => {
+        const [line, index] = keyLines[pick % keyLines.length] as readonly [string, number];
+        const copy = [...lines];
+        copy[index] = line.replace(/:\s*(.*)$/, (_m, rest: string) => `: ${tag} ${rest || '{}'}`);
+        return enc(copy.join('\n'));
+      }),
   };
 }
 
@@ -109,7 +118,8 @@ test('2,000 mutated policy files: refused clearly, within a second each, bounded
 
   // The worker's trust: the front door's request key and a seal secret. The policy activity evaluates
   // only a request the front door admitted, and only as a local activity of that request's workflow.
-  const signingKey = async () => signingKeyFromPem(await exportPKCS8((await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })).privateKey), 'fuzz key');
+  const signingKey = async () =>
+    signingKeyFromPem(await exportPKCS8((await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })).privateKey), 'fuzz key');
   const requestKey = await signingKey();
   const trust = workerTrustOf({ requestKeys: [requestKey.trusted], decisionKeys: [(await signingKey()).trusted] }, randomBytes(32));
 
@@ -174,7 +184,10 @@ test('2,000 mutated policy files: refused clearly, within a second each, bounded
     assert.ok(state.error.issues.length > 0);
     for (const issue of state.error.issues) {
       assert.equal(issue.file, file, 'the issue names the file');
-      assert.ok(issue.line !== undefined || (issue.path !== '' && issue.path !== '(root)'), `${family}: issue has a line or a field: ${JSON.stringify(issue).slice(0, 200)}`);
+      assert.ok(
+        issue.line !== undefined || (issue.path !== '' && issue.path !== '(root)'),
+        `${family}: issue has a line or a field: ${JSON.stringify(issue).slice(0, 200)}`,
+      );
       assert.ok(issue.message.length > 0 && issue.message.length < 2_000, `${family}: a short message: ${issue.message.slice(0, 200)}`);
       assert.ok(issue.path.length < 2_000, `${family}: a short field path: ${issue.path.slice(0, 200)}`);
     }
@@ -207,7 +220,18 @@ test('2,000 mutated policy files: refused clearly, within a second each, bounded
   assert.equal(decision.policyDigest, shippedDigest);
   // Closed the other way too: without the front door's admission, or outside the request's own workflow, nothing is evaluated.
   const unverified = (err: unknown) => err instanceof ApplicationFailure && err.type === FailureTypes.UnverifiedExecution;
-  await assert.rejects(activityEnv.run(() => allowed.evaluatePolicy({ request: lsRequest, workflowId })), unverified);
-  await assert.rejects(activityEnv.run(() => allowed.evaluatePolicy({ request: { ...lsRequest, args: { command: 'rm -rf /' } }, workflowId, admission })), unverified);
-  await assert.rejects(new MockActivityEnvironment({ workflowExecution: { workflowId, runId: 'fuzz-run' } }, quiet).run(() => allowed.evaluatePolicy({ request: lsRequest, workflowId, admission })), unverified);
+  await assert.rejects(
+    activityEnv.run(() => allowed.evaluatePolicy({ request: lsRequest, workflowId })),
+    unverified,
+  );
+  await assert.rejects(
+    activityEnv.run(() => allowed.evaluatePolicy({ request: { ...lsRequest, args: { command: 'rm -rf /' } }, workflowId, admission })),
+    unverified,
+  );
+  await assert.rejects(
+    new MockActivityEnvironment({ workflowExecution: { workflowId, runId: 'fuzz-run' } }, quiet).run(() =>
+      allowed.evaluatePolicy({ request: lsRequest, workflowId, admission }),
+    ),
+    unverified,
+  );
 });

@@ -36,7 +36,10 @@ const agentIdentity: fc.Arbitrary<AgentIdentity> = fc.record(
     tenant: identifier,
     roles: fc.uniqueArray(identifier, { maxLength: 3 }),
     environment: identifier,
-    onBehalfOf: fc.array(fc.record({ id: canonical, type: fc.constantFrom('agent' as const, 'human' as const, 'service' as const) }, { noNullPrototype: true }), { minLength: 1, maxLength: 3 }),
+    onBehalfOf: fc.array(
+      fc.record({ id: canonical, type: fc.constantFrom('agent' as const, 'human' as const, 'service' as const) }, { noNullPrototype: true }),
+      { minLength: 1, maxLength: 3 },
+    ),
   },
   { requiredKeys: ['id', 'type', 'tenant', 'roles', 'environment'], noNullPrototype: true },
 );
@@ -172,7 +175,10 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   })),
   fc.constant<Mutation>({
     kind: 'numbers-as-strings',
-    apply: (request) => JSON.stringify(request).replace(/"(agent|human|service)"/g, '1').replace(/:(\d+)/g, ':"$1"'),
+    apply: (request) =>
+      JSON.stringify(request)
+        .replace(/"(agent|human|service)"/g, '1')
+        .replace(/:(\d+)/g, ':"$1"'),
   }),
   fc.constantFrom('NaN', 'Infinity', '-Infinity', '1e999', 'undefined', '01', '.5', '0x10', "'x'").map((token) => ({
     kind: 'json-odd-number',
@@ -264,7 +270,7 @@ async function frontDoorOnBench() {
   return { admit, anchors, started: () => starts.length };
 }
 
-test('10,000 generated and mutated agent bodies: admitted as the token\'s agent, or refused naming each field, never a crash or pollution', async () => {
+test("10,000 generated and mutated agent bodies: admitted as the token's agent, or refused naming each field, never a crash or pollution", async () => {
   const door = await frontDoorOnBench();
   const counts = { cases: 0, admitted: 0, refused: 0, mismatched: 0, unparseable: 0, issueLines: 0 };
   const byKind = new Map<string, number>();
@@ -302,7 +308,10 @@ test('10,000 generated and mutated agent bodies: admitted as the token\'s agent,
       assert.equal(door.started(), startedBefore, 'a refused body starts nothing');
       if (verdict.kind === 'mismatch') {
         counts.mismatched++;
-        assert.ok(verdict.fields.length > 0 && verdict.fields.every((field) => IDENTITY_FIELDS.includes(field)), `identity fields: ${verdict.fields.join(', ')}`);
+        assert.ok(
+          verdict.fields.length > 0 && verdict.fields.every((field) => IDENTITY_FIELDS.includes(field)),
+          `identity fields: ${verdict.fields.join(', ')}`,
+        );
       } else {
         counts.refused++;
         assert.ok(verdict.issues.length > 0, 'a refusal lists at least one issue');
@@ -320,9 +329,12 @@ test('10,000 generated and mutated agent bodies: admitted as the token\'s agent,
   };
 
   await fc.assert(
-    fc.asyncProperty(agentIdentity.chain((agent) => validBody(agent).map((body) => [agent, body] as const)), async ([agent, body]) => {
-      assert.equal(await check(agent, body), 'admitted', 'a valid body restating the token\'s identity is admitted');
-    }),
+    fc.asyncProperty(
+      agentIdentity.chain((agent) => validBody(agent).map((body) => [agent, body] as const)),
+      async ([agent, body]) => {
+        assert.equal(await check(agent, body), 'admitted', "a valid body restating the token's identity is admitted");
+      },
+    ),
     { numRuns: 2_000, seed: SEED },
   );
   await fc.assert(

@@ -51,7 +51,11 @@ const owner = keyPair();
 const stranger = keyPair();
 
 /** Both roles required; `owner` may sign any tool. */
-const trust: ManifestTrust = manifestTrustOf({ security: [{ publicKey: security.publicPem }], owner: [{ publicKey: owner.publicPem }] }, ['security', 'owner'], 'signers.yaml');
+const trust: ManifestTrust = manifestTrustOf(
+  { security: [{ publicKey: security.publicPem }], owner: [{ publicKey: owner.publicPem }] },
+  ['security', 'owner'],
+  'signers.yaml',
+);
 
 /** A policy with two tools; `signatures` gives each entry's `signatures:` lines (already indented under the entry). */
 function policyText(options: { lookupRunAs?: string; lookupSignatures?: ManifestSignature[]; notifySignatures?: ManifestSignature[] } = {}): string {
@@ -89,8 +93,14 @@ function fullySigned(runAs = 'svc-lookup'): string {
   const base = policyText({ lookupRunAs: runAs });
   return policyText({
     lookupRunAs: runAs,
-    lookupSignatures: signed(base, 'lookup', [['security', security], ['owner', owner]]),
-    notifySignatures: signed(base, 'notify', [['security', security], ['owner', owner]]),
+    lookupSignatures: signed(base, 'lookup', [
+      ['security', security],
+      ['owner', owner],
+    ]),
+    notifySignatures: signed(base, 'notify', [
+      ['security', security],
+      ['owner', owner],
+    ]),
   });
 }
 
@@ -128,7 +138,10 @@ describe('signing and verifying', () => {
     // The signatures are beside the entry, not in it: the digest the decision records is unchanged.
     const unsigned = parsePolicy([{ file: 'tools.yaml', text: policyText() }]);
     assert.equal(policy.manifest('lookup')?.digest, unsigned.manifest('lookup')?.digest);
-    assert.equal(policy.manifest('lookup')?.digest, manifestDigest('lookup', { run_as: 'svc-lookup', adapter: { type: 'code' }, args: { type: 'object' }, signatures: [] }));
+    assert.equal(
+      policy.manifest('lookup')?.digest,
+      manifestDigest('lookup', { run_as: 'svc-lookup', adapter: { type: 'code' }, args: { type: 'object' }, signatures: [] }),
+    );
 
     const decision = decide(policy, request('lookup'));
     assert.equal(decision.outcome, 'allow');
@@ -147,11 +160,17 @@ describe('signing and verifying', () => {
     const base = policyText();
     const text = policyText({
       lookupSignatures: signed(base, 'lookup', [['security', security]]),
-      notifySignatures: signed(base, 'notify', [['security', security], ['owner', owner]]),
+      notifySignatures: signed(base, 'notify', [
+        ['security', security],
+        ['owner', owner],
+      ]),
     });
     const issues = refusal(text);
     assert.equal(issues.length, 1, issues.join('\n'));
-    assert.match(issues[0]!, /^6: manifest\.lookup: tool lookup is not signed by owner \(this deployment requires security and owner: TOOLGATE_MANIFEST_REQUIRE\); sign it with: toolgate manifest sign --role owner/);
+    assert.match(
+      issues[0]!,
+      /^6: manifest\.lookup: tool lookup is not signed by owner \(this deployment requires security and owner: TOOLGATE_MANIFEST_REQUIRE\); sign it with: toolgate manifest sign --role owner/,
+    );
     // Unsigned altogether: both roles named.
     assert.match(refusal(policyText()).join('\n'), /tool lookup is not signed by security and owner/);
   });
@@ -160,23 +179,45 @@ describe('signing and verifying', () => {
     const base = policyText();
     const text = policyText({
       // The owner's key claims to sign as security, and signs as owner too: one holder co-signing alone.
-      lookupSignatures: signed(base, 'lookup', [['security', owner], ['owner', owner]]),
-      notifySignatures: signed(base, 'notify', [['security', security], ['owner', owner]]),
+      lookupSignatures: signed(base, 'lookup', [
+        ['security', owner],
+        ['owner', owner],
+      ]),
+      notifySignatures: signed(base, 'notify', [
+        ['security', security],
+        ['owner', owner],
+      ]),
     });
     const issues = refusal(text);
     assert.equal(issues.length, 1, issues.join('\n'));
-    assert.match(issues[0]!, new RegExp(`^11: manifest\\.lookup\\.signatures\\[0\\]: tool lookup is signed as security with key ${owner.id}, but that key is trusted for role owner only`));
+    assert.match(
+      issues[0]!,
+      new RegExp(
+        `^11: manifest\\.lookup\\.signatures\\[0\\]: tool lookup is signed as security with key ${owner.id}, but that key is trusted for role owner only`,
+      ),
+    );
   });
 
   test('an unknown key: refused, listing the keys the role trusts', () => {
     const base = policyText();
     const text = policyText({
-      lookupSignatures: signed(base, 'lookup', [['security', stranger], ['owner', owner]]),
-      notifySignatures: signed(base, 'notify', [['security', security], ['owner', owner]]),
+      lookupSignatures: signed(base, 'lookup', [
+        ['security', stranger],
+        ['owner', owner],
+      ]),
+      notifySignatures: signed(base, 'notify', [
+        ['security', security],
+        ['owner', owner],
+      ]),
     });
     const issues = refusal(text);
     assert.equal(issues.length, 1, issues.join('\n'));
-    assert.match(issues[0]!, new RegExp(`manifest\\.lookup\\.signatures\\[0\\]: tool lookup is signed as security with key ${stranger.id}, which is not a trusted security key \\(trusted: ${security.id}\\)`));
+    assert.match(
+      issues[0]!,
+      new RegExp(
+        `manifest\\.lookup\\.signatures\\[0\\]: tool lookup is signed as security with key ${stranger.id}, which is not a trusted security key \\(trusted: ${security.id}\\)`,
+      ),
+    );
   });
 
   test('an entry changed after it was signed: refused, its signatures no longer match its digest', () => {
@@ -186,7 +227,10 @@ describe('signing and verifying', () => {
     assert.notEqual(tampered, signedText);
     const issues = refusal(tampered);
     assert.equal(issues.length, 2, issues.join('\n'));
-    assert.match(issues[0]!, /manifest\.lookup\.signatures\[0\]: the security signature \(k-[0-9a-f]{16}\) of tool lookup does not match the entry as it is now \(digest [0-9a-f]{12}…\): the entry changed after it was signed/);
+    assert.match(
+      issues[0]!,
+      /manifest\.lookup\.signatures\[0\]: the security signature \(k-[0-9a-f]{16}\) of tool lookup does not match the entry as it is now \(digest [0-9a-f]{12}…\): the entry changed after it was signed/,
+    );
     assert.match(issues[1]!, /manifest\.lookup\.signatures\[1\]: the owner signature/);
   });
 
@@ -207,9 +251,18 @@ describe('signing and verifying', () => {
       ].join('\n');
     const base = mcpPolicy('orders-mcp');
     assert.notEqual(digestOf(base, 'find_order'), digestOf(mcpPolicy('/bin/sh'), 'find_order'), 'the server definition is inside the digest');
-    const signatures = signed(base, 'find_order', [['security', security], ['owner', owner]]);
+    const signatures = signed(base, 'find_order', [
+      ['security', security],
+      ['owner', owner],
+    ]);
     const loaded = parsePolicy([{ file: 'tools.yaml', text: mcpPolicy('orders-mcp', signatures) }], { manifestTrust: trust });
-    assert.deepEqual(loaded.manifest('find_order')?.signers?.map((signer) => signer.role).sort(), ['owner', 'security']);
+    assert.deepEqual(
+      loaded
+        .manifest('find_order')
+        ?.signers?.map((signer) => signer.role)
+        .sort(),
+      ['owner', 'security'],
+    );
     // The entry itself unchanged, the server it names now runs something else: refused.
     const issues = refusal(mcpPolicy('/bin/sh', signatures));
     assert.equal(issues.length, 2, issues.join('\n'));
@@ -218,22 +271,38 @@ describe('signing and verifying', () => {
 
   test("a signature copied from another tool's entry: refused (the digest names the tool)", () => {
     const base = policyText();
-    const notifySignatures = signed(base, 'notify', [['security', security], ['owner', owner]]);
+    const notifySignatures = signed(base, 'notify', [
+      ['security', security],
+      ['owner', owner],
+    ]);
     // Identical contracts would still differ: the tool's name is inside the digest.
     const issues = refusal(policyText({ lookupSignatures: notifySignatures, notifySignatures }));
     assert.equal(issues.length, 2, issues.join('\n'));
-    for (const issue of issues) assert.match(issue, /manifest\.lookup\.signatures\[\d\]: the (security|owner) signature .* of tool lookup does not match the entry/);
+    for (const issue of issues)
+      assert.match(issue, /manifest\.lookup\.signatures\[\d\]: the (security|owner) signature .* of tool lookup does not match the entry/);
   });
 
   test('other refusals: a role the deployment does not configure, one role twice, an owner key limited to other tools', () => {
     const base = policyText();
-    const good = signed(base, 'lookup', [['security', security], ['owner', owner]]);
-    const notifySignatures = signed(base, 'notify', [['security', security], ['owner', owner]]);
+    const good = signed(base, 'lookup', [
+      ['security', security],
+      ['owner', owner],
+    ]);
+    const notifySignatures = signed(base, 'notify', [
+      ['security', security],
+      ['owner', owner],
+    ]);
     const auditor = signManifestEntry('lookup', digestOf(base, 'lookup'), 'auditor', stranger.privateKey);
-    assert.match(refusal(policyText({ lookupSignatures: [...good, auditor], notifySignatures })).join('\n'), /signature by role auditor, which signers\.yaml does not configure \(roles: security, owner\)/);
+    assert.match(
+      refusal(policyText({ lookupSignatures: [...good, auditor], notifySignatures })).join('\n'),
+      /signature by role auditor, which signers\.yaml does not configure \(roles: security, owner\)/,
+    );
     assert.match(refusal(policyText({ lookupSignatures: [...good, good[0]!], notifySignatures })).join('\n'), /role security signed tool lookup twice/);
 
-    const scoped = manifestTrustOf({ security: [{ publicKey: security.publicPem }], owner: [{ publicKey: owner.publicPem, tools: ['notify'] }] }, ['security', 'owner']);
+    const scoped = manifestTrustOf({ security: [{ publicKey: security.publicPem }], owner: [{ publicKey: owner.publicPem, tools: ['notify'] }] }, [
+      'security',
+      'owner',
+    ]);
     const issues = refusal(policyText({ lookupSignatures: good, notifySignatures }), scoped);
     assert.equal(issues.length, 1, issues.join('\n'));
     assert.match(issues[0]!, new RegExp(`key ${owner.id} of role owner may sign only notify, not tool lookup`));
@@ -294,7 +363,10 @@ describe('the deployment trust configuration', () => {
   test('refused: a key under two roles, a private key file, a required role without keys, a requirement without signers', async () => {
     const twice = join(dir, 'twice.yaml');
     await writeFile(twice, 'security: [security.pub.pem]\nowner: [security.pub.pem]\n');
-    await assert.rejects(loadManifestTrust(twice), (err: Error) => err instanceof ManifestTrustError && /is listed under both security and owner; each role needs its own key/.test(err.message));
+    await assert.rejects(
+      loadManifestTrust(twice),
+      (err: Error) => err instanceof ManifestTrustError && /is listed under both security and owner; each role needs its own key/.test(err.message),
+    );
     const privateFile = join(dir, 'private.yaml');
     await writeFile(privateFile, 'owner: [owner.key.pem]\n');
     await assert.rejects(loadManifestTrust(privateFile), /owner\.key\.pem is a private key; list the public key/);
@@ -303,7 +375,10 @@ describe('the deployment trust configuration', () => {
     await assert.rejects(loadManifestTrust(one, ['security', 'owner']), /TOOLGATE_MANIFEST_REQUIRE names role owner, which has no keys in .*one\.yaml/);
     await assert.rejects(loadManifestTrust(join(dir, 'missing.yaml')), /cannot read the manifest signers file .*missing\.yaml/);
     await assert.rejects(manifestTrustFromConfig({ manifestRequire: ['security'] }), /TOOLGATE_MANIFEST_REQUIRE is set but TOOLGATE_MANIFEST_SIGNERS is not/);
-    assert.throws(() => loadConfig({ TOOLGATE_MANIFEST_REQUIRE: 'security,owner' }), (err: Error) => err instanceof ConfigError && /TOOLGATE_MANIFEST_REQUIRE: needs TOOLGATE_MANIFEST_SIGNERS/.test(err.message));
+    assert.throws(
+      () => loadConfig({ TOOLGATE_MANIFEST_REQUIRE: 'security,owner' }),
+      (err: Error) => err instanceof ConfigError && /TOOLGATE_MANIFEST_REQUIRE: needs TOOLGATE_MANIFEST_SIGNERS/.test(err.message),
+    );
     const config = loadConfig({ TOOLGATE_MANIFEST_SIGNERS: one, TOOLGATE_MANIFEST_REQUIRE: 'security' });
     assert.equal(config.manifestSignersFile, one);
     assert.deepEqual(config.manifestRequire, ['security']);
@@ -343,33 +418,52 @@ manifest:
     const file = join(dir, 'tools.yaml');
     await writeFile(file, COMMENTED);
     const first = await signManifestFiles([file], { role: 'security', privateKey: security.privateKey });
-    assert.deepEqual(first.map((r) => `${r.tool}:${r.status}:${r.key}`), [`lookup:signed:${security.id}`, `notify:signed:${security.id}`]);
+    assert.deepEqual(
+      first.map((r) => `${r.tool}:${r.status}:${r.key}`),
+      [`lookup:signed:${security.id}`, `notify:signed:${security.id}`],
+    );
     const second = await signManifestFiles([file], { role: 'owner', privateKey: owner.privateKey, tools: ['lookup'] });
-    assert.deepEqual(second.map((r) => `${r.tool}:${r.status}`), ['lookup:signed']);
+    assert.deepEqual(
+      second.map((r) => `${r.tool}:${r.status}`),
+      ['lookup:signed'],
+    );
     const third = await signManifestFiles([file], { role: 'owner', privateKey: owner.privateKey });
-    assert.deepEqual(third.map((r) => `${r.tool}:${r.status}`), ['lookup:unchanged', 'notify:signed']);
+    assert.deepEqual(
+      third.map((r) => `${r.tool}:${r.status}`),
+      ['lookup:unchanged', 'notify:signed'],
+    );
     const text = await readFile(file, 'utf8');
 
     // Remove exactly what signing added: what is left is the file as written, byte for byte.
-    const withoutSignatures = text
-      .replace(/\n {4}signatures:\n( {6}- \{ role: [^\n]*\n)+/g, '\n')
-      .replace(/, signatures: \[[^\]]*\]/g, '');
+    const withoutSignatures = text.replace(/\n {4}signatures:\n( {6}- \{ role: [^\n]*\n)+/g, '\n').replace(/, signatures: \[[^\]]*\]/g, '');
     assert.equal(withoutSignatures, COMMENTED);
     assert.match(text, /run_as: svc-lookup {10}# a read-only account\n/);
     assert.match(text, /\n {4}signatures:\n {6}- \{ role: security, key: k-[0-9a-f]{16}, sig: [^\n]+ \}\n {6}- \{ role: owner, key: k-/);
-    assert.match(text, /notify: \{ run_as: svc-notify, adapter: \{ type: code \}, args: \{ type: object \}, signatures: \[\{ role: security, [^\]]*\}, \{ role: owner, [^\]]*\}\] \}   # flow style\n/);
+    assert.match(
+      text,
+      /notify: \{ run_as: svc-notify, adapter: \{ type: code \}, args: \{ type: object \}, signatures: \[\{ role: security, [^\]]*\}, \{ role: owner, [^\]]*\}\] \}   # flow style\n/,
+    );
 
     // The signed file loads with both roles required; signing again with the same keys changes no byte.
     const policy = await loadPolicy([file], { manifestTrust: trust });
-    assert.deepEqual(policy.manifest('notify')?.signers?.map((s) => s.role), ['owner', 'security']);
+    assert.deepEqual(
+      policy.manifest('notify')?.signers?.map((s) => s.role),
+      ['owner', 'security'],
+    );
     const again = await signManifestFiles([file], { role: 'security', privateKey: security.privateKey });
-    assert.deepEqual(again.map((r) => r.status), ['unchanged', 'unchanged']);
+    assert.deepEqual(
+      again.map((r) => r.status),
+      ['unchanged', 'unchanged'],
+    );
     assert.equal(await readFile(file, 'utf8'), text);
 
     // Another security key replaces the security signature in place (one signature per role).
     const security2 = keyPair();
     const replaced = await signManifestFiles([file], { role: 'security', privateKey: security2.privateKey, tools: ['lookup'] });
-    assert.deepEqual(replaced.map((r) => `${r.tool}:${r.status}`), ['lookup:replaced']);
+    assert.deepEqual(
+      replaced.map((r) => `${r.tool}:${r.status}`),
+      ['lookup:replaced'],
+    );
     const after = await readFile(file, 'utf8');
     assert.match(after, new RegExp(`\\n {4}signatures:\\n {6}- \\{ role: security, key: ${security2.id}, [^\\n]+\\n {6}- \\{ role: owner, key: ${owner.id}`));
     assert.equal(after.split('\n').length, text.split('\n').length);
@@ -417,7 +511,10 @@ test('hot reload: an edit whose signatures no longer match is refused and the si
     const state = store.current();
     assert.equal(state.policy?.digest, inForce);
     assert.equal(state.policy?.manifest('lookup')?.runAs, 'svc-lookup');
-    assert.match(state.error?.message ?? '', /tools\.yaml:\d+:\d+: manifest\.lookup\.signatures\[0\]: the security signature .* of tool lookup does not match the entry as it is now/);
+    assert.match(
+      state.error?.message ?? '',
+      /tools\.yaml:\d+:\d+: manifest\.lookup\.signatures\[0\]: the security signature .* of tool lookup does not match the entry as it is now/,
+    );
     const failure = lines.find((line) => line.msg.startsWith('policy reload failed'));
     assert.equal(failure?.inForce, inForce);
 
@@ -425,7 +522,13 @@ test('hot reload: an edit whose signatures no longer match is refused and the si
     await signManifestFiles([file], { role: 'security', privateKey: security.privateKey });
     await signManifestFiles([file], { role: 'owner', privateKey: owner.privateKey });
     await eventually('the signed edit to be in force', () => store.current().policy?.manifest('lookup')?.runAs === 'svc-admin' && !store.current().error);
-    assert.deepEqual(store.current().policy?.manifest('lookup')?.signers?.map((s) => s.key), [owner.id, security.id]);
+    assert.deepEqual(
+      store
+        .current()
+        .policy?.manifest('lookup')
+        ?.signers?.map((s) => s.key),
+      [owner.id, security.id],
+    );
   } finally {
     stop?.();
     await rm(dir, { recursive: true, force: true });

@@ -184,7 +184,8 @@ tenants:
     assert.match(slack.body.text, /Approval needed: create_ticket \(high risk\) · tenant acme · requested by kim/);
     assert.equal(slack.body.unfurl_links, false);
     const facts = slack.body.blocks[1].fields.map((f: { text: string }) => f.text).join('\n');
-    for (const expected of ['*Tool*\n`create_ticket`', '*Risk*\nhigh', '*Tenant*\nacme', '*Requester*\nkim', '*Expires*']) assert.ok(facts.includes(expected), expected);
+    for (const expected of ['*Tool*\n`create_ticket`', '*Risk*\nhigh', '*Tenant*\nacme', '*Requester*\nkim', '*Expires*'])
+      assert.ok(facts.includes(expected), expected);
     assert.ok(slack.raw.includes(DIGEST.slice(0, 16)), 'the short digest is shown');
     const buttons = slack.body.blocks.filter((b: any) => b.type === 'actions').flatMap((b: { elements: unknown[] }) => b.elements);
     assert.deepEqual(
@@ -206,7 +207,10 @@ tenants:
     const maria = only(r.maria);
     assert.deepEqual(await linkOwners(r.maria), ['maria'], "maria's target receives exactly her link");
     const mariaButtons = maria.body.blocks.filter((b: any) => b.type === 'actions').flatMap((b: { elements: unknown[] }) => b.elements);
-    assert.deepEqual(mariaButtons.map((b: any) => b.text.text), ['Review and decide', 'Review']);
+    assert.deepEqual(
+      mariaButtons.map((b: any) => b.text.text),
+      ['Review and decide', 'Review'],
+    );
     assert.ok((mariaButtons[0].url as string).startsWith(LINK_PREFIX));
     assert.equal(mariaButtons[1].url, sent.reviewUrl);
     assert.match(maria.raw, /single-use link for Maria Lopez alone/);
@@ -312,12 +316,18 @@ tenants:
     const execution = { workflowId: 'toolreq/acme/ticket-4821-1', runId: 'run-1' };
     const activity = new MockActivityEnvironment({ activityId: '7', workflowExecution: execution }, { logger: quietTemporalLogger });
     r.maria.status = 503;
-    await assert.rejects(activity.run(() => gate.notify(notification())), (err: unknown) => {
-      assert.ok(err instanceof NotificationDeliveryError);
-      assert.deepEqual(err.failures.map((f) => f.target.replace(/:\d+/, ':PORT')), ["maria's slack 127.0.0.1:PORT"]);
-      assert.ok(!err.message.includes('s3cret'));
-      return true;
-    });
+    await assert.rejects(
+      activity.run(() => gate.notify(notification())),
+      (err: unknown) => {
+        assert.ok(err instanceof NotificationDeliveryError);
+        assert.deepEqual(
+          err.failures.map((f) => f.target.replace(/:\d+/, ':PORT')),
+          ["maria's slack 127.0.0.1:PORT"],
+        );
+        assert.ok(!err.message.includes('s3cret'));
+        return true;
+      },
+    );
     assert.equal(r.sam.received.length, 1);
     assert.equal(r.sharedSlack.received.length, 1);
 
@@ -339,7 +349,11 @@ tenants:
   test('a redirecting or hanging target fails rather than being followed or waited on', async () => {
     r.sharedJson.status = 'redirect';
     await assert.rejects(new WebhookNotifier(shared('sharedJson')).notify(notification()), NotificationDeliveryError);
-    assert.deepEqual(r.sharedJson.received.map((m) => m.path), ['/hooks/sharedJson/s3cret'], 'the redirect was not followed');
+    assert.deepEqual(
+      r.sharedJson.received.map((m) => m.path),
+      ['/hooks/sharedJson/s3cret'],
+      'the redirect was not followed',
+    );
     r.sharedJson.status = 'hang';
     const started = Date.now();
     await assert.rejects(new WebhookNotifier(shared('sharedJson'), { timeoutMs: 300 }).notify(notification()), /timed out/);
@@ -412,12 +426,21 @@ tenants:
 
   test('membersOf finds the tenant members of any of the groups; notify is parsed into a target', () => {
     const directory = parseApproverDirectory('approvers.yaml', yaml);
-    assert.deepEqual(directory.membersOf('acme', ['support_lead']).map((m) => m.id), ['sam', 'li']);
-    assert.deepEqual(directory.membersOf('globex', ['manager']).map((m) => m.id), ['zoe']);
+    assert.deepEqual(
+      directory.membersOf('acme', ['support_lead']).map((m) => m.id),
+      ['sam', 'li'],
+    );
+    assert.deepEqual(
+      directory.membersOf('globex', ['manager']).map((m) => m.id),
+      ['zoe'],
+    );
     assert.deepEqual(directory.membersOf('initech', ['manager']), []);
     assert.deepEqual(directory.membersOf('acme', ['manager'])[0]?.notify, { format: 'slack', url: 'https://hooks.example/T1/B2/xyz' });
     assert.deepEqual(directory.membersOf('acme', ['manager'])[1]?.notify, { format: 'json', url: 'https://inbox.example/sam' });
-    assert.deepEqual(directory.withPersonalTargets().map((m) => m.id), ['maria', 'sam']);
+    assert.deepEqual(
+      directory.withPersonalTargets().map((m) => m.id),
+      ['maria', 'sam'],
+    );
   });
 
   test('errors name the file, line and field', () => {
@@ -428,13 +451,16 @@ tenants:
     - { id: maria, groups: [manager] }
     - { id: li, group: [support_lead] }
 `;
-    assert.throws(() => parseApproverDirectory('approvers.yaml', bad), (err: unknown) => {
-      assert.ok(err instanceof ApproverDirectoryError);
-      const text = err.message;
-      assert.match(text, /approvers\.yaml:4:\d+: tenants\.acme\[0\]\.email: must be an email address/);
-      assert.match(text, /approvers\.yaml:6:\d+: tenants\.acme\[2\]\.group: unknown key "group"/);
-      return true;
-    });
+    assert.throws(
+      () => parseApproverDirectory('approvers.yaml', bad),
+      (err: unknown) => {
+        assert.ok(err instanceof ApproverDirectoryError);
+        const text = err.message;
+        assert.match(text, /approvers\.yaml:4:\d+: tenants\.acme\[0\]\.email: must be an email address/);
+        assert.match(text, /approvers\.yaml:6:\d+: tenants\.acme\[2\]\.group: unknown key "group"/);
+        return true;
+      },
+    );
     assert.throws(
       () => parseApproverDirectory('approvers.yaml', 'version: 1\ntenants:\n  acme:\n    - { id: maria, groups: [a] }\n    - { id: maria, groups: [b] }\n'),
       /approvers\.yaml:5:\d+: tenants\.acme\[1\]\.id: approver maria is listed twice/,
@@ -450,17 +476,20 @@ tenants:
     - { id: li, groups: [manager], notify: [https://inbox.example/li] }
     - { id: kim, groups: [manager], notify: "json=https://user:pw@inbox.example/kim" }
 `;
-    assert.throws(() => parseApproverDirectory('approvers.yaml', bad), (err: unknown) => {
-      assert.ok(err instanceof ApproverDirectoryError);
-      const text = err.message;
-      assert.match(text, /approvers\.yaml:4:\d+: tenants\.acme\[0\]\.notify: webhook slack=http:\/\/hooks\.example\/… must use https/);
-      assert.match(text, /approvers\.yaml:5:\d+: tenants\.acme\[1\]\.notify: .*not an absolute URL/);
-      assert.match(text, /approvers\.yaml:6:\d+: tenants\.acme\[2\]\.notify: must be a webhook target/);
-      assert.match(text, /approvers\.yaml:7:\d+: tenants\.acme\[3\]\.notify: .*must not carry credentials/);
-      assert.ok(!text.includes('secretpath'), 'the URL path (a webhook secret) is not printed');
-      assert.equal(err.issues.length, 4);
-      return true;
-    });
+    assert.throws(
+      () => parseApproverDirectory('approvers.yaml', bad),
+      (err: unknown) => {
+        assert.ok(err instanceof ApproverDirectoryError);
+        const text = err.message;
+        assert.match(text, /approvers\.yaml:4:\d+: tenants\.acme\[0\]\.notify: webhook slack=http:\/\/hooks\.example\/… must use https/);
+        assert.match(text, /approvers\.yaml:5:\d+: tenants\.acme\[1\]\.notify: .*not an absolute URL/);
+        assert.match(text, /approvers\.yaml:6:\d+: tenants\.acme\[2\]\.notify: must be a webhook target/);
+        assert.match(text, /approvers\.yaml:7:\d+: tenants\.acme\[3\]\.notify: .*must not carry credentials/);
+        assert.ok(!text.includes('secretpath'), 'the URL path (a webhook secret) is not printed');
+        assert.equal(err.issues.length, 4);
+        return true;
+      },
+    );
   });
 
   test('one person listed twice in another letter case, or one target shared by two people, is refused', () => {
@@ -476,14 +505,17 @@ tenants:
     - { id: Maria, groups: [manager], notify: "slack=https://hooks.example/T1/B2/xyz" }
     - { id: sam, groups: [manager], notify: "json=https://hooks.example/T1/B2/xyz" }
 `;
-    assert.throws(() => parseApproverDirectory('approvers.yaml', sharedTarget), (err: unknown) => {
-      assert.ok(err instanceof ApproverDirectoryError);
-      // The same person in two tenants may keep one target; two people may not.
-      assert.equal(err.issues.length, 1);
-      assert.match(err.message, /approvers\.yaml:7:\d+: tenants\.globex\[1\]\.notify: .*also the target of approver maria in tenant acme/);
-      assert.ok(!err.message.includes('xyz'));
-      return true;
-    });
+    assert.throws(
+      () => parseApproverDirectory('approvers.yaml', sharedTarget),
+      (err: unknown) => {
+        assert.ok(err instanceof ApproverDirectoryError);
+        // The same person in two tenants may keep one target; two people may not.
+        assert.equal(err.issues.length, 1);
+        assert.match(err.message, /approvers\.yaml:7:\d+: tenants\.globex\[1\]\.notify: .*also the target of approver maria in tenant acme/);
+        assert.ok(!err.message.includes('xyz'));
+        return true;
+      },
+    );
   });
 });
 
@@ -552,7 +584,8 @@ describe('what a notification shows: arguments, reason, risk, deadline, review b
     const raw = JSON.stringify(slack);
     for (const secret of [AWS_KEY, 'maria@acme.example', 'plain-looking-but-secret-named']) assert.ok(!raw.includes(secret), `${secret} is redacted`);
     const fields = (slack.blocks[1] as any).fields.map((f: { text: string }) => f.text).join('\n');
-    for (const expected of ['*Tool*\n`create_ticket`', '*Risk*\nhigh', '*Tenant*\nacme', '*Requester*\nkim', '*Environment*\nproduction']) assert.ok(fields.includes(expected), expected);
+    for (const expected of ['*Tool*\n`create_ticket`', '*Risk*\nhigh', '*Tenant*\nacme', '*Requester*\nkim', '*Environment*\nproduction'])
+      assert.ok(fields.includes(expected), expected);
     // The deadline in each reader's time zone, with a readable UTC fallback.
     assert.ok(fields.includes(`*Expires*\n<!date^${Date.parse('2030-03-01T14:05:00Z') / 1000}^{date_short_pretty} at {time}|2030-03-01 14:05 UTC>`), fields);
     assert.match(slack.text, /expires 2030-03-01 14:05 UTC/);
@@ -568,7 +601,10 @@ describe('what a notification shows: arguments, reason, risk, deadline, review b
     assert.ok(lines.includes('• *filters*: {"status":["open","pending"],"since":"2026-01-01"}'));
     assert.ok(lines.includes('_and 2 more fields on the review page_'));
     const buttons = slack.blocks.filter((b: any) => b.type === 'actions').flatMap((b: any) => b.elements);
-    assert.deepEqual(buttons.map((b: any) => [b.text.text, b.url]), [['Review', INBOX]]);
+    assert.deepEqual(
+      buttons.map((b: any) => [b.text.text, b.url]),
+      [['Review', INBOX]],
+    );
   });
 
   test('the personal message shows the same facts and arguments, with the one link; the JSON events carry them too', () => {
@@ -576,7 +612,10 @@ describe('what a notification shows: arguments, reason, risk, deadline, review b
     const shared = sharedSlackPayload(pending());
     assert.deepEqual(personal.blocks.slice(0, 4), shared.blocks.slice(0, 4), 'same header, facts, reason and arguments');
     assert.deepEqual(
-      personal.blocks.filter((b: any) => b.type === 'actions').flatMap((b: any) => b.elements).map((b: any) => b.url),
+      personal.blocks
+        .filter((b: any) => b.type === 'actions')
+        .flatMap((b: any) => b.elements)
+        .map((b: any) => b.url),
       [link.url, INBOX],
     );
     const json = sharedJsonPayload(pending());
@@ -593,13 +632,47 @@ describe('what a notification shows: arguments, reason, risk, deadline, review b
   });
 
   test('outcome messages say who decided and what happened', () => {
-    const base = { requestId: 'r1', workflowId: 'toolreq/acme/r1', tool: 'create_ticket', tenant: 'acme', actor: { id: 'kim', type: 'agent' as const, roles: [] }, risk: 'high' as const, rule: 'r', policyDigest: 'p', digest: 'd2' };
-    const vote = (approverId: string, digest: string, decision: 'approve' | 'reject' = 'approve') => ({ approverId, groups: ['manager'], decision, digest, at: 'now', tier: 0 });
+    const base = {
+      requestId: 'r1',
+      workflowId: 'toolreq/acme/r1',
+      tool: 'create_ticket',
+      tenant: 'acme',
+      actor: { id: 'kim', type: 'agent' as const, roles: [] },
+      risk: 'high' as const,
+      rule: 'r',
+      policyDigest: 'p',
+      digest: 'd2',
+    };
+    const vote = (approverId: string, digest: string, decision: 'approve' | 'reject' = 'approve') => ({
+      approverId,
+      groups: ['manager'],
+      decision,
+      digest,
+      at: 'now',
+      tier: 0,
+    });
     const execution = { runAs: 'svc-ticketing', idempotencyKey: 'k', startedAt: 'a', finishedAt: 'b', attempts: 1 };
     const cases: [ToolOutcome, string][] = [
-      [{ ...base, status: 'completed', result: {}, args: {}, execution, approvals: [vote('lee', 'd1'), vote('maria', 'd2'), vote('omar', 'd2')] }, 'completed by svc-ticketing, approved by maria, omar'],
-      [{ ...base, status: 'completed', result: null, args: {}, execution, approvals: [vote('maria', 'd2')], withheld: { code: 'result_too_large', reason: 'big' } }, 'completed by svc-ticketing, approved by maria; result withheld (result_too_large)'],
-      [{ ...base, status: 'rejected', rejectedBy: 'maria', reason: 'too broad, ask maria@acme.example', approvals: [] }, 'rejected by maria: too broad, ask [REDACTED:email]'],
+      [
+        { ...base, status: 'completed', result: {}, args: {}, execution, approvals: [vote('lee', 'd1'), vote('maria', 'd2'), vote('omar', 'd2')] },
+        'completed by svc-ticketing, approved by maria, omar',
+      ],
+      [
+        {
+          ...base,
+          status: 'completed',
+          result: null,
+          args: {},
+          execution,
+          approvals: [vote('maria', 'd2')],
+          withheld: { code: 'result_too_large', reason: 'big' },
+        },
+        'completed by svc-ticketing, approved by maria; result withheld (result_too_large)',
+      ],
+      [
+        { ...base, status: 'rejected', rejectedBy: 'maria', reason: 'too broad, ask maria@acme.example', approvals: [] },
+        'rejected by maria: too broad, ask [REDACTED:email]',
+      ],
       [{ ...base, status: 'expired', expiresAt: 'then', approvals: [] }, 'expired, nothing ran'],
       [{ ...base, status: 'denied', code: 'kill_switch', reasons: ['stopped'], approvals: [] }, 'denied: kill_switch'],
     ];
@@ -625,8 +698,14 @@ describe('what a notification shows: arguments, reason, risk, deadline, review b
       lines[0]!,
       /^toolgate: approval needed: create_ticket \(high risk\) · tenant acme · requested by kim for omar · groups manager · expires 2030-03-01 14:05 UTC \(in \d+ days\) · review https:\/\/gate\.example\/inbox\/requests\/ticket-4821-1\n$/,
     );
-    await printer.notify(notification({ kind: 'outcome', outcome: 'rejected', outcomeDetails: { status: 'rejected', rejectedBy: 'maria', reason: 'no\u001b[2J way' } }));
-    assert.equal(lines[1], 'toolgate: request ticket-4821-1 (create_ticket, tenant acme, requested by kim) rejected by maria: no [2J way\n', 'control characters never reach the terminal');
+    await printer.notify(
+      notification({ kind: 'outcome', outcome: 'rejected', outcomeDetails: { status: 'rejected', rejectedBy: 'maria', reason: 'no\u001b[2J way' } }),
+    );
+    assert.equal(
+      lines[1],
+      'toolgate: request ticket-4821-1 (create_ticket, tenant acme, requested by kim) rejected by maria: no [2J way\n',
+      'control characters never reach the terminal',
+    );
 
     // Retried with the other targets (same activity): printed once; a closed terminal fails nothing.
     const activity = new MockActivityEnvironment({ activityId: '9', workflowExecution: { workflowId: 'w', runId: 'r' } }, { logger: quietTemporalLogger });

@@ -55,7 +55,7 @@ test('policy hot reload: edits apply, a broken edit keeps the policy in force, S
 
     // A broken edit: the error is recorded and logged, the previous policy stays in force.
     await writeFile(file, 'version: 1\ntools: [this is not a map\n');
-    await eventually("the failed reload to be recorded", () => store.current().error !== undefined);
+    await eventually('the failed reload to be recorded', () => store.current().error !== undefined);
     assert.equal(store.current().policy?.digest, second?.digest);
     assert.equal(runAs(), 'svc-two');
     const failure = lines.find((line) => line.msg.startsWith('policy reload failed'));

@@ -54,7 +54,16 @@ interface PolicyKnobs {
   refundTenants: string[] | null;
 }
 
-const BASE: PolicyKnobs = { lookupRoles: ['agent_runtime'], lookupRisk: 'low', smallMax: 100, hugeMin: 10_000, refundApproval: 'manager', managerMin: 1, managerRemind: null, refundTenants: null };
+const BASE: PolicyKnobs = {
+  lookupRoles: ['agent_runtime'],
+  lookupRisk: 'low',
+  smallMax: 100,
+  hugeMin: 10_000,
+  refundApproval: 'manager',
+  managerMin: 1,
+  managerRemind: null,
+  refundTenants: null,
+};
 
 function policyYaml(k: PolicyKnobs): string {
   const rules: string[] = [];
@@ -83,7 +92,15 @@ const policyOf = (k: Partial<PolicyKnobs> = {}, file = 'candidate.yaml'): Loaded
 
 let seq = 0;
 function request(tool: string, args: Record<string, unknown> = {}, over: Partial<ToolRequest> = {}): ToolRequest {
-  return { requestId: `r-${++seq}`, actor: { id: 'bot', type: 'agent', roles: ['agent_runtime'] }, tenant: 'acme', environment: 'production', tool, args, ...over };
+  return {
+    requestId: `r-${++seq}`,
+    actor: { id: 'bot', type: 'agent', roles: ['agent_runtime'] },
+    tenant: 'acme',
+    environment: 'production',
+    tool,
+    args,
+    ...over,
+  };
 }
 
 /** A request as recorded: decided by `recorded`, the way the activity did. */
@@ -101,7 +118,10 @@ const kindsUnder = (candidate: LoadedPolicy) => recordedSet.map((e) => classify(
 
 describe('classification', () => {
   test('the recorded decisions of the base set are what the test assumes', () => {
-    assert.deepEqual(recordedSet.map((e) => `${e.recorded?.outcome}:${e.recorded?.rule}`), ['allow:tool:lookup', 'allow:refund/small', 'approve:tool:refund', 'deny:refund/huge']);
+    assert.deepEqual(
+      recordedSet.map((e) => `${e.recorded?.outcome}:${e.recorded?.rule}`),
+      ['allow:tool:lookup', 'allow:refund/small', 'approve:tool:refund', 'deny:refund/huge'],
+    );
   });
 
   test('every kind of change, each one knob away from the recorded policy', () => {
@@ -140,7 +160,7 @@ describe('classification', () => {
     assert.equal(result.candidate?.risk, 'high');
   });
 
-  test('denials that were not policy\'s, and requests policy never decided, are not comparable', () => {
+  test("denials that were not policy's, and requests policy never decided, are not comparable", () => {
     const allowed = decide(base, lookup);
     const overridden = (patch: Partial<PolicyDecision>): ReplayEntry => ({ ...entry(base, lookup), recorded: { ...allowed, outcome: 'deny', ...patch } });
     const cases: [string, ReplayEntry, string][] = [
@@ -148,7 +168,11 @@ describe('classification', () => {
       ['rate limit', overridden({ code: 'rate_limited', rule: 'limit:per_actor' }), 'rate_limited'],
       ['rate-limit store down', overridden({ code: 'policy_unavailable', rule: 'check:rate_limits_unavailable' }), 'rate_limits_unavailable'],
       ['no policy', overridden({ code: 'policy_unavailable', rule: 'check:policy_unavailable', policyDigest: '' }), 'no_policy_in_force'],
-      ['unverified', { workflowId: 'toolreq/acme/u', startedAt: '', request: lookup, ended: { status: 'denied', code: 'unverified_request' } }, 'unverified_request'],
+      [
+        'unverified',
+        { workflowId: 'toolreq/acme/u', startedAt: '', request: lookup, ended: { status: 'denied', code: 'unverified_request' } },
+        'unverified_request',
+      ],
       ['still evaluating', { workflowId: 'toolreq/acme/e', startedAt: '', request: lookup }, 'not_decided'],
       ['terminated before policy', { workflowId: 'toolreq/acme/t', startedAt: '', request: lookup, ended: { status: 'terminated' } }, 'not_decided'],
       ['not a request', { workflowId: 'toolreq/acme/n', startedAt: '' }, 'not_a_request'],
@@ -250,7 +274,10 @@ describe('--fail-on', () => {
   });
 
   test('anything else is refused, naming what is accepted', () => {
-    assert.throws(() => parseFailOn('wider'), /--fail-on: "wider" is not a kind of change; expected kinds allow->approve.*groups tightening, widening, allow-widening, any/);
+    assert.throws(
+      () => parseFailOn('wider'),
+      /--fail-on: "wider" is not a kind of change; expected kinds allow->approve.*groups tightening, widening, allow-widening, any/,
+    );
     assert.throws(() => parseFailOn(' , '), /--fail-on needs at least one/);
     assert.throws(() => parseFailOn('unchanged'), /"unchanged" is not a kind of change/);
   });
@@ -269,7 +296,10 @@ describe('bounded examples', () => {
     const many = Array.from({ length: 50 }, (_, i) => entry(base, request('refund', { amount: 10 + i })));
     const report = await replayDecisions(many, policyOf({ smallMax: null }), { examples: 2 });
     assert.equal(report.counts['allow->approve'], 50);
-    assert.deepEqual(report.examples['allow->approve']?.map((e) => e.requestId), [many[0]?.request?.requestId, many[1]?.request?.requestId]);
+    assert.deepEqual(
+      report.examples['allow->approve']?.map((e) => e.requestId),
+      [many[0]?.request?.requestId, many[1]?.request?.requestId],
+    );
     assert.equal(report.examples.unchanged, undefined);
     const example = report.examples['allow->approve']?.[0];
     assert.deepEqual(example?.recorded, { outcome: 'allow', rule: 'refund/small', risk: 'medium' });
@@ -292,7 +322,10 @@ describe('bounded examples', () => {
     assert.match(text, /\napprove → allow\s+1\s+20\.0%  FORBIDDEN\n/);
     assert.match(text, /\nnot comparable\s+1\s+20\.0%  \(unverified_request 1\)\n/);
     assert.match(text, /\ntotal\s+5\s+100\.0%\n/);
-    assert.match(text, /deny → allow: 1, first 1:\n {2}toolreq\/acme\/r-\d+ {2}refund by bot \(tenant acme, .*\)\n {4}deny rule_denied \(refund\/huge, high\) → allow \(refund\/small, medium\)/);
+    assert.match(
+      text,
+      /deny → allow: 1, first 1:\n {2}toolreq\/acme\/r-\d+ {2}refund by bot \(tenant acme, .*\)\n {4}deny rule_denied \(refund\/huge, high\) → allow \(refund\/small, medium\)/,
+    );
     assert.match(text, /FORBIDDEN: 2 request\(s\) in approve → allow, deny → allow \(--fail-on approve->allow,deny->allow\)\n$/);
   });
 });
@@ -318,7 +351,9 @@ describe('replaying under the policy that decided changes nothing (property)', (
     { minLength: 1, maxLength: 20 },
   );
   const toRequests = (list: { tool: string; amount: number | string; roles: string[]; tenant: string }[]) =>
-    list.map((r) => request(r.tool, r.tool === 'lookup' ? {} : { amount: r.amount }, { tenant: r.tenant, actor: { id: 'bot', type: 'agent', roles: r.roles } }));
+    list.map((r) =>
+      request(r.tool, r.tool === 'lookup' ? {} : { amount: r.amount }, { tenant: r.tenant, actor: { id: 'bot', type: 'agent', roles: r.roles } }),
+    );
 
   test('zero changes, whatever the policy and the requests', async () => {
     await fc.assert(
@@ -326,7 +361,10 @@ describe('replaying under the policy that decided changes nothing (property)', (
         const recorded = policyOf(k, 'recorded.yaml');
         // The same policy loaded again (fresh plan objects, another file name): still the same decisions.
         const candidate = policyOf(k, 'candidate.yaml');
-        const report = await replayDecisions(toRequests(list).map((r) => entry(recorded, r)), candidate);
+        const report = await replayDecisions(
+          toRequests(list).map((r) => entry(recorded, r)),
+          candidate,
+        );
         assert.equal(report.changed, 0);
         assert.equal(report.counts.unchanged, list.length);
       }),
@@ -423,7 +461,8 @@ describe('replay of recorded histories', () => {
     assert.equal(histories.length, 22);
     const recording = parsePolicy([{ file: 'recording.yaml', text: RECORDING_POLICY }]);
     const entries: { name: string; entry: ReplayEntry }[] = [];
-    for (const h of histories) entries.push({ name: h.name, entry: await recordedFromHistory(h.history.events ?? [], converter, { workflowId: h.workflowId }) });
+    for (const h of histories)
+      entries.push({ name: h.name, entry: await recordedFromHistory(h.history.events ?? [], converter, { workflowId: h.workflowId }) });
     for (const { name, entry: e } of entries) {
       if (name.endsWith('/unverified')) {
         assert.equal(e.recorded, undefined, name);
@@ -478,13 +517,13 @@ describe('replay of recorded histories', () => {
     const histories = await committedHistories();
     // Recorded: refund 10, 20 (approve, reject: 3 each), 30 (edit: 3), 40 (refused: 2) need a
     // manager; refund 500000 is denied (3); escalating (3), expiring (3) need approval; 2 unverified.
-    const stricter = RECORDING_POLICY
-      .replace("'args.amount > 1000'", "'args.amount > 25'") // refunds 30 and 40: finance instead of manager
+    const stricter = RECORDING_POLICY.replace("'args.amount > 1000'", "'args.amount > 25'") // refunds 30 and 40: finance instead of manager
       .replace('approval: escalating\n    allowed_roles: [agent_runtime]', 'approval: escalating\n    allowed_roles: []') // nobody may escalate
       .replace('expiring:\n    risk: high', 'expiring:\n    risk: critical');
-    const looser = RECORDING_POLICY
-      .replace("      - { name: huge, when: 'args.amount > 100000', effect: deny, reason: never automated }\n", "      - { name: small, when: 'args.amount <= 20', effect: allow }\n")
-      .replace('approval: quick', 'approval: none');
+    const looser = RECORDING_POLICY.replace(
+      "      - { name: huge, when: 'args.amount > 100000', effect: deny, reason: never automated }\n",
+      "      - { name: small, when: 'args.amount <= 20', effect: allow }\n",
+    ).replace('approval: quick', 'approval: none');
     const counts = async (text: string) => {
       const report = await replayDecisions(historySource(histories, converter).entries(), parsePolicy([{ file: 'candidate.yaml', text }]));
       return Object.fromEntries(REPLAY_KINDS.filter((kind) => report.counts[kind] > 0).map((kind) => [kind, report.counts[kind]]));
@@ -493,7 +532,7 @@ describe('replay of recorded histories', () => {
     assert.deepEqual(await counts(looser), { unchanged: 5 + 3, 'approve->allow': 6 + 3, 'deny->approve': 3, not_comparable: 2 });
   });
 
-  test('another tenant\'s payloads: no request; tampered ones: unreadable; a key the client lacks: an error', async () => {
+  test("another tenant's payloads: no request; tampered ones: unreadable; a key the client lacks: an error", async () => {
     const keys = await replayKeys();
     const converter = loadDataConverter(dataConverterFor(keys));
     const history = (await committedHistories()).find((h) => h.name === 'v2/approve')!;
@@ -567,7 +606,12 @@ async function* synthetic(count: number, recorded: LoadedPolicy): AsyncGenerator
   for (let i = 0; i < count; i++) {
     const t = templates[i % templates.length]!;
     const req: ToolRequest = { ...t.request, requestId: `load-${i}`, args: { ...t.request.args }, reason: `${'padding '.repeat(110)}${i}` };
-    yield { workflowId: `toolreq/acme/load-${i}`, startedAt: new Date(1_767_225_600_000 + i).toISOString(), request: req, recorded: { ...t.decision, reasons: [`recorded ${i}`] } };
+    yield {
+      workflowId: `toolreq/acme/load-${i}`,
+      startedAt: new Date(1_767_225_600_000 + i).toISOString(),
+      request: req,
+      recorded: { ...t.decision, reasons: [`recorded ${i}`] },
+    };
   }
 }
 
@@ -595,11 +639,14 @@ describe('scale', () => {
     });
     const seconds = (Date.now() - started) / 1000;
     assert.equal(report!.total, 100_000);
-    assert.deepEqual(
-      Object.fromEntries(REPLAY_KINDS.filter((k) => report!.counts[k] > 0).map((k) => [k, report!.counts[k]])),
-      { unchanged: 50_000, 'allow->approve': 25_000, risk: 25_000 },
+    assert.deepEqual(Object.fromEntries(REPLAY_KINDS.filter((k) => report!.counts[k] > 0).map((k) => [k, report!.counts[k]])), {
+      unchanged: 50_000,
+      'allow->approve': 25_000,
+      risk: 25_000,
+    });
+    process.stderr.write(
+      `replay core: 100,000 requests in ${seconds.toFixed(1)} s (${Math.round(100_000 / seconds)}/s), peak heap growth after GC ${(growth / 1e6).toFixed(1)} MB\n`,
     );
-    process.stderr.write(`replay core: 100,000 requests in ${seconds.toFixed(1)} s (${Math.round(100_000 / seconds)}/s), peak heap growth after GC ${(growth / 1e6).toFixed(1)} MB\n`);
     assert.ok(growth < 50e6, `heap grew by ${(growth / 1e6).toFixed(1)} MB`);
 
     // Negative control: the same stream, kept in a list, grows far beyond the bound — so the
@@ -631,7 +678,8 @@ describe('the command', () => {
     assert.equal(parseReplayTime('--since', '2w', now), '2026-02-15T12:00:00.000Z');
     assert.equal(parseReplayTime('--until', '2026-02-01', now), '2026-02-01T00:00:00.000Z');
     assert.equal(parseReplayTime('--until', '2026-02-01T10:00:00+02:00', now), '2026-02-01T08:00:00.000Z');
-    for (const bad of ['yesterday', '7', '7y', '-7d', '1', 'March']) assert.throws(() => parseReplayTime('--since', bad, now), /^ReplayUsageError: --since must be a duration back from now/, bad);
+    for (const bad of ['yesterday', '7', '7y', '-7d', '1', 'March'])
+      assert.throws(() => parseReplayTime('--since', bad, now), /^ReplayUsageError: --since must be a duration back from now/, bad);
   });
 
   test('every option is validated, naming the flag', () => {
@@ -689,7 +737,10 @@ describe('the command', () => {
     };
     const out: number[] = [];
     for await (const value of mapOrdered(items(), 8, slow)) out.push(value);
-    assert.deepEqual(out, Array.from({ length: 40 }, (_, i) => i * 2));
+    assert.deepEqual(
+      out,
+      Array.from({ length: 40 }, (_, i) => i * 2),
+    );
     assert.equal(peak, 8);
 
     let listed = 0;
@@ -718,7 +769,12 @@ describe('the command', () => {
   });
 
   test('runPolicyReplay: report, JSON and exit codes over a source; policy errors exit 2 naming file and field', async () => {
-    const source: ReplaySource = { count: async () => recordedSet.length, entries: async function* () { yield* recordedSet; } };
+    const source: ReplaySource = {
+      count: async () => recordedSet.length,
+      entries: async function* () {
+        yield* recordedSet;
+      },
+    };
     const out: string[] = [];
     const err: string[] = [];
     const io = { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, source, now: () => now };
@@ -737,7 +793,10 @@ describe('the command', () => {
       assert.deepEqual([json.total, json.changed, json.forbidden, json.counts['deny->allow'], json.window.since], [4, 2, 0, 1, '2026-02-22T12:00:00.000Z']);
       err.length = 0;
       assert.equal(await runPolicyReplay([join(dir, 'broken.yaml')], {}, io), 2);
-      assert.match(err.join(''), /the candidate policy failed to load \(1 issue\):\n {2}.*broken\.yaml:\d+:\d+: tools\.refund\.risk: must be one of low, medium, high, critical/);
+      assert.match(
+        err.join(''),
+        /the candidate policy failed to load \(1 issue\):\n {2}.*broken\.yaml:\d+:\d+: tools\.refund\.risk: must be one of low, medium, high, critical/,
+      );
       err.length = 0;
       assert.equal(await runPolicyReplay([join(dir, 'missing.yaml')], {}, io), 2);
       assert.match(err.join(''), /missing\.yaml: \(file\): cannot read/);

@@ -184,7 +184,10 @@ cases:
   test('policy check prints a summary line per file', async () => {
     const result = await checkPolicyFiles([POLICY_DIR]);
     assert.equal(result.ok, true, result.lines.join('\n'));
-    assert.ok(result.lines.some((line) => line.startsWith(`${SHIPPED_POLICY}: ok (4 tools`)), result.lines.join('\n'));
+    assert.ok(
+      result.lines.some((line) => line.startsWith(`${SHIPPED_POLICY}: ok (4 tools`)),
+      result.lines.join('\n'),
+    );
   });
 
   test('policy check prints one file:line:col line per issue', async () => {
@@ -483,7 +486,9 @@ describe('load errors carry file, line and field', () => {
   });
 
   test('semantic checks: escalation order, reserved plan name, rule without effect', () => {
-    const text = REFUNDS.replace('after: 10m', 'after: 3h').replace('  finance:\n', '  none:\n').replace('        approval: finance_lead\n        risk: high\n', '');
+    const text = REFUNDS.replace('after: 10m', 'after: 3h')
+      .replace('  finance:\n', '  none:\n')
+      .replace('        approval: finance_lead\n        risk: high\n', '');
     const issues = loadIssues([{ file: 'a.yaml', text }]);
     assert.match(findIssue(issues, 'approvals.finance_lead.escalation[0].after').message, /earlier than expires_after/);
     assert.match(findIssue(issues, 'approvals.none').message, /reserved/);
@@ -572,9 +577,15 @@ describe('egress in policy', () => {
 
   test('an unknown redaction rule or egress key is a located load error', () => {
     const unknownRule = withEgress.replace('openai_key', 'openai_keys');
-    assert.throws(() => policyOf(unknownRule), (error: unknown) => error instanceof PolicyLoadError && /egress.*unknown rule or category "openai_keys"/s.test(error.message));
+    assert.throws(
+      () => policyOf(unknownRule),
+      (error: unknown) => error instanceof PolicyLoadError && /egress.*unknown rule or category "openai_keys"/s.test(error.message),
+    );
     const unknownKey = withEgress.replace('max_result_bytes', 'max_bytes');
-    assert.throws(() => policyOf(unknownKey), (error: unknown) => error instanceof PolicyLoadError && /unknown key "max_bytes"/.test(error.message));
+    assert.throws(
+      () => policyOf(unknownKey),
+      (error: unknown) => error instanceof PolicyLoadError && /unknown key "max_bytes"/.test(error.message),
+    );
   });
 });
 
@@ -586,7 +597,9 @@ describe('scale', () => {
       const tools: string[] = [];
       const manifest: string[] = [];
       for (let i = part * 1000; i < (part + 1) * 1000; i++) {
-        tools.push(`  tool_${i}:\n    risk: low\n    approval: none\n    allowed_roles: [r]\n    rules:\n      - {name: big, when: 'args.n > ${i}', effect: deny}`);
+        tools.push(
+          `  tool_${i}:\n    risk: low\n    approval: none\n    allowed_roles: [r]\n    rules:\n      - {name: big, when: 'args.n > ${i}', effect: deny}`,
+        );
         manifest.push(`  tool_${i}:\n    run_as: svc\n    adapter: {type: code}\n    args: {type: object, properties: {n: {type: integer}}}`);
       }
       return { file: `part-${part}.yaml`, text: `version: 1\ntools:\n${tools.join('\n')}\nmanifest:\n${manifest.join('\n')}\n` };

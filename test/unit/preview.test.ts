@@ -71,9 +71,18 @@ const issueAt = (issues: PolicyIssue[], path: string): PolicyIssue => {
 describe('the manifest preview block', () => {
   test('a code preview gets its defaults; an http preview its own timeout as the adapter timeout', () => {
     const code = parsePolicy([{ file: 'p.yaml', text: policyText('    preview: { adapter: { type: code, handler: purge_preview } }') }]);
-    assert.deepEqual(code.manifest('purge')?.preview, { adapter: { type: 'code', handler: 'purge_preview' }, timeoutMs: PREVIEW_BOUNDS.defaultTimeoutMs, maxBytes: PREVIEW_BOUNDS.defaultMaxBytes });
+    assert.deepEqual(code.manifest('purge')?.preview, {
+      adapter: { type: 'code', handler: 'purge_preview' },
+      timeoutMs: PREVIEW_BOUNDS.defaultTimeoutMs,
+      maxBytes: PREVIEW_BOUNDS.defaultMaxBytes,
+    });
     const http = parsePolicy([
-      { file: 'p.yaml', text: policyText('    preview: { adapter: { type: http, url: "https://tools.example/preview", headers: { x-team: ops } }, timeout: 2500ms, max_bytes: 512 }') },
+      {
+        file: 'p.yaml',
+        text: policyText(
+          '    preview: { adapter: { type: http, url: "https://tools.example/preview", headers: { x-team: ops } }, timeout: 2500ms, max_bytes: 512 }',
+        ),
+      },
     ]);
     assert.deepEqual(http.manifest('purge')?.preview, {
       adapter: { type: 'http', url: 'https://tools.example/preview', method: 'POST', timeoutMs: 2500, headers: { 'x-team': 'ops' } },
@@ -91,17 +100,41 @@ describe('the manifest preview block', () => {
   });
 
   test('a timeout above 10s, a size out of bounds, an MCP or handler-less adapter, an adapter timeout and unknown keys are located load errors', () => {
-    assert.match(issueAt(loadIssues(policyText('    preview: { adapter: { type: code, handler: p }, timeout: 11s }')), 'manifest.purge.preview.timeout').message, /longer than a preview may take, 10s/);
-    assert.match(issueAt(loadIssues(policyText('    preview: { adapter: { type: code, handler: p }, max_bytes: 10 }')), 'manifest.purge.preview.max_bytes').message, /at least 64/);
-    assert.match(issueAt(loadIssues(policyText('    preview: { adapter: { type: code, handler: p }, max_bytes: 100000 }')), 'manifest.purge.preview.max_bytes').message, /at most 65536/);
-    assert.match(issueAt(loadIssues(policyText('    preview: { adapter: { type: mcp, server: s, tool: t } }')), 'manifest.purge.preview.adapter.type').message, /type code with a handler, or type http/);
+    assert.match(
+      issueAt(loadIssues(policyText('    preview: { adapter: { type: code, handler: p }, timeout: 11s }')), 'manifest.purge.preview.timeout').message,
+      /longer than a preview may take, 10s/,
+    );
+    assert.match(
+      issueAt(loadIssues(policyText('    preview: { adapter: { type: code, handler: p }, max_bytes: 10 }')), 'manifest.purge.preview.max_bytes').message,
+      /at least 64/,
+    );
+    assert.match(
+      issueAt(loadIssues(policyText('    preview: { adapter: { type: code, handler: p }, max_bytes: 100000 }')), 'manifest.purge.preview.max_bytes').message,
+      /at most 65536/,
+    );
+    assert.match(
+      issueAt(loadIssues(policyText('    preview: { adapter: { type: mcp, server: s, tool: t } }')), 'manifest.purge.preview.adapter.type').message,
+      /type code with a handler, or type http/,
+    );
     assert.equal(issueAt(loadIssues(policyText('    preview: { adapter: { type: code } }')), 'manifest.purge.preview.adapter.handler').message, 'is required');
-    assert.match(issueAt(loadIssues(policyText('    preview: { adapter: { type: http, url: "https://x.example/p", timeout: 1s } }')), 'manifest.purge.preview.adapter.timeout').message, /unknown key/);
-    assert.match(issueAt(loadIssues(policyText('    preview: { adapter: { type: code, handler: p }, retries: 3 }')), 'manifest.purge.preview.retries').message, /unknown key "retries"/);
+    assert.match(
+      issueAt(
+        loadIssues(policyText('    preview: { adapter: { type: http, url: "https://x.example/p", timeout: 1s } }')),
+        'manifest.purge.preview.adapter.timeout',
+      ).message,
+      /unknown key/,
+    );
+    assert.match(
+      issueAt(loadIssues(policyText('    preview: { adapter: { type: code, handler: p }, retries: 3 }')), 'manifest.purge.preview.retries').message,
+      /unknown key "retries"/,
+    );
   });
 
   test('a preview on a tool that never asks for approval is refused; a rule that may ask is enough', () => {
-    const issue = issueAt(loadIssues(policyText('    preview: { adapter: { type: code, handler: p } }', '{ risk: low, approval: none, allowed_roles: [bot] }')), 'manifest.purge.preview');
+    const issue = issueAt(
+      loadIssues(policyText('    preview: { adapter: { type: code, handler: p } }', '{ risk: low, approval: none, allowed_roles: [bot] }')),
+      'manifest.purge.preview',
+    );
     assert.match(issue.message, /never asks for approval .* a preview runs only before approvers decide/);
     assert.ok(issue.line !== undefined && issue.line > 1, 'located at the preview');
     const ruled = '{ risk: low, approval: none, allowed_roles: [bot], rules: [{ name: big, when: "true", approval: manager }] }';
@@ -110,7 +143,9 @@ describe('the manifest preview block', () => {
 });
 
 /** A manifest entry and preview for `runPreview`, built by the loader where it can be. */
-function previewCall(over: { handler?: ToolHandler; preview?: Partial<ToolPreview>; egress?: string; tenant?: string } = {}): PreviewCall & { seen: ToolContext[] } {
+function previewCall(
+  over: { handler?: ToolHandler; preview?: Partial<ToolPreview>; egress?: string; tenant?: string } = {},
+): PreviewCall & { seen: ToolContext[] } {
   const manifest = parsePolicy([
     { file: 'p.yaml', text: policyText('    preview: { adapter: { type: code, handler: purge }, max_bytes: 256 }', undefined, over.egress ?? '') },
   ]).manifest('purge') as ToolManifestEntry;
@@ -119,7 +154,14 @@ function previewCall(over: { handler?: ToolHandler; preview?: Partial<ToolPrevie
   return {
     manifest,
     preview: { ...(manifest.preview as ToolPreview), ...over.preview },
-    context: { args: { older_than_days: 30 }, idempotencyKey: 'toolgate-preview:w:d', runAs: 'svc-purge', requestId: 'r-1', tenant: over.tenant ?? 'acme', tool: 'purge' },
+    context: {
+      args: { older_than_days: 30 },
+      idempotencyKey: 'toolgate-preview:w:d',
+      runAs: 'svc-purge',
+      requestId: 'r-1',
+      tenant: over.tenant ?? 'acme',
+      tool: 'purge',
+    },
     tools: {
       purge: async (context) => {
         seen.push(context);
@@ -132,7 +174,9 @@ function previewCall(over: { handler?: ToolHandler; preview?: Partial<ToolPrevie
 
 describe('runPreview', () => {
   test('calls the code handler in preview mode, once, as the tool; redacts the whole answer, then cuts it to max_bytes', async () => {
-    const call = previewCall({ handler: async () => ({ summary: 'would delete 3,214 rows', connection: `token ${TOKEN}`, rows: Array.from({ length: 100 }, (_, i) => `row-${i}`) }) });
+    const call = previewCall({
+      handler: async () => ({ summary: 'would delete 3,214 rows', connection: `token ${TOKEN}`, rows: Array.from({ length: 100 }, (_, i) => `row-${i}`) }),
+    });
     const before = Date.now();
     const preview = await runPreview(call);
     assert.equal(call.seen.length, 1);
@@ -141,7 +185,10 @@ describe('runPreview', () => {
     assert.equal(context!.attempt, 1);
     assert.equal(context!.runAs, 'svc-purge');
     assert.deepEqual(context!.args, { older_than_days: 30 });
-    assert.ok(context!.deadline.getTime() - before >= PREVIEW_BOUNDS.defaultTimeoutMs - 50 && context!.deadline.getTime() - before <= PREVIEW_BOUNDS.defaultTimeoutMs + 50);
+    assert.ok(
+      context!.deadline.getTime() - before >= PREVIEW_BOUNDS.defaultTimeoutMs - 50 &&
+        context!.deadline.getTime() - before <= PREVIEW_BOUNDS.defaultTimeoutMs + 50,
+    );
     assert.ok(context!.signal.aborted, 'the signal is released once the preview is over');
     assert.equal(preview.status, 'ok');
     if (preview.status !== 'ok') return;
@@ -164,7 +211,7 @@ describe('runPreview', () => {
     assert.doesNotThrow(() => canonicalDigest(preview));
   });
 
-  test('an error is a failed preview with a redacted message; a missing handler and a foreign tenant\'s record too', async () => {
+  test("an error is a failed preview with a redacted message; a missing handler and a foreign tenant's record too", async () => {
     const failed = await runPreview(previewCall({ handler: async () => Promise.reject(new Error('no count: password=hunter2-very-secret')) }));
     assert.deepEqual({ ...failed, at: '' }, { status: 'failed', message: 'no count: password=[REDACTED:secret_assignment]', at: '' });
     const missing = previewCall();
@@ -241,7 +288,14 @@ const decision: PolicyDecision = {
   ],
   approval: { name: 'manager', groups: ['manager'], allOf: [], minApprovals: 1, rejectionsToDeny: 1, escalation: [], expiresAfterMs: 3_600_000 },
 };
-const request: ToolRequest = { requestId: 'r-1', actor: { id: 'bot', type: 'agent', roles: ['bot'] }, tenant: 'acme', environment: 'production', tool: 'purge', args: { older_than_days: 30 } };
+const request: ToolRequest = {
+  requestId: 'r-1',
+  actor: { id: 'bot', type: 'agent', roles: ['bot'] },
+  tenant: 'acme',
+  environment: 'production',
+  tool: 'purge',
+  args: { older_than_days: 30 },
+};
 
 /** A waiting request whose proposal carries `preview` (as a history could hold it: not necessarily redacted). */
 function statusWith(preview: ProposalPreview): RequestStatus {
@@ -272,7 +326,7 @@ const ok = statusWith({ status: 'ok', result: `would delete 3,214 rows <script>a
 const timedOut = statusWith({ status: 'timed_out', message: 'the preview did not answer within 3000 ms; decide without it', at: AT });
 
 describe('approvers see the preview, marked as a dry run, redacted', () => {
-  test('the approval view: the preview (redacted again), the signed proposal, the tool\'s signers', () => {
+  test("the approval view: the preview (redacted again), the signed proposal, the tool's signers", () => {
     const view = approvalView(ok, approver);
     assert.equal(view.preview?.status, 'ok');
     assert.match(view.preview?.text ?? '', /^would delete 3,214 rows/);
@@ -295,23 +349,47 @@ describe('approvers see the preview, marked as a dry run, redacted', () => {
 
   test('the inbox page: the preview escaped under its label, the signers next to the tool; a timed-out preview said as such', () => {
     const html = requestPage({ base: '/inbox', title: 'r-1' }, { view: approvalView(ok, approver), csrf: 'c' });
-    assert.match(html, /<dt>Preview \(dry run\)<\/dt><dd id="request-preview" class="preview preview-ok" data-status="ok"><pre>would delete 3,214 rows &lt;script&gt;/);
+    assert.match(
+      html,
+      /<dt>Preview \(dry run\)<\/dt><dd id="request-preview" class="preview preview-ok" data-status="ok"><pre>would delete 3,214 rows &lt;script&gt;/,
+    );
     assert.ok(!html.includes('<script>alert'), 'escaped');
     assert.ok(!html.includes(TOKEN));
     assert.match(html, /<dt>Tool signed by<\/dt><dd id="request-tool-signers">owner \(k-0123456789abcdef\), security \(k-fedcba9876543210\)<\/dd>/);
     const late = requestPage({ base: '/inbox', title: 'r-1' }, { view: approvalView(timedOut, approver), csrf: 'c' });
-    assert.match(late, /<dt>Preview \(dry run\) timed out<\/dt><dd id="request-preview" class="preview preview-timed_out" data-status="timed_out"><p>the preview did not answer within 3000 ms/);
+    assert.match(
+      late,
+      /<dt>Preview \(dry run\) timed out<\/dt><dd id="request-preview" class="preview preview-timed_out" data-status="timed_out"><p>the preview did not answer within 3000 ms/,
+    );
     assert.match(late, /id="approve-form"/, 'the request can be decided all the same');
     const none = statusWith({ status: 'ok', result: 'x', bytes: 3, at: AT });
     delete none.proposal?.preview;
-    assert.doesNotMatch(requestPage({ base: '/inbox', title: 'r-1' }, { view: approvalView({ ...none, decision: { ...decision, toolSigners: undefined } }, approver), csrf: 'c' }), /request-preview|request-tool-signers/);
+    assert.doesNotMatch(
+      requestPage(
+        { base: '/inbox', title: 'r-1' },
+        { view: approvalView({ ...none, decision: { ...decision, toolSigners: undefined } }, approver), csrf: 'c' },
+      ),
+      /request-preview|request-tool-signers/,
+    );
   });
 
   test('the link page shows the preview under its label, escaped', () => {
-    const html = renderLinkPage({ kind: 'confirm', view: approvalView(ok, approver), approverId: 'maria', decisions: ['approve', 'reject'], linkExpiresAt: 'soon' });
+    const html = renderLinkPage({
+      kind: 'confirm',
+      view: approvalView(ok, approver),
+      approverId: 'maria',
+      decisions: ['approve', 'reject'],
+      linkExpiresAt: 'soon',
+    });
     assert.match(html, new RegExp(`<dt>${PREVIEW_LABEL.replace(/[()]/g, '\\$&')}</dt><dd><pre>would delete 3,214 rows &lt;script&gt;`));
     assert.ok(!html.includes(TOKEN));
-    const late = renderLinkPage({ kind: 'confirm', view: approvalView(timedOut, approver), approverId: 'maria', decisions: ['approve'], linkExpiresAt: 'soon' });
+    const late = renderLinkPage({
+      kind: 'confirm',
+      view: approvalView(timedOut, approver),
+      approverId: 'maria',
+      decisions: ['approve'],
+      linkExpiresAt: 'soon',
+    });
     assert.match(late, /<dt>preview \(dry run\) timed out<\/dt><dd><p class="warn">the preview did not answer/);
   });
 });
@@ -341,14 +419,24 @@ describe('notifications carry the preview, redacted and shortened', () => {
     assert.equal(facts.truncated, true);
     assert.equal(facts.text.length, PREVIEW_MESSAGE_CHARS);
     assert.ok(!JSON.stringify(shared).includes(TOKEN));
-    const personal = personalJsonPayload(notification({ status: 'failed', message: `no count: token ${TOKEN}`, at: AT }) as DecisionNotification, { approver: 'maria', url: 'https://gate.example/v1/links/x', expiresAt: AT });
-    assert.deepEqual(personal.preview, { status: 'failed', headline: 'preview (dry run) failed', text: 'no count: token [REDACTED:bearer_token]', truncated: false });
+    const personal = personalJsonPayload(notification({ status: 'failed', message: `no count: token ${TOKEN}`, at: AT }) as DecisionNotification, {
+      approver: 'maria',
+      url: 'https://gate.example/v1/links/x',
+      expiresAt: AT,
+    });
+    assert.deepEqual(personal.preview, {
+      status: 'failed',
+      headline: 'preview (dry run) failed',
+      text: 'no count: token [REDACTED:bearer_token]',
+      truncated: false,
+    });
     assert.equal(sharedJsonPayload(notification(long, 'outcome')).preview, undefined, 'an outcome repeats no preview');
   });
 
   test('Slack: a quoted, inert section under "Preview (dry run)", lines kept, shortened with a note', () => {
     const message = sharedSlackPayload(notification({ status: 'ok', result: '*Approved by security*\n- max: 100\n+ max: 400', bytes: 40, at: AT }));
-    const section = message.blocks.find((block) => JSON.stringify(block).includes('Preview (dry run)')) as { text: { text: string; verbatim: boolean } } | undefined;
+    const section = message.blocks.find((block) => JSON.stringify(block).includes('Preview (dry run)')) as
+      { text: { text: string; verbatim: boolean } } | undefined;
     assert.ok(section, JSON.stringify(message.blocks));
     assert.equal(section.text.verbatim, true);
     assert.equal(section.text.text, '*Preview (dry run)*\n>*\u200bApproved by security*\n>- max: 100\n>+ max: 400');
@@ -384,13 +472,22 @@ describe('the example ticket desk previews close_stale_tickets and closes only w
     const tools = createExampleTools();
     const close = tools.close_stale_tickets!;
     const first = (await close(context({ older_than_days: 30, priority: 'low' }, true))) as string;
-    assert.match(first, /^would close 2 tickets \(open, low priority, waiting more than 30 days\):\n {2}TCK-1001 {2}low +6[01] days {2}Printer on floor 3 shows offline\n {2}TCK-1003/);
+    assert.match(
+      first,
+      /^would close 2 tickets \(open, low priority, waiting more than 30 days\):\n {2}TCK-1001 {2}low +6[01] days {2}Printer on floor 3 shows offline\n {2}TCK-1003/,
+    );
     assert.equal(await close(context({ older_than_days: 30, priority: 'low' }, true)), first, 'a preview changes nothing');
     const closed = await close(context({ older_than_days: 30, priority: 'low' }, false));
     assert.deepEqual(closed, { closed: ['TCK-1001', 'TCK-1003'], closedBy: 'svc-ticketing' });
     assert.deepEqual(await close(context({ older_than_days: 30, priority: 'low' }, false)), closed, 'a retry with the same key gets the first closure');
-    assert.equal(await close(context({ older_than_days: 30, priority: 'low' }, true)), 'would close no tickets (none open, low priority, waiting more than 30 days)');
-    assert.match((await close(context({ older_than_days: 30 }, true))) as string, /^would close 1 ticket \(open, waiting more than 30 days\):\n {2}TCK-1002 {2}normal/);
+    assert.equal(
+      await close(context({ older_than_days: 30, priority: 'low' }, true)),
+      'would close no tickets (none open, low priority, waiting more than 30 days)',
+    );
+    assert.match(
+      (await close(context({ older_than_days: 30 }, true))) as string,
+      /^would close 1 ticket \(open, waiting more than 30 days\):\n {2}TCK-1002 {2}normal/,
+    );
   });
 });
 
@@ -401,9 +498,17 @@ describe('the recorded preview history (test/histories/v3/preview.json)', () => 
     const history = historyFromJSON(JSON.parse(await readFile(join(histories, 'v3', 'preview.json'), 'utf8')));
     const record = await auditRecordFromHistory(history, loadDataConverter(dataConverterFor(keys)), { workflowId: 'toolreq/acme/history-preview' });
     assert.equal(record.status, 'completed');
-    assert.deepEqual(record.proposal.preview, { status: 'ok', text: 'would delete 3,214 rows older than 30 days', truncated: false, at: record.proposal.preview?.at });
+    assert.deepEqual(record.proposal.preview, {
+      status: 'ok',
+      text: 'would delete 3,214 rows older than 30 days',
+      truncated: false,
+      at: record.proposal.preview?.at,
+    });
     assert.equal(record.decision?.sealed, true);
-    assert.deepEqual(record.approvals.map((vote) => [vote.who, vote.digest === record.proposal.digest, vote.verified]), [['maria', true, true]]);
+    assert.deepEqual(
+      record.approvals.map((vote) => [vote.who, vote.digest === record.proposal.digest, vote.verified]),
+      [['maria', true, true]],
+    );
     const events = record.timeline.map((entry) => entry.event);
     const called = events.indexOf('dry-run preview called as svc-purge');
     const answered = events.indexOf('dry-run preview answered: would delete 3,214 rows older than 30 days');

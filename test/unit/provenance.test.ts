@@ -68,7 +68,9 @@ describe('the provenance of a request', () => {
     }
     assert.deepEqual(parseArgPath('args.items[0].url'), { segments: ['items', 0, 'url'] });
     assert.deepEqual(parseArgPath('args["to"]'), { error: 'write this path as args.to' });
-    assert.deepEqual(parseArgPath('args.items[00]'), { error: 'cannot read the path at character 11: write .name, [index] or ["key"] (args.to, args.items[0].url)' });
+    assert.deepEqual(parseArgPath('args.items[00]'), {
+      error: 'cannot read the path at character 11: write .name, [index] or ["key"] (args.to, args.items[0].url)',
+    });
     assert.match((parseArgPath('to') as { error: string }).error, /starts with "args"/);
     assert.match((parseArgPath('args.') as { error: string }).error, /character 5/);
     assert.equal(hasArgPath(base.args, ['items', 0, 'url']), true);
@@ -103,7 +105,9 @@ describe('the provenance of a request', () => {
   });
 
   test('paths, kinds and bounds are refused with the allowed values', () => {
-    assert.deepEqual(issuesOf({ untrusted: { 'args["to"]': ['web_page'] } }), ['provenance.untrusted.args["to"]: not an argument path: write this path as args.to']);
+    assert.deepEqual(issuesOf({ untrusted: { 'args["to"]': ['web_page'] } }), [
+      'provenance.untrusted.args["to"]: not an argument path: write this path as args.to',
+    ]);
     assert.match(issuesOf({ untrusted: { to: ['web_page'] } })[0]!, /^provenance\.untrusted\.to: not an argument path: an argument path starts with "args"/);
     assert.deepEqual(issuesOf({ untrusted: { 'args.to': ['webpage'] } }), [
       `provenance.untrusted.args.to.0: "webpage" is not a kind of untrusted content; allowed: ${PROVENANCE_KINDS.join(', ')}`,
@@ -116,8 +120,12 @@ describe('the provenance of a request', () => {
     assert.deepEqual(issuesOf({ untrusted: many }, wide), ['provenance.untrusted: provenance.untrusted may flag at most 64 argument paths']);
     const longKey = 'k'.repeat(300);
     assert.match(issuesOf({ untrusted: { [`args.${longKey}`]: ['web_page'] } }, { [longKey]: 1 })[0]!, /an argument path must be at most 256 characters/);
-    assert.deepEqual(issuesOf({ prompt: { sources: Array.from({ length: 101 }, (_, i) => `s${i}`) } }), ['provenance.prompt.sources: provenance.prompt.sources may list at most 100 ids']);
-    assert.deepEqual(issuesOf({ prompt: { sources: ['x'.repeat(257)] } }), ['provenance.prompt.sources.0: provenance.prompt.sources[] must be at most 256 characters']);
+    assert.deepEqual(issuesOf({ prompt: { sources: Array.from({ length: 101 }, (_, i) => `s${i}`) } }), [
+      'provenance.prompt.sources: provenance.prompt.sources may list at most 100 ids',
+    ]);
+    assert.deepEqual(issuesOf({ prompt: { sources: ['x'.repeat(257)] } }), [
+      'provenance.prompt.sources.0: provenance.prompt.sources[] must be at most 256 characters',
+    ]);
     assert.deepEqual(issuesOf({ prompt: { model: '' } }), ['provenance.prompt.model: provenance.prompt.model must not be empty']);
     assert.deepEqual(issuesOf({ prompt: { systemPromptDigest: 'A'.repeat(64) } }), [
       'provenance.prompt.systemPromptDigest: provenance.prompt.systemPromptDigest must be the SHA-256 of the system prompt as 64 lowercase hex characters',
@@ -156,8 +164,10 @@ manifest:
 
 describe('CEL: untrusted(), untrusted_any() and provenance', () => {
   const policy = parsePolicy([{ file: 'mail.yaml', text: POLICY }]);
-  const decideWith = (provenance?: Provenance, args: Record<string, unknown> = { to: 'maria@acme.example', body: 'hi', items: [{ url: 'u' }] }): PolicyDecision =>
-    decide(policy, { ...base, args, ...(provenance ? { provenance } : {}) });
+  const decideWith = (
+    provenance?: Provenance,
+    args: Record<string, unknown> = { to: 'maria@acme.example', body: 'hi', items: [{ url: 'u' }] },
+  ): PolicyDecision => decide(policy, { ...base, args, ...(provenance ? { provenance } : {}) });
 
   test('a flagged destination needs approval; the same call without the flag is allowed', () => {
     assert.deepEqual([decideWith().outcome, decideWith().rule], ['allow', 'send_email/internal']);
@@ -256,13 +266,16 @@ describe('what approvers sign and see', () => {
   });
 
   test('provenanceView keeps known kinds and bounds, whatever a history holds', () => {
-    assert.deepEqual(provenanceView({ untrusted: { 'args.to': ['gossip'], 'args.x': 'web_page' }, prompt: { systemPromptDigest: 'nope', sources: [1, 'ok'] } }), {
-      untrusted: [
-        { path: 'args.to', kinds: ['other'] },
-        { path: 'args.x', kinds: ['other'] },
-      ],
-      prompt: { sources: ['ok'] },
-    });
+    assert.deepEqual(
+      provenanceView({ untrusted: { 'args.to': ['gossip'], 'args.x': 'web_page' }, prompt: { systemPromptDigest: 'nope', sources: [1, 'ok'] } }),
+      {
+        untrusted: [
+          { path: 'args.to', kinds: ['other'] },
+          { path: 'args.x', kinds: ['other'] },
+        ],
+        prompt: { sources: ['ok'] },
+      },
+    );
     assert.equal(provenanceView({}), undefined);
     assert.equal(provenanceView('x'), undefined);
     const many = Object.fromEntries(Array.from({ length: 80 }, (_, i) => [`args.k${i}`, ['web_page']]));
@@ -270,16 +283,28 @@ describe('what approvers sign and see', () => {
   });
 
   test('the inbox page marks each flagged argument and shows the prompt metadata', () => {
-    const html = requestPage({ base: '/inbox', title: 'r-1' }, { view: { ...view, argsSchema: { type: 'object', properties: { to: { type: 'string' }, subject: { type: 'string' } } } }, csrf: 'c' });
-    assert.match(html, /<dt>Came from untrusted content<\/dt><dd id="request-untrusted"><ul><li class="untrusted" data-path="args.to">⚠ <code>args.to<\/code> came from untrusted content: web page<\/li>/);
+    const html = requestPage(
+      { base: '/inbox', title: 'r-1' },
+      { view: { ...view, argsSchema: { type: 'object', properties: { to: { type: 'string' }, subject: { type: 'string' } } } }, csrf: 'c' },
+    );
+    assert.match(
+      html,
+      /<dt>Came from untrusted content<\/dt><dd id="request-untrusted"><ul><li class="untrusted" data-path="args.to">⚠ <code>args.to<\/code> came from untrusted content: web page<\/li>/,
+    );
     assert.match(html, /<code>args.items\[0\].url<\/code> came from untrusted content: tool output, retrieved document/);
-    assert.match(html, /<dd id="request-prompt">model gpt-4.1 · system prompt sha256 bbbbbbbbbbbbbbbb… · sources kb:KB-101, https:\/\/docs.example\/p\?token=\[REDACTED:github-pat\]<\/dd>/);
+    assert.match(
+      html,
+      /<dd id="request-prompt">model gpt-4.1 · system prompt sha256 bbbbbbbbbbbbbbbb… · sources kb:KB-101, https:\/\/docs.example\/p\?token=\[REDACTED:github-pat\]<\/dd>/,
+    );
     // The edit form marks the flagged field, and only it.
     assert.match(html, /<label for="edit-arg-to">to <span class="untrusted-marker" title="args.to: web page">⚠ came from untrusted content<\/span><\/label>/);
     assert.match(html, /<label for="edit-arg-subject">subject<\/label>/);
     assert.ok(!html.includes(SECRET));
     const without = requestPage({ base: '/inbox', title: 'r-1' }, { view: { ...view, provenance: undefined }, csrf: 'c' });
-    assert.ok(!without.includes('request-untrusted') && !without.includes('untrusted-marker') && !without.includes('request-prompt'), 'nothing said, nothing shown');
+    assert.ok(
+      !without.includes('request-untrusted') && !without.includes('untrusted-marker') && !without.includes('request-prompt'),
+      'nothing said, nothing shown',
+    );
   });
 
   test('the link page shows the same', () => {
@@ -308,14 +333,20 @@ describe('what approvers sign and see', () => {
     assert.match(slack, /• \*to\* ⚠ _untrusted_: \[REDACTED:email\]/);
     assert.match(slack, /• \*items\* ⚠ _untrusted_: /, 'a flag inside an argument marks it');
     assert.match(slack, /• \*subject\*: Outage/, 'an argument without a flag has no marker');
-    assert.match(slack, /\*Came from untrusted content\*\\n• ⚠ `args.to` from web page\\n• ⚠ `args.items\[0\].url` from tool output, retrieved document\\nPrompt: model gpt-4.1/);
+    assert.match(
+      slack,
+      /\*Came from untrusted content\*\\n• ⚠ `args.to` from web page\\n• ⚠ `args.items\[0\].url` from tool output, retrieved document\\nPrompt: model gpt-4.1/,
+    );
     assert.ok(!slack.includes(SECRET));
     const json = sharedJsonPayload(notification);
     assert.deepEqual(json.provenance?.untrusted, [
       { path: 'args.to', kinds: ['web_page'] },
       { path: 'args.items[0].url', kinds: ['tool_output', 'retrieved_document'] },
     ]);
-    assert.match(consoleLine(notification), / · ⚠ from untrusted content: args\.to \(web page\), args\.items\[0\]\.url \(tool output, retrieved document\) · review /);
+    assert.match(
+      consoleLine(notification),
+      / · ⚠ from untrusted content: args\.to \(web page\), args\.items\[0\]\.url \(tool output, retrieved document\) · review /,
+    );
     const plain: ApprovalNotification = { ...notification };
     delete (plain as { provenance?: unknown }).provenance;
     assert.equal(sharedJsonPayload(plain).provenance, undefined);
@@ -343,7 +374,10 @@ describe('what approvers sign and see', () => {
     } as AuditRecord;
     const text = formatAuditRecord(record);
     assert.match(text, /\n {2}untrusted \(the runtime's claim\): args\.to from web page; args\.items\[0\]\.url from tool output, retrieved document\n/);
-    assert.match(text, /\n {2}prompt: model gpt-4\.1 · system prompt sha256 b{16}… · sources kb:KB-101, https:\/\/docs\.example\/p\?token=\[REDACTED:github-pat\]\n/);
+    assert.match(
+      text,
+      /\n {2}prompt: model gpt-4\.1 · system prompt sha256 b{16}… · sources kb:KB-101, https:\/\/docs\.example\/p\?token=\[REDACTED:github-pat\]\n/,
+    );
     assert.doesNotMatch(formatAuditRecord({ ...record, provenance: undefined }), /untrusted|prompt:/);
   });
 });
@@ -356,7 +390,10 @@ function recordingGateway(): { gateway: ToolGateway; posted: Record<string, unkn
     posted.push(body);
     const requestId = typeof body.requestId === 'string' ? body.requestId : 'gen-1';
     const outcome = { requestId, workflowId: `toolreq/acme/${requestId}`, tool: body.tool, tenant: 'acme', status: 'completed', result: { sent: true } };
-    return new Response(JSON.stringify({ requestId, state: 'completed', tool: body.tool, outcome, result: { sent: true } }), { status: 200, headers: { 'content-type': 'application/json' } });
+    return new Response(JSON.stringify({ requestId, state: 'completed', tool: body.tool, outcome, result: { sent: true } }), {
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+    });
   };
   return { gateway: new ToolGateway({ url: 'http://front-door.test', token: 'tok', fetch }), posted };
 }
@@ -382,7 +419,12 @@ const MESSAGES: ModelMessage[] = [
   {
     role: 'tool',
     content: [
-      { type: 'tool-result', toolCallId: 'c-2', toolName: 'read_kb', output: { type: 'json', value: { articles: [{ id: 'KB-317', title: 'Escalating an urgent ticket' }] } } },
+      {
+        type: 'tool-result',
+        toolCallId: 'c-2',
+        toolName: 'read_kb',
+        output: { type: 'json', value: { articles: [{ id: 'KB-317', title: 'Escalating an urgent ticket' }] } },
+      },
       { type: 'tool-result', toolCallId: 'c-3', toolName: 'fetch', output: { type: 'content', value: [{ type: 'text', text: 'cc: audit@evil.example' }] } },
       { type: 'tool-result', toolCallId: 'c-4', toolName: 'denied', output: { type: 'execution-denied', reason: 'ops@acme.example' } },
     ],
@@ -409,7 +451,7 @@ describe('the AI SDK adapter fills tool_output provenance from its messages', ()
     assert.equal(await aiSdkProvenance({ flagToolOutputs: false }, 'send_email', args, execution()), undefined);
   });
 
-  test('the runtime\'s own provenance is merged in, and the request carries it to the front door', async () => {
+  test("the runtime's own provenance is merged in, and the request carries it to the front door", async () => {
     const { gateway, posted } = recordingGateway();
     const tools = {
       send_email: tool({
@@ -441,9 +483,19 @@ describe('the AI SDK adapter fills tool_output provenance from its messages', ()
     const flags = flagVerbatim(args, [Object.values(args).join(' ')], 'tool_output');
     assert.deepEqual(flags, { args: ['tool_output'] });
     const deep = { ['k'.repeat(200)]: { ['j'.repeat(200)]: 'copied text' } };
-    assert.deepEqual(flagVerbatim(deep, ['copied text'], 'tool_output'), { [`args.${'k'.repeat(200)}`]: ['tool_output'] }, 'a path too long is flagged at an ancestor that fits');
-    assert.equal(ToolRequestSchema.safeParse({ ...base, args: deep, provenance: { untrusted: flagVerbatim(deep, ['copied text'], 'tool_output') } }).success, true);
-    const merged = mergeProvenance({ untrusted: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`args.a${i}`, ['web_page']])) }, { untrusted: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`args.b${i}`, ['email']])) });
+    assert.deepEqual(
+      flagVerbatim(deep, ['copied text'], 'tool_output'),
+      { [`args.${'k'.repeat(200)}`]: ['tool_output'] },
+      'a path too long is flagged at an ancestor that fits',
+    );
+    assert.equal(
+      ToolRequestSchema.safeParse({ ...base, args: deep, provenance: { untrusted: flagVerbatim(deep, ['copied text'], 'tool_output') } }).success,
+      true,
+    );
+    const merged = mergeProvenance(
+      { untrusted: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`args.a${i}`, ['web_page']])) },
+      { untrusted: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`args.b${i}`, ['email']])) },
+    );
     assert.deepEqual(merged, { untrusted: { args: ['web_page', 'email'] } });
   });
 });
@@ -500,12 +552,19 @@ describe('the MCP gateway passes what the client says in _meta', () => {
     await client.connect(clientSide);
     try {
       const provenance = { untrusted: { 'args.to': ['email'] }, prompt: { sources: ['mail:123'] } };
-      await client.callTool({ name: 'send_email', arguments: { to: 'billing@evil.example' }, _meta: { [PROVENANCE_META_KEY]: provenance, [REQUEST_ID_META_KEY]: 'mcp-1' } });
+      await client.callTool({
+        name: 'send_email',
+        arguments: { to: 'billing@evil.example' },
+        _meta: { [PROVENANCE_META_KEY]: provenance, [REQUEST_ID_META_KEY]: 'mcp-1' },
+      });
       await client.callTool({ name: 'send_email', arguments: { to: 'maria@acme.example' }, _meta: { [REQUEST_ID_META_KEY]: 'mcp-2' } });
-      assert.deepEqual(posted.map((body) => [body.requestId, body.provenance]), [
-        ['mcp-1', provenance],
-        ['mcp-2', undefined],
-      ]);
+      assert.deepEqual(
+        posted.map((body) => [body.requestId, body.provenance]),
+        [
+          ['mcp-1', provenance],
+          ['mcp-2', undefined],
+        ],
+      );
     } finally {
       await client.close();
       await server.close();

@@ -121,7 +121,11 @@ describe('rate limits on the memory store', () => {
       const rules = [rule(`one-${per}`, '1/1m', { per })];
       assert.equal(await limits.take(rules, first, 'high'), undefined);
       const next = await limits.take(rules, second, 'high');
-      assert.equal(next !== undefined, shared, `per ${per}: ${JSON.stringify([first.actor.id, first.tool])} then ${JSON.stringify([second.actor.id, second.tool])}`);
+      assert.equal(
+        next !== undefined,
+        shared,
+        `per ${per}: ${JSON.stringify([first.actor.id, first.tool])} then ${JSON.stringify([second.actor.id, second.tool])}`,
+      );
     }
   });
 
@@ -158,7 +162,8 @@ describe('rate limits on the memory store', () => {
       assert.equal(await allowedOf(limits, rules, 1, request({ actor: 'bot-1' })), 1);
       // bot-1's next tries are refused by `narrow`: the tenant-wide counter keeps its 4.
       for (let i = 0; i < 10; i++) assert.equal((await limits.take(rules, request({ actor: 'bot-1' }), 'high'))?.rule.name, 'narrow', order);
-      for (const actor of ['bot-2', 'bot-3', 'bot-4', 'bot-5']) assert.equal(await limits.take(rules, request({ actor }), 'high'), undefined, `${order}: ${actor}`);
+      for (const actor of ['bot-2', 'bot-3', 'bot-4', 'bot-5'])
+        assert.equal(await limits.take(rules, request({ actor }), 'high'), undefined, `${order}: ${actor}`);
       // Now the tenant is full; bot-6's own counter is untouched by that refusal.
       assert.equal((await limits.take(rules, request({ actor: 'bot-6' }), 'high'))?.rule.name, 'wide', order);
       assert.equal((await limits.take(rules, request({ actor: 'bot-6' }), 'high'))?.rule.name, 'wide', `${order}: still the tenant, not bot-6's own limit`);
@@ -203,10 +208,14 @@ describe('rate limits on the memory store', () => {
     assert.equal(await limits.take([rules[0] as RateLimitRule], request({ actor: 'late' }), 'high'), undefined);
     await sleep(windowMs - margin + 300);
     assert.equal((await limits.take(rules, request({ actor: 'late' }), 'high'))?.rule.name, 'tenant-full');
-    assert.equal((await limits.take([rules[0] as RateLimitRule], request({ actor: 'late' }), 'high'))?.rule.name, 'short', 'not given back so close to the end');
+    assert.equal(
+      (await limits.take([rules[0] as RateLimitRule], request({ actor: 'late' }), 'high'))?.rule.name,
+      'short',
+      'not given back so close to the end',
+    );
   });
 
-  test('the PostgreSQL store\'s give-back margin outlasts a pool wait plus a query (derived from their timeout)', () => {
+  test("the PostgreSQL store's give-back margin outlasts a pool wait plus a query (derived from their timeout)", () => {
     const url = 'postgresql://toolgate:s3cret@db.internal:5432/toolgate';
     for (const timeoutMs of [undefined, 500, DEFAULT_STORE_TIMEOUT_MS, 10_000]) {
       const bound = timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
@@ -335,10 +344,13 @@ manifest:
       assert.ok(!(decision.reasons[0] ?? '').includes('127.0.0.1'), 'where the store is stays out of what the agent reads');
       const errors = lines.filter((line) => line.level === 50);
       assert.equal(errors.length, RATE_LIMIT_STORE_ATTEMPTS);
-      assert.deepEqual(errors.map((line) => line.msg), [
-        ...Array.from({ length: RATE_LIMIT_STORE_ATTEMPTS - 1 }, () => 'rate-limit store unreachable: the policy evaluation will be retried'),
-        'rate-limit store unreachable: request denied',
-      ]);
+      assert.deepEqual(
+        errors.map((line) => line.msg),
+        [
+          ...Array.from({ length: RATE_LIMIT_STORE_ATTEMPTS - 1 }, () => 'rate-limit store unreachable: the policy evaluation will be retried'),
+          'rate-limit store unreachable: request denied',
+        ],
+      );
       assert.ok(!JSON.stringify(lines).includes('s3cret'), 'the password is never logged');
     } finally {
       await store.close();

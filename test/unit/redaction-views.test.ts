@@ -56,7 +56,17 @@ describe('a secret in arguments and reasons appears in no view', () => {
 
   test('link page (confirmation, done and error pages)', () => {
     const view = approvalView(status(), approver);
-    assertClean('link page', renderLinkPage({ kind: 'confirm', view, approverId: 'maria', decisions: ['approve', 'reject'], linkExpiresAt: 'soon', warning: `note ${SECRET} ${STRIPE}` }));
+    assertClean(
+      'link page',
+      renderLinkPage({
+        kind: 'confirm',
+        view,
+        approverId: 'maria',
+        decisions: ['approve', 'reject'],
+        linkExpiresAt: 'soon',
+        warning: `note ${SECRET} ${STRIPE}`,
+      }),
+    );
     assertClean('link error page', renderLinkPage({ kind: 'error', title: `failed ${SECRET}`, message: `tool said ${STRIPE}` }));
   });
 

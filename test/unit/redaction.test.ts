@@ -75,7 +75,9 @@ const fpRate = (r: FamilyRow) => (r.nearMisses === 0 ? 0 : r.falsePositives / r.
 describe('redaction corpus', () => {
   test('per family: recall >= 0.98 and false positives <= 1%; >= 200 positives in >= 30 credential families plus PII, >= 100 near misses', (t) => {
     const { rows, misses, fps } = evaluate(REDACTION_RULES);
-    const table = [...rows.values()].sort((a, b) => Number(PII_FAMILIES.has(a.family)) - Number(PII_FAMILIES.has(b.family)) || a.family.localeCompare(b.family));
+    const table = [...rows.values()].sort(
+      (a, b) => Number(PII_FAMILIES.has(a.family)) - Number(PII_FAMILIES.has(b.family)) || a.family.localeCompare(b.family),
+    );
     const lines = [
       `redaction corpus: ${corpus.positives.length} positives, ${corpus.negatives.length} near misses; gitleaks ${SECRET_RULES_SOURCE.version} (${GITLEAKS.rules.length} rules) + ${REDACTION_RULES.filter((r) => r.source === 'toolgate').length} toolgate rules`,
       `${'family'.padEnd(22)}${'positives'.padStart(10)}${'recall'.padStart(8)}${'near misses'.padStart(13)}${'false pos.'.padStart(11)}${'FP rate'.padStart(9)}`,
@@ -112,7 +114,14 @@ describe('redaction corpus', () => {
 
   test('generic detection in key/value context: JSON, assignments, headers; ids, hashes and words stay', () => {
     const key = 'q8XzN2vLr5TbW7kYp3JdH6sFa9GmC4eU';
-    for (const text of [`{"api_key": "${key}"}`, `password=${key}`, `Authorization: Bearer ${key}`, `"client_secret":"${key}"`, `export SERVICE_TOKEN=${key}`, `auth: ${key}`]) {
+    for (const text of [
+      `{"api_key": "${key}"}`,
+      `password=${key}`,
+      `Authorization: Bearer ${key}`,
+      `"client_secret":"${key}"`,
+      `export SERVICE_TOKEN=${key}`,
+      `auth: ${key}`,
+    ]) {
       assert.ok(!redactText(text).includes(key), text);
     }
     for (const text of [
@@ -245,7 +254,10 @@ describe('redactValue', () => {
     assert.equal(onlySecrets.text('mail maria@example.com'), 'mail maria@example.com');
     assert.equal(createRedactor(['email']).text('mail maria@example.com'), 'mail [REDACTED:email]');
     assert.equal(resolveRules([]).length, REDACTION_RULES.length);
-    assert.throws(() => resolveRules(['secrets', 'ssn']), (e: unknown) => e instanceof UnknownRedactionRuleError && e.unknown[0] === 'ssn');
+    assert.throws(
+      () => resolveRules(['secrets', 'ssn']),
+      (e: unknown) => e instanceof UnknownRedactionRuleError && e.unknown[0] === 'ssn',
+    );
     // Legacy names select the gitleaks rules that replaced them.
     assert.deepEqual(
       resolveRules(['github_token']).map((r) => r.name),
@@ -253,7 +265,10 @@ describe('redactValue', () => {
     );
     assert.equal(createRedactor(['github_token']).text(`x ${canary}`), 'x [REDACTED:github-pat]');
     assert.ok(resolveRules(['openai_key']).some((r) => r.name === 'openai-api-key') && resolveRules(['openai_key']).some((r) => r.name === 'openai_key'));
-    assert.deepEqual(resolveRules(['stripe-access-token']).map((r) => r.name), ['stripe-access-token']);
+    assert.deepEqual(
+      resolveRules(['stripe-access-token']).map((r) => r.name),
+      ['stripe-access-token'],
+    );
   });
 
   test('validators: Luhn and SSN rules', () => {
@@ -318,7 +333,9 @@ describe('cost on large and adversarial texts (1 MiB each)', () => {
     }
     const started = performance.now();
     redactValue(rows);
-    lines.push(`redactValue ${'JSON result (as a value)'.padEnd(29)} ${(JSON.stringify(rows).length / MiB).toFixed(2)} MiB ${(performance.now() - started).toFixed(0).padStart(6)} ms`);
+    lines.push(
+      `redactValue ${'JSON result (as a value)'.padEnd(29)} ${(JSON.stringify(rows).length / MiB).toFixed(2)} MiB ${(performance.now() - started).toFixed(0).padStart(6)} ms`,
+    );
     for (const line of lines) t.diagnostic(line);
     console.log(lines.join('\n'));
   });

@@ -21,7 +21,14 @@ import { shadowDisagreements, workflowMetricsSinks } from '../../src/metrics.js'
 import { CHANGE_KINDS } from '../../src/policy/replay.js';
 import { RateLimits, decide } from '../../src/policy/index.js';
 import { PolicyStore } from '../../src/policy-store.js';
-import { SHADOW_DISAGREEMENT_KINDS, isShadowDisagreement, workflowIdFor, type KillSwitch, type ShadowDecision, type ToolRequest } from '../../src/shared/index.js';
+import {
+  SHADOW_DISAGREEMENT_KINDS,
+  isShadowDisagreement,
+  workflowIdFor,
+  type KillSwitch,
+  type ShadowDecision,
+  type ToolRequest,
+} from '../../src/shared/index.js';
 import { RequestSigner } from '../../src/trust/signers.js';
 import { workerTrustOf, type WorkerTrust } from '../../src/trust/store.js';
 import { freshSigningKey } from '../helpers/gateway-env.js';
@@ -174,9 +181,15 @@ describe('shadow policy: never changes the enforced decision', () => {
     const evaluate = worker({ shadowPolicy: store(ENFORCED, 'same.yaml') });
     const outcomes = [];
     for (const id of ['l-1', 'l-2', 'l-3']) outcomes.push(await evaluate(request({ requestId: id })));
-    assert.deepEqual(outcomes.map((e) => e.decision.code ?? e.decision.outcome), ['allow', 'allow', 'rate_limited']);
+    assert.deepEqual(
+      outcomes.map((e) => e.decision.code ?? e.decision.outcome),
+      ['allow', 'allow', 'rate_limited'],
+    );
     // The shadow judges policy alone: it agrees with policy's allow even where the limit denied.
-    assert.deepEqual(outcomes.map((e) => e.shadow?.kind), ['agree', 'agree', 'agree']);
+    assert.deepEqual(
+      outcomes.map((e) => e.shadow?.kind),
+      ['agree', 'agree', 'agree'],
+    );
   });
 });
 
@@ -193,11 +206,29 @@ describe('shadow policy: kinds of disagreement', () => {
     ['lookup of globex: refused by tenant', STRICTER, request({ tenant: 'globex' }), 'allow->deny', { outcome: 'deny', code: 'tenant_not_allowed' }],
     ['small refund: a person needed', STRICTER, request({ tool: 'refund', args: { amount: 50 } }), 'allow->approve', { outcome: 'approve', plan: 'finance' }],
     ['refund of 500: another plan', STRICTER, request({ tool: 'refund', args: { amount: 500 } }), 'plan', { outcome: 'approve', plan: 'finance' }],
-    ['deploy in production: refused by environment', STRICTER, request({ tool: 'deploy', roles: ['deployer'] }), 'approve->deny', { outcome: 'deny', code: 'environment_not_allowed' }],
+    [
+      'deploy in production: refused by environment',
+      STRICTER,
+      request({ tool: 'deploy', roles: ['deployer'] }),
+      'approve->deny',
+      { outcome: 'deny', code: 'environment_not_allowed' },
+    ],
     ['huge refund: denied either way', STRICTER, request({ tool: 'refund', args: { amount: 20_000 } }), 'agree', { outcome: 'deny', rule: 'rule:huge' }],
-    ['refund of 500 under the looser: no person', LOOSER, request({ tool: 'refund', args: { amount: 500 } }), 'approve->allow', { outcome: 'allow', risk: 'medium' }],
+    [
+      'refund of 500 under the looser: no person',
+      LOOSER,
+      request({ tool: 'refund', args: { amount: 500 } }),
+      'approve->allow',
+      { outcome: 'allow', risk: 'medium' },
+    ],
     ['deploy by the runtime: allowed', LOOSER, request({ tool: 'deploy' }), 'deny->allow', { outcome: 'allow' }],
-    ['huge refund under the looser: a person decides', LOOSER, request({ tool: 'refund', args: { amount: 20_000 } }), 'deny->approve', { outcome: 'approve', plan: 'manager' }],
+    [
+      'huge refund under the looser: a person decides',
+      LOOSER,
+      request({ tool: 'refund', args: { amount: 20_000 } }),
+      'deny->approve',
+      { outcome: 'approve', plan: 'manager' },
+    ],
   ];
   for (const [name, shadow, req, kind, fields] of cases) {
     test(`${name}: ${kind}`, () => {
@@ -276,7 +307,8 @@ describe('shadow policy: a broken shadow never stops enforcement', () => {
 
 describe('shadow policy: the disagreement metric', () => {
   const count = async (labels: Record<string, string>) =>
-    (await shadowDisagreements.get()).values.find((v) => Object.entries(labels).every(([k, value]) => (v.labels as Record<string, unknown>)[k] === value))?.value ?? 0;
+    (await shadowDisagreements.get()).values.find((v) => Object.entries(labels).every(([k, value]) => (v.labels as Record<string, unknown>)[k] === value))
+      ?.value ?? 0;
 
   test('counts a disagreement by tool, tenant and kind; anything but a kind of change is one bounded label', async () => {
     const sink = workflowMetricsSinks().toolgateMetrics.shadowDisagreed;

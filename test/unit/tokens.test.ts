@@ -9,24 +9,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT, exportJWK, exportPKCS8, exportSPKI, generateKeyPair, type CryptoKey, type JWTPayload } from 'jose';
-import {
-  AGENT_AUDIENCE,
-  AGENT_TOKEN_TYP,
-  AgentTokenVerifier,
-  DEFAULT_AGENT_ISSUER,
-  issueAgentToken,
-  type AgentClaims,
-} from '../../src/auth/agent-tokens.js';
+import { AGENT_AUDIENCE, AGENT_TOKEN_TYP, AgentTokenVerifier, DEFAULT_AGENT_ISSUER, issueAgentToken, type AgentClaims } from '../../src/auth/agent-tokens.js';
 import { createApproverVerifier } from '../../src/auth/config.js';
 import { AuthConfigError, TokenError, type TokenRefusal } from '../../src/auth/errors.js';
 import { OidcApproverVerifier } from '../../src/auth/oidc.js';
-import {
-  APPROVER_AUDIENCE,
-  APPROVER_TOKEN_TYP,
-  ApproverTokenVerifier,
-  DEFAULT_ISSUER,
-  issueApproverToken,
-} from '../../src/auth/tokens.js';
+import { APPROVER_AUDIENCE, APPROVER_TOKEN_TYP, ApproverTokenVerifier, DEFAULT_ISSUER, issueApproverToken } from '../../src/auth/tokens.js';
 
 const now = () => Math.floor(Date.now() / 1000);
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -93,7 +80,11 @@ describe('local approver tokens (Ed25519)', () => {
 
   test('the approver id comes out canonical: case, width and compatibility variants are one approver', async () => {
     for (const sub of ['Maria', 'MARIA', 'ＭＡＲＩＡ', 'ｍａｒｉａ', '𝐦𝐚𝐫𝐢𝐚', 'Ⓜⓐⓡⓘⓐ']) {
-      assert.deepEqual(await verifier.verify(await issueApproverToken({ ...claims(), sub }, { privateKeyPem })), { id: 'maria', tenant: 'acme', groups: ['manager'] }, sub);
+      assert.deepEqual(
+        await verifier.verify(await issueApproverToken({ ...claims(), sub }, { privateKeyPem })),
+        { id: 'maria', tenant: 'acme', groups: ['manager'] },
+        sub,
+      );
       // Another issuer may write any spelling into sub, unchecked; the verifier folds it all the same.
       assert.equal((await verifier.verify(await sign(standard({ sub })))).id, 'maria', `hand-signed ${sub}`);
     }
@@ -156,9 +147,14 @@ describe('local approver tokens (Ed25519)', () => {
 
   test('a signed token whose payload was changed is refused', async () => {
     const token = await sign(standard());
-    await expectRefused(verifier, tamper(token, (payload) => {
-      payload.groups.push('admin');
-    }), 'signature', /signature verification failed/);
+    await expectRefused(
+      verifier,
+      tamper(token, (payload) => {
+        payload.groups.push('admin');
+      }),
+      'signature',
+      /signature verification failed/,
+    );
   });
 
   test('tokens missing tenant or groups, or with ill-typed claims, are refused naming the claim', async () => {
@@ -286,7 +282,12 @@ describe('OIDC approver tokens (JWKS on a loopback server)', () => {
   test('a two-part token and a tampered payload are refused', async () => {
     const token = await rs256(standard());
     await expectRefused(verifier, token.split('.').slice(0, 2).join('.'), 'malformed', /malformed/);
-    await expectRefused(verifier, tamper(token, (payload) => (payload.groups = ['admin'])), 'signature', /signature verification failed/);
+    await expectRefused(
+      verifier,
+      tamper(token, (payload) => (payload.groups = ['admin'])),
+      'signature',
+      /signature verification failed/,
+    );
   });
 
   test('missing or ill-typed identity claims are refused naming the claim', async () => {
@@ -339,7 +340,13 @@ describe('agent tokens', () => {
   let verifier: AgentTokenVerifier;
   let approverVerifier: ApproverTokenVerifier;
 
-  const claims = (extra: Partial<AgentClaims> = {}): AgentClaims => ({ sub: 'triage-bot', tenant: 'acme', roles: ['agent_runtime'], environment: 'production', ...extra });
+  const claims = (extra: Partial<AgentClaims> = {}): AgentClaims => ({
+    sub: 'triage-bot',
+    tenant: 'acme',
+    roles: ['agent_runtime'],
+    environment: 'production',
+    ...extra,
+  });
   /** A token signed with the trusted key, claims written by hand (as a careless or hostile issuer might). */
   const sign = (payload: JWTPayload, header: Record<string, unknown> = {}) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'EdDSA', typ: AGENT_TOKEN_TYP, ...header }).sign(privateKey);
@@ -372,10 +379,7 @@ describe('agent tokens', () => {
   });
 
   test('a token yields the whole identity: actor id, type, tenant, roles, environment, principals and tools', async () => {
-    const token = await issueAgentToken(
-      claims({ onBehalfOf: [{ id: 'maria', type: 'human' }], tools: ['read_kb', 'create_ticket'] }),
-      { privateKeyPem },
-    );
+    const token = await issueAgentToken(claims({ onBehalfOf: [{ id: 'maria', type: 'human' }], tools: ['read_kb', 'create_ticket'] }), { privateKeyPem });
     assert.deepEqual(await verifier.verify(token), {
       id: 'triage-bot',
       type: 'agent',
@@ -430,7 +434,16 @@ describe('agent tokens', () => {
     }
     await issueRefused(claims({ onBehalfOf: [{ id: 'maria', type: 'robot' as 'human' }] }), /on_behalf_of/);
     // Principal ids are canonical too: the person behind the agent is one identity however spelled.
-    const chain = await verifier.verify(await sign(standard({ on_behalf_of: [{ id: 'ＭＡＲＩＡ', type: 'human' }, { id: 'Payroll', type: 'service' }] })));
+    const chain = await verifier.verify(
+      await sign(
+        standard({
+          on_behalf_of: [
+            { id: 'ＭＡＲＩＡ', type: 'human' },
+            { id: 'Payroll', type: 'service' },
+          ],
+        }),
+      ),
+    );
     assert.deepEqual(chain.onBehalfOf, [
       { id: 'maria', type: 'human' },
       { id: 'payroll', type: 'service' },
@@ -475,7 +488,12 @@ describe('agent tokens', () => {
 });
 
 describe('approver verifier configuration', () => {
-  const base = { TOOLGATE_AUTH: 'oidc', TOOLGATE_OIDC_ISSUER: 'https://idp.example', TOOLGATE_OIDC_JWKS_URL: 'https://idp.example/jwks', TOOLGATE_OIDC_AUDIENCE: 'toolgate' };
+  const base = {
+    TOOLGATE_AUTH: 'oidc',
+    TOOLGATE_OIDC_ISSUER: 'https://idp.example',
+    TOOLGATE_OIDC_JWKS_URL: 'https://idp.example/jwks',
+    TOOLGATE_OIDC_AUDIENCE: 'toolgate',
+  };
   const config = { stateDir: '/nonexistent-state-dir' };
 
   async function expectConfigError(env: NodeJS.ProcessEnv, variable: string, says: RegExp): Promise<void> {

@@ -64,11 +64,14 @@ const statement: DecisionStatement = {
 };
 
 describe('request assertions', () => {
-  test('the front door\'s signature verifies in the workflow\'s verifier, bound to workflow and body', async () => {
+  test("the front door's signature verifies in the workflow's verifier, bound to workflow and body", async () => {
     const token = await requests.sign(request, workflowId);
     const claims = verifyRequestAssertion(token, request, anchors, { workflowId, startedAtMs: now });
     assert.equal(claims.sub, 'bot');
-    assert.throws(() => verifyRequestAssertion(token, request, anchors, { workflowId: 'toolreq/acme/r-2', startedAtMs: now }), (e: unknown) => e instanceof AssertionError && e.problem === 'mismatch');
+    assert.throws(
+      () => verifyRequestAssertion(token, request, anchors, { workflowId: 'toolreq/acme/r-2', startedAtMs: now }),
+      (e: unknown) => e instanceof AssertionError && e.problem === 'mismatch',
+    );
     assert.throws(
       () => verifyRequestAssertion(token, { ...request, args: { amount: 11 } }, anchors, { workflowId, startedAtMs: now }),
       (e: unknown) => e instanceof AssertionError && e.problem === 'mismatch',
@@ -77,24 +80,37 @@ describe('request assertions', () => {
       () => verifyRequestAssertion(token, { ...request, actor: { ...request.actor, roles: ['admin'] } }, anchors, { workflowId, startedAtMs: now }),
       (e: unknown) => e instanceof AssertionError && e.problem === 'mismatch',
     );
-    assert.throws(() => verifyRequestAssertion(token, request, anchors, { workflowId, startedAtMs: now + 3_600_000 }), (e: unknown) => e instanceof AssertionError && e.problem === 'expired');
+    assert.throws(
+      () => verifyRequestAssertion(token, request, anchors, { workflowId, startedAtMs: now + 3_600_000 }),
+      (e: unknown) => e instanceof AssertionError && e.problem === 'expired',
+    );
   });
 
   test('a request assertion is never a decision assertion, and keys of one kind do not sign the other', async () => {
     const token = await requests.sign(request, workflowId);
-    assert.throws(() => verifyDecisionAssertion(token, anchors, { requestId: 'r-1', workflowId, runId, nowMs: now }), (e: unknown) => e instanceof AssertionError);
+    assert.throws(
+      () => verifyDecisionAssertion(token, anchors, { requestId: 'r-1', workflowId, runId, nowMs: now }),
+      (e: unknown) => e instanceof AssertionError,
+    );
     const crossSigned = await new RequestSigner(decisionKey).sign(request, workflowId);
-    assert.throws(() => verifyRequestAssertion(crossSigned, request, anchors, { workflowId, startedAtMs: now }), (e: unknown) => e instanceof AssertionError && e.problem === 'unknown_key');
+    assert.throws(
+      () => verifyRequestAssertion(crossSigned, request, anchors, { workflowId, startedAtMs: now }),
+      (e: unknown) => e instanceof AssertionError && e.problem === 'unknown_key',
+    );
   });
 
   test('any single changed character of a signed assertion is refused', async () => {
     const token = await requests.sign(request, workflowId);
     fc.assert(
-      fc.property(fc.nat({ max: token.length - 1 }), fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.'), (index, replacement) => {
-        fc.pre(token[index] !== replacement);
-        const changed = token.slice(0, index) + replacement + token.slice(index + 1);
-        assert.throws(() => verifyRequestAssertion(changed, request, anchors, { workflowId, startedAtMs: now }), AssertionError);
-      }),
+      fc.property(
+        fc.nat({ max: token.length - 1 }),
+        fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.'),
+        (index, replacement) => {
+          fc.pre(token[index] !== replacement);
+          const changed = token.slice(0, index) + replacement + token.slice(index + 1);
+          assert.throws(() => verifyRequestAssertion(changed, request, anchors, { workflowId, startedAtMs: now }), AssertionError);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -102,9 +118,23 @@ describe('request assertions', () => {
   test('alg none, a missing kid, crit headers and a wrong audience are refused', async () => {
     const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
     const payload = b64({ aud: ASSERTION_AUDIENCE, iat: now / 1000, exp: now / 1000 + 60, jti: 'x', iss: 'x' });
-    assert.throws(() => verifyAssertion(`${b64({ alg: 'none', typ: DECISION_ASSERTION_TYP })}.${payload}.`, anchors.decisionKeys, { typ: DECISION_ASSERTION_TYP, nowMs: now }), /alg/);
-    assert.throws(() => verifyAssertion(`${b64({ alg: 'EdDSA', typ: DECISION_ASSERTION_TYP })}.${payload}.AAAA`, anchors.decisionKeys, { typ: DECISION_ASSERTION_TYP, nowMs: now }), /key/);
-    const crit = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', typ: DECISION_ASSERTION_TYP, kid: decisionKey.kid, crit: ['b64'], b64: true }).sign(decisionKey.privateKey).catch(() => undefined);
+    assert.throws(
+      () =>
+        verifyAssertion(`${b64({ alg: 'none', typ: DECISION_ASSERTION_TYP })}.${payload}.`, anchors.decisionKeys, { typ: DECISION_ASSERTION_TYP, nowMs: now }),
+      /alg/,
+    );
+    assert.throws(
+      () =>
+        verifyAssertion(`${b64({ alg: 'EdDSA', typ: DECISION_ASSERTION_TYP })}.${payload}.AAAA`, anchors.decisionKeys, {
+          typ: DECISION_ASSERTION_TYP,
+          nowMs: now,
+        }),
+      /key/,
+    );
+    const crit = await new SignJWT({})
+      .setProtectedHeader({ alg: 'EdDSA', typ: DECISION_ASSERTION_TYP, kid: decisionKey.kid, crit: ['b64'], b64: true })
+      .sign(decisionKey.privateKey)
+      .catch(() => undefined);
     if (crit) assert.throws(() => verifyAssertion(crit, anchors.decisionKeys, { typ: DECISION_ASSERTION_TYP, nowMs: now }), /critical/);
     const wrongAudience = await new SignJWT({ jti: 'x' })
       .setProtectedHeader({ alg: 'EdDSA', typ: DECISION_ASSERTION_TYP, kid: decisionKey.kid })
@@ -113,7 +143,10 @@ describe('request assertions', () => {
       .setIssuedAt()
       .setExpirationTime('1m')
       .sign(decisionKey.privateKey);
-    assert.throws(() => verifyAssertion(wrongAudience, anchors.decisionKeys, { typ: DECISION_ASSERTION_TYP, nowMs: now }), (e: unknown) => e instanceof AssertionError && e.problem === 'wrong_audience');
+    assert.throws(
+      () => verifyAssertion(wrongAudience, anchors.decisionKeys, { typ: DECISION_ASSERTION_TYP, nowMs: now }),
+      (e: unknown) => e instanceof AssertionError && e.problem === 'wrong_audience',
+    );
   });
 });
 
@@ -136,7 +169,15 @@ describe('canonical identity', () => {
 });
 
 describe('the decision book', () => {
-  const plan: ApprovalPlan = { name: 'managers', groups: ['manager'], allOf: [], minApprovals: 2, rejectionsToDeny: 1, escalation: [], expiresAfterMs: 3_600_000 };
+  const plan: ApprovalPlan = {
+    name: 'managers',
+    groups: ['manager'],
+    allOf: [],
+    minApprovals: 2,
+    rejectionsToDeny: 1,
+    escalation: [],
+    expiresAfterMs: 3_600_000,
+  };
   const context = (refusals: RefusalRecord[] = []): BookContext => ({
     requestId: 'r-1',
     workflowId,
@@ -191,7 +232,7 @@ describe('the decision book', () => {
       assert.equal(verdict.kind, 'record');
       if (verdict.kind === 'record') refusals.push({ approverId: verdict.input.approver.id, via: 'api', code: verdict.refusal.type, message: '', at: '' });
     }
-    assert.equal((await attempt('newcomer')).kind, 'refuse', 'the request\'s share is used up');
+    assert.equal((await attempt('newcomer')).kind, 'refuse', "the request's share is used up");
   });
 
   test('the approver id is taken in canonical form from the assertion', async () => {
@@ -202,11 +243,20 @@ describe('the decision book', () => {
   });
 });
 
-describe('the execution activity\'s evidence', () => {
+describe("the execution activity's evidence", () => {
   const sealer = new EvaluationSealer(randomBytes(32));
   const context = { workflowId, runId, anchors };
   const plan: ApprovalPlan = { name: 'manager', groups: ['manager'], allOf: [], minApprovals: 1, rejectionsToDeny: 1, escalation: [], expiresAfterMs: 1000 };
-  const decision: PolicyDecision = { outcome: 'approve', tool: 'refund', risk: 'high', rule: 'tool:refund', reasons: [], policyDigest: 'p', approval: plan, runAs: 'svc' };
+  const decision: PolicyDecision = {
+    outcome: 'approve',
+    tool: 'refund',
+    risk: 'high',
+    rule: 'tool:refund',
+    reasons: [],
+    policyDigest: 'p',
+    approval: plan,
+    runAs: 'svc',
+  };
   const evaluation = { decision, digest: statement.digest };
 
   test('an admitted, sealed and approved request may act; each missing piece stops it', async () => {
@@ -215,7 +265,8 @@ describe('the execution activity\'s evidence', () => {
     const seal = sealer.seal({ workflowId, runId, request, evaluation });
     const evidence = { admission, admitted: request, request, evaluation, seal, approvals: [approval] };
     await verifyExecution(evidence, context, sealer);
-    const refused = async (change: Partial<typeof evidence>, what: RegExp) => assert.rejects(verifyExecution({ ...evidence, ...change }, context, sealer), (e: unknown) => e instanceof EvidenceError && what.test(e.message));
+    const refused = async (change: Partial<typeof evidence>, what: RegExp) =>
+      assert.rejects(verifyExecution({ ...evidence, ...change }, context, sealer), (e: unknown) => e instanceof EvidenceError && what.test(e.message));
     await refused({ approvals: [] }, /do not satisfy/);
     await refused({ seal: sealer.seal({ workflowId, runId, request, evaluation: { ...evaluation, decision: { ...decision, outcome: 'allow' } } }) }, /seal/);
     await refused({ seal: sealer.seal({ workflowId, runId: 'another-run', request, evaluation }) }, /seal/);
@@ -249,7 +300,7 @@ describe('the execution activity\'s evidence', () => {
     await verifyExecution({ ...base, approvals: [late] }, context, sealer);
   });
 
-  test('edits count as their editors\' approvals only for the arguments they set', async () => {
+  test("edits count as their editors' approvals only for the arguments they set", async () => {
     const edited: ToolRequest = { ...request, args: { amount: 20 } };
     const two: ApprovalPlan = { ...plan, minApprovals: 2 };
     const twoEvaluation = { decision: { ...decision, approval: two }, digest: 'b'.repeat(64) };

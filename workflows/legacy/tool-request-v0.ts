@@ -34,14 +34,7 @@ import type { createActivities } from '../../activities/index.js';
 // Values come only from the zod-free parts of the shared module: the worker evaluates the
 // workflow bundle once per cached workflow, so every module it imports costs memory per request.
 import { countedGroups, eligibleGroups, isApprovalSatisfied, isRejected, refuseDecision } from '../../src/shared/approval.js';
-import {
-  FailureTypes,
-  MAX_RECORDED_REFUSALS,
-  NON_RETRYABLE_TOOL_FAILURES,
-  killSignal,
-  searchAttributes,
-  statusQuery,
-} from '../../src/shared/messages.js';
+import { FailureTypes, MAX_RECORDED_REFUSALS, NON_RETRYABLE_TOOL_FAILURES, killSignal, searchAttributes, statusQuery } from '../../src/shared/messages.js';
 import type {
   ApprovalPlan,
   ApprovalRecord,
@@ -79,12 +72,7 @@ const { notifyApprovers } = proxyActivities<Activities>({
 const isoAt = (ms: number): string => new Date(ms).toISOString();
 
 /** How the approval phase ended. */
-type ApprovalEnd =
-  | { kind: 'approved' }
-  | { kind: 'rejected'; vote: ApprovalRecord }
-  | { kind: 'expired' }
-  | { kind: 'reevaluated' }
-  | { kind: 'killed' };
+type ApprovalEnd = { kind: 'approved' } | { kind: 'rejected'; vote: ApprovalRecord } | { kind: 'expired' } | { kind: 'reevaluated' } | { kind: 'killed' };
 
 /** Runs one tool request of a run started before the trust boundary to its outcome. */
 export async function legacyToolRequest(initial: ToolRequest): Promise<ToolOutcome> {
