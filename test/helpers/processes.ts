@@ -55,6 +55,22 @@ export function spawnToolgate(name: string, args: string[], env: NodeJS.ProcessE
   return manage(name, child);
 }
 
+/** Runs the real `toolgate` CLI to its exit; resolves with its exit code and its whole output. */
+export function runToolgate(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.on('exit', (code) => resolve({ code, out: Buffer.concat(out).toString('utf8'), err: Buffer.concat(err).toString('utf8') }));
+  });
+}
+
 /**
  * Wraps a spawned child: keeps the tail of its output (and copies all of it to `options.log`, if
  * given, ended when the child exits) and gives it `kill`/`stop`.

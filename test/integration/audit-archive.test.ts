@@ -10,7 +10,6 @@
  * given (`startDevServer({ retention })`, as `toolgate dev` starts it).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +39,7 @@ import type { ToolRequestInput } from '../../src/shared/index.js';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
 import { namespaceRetentionMs, setNamespaceRetention, startDevServer } from '../../src/temporal/dev-server.js';
 import { eventually, startGateway, startTemporal, testKeyring, type GatewayEnv } from '../helpers/gateway-env.js';
+import { runToolgate as toolgate } from '../helpers/processes.js';
 
 const POLICY = `
 version: 1
@@ -69,21 +69,6 @@ const request = (tool: string, args: Record<string, unknown> = {}): ToolRequestI
   seq += 1;
   return { requestId: `arch-${process.pid}-${Date.now()}-${seq}`, actor: bot, tenant: 'acme', environment: 'production', tool, args };
 };
-
-/** The real `toolgate` CLI against the test server. */
-function toolgate(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('exit', (code) => resolve({ code, out, err }));
-  });
-}
 
 const DAY = 86_400_000;
 

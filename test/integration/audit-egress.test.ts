@@ -10,7 +10,7 @@
  * verifies and a flipped byte does not.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,7 @@ import { requireTemporalCli } from '../../src/temporal/cli.js';
 import { ToolRejectedError } from '../../src/tools/types.js';
 import { startGateway, startTemporal, testCodecKeysEnv, type GatewayEnv, waitForState } from '../helpers/gateway-env.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
+import { runToolgate } from '../helpers/processes.js';
 
 /** A unique OpenAI-shaped key per run: the redactor's openai_key rule must catch it everywhere. */
 const CANARY = `sk-proj-CANARY${process.pid}${Date.now().toString(36)}${'x7Q'.repeat(12)}`;
@@ -94,22 +95,11 @@ function request(tool: string, args: Record<string, unknown> = {}, extra: Partia
   return { requestId: `ae-${process.pid}-${Date.now()}-${seq}`, actor: bot, tenant: 'acme', environment: 'production', tool, args, ...extra };
 }
 
-/** Runs the real `toolgate` CLI against the test server with the test keys. */
-function toolgate(args: string[], env: NodeJS.ProcessEnv, stdoutFile?: string): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    child.on('exit', (code) => {
-      const text = Buffer.concat(out).toString('utf8');
-      void (stdoutFile ? writeFile(stdoutFile, text) : Promise.resolve()).then(() => resolve({ code, out: text, err }));
-    });
-  });
+/** Runs the real `toolgate` CLI against the test server with the test keys; stdout also to `stdoutFile` when given. */
+async function toolgate(args: string[], env: NodeJS.ProcessEnv, stdoutFile?: string): Promise<{ code: number | null; out: string; err: string }> {
+  const result = await runToolgate(args, env);
+  if (stdoutFile) await writeFile(stdoutFile, result.out);
+  return result;
 }
 
 describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () => {

@@ -6,7 +6,6 @@
  * the replay changes nothing: no history grows, no workflow starts, no tool runs.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import { readRecordedRequest, runPolicyReplay } from '../../src/cli/policy-comma
 import { WORKFLOW_TYPE, searchAttributes, workflowIdFor, type RequestState, type ToolRequestInput } from '../../src/shared/index.js';
 import { eventually, startGateway, startTemporal, testCodecKeysEnv, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
 import { BASE as RECORDED, LOOSER, STRICTER, policyYaml } from '../fixtures/policy-versions.js';
+import { runToolgate as cli } from '../helpers/processes.js';
 
 const taskQueue = `policy-replay-${process.pid}`;
 let seq = 0;
@@ -27,21 +27,6 @@ const request = (tenant: string, tool: string, args: Record<string, unknown>, ac
   tool,
   args,
 });
-
-/** Runs the real CLI against the test server; resolves with its exit code and output. */
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    child.on('exit', (code) => resolve({ code, out, err }));
-  });
-}
 
 /** The non-zero counts of a JSON report. */
 const nonZero = (counts: Record<string, number>) => Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0));

@@ -15,6 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
 import { readFileSync } from 'node:fs';
 import { WORKFLOW_TYPE, workflowIdFor, type ToolRequestInput } from '../../src/shared/index.js';
+import { RECORDING_POLICY } from '../fixtures/replay/recording-policy.js';
 
 /**
  * Histories of the current workflow (v2: visibility-only listing; v3: the paths added since, each
@@ -28,34 +29,7 @@ const only = process.argv.slice(2);
 process.env.TOOLGATE_TEST_CODEC_KEYS = readFileSync(join(import.meta.dirname, '..', 'histories', 'v1', 'replay-codec-keys.txt'), 'utf8').trim();
 const { eventually, startGateway, startTemporal, waitForState } = await import('../helpers/gateway-env.js');
 
-const policy = `
-version: 1
-tools:
-  refund:
-    risk: high
-    approval: manager
-    allowed_roles: [agent_runtime]
-    rules:
-      - { name: huge, when: 'args.amount > 100000', effect: deny, reason: never automated }
-      - { name: large, when: 'args.amount > 1000', approval: finance }
-  escalating:
-    risk: high
-    approval: escalating
-    allowed_roles: [agent_runtime]
-  expiring:
-    risk: high
-    approval: quick
-    allowed_roles: [agent_runtime]
-approvals:
-  manager: { groups: [manager], expires_after: 1h }
-  finance: { groups: [finance], expires_after: 1h }
-  escalating: { groups: [manager], escalation: [{ after: 1s, groups: [director] }], expires_after: 1h }
-  quick: { groups: [manager], expires_after: 1s }
-manifest:
-  refund: { run_as: svc-payments, adapter: { type: code }, args: { type: object, properties: { amount: { type: integer } } } }
-  escalating: { run_as: svc-x, adapter: { type: code }, args: { type: object } }
-  expiring: { run_as: svc-y, adapter: { type: code }, args: { type: object } }
-`;
+const policy = RECORDING_POLICY;
 
 /**
  * The v3 paths' policy: a tool whose manifest declares a dry-run preview. Its own policy (and task

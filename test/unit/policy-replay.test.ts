@@ -34,6 +34,7 @@ import {
 } from '../../src/policy/replay.js';
 import type { PolicyDecision, ToolRequest } from '../../src/shared/index.js';
 import { historyFromJSON, loadDataConverter } from '../../src/temporal/internals.js';
+import { RECORDING_POLICY } from '../fixtures/replay/recording-policy.js';
 
 type History = temporal.api.history.v1.IHistory;
 const HISTORIES = join(import.meta.dirname, '..', 'histories');
@@ -393,36 +394,6 @@ describe('replaying under the policy that decided changes nothing (property)', (
 // ---------------------------------------------------------------------------------------------
 // Real histories: the committed recordings (v0 from before the trust boundary, v1 and v2 of
 // today's workflow, encrypted with the committed replay keys), decided under this policy.
-
-/** The policy test/replay/record-histories.ts recorded every committed history under. */
-const RECORDING_POLICY = `
-version: 1
-tools:
-  refund:
-    risk: high
-    approval: manager
-    allowed_roles: [agent_runtime]
-    rules:
-      - { name: huge, when: 'args.amount > 100000', effect: deny, reason: never automated }
-      - { name: large, when: 'args.amount > 1000', approval: finance }
-  escalating:
-    risk: high
-    approval: escalating
-    allowed_roles: [agent_runtime]
-  expiring:
-    risk: high
-    approval: quick
-    allowed_roles: [agent_runtime]
-approvals:
-  manager: { groups: [manager], expires_after: 1h }
-  finance: { groups: [finance], expires_after: 1h }
-  escalating: { groups: [manager], escalation: [{ after: 1s, groups: [director] }], expires_after: 1h }
-  quick: { groups: [manager], expires_after: 1s }
-manifest:
-  refund: { run_as: svc-payments, adapter: { type: code }, args: { type: object, properties: { amount: { type: integer } } } }
-  escalating: { run_as: svc-x, adapter: { type: code }, args: { type: object } }
-  expiring: { run_as: svc-y, adapter: { type: code }, args: { type: object } }
-`;
 
 async function replayKeys() {
   return parseKeyringEnv((await readFile(join(HISTORIES, 'v1', 'replay-codec-keys.txt'), 'utf8')).trim(), 'replay-codec-keys.txt');
