@@ -37,14 +37,14 @@ export function auditSigningKeyFile(config: Config, env: NodeJS.ProcessEnv = pro
   return env.TOOLGATE_AUDIT_SIGNING_KEY_FILE ? resolve(env.TOOLGATE_AUDIT_SIGNING_KEY_FILE) : defaultAuditKeyFiles(config.stateDir).privateKeyFile;
 }
 
-/** Reads the audit-signing private key, with an error that says how to get one. */
-export async function readAuditSigningKey(file: string): Promise<KeyObject> {
+/** Reads the audit-signing private key, with an error that says how to get one (or, `otherwise`, how to name another). */
+export async function readAuditSigningKey(file: string, otherwise = 'set TOOLGATE_AUDIT_SIGNING_KEY_FILE'): Promise<KeyObject> {
   let pem: string;
   try {
     pem = await readFile(file, 'utf8');
   } catch (err) {
     throw new Error(
-      `cannot read the audit signing key ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create one with: toolgate audit keygen, or set TOOLGATE_AUDIT_SIGNING_KEY_FILE`,
+      `cannot read the audit signing key ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create one with: toolgate audit keygen, or ${otherwise}`,
     );
   }
   return createPrivateKey(pem);
@@ -170,14 +170,7 @@ export function registerAuditCommands(program: Command): void {
       if (options.tenant !== undefined && !IDENTIFIER_PATTERN.test(options.tenant)) throw new InvalidArgumentError('--tenant must be a tenant id');
       const config = loadConfig();
       const keyFile = options.key ?? auditSigningKeyFile(config);
-      let privateKey: string;
-      try {
-        privateKey = await readFile(keyFile, 'utf8');
-      } catch (err) {
-        throw new Error(
-          `cannot read the signing key ${keyFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create one with: toolgate audit keygen, or pass --key`,
-        );
-      }
+      const privateKey = await readAuditSigningKey(keyFile, 'pass --key');
       const { client, connection } = await connect(config);
       const started = Date.now();
       const writer = new ChainWriter({
