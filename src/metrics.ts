@@ -100,6 +100,20 @@ export const shadowDisagreements = new Counter({
   registers: [metricsRegistry],
 });
 
+/**
+ * Break-glass overrides: `requested` when policy granted an override round (a person asked and a
+ * break-glass rule allows it), then the outcome (`completed`, `rejected`, `expired`, …) when it ends.
+ */
+export const overrides = new Counter({
+  name: 'toolgate_overrides_total',
+  help: 'Break-glass overrides of a policy denial, by tool, tenant and stage (requested, then the outcome)',
+  labelNames: ['tool', 'tenant', 'stage'] as const,
+  registers: [metricsRegistry],
+});
+
+/** Stages of an override the counter accepts as labels (a closed set). */
+const OVERRIDE_STAGES = new Set(['requested', 'completed', 'denied', 'rejected', 'expired', 'failed', 'outcome_unknown']);
+
 /** A label value as given when it is a short string; anything else is not trusted as a label. */
 function label(value: unknown): string {
   return typeof value === 'string' && value.length <= 128 ? value : '(invalid)';
@@ -143,6 +157,11 @@ export function workflowMetricsSinks(): InjectedSinks<ToolgateMetricsSinks> {
         // Only kinds of change are labels (a closed set): anything else is one bounded value.
         fn: (_info, labels, kind) =>
           shadowDisagreements.inc({ tool: label(labels.tool), tenant: label(labels.tenant), kind: isShadowDisagreement(kind) ? kind : '(invalid)' }),
+        callDuringReplay: false,
+      },
+      overridden: {
+        fn: (_info, labels, stage) =>
+          overrides.inc({ tool: label(labels.tool), tenant: label(labels.tenant), stage: OVERRIDE_STAGES.has(stage) ? stage : '(invalid)' }),
         callDuringReplay: false,
       },
     },

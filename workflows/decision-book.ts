@@ -43,6 +43,8 @@ export interface AcceptedDecision {
   approverId: string;
   decision: DecideInput['decision'];
   digest: string;
+  /** How it came: an end user's confirmation (`end_user`) is evidence of its own kind, never an approver's vote. */
+  via: NonNullable<DecideInput['via']>;
 }
 
 /** The verified decisions of one request and the nonces they used. */
@@ -116,6 +118,12 @@ export class DecisionBook {
     this.lastVerified = undefined;
     if (verdict.kind !== 'accept') return;
     if (verdict.input.linkNonce !== undefined) this.usedLinkNonces.push(verdict.input.linkNonce);
-    this.accepted.push({ token: verdict.token, approverId: verdict.input.approver.id, decision: verdict.input.decision, digest: verdict.input.digest });
+    this.accepted.push({
+      token: verdict.token,
+      approverId: verdict.input.approver.id,
+      decision: verdict.input.decision,
+      digest: verdict.input.digest,
+      via: verdict.input.via ?? 'api',
+    });
   }
 }

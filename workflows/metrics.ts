@@ -31,6 +31,8 @@ export interface ToolgateMetricsSinks extends Sinks {
     ended(labels: RequestMetricLabels, outcome: string, denial?: { code: string; rule: string }): void;
     /** The shadow policy disagreed with policy's first decision, by `kind` (`allow->deny`, `plan`, `risk`, …): once per request. */
     shadowDisagreed(labels: RequestMetricLabels, kind: string): void;
+    /** A break-glass override: `requested` when policy granted its round, then its outcome. */
+    overridden(labels: RequestMetricLabels, stage: string): void;
   };
 }
 
@@ -60,5 +62,8 @@ export const toolgateMetrics: ToolgateMetricsSinks['toolgateMetrics'] = {
   },
   shadowDisagreed: (labels, kind) => {
     if (live()) sink.shadowDisagreed(labels, kind);
+  },
+  overridden: (labels, stage) => {
+    if (live()) sink.overridden(labels, stage);
   },
 };

@@ -14,6 +14,11 @@
  *   4. execute the side effect once, under an idempotency key derived from the workflow id, with
  *      the evidence the execution activity checks again before it acts
  *
+ * A linked request (a break-glass override of a denial, a rollback) runs this same flow; policy
+ * decides it, and the person who asked for it is a requester, so a second person approves it.
+ * Under a plan that accepts it, the end user's confirmation (channel `end_user`, relayed by the
+ * front door) settles the round as approvers would, recorded apart from their votes.
+ *
  * Deterministic code only: no I/O, no Node built-ins. Everything that touches the world is an
  * activity, so the workflow history is the replayable record of what was decided and done.
  */
@@ -39,8 +44,17 @@ import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { createActivities } from '../activities/index.js';
 // Values come only from the zod-free parts of the shared module: the worker evaluates the
 // workflow bundle once per cached workflow, so every module it imports costs memory per request.
-import { countedGroups, eligibleGroups, isApprovalSatisfied, isRejected, refuseDecision } from '../src/shared/approval.js';
+import {
+  countedGroups,
+  eligibleGroups,
+  endUserDecline,
+  isApprovalSatisfied,
+  isConfirmedByEndUser,
+  isRejected,
+  refuseDecision,
+} from '../src/shared/approval.js';
 import { AssertionError, verifyRequestAssertion } from '../src/shared/assertions.js';
+import { canonicalId } from '../src/shared/identity.js';
 import {
   EXECUTION_BOUNDS,
   FailureTypes,
@@ -54,6 +68,7 @@ import {
   decideUpdate,
   isShadowDisagreement,
   killSignal,
+  linkAttributeValue,
   refreshTrustSignal,
   searchAttributes,
   statusQuery,
@@ -64,6 +79,7 @@ import type {
   DecideInput,
   DecideUpdateInput,
   EditRecord,
+  EndUserConfirmation,
   Evaluation,
   Execution,
   KillOrder,
@@ -103,7 +119,7 @@ const isoAt = (ms: number): string => new Date(ms).toISOString();
 
 /** How the approval phase ended. */
 type ApprovalEnd =
-  { kind: 'approved' } | { kind: 'rejected'; vote: RequestStatus['approvals'][number] } | { kind: 'expired' } | { kind: 'reevaluated' } | { kind: 'killed' };
+  { kind: 'approved' } | { kind: 'rejected'; by: string; reason?: string } | { kind: 'expired' } | { kind: 'reevaluated' } | { kind: 'killed' };
 
 /**
  * Runs one tool request to its outcome. Runs started before the trust boundary (no patch marker
@@ -138,7 +154,10 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     tool: '',
     args: {},
   };
-  const requesterIds = [request.actor.id, ...(request.onBehalfOf ?? []).map((principal) => principal.id)];
+  // Whoever asked for a linked request (an override, a rollback) is a requester too: the second person is someone else.
+  const requesterIds = [request.actor.id, ...(request.onBehalfOf ?? []).map((principal) => principal.id), ...(request.link ? [request.link.by.id] : [])];
+  /** The end user who may confirm under a plan that accepts it: the first principal the agent acts for. */
+  const endUser = request.onBehalfOf?.[0] ? canonicalId(request.onBehalfOf[0].id) : undefined;
   const status: RequestStatus = {
     requestId: request.requestId,
     workflowId,
@@ -157,7 +176,10 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     refusalsDropped: 0,
     edits: [],
     notifications: [],
+    ...(request.link ? { link: request.link } : {}),
   };
+  /** The end user's answers (kept out of `status` until there is one, so statuses of other requests keep their shape). */
+  const confirmations = (): EndUserConfirmation[] => (status.confirmations ??= []);
   // Runs started before visibility-only listing do not keep the waiting attributes.
   const inboxVisible = patched(INBOX_VISIBILITY_PATCH);
   /** Who may decide now, from what tier, until when, and who already voted: what "waiting for me" lists from. */
@@ -186,6 +208,8 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
   const book = new DecisionBook();
   /** The edit assertion behind each edit that counts as its editor's approval, by digest and editor: evidence for the execution. */
   const editApprovals = new Map<string, string>();
+  /** The end user's confirmation assertion of each digest they confirmed (an approval, or the edit that produced it): evidence for the execution. */
+  const confirmationTokens = new Map<string, string>();
   /** The digest decisions must carry right now; undefined whenever no decision may apply. */
   let pendingDigest: string | undefined;
   let pendingEdit: { input: DecideInput; record: EditRecord; token: string } | undefined;
@@ -235,15 +259,29 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
               tier: status.tier,
               approvals: status.approvals,
               edits: status.edits.length,
+              ...(endUser === undefined ? {} : { endUser }),
+              ...(status.confirmations ? { confirmations: status.confirmations } : {}),
             },
           }
         : {}),
     });
   };
+  /** Whether the proposal with `digest` is approved: by the approvers' quorum, or by the end user where the plan accepts them. */
+  const roundApproved = (plan: ApprovalPlan, digest: string): boolean =>
+    isApprovalSatisfied(plan, status.approvals, digest) || isConfirmedByEndUser(plan, status.confirmations, digest);
+  /** Who ended the round on `digest` with a refusal: enough approvers, or the end user where the plan accepts them. */
+  const roundRejection = (plan: ApprovalPlan, digest: string): { by: string; reason?: string } | undefined => {
+    if (isRejected(plan, status.approvals, digest)) {
+      const vote = status.approvals.find((v) => v.decision === 'reject' && v.digest === digest);
+      if (vote) return { by: vote.approverId, ...(vote.reason === undefined ? {} : { reason: vote.reason }) };
+    }
+    const declined = endUserDecline(plan, status.confirmations, digest);
+    return declined && { by: declined.principal, ...(declined.reason === undefined ? {} : { reason: declined.reason }) };
+  };
   /** Closes the round as soon as a vote settles it, so no later vote in the same task can count. */
   const settleRound = (digest: string): void => {
     const plan = status.decision?.approval;
-    if (plan && (isApprovalSatisfied(plan, status.approvals, digest) || isRejected(plan, status.approvals, digest))) pendingDigest = undefined;
+    if (plan && (roundApproved(plan, digest) || roundRejection(plan, digest) !== undefined)) pendingDigest = undefined;
   };
 
   setHandler(
@@ -271,6 +309,21 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
       }
       const plan = status.decision?.approval as ApprovalPlan;
       const digest = pendingDigest as string;
+      if (decided.via === 'end_user') {
+        // The end user's own answer through the agent framework: recorded apart from the votes.
+        confirmations().push({
+          principal: decided.approver.id,
+          decision: decided.decision,
+          digest,
+          at: isoAt(Date.now()),
+          ...(decided.reason === undefined ? {} : { reason: decided.reason }),
+        });
+        if (decided.decision !== 'edit') {
+          if (decided.decision === 'approve') confirmationTokens.set(digest, verdict.token);
+          settleRound(digest);
+          return status;
+        }
+      }
       if (decided.decision === 'edit') {
         const record: EditRecord = {
           editorId: decided.approver.id,
@@ -342,6 +395,9 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
         // The dry-run preview approvers sign with the rest (already redacted and cut by the worker).
         ...(status.proposal?.preview && kind !== 'outcome' ? { preview: status.proposal.preview } : {}),
         ...(status.proposal?.provenance && kind !== 'outcome' ? { provenance: status.proposal.provenance } : {}),
+        // A break-glass round and a linked request say so in every message (only then: other messages keep their shape).
+        ...(status.decision?.override ? { override: status.decision.override } : {}),
+        ...(request.link ? { requestLink: request.link } : {}),
         ...(status.outcome === undefined ? {} : { outcome: status.outcome.status, outcomeDetails: notificationOutcome(status.outcome) }),
       }).catch((err: unknown) => {
         if (!(err instanceof ActivityFailure)) throw err;
@@ -369,14 +425,26 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     policyDigest: evaluation?.decision.policyDigest ?? '',
     digest: evaluation?.digest,
     approvals: status.approvals,
+    ...endUserAndOverride(),
   });
+  /** The end user's confirmation of the current proposal and the break-glass grant, when there are: only then, so other outcomes keep their shape. */
+  const endUserAndOverride = (): { confirmation?: EndUserConfirmation; override?: NonNullable<Evaluation['decision']['override']> } => {
+    const digest = evaluation?.digest;
+    const confirmed = digest === undefined ? undefined : status.confirmations?.find((answer) => answer.decision === 'approve' && answer.digest === digest);
+    const override = evaluation?.decision.override;
+    return { ...(confirmed ? { confirmation: confirmed } : {}), ...(override ? { override } : {}) };
+  };
   const finish = async (outcome: ToolOutcome): Promise<ToolOutcome> => {
     toolgateMetrics.ended(metricLabels(), outcome.status, outcome.status === 'denied' ? { code: outcome.code, rule: outcome.rule } : undefined);
     status.outcome = outcome;
     setState(outcome.status);
     pendingEdit = undefined; // an edit still waiting for judgement gets its answer: the request is over
     pendingDigest = undefined;
-    if (status.notifications.length > 0) notify('outcome', status.eligibleGroups);
+    const override = evaluation?.decision.override;
+    if (override) toolgateMetrics.overridden(metricLabels(), outcome.status);
+    // Whoever heard of a break-glass round hears how it ended.
+    const told = override ? [...new Set([...status.eligibleGroups, ...override.notify])] : status.eligibleGroups;
+    if (status.notifications.length > 0) notify('outcome', told);
     await Promise.all(notifications);
     await condition(allHandlersFinished);
     return outcome;
@@ -411,6 +479,9 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     [searchAttributes.actor, request.actor.id],
   ] as const;
   for (const [key, value] of verifiedAttributes) if (info.typedSearchAttributes.get(key) !== value) attributes.push({ key, value });
+  // A linked request (override, rollback) is found from its original through this attribute; only a signed link may set it.
+  const link = request.link ? linkAttributeValue(request.link.kind, request.link.requestId) : undefined;
+  if (info.typedSearchAttributes.get(searchAttributes.link) !== link) attributes.push({ key: searchAttributes.link, value: link ?? null });
   if (attributes.length > 0) upsertSearchAttributes(attributes);
 
   // 1. Policy. The worker checks the admission again with its own keys; if it refuses, nothing is evaluated.
@@ -439,6 +510,7 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
   // so behind its patch: runs recorded before it replay unchanged) and counted, once per request.
   // Nothing below reads the shadow decision: it never changes what is enforced.
   const shadowKind = first.shadow?.kind;
+  if (first.decision.override) toolgateMetrics.overridden(metricLabels(), 'requested');
   if (isShadowDisagreement(shadowKind)) {
     if (patched(SHADOW_POLICY_PATCH)) upsertSearchAttributes([{ key: searchAttributes.shadowDisagreement, value: shadowKind }]);
     toolgateMetrics.shadowDisagreed(metricLabels(), shadowKind);
@@ -495,12 +567,7 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     toolgateMetrics.approvalEnded(metricLabels(), end.kind, (Date.now() - waitStartedAt) / 1000);
     if (end.kind === 'killed') return finish(killDenial(killed() as KillOrder));
     if (end.kind === 'rejected') {
-      return finish({
-        ...outcomeBase(),
-        status: 'rejected',
-        rejectedBy: end.vote.approverId,
-        ...(end.vote.reason === undefined ? {} : { reason: end.vote.reason }),
-      });
+      return finish({ ...outcomeBase(), status: 'rejected', rejectedBy: end.by, ...(end.reason === undefined ? {} : { reason: end.reason }) });
     }
     if (end.kind === 'expired') return finish({ ...outcomeBase(), status: 'expired', expiresAt: status.expiresAt ?? '' });
     if (end.kind === 'approved') break;
@@ -520,11 +587,31 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     // the edit then counts as nobody's approval, the editor too approves after reading it.
     if (evaluated.decision.outcome === 'approve' && newPlan && evaluated.digest && !previewRuns(evaluated)) {
       // The editor stands behind their edit: it counts as their approval where the new plan lets them approve.
+      const byEndUser = edit.input.via === 'end_user';
       const refusal = refuseDecision(
-        { pending: true, tenant: request.tenant, requesterIds, digest: evaluated.digest, plan: newPlan, tier: 0, approvals: status.approvals },
-        { decision: 'approve', digest: evaluated.digest, approver: edit.input.approver },
+        {
+          pending: true,
+          tenant: request.tenant,
+          requesterIds,
+          digest: evaluated.digest,
+          plan: newPlan,
+          tier: 0,
+          approvals: status.approvals,
+          ...(byEndUser && endUser !== undefined ? { endUser, confirmations: confirmations() } : {}),
+        },
+        { decision: 'approve', digest: evaluated.digest, approver: edit.input.approver, ...(byEndUser ? { via: 'end_user' as const } : {}) },
       );
-      if (!refusal) {
+      if (!refusal && byEndUser) {
+        // The end user adjusted the call and so confirmed what they adjusted it to.
+        confirmationTokens.set(evaluated.digest, edit.token);
+        confirmations().push({
+          principal: edit.input.approver.id,
+          decision: 'approve',
+          digest: evaluated.digest,
+          at: isoAt(Date.now()),
+          ...(edit.input.reason === undefined ? {} : { reason: edit.input.reason }),
+        });
+      } else if (!refusal) {
         editApprovals.set(`${evaluated.digest}\n${edit.input.approver.id}`, edit.token);
         status.approvals.push({
           approverId: edit.input.approver.id,
@@ -547,8 +634,9 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
   const approvedDigest = evaluated.digest;
   const approvals = book
     .decisions()
-    .filter((decision) => decision.decision === 'approve' && decision.digest === approvedDigest)
+    .filter((decision) => decision.decision === 'approve' && decision.digest === approvedDigest && decision.via !== 'end_user')
     .map((decision) => decision.token);
+  const confirmation = approvedDigest === undefined ? undefined : confirmationTokens.get(approvedDigest);
   const counted = status.approvals.filter((vote) => vote.via === 'edit' && vote.digest === approvedDigest);
   const editVotes = counted.map((vote) => editApprovals.get(`${approvedDigest}\n${vote.approverId}`)).filter((token): token is string => token !== undefined);
   return finish(
@@ -557,6 +645,7 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
       approvals,
       ...(editToken === undefined ? {} : { edit: editToken, admitted: admittedRequest }),
       ...(editVotes.length > 0 ? { editApprovals: editVotes } : {}),
+      ...(confirmation === undefined ? {} : { confirmation }),
     }),
   );
 
@@ -631,11 +720,12 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     pendingDigest = digest;
     setState('pending_approval');
     notify('requested', status.eligibleGroups);
+    // A break-glass round: the groups its rule names (security) always hear of it.
+    const override = status.decision?.override;
+    if (override) notify('override', override.notify);
 
-    const rejection = () =>
-      isRejected(plan, status.approvals, digest) ? status.approvals.find((v) => v.decision === 'reject' && v.digest === digest) : undefined;
-    const settled = (): boolean =>
-      killed() !== undefined || pendingEdit !== undefined || rejection() !== undefined || isApprovalSatisfied(plan, status.approvals, digest);
+    const rejection = () => roundRejection(plan, digest);
+    const settled = (): boolean => killed() !== undefined || pendingEdit !== undefined || rejection() !== undefined || roundApproved(plan, digest);
     let reminders = 0;
     let nextReminder = plan.remindEveryMs ? startedAt + plan.remindEveryMs : Infinity;
 
@@ -676,7 +766,7 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
       return { kind: 'reevaluated' };
     }
     const rejected = rejection();
-    if (rejected) return { kind: 'rejected', vote: rejected };
+    if (rejected) return { kind: 'rejected', ...rejected };
     return { kind: 'approved' };
   }
 }
@@ -689,6 +779,8 @@ interface ExecutionEvidence {
   admitted?: ToolRequest;
   /** Edits that count as their editors' approvals of the final proposal. */
   editApprovals?: string[];
+  /** The end user's confirmation of the final proposal (their approval, or the edit that produced it), under a plan that accepts them. */
+  confirmation?: string;
 }
 
 type OutcomeBase = Omit<Extract<ToolOutcome, { status: 'completed' }>, 'status' | 'result' | 'args' | 'execution' | 'editedBy' | 'proposal'>;
@@ -778,5 +870,8 @@ function currentDetails(status: RequestStatus): string {
     lines.push(`**Completed** as ${outcome.execution.runAs}${outcome.withheld ? `, result withheld (${outcome.withheld.code})` : ''}`);
   const approvals = status.approvals.filter((vote) => vote.decision === 'approve').map((vote) => vote.approverId);
   if (approvals.length > 0) lines.push(`**Approved by** ${[...new Set(approvals)].join(', ')}`);
+  if (outcome?.confirmation) lines.push(`**Confirmed by the end user** ${outcome.confirmation.principal}`);
+  if (status.link?.kind === 'override') lines.push(`**BREAK-GLASS override** of request ${status.link.requestId}, asked by ${status.link.by.id}`);
+  else if (status.link?.kind === 'rollback') lines.push(`**Rollback** of request ${status.link.requestId}, asked by ${status.link.by.id}`);
   return lines.join('\n\n');
 }

@@ -29,6 +29,10 @@ export function buildProposal(request: ToolRequest, workflowId: string, decision
     // What the agent runtime says came from untrusted content is part of what approvers sign;
     // only when there is some, so the proposals (and digests) of other requests are unchanged.
     ...(request.provenance === undefined ? {} : { provenance: request.provenance }),
+    // A linked request's link (the original, who asked and why) and a break-glass grant are signed
+    // with the rest: approving an override is approving exactly that override.
+    ...(request.link === undefined ? {} : { link: request.link }),
+    ...(decision.override === undefined ? {} : { override: decision.override }),
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import { canonicalId } from './identity.js';
 import { FailureTypes, HISTORY_BOUNDS, type FailureType } from './messages.js';
-import type { ApprovalPlan, ApprovalRecord, Approver, DecideInput } from './schemas.js';
+import type { ApprovalPlan, ApprovalRecord, Approver, DecideInput, EndUserConfirmation } from './schemas.js';
 
 /** Groups whose members may vote once escalation reached `tier` (tiers are cumulative). */
 export function eligibleGroups(plan: ApprovalPlan, tier: number): string[] {
@@ -35,6 +35,10 @@ export interface PendingApproval {
   usedLinkNonces?: readonly string[];
   /** Edits made so far (bounded by HISTORY_BOUNDS.edits); absent = not counted. */
   edits?: number;
+  /** The request's end user (its first `onBehalfOf` principal, canonical id); absent when it has none. */
+  endUser?: string;
+  /** The end user's answers so far (all rounds). */
+  confirmations?: readonly EndUserConfirmation[];
 }
 
 /**
@@ -68,6 +72,8 @@ export function refuseDecision(request: PendingApproval, input: DecideInput): De
     return { type: FailureTypes.WrongTenant, message: `approver belongs to tenant ${input.approver.tenant}, not ${request.tenant}` };
   }
   const approverId = canonicalId(input.approver.id);
+  // The end user answers for themselves through the agent framework: never an approver's vote.
+  if (input.via === 'end_user') return refuseConfirmation(request, input, approverId);
   if (request.requesterIds.some((id) => canonicalId(id) === approverId)) {
     return { type: FailureTypes.SelfApproval, message: 'the requester cannot decide their own request' };
   }
@@ -88,6 +94,36 @@ export function refuseDecision(request: PendingApproval, input: DecideInput): De
     return { type: FailureTypes.VoteLimit, message: `this proposal already has ${HISTORY_BOUNDS.votesPerRound} votes, the most one round takes` };
   }
   return undefined;
+}
+
+/** The end-user branch of `refuseDecision`: the plan must accept them, and it must be the request's own end user, once per proposal. */
+function refuseConfirmation(request: PendingApproval, input: DecideInput, principal: string): DecisionRefusal | undefined {
+  if (request.plan.endUser !== true) {
+    return { type: FailureTypes.NotEligible, message: `approval plan ${request.plan.name} does not accept the end user's confirmation` };
+  }
+  if (request.endUser === undefined) {
+    return { type: FailureTypes.NotEligible, message: 'the request names no end user (onBehalfOf) who could confirm it' };
+  }
+  if (principal !== request.endUser) {
+    return { type: FailureTypes.NotEligible, message: "the confirmation is not from the request's end user" };
+  }
+  if (request.confirmations?.some((answer) => answer.digest === request.digest)) {
+    return { type: FailureTypes.DuplicateVote, message: 'the end user has already answered this proposal' };
+  }
+  if (input.decision === 'edit' && request.edits !== undefined && request.edits >= HISTORY_BOUNDS.edits) {
+    return { type: FailureTypes.EditLimit, message: `this request was already edited ${HISTORY_BOUNDS.edits} times; confirm or decline it as it is` };
+  }
+  return undefined;
+}
+
+/** True when the plan accepts the end user and they confirmed the proposal with this digest. */
+export function isConfirmedByEndUser(plan: ApprovalPlan, confirmations: readonly EndUserConfirmation[] | undefined, digest: string): boolean {
+  return plan.endUser === true && (confirmations ?? []).some((answer) => answer.decision === 'approve' && answer.digest === digest);
+}
+
+/** The end user's refusal of the proposal with this digest, when the plan accepts their answer. */
+export function endUserDecline(plan: ApprovalPlan, confirmations: readonly EndUserConfirmation[] | undefined, digest: string): EndUserConfirmation | undefined {
+  return plan.endUser === true ? (confirmations ?? []).find((answer) => answer.decision === 'reject' && answer.digest === digest) : undefined;
 }
 
 /**

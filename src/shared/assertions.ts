@@ -100,7 +100,8 @@ export interface DecisionAssertionClaims extends AssertionClaims {
   /** The proposal digest the decision is bound to. */
   digest: string;
   decision: 'approve' | 'reject' | 'edit';
-  channel: 'api' | 'link';
+  /** `end_user`: the end user's confirmation relayed by the front door (sub is the end user, groups empty). */
+  channel: 'api' | 'link' | 'end_user';
   /** The single-use nonce of the one-click link the decision came through. */
   link_nonce?: string;
   reason?: string;
@@ -211,7 +212,10 @@ export function verifyDecisionAssertion(
   const { decision, channel } = claims;
   if (decision !== 'approve' && decision !== 'reject' && decision !== 'edit')
     throw new AssertionError('malformed', 'the decision must be approve, reject or edit');
-  if (channel !== 'api' && channel !== 'link') throw new AssertionError('malformed', 'the channel must be api or link');
+  if (channel !== 'api' && channel !== 'link' && channel !== 'end_user') throw new AssertionError('malformed', 'the channel must be api, link or end_user');
+  if (channel === 'end_user' && (!Array.isArray(claims.groups) || claims.groups.length > 0 || claims.link_nonce !== undefined)) {
+    throw new AssertionError('malformed', "an end user's confirmation carries no groups and no link nonce");
+  }
   if (typeof claims.sub !== 'string' || typeof claims.tenant !== 'string' || typeof claims.digest !== 'string') {
     throw new AssertionError('malformed', 'the decision assertion must carry sub, tenant and digest');
   }

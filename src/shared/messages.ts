@@ -90,7 +90,30 @@ export const searchAttributes = {
    * shadow policy runs. Never read to decide anything.
    */
   shadowDisagreement: defineSearchAttributeKey('ToolgateShadowDisagreement', 'KEYWORD'),
+  /**
+   * On a linked request: `override:<original request id>` (break-glass) or
+   * `rollback:<original request id>`. The original's history is closed, so its record and views
+   * find the requests linked to it through this attribute (`linkedRequestsQuery`).
+   */
+  link: defineSearchAttributeKey('ToolgateLink', 'KEYWORD'),
 } as const;
+
+/** The `ToolgateLink` value of a request linked to `requestId`. */
+export function linkAttributeValue(kind: 'override' | 'rollback', requestId: string): string {
+  return `${kind}:${requestId}`;
+}
+
+/** The visibility query of the requests of `tenant` linked to `requestId` (overrides and rollbacks of it). */
+export function linkedRequestsQuery(tenant: string, requestId: string): string {
+  const quote = (value: string) => `"${value.replace(/["\\]/g, '')}"`;
+  return (
+    `${searchAttributes.tenant.name} = ${quote(tenant)} AND ` +
+    `${searchAttributes.link.name} IN (${quote(linkAttributeValue('override', requestId))}, ${quote(linkAttributeValue('rollback', requestId))})`
+  );
+}
+
+/** The visibility query of every break-glass override (the Temporal UI's and `temporal workflow list --query`'s). */
+export const OVERRIDES_QUERY = `${searchAttributes.link.name} STARTS_WITH "override:"`;
 
 /** The server's name of each search attribute type, as `temporal operator search-attribute create --type` takes it. */
 export const SEARCH_ATTRIBUTE_TYPE_NAMES: Record<string, string> = {

@@ -226,6 +226,31 @@ function checkProvenancePaths(request: { args?: unknown; provenance?: Provenance
   }
 }
 
+/** The kinds of linked request: a break-glass override of a denial, or the rollback of a completed request. */
+export const LINK_KINDS = ['override', 'rollback'] as const;
+export type LinkKind = (typeof LINK_KINDS)[number];
+
+/**
+ * What ties a request to an earlier one of the same tenant: an override re-runs a denied request
+ * (same tool, arguments and actor) under a break-glass rule; a rollback runs the undo tool the
+ * original's manifest names. `by` is the person who asked, as the approval API authenticated them:
+ * neither they nor the original's requesters may approve it.
+ */
+export const RequestLinkSchema = z.strictObject({
+  kind: z.enum(LINK_KINDS, { error: `link.kind must be one of ${LINK_KINDS.join(', ')}` }),
+  requestId: identifier('link.requestId'),
+  /** The original request's tool. */
+  tool: identifier('link.tool'),
+  by: z.strictObject({ id: identifier('link.by.id'), groups: z.array(identifier('link.by.groups[]')).max(64) }),
+  reason: z
+    .string({ error: 'link.reason must be a string' })
+    .trim()
+    .min(1, { error: 'link.reason must say why (1-2000 characters)' })
+    .max(2000, { error: 'link.reason must be at most 2000 characters' })
+    .refine((text) => text.isWellFormed(), { error: 'link.reason must be well-formed Unicode text (no lone surrogates)' }),
+});
+export type RequestLink = z.infer<typeof RequestLinkSchema>;
+
 /** The fields of a tool request; the exported schemas add the checks across fields. */
 const toolRequestFields = z.strictObject({
   requestId: identifier('requestId').optional(),
@@ -253,6 +278,12 @@ const toolRequestFields = z.strictObject({
    * `provenance`, `untrusted(path)` and `untrusted_any()`, to be stricter only.
    */
   provenance: ProvenanceSchema.optional(),
+  /**
+   * Set only by the approval API, never by an agent (the front door's body has no such field): this
+   * request overrides the denial of `link.requestId` (break-glass) or rolls back that completed
+   * request with its manifest's undo tool. Signed with the rest of the request.
+   */
+  link: RequestLinkSchema.optional(),
 });
 
 /** A tool call as an agent submits it; `requestId` may be left out and is then generated. */
@@ -288,6 +319,10 @@ export const DENIAL_CODES = [
   'kill_switch',
   'unverified_request',
   'manifest_changed',
+  /** A break-glass override that no break-glass rule of the policy allows (or a request that was not denied). */
+  'override_refused',
+  /** A rollback the original's manifest does not allow (no undo tool, or not this one). */
+  'rollback_refused',
 ] as const;
 export type DenialCode = (typeof DENIAL_CODES)[number];
 
@@ -313,6 +348,29 @@ export interface ApprovalPlan {
   expiresAfterMs: number;
   /** Re-notify the eligible groups at this interval while the request waits; absent = no reminders. */
   remindEveryMs?: number;
+  /**
+   * The end user in the conversation (the request's first `onBehalfOf` principal) may confirm the
+   * call through the agent framework (channel `end_user`): their confirmation alone satisfies the
+   * plan, and their refusal rejects it. Never counted as an approver's vote. Absent = not accepted.
+   */
+  endUser?: true;
+}
+
+/**
+ * A break-glass override of a denial, as policy granted it to a linked `override` request: which
+ * rule allowed it, what it overrides, who asked and why, and the groups that are always notified.
+ */
+export interface OverrideGrant {
+  /** The break-glass rule's name. */
+  breakGlass: string;
+  deniedRule: string;
+  deniedCode: DenialCode;
+  deniedReasons: string[];
+  /** The person who asked for the override (`link.by.id`). */
+  by: string;
+  reason: string;
+  /** Groups notified of the override (security), whatever its outcome. */
+  notify: string[];
 }
 
 /** The policy's verdict on one request. */
@@ -335,6 +393,11 @@ export interface PolicyDecision {
    * policy was loaded (co-signed manifests; absent when the entry carries no verified signature).
    */
   toolSigners?: ManifestSigner[];
+  /**
+   * Set when a break-glass rule turned a denial of a linked `override` request into an approval
+   * round by a second person: the decision is then `approve` with the rule's plan.
+   */
+  override?: OverrideGrant;
 }
 
 /** A verified signer of a tool's manifest entry: the role it signed as and its key id (`k-<16 hex>`). */
@@ -371,6 +434,10 @@ export interface Proposal {
    * absent for tools without a preview, so their proposals keep their digests.
    */
   preview?: ProposalPreview;
+  /** The earlier request this one overrides or rolls back, who asked and why (linked requests only). */
+  link?: RequestLink;
+  /** The break-glass grant, on an override: approvers sign that they override this denial. */
+  override?: OverrideGrant;
 }
 
 /**
@@ -437,22 +504,30 @@ export const ApproverSchema = z.strictObject({
 });
 export type Approver = z.infer<typeof ApproverSchema>;
 
-/** An approver's decision as the HTTP API accepts it. */
+/** The proposal digest a decision or an end user's answer is bound to. */
+const proposalDigestField = z
+  .string({ error: 'digest must be a string' })
+  .regex(/^[a-f0-9]{64}$/, { error: 'digest must be the 64 hex characters of the proposal digest' });
+
+/** Why someone decided as they did (optional, shown in the record). */
+const decisionReasonField = z
+  .string()
+  .max(2000, { error: 'reason must be at most 2000 characters' })
+  .refine((text) => text.isWellFormed(), { error: 'reason must be well-formed Unicode text (no lone surrogates)' })
+  .optional();
+
 /** The body of `POST /v1/approvals/:id/preview`: edited arguments to judge, against the proposal the approver read. */
 export const PreviewBodySchema = z.strictObject({
-  digest: z.string({ error: 'digest must be a string' }).regex(/^[a-f0-9]{64}$/, { error: 'digest must be the 64 hex characters of the proposal digest' }),
+  digest: proposalDigestField,
   args: argsSchema,
 });
 
+/** An approver's decision as the HTTP API accepts it. */
 export const DecisionBodySchema = z
   .strictObject({
     decision: z.enum(['approve', 'reject', 'edit'], { error: 'decision must be "approve", "reject" or "edit"' }),
-    digest: z.string({ error: 'digest must be a string' }).regex(/^[a-f0-9]{64}$/, { error: 'digest must be the 64 hex characters of the proposal digest' }),
-    reason: z
-      .string()
-      .max(2000, { error: 'reason must be at most 2000 characters' })
-      .refine((text) => text.isWellFormed(), { error: 'reason must be well-formed Unicode text (no lone surrogates)' })
-      .optional(),
+    digest: proposalDigestField,
+    reason: decisionReasonField,
     /** The changed arguments, for `edit` only: they replace the proposal's arguments. */
     args: argsSchema.optional(),
   })
@@ -462,8 +537,41 @@ export const DecisionBodySchema = z
   });
 export type DecisionBody = z.infer<typeof DecisionBodySchema>;
 
-/** How a decision reached the gateway. */
-export type DecisionChannel = 'api' | 'link';
+/**
+ * How a decision reached the gateway: the approval API, a one-click link, or the end user in the
+ * conversation through the agent framework's own confirmation (relayed by the front door).
+ */
+export type DecisionChannel = 'api' | 'link' | 'end_user';
+
+/**
+ * The end user's answer to a plan that accepts it (`endUser`), relayed by the agent runtime:
+ * `approve` confirms, `reject` declines, `edit` adjusts the arguments (policy judges them again and
+ * the adjusted call counts as confirmed when the new plan accepts the end user too). Recorded as
+ * "confirmed by the end user", never as an approver's vote.
+ */
+export interface EndUserConfirmation {
+  /** The end user's id (the request's first `onBehalfOf` principal, canonical form). */
+  principal: string;
+  decision: 'approve' | 'reject' | 'edit';
+  digest: string;
+  at: string;
+  reason?: string;
+}
+
+/** The body of `POST /v1/tool-requests/:id/confirmation`: the end user's answer, bound to the digest they were shown. */
+export const ConfirmationBodySchema = z
+  .strictObject({
+    decision: z.enum(['confirm', 'decline', 'adjust'], { error: 'decision must be "confirm", "decline" or "adjust"' }),
+    digest: proposalDigestField,
+    reason: decisionReasonField,
+    /** The adjusted arguments, for `adjust` only. */
+    args: argsSchema.optional(),
+  })
+  .refine((body) => (body.decision === 'adjust') === (body.args !== undefined), {
+    error: 'args must be given with decision "adjust", and only then',
+    path: ['args'],
+  });
+export type ConfirmationBody = z.infer<typeof ConfirmationBodySchema>;
 
 /** A decision with the approver who made it, as the workflow has verified it (and as the approval rules judge it). */
 export interface DecideInput extends DecisionBody {
@@ -527,7 +635,8 @@ export interface ApprovalRecord {
 
 /** One notification sent to approver groups. */
 export interface NotificationRecord {
-  kind: 'requested' | 'escalated' | 'reminder' | 'outcome';
+  /** `override`: the groups a break-glass rule names (security) are told an override round opened; they get no decision link. */
+  kind: 'requested' | 'escalated' | 'reminder' | 'outcome' | 'override';
   tier: number;
   groups: string[];
   at: string;
@@ -581,6 +690,10 @@ export interface RequestStatus {
   notifications: NotificationRecord[];
   /** The kill order that denied the request, if one did. */
   killedBy?: KillOrder;
+  /** The earlier request this one overrides or rolls back (set by the approval API, signed with the request). */
+  link?: RequestLink;
+  /** The end user's answers through the agent framework, across rounds (bounded like votes). */
+  confirmations?: EndUserConfirmation[];
   outcome?: ToolOutcome;
 }
 
@@ -617,6 +730,10 @@ interface OutcomeBase {
   policyDigest: string;
   digest?: string;
   approvals: ApprovalRecord[];
+  /** The end user's confirmation the call ran on, when a plan accepted one (never an approver's vote). */
+  confirmation?: EndUserConfirmation;
+  /** The break-glass override this request ran under, when it did. */
+  override?: OverrideGrant;
 }
 
 /** The end of a tool request, as the agent receives it. */
@@ -686,4 +803,10 @@ export interface AgentRequestView {
   outcome?: ToolOutcome;
   /** The tool's result, when it completed. */
   result?: unknown;
+  /**
+   * While it waits under a plan that accepts the end user's confirmation: what to show them (the
+   * arguments, the dry-run preview when there is one) and the digest their answer is bound to.
+   * Answer with `POST /v1/tool-requests/:id/confirmation`.
+   */
+  endUserConfirmation?: { digest: string; args: Record<string, unknown>; preview?: ProposalPreview; plan: string };
 }

@@ -57,6 +57,11 @@ export interface ExecutionEvidence extends AdmissionEvidence {
   approvals: string[];
   /** Edit assertions that count as their editors' approvals (their arguments are the executed ones). */
   editApprovals?: string[];
+  /**
+   * The end user's confirmation under a plan that accepts it: their approval of the evaluated
+   * digest, or their edit that produced the executed arguments (then it is `edit` too).
+   */
+  confirmation?: string;
 }
 
 const publicKeys = new Map<string, KeyObject>();
@@ -127,14 +132,25 @@ async function verifyEditOf(token: string, admitted: ToolRequest, request: ToolR
   return edit;
 }
 
-/** Verifies a decision assertion for this workflow and run, by an approver of the request's tenant who is not its requester. */
+/**
+ * Verifies a decision assertion for this workflow and run: by an approver of the request's tenant
+ * who is not its requester (nor the person who asked for a linked request), or — channel
+ * `end_user` — by the request's own end user, who answers only for themselves.
+ */
 async function verifyDecision(token: string, request: ToolRequest, context: EvidenceContext): Promise<DecisionAssertionClaims> {
   const claims = await verifySigned<DecisionAssertionClaims>(token, context.anchors.decisionKeys, DECISION_ASSERTION_TYP, 'decision assertion');
   if (claims.workflow_id !== context.workflowId || claims.run_id !== context.runId || claims.request_id !== request.requestId) {
     throw new EvidenceError('decision assertion: issued for another request or run');
   }
-  const requesters = [request.actor.id, ...(request.onBehalfOf ?? []).map((p) => p.id)].map(canonicalId);
   if (claims.tenant !== request.tenant) throw new EvidenceError(`decision assertion: approver of tenant ${claims.tenant}, not ${request.tenant}`);
+  if (claims.channel === 'end_user') {
+    const endUser = request.onBehalfOf?.[0];
+    if (!endUser || canonicalId(claims.sub) !== canonicalId(endUser.id) || !Array.isArray(claims.groups) || claims.groups.length > 0) {
+      throw new EvidenceError("decision assertion: an end-user confirmation not from the request's end user");
+    }
+    return claims;
+  }
+  const requesters = [request.actor.id, ...(request.onBehalfOf ?? []).map((p) => p.id), ...(request.link ? [request.link.by.id] : [])].map(canonicalId);
   if (requesters.includes(canonicalId(claims.sub))) throw new EvidenceError('decision assertion: the requester cannot approve');
   return claims;
 }
@@ -184,6 +200,14 @@ export async function verifyExecution(evidence: ExecutionEvidence, context: Evid
   // An editor stood behind their edit: it counts as their approval of the request it produced.
   if (edit) vote(edit);
   for (const token of evidence.editApprovals ?? []) vote(await verifyEditOf(token, evidence.admitted, request, context));
+  if (evidence.confirmation !== undefined) {
+    // The end user confirmed exactly this proposal, or adjusted the call into it.
+    const claims = evidence.confirmation === evidence.edit && edit ? edit : await verifyDecision(evidence.confirmation, request, context);
+    const confirmed = claims.decision === 'approve' ? claims.digest === evaluation.digest : claims.decision === 'edit' && claims === edit;
+    if (claims.channel !== 'end_user' || !confirmed) throw new EvidenceError("confirmation: not the end user's confirmation of the evaluated proposal");
+    if (plan.endUser !== true) throw new EvidenceError(`confirmation: approval plan ${plan.name} does not accept the end user's confirmation`);
+    return;
+  }
   if (
     !isApprovalSatisfied(
       plan,

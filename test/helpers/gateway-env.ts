@@ -215,20 +215,20 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
   let worker: Worker | undefined = await newWorker();
   let running: Promise<void> | undefined = worker.run();
 
+  // One front door for agents and for the approvers' linked requests (overrides, rollbacks), as `toolgate api` wires it.
+  const frontDoor = new FrontDoor(env.client, requestSigner, options.taskQueue);
   const app = createApiApp({
     client: env.client,
     verifier,
     decisions: decisionSigner,
+    frontDoor,
     links: { verify: (token, expected) => linkVerifier.verifyLink(token, expected) },
     logger,
     codec: { codec: new AesGcmCodec(testKeyring), uiOrigins: ['http://127.0.0.1:8233'] },
     // The API reads the same policy as the worker, for argument schemas and edit previews.
     policy: policyStore,
     mount: (api) => {
-      api.use(
-        '/v1/tool-requests',
-        createAgentRouter({ frontDoor: new FrontDoor(env.client, requestSigner, options.taskQueue), verifier: agentVerifier, logger }),
-      );
+      api.use('/v1/tool-requests', createAgentRouter({ frontDoor, verifier: agentVerifier, logger, decisions: decisionSigner }));
       api.use('/v1/agent', createAgentIdentityRouter({ verifier: agentVerifier, logger }));
       options.mount?.(api);
     },

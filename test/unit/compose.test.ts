@@ -236,7 +236,7 @@ describe('docker-compose.yml', () => {
       assert.ok(type, `a server type name for ${key.type}`);
       return `${key.name}:${type}`;
     });
-    assert.equal(expected.length, 10);
+    assert.equal(expected.length, 11);
     const registered = [...script.matchAll(/\bToolgate[A-Za-z]+:[A-Za-z]+\b/g)].map((m) => m[0]);
     assert.deepEqual([...registered].sort(), [...expected].sort());
     assert.match(script, /search-attribute create\b[^\n]*--name "\$\$name" --type "\$\$type"/);

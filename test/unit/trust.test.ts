@@ -15,10 +15,14 @@ import {
   FailureTypes,
   HISTORY_BOUNDS,
   canonicalId,
+  endUserDecline,
+  isApprovalSatisfied,
+  isConfirmedByEndUser,
   verifyAssertion,
   verifyDecisionAssertion,
   verifyRequestAssertion,
   type ApprovalPlan,
+  type EndUserConfirmation,
   type PolicyDecision,
   type RefusalRecord,
   type ToolRequest,
@@ -313,6 +317,146 @@ describe("the execution activity's evidence", () => {
     await assert.rejects(
       verifyExecution({ ...base, edit: await editBy('alice', { amount: 20 }), editApprovals: [await editBy('bob', { amount: 30 })] }, context, sealer),
       /edited arguments/,
+    );
+  });
+});
+
+describe("the end user's confirmation (channel end_user)", () => {
+  const sealer = new EvaluationSealer(randomBytes(32));
+  const evidenceContext = { workflowId, runId, anchors };
+  const confirmable: ApprovalPlan = {
+    name: 'confirm',
+    groups: [],
+    allOf: [],
+    minApprovals: 1,
+    rejectionsToDeny: 1,
+    escalation: [],
+    expiresAfterMs: 1000,
+    endUser: true,
+  };
+  const forMaria: ToolRequest = { ...request, onBehalfOf: [{ id: 'maria', type: 'human' }] };
+  const endUserStatement: DecisionStatement = { ...statement, sub: 'maria', groups: [], channel: 'end_user' };
+  const bookContext = (plan: ApprovalPlan, endUser: string | undefined, confirmations: EndUserConfirmation[] = []): BookContext => ({
+    requestId: 'r-1',
+    workflowId,
+    runId,
+    nowMs: now,
+    refusals: [],
+    pending: {
+      pending: true,
+      tenant: 'acme',
+      requesterIds: ['bot', 'maria'],
+      digest: statement.digest,
+      plan,
+      tier: 0,
+      approvals: [],
+      ...(endUser === undefined ? {} : { endUser }),
+      confirmations,
+    },
+  });
+
+  test('only the plan that accepts it, and only from the request’s own end user, once per proposal', async () => {
+    const judge = async (claims: Partial<DecisionStatement>, context: BookContext) => {
+      const book = new DecisionBook();
+      book.trust(anchors);
+      return book.judge({ assertion: await decisions.sign({ ...endUserStatement, ...claims }) }, context);
+    };
+    const accepted = await judge({}, bookContext(confirmable, 'maria'));
+    assert.equal(accepted.kind, 'accept');
+    assert.equal(accepted.kind === 'accept' && accepted.input.via, 'end_user');
+    const refusal = async (claims: Partial<DecisionStatement>, context: BookContext) => {
+      const verdict = await judge(claims, context);
+      return verdict.kind === 'accept' ? undefined : verdict.refusal.type;
+    };
+    // A requester's own answer, though: never an approver's vote on a plan that does not take it.
+    assert.equal(await refusal({}, bookContext({ ...confirmable, endUser: undefined, groups: ['manager'] }, 'maria')), FailureTypes.NotEligible);
+    assert.equal(await refusal({}, bookContext(confirmable, undefined)), FailureTypes.NotEligible);
+    assert.equal(await refusal({ sub: 'mallory' }, bookContext(confirmable, 'maria')), FailureTypes.NotEligible);
+    assert.equal(await refusal({ digest: 'b'.repeat(64) }, bookContext(confirmable, 'maria')), FailureTypes.DigestMismatch);
+    const answered: EndUserConfirmation = { principal: 'maria', decision: 'reject', digest: statement.digest, at: '' };
+    assert.equal(await refusal({}, bookContext(confirmable, 'maria', [answered])), FailureTypes.DuplicateVote);
+    // An end-user assertion with groups is malformed: it can never count as a group's vote.
+    assert.equal(await refusal({ groups: ['manager'] }, bookContext(confirmable, 'maria')), FailureTypes.UnverifiedDecision);
+  });
+
+  test('a confirmation satisfies an end-user plan; declines reject; votes of approvers still count', () => {
+    const confirmed: EndUserConfirmation = { principal: 'maria', decision: 'approve', digest: 'd', at: '' };
+    assert.equal(isConfirmedByEndUser(confirmable, [confirmed], 'd'), true);
+    assert.equal(isConfirmedByEndUser(confirmable, [confirmed], 'e'), false, 'bound to the digest');
+    assert.equal(isConfirmedByEndUser({ ...confirmable, endUser: undefined }, [confirmed], 'd'), false, 'only where the plan accepts it');
+    assert.equal(isApprovalSatisfied(confirmable, [], 'd'), false, 'an end-user-only plan is never satisfied by nobody');
+    assert.equal(endUserDecline(confirmable, [{ ...confirmed, decision: 'reject' }], 'd')?.principal, 'maria');
+    assert.equal(endUserDecline(confirmable, [confirmed], 'd'), undefined);
+  });
+
+  test("the execution activity takes the end user's confirmation only where the plan accepts it", async () => {
+    const decision: PolicyDecision = {
+      outcome: 'approve',
+      tool: 'refund',
+      risk: 'low',
+      rule: 'tool:refund',
+      reasons: [],
+      policyDigest: 'p',
+      approval: confirmable,
+    };
+    const evaluation = { decision, digest: statement.digest };
+    const admission = await requests.sign(forMaria, workflowId);
+    const seal = sealer.seal({ workflowId, runId, request: forMaria, evaluation });
+    const base = { admission, admitted: forMaria, request: forMaria, evaluation, seal, approvals: [] as string[] };
+    await verifyExecution({ ...base, confirmation: await decisions.sign(endUserStatement) }, evidenceContext, sealer);
+    await assert.rejects(verifyExecution(base, evidenceContext, sealer), /do not satisfy/);
+    const refused = async (token: string, what: RegExp) => assert.rejects(verifyExecution({ ...base, confirmation: token }, evidenceContext, sealer), what);
+    await refused(await decisions.sign({ ...endUserStatement, digest: 'b'.repeat(64) }), /confirmation/);
+    await refused(await decisions.sign({ ...endUserStatement, decision: 'reject' }), /confirmation/);
+    await refused(await decisions.sign({ ...endUserStatement, sub: 'mallory' }), /end user/);
+    // An approver's ordinary approval is no end user's confirmation, and cannot stand in for one.
+    await refused(await decisions.sign({ ...statement, sub: 'alice' }), /confirmation/);
+    const strict: PolicyDecision = { ...decision, approval: { ...confirmable, endUser: undefined } };
+    const strictEvaluation = { decision: strict, digest: statement.digest };
+    const strictSeal = sealer.seal({ workflowId, runId, request: forMaria, evaluation: strictEvaluation });
+    await assert.rejects(
+      verifyExecution(
+        { ...base, evaluation: strictEvaluation, seal: strictSeal, confirmation: await decisions.sign(endUserStatement) },
+        evidenceContext,
+        sealer,
+      ),
+      /does not accept/,
+    );
+    // The end user's approval sent as an approver's vote counts for nothing (no groups).
+    await assert.rejects(verifyExecution({ ...base, approvals: [await decisions.sign(endUserStatement)] }, evidenceContext, sealer), /do not satisfy/);
+  });
+
+  test('the person who asked for a linked request cannot be its second person', async () => {
+    const plan: ApprovalPlan = {
+      name: 'break_glass:freeze',
+      groups: ['sre'],
+      allOf: [],
+      minApprovals: 1,
+      rejectionsToDeny: 1,
+      escalation: [],
+      expiresAfterMs: 1000,
+    };
+    const linked: ToolRequest = {
+      ...request,
+      link: { kind: 'override', requestId: 'r-0', tool: 'refund', by: { id: 'olga', groups: ['sre'] }, reason: 'outage' },
+    };
+    const decision: PolicyDecision = {
+      outcome: 'approve',
+      tool: 'refund',
+      risk: 'high',
+      rule: 'break_glass:freeze',
+      reasons: [],
+      policyDigest: 'p',
+      approval: plan,
+    };
+    const evaluation = { decision, digest: statement.digest };
+    const admission = await requests.sign(linked, workflowId);
+    const seal = sealer.seal({ workflowId, runId, request: linked, evaluation });
+    const base = { admission, admitted: linked, request: linked, evaluation, seal };
+    await verifyExecution({ ...base, approvals: [await decisions.sign({ ...statement, sub: 'sven', groups: ['sre'] })] }, evidenceContext, sealer);
+    await assert.rejects(
+      verifyExecution({ ...base, approvals: [await decisions.sign({ ...statement, sub: 'OLGA', groups: ['sre'] })] }, evidenceContext, sealer),
+      /requester cannot approve/,
     );
   });
 });
