@@ -159,9 +159,13 @@ function shellValue(line: string): ShellLineValue {
   return value;
 }
 
-const environment = new Environment({
-  limits: { maxAstNodes: 2000, maxDepth: 64, maxListElements: 500, maxMapEntries: 500, maxCallArguments: 16 },
-})
+/**
+ * The structural budget of every CEL expression of a policy (conditions and undo arguments),
+ * enforced when it is parsed: evaluation time grows with the expression, so the expression is bounded.
+ */
+export const CEL_LIMITS = Object.freeze({ maxAstNodes: 2000, maxDepth: 64, maxListElements: 500, maxMapEntries: 500, maxCallArguments: 16 });
+
+const environment = new Environment({ limits: { ...CEL_LIMITS } })
   .registerVariable('args', 'map', { description: 'The tool arguments' })
   .registerVariable('actor', 'map', { description: 'The caller: id, type and roles' })
   .registerVariable('tenant', 'string', { description: 'The tenant of the request' })

@@ -2,8 +2,15 @@
  * The policy decision for one tool request. Checks run in a fixed order and the first failure
  * denies: unknown tool, arguments, environment, tenant, role, then the tool's rules (first match
  * wins), then the tool's defaults. It never throws: anything unexpected is a denial (fail closed).
+ *
+ * A request linked to an earlier one (`request.link`, set only by the approval API) is judged
+ * further: an `override` turns an overridable denial into a second person's approval under a
+ * break-glass rule (or is refused); a `rollback` must run the undo tool the original's manifest
+ * names (or is refused), and is otherwise the undo tool's own decision. Requests without a link
+ * decide exactly as they always did, so recorded histories replay unchanged.
  */
-import type { ApprovalPlan, DenialCode, PolicyDecision, Risk, ToolRequest } from '../shared/index.js';
+import type { ApprovalPlan, DenialCode, OverrideGrant, PolicyDecision, RequestLink, Risk, ToolRequest } from '../shared/index.js';
+import { BREAK_GLASS_RULE_PREFIX, breakGlassPlan, findBreakGlassRule, isOverridable, OVERRIDABLE_DENIAL_CODES } from './break-glass.js';
 import { celProvenance, describe, toCelValue, type ConditionInput } from './condition.js';
 import { NO_APPROVAL } from './document.js';
 import type { CompiledTool, LoadedPolicy } from './model.js';
@@ -11,7 +18,14 @@ import type { CompiledTool, LoadedPolicy } from './model.js';
 /** Decides `request` under `policy`: allow, deny (with a code) or approve (with the resolved plan). */
 export function decide(policy: LoadedPolicy, request: ToolRequest): PolicyDecision {
   try {
-    return decideOrThrow(policy, request);
+    const link = request.link;
+    if (link === undefined || link === null) return decideOrThrow(policy, request);
+    if (link.kind === 'override') return decideOverride(policy, request, link);
+    if (link.kind === 'rollback') return decideRollback(policy, request, link);
+    // A link of a kind this policy engine does not know: it cannot say what to check, so it refuses.
+    return refuseLink(policy, request, 'invalid_request', 'check:invalid_link', [
+      `request link of kind ${String((link as { kind?: unknown }).kind)} is not known`,
+    ]);
   } catch (error) {
     return {
       outcome: 'deny',
@@ -120,6 +134,96 @@ function decideOrThrow(policy: LoadedPolicy, request: ToolRequest): PolicyDecisi
     approval: copyPlan(plan),
     ...identity(policy, tool),
   };
+}
+
+/**
+ * A break-glass override: the request decided as usual (without its link) must be an overridable
+ * denial of the linked original's tool, and a break-glass rule must let the asker's groups
+ * override it here. Then it is granted as an approval round by a second person of the rule.
+ */
+function decideOverride(policy: LoadedPolicy, request: ToolRequest, link: RequestLink): PolicyDecision {
+  const denied = decideOrThrow(policy, withoutLink(request));
+  const refuse = (reasons: string[]) => refuseLink(policy, request, 'override_refused', 'check:override_refused', reasons, denied.risk);
+  if (denied.outcome !== 'deny') {
+    return refuse([
+      `override of ${link.requestId} refused: policy does not deny this request (it is ${denied.outcome} by ${denied.rule}), so there is nothing to override`,
+    ]);
+  }
+  if (!isOverridable(denied.code)) {
+    return refuse([
+      `override of ${link.requestId} refused: a ${denied.code ?? 'denial'} denial (${denied.rule}) cannot be overridden; break-glass overrides only ${OVERRIDABLE_DENIAL_CODES.join(', ')}`,
+    ]);
+  }
+  if (link.tool !== request.tool) {
+    return refuse([`override of ${link.requestId} refused: the original called ${link.tool}, this request calls ${request.tool}`]);
+  }
+  const rule = findBreakGlassRule(policy, { tool: request.tool, environment: request.environment, groups: link.by.groups });
+  if (!rule) {
+    return refuse([
+      `override of ${link.requestId} refused: no break-glass rule lets ${link.by.id} (groups: ${link.by.groups.length > 0 ? link.by.groups.join(', ') : 'none'}) override ${request.tool} in environment ${request.environment}`,
+    ]);
+  }
+  const tool = policy.tools.get(request.tool) as CompiledTool;
+  const code = denied.code as DenialCode;
+  const override: OverrideGrant = {
+    breakGlass: rule.name,
+    deniedRule: denied.rule,
+    deniedCode: code,
+    deniedReasons: [...denied.reasons],
+    by: link.by.id,
+    reason: link.reason,
+    notify: [...rule.notify],
+  };
+  return {
+    outcome: 'approve',
+    tool: request.tool,
+    risk: denied.risk,
+    rule: `${BREAK_GLASS_RULE_PREFIX}${rule.name}`,
+    reasons: [`break-glass ${rule.name}: ${link.by.id} overrides ${denied.rule} (${code}): ${link.reason}`],
+    approval: breakGlassPlan(rule),
+    override,
+    ...identity(policy, tool),
+  };
+}
+
+/**
+ * A rollback: only the undo tool the original tool's manifest names may run as its rollback; the
+ * undo tool's own policy then decides (roles, rules, approval) exactly as for any request.
+ */
+function decideRollback(policy: LoadedPolicy, request: ToolRequest, link: RequestLink): PolicyDecision {
+  const undo = policy.manifest(link.tool)?.undo;
+  if (!undo) {
+    return refuseLink(policy, request, 'rollback_refused', 'check:rollback_refused', [
+      `rollback of ${link.requestId} refused: the manifest of ${link.tool} declares no undo tool`,
+    ]);
+  }
+  if (undo.tool !== request.tool) {
+    return refuseLink(policy, request, 'rollback_refused', 'check:rollback_refused', [
+      `rollback of ${link.requestId} refused: ${link.tool} is undone by ${undo.tool}, not by ${request.tool}`,
+    ]);
+  }
+  return decideOrThrow(policy, withoutLink(request));
+}
+
+/** A denial of a linked request, with the tool's identity when the policy knows the tool. */
+function refuseLink(policy: LoadedPolicy, request: ToolRequest, code: DenialCode, rule: string, reasons: string[], risk?: Risk): PolicyDecision {
+  const tool = policy.tools.get(request.tool);
+  return {
+    outcome: 'deny',
+    tool: request.tool,
+    risk: risk ?? tool?.risk ?? 'critical',
+    rule,
+    code,
+    reasons,
+    ...(tool ? identity(policy, tool) : { policyDigest: policy.digest }),
+  };
+}
+
+/** The request as policy judges it on its own: the same fields, no link. */
+function withoutLink(request: ToolRequest): ToolRequest {
+  const rest = { ...request };
+  delete rest.link;
+  return rest;
 }
 
 /**

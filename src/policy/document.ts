@@ -71,9 +71,14 @@ export const ApprovalPlanSchema = z.strictObject(
     escalation: z.array(EscalationSchema, { error: 'must be a list of tiers' }).max(10, { error: 'at most 10 escalation tiers' }).optional(),
     remind_every: duration.optional(),
     expires_after: duration,
+    /**
+     * The end user in the conversation (the request's first `onBehalfOf` principal) may confirm the
+     * call through the agent framework; with it, `groups` may be empty (then only the end user can).
+     */
+    end_user: z.boolean({ error: 'must be true or false' }).optional(),
   },
   {
-    error: 'must be an approval plan mapping (groups, all_of, min_approvals, rejections_to_deny, escalation, remind_every, expires_after)',
+    error: 'must be an approval plan mapping (groups, all_of, min_approvals, rejections_to_deny, escalation, remind_every, expires_after, end_user)',
   },
 );
 export type ApprovalPlanDocument = z.infer<typeof ApprovalPlanSchema>;
@@ -186,6 +191,29 @@ export const ManifestSignatureSchema = z.strictObject(
   { error: 'must be a signature mapping (role, key, sig)' },
 );
 
+/** Most arguments an undo may derive: each is a CEL expression compiled at load. */
+export const MAX_UNDO_ARGS = 64;
+
+/**
+ * How a completed call of the tool is rolled back: another tool of the policy (`tool`), called
+ * with arguments derived by CEL expressions over the original's `args`, its `result` (null when it
+ * returned nothing) and its `request_id`. Part of the entry's digest.
+ */
+export const UndoSchema = z.strictObject(
+  {
+    tool: name('tool name'),
+    args: z
+      .record(
+        z.string({ error: 'argument names must be strings' }).min(1, { error: 'argument names must not be empty' }).max(256),
+        z.string({ error: 'must be a CEL expression (quote it if YAML reads it as another type)' }).min(1, { error: 'must be a CEL expression' }),
+        { error: 'must be a map of argument name to CEL expression' },
+      )
+      .refine((args) => Object.keys(args).length <= MAX_UNDO_ARGS, { error: `at most ${MAX_UNDO_ARGS} arguments` }),
+  },
+  { error: 'must be an undo mapping (tool, args)' },
+);
+export type UndoDocument = z.infer<typeof UndoSchema>;
+
 /** A tool's contract: identity, adapter and argument schema. */
 export const ManifestEntrySchema = z.strictObject(
   {
@@ -203,8 +231,10 @@ export const ManifestEntrySchema = z.strictObject(
       .array(ManifestSignatureSchema, { error: 'must be a list of signatures (role, key, sig)' })
       .max(MAX_MANIFEST_SIGNATURES, { error: `at most ${MAX_MANIFEST_SIGNATURES} signatures` })
       .optional(),
+    /** The tool that rolls a completed call back, and how its arguments are derived (part of the entry's digest). */
+    undo: UndoSchema.optional(),
   },
-  { error: 'must be a manifest entry mapping (description, run_as, idempotent, adapter, args, egress, preview, signatures)' },
+  { error: 'must be a manifest entry mapping (description, run_as, idempotent, adapter, args, egress, preview, signatures, undo)' },
 );
 export type ManifestEntryDocument = z.infer<typeof ManifestEntrySchema>;
 
@@ -223,6 +253,23 @@ export const RateLimitSchema = z.strictObject(
 );
 export type RateLimitDocument = z.infer<typeof RateLimitSchema>;
 
+/**
+ * A break-glass rule: who may ask to override a denial of these tools (`groups`), who is the
+ * second person that approves it (`groups` too, never the asker), who is always told (`notify`)
+ * and how long the second person has (`expires_after`, 1m..1h, checked at load).
+ */
+export const BreakGlassSchema = z.strictObject(
+  {
+    tools: names('tool').min(1, { error: 'must name at least one tool' }),
+    groups: names('group').min(1, { error: 'must name at least one group' }),
+    notify: names('group').min(1, { error: 'must name at least one group: an override is always notified' }),
+    expires_after: duration,
+    environments: names('environment').min(1, { error: 'must name at least one environment (or leave environments out)' }).optional(),
+  },
+  { error: 'must be a break-glass rule mapping (tools, groups, notify, expires_after, environments)' },
+);
+export type BreakGlassDocument = z.infer<typeof BreakGlassSchema>;
+
 /** One policy file; several files are merged into one policy. */
 export const PolicyFileSchema = z.strictObject(
   {
@@ -232,7 +279,8 @@ export const PolicyFileSchema = z.strictObject(
     manifest: z.record(name('tool name'), ManifestEntrySchema, { error: 'must be a map of tool name to manifest entry' }).optional(),
     mcp_servers: z.record(name('server name'), McpServerSchema, { error: 'must be a map of server name to MCP server' }).optional(),
     limits: z.record(name('limit name'), RateLimitSchema, { error: 'must be a map of limit name to rate limit' }).optional(),
+    break_glass: z.record(name('break-glass rule name'), BreakGlassSchema, { error: 'must be a map of rule name to break-glass rule' }).optional(),
   },
-  { error: 'a policy file must be a YAML mapping with version: 1 and any of tools, approvals, manifest, mcp_servers, limits' },
+  { error: 'a policy file must be a YAML mapping with version: 1 and any of tools, approvals, manifest, mcp_servers, limits, break_glass' },
 );
 export type PolicyFileDocument = z.infer<typeof PolicyFileSchema>;

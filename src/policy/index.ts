@@ -1,6 +1,15 @@
 /** The policy engine: load and validate policy files, decide tool requests, run policy tests. */
 export { PolicyLoadError, formatPolicyIssue, type PolicyIssue } from './errors.js';
-export type { LoadedPolicy, ToolManifestEntry, CompiledTool, CompiledRule, PolicyFileSummary, McpAdapter, McpServerConnection } from './model.js';
+export type {
+  LoadedPolicy,
+  ToolManifestEntry,
+  CompiledTool,
+  CompiledRule,
+  PolicyFileSummary,
+  McpAdapter,
+  McpServerConnection,
+  BreakGlassRule,
+} from './model.js';
 export { parsePolicy, loadPolicy, type PolicySource, type PolicyLoadOptions } from './load.js';
 export {
   manifestDigest,
@@ -33,3 +42,5 @@ export {
   type RateLimited,
   type PostgresRateLimitOptions,
 } from './limits.js';
+export { deriveUndoArgs, UndoUnavailable, type UndoInput, type UndoUnavailableCode } from './undo.js';
+export { OVERRIDABLE_DENIAL_CODES, BREAK_GLASS_BOUNDS, isOverridable } from './break-glass.js';

@@ -13,11 +13,13 @@ import canonicalize from 'canonicalize';
 import type { z } from 'zod';
 import { EXECUTION_BOUNDS, PREVIEW_BOUNDS, type ApprovalPlan, type EscalationTier } from '../shared/index.js';
 import { ArgsSchemaCompiler } from './args-schema.js';
+import { BREAK_GLASS_BOUNDS } from './break-glass.js';
 import { compileCondition } from './condition.js';
 import {
   NO_APPROVAL,
   PolicyFileSchema,
   type ApprovalPlanDocument,
+  type BreakGlassDocument,
   type ManifestEntryDocument,
   type McpServerDocument,
   type PolicyFileDocument,
@@ -26,8 +28,19 @@ import {
 } from './document.js';
 import { PolicyLoadError, type PolicyIssue } from './errors.js';
 import { manifestDigest, verifyManifestSignatures, type ManifestTrust } from './manifest-signatures.js';
-import type { CompiledRule, CompiledTool, LoadedPolicy, McpServerConnection, PolicyFileSummary, ToolManifestEntry, ToolPreview } from './model.js';
+import type {
+  BreakGlassRule,
+  CompiledRule,
+  CompiledTool,
+  LoadedPolicy,
+  McpServerConnection,
+  PolicyFileSummary,
+  ToolManifestEntry,
+  ToolPreview,
+  UndoExpression,
+} from './model.js';
 import { MAX_POLICY_FILE_BYTES, readYaml, type YamlSource } from './source.js';
+import { compileUndoExpression } from './undo.js';
 
 /** One policy file's text and the name used in issues. */
 export interface PolicySource {
@@ -58,7 +71,14 @@ interface Defined<T> {
   raw: unknown;
 }
 
-type Section = 'tools' | 'approvals' | 'manifest' | 'mcp_servers' | 'limits';
+type Section = 'tools' | 'approvals' | 'manifest' | 'mcp_servers' | 'limits' | 'break_glass';
+
+/** A manifest entry, built: the entry, its argument validator and its compiled undo expressions. */
+interface BuiltManifest {
+  entry: ToolManifestEntry;
+  validate: CompiledTool['validateArgs'];
+  undoArgs?: ReadonlyMap<string, UndoExpression>;
+}
 
 /** Parses and validates policy sources held in memory; throws `PolicyLoadError` listing every issue. */
 export function parsePolicy(sources: PolicySource[], options: PolicyLoadOptions = {}): LoadedPolicy {
@@ -85,6 +105,7 @@ export function parsePolicy(sources: PolicySource[], options: PolicyLoadOptions 
   const manifests = merge(files, 'manifest', (file) => file.data.manifest, issues);
   const servers = merge(files, 'mcp_servers', (file) => file.data.mcp_servers, issues);
   const limitDocs = merge(files, 'limits', (file) => file.data.limits, issues);
+  const breakGlassDocs = merge(files, 'break_glass', (file) => file.data.break_glass, issues);
   const limits: RateLimitRule[] = [];
   for (const [name, { source, value }] of limitDocs) {
     try {
@@ -115,7 +136,7 @@ export function parsePolicy(sources: PolicySource[], options: PolicyLoadOptions 
   }
 
   const compiler = new ArgsSchemaCompiler();
-  const entries = new Map<string, { entry: ToolManifestEntry; validate: CompiledTool['validateArgs'] }>();
+  const entries = new Map<string, BuiltManifest>();
   for (const [name, manifest] of manifests) {
     if (!tools.has(name)) {
       issues.push(
@@ -125,6 +146,8 @@ export function parsePolicy(sources: PolicySource[], options: PolicyLoadOptions 
     const built = buildManifest(name, manifest, compiler, issues, mcpServers, options.manifestTrust, servers);
     if (built) entries.set(name, built);
   }
+  for (const [name, manifest] of manifests) checkUndoTarget(name, manifest, tools, manifests, issues);
+  const breakGlass = resolveBreakGlass(breakGlassDocs, tools, issues);
 
   const compiled = new Map<string, CompiledTool>();
   for (const [name, tool] of tools) {
@@ -144,7 +167,14 @@ export function parsePolicy(sources: PolicySource[], options: PolicyLoadOptions 
         ),
       );
     }
-    if (built && manifest) compiled.set(name, { ...built, manifest: manifest.entry, validateArgs: manifest.validate });
+    if (built && manifest) {
+      compiled.set(name, {
+        ...built,
+        manifest: manifest.entry,
+        validateArgs: manifest.validate,
+        ...(manifest.undoArgs ? { undoArgs: manifest.undoArgs } : {}),
+      });
+    }
   }
   if (issues.length > 0) throw new PolicyLoadError(issues);
 
@@ -156,6 +186,8 @@ export function parsePolicy(sources: PolicySource[], options: PolicyLoadOptions 
     // Only present when used, so the digest of policies without MCP servers is unchanged.
     ...(servers.size > 0 ? { mcp_servers: Object.fromEntries([...servers].map(([name, server]) => [name, server.raw])) } : {}),
     ...(limitDocs.size > 0 ? { limits: Object.fromEntries([...limitDocs].map(([name, limit]) => [name, limit.raw])) } : {}),
+    // Likewise: policies without break-glass rules keep the digest they had before the section existed.
+    ...(breakGlassDocs.size > 0 ? { break_glass: Object.fromEntries([...breakGlassDocs].map(([name, rule]) => [name, rule.raw])) } : {}),
   };
   const toolNames = [...compiled.keys()].sort();
   const summaries: PolicyFileSummary[] = files.map((file) => ({
@@ -174,6 +206,7 @@ export function parsePolicy(sources: PolicySource[], options: PolicyLoadOptions 
     summaries,
     mcpServers,
     limits,
+    breakGlass,
   };
 }
 
@@ -300,7 +333,14 @@ function merge<T>(
     for (const [name, value] of Object.entries(pick(file) ?? {})) {
       const first = out.get(name);
       if (first) {
-        const kind = { approvals: 'approval plan', tools: 'tool', mcp_servers: 'MCP server', manifest: 'manifest entry', limits: 'rate limit' }[section];
+        const kind = {
+          approvals: 'approval plan',
+          tools: 'tool',
+          mcp_servers: 'MCP server',
+          manifest: 'manifest entry',
+          limits: 'rate limit',
+          break_glass: 'break-glass rule',
+        }[section];
         issues.push(
           file.source.issue([section, name], `${kind} "${name}" is defined in both ${first.source.file} and ${file.source.file}; define it once`, {
             key: true,
@@ -320,7 +360,11 @@ function resolvePlan(name: string, { source, value: plan }: Defined<ApprovalPlan
   if (name === NO_APPROVAL) issues.push(source.issue(at(), `"${NO_APPROVAL}" is reserved (it means no approval); choose another plan name`, { key: true }));
   const groups = plan.groups ?? [];
   const allOf = plan.all_of ?? [];
-  if (groups.length === 0 && allOf.length === 0) issues.push(source.issue(at(), 'must list groups or all_of: nobody could approve this plan'));
+  const endUser = plan.end_user === true;
+  // The end user alone may satisfy an end_user plan, so it needs no group; any other plan does.
+  if (groups.length === 0 && allOf.length === 0 && !endUser) {
+    issues.push(source.issue(at(), 'must list groups or all_of (or set end_user: true): nobody could approve this plan'));
+  }
   const minApprovals = plan.min_approvals ?? Math.max(1, allOf.length);
   if (minApprovals < allOf.length) {
     issues.push(source.issue(at('min_approvals'), `must be at least ${allOf.length} (one distinct person per all_of group)`));
@@ -350,6 +394,8 @@ function resolvePlan(name: string, { source, value: plan }: Defined<ApprovalPlan
     escalation,
     expiresAfterMs,
     ...(remindEveryMs === undefined ? {} : { remindEveryMs }),
+    // Only when set, so the plans (and proposal digests) of existing policies keep their shape.
+    ...(endUser ? { endUser: true as const } : {}),
   };
 }
 
@@ -448,7 +494,7 @@ function buildManifest(
   mcpServers: ReadonlyMap<string, McpServerConnection> = new Map(),
   trust?: ManifestTrust,
   serverDocs: ReadonlyMap<string, { raw: unknown }> = new Map(),
-): { entry: ToolManifestEntry; validate: CompiledTool['validateArgs'] } | undefined {
+): BuiltManifest | undefined {
   const at = (...path: (string | number)[]) => ['manifest', name, ...path];
   const before = issues.length;
   let adapter: ToolManifestEntry['adapter'];
@@ -491,6 +537,15 @@ function buildManifest(
     issues.push(source.issue(at(), `cannot be represented as JSON: ${errorText(error)}`));
   }
   const preview = manifest.preview ? resolvePreview(source, at('preview'), manifest.preview, issues) : undefined;
+  let undoArgs: Map<string, UndoExpression> | undefined;
+  if (manifest.undo) {
+    undoArgs = new Map();
+    for (const [arg, text] of Object.entries(manifest.undo.args)) {
+      const compiled = compileUndoExpression(text);
+      if ('error' in compiled) issues.push(source.issue(at('undo', 'args', arg), compiled.error));
+      else undoArgs.set(arg, compiled.expression);
+    }
+  }
   let signers: ToolManifestEntry['signers'];
   if (trust && digest !== '') {
     const verified = verifyManifestSignatures(name, digest, manifest.signatures, trust);
@@ -510,8 +565,84 @@ function buildManifest(
     ...(manifest.args && typeof manifest.args === 'object' ? { argsSchema: manifest.args } : {}),
     ...(signers ? { signers } : {}),
     ...(preview ? { preview } : {}),
+    ...(manifest.undo ? { undo: { tool: manifest.undo.tool, args: { ...manifest.undo.args } } } : {}),
   };
-  return { entry, validate: schema.validate };
+  return { entry, validate: schema.validate, ...(undoArgs ? { undoArgs } : {}) };
+}
+
+/**
+ * An entry's `undo.tool` must be another tool of the policy with a manifest entry, and the
+ * arguments it derives must be ones that tool takes (when its schema lists them): otherwise every
+ * rollback would be refused, which is better said when the policy loads.
+ */
+function checkUndoTarget(
+  name: string,
+  { source, value: manifest }: Defined<ManifestEntryDocument>,
+  tools: ReadonlyMap<string, unknown>,
+  manifests: ReadonlyMap<string, Defined<ManifestEntryDocument>>,
+  issues: PolicyIssue[],
+): void {
+  const undo = manifest.undo;
+  if (!undo) return;
+  const at = (...path: (string | number)[]) => ['manifest', name, 'undo', ...path];
+  if (undo.tool === name) {
+    issues.push(source.issue(at('tool'), `a tool cannot be its own undo; name the tool that reverses ${name}`));
+    return;
+  }
+  const target = manifests.get(undo.tool);
+  if (!tools.has(undo.tool) || !target) {
+    issues.push(source.issue(at('tool'), `tool "${undo.tool}" is not defined in the policy (it needs tools.${undo.tool} and manifest.${undo.tool})`));
+    return;
+  }
+  const schema = target.value.args;
+  const properties = schema['properties'];
+  const closed = !('additionalProperties' in schema) && !('unevaluatedProperties' in schema) && !('patternProperties' in schema);
+  if (closed && properties !== null && typeof properties === 'object') {
+    for (const arg of Object.keys(undo.args)) {
+      if (!Object.hasOwn(properties, arg)) issues.push(source.issue(at('args', arg), `tool ${undo.tool} takes no argument "${arg}"`, { key: true }));
+    }
+  }
+  const required = schema['required'];
+  if (Array.isArray(required)) {
+    const missing = required.filter((arg): arg is string => typeof arg === 'string' && !Object.hasOwn(undo.args, arg));
+    if (missing.length > 0) issues.push(source.issue(at('args'), `must derive the arguments tool ${undo.tool} requires: ${missing.join(', ')}`));
+  }
+}
+
+/**
+ * The `break_glass:` rules, resolved and in name order (the order `decide()` tries them in): each
+ * names tools of the policy and gives its second person 1m..1h.
+ */
+function resolveBreakGlass(
+  docs: ReadonlyMap<string, Defined<BreakGlassDocument>>,
+  tools: ReadonlyMap<string, unknown>,
+  issues: PolicyIssue[],
+): Map<string, BreakGlassRule> {
+  const out = new Map<string, BreakGlassRule>();
+  for (const name of [...docs.keys()].sort()) {
+    const { source, value: rule } = docs.get(name) as Defined<BreakGlassDocument>;
+    const at = (...path: (string | number)[]) => ['break_glass', name, ...path];
+    const before = issues.length;
+    for (const [index, tool] of rule.tools.entries()) {
+      if (!tools.has(tool)) issues.push(source.issue(at('tools', index), `tool "${tool}" is not defined under tools`));
+    }
+    const expiresAfterMs = duration(source, at('expires_after'), rule.expires_after, issues);
+    const { minExpiresAfterMs, maxExpiresAfterMs } = BREAK_GLASS_BOUNDS;
+    if (expiresAfterMs !== undefined && (expiresAfterMs < minExpiresAfterMs || expiresAfterMs > maxExpiresAfterMs)) {
+      // An override is an emergency: the second person answers now or the request expires.
+      issues.push(source.issue(at('expires_after'), `"${rule.expires_after}" must be between 1m and 1h`));
+    }
+    if (issues.length > before || expiresAfterMs === undefined) continue;
+    out.set(name, {
+      name,
+      tools: [...rule.tools],
+      groups: [...rule.groups],
+      notify: [...rule.notify],
+      expiresAfterMs,
+      ...(rule.environments ? { environments: [...rule.environments] } : {}),
+    });
+  }
+  return out;
 }
 
 /** A `preview:` block resolved: its timeout at most PREVIEW_BOUNDS.maxTimeoutMs, defaults applied. */

@@ -34,6 +34,34 @@ export interface ToolManifestEntry {
   signers?: ManifestSigner[];
   /** The entry's dry-run preview (`preview:`), shown to approvers before they decide; part of `digest`. */
   preview?: ToolPreview;
+  /**
+   * How a completed call is rolled back (`undo:` as written; part of `digest`): the undo tool, and
+   * a CEL expression per argument over the original's `args`, `result` and `request_id`. Derive the
+   * arguments with `deriveUndoArgs` (src/policy/undo.ts).
+   */
+  undo?: { tool: string; args: Record<string, string> };
+}
+
+/** An undo argument's CEL expression, compiled: returns the CEL value or throws. */
+export type UndoExpression = (input: { args: Record<string, unknown>; result: unknown; request_id: string }) => unknown;
+
+/**
+ * A break-glass rule (`break_glass.<name>`), resolved: a denial of one of `tools` (in one of
+ * `environments`, when listed) may be overridden by a member of `groups`, approved by another
+ * member of `groups` within `expiresAfterMs`, and `notify` is always told.
+ */
+export interface BreakGlassRule {
+  name: string;
+  /** The tools whose denials it may override (each a tool of the policy). */
+  tools: readonly string[];
+  /** Who may ask for the override, and who may be the second person. */
+  groups: readonly string[];
+  /** Groups notified when the override is asked for and when it ends, whatever its outcome. */
+  notify: readonly string[];
+  /** The second person's window, between 1 minute and 1 hour. */
+  expiresAfterMs: number;
+  /** Only in these environments; absent: any environment. */
+  environments?: readonly string[];
 }
 
 /**
@@ -96,6 +124,8 @@ export interface CompiledTool {
   rules: readonly CompiledRule[];
   manifest: ToolManifestEntry;
   validateArgs: ArgsValidator;
+  /** The compiled expressions of `manifest.undo.args`, by argument name (absent without `undo`). */
+  undoArgs?: ReadonlyMap<string, UndoExpression>;
 }
 
 /** What one file contributed, for `policy check` summaries. */
@@ -126,4 +156,6 @@ export interface LoadedPolicy {
   readonly mcpServers: ReadonlyMap<string, McpServerConnection>;
   /** Rate limits (from `limits`), enforced when a request is evaluated. */
   readonly limits: readonly RateLimitRule[];
+  /** Break-glass rules (from `break_glass`) by name, in name order: read by `decide()` for `override` requests. */
+  readonly breakGlass: ReadonlyMap<string, BreakGlassRule>;
 }

@@ -90,17 +90,25 @@ const SEED_TICKETS = [
   { key: 'seed:pricing-typo', title: 'Typo on the pricing page', priority: 'low', ageDays: 40 },
 ];
 
-/** The ticket desk: one ticket per idempotency key, kept in SQLite (WAL, so workers on one machine share it safely). */
-function openTicketDesk(stateDir: string | undefined) {
+/**
+ * The example tools' SQLite file under `<stateDir>/example-tools/` (this process's memory without a
+ * state directory), in WAL mode with a busy timeout, so workers on one machine share it safely.
+ */
+export function openExampleDatabase(stateDir: string | undefined): DatabaseSync {
   let file = ':memory:';
   if (stateDir) {
     mkdirSync(join(stateDir, 'example-tools'), { recursive: true });
     file = join(stateDir, 'example-tools', 'tickets.db');
   }
   const db = new DatabaseSync(file);
-  db.exec(`PRAGMA journal_mode = WAL;
-    PRAGMA busy_timeout = 5000;
-    CREATE TABLE IF NOT EXISTS tickets (
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;');
+  return db;
+}
+
+/** The ticket desk: one ticket per idempotency key, kept in SQLite. */
+function openTicketDesk(stateDir: string | undefined) {
+  const db = openExampleDatabase(stateDir);
+  db.exec(`CREATE TABLE IF NOT EXISTS tickets (
       seq INTEGER PRIMARY KEY AUTOINCREMENT,
       idempotency_key TEXT NOT NULL UNIQUE,
       title TEXT NOT NULL,
