@@ -9,13 +9,25 @@ import {
   PREVIEW_BOUNDS,
   PROVENANCE_KINDS,
   PROVENANCE_LIMITS,
+  canonicalId,
   parseArgPath,
   refuseDecision,
   type Approver,
+  type EndUserConfirmation,
+  type OverrideGrant,
+  type RequestLink,
   type RequestStatus,
 } from '../shared/index.js';
 
-const requesterIds = (status: RequestStatus): string[] => [status.actor.id, ...(status.onBehalfOf ?? []).map((p) => p.id)];
+/**
+ * Who may not decide: the requester and their chain, and whoever asked for a linked request (the
+ * second person of a break-glass override is someone else; a rollback's asker is its actor anyway).
+ */
+const requesterIds = (status: RequestStatus): string[] => [
+  status.actor.id,
+  ...(status.onBehalfOf ?? []).map((p) => p.id),
+  ...(status.link ? [status.link.by.id] : []),
+];
 
 /** A redacted copy of what approvers are shown (all rules): they decide on the shape of the call, not on its secrets. */
 const redacted = <T>(value: T): T => redactValue(value).value;
@@ -141,6 +153,68 @@ export function previewHeadline(view: PreviewView): string {
   return view.status === 'ok' ? PREVIEW_LABEL : `${PREVIEW_LABEL} ${view.status === 'failed' ? 'failed' : 'timed out'}`;
 }
 
+/** A linked request as approvers are shown it: the link (reason redacted) and one readable line. */
+export interface LinkView extends RequestLink {
+  /** `Break-glass override of r-1: <reason> — asked by sam`, or `Rollback of r-1`. */
+  summary: string;
+}
+
+/** The link of a request as every surface shows it, or undefined when it has none. */
+export function linkView(link: RequestLink | undefined): LinkView | undefined {
+  if (!link) return undefined;
+  const reason = redactText(link.reason);
+  const summary = link.kind === 'override' ? `Break-glass override of ${link.requestId}: ${reason} — asked by ${link.by.id}` : `Rollback of ${link.requestId}`;
+  return { kind: link.kind, requestId: link.requestId, tool: link.tool, by: { id: link.by.id, groups: [...link.by.groups] }, reason, summary };
+}
+
+/** A break-glass grant as approvers are shown it: what approving overrides, said up front. */
+export interface OverrideView extends OverrideGrant {
+  /** The warning every surface puts first: approving overrides a policy denial (rule, code, reasons). */
+  warning: string;
+}
+
+/** The break-glass grant of a decision as every surface shows it (texts redacted), or undefined when there is none. */
+export function overrideView(grant: OverrideGrant | undefined): OverrideView | undefined {
+  if (!grant) return undefined;
+  const deniedReasons = grant.deniedReasons.map((reason) => redactText(reason));
+  const reason = redactText(grant.reason);
+  const warning =
+    `Approving overrides a policy denial: rule ${grant.deniedRule} denied this call (${grant.deniedCode})` +
+    `${deniedReasons.length > 0 ? `: ${deniedReasons.join('; ')}` : ''}. ` +
+    `Break-glass rule ${grant.breakGlass} lets a second person allow it; ${grant.by} asked: ${reason}`;
+  return { ...grant, deniedReasons, reason, notify: [...grant.notify], warning };
+}
+
+/** What approvers are told of a plan that accepts the end user's confirmation. */
+export interface EndUserPlanView {
+  /** The end user who may confirm (the request's first `onBehalfOf` principal); absent when the request names none. */
+  principal?: string;
+  /** `the end user maria may confirm this`, or why nobody can. */
+  note: string;
+  /** No approver group is named: only the end user can satisfy the plan. */
+  only: boolean;
+}
+
+function endUserPlanView(status: RequestStatus): EndUserPlanView | undefined {
+  const plan = status.decision?.approval;
+  if (plan?.endUser !== true) return undefined;
+  const principal = status.onBehalfOf?.[0]?.id;
+  const only = plan.groups.length === 0 && plan.allOf.length === 0;
+  if (principal === undefined) return { note: 'the end user may confirm this, but the request names no end user', only };
+  return { principal: canonicalId(principal), note: `the end user ${canonicalId(principal)} may confirm this${only ? ' (only they can)' : ''}`, only };
+}
+
+/** The end user's answers, reasons redacted: shown apart from approvers' votes. */
+function confirmationsView(confirmations: readonly EndUserConfirmation[] | undefined): EndUserConfirmation[] {
+  return (confirmations ?? []).map((answer) => ({ ...answer, ...(answer.reason === undefined ? {} : { reason: redactText(answer.reason) }) }));
+}
+
+/** The refusal a break-glass asker gets, in words that say why, before the generic ones. */
+function askerRefusal(status: RequestStatus, approver: Approver): { type: string; message: string } | undefined {
+  if (status.link?.kind !== 'override' || canonicalId(status.link.by.id) !== canonicalId(approver.id)) return undefined;
+  return { type: FailureTypes.SelfApproval, message: 'you asked for this break-glass override: a second person must approve it' };
+}
+
 /**
  * The approval view of a request: everything an approver must see before deciding. Arguments,
  * reasons and edits are redacted; the digests are those of the real request.
@@ -149,7 +223,8 @@ export function approvalView(status: RequestStatus, approver: Approver) {
   const plan = status.decision?.approval;
   const refusal =
     status.state === 'pending_approval' && plan && status.digest
-      ? refuseDecision(
+      ? (askerRefusal(status, approver) ??
+        refuseDecision(
           {
             pending: true,
             tenant: status.tenant,
@@ -160,7 +235,7 @@ export function approvalView(status: RequestStatus, approver: Approver) {
             approvals: status.approvals,
           },
           { decision: 'approve', digest: status.digest, approver },
-        )
+        ))
       : { type: FailureTypes.NotPending, message: 'the request is not waiting for approval' };
   return {
     requestId: status.requestId,
@@ -190,8 +265,23 @@ export function approvalView(status: RequestStatus, approver: Approver) {
     tier: status.tier,
     eligibleGroups: status.eligibleGroups,
     plan: plan
-      ? { name: plan.name, groups: plan.groups, allOf: plan.allOf, minApprovals: plan.minApprovals, rejectionsToDeny: plan.rejectionsToDeny }
+      ? {
+          name: plan.name,
+          groups: plan.groups,
+          allOf: plan.allOf,
+          minApprovals: plan.minApprovals,
+          rejectionsToDeny: plan.rejectionsToDeny,
+          ...(plan.endUser === true ? { endUser: true as const } : {}),
+        }
       : undefined,
+    /** The earlier request this one overrides (break-glass) or rolls back, with a readable line; absent otherwise. */
+    link: linkView(status.link),
+    /** Set on a break-glass override: approving overrides a policy denial (`warning` says which, and why it was asked). */
+    override: overrideView(status.decision?.override),
+    /** The end user's answers (confirm, decline, adjust), never counted among `approvals`. */
+    confirmations: confirmationsView(status.confirmations),
+    /** Set when the plan accepts the end user's confirmation: who may confirm, and whether only they can. */
+    endUser: endUserPlanView(status),
     approvals: redacted(status.approvals.filter((vote) => vote.digest === status.digest)),
     edits: status.edits.map((edit) => ({ ...edit, args: redacted(edit.args), ...(edit.reason === undefined ? {} : { reason: redacted(edit.reason) }) })),
     canDecide: refusal === undefined,

@@ -23,7 +23,12 @@ import {
   killSignal,
   refreshTrustSignal,
   canonicalId,
+  DENIAL_CODES,
+  LINK_KINDS,
+  linkedRequestsQuery,
+  parseRequestWorkflowId,
   requestIdFromWorkflowId,
+  searchAttributes,
   verifyDecisionAssertion,
   verifyRequestAssertion,
   workflowIdFor,
@@ -31,7 +36,10 @@ import {
   type DecideInput,
   type EditRecord,
   type Evaluation,
+  type LinkKind,
+  type OverrideGrant,
   type RefusalRecord,
+  type RequestLink,
   type RequestStatus,
   type ShadowDecision,
   type ToolOutcome,
@@ -154,6 +162,20 @@ export interface AuditRecord {
     via: string;
     reason?: string;
   } & AssertionCheck)[];
+  /**
+   * The end user's answers (decide updates through channel `end_user`, relayed by the front door),
+   * each with whether its signed assertion verifies. Never among `approvals`: the end user is no approver.
+   * `args`: the adjusted arguments of an `edit` (redacted). Always set by this version (absent only
+   * in records built before end-user confirmations existed, e.g. read back from an older export).
+   */
+  confirmations?: ({
+    principal: string;
+    decision: 'approve' | 'reject' | 'edit';
+    digest: string;
+    at: string;
+    reason?: string;
+    args?: Record<string, unknown>;
+  } & AssertionCheck)[];
   /** Every refused decision attempt recorded on the request (`code` in snake case, as the API answers it). */
   refusals: { who: string | null; claimed?: string; at: string; code: string; message: string; via: string; decision?: string; verified: boolean }[];
   /** Approvers' edits of the arguments before approval (arguments redacted), and whether each signed edit verifies. */
@@ -170,6 +192,28 @@ export interface AuditRecord {
     /** The tool acted, but its result was kept inside the gateway (another tenant's record, too large). */
     withheld?: { code: string; reason: string };
   } | null;
+  /**
+   * The earlier request this one overrides (break-glass) or rolls back, as the signed request
+   * carries it (`admission` says whether that verifies); the reason redacted. Absent otherwise.
+   */
+  link?: RequestLink;
+  /**
+   * Whether a policy gate was overridden: policy turned its denial of this (linked `override`)
+   * request into an approval round by a second person under a break-glass rule (`override`).
+   * Whether the tool then ran is `ranAs` / `outcome`. Always set by this version (absent only in
+   * records built before break-glass overrides existed).
+   */
+  overridden?: boolean;
+  /** The break-glass grant of the decision (rule, what it overrode, who asked and why, who is notified); texts redacted. */
+  override?: OverrideGrant;
+  /**
+   * Requests linked to this one (its overrides and rollbacks), from visibility when the record was
+   * built with a client (`buildAuditRecord*`); always empty from a history alone. Always set by
+   * this version (absent only in records built before linked requests existed).
+   */
+  linked?: { kind: LinkKind; requestId: string; status: string }[];
+  /** Why `linked` could not be listed (visibility refused the query); absent when it was. */
+  linkedUnavailable?: string;
   /** The four questions, answered in a sentence each. */
   answers: { whoInitiated: string; whoAllowed: string; underWhichIdentity: string; whatItProduced: string };
   timeline: { at: string; event: string }[];
@@ -306,7 +350,7 @@ function decisionOf(input: unknown): { decided: DecideInput; token?: string } | 
         tenant: typeof claims.tenant === 'string' ? claims.tenant : '?',
         groups: Array.isArray(claims.groups) ? claims.groups.filter((g): g is string => typeof g === 'string') : [],
       },
-      via: claims.channel === 'link' ? 'link' : 'api',
+      via: claims.channel === 'link' || claims.channel === 'end_user' ? claims.channel : 'api',
       ...(typeof claims.reason === 'string' ? { reason: claims.reason } : {}),
       ...(isObject(claims.args) ? { args: claims.args } : {}),
       ...(typeof claims.link_nonce === 'string' ? { linkNonce: claims.link_nonce } : {}),
@@ -319,6 +363,11 @@ function decisionOf(input: unknown): { decided: DecideInput; token?: string } | 
 }
 
 const verbOf = (decision: string): string => (decision === 'edit' ? 'edited the arguments' : `${decision}d`);
+/** What the end user did, in words: they confirm, decline or adjust (never "approve"). */
+const END_USER_VERBS = { approve: 'confirmed', reject: 'declined', edit: 'adjusted the arguments' } as const;
+const END_USER_ATTEMPTS = { approve: 'confirm', reject: 'decline', edit: 'adjust the arguments' } as const;
+/** Who decided, as a timeline names them: the end user is named as such. */
+const deciderOf = (d: DecideInput): string => (d.via === 'end_user' ? `the end user ${d.approver.id}` : d.approver.id);
 const checkPhrase = (c: AssertionCheck): string =>
   c.verified ? `signed decision verified${c.kid ? ` with key ${c.kid}` : ''}` : `decision NOT verified: ${c.problem?.code ?? 'unknown'}`;
 
@@ -330,11 +379,48 @@ export async function buildAuditRecord(client: Client, tenant: string, requestId
   return buildAuditRecordOfWorkflow(client, workflowIdFor(tenant, requestId));
 }
 
+/** The request states a request ends in (what its outcome's status says). */
+const ENDED_STATES: ReadonlySet<string> = new Set(['completed', 'denied', 'rejected', 'expired', 'failed', 'outcome_unknown']);
+/** How a record names a workflow that ended without an outcome (see `endedAs`). */
+const CLOSED_AS: Readonly<Record<string, string>> = { FAILED: 'workflow_failed', TERMINATED: 'terminated', TIMED_OUT: 'timed_out', CANCELLED: 'canceled' };
+
+/** Most linked requests a record lists (overrides and rollbacks of one request); visibility is asked for one page of this size. */
+export const LINKED_REQUESTS_LIMIT = 100;
+
+/**
+ * The requests of `tenant` linked to `requestId` (its break-glass overrides and rollbacks), from
+ * visibility: the original's history is closed and never names them, each linked request carries
+ * `ToolgateLink=<kind>:<requestId>`. Newest first as visibility lists them, at most
+ * `LINKED_REQUESTS_LIMIT`, each with its `ToolgateStatus` (or how its workflow ended).
+ */
+export async function listLinkedRequests(client: Client, tenant: string, requestId: string): Promise<NonNullable<AuditRecord['linked']>> {
+  const linked: NonNullable<AuditRecord['linked']> = [];
+  const seen = new Set<string>();
+  for await (const execution of client.workflow.list({ query: linkedRequestsQuery(tenant, requestId), pageSize: LINKED_REQUESTS_LIMIT })) {
+    const ids = parseRequestWorkflowId(execution.workflowId);
+    // The query names the tenant; a workflow id of another form or tenant is not one of its requests.
+    if (!ids || ids.tenant !== tenant || seen.has(ids.requestId)) continue;
+    const value = execution.typedSearchAttributes.get(searchAttributes.link);
+    const kind = LINK_KINDS.find((k) => value === `${k}:${requestId}`);
+    if (!kind) continue;
+    seen.add(ids.requestId);
+    const state = execution.typedSearchAttributes.get(searchAttributes.status);
+    let status: string;
+    if (execution.status.name === 'RUNNING') status = state ?? 'running';
+    // A closed workflow's last state, unless it was ended from outside while waiting (then how it ended, as records name it).
+    else if (state && ENDED_STATES.has(state)) status = state;
+    else status = CLOSED_AS[execution.status.name] ?? execution.status.name.toLowerCase();
+    linked.push({ kind, requestId: ids.requestId, status });
+    if (linked.length >= LINKED_REQUESTS_LIMIT) break;
+  }
+  return linked;
+}
+
 /**
  * Builds the audit record of a toolgate workflow by its id (and run, when given) — the form
  * visibility lists them in, including ids from before tenant-scoped ids (`toolreq:<id>`).
  */
-export async function buildAuditRecordOfWorkflow(client: Client, workflowId: string, runId?: string): Promise<AuditRecord> {
+export async function buildAuditRecordOfWorkflow(client: Client, workflowId: string, runId?: string, options: { linked?: boolean } = {}): Promise<AuditRecord> {
   const handle = client.workflow.getHandle(workflowId, runId);
   let history: temporal.api.history.v1.IHistory;
   try {
@@ -342,7 +428,17 @@ export async function buildAuditRecordOfWorkflow(client: Client, workflowId: str
   } catch (err) {
     throw new AuditRecordError(`no request ${requestIdFromWorkflowId(workflowId) ?? workflowId}: ${(err as Error).message}`);
   }
-  return auditRecordFromHistory(history, client.options.loadedDataConverter, { workflowId });
+  const record = await auditRecordFromHistory(history, client.options.loadedDataConverter, { workflowId });
+  const ids = parseRequestWorkflowId(workflowId);
+  // Ids from before tenant-scoped ids name no tenant, and no linked request can point at them.
+  if (options.linked === false || ids?.tenant === undefined) return record;
+  try {
+    record.linked = await listLinkedRequests(client, ids.tenant, ids.requestId);
+  } catch (err) {
+    // Said in the record rather than thrown: the history is the record; visibility only adds the links to it.
+    record.linkedUnavailable = redactText((err as Error).message);
+  }
+  return record;
 }
 
 /** Builds an audit record from a fetched history (exported for replay-style tests on stored histories). */
@@ -413,9 +509,13 @@ export async function auditRecordFromHistory(
         const d = evaluation.decision;
         const shadowed = shadowOf(decoded.shadow);
         if (firstEvaluation && shadowed) shadow = shadowed;
+        const granted = overrideOf(d.override);
         timeline.push({
           at,
-          event: `policy decided ${d.outcome} (rule ${d.rule}, risk ${d.risk})${shadowed ? `; shadow policy: ${describeShadow(shadowed)}` : ''}`,
+          event:
+            `policy decided ${d.outcome} (rule ${d.rule}, risk ${d.risk})` +
+            `${granted ? `; BREAK-GLASS override of ${granted.deniedRule} (${granted.deniedCode})` : ''}` +
+            `${shadowed ? `; shadow policy: ${describeShadow(shadowed)}` : ''}`,
         });
       }
     } else if (event.workflowExecutionUpdateAcceptedEventAttributes) {
@@ -441,7 +541,8 @@ export async function auditRecordFromHistory(
         }
       }
       const decided = parsed.decided;
-      const entry = { at, event: `${decided.approver.id} ${verbOf(decided.decision)} (via ${decided.via ?? 'api'})` };
+      const verb = decided.via === 'end_user' ? END_USER_VERBS[decided.decision] : verbOf(decided.decision);
+      const entry = { at, event: `${deciderOf(decided)} ${verb} (via ${decided.via ?? 'api'})` };
       timeline.push(entry);
       const attempt: DecisionAttempt = { at, input: decided, check: verification, timelineEntry: entry };
       attempts.push(attempt);
@@ -584,12 +685,26 @@ export async function auditRecordFromHistory(
   for (const attempt of attempts) {
     const { input: d, check: c } = attempt;
     if (attempt.result && !attempt.result.ok) {
-      attempt.timelineEntry.event = `${d.approver.id} tried to ${d.decision} (via ${d.via ?? 'api'}): refused, ${refusalCode(attempt.result.type)}`;
+      const tried = d.via === 'end_user' ? END_USER_ATTEMPTS[d.decision] : d.decision;
+      attempt.timelineEntry.event = `${deciderOf(d)} tried to ${tried} (via ${d.via ?? 'api'}): refused, ${refusalCode(attempt.result.type)}`;
     } else if (attempt.check !== UNSIGNED_DECISION) {
       attempt.timelineEntry.event += `; ${checkPhrase(c)}`;
     }
   }
-  const successful = attempts.filter((a) => a.result?.ok !== false);
+  // The end user's answers are confirmations, never votes or approvers' edits: kept apart from here on.
+  const accepted = attempts.filter((a) => a.result?.ok !== false);
+  const successful = accepted.filter((a) => a.input.via !== 'end_user');
+  const confirmations: AuditRecord['confirmations'] = accepted
+    .filter((a) => a.input.via === 'end_user')
+    .map(({ input: d, at, check: c }) => ({
+      principal: d.approver.id,
+      decision: d.decision,
+      digest: d.digest,
+      at,
+      ...(d.reason ? { reason: redactText(d.reason) } : {}),
+      ...(d.decision === 'edit' && d.args ? { args: redact(d.args) } : {}),
+      ...c,
+    }));
 
   const decision = evaluation?.decision;
   const editsSource: EditRecord[] = lastStatus?.edits ?? [];
@@ -615,8 +730,9 @@ export async function auditRecordFromHistory(
     ...(v.reason === undefined ? {} : { reason: redactText(v.reason) }),
     ...(attemptOf(v)?.check ?? missing),
   }));
+  // An end user's adjustment the workflow recorded as an edit is backed by their own decision.
   const editAttemptOf = (e: { editorId: string; fromDigest: string }) =>
-    successful.find((a) => a.input.decision === 'edit' && canonicalId(a.input.approver.id) === canonicalId(e.editorId) && a.input.digest === e.fromDigest);
+    accepted.find((a) => a.input.decision === 'edit' && canonicalId(a.input.approver.id) === canonicalId(e.editorId) && a.input.digest === e.fromDigest);
   const edits: AuditRecord['edits'] = editsSource.map((e) => ({
     editor: e.editorId,
     at: e.at,
@@ -699,6 +815,9 @@ export async function auditRecordFromHistory(
   const status = outcome?.status ?? endedAs ?? 'running';
 
   const provenance = provenanceView(input.provenance);
+  const link = linkOf(input.link);
+  // The grant policy made (sealed with its evaluation); the outcome repeats it, and is all an early denial leaves.
+  const override = overrideOf(decision?.override) ?? overrideOf(outcome?.override);
   const record: Omit<AuditRecord, 'answers'> = {
     requestId: input.requestId || (requestIdFromWorkflowId(ids.workflowId) ?? ''),
     workflowId: ids.workflowId,
@@ -713,6 +832,7 @@ export async function auditRecordFromHistory(
       ...(input.reason === undefined ? {} : { reason: redactText(input.reason) }),
       at: startedAt,
     },
+    ...(link ? { link } : {}),
     admission: admissionView,
     trustAnchors: anchorsRead.map(({ at, anchors }) => ({
       at,
@@ -748,12 +868,16 @@ export async function auditRecordFromHistory(
             ...(outcome.status === 'denied' ? { code: outcome.code } : {}),
           }
         : null,
+    overridden: override !== undefined,
+    ...(override ? { override } : {}),
     ...(shadow ? { shadow } : {}),
     approvals,
+    confirmations,
     refusals,
     edits,
     ranAs,
     outcome: outcomeView,
+    linked: [],
     timeline,
   };
   return { ...record, answers: answersOf(record) };
@@ -765,24 +889,43 @@ function admissionPhrase(a: AuditRecord['admission']): string {
   return `identity NOT verified: no valid front-door assertion (${a.problem?.code ?? 'unknown'}: ${a.problem?.message ?? ''}); these are the claims of whoever started the workflow`;
 }
 
+/** What a linked request is, after the requester's name: `(rollback of r-1)`, `(break-glass override of r-1, asked by sam)`. */
+function linkPhrase(link: RequestLink | undefined): string {
+  if (!link) return '';
+  return link.kind === 'rollback' ? ` (rollback of ${link.requestId})` : ` (break-glass override of ${link.requestId}, asked by ${link.by.id})`;
+}
+
+/** The end user's answer in the words of `whoAllowed`. */
+const END_USER_ANSWERS = { approve: 'confirmed', reject: 'declined', edit: 'arguments adjusted' } as const;
+
 function answersOf(r: Omit<AuditRecord, 'answers'>): AuditRecord['answers'] {
   const chain = r.initiatedBy.onBehalfOf.length > 0 ? ` on behalf of ${r.initiatedBy.onBehalfOf.map((p) => `${p.type} ${p.id}`).join(' → ')}` : '';
   const whoInitiated =
-    `${r.initiatedBy.actor.type} ${r.initiatedBy.actor.id || '?'}${chain} (tenant ${r.initiatedBy.tenant || '?'}, ${r.initiatedBy.environment || '?'}) at ${r.initiatedBy.at}` +
+    `${r.initiatedBy.actor.type} ${r.initiatedBy.actor.id || '?'}${linkPhrase(r.link)}${chain} (tenant ${r.initiatedBy.tenant || '?'}, ${r.initiatedBy.environment || '?'}) at ${r.initiatedBy.at}` +
     `${r.initiatedBy.reason ? `: "${r.initiatedBy.reason}"` : ''}; ${admissionPhrase(r.admission)}`;
   const policy = r.decision
     ? `policy rule ${r.decision.rule} decided ${r.decision.outcome} (risk ${r.decision.risk}, policy ${r.decision.policyDigest.slice(0, 12) || 'none'})`
     : 'no policy decision recorded';
   const verification = (a: AssertionCheck) => (a.verified ? 'verified decision' : `UNVERIFIED decision: ${a.problem?.code ?? 'unknown'}`);
+  const confirmation = (c: AssertionCheck) => (c.verified ? 'verified confirmation' : `UNVERIFIED confirmation: ${c.problem?.code ?? 'unknown'}`);
   const approvers = r.approvals.filter((a) => a.decision === 'approve');
   const rejecters = r.approvals.filter((a) => a.decision === 'reject');
+  const approverList = approvers.map((a) => `${a.who} (tier ${a.tier}, via ${a.via}, ${a.at}, ${verification(a)})`).join(', ');
   let people = '';
-  if (approvers.length > 0)
-    people += `; approved by ${approvers.map((a) => `${a.who} (tier ${a.tier}, via ${a.via}, ${a.at}, ${verification(a)})`).join(', ')}`;
+  // The end user answers for themselves: said as such, before (and never as) an approver's vote.
+  for (const c of r.confirmations ?? []) people += `; ${END_USER_ANSWERS[c.decision]} by the end user ${c.principal} (${c.at}, ${confirmation(c)})`;
+  // An override's second person is named in its own clause below.
+  if (approvers.length > 0 && !r.override) people += `; approved by ${approverList}`;
   if (rejecters.length > 0) people += `; rejected by ${rejecters.map((a) => `${a.who} (${a.at}, ${verification(a)})`).join(', ')}`;
   if (r.edits.length > 0) people += `; arguments edited by ${r.edits.map((e) => e.editor).join(', ')}`;
   if (r.status === 'expired') people += '; nobody decided before expiry';
-  const whoAllowed = r.ranAs ? `${policy}${people}` : `nobody: ${policy}${people}`;
+  let allowed = `${policy}${people}`;
+  if (r.override) {
+    const o = r.override;
+    const second = approvers.length > 0 ? `confirmed by ${approverList}` : 'not confirmed by a second person';
+    allowed = `break-glass override ${o.breakGlass} of ${o.deniedRule} (${o.deniedCode}) asked by ${o.by} ("${o.reason}"), ${second}; ${policy}${people}`;
+  }
+  const whoAllowed = r.ranAs ? allowed : `nobody: ${allowed}`;
   const underWhichIdentity = r.ranAs
     ? `${r.ranAs.runAs} (idempotency key ${r.ranAs.idempotencyKey}, ${r.ranAs.attempts} attempt(s))`
     : 'it never left: no execution';
@@ -797,6 +940,34 @@ function answersOf(r: Omit<AuditRecord, 'answers'>): AuditRecord['answers'] {
     whatItProduced = `completed: ${r.outcome.result ?? 'null'}${r.outcome.egress ? ` (${r.outcome.egress.bytes} bytes${redactions ? `, redacted ${redactions}` : ''})` : ''}`;
   } else whatItProduced = `${r.outcome.status}${r.outcome.error ? `: ${r.outcome.error.type}: ${r.outcome.error.message}` : ''}`;
   return { whoInitiated, whoAllowed, underWhichIdentity, whatItProduced };
+}
+
+const isStrings = (value: unknown): value is string[] => Array.isArray(value) && value.every((item) => typeof item === 'string');
+
+/** The recorded link of a request, its fields checked (a history holds whatever was written into it) and its reason redacted; undefined when none. */
+function linkOf(value: unknown): RequestLink | undefined {
+  if (!isObject(value) || !(LINK_KINDS as readonly unknown[]).includes(value.kind)) return undefined;
+  const { requestId, tool, by, reason } = value;
+  if (typeof requestId !== 'string' || typeof tool !== 'string' || typeof reason !== 'string') return undefined;
+  if (!isObject(by) || typeof by.id !== 'string' || !isStrings(by.groups)) return undefined;
+  return { kind: value.kind as LinkKind, requestId, tool, by: { id: by.id, groups: [...by.groups] }, reason: redactText(reason) };
+}
+
+/** A recorded break-glass grant, its fields checked and its texts redacted; undefined when there is none. */
+function overrideOf(value: unknown): OverrideGrant | undefined {
+  if (!isObject(value)) return undefined;
+  const { breakGlass, deniedRule, deniedCode, deniedReasons, by, reason, notify } = value;
+  if (typeof breakGlass !== 'string' || typeof deniedRule !== 'string' || typeof by !== 'string' || typeof reason !== 'string') return undefined;
+  if (!(DENIAL_CODES as readonly unknown[]).includes(deniedCode) || !isStrings(deniedReasons) || !isStrings(notify)) return undefined;
+  return {
+    breakGlass,
+    deniedRule,
+    deniedCode: deniedCode as OverrideGrant['deniedCode'],
+    deniedReasons: deniedReasons.map((text) => redactText(text)),
+    by,
+    reason: redactText(reason),
+    notify: [...notify],
+  };
 }
 
 /** How the timeline names the dry-run preview. */
@@ -880,9 +1051,24 @@ export function formatAuditRecord(r: AuditRecord): string {
       : []),
     ...(r.provenance?.prompt ? [`  prompt: ${describePrompt(r.provenance.prompt, 100)}`] : []),
   ];
+  if (r.link) {
+    const what = r.link.kind === 'rollback' ? 'rollback of' : 'break-glass override of';
+    lines.splice(
+      2,
+      0,
+      `link: ${what} ${r.link.requestId} (${r.link.tool}), asked by ${r.link.by.id}${r.link.by.groups.length ? ` [${r.link.by.groups.join(', ')}]` : ''}: "${oneLine(r.link.reason, 500)}"`,
+    );
+  }
   if (r.decision) {
     lines.push(
       `decision: ${r.decision.outcome} by ${r.decision.rule}, risk ${r.decision.risk}${r.decision.sealed === undefined ? '' : r.decision.sealed ? ', sealed' : ', NOT sealed'}${r.decision.reasons.length ? ` — ${r.decision.reasons.join('; ')}` : ''}`,
+    );
+  }
+  if (r.override) {
+    const o = r.override;
+    lines.push(
+      `override: BREAK-GLASS ${o.breakGlass} overrode ${o.deniedRule} (${o.deniedCode})${o.deniedReasons.length ? ` — ${o.deniedReasons.join('; ')}` : ''}; ` +
+        `asked by ${o.by}: "${oneLine(o.reason, 500)}"; notified ${o.notify.join(', ') || 'nobody'}`,
     );
   }
   if (r.shadow) lines.push(`shadow policy (recorded, not enforced): ${describeShadow(r.shadow)}`);
@@ -890,8 +1076,15 @@ export function formatAuditRecord(r: AuditRecord): string {
     lines.push(
       `vote: ${a.who} ${a.decision} at ${a.at}, tier ${a.tier}, via ${a.via}, digest ${a.digest.slice(0, 12)}, ${mark(a)}${a.reason ? ` — ${a.reason}` : ''}`,
     );
+  for (const c of r.confirmations ?? [])
+    lines.push(
+      `confirmation: the end user ${c.principal} ${END_USER_VERBS[c.decision]} at ${c.at}, digest ${c.digest.slice(0, 12)}, ${mark(c)}` +
+        `${c.args ? `: ${JSON.stringify(c.args)}` : ''}${c.reason ? ` — ${c.reason}` : ''}`,
+    );
   for (const e of r.edits) lines.push(`edit: ${e.editor} at ${e.at}, ${mark(e)}: ${JSON.stringify(e.args)}${e.reason ? ` — ${e.reason}` : ''}`);
   for (const f of r.refusals) lines.push(`refused: ${f.who ?? `unverified ${f.claimed ?? 'caller'}`} at ${f.at} via ${f.via}: ${f.code} — ${f.message}`);
+  for (const l of r.linked ?? []) lines.push(`linked: ${l.kind === 'rollback' ? 'rollback' : 'break-glass override'} ${l.requestId} (${l.status})`);
+  if (r.linkedUnavailable) lines.push(`linked: not listed (${r.linkedUnavailable})`);
   for (const t of r.trustAnchors)
     lines.push(`trusted keys (${t.at}): request ${t.requestKeys.join(', ') || 'none'}; decision ${t.decisionKeys.join(', ') || 'none'}`);
   lines.push('', 'timeline:');

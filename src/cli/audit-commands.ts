@@ -186,7 +186,8 @@ export function registerAuditCommands(program: Command): void {
           // The id as the server holds it (tenant-scoped, or an old `toolreq:<id>`), never rebuilt from a request id.
           if (!parseRequestWorkflowId(execution.workflowId)) continue;
           try {
-            yield await buildAuditRecordOfWorkflow(client, execution.workflowId, execution.runId);
+            // No visibility query per record for its back-links: every linked request is exported too, with its `link`.
+            yield await buildAuditRecordOfWorkflow(client, execution.workflowId, execution.runId, { linked: false });
           } catch (err) {
             // One history that cannot be read as a request (planted, or holding another tenant's payloads)
             // must not stop the export of every other record: it is named, counted and skipped.

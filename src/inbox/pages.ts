@@ -11,9 +11,13 @@ import {
   previewHeadline,
   provenanceKinds,
   type ApprovalView,
+  type EndUserPlanView,
+  type LinkView,
+  type OverrideView,
   type PreviewView,
   type ProvenanceView,
 } from '../approvals/view.js';
+import type { EndUserConfirmation } from '../shared/index.js';
 import type { DiffRow } from './diff.js';
 
 /** The JSON the approval API answers for one request, plus what a later API may add. */
@@ -122,6 +126,58 @@ function previewDetails(preview: PreviewView | undefined): string {
       ? `<pre>${escapeHtml(preview.text)}</pre>${note}`
       : `<p>${escapeHtml(preview.text)}</p><p class="hint">Decide without it, or reject.</p>`;
   return `<dt>${escapeHtml(headline.charAt(0).toUpperCase() + headline.slice(1))}</dt><dd id="request-preview" class="preview preview-${preview.status}" data-status="${preview.status}">${body}</dd>`;
+}
+
+/**
+ * The banner of a break-glass override, first on the page: approving overrides a policy denial.
+ * Says which rule denied it and why, who asked and why, and who is told. Nothing otherwise.
+ */
+function overrideBanner(override: OverrideView | undefined): string {
+  if (!override) return '';
+  const reasons =
+    override.deniedReasons.length > 0
+      ? `<ul id="break-glass-denied-reasons">${override.deniedReasons.map((r) => `<li>${escapeHtml(r)}</li>`).join('')}</ul>`
+      : '';
+  return (
+    '<section id="break-glass-banner" class="break-glass" role="alert"><h2>BREAK-GLASS OVERRIDE</h2>' +
+    `<p id="break-glass-warning">Approving overrides a policy denial: rule <code>${escapeHtml(override.deniedRule)}</code> denied this call (<code>${escapeHtml(override.deniedCode)}</code>).</p>` +
+    reasons +
+    `<p id="break-glass-asked">Asked by ${escapeHtml(override.by)} under break-glass rule <code>${escapeHtml(override.breakGlass)}</code>: ${escapeHtml(override.reason)}</p>` +
+    `<p class="hint">Always notified: ${escapeHtml(override.notify.join(', ') || '—')}. Approve only if you are the second person this override needs.</p></section>`
+  );
+}
+
+/** The request this one overrides or rolls back, with a link to its page (its history is closed and unchanged). */
+function linkDetails(base: string, link: LinkView | undefined): string {
+  if (!link) return '';
+  const href = `${escapeHtml(base)}/requests/${encodeURIComponent(link.requestId)}`;
+  const by = `${link.by.id}${link.by.groups.length > 0 ? ` (${link.by.groups.join(', ')})` : ''}`;
+  return (
+    `<dt>${link.kind === 'rollback' ? 'Rolls back' : 'Overrides'}</dt><dd id="request-link" data-kind="${escapeHtml(link.kind)}">` +
+    `<p id="request-link-summary">${escapeHtml(link.summary)}</p>` +
+    `<p><a id="request-link-original" href="${href}">Original request ${escapeHtml(link.requestId)}</a> (${escapeHtml(link.tool)}) · asked by ${escapeHtml(by)}</p>` +
+    (link.kind === 'rollback' ? `<p id="request-link-reason">Reason: ${escapeHtml(link.reason)}</p>` : '') +
+    '</dd>'
+  );
+}
+
+/** Who the end user is and what they answered: never among the votes, said as "confirmed by the end user". */
+function endUserDetails(endUser: EndUserPlanView | undefined, confirmations: readonly EndUserConfirmation[] | undefined): string {
+  const answers = confirmations ?? [];
+  if (!endUser && answers.length === 0) return '';
+  const said = { approve: 'confirmed by the end user', reject: 'declined by the end user', edit: 'arguments adjusted by the end user' } as const;
+  const plan = endUser ? `<dt>End user</dt><dd id="request-end-user">${escapeHtml(endUser.note)}</dd>` : '';
+  const list =
+    answers.length > 0
+      ? `<dt>End user's answers</dt><dd id="request-confirmations"><ul>${answers
+          .map(
+            (answer) =>
+              `<li class="confirmation" data-decision="${escapeHtml(answer.decision)}">${escapeHtml(`${said[answer.decision] ?? answer.decision} ${answer.principal}`)} ${time(answer.at)}` +
+              ` on <code>${escapeHtml(answer.digest.slice(0, 12))}</code>${answer.reason ? `: ${escapeHtml(answer.reason)}` : ''}</li>`,
+          )
+          .join('')}</ul></dd>`
+      : '';
+  return plan + list;
 }
 
 /** The whole document around `body`. */
@@ -279,17 +335,28 @@ function editForm(base: string, view: InboxRequestView, csrf: string): string {
   );
 }
 
+/** The badges after a request's title: a rollback, a break-glass override. */
+function badges(view: InboxRequestView): string {
+  if (view.override || view.link?.kind === 'override') return ' <span id="break-glass-badge" class="badge badge-break-glass">BREAK-GLASS</span>';
+  if (view.link?.kind === 'rollback') return ' <span id="rollback-badge" class="badge badge-rollback">ROLLBACK</span>';
+  return '';
+}
+
 /** The request page: everything the approver must see, the history, and the decision forms. */
 export function requestPage(frame: Frame, model: { view: InboxRequestView; csrf: string }): string {
   const { base } = frame;
   const { view, csrf } = model;
   const action = `${escapeHtml(base)}/requests/${encodeURIComponent(view.requestId)}/decision`;
   const principals = (view.onBehalfOf ?? []).map((p) => `${p.id} (${p.type})`).join(', ');
+  const planGroups = view.plan ? [...view.plan.groups, ...view.plan.allOf.map((g) => `all of ${g}`)] : [];
   const plan = view.plan
-    ? `${view.plan.name}: ${view.plan.minApprovals} approval(s) from ${[...view.plan.groups, ...view.plan.allOf.map((g) => `all of ${g}`)].join(', ')}`
+    ? `${view.plan.name}: ${
+        planGroups.length > 0 ? `${view.plan.minApprovals} approval(s) from ${planGroups.join(', ')}` : 'no approver group'
+      }${view.plan.endUser ? `${planGroups.length > 0 ? ', or' : ';'} the end user's confirmation` : ''}`
     : '—';
   const details =
     '<dl id="request-details">' +
+    linkDetails(base, view.link) +
     `<dt>State</dt><dd id="request-state">${escapeHtml(view.state)}${view.outcome ? ` (outcome ${escapeHtml(view.outcome.status)})` : ''}</dd>` +
     `<dt>Tool</dt><dd id="request-tool">${escapeHtml(view.tool)}${view.toolDigest ? ` <code class="digest">${escapeHtml(view.toolDigest.slice(0, 12))}</code>` : ''}</dd>` +
     // An API from before signed manifests sends no signers: nothing to show then.
@@ -308,7 +375,7 @@ export function requestPage(frame: Frame, model: { view: InboxRequestView; csrf:
     `<dt>Digest</dt><dd><code id="request-digest">${escapeHtml(view.digest ?? '—')}</code></dd>` +
     `<dt>Policy digest</dt><dd><code id="request-policy-digest">${escapeHtml(view.policyDigest ?? '—')}</code></dd>` +
     `<dt>Arguments (redacted)</dt><dd><pre id="request-args">${json(view.args ?? {})}</pre></dd>` +
-    `${provenanceDetails(view.provenance)}${previewDetails(view.preview)}</dl>`;
+    `${provenanceDetails(view.provenance)}${previewDetails(view.preview)}${endUserDetails(view.endUser, view.confirmations)}</dl>`;
   const votes =
     view.approvals.length > 0
       ? '<table id="votes-table"><thead><tr><th>Who</th><th>Decision</th><th>Groups</th><th>Via</th><th>Reason</th><th>When</th></tr></thead><tbody>' +
@@ -353,7 +420,7 @@ export function requestPage(frame: Frame, model: { view: InboxRequestView; csrf:
     : `<p id="cannot-decide">You cannot decide this request${view.cannotDecideBecause ? `: ${escapeHtml(view.cannotDecideBecause)}` : ''}.</p>`;
   return page(
     frame,
-    `<h1 id="request-title">${escapeHtml(view.tool)} <small>${escapeHtml(view.requestId)}</small></h1>${details}` +
+    `<h1 id="request-title">${escapeHtml(view.tool)} <small>${escapeHtml(view.requestId)}</small>${badges(view)}</h1>${overrideBanner(view.override)}${details}` +
       `<h2>Votes</h2>${votes}<h2>Edits</h2>${edits}${forms}`,
   );
 }

@@ -175,7 +175,12 @@ export class WebhookNotifier implements Notifier {
       this.options.logger?.warn({ requestId: notification.requestId }, 'notification has no proposal digest: no approval links minted');
       return { eligible: [], withoutTarget: 0 };
     }
-    const requesters = [notification.actor, ...(notification.onBehalfOf ?? []).map((principal) => principal.id)];
+    // Whoever asked for a linked request (an override) is a requester too: they get no link to approve it.
+    const requesters = [
+      notification.actor,
+      ...(notification.onBehalfOf ?? []).map((principal) => principal.id),
+      ...(notification.requestLink ? [notification.requestLink.by.id] : []),
+    ];
     const members = minting.directory
       .membersOf(notification.tenant, notification.groups)
       .filter((member) => !requesters.some((requester) => sameIdentity(requester, member.id)));

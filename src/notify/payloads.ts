@@ -17,6 +17,7 @@
 import { redactText, redactValue } from '../egress/redact.js';
 import { describePrompt, flagsOnArgument, previewHeadline, previewView, provenanceKinds, provenanceView, type ProvenanceView } from '../approvals/view.js';
 import type { ApprovalNotification } from './types.js';
+import type { OverrideGrant, RequestLink } from '../shared/index.js';
 import { outcomeSentence, type OutcomeDetails } from '../shared/outcome-details.js';
 
 /** One approver's single-use decision link. */
@@ -31,11 +32,12 @@ export interface ApprovalLink {
 }
 
 /** A notification that still asks for a decision: the only kind a personal message is built for. */
-export type DecisionNotification = ApprovalNotification & { kind: Exclude<ApprovalNotification['kind'], 'outcome'> };
+export type DecisionNotification = ApprovalNotification & { kind: Exclude<ApprovalNotification['kind'], 'outcome' | 'override'> };
 
 /** Whether the notification asks for a decision (everything but `outcome`). */
 export function isDecisionNotification(notification: ApprovalNotification): notification is DecisionNotification {
-  return notification.kind !== 'outcome';
+  // Only the groups asked to decide get links: not on the outcome, not on a break-glass notice to security.
+  return notification.kind !== 'outcome' && notification.kind !== 'override';
 }
 
 /** A Slack block (layout blocks as the Slack Block Kit defines them). */
@@ -83,6 +85,10 @@ export type NotificationFacts = Omit<ApprovalNotification, 'args' | 'provenance'
   provenance?: ProvenanceView;
   /** The tool's dry-run preview approvers sign, redacted and shortened (see `PREVIEW_MESSAGE_CHARS`). */
   preview?: PreviewFacts;
+  /** The break-glass grant of an override request: its reasons and the asker's reason redacted and shortened. */
+  override?: OverrideGrant;
+  /** The request this one overrides or rolls back: the reason redacted and shortened. */
+  requestLink?: RequestLink;
 };
 
 /** A dry-run preview as messages show it. */
@@ -106,6 +112,8 @@ export const PREVIEW_MESSAGE_CHARS = 1500;
  */
 export type SharedApprovalEvent = NotificationFacts & {
   type: ApprovalEventType;
+  /** The message's headline, as Slack's header shows it (`BREAK-GLASS override requested: …` on an override). */
+  subject: string;
   audience: 'shared';
   links?: never;
   link?: never;
@@ -118,6 +126,8 @@ export type SharedApprovalEvent = NotificationFacts & {
 export type PersonalApprovalEvent = NotificationFacts & {
   kind: DecisionNotification['kind'];
   type: ApprovalEventType;
+  /** The message's headline, as Slack's header shows it. */
+  subject: string;
   audience: 'personal';
   link: ApprovalLink;
 };
@@ -207,21 +217,47 @@ function facts(n: ApprovalNotification): NotificationFacts {
     };
   }
   if (n.outcomeDetails !== undefined) out.outcomeDetails = redactedOutcome(n.outcomeDetails);
+  // Rebuilt field by field: the asker's reason and the denial's reasons are free text, redacted then shortened.
+  if (n.override !== undefined) {
+    const o = n.override;
+    out.override = {
+      breakGlass: o.breakGlass,
+      deniedRule: o.deniedRule,
+      deniedCode: o.deniedCode,
+      deniedReasons: o.deniedReasons.slice(0, KEY_ARGUMENT_LIMITS.fields).map((reason) => plain(redactText(reason), REASON_CHARS)),
+      by: o.by,
+      reason: plain(redactText(o.reason), REASON_CHARS),
+      notify: [...o.notify],
+    };
+  }
+  if (n.requestLink !== undefined) {
+    const l = n.requestLink;
+    out.requestLink = {
+      kind: l.kind,
+      requestId: l.requestId,
+      tool: l.tool,
+      by: { id: l.by.id, groups: [...l.by.groups] },
+      reason: plain(redactText(l.reason), REASON_CHARS),
+    };
+  }
   if (n.kind === 'outcome') out.summary = outcomeSentence(out.outcomeDetails, out.outcome);
   return out;
 }
 
 /** The shared JSON event: the facts and the review URL, no link. */
 export function sharedJsonPayload(notification: ApprovalNotification): SharedApprovalEvent {
-  return { type: `toolgate.approval.${notification.kind}`, audience: 'shared', ...facts(notification) };
+  const n = facts(notification);
+  return { type: `toolgate.approval.${notification.kind}`, subject: headline(n), audience: 'shared', ...n };
 }
 
 /** The personal JSON event: the facts, the review URL and `link`, the recipient's own. */
 export function personalJsonPayload(notification: DecisionNotification, link: ApprovalLink): PersonalApprovalEvent {
+  const n = facts(notification);
   return {
     type: `toolgate.approval.${notification.kind}`,
+    subject: headline(n),
     audience: 'personal',
-    ...facts(notification),
+    ...n,
     kind: notification.kind,
     link: { ...link },
   };
@@ -265,22 +301,53 @@ function slackTime(iso: string): string {
   return `<!date^${Math.floor(ms / 1000)}^{date_short_pretty} at {time}|${readableTime(iso)}>`;
 }
 
-function headline(n: NotificationFacts): string {
+/** How a break-glass override ended, in its outcome headline: it ran (approved), or it did not. */
+const OVERRIDE_ENDS: Readonly<Record<string, string>> = {
+  completed: 'approved',
+  failed: 'approved (the tool failed)',
+  outcome_unknown: 'approved (outcome unknown)',
+  rejected: 'rejected',
+  expired: 'expired',
+  denied: 'denied',
+};
+
+/** The headline of a break-glass override's notification: said first, in capitals, whatever the kind. */
+function overrideHeadline(n: NotificationFacts): string {
+  const what = `${n.tool} (${n.risk} risk)`;
   switch (n.kind) {
     case 'requested':
-      return `Approval needed: ${n.tool} (${n.risk} risk)`;
+    case 'override':
+      return `BREAK-GLASS override requested: ${what}`;
     case 'escalated':
-      return `Escalated to you (tier ${n.tier}): ${n.tool} (${n.risk} risk)`;
+      return `BREAK-GLASS override escalated to you (tier ${n.tier}): ${what}`;
     case 'reminder':
-      return `Still waiting for approval: ${n.tool} (${n.risk} risk)`;
+      return `BREAK-GLASS override still waiting for a second person: ${what}`;
     case 'outcome':
-      return `Request ${n.requestId} ${n.outcome ?? 'ended'}: ${n.tool}`;
+      return `BREAK-GLASS override ${OVERRIDE_ENDS[n.outcome ?? ''] ?? 'ended'}: ${n.tool} (request ${n.requestId} ${n.outcome ?? 'ended'})`;
+  }
+}
+
+/** The message's headline (Slack's header, the JSON event's `subject`, the start of the text fallback). */
+function headline(n: NotificationFacts): string {
+  // A break-glass notice (kind `override`) without its grant still says what it is.
+  if (n.override || n.kind === 'override' || n.requestLink?.kind === 'override') return overrideHeadline(n);
+  const rollback = n.requestLink?.kind === 'rollback' ? ` · rollback of ${n.requestLink.requestId}` : '';
+  switch (n.kind) {
+    case 'requested':
+      return `Approval needed: ${n.tool} (${n.risk} risk)${rollback}`;
+    case 'escalated':
+      return `Escalated to you (tier ${n.tier}): ${n.tool} (${n.risk} risk)${rollback}`;
+    case 'reminder':
+      return `Still waiting for approval: ${n.tool} (${n.risk} risk)${rollback}`;
+    case 'outcome':
+      return `Request ${n.requestId} ${n.outcome ?? 'ended'}: ${n.tool}${rollback}`;
   }
 }
 
 /** The text fallback (notifications, screen readers): the headline, what happened, who asked. Never a URL. */
 function fallbackText(n: NotificationFacts): string {
   let text = headline(n);
+  if (n.override) text += ` · overrides ${n.override.deniedRule} (${n.override.deniedCode}), asked by ${n.override.by}`;
   if (n.kind === 'outcome' && n.summary) text += ` · ${n.summary}`;
   text += ` · tenant ${n.tenant} · requested by ${n.actor}`;
   if (n.kind !== 'outcome' && n.expiresAt) text += ` · expires ${readableTime(n.expiresAt)}`;
@@ -328,10 +395,11 @@ function summaryBlocks(n: NotificationFacts): SlackBlock[] {
   else if (n.expiresAt) fields.push({ type: 'mrkdwn', text: `*Expires*\n${slackTime(n.expiresAt)} (${esc(timeLeft(n.expiresAt))})` });
   fields.push({ type: 'mrkdwn', text: `*Request*\n\`${esc(n.requestId)}\`` });
 
-  const blocks: SlackBlock[] = [
-    { type: 'header', text: { type: 'plain_text', text: plain(headline(n), 150), emoji: false } },
-    { type: 'section', fields },
-  ];
+  const blocks: SlackBlock[] = [{ type: 'header', text: { type: 'plain_text', text: plain(headline(n), 150), emoji: false } }];
+  // What is overridden or rolled back comes before everything else: approving an override overrides a policy denial.
+  const linked = linkedSection(n);
+  if (linked) blocks.push(linked);
+  blocks.push({ type: 'section', fields });
   if (n.kind === 'outcome' && n.summary) {
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*What happened*\n${oneLine(n.summary)}`, verbatim: true } });
   }
@@ -370,6 +438,31 @@ function summaryBlocks(n: NotificationFacts): SlackBlock[] {
     elements: [{ type: 'mrkdwn', text: `Digest \`${esc(shortDigest(n.digest))}\` · groups ${esc(n.groups.join(', ') || '(none)')}` }],
   });
   return blocks;
+}
+
+/** The section naming a break-glass override (what it overrides, who asked, why) or a rollback; undefined for other requests. */
+function linkedSection(n: NotificationFacts): SlackBlock | undefined {
+  const quote = (text: string) => `>${inert(text.replace(LINE_BREAKS, '\n')).replace(/\n/g, '\n>')}`;
+  const original = n.requestLink ? ` of request \`${esc(n.requestLink.requestId)}\`` : '';
+  if (n.override) {
+    const o = n.override;
+    const reasons = o.deniedReasons.map((reason) => `• ${oneLine(reason)}`).join('\n');
+    const text =
+      `*BREAK-GLASS OVERRIDE*${original}\n` +
+      `Approving overrides a policy denial: rule \`${esc(o.deniedRule)}\` (\`${esc(o.deniedCode)}\`)${reasons ? `\n${reasons}` : ''}\n` +
+      `Asked by ${esc(o.by)} under break-glass rule \`${esc(o.breakGlass)}\`:\n${quote(o.reason)}\n` +
+      `Always notified: ${esc(o.notify.join(', ') || '(none)')}`;
+    return { type: 'section', text: { type: 'mrkdwn', text, verbatim: true } };
+  }
+  if (n.requestLink) {
+    const l = n.requestLink;
+    const what = l.kind === 'rollback' ? '*Rollback*' : '*BREAK-GLASS OVERRIDE*';
+    return {
+      type: 'section',
+      text: { type: 'mrkdwn', text: `${what}${original} (\`${esc(l.tool)}\`), asked by ${esc(l.by.id)}:\n${quote(l.reason)}`, verbatim: true },
+    };
+  }
+  return undefined;
 }
 
 /**
@@ -438,10 +531,23 @@ function terminalSafe(text: string): string {
 export function consoleLine(notification: ApprovalNotification, now = Date.now()): string {
   const n = facts(notification);
   const requester = `requested by ${n.actor}${n.onBehalfOf && n.onBehalfOf.length > 0 ? ` for ${n.onBehalfOf.map((p) => p.id).join(', ')}` : ''}`;
+  const breakGlass = n.override !== undefined || n.kind === 'override' || n.requestLink?.kind === 'override';
+  const o = n.override;
+  const overrides = o ? ` · overrides ${o.deniedRule} (${o.deniedCode}), asked by ${o.by}: "${plain(o.reason.replace(LINE_BREAKS, ' ⏎ '), 200)}"` : '';
+  const rollback = n.requestLink?.kind === 'rollback' ? ` · rollback of ${n.requestLink.requestId}` : '';
   if (n.kind === 'outcome') {
-    return terminalSafe(`toolgate: request ${n.requestId} (${n.tool}, tenant ${n.tenant}, ${requester}) ${n.summary ?? 'ended'}`);
+    const start = breakGlass ? `BREAK-GLASS override ${OVERRIDE_ENDS[n.outcome ?? ''] ?? 'ended'}: request ${n.requestId} ` : `request ${n.requestId} `;
+    return terminalSafe(`toolgate: ${start}(${n.tool}, tenant ${n.tenant}, ${requester}) ${n.summary ?? 'ended'}${overrides}${rollback}`);
   }
-  const label = n.kind === 'requested' ? 'approval needed' : n.kind === 'escalated' ? `escalated to tier ${n.tier}` : 'still waiting for approval';
+  let label = n.kind === 'requested' ? 'approval needed' : n.kind === 'escalated' ? `escalated to tier ${n.tier}` : 'still waiting for approval';
+  if (breakGlass) {
+    label =
+      n.kind === 'requested' || n.kind === 'override'
+        ? 'BREAK-GLASS override requested'
+        : n.kind === 'escalated'
+          ? `BREAK-GLASS override escalated to tier ${n.tier}`
+          : 'BREAK-GLASS override still waiting for a second person';
+  }
   const deadline = n.expiresAt ? ` · expires ${readableTime(n.expiresAt)} (${timeLeft(n.expiresAt, now)})` : '';
   const flagged =
     n.provenance && n.provenance.untrusted.length > 0
@@ -449,6 +555,6 @@ export function consoleLine(notification: ApprovalNotification, now = Date.now()
       : '';
   const preview = n.preview ? ` · ${n.preview.headline}: ${plain(n.preview.text.replace(LINE_BREAKS, ' ⏎ '), 200)}` : '';
   return terminalSafe(
-    `toolgate: ${label}: ${n.tool} (${n.risk} risk) · tenant ${n.tenant} · ${requester} · groups ${n.groups.join(', ') || '(none)'}${deadline}${flagged}${preview} · review ${n.reviewUrl}`,
+    `toolgate: ${label}: ${n.tool} (${n.risk} risk)${overrides}${rollback} · tenant ${n.tenant} · ${requester} · groups ${n.groups.join(', ') || '(none)'}${deadline}${flagged}${preview} · review ${n.reviewUrl}`,
   );
 }

@@ -4,12 +4,13 @@
  * neither should import the other for it.
  */
 import type { OutcomeDetails } from '../shared/outcome-details.js';
-import type { Principal, ProposalPreview, Provenance, Risk, ToolOutcome } from '../shared/index.js';
+import type { OverrideGrant, Principal, ProposalPreview, Provenance, RequestLink, Risk, ToolOutcome } from '../shared/index.js';
 
 /** One notification to approver groups. */
 export interface ApprovalNotification {
   /** requested: a request waits; escalated: a tier fired; reminder: still waiting; outcome: it ended. */
-  kind: 'requested' | 'escalated' | 'reminder' | 'outcome';
+  /** override: the groups a break-glass rule names (security) hear that an override round opened; no decision link. */
+  kind: 'requested' | 'escalated' | 'reminder' | 'outcome' | 'override';
   tier: number;
   /** The groups to notify: the tier's new groups on escalation, all eligible groups otherwise. */
   groups: string[];
@@ -45,6 +46,16 @@ export interface ApprovalNotification {
   preview?: ProposalPreview;
   /** The request's untrusted-content provenance (not on `outcome`): messages mark each flagged argument. */
   provenance?: Provenance;
+  /**
+   * The break-glass grant the request runs under (`PolicyDecision.override`), on every notification
+   * of an override request: messages say "BREAK-GLASS override" first, with what it overrides.
+   */
+  override?: OverrideGrant;
+  /**
+   * The earlier request this one overrides or rolls back (`ToolRequest.link`): messages name it.
+   * Not called `link`: in a message, `link` is only ever a personal decision link.
+   */
+  requestLink?: RequestLink;
 }
 
 /** Delivers approval notifications; throwing makes Temporal retry the delivery. */
