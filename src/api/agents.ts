@@ -7,15 +7,18 @@
  * the token only: a body may restate it but never change it (403, logged and counted).
  */
 import { HttpError, errorHandler, isTemporalUnavailable } from './errors.js';
+import { DecisionSender } from './decisions.js';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AgentIdentity, AgentVerifier } from '../auth/agent-tokens.js';
+import type { DecisionSigner } from '../trust/signers.js';
 import { refusedAttempts } from '../metrics.js';
 import { activeTraceId, annotateActiveSpan, nameActiveSpan } from '../telemetry.js';
 import {
   ActorSchema,
+  ConfirmationBodySchema,
   IDENTIFIER_PATTERN,
   PrincipalSchema,
   ToolRequestInputSchema,
@@ -23,6 +26,8 @@ import {
   formatIssues,
   statusQuery,
   type AgentRequestView,
+  type ConfirmationBody,
+  type DecideInput,
   type RequestStatus,
   type ToolOutcome,
 } from '../shared/index.js';
@@ -33,6 +38,11 @@ export interface AgentRouterDeps {
   frontDoor: FrontDoor;
   verifier: AgentVerifier;
   logger: Logger;
+  /**
+   * Signs the end user's confirmations the agent relays (`POST /v1/tool-requests/:id/confirmation`,
+   * channel `end_user`): the approval API's decision key. Without it, that route answers 503.
+   */
+  decisions?: DecisionSigner;
 }
 
 /** Longest `wait` an agent may ask for, in seconds. */
@@ -105,6 +115,7 @@ export function identityMismatches(agent: AgentIdentity, body: Pick<AgentRequest
 /** Creates the router of `/v1/tool-requests` (mount it with `app.use('/v1/tool-requests', createAgentRouter(deps))`). */
 export function createAgentRouter(deps: AgentRouterDeps): express.Router {
   const { frontDoor, logger } = deps;
+  const decisions = deps.decisions ? new DecisionSender(deps.decisions, logger) : undefined;
   const router = express.Router();
   router.use(express.json({ limit: '300kb', strict: true }));
   router.use(authenticateAgents(deps));
@@ -213,12 +224,16 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
     await answer(req, res, admitted.request.requestId, admitted.handle, wait ?? 0, true, admitted.summary);
   });
 
+  /** One of this agent's requests by the route's id, or a 404 (a token narrowed to some tools reads only requests of those tools). */
+  const ownRequest = async (agent: AgentIdentity, requestId: string) => {
+    const found = await frontDoor.find(agent, requestId);
+    if (!found || (agent.tools && !agent.tools.includes(found.tool ?? ''))) throw new AgentApiError(404, 'not_found', `no request ${requestId} of this agent`);
+    return found;
+  };
+
   router.get('/:requestId', async (req: Authed, res) => {
     const agent = req.agent as AgentIdentity;
-    const requestId = String(req.params.requestId ?? '');
-    if (!IDENTIFIER_PATTERN.test(requestId)) {
-      throw new AgentApiError(400, 'invalid_request_id', 'requestId must be 1-128 characters of letters, digits and . _ : @ -', ['requestId']);
-    }
+    const requestId = requestIdParam(req);
     const waitText = req.query.wait;
     const wait = waitText === undefined ? 0 : Number(waitText);
     const waitOk = waitSchema.safeParse(wait);
@@ -227,10 +242,49 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
     }
     nameActiveSpan('GET /v1/tool-requests/:requestId');
     annotateActiveSpan({ requestId, tenant: agent.tenant });
-    const found = await frontDoor.find(agent, requestId);
-    // A token narrowed to some tools reads only requests of those tools.
-    if (!found || (agent.tools && !agent.tools.includes(found.tool ?? ''))) throw new AgentApiError(404, 'not_found', `no request ${requestId} of this agent`);
+    const found = await ownRequest(agent, requestId);
     await answer(req, res, requestId, found.handle, wait, false, found);
+  });
+
+  /**
+   * The end user's answer to a request of this agent waiting under a plan that accepts it,
+   * relayed by the agent runtime: signed as a decision of the request's first on-behalf-of
+   * principal (channel `end_user`, no groups) and judged by the workflow like any decision.
+   */
+  router.post('/:requestId/confirmation', async (req: Authed, res) => {
+    const agent = req.agent as AgentIdentity;
+    const requestId = requestIdParam(req);
+    nameActiveSpan('POST /v1/tool-requests/:requestId/confirmation');
+    annotateActiveSpan({ requestId, tenant: agent.tenant });
+    const parsed = ConfirmationBodySchema.safeParse(req.body ?? {});
+    if (!parsed.success) {
+      const issues = formatIssues(parsed.error);
+      throw new AgentApiError(400, 'invalid_body', issues.join('; '), fieldsOf(issues));
+    }
+    const found = await ownRequest(agent, requestId);
+    // find() matched the identity the request was admitted under, on-behalf-of chain included: its first principal is the request's end user.
+    const endUser = agent.onBehalfOf?.[0];
+    if (!endUser) {
+      throw new AgentApiError(
+        403,
+        'no_end_user',
+        'this request was made on behalf of nobody: there is no end user to confirm it (the agent token has no on_behalf_of)',
+      );
+    }
+    if (!decisions)
+      throw new AgentApiError(503, 'confirmation_unavailable', 'this gateway cannot relay end-user confirmations (no decision-signing key)', undefined, 5);
+    await decisions.send(
+      requestId,
+      found.handle.client.getHandle(found.handle.workflowId, found.runId),
+      found.runId,
+      confirmationDecision(parsed.data, { id: canonicalId(endUser.id), tenant: agent.tenant }),
+    );
+    logger.info({ requestId, agent: agent.id, endUser: canonicalId(endUser.id), decision: parsed.data.decision }, 'end-user confirmation relayed');
+    // The decide update answers before the workflow acts on it: read the request again, so the
+    // agent sees where it stands now (executing, rejected, or a new proposal to confirm).
+    const now = await frontDoor.find(agent, requestId);
+    if (!now) throw new AgentApiError(404, 'not_found', `no request ${requestId} of this agent`);
+    await answer(req, res, requestId, now.handle, 0, false, now);
   });
 
   router.use((_req, _res, next) => next(new AgentApiError(404, 'not_found', 'no such route')));
@@ -268,14 +322,59 @@ function authenticateAgents(deps: Omit<AgentRouterDeps, 'frontDoor'>) {
   };
 }
 
+function requestIdParam(req: Request): string {
+  const requestId = String(req.params.requestId ?? '');
+  if (!IDENTIFIER_PATTERN.test(requestId)) {
+    throw new AgentApiError(400, 'invalid_request_id', 'requestId must be 1-128 characters of letters, digits and . _ : @ -', ['requestId']);
+  }
+  return requestId;
+}
+
+/**
+ * The decision an end user's answer stands for: confirm approves, decline rejects, adjust edits
+ * (the workflow judges the new arguments again). Signed as the end user, with no groups.
+ */
+export function confirmationDecision(body: ConfirmationBody, endUser: { id: string; tenant: string }): DecideInput {
+  const decision: DecideInput['decision'] = body.decision === 'confirm' ? 'approve' : body.decision === 'decline' ? 'reject' : 'edit';
+  return {
+    decision,
+    digest: body.digest,
+    approver: { id: endUser.id, tenant: endUser.tenant, groups: [] },
+    via: 'end_user',
+    ...(body.reason === undefined ? {} : { reason: body.reason }),
+    ...(decision === 'edit' && body.args !== undefined ? { args: body.args } : {}),
+  };
+}
+
 function outcomeView(requestId: string, outcome: ToolOutcome): AgentRequestView {
   return { requestId, state: outcome.status, tool: outcome.tool, outcome, ...(outcome.status === 'completed' ? { result: outcome.result } : {}) };
 }
 
-function pendingDetails(status: RequestStatus): Partial<AgentRequestView> {
-  return status.state === 'pending_approval'
-    ? { expiresAt: status.expiresAt, eligibleGroups: status.eligibleGroups, message: `${status.tool} waits for approval; it has not run` }
-    : {};
+/**
+ * What an agent is told about a request waiting for approval; under a plan that accepts the end
+ * user's confirmation, also what to show the end user and the digest their answer is bound to.
+ */
+export function pendingDetails(status: RequestStatus): Partial<AgentRequestView> {
+  if (status.state !== 'pending_approval') return {};
+  const plan = status.proposal?.approval;
+  const confirmable = plan?.endUser === true && status.digest !== undefined && status.proposal !== undefined;
+  return {
+    expiresAt: status.expiresAt,
+    eligibleGroups: status.eligibleGroups,
+    message: confirmable
+      ? `${status.tool} waits for the end user's confirmation${status.eligibleGroups.length > 0 ? ' or an approver' : ''}; it has not run`
+      : `${status.tool} waits for approval; it has not run`,
+    ...(confirmable
+      ? {
+          endUserConfirmation: {
+            digest: status.digest as string,
+            args: status.proposal?.args ?? {},
+            ...(status.proposal?.preview === undefined ? {} : { preview: status.proposal.preview }),
+            plan: plan.name,
+          },
+        }
+      : {}),
+  };
 }
 
 /**

@@ -7,8 +7,8 @@
  * the request's history by the workflow (bounded); anonymous or invalid attempts are logged and
  * counted, never written into any history.
  */
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, type PayloadCodec } from '@temporalio/common';
+import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { decodeJwt } from 'jose';
 import type { Logger } from 'pino';
@@ -16,11 +16,8 @@ import {
   DecisionBodySchema,
   PreviewBodySchema,
   eligibleGroups,
-  FailureTypes,
   IDENTIFIER_PATTERN,
-  decideUpdate,
   formatIssues,
-  refreshTrustSignal,
   searchAttributes,
   statusQuery,
   workflowIdFor,
@@ -32,7 +29,9 @@ import {
 import { createCodecRouter } from '../codec/router.js';
 import { metricsExposition, pendingApprovalsRegistry, refusedAttempts } from '../metrics.js';
 import type { DecisionSigner } from '../trust/signers.js';
-import { LaneFullError, Lanes } from './lanes.js';
+import { DecisionSender, unavailable } from './decisions.js';
+import type { FrontDoor } from './front-door.js';
+import { createLinkedRouter } from './linked.js';
 import { redactValue } from '../egress/redact.js';
 import { decide as decidePolicy } from '../policy/index.js';
 import type { PolicyStore } from '../policy-store.js';
@@ -40,7 +39,7 @@ import { approvalView } from '../approvals/view.js';
 import { InvalidPageTokenError, MAX_WAITING_PAGE_SIZE, listWaitingFor } from '../approvals/waiting.js';
 import { AuditRecordError, buildAuditRecord } from '../audit/record.js';
 import { bearerToken, opsCovers, opsScope } from './ops.js';
-import { HttpError, errorHandler, isTemporalUnavailable } from './errors.js';
+import { HttpError, errorHandler } from './errors.js';
 import { renderLinkPage, type LinkPageModel } from './link-page.js';
 import type { VerifiedLink } from '../auth/links.js';
 import type { ApproverVerifier } from '../auth/tokens.js';
@@ -60,6 +59,12 @@ export interface ApiDeps {
   decisions: DecisionSigner;
   /** Verifies one-click links; without it, `/v1/links` answers 404. */
   links?: LinkVerifierLike;
+  /**
+   * The front door (its request-signing key): lets approvers start linked requests, a break-glass
+   * override of a denial or the rollback of a completed request (`POST /v1/approvals/:id/override`,
+   * `/rollback`). Without it, those answer 503 `requests_unavailable`.
+   */
+  frontDoor?: FrontDoor;
   logger: Logger;
   /** Extra routers mounted before the error handler (e.g. the agent API). */
   mount?: (app: express.Express) => void;
@@ -85,25 +90,6 @@ export interface ApiDeps {
   };
 }
 
-const REFUSAL_STATUS: Record<string, [number, string]> = {
-  [FailureTypes.DigestMismatch]: [409, 'digest_mismatch'],
-  [FailureTypes.NotPending]: [409, 'not_pending'],
-  [FailureTypes.DuplicateVote]: [409, 'duplicate_vote'],
-  [FailureTypes.LinkReused]: [409, 'link_reused'],
-  [FailureTypes.NotEligible]: [403, 'not_eligible'],
-  [FailureTypes.SelfApproval]: [403, 'self_approval'],
-  [FailureTypes.WrongTenant]: [403, 'wrong_tenant'],
-  [FailureTypes.InvalidDecision]: [400, 'invalid_decision'],
-  [FailureTypes.VoteLimit]: [409, 'vote_limit'],
-  [FailureTypes.EditLimit]: [409, 'edit_limit'],
-};
-
-/** How often the API retries a decision the workflow could not take yet (busy, rotated keys, an assertion that aged while no worker ran). */
-const DECISION_ATTEMPTS = 8;
-/** Decisions on one request sent at once by one API process (Temporal takes 10 updates in flight per workflow). */
-const DECISION_LANE_WIDTH = 4;
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 type Authed = Request & { approver?: Approver };
 
 /** A redacted copy of what approvers are shown (all rules): they decide on the shape of the call, not on its secrets. */
@@ -112,6 +98,7 @@ const redacted = <T>(value: T): T => redactValue(value).value;
 /** Creates the express app serving `/healthz`, `/v1/approvals` and `/v1/links`. */
 export function createApiApp(deps: ApiDeps): express.Express {
   const { client, verifier, logger } = deps;
+  const decisions = new DecisionSender(deps.decisions, logger);
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
@@ -202,72 +189,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
    */
   const decide = async (requestId: string, input: DecideInput): Promise<RequestStatus> => {
     const { handle, runId } = await checkScope(requestId, input.approver, input.via ?? 'api');
-    try {
-      return await lanes.run(handle.workflowId, () => sendDecision(requestId, handle, runId, input));
-    } catch (err) {
-      if (err instanceof LaneFullError) throw new HttpError(503, 'busy', 'too many decisions are waiting for this request; retry shortly', undefined, 1);
-      throw err;
-    }
-  };
-  /** At most DECISION_LANE_WIDTH decisions per request in flight from this process (Temporal allows 10). */
-  const lanes = new Lanes(DECISION_LANE_WIDTH, 2_000);
-
-  const sendDecision = async (requestId: string, handle: WorkflowHandle, runId: string, input: DecideInput): Promise<RequestStatus> => {
-    const statement = {
-      sub: input.approver.id,
-      tenant: input.approver.tenant,
-      groups: input.approver.groups,
-      request_id: requestId,
-      workflow_id: handle.workflowId,
-      run_id: runId,
-      digest: input.digest,
-      decision: input.decision,
-      channel: input.via ?? 'api',
-      ...(input.linkNonce === undefined ? {} : { link_nonce: input.linkNonce }),
-      ...(input.reason === undefined ? {} : { reason: input.reason }),
-      ...(input.args === undefined ? {} : { args: input.args }),
-    } as const;
-    let refreshed = false;
-    for (let attempt = 1; ; attempt += 1) {
-      const assertion = await deps.decisions.sign(statement);
-      try {
-        const status = await client.workflow.getHandle(handle.workflowId, runId).executeUpdate(decideUpdate, { args: [{ assertion }] });
-        logger.info({ requestId, approver: input.approver.id, decision: input.decision, via: input.via ?? 'api' }, 'decision accepted');
-        return status;
-      } catch (err) {
-        const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
-        const type = cause instanceof ApplicationFailure ? cause.type : undefined;
-        if (type && REFUSAL_STATUS[type]) {
-          const [httpStatus, code] = REFUSAL_STATUS[type];
-          logger.warn({ requestId, approver: input.approver.id, decision: input.decision, code }, 'decision refused');
-          throw new HttpError(httpStatus, code, (cause as ApplicationFailure).message);
-        }
-        if (err instanceof WorkflowNotFoundError || /already completed/i.test((err as Error).message)) {
-          throw new HttpError(409, 'not_pending', 'the request is no longer waiting for approval');
-        }
-        const retryable =
-          type === FailureTypes.UntrustedSigningKey ||
-          type === FailureTypes.UnverifiedDecision || // e.g. the assertion aged while the update waited for a worker
-          isResourceExhausted(err);
-        if (!retryable || attempt >= DECISION_ATTEMPTS) {
-          if (type === FailureTypes.UntrustedSigningKey || type === FailureTypes.UnverifiedDecision) {
-            logger.error(
-              { requestId, type, err: (cause as Error).message },
-              "the workflow does not accept this API's decision signatures; check TOOLGATE_TRUSTED_DECISION_KEYS on the workers",
-            );
-            throw new HttpError(503, 'decision_not_verified', 'the gateway could not get this decision verified; retry shortly', undefined, 5);
-          }
-          if (isResourceExhausted(err)) throw new HttpError(503, 'busy', 'too many decisions for this request at once; retry shortly', undefined, 1);
-          throw unavailable(err);
-        }
-        // After a key rotation the run may hold only the old keys: ask it, once, to read the worker's keys again.
-        if (type === FailureTypes.UntrustedSigningKey && !refreshed) {
-          refreshed = true;
-          await handle.signal(refreshTrustSignal).catch(() => undefined);
-        }
-        await pause(Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random()));
-      }
-    }
+    return decisions.send(requestId, client.workflow.getHandle(handle.workflowId, runId), runId, input);
   };
 
   const router = express.Router();
@@ -407,6 +329,9 @@ export function createApiApp(deps: ApiDeps): express.Express {
     res.json(approvalView(status, approver));
   });
 
+  // Break-glass overrides and rollbacks: new requests linked to one of the approver's tenant (src/api/linked.ts).
+  router.use(createLinkedRouter({ client, logger, ...(deps.frontDoor ? { frontDoor: deps.frontDoor } : {}), ...(deps.policy ? { policy: deps.policy } : {}) }));
+
   app.use('/v1/approvals', router);
 
   // The audit record of a request, derived from its history: for ops (group `ops`: their tenant; `ops:all`: every tenant).
@@ -476,22 +401,6 @@ export function createApiApp(deps: ApiDeps): express.Express {
   app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
   app.use(errorHandler(logger, 'API'));
   return app;
-}
-
-/** True when Temporal refused a call for load (gRPC RESOURCE_EXHAUSTED), e.g. too many updates in flight on one workflow. */
-function isResourceExhausted(err: unknown): boolean {
-  const code = (err as { code?: number }).code ?? (err as { cause?: { code?: number } }).cause?.code;
-  return code === 8 || /RESOURCE_EXHAUSTED|in-flight|limit.*exceeded/i.test((err as Error)?.message ?? '');
-}
-
-/**
- * A Temporal call that timed out or found no one to answer (typically: no worker is running) is a
- * 503 with Retry-After, not an internal error; anything else is passed on unchanged.
- */
-function unavailable(err: unknown): unknown {
-  return isTemporalUnavailable(err)
-    ? new HttpError(503, 'worker_unavailable', 'the gateway could not reach a worker in time; retry shortly', undefined, 5)
-    : err;
 }
 
 /** The unverified `sub` of a token, for the record of a refused attempt; never trusted. */

@@ -20,6 +20,7 @@ import {
   WORKFLOW_TYPE,
   canonicalSha256,
   formatIssues,
+  linkAttributeValue,
   searchAttributes,
   workflowIdFor,
   type Provenance,
@@ -114,32 +115,9 @@ export class FrontDoor {
       // The schema refuses what canonical JSON cannot hold; should anything slip through, it is the body's fault.
       throw new AdmissionError('invalid_body', `the request has no canonical JSON form: ${(err as Error).message}`, ['(root)']);
     }
-    const start: ToolRequestStart = { request, admission: await this.signer.sign(request, workflowId, { requestDigest: requestHash }) };
     let handle: WorkflowHandle;
     try {
-      handle = await this.client.workflow.start(WORKFLOW_TYPE, {
-        taskQueue: this.taskQueue,
-        workflowId,
-        args: [start],
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        memo: { requestHash, agent: agentDigest(agent) },
-        // What ops read in the Temporal UI's list and details: who asked for which tool. Never the
-        // arguments or the reason, which may carry secrets (they stay in the encrypted input).
-        staticSummary: `${request.tool} · ${request.tenant} · ${request.actor.id}`,
-        staticDetails: [
-          `**Tool** ${request.tool}`,
-          `**Tenant** ${request.tenant} (${request.environment})`,
-          `**Agent** ${request.actor.id}${request.onBehalfOf?.length ? ` on behalf of ${request.onBehalfOf.map((p) => p.id).join(', ')}` : ''}`,
-          `**Request** ${request.requestId}`,
-        ].join('\n\n'),
-        typedSearchAttributes: [
-          { key: searchAttributes.tool, value: request.tool },
-          { key: searchAttributes.tenant, value: request.tenant },
-          { key: searchAttributes.actor, value: request.actor.id },
-          { key: searchAttributes.status, value: 'evaluating' },
-        ],
-      });
+      handle = await this.startWorkflow(request, workflowId, requestHash, { memo: { requestHash, agent: agentDigest(agent) }, conflict: 'USE_EXISTING' });
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       handle = this.client.workflow.getHandle(workflowId);
@@ -152,12 +130,71 @@ export class FrontDoor {
   }
 
   /**
+   * Starts a request the approval API built for a person (a break-glass override or a rollback,
+   * `request.link` set): signed and started exactly like an agent's, with the `ToolgateLink`
+   * search attribute so the original finds it. Never attaches to an existing request: the id is
+   * new or this throws `WorkflowExecutionAlreadyStartedError`. Agents do not read it through the
+   * front door (its memo names no agent identity).
+   */
+  async startLinked(request: ToolRequest): Promise<Admitted> {
+    if (!request.link) throw new TypeError('startLinked needs a request with a link');
+    const parsed = ToolRequestSchema.parse(request);
+    const admitted = JSON.parse(JSON.stringify(parsed)) as ToolRequest;
+    const workflowId = workflowIdFor(admitted.tenant, admitted.requestId);
+    const requestHash = canonicalSha256(admitted);
+    const handle = await this.startWorkflow(admitted, workflowId, requestHash, {
+      memo: { requestHash, linkedBy: admitted.link?.by.id },
+      conflict: 'FAIL',
+      link: linkAttributeValue(request.link.kind, request.link.requestId),
+    });
+    return { request: admitted, workflowId, handle, summary: summarize(await handle.describe()) };
+  }
+
+  /** Signs `request` for `workflowId` and starts its workflow (the one start path of agents' and linked requests). */
+  private async startWorkflow(
+    request: ToolRequest,
+    workflowId: string,
+    requestHash: string,
+    options: { memo: Record<string, unknown>; conflict: 'USE_EXISTING' | 'FAIL'; link?: string },
+  ): Promise<WorkflowHandle> {
+    const start: ToolRequestStart = { request, admission: await this.signer.sign(request, workflowId, { requestDigest: requestHash }) };
+    const who = request.link ? `${request.actor.id} (${request.link.kind} of ${request.link.requestId})` : request.actor.id;
+    return this.client.workflow.start(WORKFLOW_TYPE, {
+      taskQueue: this.taskQueue,
+      workflowId,
+      args: [start],
+      workflowIdConflictPolicy: options.conflict,
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      memo: options.memo,
+      // What ops read in the Temporal UI's list and details: who asked for which tool. Never the
+      // arguments or the reason, which may carry secrets (they stay in the encrypted input).
+      staticSummary: `${request.tool} · ${request.tenant} · ${who}`,
+      staticDetails: [
+        `**Tool** ${request.tool}`,
+        `**Tenant** ${request.tenant} (${request.environment})`,
+        `**${request.actor.type === 'agent' ? 'Agent' : 'Actor'}** ${request.actor.id}${request.onBehalfOf?.length ? ` on behalf of ${request.onBehalfOf.map((p) => p.id).join(', ')}` : ''}`,
+        `**Request** ${request.requestId}`,
+        ...(request.link
+          ? [`**${request.link.kind === 'override' ? 'Overrides' : 'Rolls back'}** ${request.link.requestId} (asked by ${request.link.by.id})`]
+          : []),
+      ].join('\n\n'),
+      typedSearchAttributes: [
+        { key: searchAttributes.tool, value: request.tool },
+        { key: searchAttributes.tenant, value: request.tenant },
+        { key: searchAttributes.actor, value: request.actor.id },
+        { key: searchAttributes.status, value: 'evaluating' },
+        ...(options.link ? [{ key: searchAttributes.link, value: options.link }] : []),
+      ],
+    });
+  }
+
+  /**
    * The request `requestId` of this agent, or undefined when there is none — another agent's or
    * another tenant's request (or this actor's in another environment, or for someone else) is
    * indistinguishable from one that does not exist. Answered from the server's view (search
    * attributes and memo), so it needs no worker.
    */
-  async find(agent: AgentIdentity, requestId: string): Promise<({ handle: WorkflowHandle } & RequestSummary) | undefined> {
+  async find(agent: AgentIdentity, requestId: string): Promise<({ handle: WorkflowHandle; runId: string } & RequestSummary) | undefined> {
     const handle = this.client.workflow.getHandle(workflowIdFor(agent.tenant, requestId));
     let description;
     try {
@@ -170,7 +207,7 @@ export class FrontDoor {
     if (attributes.get(searchAttributes.actor) !== agent.id || attributes.get(searchAttributes.tenant) !== agent.tenant) return undefined;
     // The same actor id in another environment, or acting for someone else, is another identity.
     if (description.memo?.agent !== agentDigest(agent)) return undefined;
-    return { handle, ...summarize(description) };
+    return { handle, runId: description.runId, ...summarize(description) };
   }
 }
 

@@ -29,6 +29,7 @@ import { devExportLine, startDevServer } from '../temporal/dev-server.js';
 import { startMetricsServer } from '../metrics.js';
 import { startTelemetry, tracedClient } from '../telemetry.js';
 import { createExampleTools } from '../tools/examples.js';
+import { createUndoExampleTools } from '../tools/undo-examples.js';
 import type { ToolRegistry } from '../tools/types.js';
 import { createToolgateWorker } from '../worker.js';
 import { loadFrontDoorKeys, loadWorkerTrust } from '../trust/store.js';
@@ -38,7 +39,13 @@ import { registerKeysCommands } from './keys-commands.js';
 import { registerPolicyCommands } from './policy-commands.js';
 import { registerArchiverCommand, runDevArchiver } from './archiver-commands.js';
 import { registerManifestCommands } from './manifest-commands.js';
+import { registerRequestCommands } from './request-commands.js';
 import { installRuntime } from '../temporal/runtime.js';
+
+/** The shipped example tools the demo policies name (see policies/), on the state directory's ticket desk. */
+function demoTools(stateDir: string | undefined): ToolRegistry {
+  return { ...createExampleTools({ stateDir }), ...createUndoExampleTools({ stateDir }) };
+}
 
 async function loadPolicyStore(config: Config, logger: Logger, signal?: AbortSignal): Promise<PolicyStore> {
   // The deployment's manifest signers (never the policy files') check every load and reload; an unusable signers file stops the process.
@@ -193,11 +200,14 @@ async function startApi(
   const signers = await loadFrontDoorKeys(config.stateDir);
   // The same policy files as the workers: approvers see argument schemas and preview edits with them.
   const policy = await loadPolicyStore(config, logger, options.signal);
+  // One front door: agents' requests and the linked requests (overrides, rollbacks) approvers start are signed and started alike.
+  const frontDoor = new FrontDoor(client, signers.requests);
   const app = createApiApp({
     client,
     policy,
     verifier,
     decisions: signers.decisions,
+    frontDoor,
     links: { verify: (token, expected) => linkVerifier.verifyLink(token, expected) },
     logger,
     codec: {
@@ -208,7 +218,7 @@ async function startApi(
     mount: (api) => {
       api.use('/inbox', inbox);
       if (agentVerifier) {
-        api.use('/v1/tool-requests', createAgentRouter({ frontDoor: new FrontDoor(client, signers.requests), verifier: agentVerifier, logger }));
+        api.use('/v1/tool-requests', createAgentRouter({ frontDoor, verifier: agentVerifier, logger, decisions: signers.decisions }));
         api.use('/v1/agent', createAgentIdentityRouter({ verifier: agentVerifier, logger }));
       }
     },
@@ -325,7 +335,7 @@ program
           'the API is reachable beyond loopback: the Temporal UI decodes payloads only with an ops token',
         );
       api = await startApi(config, logger, loopbackApi ? { devTrustedUiOrigins: uiOrigins, signal } : { signal });
-      const workerDone = runWorker(config, logger, createExampleTools({ stateDir: config.stateDir }), signal, {
+      const workerDone = runWorker(config, logger, demoTools(config.stateDir), signal, {
         // Approving locally needs no webhook: each waiting request's review link is printed here.
         notifyConsole: (text) => process.stdout.write(text),
       });
@@ -455,7 +465,7 @@ program
     try {
       // This process's counters and the SDK's, at TOOLGATE_METRICS_ADDRESS (no authentication: not for public networks).
       if (metrics) metricsServer = await startMetricsServer(config.metricsAddress, logger);
-      await runWorker(config, logger, createExampleTools({ stateDir: config.stateDir }), onShutdown(logger));
+      await runWorker(config, logger, demoTools(config.stateDir), onShutdown(logger));
       logger.info('stopped');
     } finally {
       if (metricsServer) await closeServer(metricsServer);
@@ -636,6 +646,7 @@ registerKeysCommands(program);
 registerPolicyCommands(policy);
 registerArchiverCommand(program);
 registerManifestCommands(program);
+registerRequestCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`toolgate: ${(err as Error).message}\n`);

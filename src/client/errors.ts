@@ -173,7 +173,9 @@ export class ToolNotGranted extends ToolGatewayError {
 /**
  * The front door refused the call itself (credential missing or invalid, identity mismatch, a
  * request that is not this agent's) or could not be reached. Not a tool outcome: adapters let it
- * through as an error, because the model cannot fix it.
+ * through as an error, because the model cannot fix it. Every refusal of an end user's
+ * confirmation (`ToolRequestHandle.confirm`) is one too, with the API's status and code
+ * (`no_end_user`, `not_eligible`, `digest_mismatch`, `not_pending`, `duplicate_vote`, `edit_limit`).
  */
 export class GatewayRequestError extends Error {
   override readonly name = 'GatewayRequestError';

@@ -43,6 +43,23 @@ export interface ToolCallInput {
   provenance?: Provenance;
 }
 
+/**
+ * The end user's answer to a request waiting under a plan that accepts their confirmation
+ * (`AgentRequestView.endUserConfirmation`): `confirm`, `decline`, or `adjust` with new arguments.
+ * `digest` is the one the end user was shown; the answer counts only for that proposal.
+ */
+export interface ConfirmInput {
+  decision: 'confirm' | 'decline' | 'adjust';
+  digest: string;
+  /** The end user's words, kept in the record. */
+  reason?: string;
+  /** The adjusted arguments, with `adjust` only. */
+  args?: Record<string, unknown>;
+}
+
+/** Front-door answers a confirmation may be sent again after: the decision was certainly not taken. */
+const CONFIRMATION_RETRYABLE = new Set(['busy', 'decision_not_verified']);
+
 /** The agent a token identifies, as the front door reads it. */
 export interface AgentIdentityView {
   id: string;
@@ -76,6 +93,21 @@ export class ToolRequestHandle {
       if (this.last?.outcome) return this.last.outcome;
       this.last = await this.gateway.read(this.requestId, this.gateway.pollSeconds);
     }
+  }
+
+  /**
+   * Relays the end user's answer (their confirmation in the conversation) to a request waiting
+   * under a plan that accepts it, and returns where the request stands then. The gateway signs it
+   * as the request's end user (the token's first on-behalf-of principal). Refusals throw
+   * `GatewayRequestError` with the API's status and code: 403 `no_end_user` (the token acts for
+   * nobody) or `not_eligible` (the plan does not accept the end user), 409 `digest_mismatch` (the
+   * request changed since it was shown), `not_pending`, `duplicate_vote`, `edit_limit`, 400
+   * `invalid_body` (fields named), 404 `not_found`.
+   */
+  async confirm(input: ConfirmInput): Promise<AgentRequestView> {
+    const view = await this.gateway.confirmRequest(this.requestId, input);
+    this.last = view;
+    return view;
   }
 
   /** Waits for the tool's result; throws `ToolDenied`, `ApprovalRejected`, `ApprovalExpired` or `ToolExecutionFailed` otherwise. */
@@ -139,13 +171,30 @@ export class ToolGateway {
     return body;
   }
 
+  /** @internal Relays an end user's answer to one of this agent's requests (see `ToolRequestHandle.confirm`). */
+  async confirmRequest(requestId: string, input: ConfirmInput): Promise<AgentRequestView> {
+    const { body } = await this.send<AgentRequestView>('POST', `/v1/tool-requests/${encodeURIComponent(requestId)}/confirmation`, input, {
+      // Not the tool call's typed errors: every refusal is the API's status and code.
+      plainErrors: true,
+      // A decision is not idempotent: sent again after a lost answer, it could be refused as a duplicate of itself.
+      retryOn503: CONFIRMATION_RETRYABLE,
+      retryUnreachable: false,
+    });
+    return body;
+  }
+
   private async submit(input: ToolCallInput, waitSeconds: number): Promise<ToolRequestHandle> {
     if (input === null || typeof input !== 'object') throw new InvalidToolRequest(['(root): the request must be an object']);
     const { body } = await this.send<AgentRequestView>('POST', '/v1/tool-requests', { ...input, wait: waitSeconds });
     return new ToolRequestHandle(body.requestId, this, body);
   }
 
-  private async send<T>(method: string, path: string, json?: unknown): Promise<{ status: number; body: T }> {
+  private async send<T>(
+    method: string,
+    path: string,
+    json?: unknown,
+    options: { plainErrors?: boolean; retryOn503?: ReadonlySet<string>; retryUnreachable?: boolean } = {},
+  ): Promise<{ status: number; body: T }> {
     for (let attempt = 1; ; attempt += 1) {
       let response: Response;
       try {
@@ -156,7 +205,7 @@ export class ToolGateway {
         });
       } catch (err) {
         // The request is idempotent by its id only when the caller gave one; GETs are always safe.
-        const safe = method === 'GET' || (json as { requestId?: string } | undefined)?.requestId !== undefined;
+        const safe = options.retryUnreachable ?? (method === 'GET' || (json as { requestId?: string } | undefined)?.requestId !== undefined);
         if (safe && attempt < 4) {
           await sleep(250 * attempt);
           continue;
@@ -174,10 +223,11 @@ export class ToolGateway {
       const error = (body as { error?: { code?: string; message?: string; fields?: string[] } } | undefined)?.error ?? {};
       const code = error.code ?? 'http_error';
       const message = error.message ?? `toolgate answered ${response.status}`;
-      if (response.status === 503 && attempt < 4) {
+      if (response.status === 503 && attempt < 4 && (options.retryOn503 === undefined || options.retryOn503.has(code))) {
         await sleep(Math.min(5, Number(response.headers.get('retry-after') ?? 1)) * 1000);
         continue;
       }
+      if (options.plainErrors) throw new GatewayRequestError(response.status, code, message, { fields: error.fields });
       if (response.status === 400 && code === 'invalid_body') throw new InvalidToolRequest(message.split('; '));
       if (response.status === 409 && code === 'conflict') throw new RequestConflict((json as { requestId?: string } | undefined)?.requestId ?? '');
       if (response.status === 403 && code === 'tool_not_granted') throw new ToolNotGranted((json as { tool?: string } | undefined)?.tool ?? '', message);
