@@ -9,6 +9,7 @@
  * and optionally a request id and a reason.
  */
 import { createHash } from 'node:crypto';
+import { canonicalSha256 } from '../shared/assertions.js';
 import { GatewayRequestError, ToolGatewayError, unwrapOutcome, type ToolResultForModel } from '../client/errors.js';
 import type { ToolCallInput, ToolGateway, ToolRequestHandle } from '../client/gateway.js';
 import {
@@ -328,4 +329,102 @@ function fromOutcome(outcome: ToolOutcome): CallResult {
     throw err;
   }
   throw new Error(`unexpected outcome status ${(outcome as { status: string }).status}`);
+}
+
+/**
+ * The end user's answer an adapter relays (the body of `POST /v1/tool-requests/:id/confirmation`):
+ * `confirm` and `decline` the proposal of `digest`, `adjust` proposes other arguments.
+ */
+export interface EndUserAnswer {
+  decision: 'confirm' | 'decline' | 'adjust';
+  /** The digest of the proposal the end user was shown: the answer applies to it and nothing else. */
+  digest: string;
+  reason?: string;
+  /** For `adjust` only: the arguments the end user wants instead. */
+  args?: Record<string, unknown>;
+}
+
+/** What the end user is asked to confirm: a request pending under a plan that accepts their confirmation. */
+export interface EndUserProposal {
+  requestId: string;
+  tool: string;
+  /** The proposal digest the answer must be bound to. */
+  digest: string;
+  args: Record<string, unknown>;
+  /** The dry-run preview, when the tool has one. */
+  preview?: NonNullable<AgentRequestView['endUserConfirmation']>['preview'];
+  /** The approval plan that accepts the end user. */
+  plan: string;
+  expiresAt?: string;
+}
+
+/** The end-user proposal of a request view: set only while it waits under a plan that accepts the end user. */
+export function endUserProposalOf(view: AgentRequestView, tool: string): EndUserProposal | undefined {
+  const asked = view.endUserConfirmation;
+  if (!asked || view.outcome || view.state !== 'pending_approval') return undefined;
+  return {
+    requestId: view.requestId,
+    tool: view.tool ?? tool,
+    digest: asked.digest,
+    args: asked.args,
+    ...(asked.preview !== undefined && { preview: asked.preview }),
+    plan: asked.plan,
+    ...(view.expiresAt !== undefined && { expiresAt: view.expiresAt }),
+  };
+}
+
+/** Whether two argument objects are the same JSON value (canonical form: key order does not matter). */
+export function sameArgs(a: unknown, b: unknown): boolean {
+  return canonicalSha256(a ?? {}) === canonicalSha256(b ?? {});
+}
+
+/**
+ * Reads a started request until policy has decided it (it is no longer evaluating): its view then,
+ * or the last view read when `timeoutMs` passes first.
+ */
+export async function settledView(handle: ToolRequestHandle, timeoutMs: number): Promise<AgentRequestView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const view = await handle.status();
+    if (view.outcome || (view.state !== 'evaluating' && view.state !== 'reevaluating') || Date.now() > deadline) return view;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * One of this agent's requests by id with its view, or undefined when there is none (404): lets an
+ * adapter attach to a request it started earlier (possibly in another process) without submitting
+ * it again, since a resubmission with other provenance would be a conflict.
+ */
+export async function existingRequest(gateway: ToolGateway, requestId: string): Promise<{ handle: ToolRequestHandle; view: AgentRequestView } | undefined> {
+  const handle = await gateway.get(requestId);
+  try {
+    return { handle, view: await handle.status() };
+  } catch (err) {
+    if (err instanceof GatewayRequestError && err.status === 404) return undefined;
+    throw err;
+  }
+}
+
+/** What became of a relayed answer: recorded (the request's view after it), or refused with the front door's code. */
+export type RelayOutcome = { relayed: true; view: AgentRequestView } | { relayed: false; code: string; message: string };
+
+/** The refusals of a confirmation that leave the request as it was: it goes on waiting for approvers, or already ended. */
+const UNRELAYED_CODES = new Set(['digest_mismatch', 'not_pending', 'duplicate_vote', 'edit_limit', 'not_eligible', 'no_end_user', 'not_found', 'invalid_body']);
+
+/**
+ * Relays the end user's answer to the front door (`ToolRequestHandle.confirm`). A refusal that
+ * leaves the request as it was — the proposal changed since the user saw it (`digest_mismatch`),
+ * it is no longer pending, the plan does not accept the end user (`not_eligible`), the token acts
+ * for nobody (`no_end_user`), adjusted arguments that are not valid (`invalid_body`) — is reported,
+ * not thrown: the adapter then waits for approvers as it would have without the user. Anything
+ * else (401, unreachable) propagates.
+ */
+export async function relayEndUserAnswer(handle: ToolRequestHandle, answer: EndUserAnswer): Promise<RelayOutcome> {
+  try {
+    return { relayed: true, view: await handle.confirm(answer) };
+  } catch (err) {
+    if (err instanceof GatewayRequestError && UNRELAYED_CODES.has(err.code)) return { relayed: false, code: err.code, message: err.message };
+    throw err;
+  }
 }

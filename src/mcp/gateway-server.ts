@@ -4,16 +4,42 @@
  * `tools/call` through the gateway, so each call is decided, approved where policy says so,
  * executed once by a worker and recorded. A tool whose definition no longer matches its pin is
  * refused, saying so. While a call waits for people, progress notifications keep the client informed.
+ * When a call waits under a plan that accepts the end user's confirmation and the client can ask
+ * its user (capability `elicitation`), the gateway asks them (`elicitation/create`): accept
+ * confirms (or adjusts, when they changed an argument), decline rejects, cancel leaves the call
+ * to the approvers.
  *
  * It is agent-side code: it holds the agent's credential (a `ToolGateway`) and nothing else — no
  * Temporal connection, no codec key. Who the agent is comes from that credential (`GET /v1/agent`),
  * both for what it lists and for what the front door records.
  */
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import {
+  CallToolRequestSchema,
+  ListToolsRequestSchema,
+  type CallToolResult,
+  type ElicitRequestFormParams,
+  type ElicitResult,
+  type PrimitiveSchemaDefinition,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { checkRequest, runRequest, toolRequest, type CallResult } from '../adapters/core.js';
+import {
+  awaitRequest,
+  checkRequest,
+  endUserProposalOf,
+  relayEndUserAnswer,
+  runRequest,
+  settledView,
+  toolRequest,
+  type CallResult,
+  type EndUserAnswer,
+  type EndUserProposal,
+  type RunOptions,
+} from '../adapters/core.js';
+import { ToolGatewayError } from '../client/errors.js';
 import type { AgentIdentityView, ToolGateway } from '../client/gateway.js';
 import type { CompiledTool, LoadedPolicy, McpAdapter } from '../policy/model.js';
 import { IDENTIFIER_PATTERN, type Provenance } from '../shared/index.js';
@@ -42,6 +68,15 @@ export interface McpGatewayOptions {
   wait?: number;
   /** Interval of progress notifications while a call waits, in ms. @default 2000 */
   progressEveryMs?: number;
+  /**
+   * Ask the end user through the client (`elicitation/create`) when a call waits under a plan
+   * that accepts their confirmation and the client declared the `elicitation` capability. Never
+   * over stateless Streamable HTTP (each POST is its own session there, so the client's answer
+   * could not reach the call that asked). @default true
+   */
+  elicitation?: boolean;
+  /** How long a call waits for the policy's decision before it is no longer put to the end user, in ms. @default 15000 */
+  decisionTimeoutMs?: number;
 }
 
 /**
@@ -177,9 +212,75 @@ export function createMcpGatewayServer(options: McpGatewayOptions, gateway: Tool
       typeof meta?.[REQUEST_ID_META_KEY] === 'string' && IDENTIFIER_PATTERN.test(meta[REQUEST_ID_META_KEY]) ? meta[REQUEST_ID_META_KEY] : undefined;
     // Passed as the client gave it, never dropped: the front door validates it (a bad one is refused, naming the field).
     const provenance = meta?.[PROVENANCE_META_KEY] as Provenance | undefined;
-    const call = await runRequest(gateway, toolRequest({}, name, args, requestId, provenance), runOptions);
-    return toMcpResult(call);
+    const toolCall = toolRequest({}, name, args, requestId, provenance);
+    if (item && canElicit()) return toMcpResult(await runWithEndUser(toolCall, item, runOptions, extra.requestId));
+    return toMcpResult(await runRequest(gateway, toolCall, runOptions));
   });
+
+  /** Whether this session can ask the client's user: the client said it can, and its answer can come back to this call. */
+  const canElicit = (): boolean => {
+    if (options.elicitation === false || !server.getClientCapabilities()?.elicitation?.form) return false;
+    const transport = server.transport;
+    return !(transport instanceof StreamableHTTPServerTransport && transport.sessionId === undefined);
+  };
+
+  /**
+   * Runs a call like `runRequest`, but once policy has decided it, a request that waits under a
+   * plan accepting the end user is put to them through the client, and their answer relayed
+   * (bound to the digest of what they were shown) before waiting for the outcome as usual.
+   */
+  const runWithEndUser = async (
+    request: ReturnType<typeof toolRequest>,
+    item: Exposed,
+    runOptions: RunOptions,
+    relatedRequestId: string | number,
+  ): Promise<CallResult> => {
+    try {
+      const handle = await gateway.start(request);
+      const proposal = endUserProposalOf(await settledView(handle, options.decisionTimeoutMs ?? 15_000), request.tool);
+      if (proposal) {
+        const answer = await askEndUser(item, proposal, relatedRequestId, runOptions.signal);
+        if (answer) {
+          const relayed = await relayEndUserAnswer(handle, answer);
+          if (!relayed.relayed)
+            options.logger.warn(
+              { tool: item.name, requestId: proposal.requestId, code: relayed.code },
+              "the end user's answer was not recorded; the call waits for approvers",
+            );
+        }
+      }
+      return await awaitRequest(gateway, handle, request.tool, runOptions);
+    } catch (err) {
+      if (err instanceof ToolGatewayError) return { kind: 'refused', toolResult: err.toToolResult(), ...(err.outcome && { outcome: err.outcome }) };
+      throw err;
+    }
+  };
+
+  /** Asks the client's user about `proposal`; the answer to relay, or undefined (cancelled, no answer in time, or the client failed). */
+  const askEndUser = async (
+    item: Exposed,
+    proposal: EndUserProposal,
+    relatedRequestId: string | number,
+    signal: AbortSignal | undefined,
+  ): Promise<EndUserAnswer | undefined> => {
+    const form = elicitationForm(item.tool.manifest.argsSchema, proposal.args);
+    const expiresIn = proposal.expiresAt === undefined ? Number.POSITIVE_INFINITY : Date.parse(proposal.expiresAt) - Date.now();
+    const timeout = Math.max(1_000, Math.min(wait, expiresIn, 2_147_483_647));
+    let result: ElicitResult;
+    try {
+      result = await server.elicitInput(
+        { mode: 'form', message: elicitationMessage(item, proposal, form.editable), requestedSchema: form.requestedSchema },
+        { relatedRequestId, timeout, ...(signal && { signal }) },
+      );
+    } catch (err) {
+      options.logger.warn(
+        { tool: item.name, requestId: proposal.requestId, err: (err as Error).message },
+        'the client did not answer the confirmation request; the call waits for approvers',
+      );
+      return undefined;
+    }
+    return answerOf(result, proposal, form.editable);
+  };
 
   return server;
 }
@@ -196,4 +297,94 @@ function toMcpResult(call: CallResult): CallToolResult {
   if (call.kind !== 'completed') return refusal({ ...call.toolResult });
   if (isCallToolResult(call.result)) return call.result;
   return { content: [{ type: 'text', text: JSON.stringify(call.result ?? null) }] };
+}
+
+/** The JSON Schema type of a property, when it is a flat primitive an elicitation form can carry. */
+function primitiveOf(schema: unknown, proposed: unknown): PrimitiveSchemaDefinition | undefined {
+  if (schema === null || typeof schema !== 'object') return undefined;
+  const { type, title, description, enum: choices, minimum, maximum, minLength, maxLength } = schema as Record<string, unknown>;
+  const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+  const num = (value: unknown) => (typeof value === 'number' ? value : undefined);
+  const labels = { ...(text(title) !== undefined && { title: text(title) }), ...(text(description) !== undefined && { description: text(description) }) };
+  if (type === 'string') {
+    if (Array.isArray(choices)) {
+      if (!choices.every((choice) => typeof choice === 'string')) return undefined;
+      return { type: 'string', ...labels, enum: choices, ...(typeof proposed === 'string' && { default: proposed }) };
+    }
+    return {
+      type: 'string',
+      ...labels,
+      ...(num(minLength) !== undefined && { minLength: num(minLength) }),
+      ...(num(maxLength) !== undefined && { maxLength: num(maxLength) }),
+      ...(typeof proposed === 'string' && { default: proposed }),
+    };
+  }
+  if (type === 'number' || type === 'integer') {
+    return {
+      type,
+      ...labels,
+      ...(num(minimum) !== undefined && { minimum: num(minimum) }),
+      ...(num(maximum) !== undefined && { maximum: num(maximum) }),
+      ...(typeof proposed === 'number' && { default: proposed }),
+    };
+  }
+  if (type === 'boolean') return { type: 'boolean', ...labels, ...(typeof proposed === 'boolean' && { default: proposed }) };
+  return undefined;
+}
+
+/**
+ * The elicitation form of a proposal: the tool's arguments that are flat primitives (string,
+ * number, integer, boolean; a string enum), each with the proposed value as its default, so the
+ * end user may change them. Other arguments are not in the form and stay as proposed.
+ */
+export function elicitationForm(
+  argsSchema: Record<string, unknown> | undefined,
+  proposed: Record<string, unknown>,
+): { requestedSchema: ElicitRequestFormParams['requestedSchema']; editable: string[] } {
+  const properties: Record<string, PrimitiveSchemaDefinition> = {};
+  const declared = (argsSchema?.properties ?? {}) as Record<string, unknown>;
+  for (const [key, schema] of Object.entries(declared)) {
+    const proposedValue = proposed[key];
+    // Only a value the form can show as it is: an object or array in place of a primitive stays as proposed.
+    if (proposedValue !== undefined && (proposedValue === null || typeof proposedValue === 'object')) continue;
+    const primitive = primitiveOf(schema, proposedValue);
+    if (primitive) properties[key] = primitive;
+  }
+  const required = (Array.isArray(argsSchema?.required) ? (argsSchema.required as unknown[]) : []).filter(
+    (key): key is string => typeof key === 'string' && key in properties,
+  );
+  return { requestedSchema: { type: 'object', properties, ...(required.length > 0 && { required }) }, editable: Object.keys(properties) };
+}
+
+/** What the end user is told: the tool, what it does, the arguments it will run with, and the preview when there is one. */
+function elicitationMessage(item: Exposed, proposal: EndUserProposal, editable: string[]): string {
+  const lines = [`Confirm ${item.name}${item.tool.manifest.description ? ` — ${item.tool.manifest.description}` : ''}`];
+  lines.push(`It will run with: ${JSON.stringify(proposal.args)}`);
+  if (proposal.preview?.status === 'ok') lines.push(`Preview of what it will do: ${JSON.stringify(proposal.preview.result)}`);
+  else if (proposal.preview) lines.push(`The preview could not be made (${proposal.preview.status}): ${proposal.preview.message}`);
+  lines.push(
+    editable.length > 0
+      ? `Accept to run it (change ${editable.join(', ')} first if they are not right), decline to refuse it, or cancel to leave it to the approvers.`
+      : 'Accept to run it, decline to refuse it, or cancel to leave it to the approvers.',
+  );
+  return lines.join('\n');
+}
+
+/**
+ * The answer to relay for an elicitation result: accept with the proposed values → confirm; with
+ * changed values → adjust (the changes merged into the proposed arguments); decline → decline;
+ * cancel → nothing (the approvers, or expiry, decide).
+ */
+export function answerOf(result: ElicitResult, proposal: Pick<EndUserProposal, 'digest' | 'args'>, editable: readonly string[]): EndUserAnswer | undefined {
+  if (result.action === 'decline') return { decision: 'decline', digest: proposal.digest, reason: 'declined by the end user' };
+  if (result.action !== 'accept') return undefined;
+  const content = result.content ?? {};
+  const changes: Record<string, unknown> = {};
+  for (const key of editable) {
+    if (!(key in content)) continue;
+    const value = content[key];
+    if (value !== proposal.args[key]) changes[key] = value;
+  }
+  if (Object.keys(changes).length === 0) return { decision: 'confirm', digest: proposal.digest };
+  return { decision: 'adjust', digest: proposal.digest, args: { ...proposal.args, ...changes } };
 }
