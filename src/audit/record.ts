@@ -883,7 +883,10 @@ export async function auditRecordFromHistory(
   return { ...record, answers: answersOf(record) };
 }
 
-function admissionPhrase(a: AuditRecord['admission']): string {
+function admissionPhrase(a: AuditRecord['admission'], link?: RequestLink): string {
+  // A linked request was not asked for by an agent: the approval API admitted it for the person who asked.
+  if (a.verified && link)
+    return `admitted by the approval API for ${link.by.id}, who signed in as an approver (front-door assertion signed with key ${a.kid ?? '?'})`;
   if (a.verified) return `identity from a verified agent credential (front-door assertion signed with key ${a.kid ?? '?'})`;
   if (!a.present && a.problem?.code === 'unsigned') return 'identity NOT verified: the request predates signed front-door admissions';
   return `identity NOT verified: no valid front-door assertion (${a.problem?.code ?? 'unknown'}: ${a.problem?.message ?? ''}); these are the claims of whoever started the workflow`;
@@ -902,7 +905,7 @@ function answersOf(r: Omit<AuditRecord, 'answers'>): AuditRecord['answers'] {
   const chain = r.initiatedBy.onBehalfOf.length > 0 ? ` on behalf of ${r.initiatedBy.onBehalfOf.map((p) => `${p.type} ${p.id}`).join(' → ')}` : '';
   const whoInitiated =
     `${r.initiatedBy.actor.type} ${r.initiatedBy.actor.id || '?'}${linkPhrase(r.link)}${chain} (tenant ${r.initiatedBy.tenant || '?'}, ${r.initiatedBy.environment || '?'}) at ${r.initiatedBy.at}` +
-    `${r.initiatedBy.reason ? `: "${r.initiatedBy.reason}"` : ''}; ${admissionPhrase(r.admission)}`;
+    `${r.initiatedBy.reason ? `: "${r.initiatedBy.reason}"` : ''}; ${admissionPhrase(r.admission, r.link)}`;
   const policy = r.decision
     ? `policy rule ${r.decision.rule} decided ${r.decision.outcome} (risk ${r.decision.risk}, policy ${r.decision.policyDigest.slice(0, 12) || 'none'})`
     : 'no policy decision recorded';

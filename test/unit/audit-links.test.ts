@@ -302,7 +302,7 @@ describe('the audit record of a break-glass override', () => {
     assert.equal(
       record.answers.whoInitiated,
       `agent deploy-bot (break-glass override of r-denied, asked by sam) (tenant acme, production) at ${iso(builder.start)}: "ship the fix"; ` +
-        `identity from a verified agent credential (front-door assertion signed with key ${requestKey.kid})`,
+        `admitted by the approval API for sam, who signed in as an approver (front-door assertion signed with key ${requestKey.kid})`,
     );
     assert.equal(
       record.answers.whoAllowed,
@@ -571,7 +571,8 @@ describe('the audit record of a rollback', () => {
     assert.equal(record.overridden, false);
     assert.equal(
       record.answers.whoInitiated,
-      `human alice (rollback of r-closed) (tenant acme, production) at ${iso(b.start)}; identity from a verified agent credential (front-door assertion signed with key ${requestKey.kid})`,
+      `human alice (rollback of r-closed) (tenant acme, production) at ${iso(b.start)}; ` +
+        `admitted by the approval API for alice, who signed in as an approver (front-door assertion signed with key ${requestKey.kid})`,
     );
     assert.equal(record.answers.whoAllowed, `policy rule tool:reopen_ticket decided allow (risk low, policy ${POLICY_DIGEST.slice(0, 12)})`);
     assert.match(formatAuditRecord(record), /^link: rollback of r-closed \(close_ticket\), asked by alice \[support\]: "closed by mistake"$/m);
