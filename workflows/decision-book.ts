@@ -11,6 +11,9 @@
  *   mismatch, a second vote...): accepted as an update so the history keeps who tried what, then
  *   failed with the refusal.
  * - `accept` — a vote or an edit that applies.
+ *
+ * The book also keeps the accepted assertions that prove an approval (votes, edits that count as
+ * their editors' votes, the end user's confirmation): the evidence the execution activity checks.
  */
 import { canonicalId } from '../src/shared/identity.js';
 import { refuseDecision, type DecisionRefusal, type PendingApproval } from '../src/shared/approval.js';
@@ -53,6 +56,10 @@ export class DecisionBook {
   private readonly usedAssertions = new Set<string>();
   private readonly usedLinkNonces: string[] = [];
   private readonly accepted: AcceptedDecision[] = [];
+  /** The edit assertion behind each edit that counts as its editor's approval, by digest and editor. */
+  private readonly editApprovals = new Map<string, string>();
+  /** The end user's assertion confirming each digest they confirmed (their approval, or the adjustment that produced it). */
+  private readonly confirmations = new Map<string, string>();
   /** The last verification (the validator's), reused by the handler that runs right after it. */
   private lastVerified?: { token: string; claims: DecisionAssertionClaims };
 
@@ -64,11 +71,6 @@ export class DecisionBook {
   /** Whether trusted keys are known yet. */
   get trusted(): boolean {
     return this.anchors !== undefined;
-  }
-
-  /** Accepted decisions, oldest first. */
-  decisions(): readonly AcceptedDecision[] {
-    return this.accepted;
   }
 
   /** Judges an update's input. Pure apart from a verification cache; `apply` records the outcome. */
@@ -125,5 +127,29 @@ export class DecisionBook {
       digest: verdict.input.digest,
       via: verdict.input.via ?? 'api',
     });
+  }
+
+  /** Keeps the edit assertion `token` as `editorId`'s approval of `digest`, the proposal policy made of their edit. */
+  editApproved(digest: string, editorId: string, token: string): void {
+    this.editApprovals.set(`${digest}\n${editorId}`, token);
+  }
+
+  /** Keeps the end user's assertion `token` as their confirmation of `digest`. */
+  confirmed(digest: string, token: string): void {
+    this.confirmations.set(digest, token);
+  }
+
+  /**
+   * The assertions that prove the approval of `digest`, for the execution activity to verify:
+   * the approvers' votes, the edits of `editors` that count as their votes, and the end user's
+   * confirmation (never counted among the votes).
+   */
+  evidence(digest: string | undefined, editors: readonly string[]): { approvals: string[]; editApprovals?: string[]; confirmation?: string } {
+    const approvals = this.accepted
+      .filter((decision) => decision.decision === 'approve' && decision.digest === digest && decision.via !== 'end_user')
+      .map((decision) => decision.token);
+    const edits = editors.map((editorId) => this.editApprovals.get(`${digest}\n${editorId}`)).filter((token): token is string => token !== undefined);
+    const confirmation = digest === undefined ? undefined : this.confirmations.get(digest);
+    return { approvals, ...(edits.length > 0 ? { editApprovals: edits } : {}), ...(confirmation === undefined ? {} : { confirmation }) };
   }
 }
