@@ -8,10 +8,10 @@ import type { Logger } from 'pino';
 import { buildProposal, proposalDigest } from '../src/approvals/digest.js';
 import { ResultTooLargeError, TenantMismatchError, filterResult, redactText, redactValue } from '../src/egress/index.js';
 import type { ApprovalNotification, Notifier } from '../src/notify/notifier.js';
-import type { KillSwitches } from '../src/kill-switch.js';
+import type { KillSwitches } from '../src/policy/kill-switch-client.js';
 import { countRedactions } from '../src/metrics.js';
 import { RateLimitStoreError, RateLimits, decide, type RateLimitRule, type RateLimitStore, type RateLimited } from '../src/policy/index.js';
-import type { PolicyStore } from '../src/policy-store.js';
+import type { PolicyStore } from '../src/policy/store.js';
 import { compareDecisions } from '../src/policy/compare.js';
 import {
   EXECUTION_BOUNDS,

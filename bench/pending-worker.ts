@@ -14,7 +14,7 @@ import { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { silentLogger } from '../src/logger.js';
-import { PolicyStore } from '../src/policy-store.js';
+import { PolicyStore } from '../src/policy/store.js';
 import { loadWorkerTrust } from '../src/trust/store.js';
 import { TemporalRunGuard } from '../src/trust/runs.js';
 import { createBaselineActivities } from './baseline-activities.js';

@@ -4,6 +4,7 @@ import { msToNumber } from '@temporalio/common';
 import { z } from 'zod';
 import { defaultKeyPaths } from './auth/tokens.js';
 import { IDENTIFIER_PATTERN } from './shared/index.js';
+import { ToolgateError, type ToolgateErrorOptions } from './errors.js';
 
 const list = z.string().transform((text) =>
   text
@@ -89,8 +90,11 @@ export interface Config {
 }
 
 /** A configuration variable was invalid; the message names it and what was expected. */
-export class ConfigError extends Error {
+export class ConfigError extends ToolgateError {
   override readonly name = 'ConfigError';
+  constructor(message: string, options?: ToolgateErrorOptions) {
+    super('config_invalid', message, options);
+  }
 }
 
 /** Reads and validates the configuration from `env`. */

@@ -5,7 +5,7 @@ import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
-import { KillSwitches } from './kill-switch.js';
+import { KillSwitches } from './policy/kill-switch-client.js';
 import { workflowMetricsSinks } from './metrics.js';
 import { TASK_QUEUE } from './shared/index.js';
 import { WORKFLOW_TRACING_MODULE, activeTelemetry, tracedClient } from './telemetry.js';

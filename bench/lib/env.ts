@@ -25,7 +25,7 @@ import { DecisionSigner, RequestSigner } from '../../src/trust/signers.js';
 import { workerTrustOf, type WorkerTrust } from '../../src/trust/store.js';
 import { createLogger, silentLogger } from '../../src/logger.js';
 import type { Notifier } from '../../src/notify/notifier.js';
-import { PolicyStore } from '../../src/policy-store.js';
+import { PolicyStore } from '../../src/policy/store.js';
 import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../../src/shared/index.js';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server.js';

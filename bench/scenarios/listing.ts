@@ -27,7 +27,7 @@ import { issueApproverToken } from '../../src/auth/tokens.js';
 import { waitingQuery, type WaitingApprover } from '../../src/approvals/waiting.js';
 import { ToolGateway } from '../../src/client/index.js';
 import { silentLogger } from '../../src/logger.js';
-import { PolicyStore } from '../../src/policy-store.js';
+import { PolicyStore } from '../../src/policy/store.js';
 import { statusQuery, type RequestStatus } from '../../src/shared/index.js';
 import { createToolgateWorker } from '../../src/worker.js';
 import { BENCH_ACTOR, BENCH_ENVIRONMENT, benchTools, startBenchApi, type BenchApi, type BenchServer } from '../lib/env.js';

@@ -216,7 +216,7 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
     try {
       admitted = await frontDoor.admit(agent, fields);
     } catch (err) {
-      if (err instanceof AdmissionError) throw new AgentApiError(err.code === 'conflict' ? 409 : 400, err.code, err.message, err.fields);
+      if (err instanceof AdmissionError) throw new AgentApiError(err.code, err.message, { fields: err.fields, cause: err });
       throw err;
     }
     annotateActiveSpan({ requestId: admitted.request.requestId });

@@ -9,22 +9,29 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
 import { FailureTypes, decideUpdate, refreshTrustSignal, type DecideInput, type RequestStatus } from '../shared/index.js';
 import type { DecisionSigner, DecisionStatement } from '../trust/signers.js';
-import { HttpError, isTemporalUnavailable } from './errors.js';
+import type { ErrorCode } from '../errors.js';
+import { GrpcStatus, HttpError, grpcStatusOf, temporalUnavailable } from './errors.js';
 import { LaneFullError, Lanes } from './lanes.js';
 
-/** The HTTP answer of each refusal the workflow's validator gives (status, stable code). */
-export const REFUSAL_STATUS: Readonly<Record<string, readonly [number, string]>> = {
-  [FailureTypes.DigestMismatch]: [409, 'digest_mismatch'],
-  [FailureTypes.NotPending]: [409, 'not_pending'],
-  [FailureTypes.DuplicateVote]: [409, 'duplicate_vote'],
-  [FailureTypes.LinkReused]: [409, 'link_reused'],
-  [FailureTypes.NotEligible]: [403, 'not_eligible'],
-  [FailureTypes.SelfApproval]: [403, 'self_approval'],
-  [FailureTypes.WrongTenant]: [403, 'wrong_tenant'],
-  [FailureTypes.InvalidDecision]: [400, 'invalid_decision'],
-  [FailureTypes.VoteLimit]: [409, 'vote_limit'],
-  [FailureTypes.EditLimit]: [409, 'edit_limit'],
+/** The stable code of each refusal the workflow's validator gives (its HTTP status is the code's, src/errors.ts). */
+export const REFUSAL_CODES: Readonly<Record<string, ErrorCode>> = {
+  [FailureTypes.DigestMismatch]: 'digest_mismatch',
+  [FailureTypes.NotPending]: 'not_pending',
+  [FailureTypes.DuplicateVote]: 'duplicate_vote',
+  [FailureTypes.LinkReused]: 'link_reused',
+  [FailureTypes.NotEligible]: 'not_eligible',
+  [FailureTypes.SelfApproval]: 'self_approval',
+  [FailureTypes.WrongTenant]: 'wrong_tenant',
+  [FailureTypes.InvalidDecision]: 'invalid_decision',
+  [FailureTypes.VoteLimit]: 'vote_limit',
+  [FailureTypes.EditLimit]: 'edit_limit',
 };
+
+/**
+ * The failure type the server gives an accepted update whose workflow closed before the update
+ * completed (Temporal's `AcceptedUpdateCompletedWorkflow`): the request is no longer pending.
+ */
+const UPDATE_OUTLIVED_WORKFLOW = 'AcceptedUpdateCompletedWorkflow';
 
 /** How often a decision the workflow could not take yet is retried (busy, rotated keys, an assertion that aged while no worker ran). */
 const DECISION_ATTEMPTS = 8;
@@ -63,13 +70,14 @@ export class DecisionSender {
   /**
    * Signs `input` for the run `run` (a handle bound to its run id) of `requestId` and sends it as
    * the `decide` update. Resolves with the status the workflow answers; a refusal becomes the
-   * HttpError of REFUSAL_STATUS, a closed request 409 not_pending, anything transient a 503.
+   * HttpError of REFUSAL_CODES, a closed request 409 not_pending, anything transient a 503.
    */
   async send(requestId: string, run: WorkflowHandle, runId: string, input: DecideInput): Promise<RequestStatus> {
     try {
       return await this.lanes.run(run.workflowId, () => this.sendNow(requestId, run, runId, input));
     } catch (err) {
-      if (err instanceof LaneFullError) throw new HttpError(503, 'busy', 'too many decisions are waiting for this request; retry shortly', undefined, 1);
+      if (err instanceof LaneFullError)
+        throw new HttpError('busy', 'too many decisions are waiting for this request; retry shortly', { retryAfter: 1, cause: err });
       throw err;
     }
   }
@@ -87,14 +95,15 @@ export class DecisionSender {
       } catch (err) {
         const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
         const type = cause instanceof ApplicationFailure ? cause.type : undefined;
-        const refusal = type ? REFUSAL_STATUS[type] : undefined;
-        if (refusal) {
-          const [httpStatus, code] = refusal;
+        const code = type ? REFUSAL_CODES[type] : undefined;
+        if (code) {
           this.logger.warn({ ...who, code }, 'decision refused');
-          throw new HttpError(httpStatus, code, (cause as ApplicationFailure).message);
+          throw new HttpError(code, (cause as ApplicationFailure).message, { cause });
         }
-        if (err instanceof WorkflowNotFoundError || /already completed/i.test((err as Error).message)) {
-          throw new HttpError(409, 'not_pending', 'the request is no longer waiting for approval');
+        // A closed workflow: the server answers NOT_FOUND ("workflow execution already completed"),
+        // which the client raises as WorkflowNotFoundError; or it fails an update it had accepted.
+        if (err instanceof WorkflowNotFoundError || type === UPDATE_OUTLIVED_WORKFLOW) {
+          throw new HttpError('not_pending', 'the request is no longer waiting for approval', { cause: err });
         }
         const unverified = type === FailureTypes.UntrustedSigningKey || type === FailureTypes.UnverifiedDecision;
         // UnverifiedDecision: e.g. the assertion aged while the update waited for a worker.
@@ -105,9 +114,10 @@ export class DecisionSender {
               { requestId, type, err: (cause as Error).message },
               "the workflow does not accept this API's decision signatures; check TOOLGATE_TRUSTED_DECISION_KEYS on the workers",
             );
-            throw new HttpError(503, 'decision_not_verified', 'the gateway could not get this decision verified; retry shortly', undefined, 5);
+            throw new HttpError('decision_not_verified', 'the gateway could not get this decision verified; retry shortly', { retryAfter: 5, cause: err });
           }
-          if (isResourceExhausted(err)) throw new HttpError(503, 'busy', 'too many decisions for this request at once; retry shortly', undefined, 1);
+          if (isResourceExhausted(err))
+            throw new HttpError('busy', 'too many decisions for this request at once; retry shortly', { retryAfter: 1, cause: err });
           throw unavailable(err);
         }
         // After a key rotation the run may hold only the old keys: ask it, once, to read the worker's keys again.
@@ -123,16 +133,14 @@ export class DecisionSender {
 
 /** True when Temporal refused a call for load (gRPC RESOURCE_EXHAUSTED), e.g. too many updates in flight on one workflow. */
 export function isResourceExhausted(err: unknown): boolean {
-  const code = (err as { code?: number }).code ?? (err as { cause?: { code?: number } }).cause?.code;
-  return code === 8 || /RESOURCE_EXHAUSTED|in-flight|limit.*exceeded/i.test((err as Error)?.message ?? '');
+  return grpcStatusOf(err) === GrpcStatus.RESOURCE_EXHAUSTED;
 }
 
 /**
- * A Temporal call that timed out or found no one to answer (typically: no worker is running) is a
- * 503 with Retry-After, not an internal error; anything else is passed on unchanged.
+ * A Temporal call that could not be answered is a 503 with Retry-After, not an internal error:
+ * `temporal_unavailable` when the server is out of reach, `worker_unavailable` when no worker
+ * answered in time. Anything else is passed on unchanged.
  */
 export function unavailable(err: unknown): unknown {
-  return isTemporalUnavailable(err)
-    ? new HttpError(503, 'worker_unavailable', 'the gateway could not reach a worker in time; retry shortly', undefined, 5)
-    : err;
+  return temporalUnavailable(err) ?? err;
 }

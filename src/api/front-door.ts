@@ -29,6 +29,7 @@ import {
 } from '../shared/index.js';
 import { tracedClient } from '../telemetry.js';
 import type { RequestSigner } from '../trust/signers.js';
+import { ToolgateError } from '../errors.js';
 
 /** The fields of a request an agent chooses; everything about who and where comes from its credential. */
 export interface AgentRequestFields {
@@ -42,14 +43,12 @@ export interface AgentRequestFields {
 }
 
 /** A request the front door refused to admit as given; `fields` name what was wrong. */
-export class AdmissionError extends Error {
+export class AdmissionError extends ToolgateError {
   override readonly name = 'AdmissionError';
-  constructor(
-    readonly code: 'invalid_body' | 'conflict',
-    message: string,
-    readonly fields: string[],
-  ) {
-    super(message);
+  declare readonly code: 'invalid_body' | 'conflict';
+  declare readonly fields: string[];
+  constructor(code: 'invalid_body' | 'conflict', message: string, fields: string[], options?: { cause?: unknown }) {
+    super(code, message, { fields, ...options });
   }
 }
 

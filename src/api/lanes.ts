@@ -4,10 +4,14 @@
  * of being refused by the server. A lane's queue is bounded: beyond it, callers are told to
  * retry rather than piling up without end.
  */
+import { ToolgateError, type ToolgateErrorOptions } from '../errors.js';
 
 /** A lane refused a caller because its queue is full. */
-export class LaneFullError extends Error {
+export class LaneFullError extends ToolgateError {
   override readonly name = 'LaneFullError';
+  constructor(message: string, options?: ToolgateErrorOptions) {
+    super('busy', message, options);
+  }
 }
 
 /** Runs at most `concurrency` tasks per key at once, queueing up to `maxQueued` more per key. */

@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { decodeFirstPayload, startInputOf, withWorkflowContext } from '../audit/record.js';
 import { UndoUnavailable, deriveUndoArgs } from '../policy/undo.js';
-import type { PolicyStore } from '../policy-store.js';
+import type { PolicyStore } from '../policy/store.js';
 import {
   IDENTIFIER_PATTERN,
   ToolRequestSchema,

@@ -10,6 +10,8 @@
 import type { Client } from '@temporalio/client';
 import { decodeTypedSearchAttributes } from '../temporal/internals.js';
 import { parseRequestWorkflowId, searchAttributes } from '../shared/index.js';
+import { ToolgateError, type ToolgateErrorOptions } from '../errors.js';
+import { isTemporalUnavailable } from '../temporal/errors.js';
 
 /** One request waiting for the approver, as visibility knows it. */
 export interface WaitingItem {
@@ -48,8 +50,11 @@ const LIST_DEADLINE_MS = 5_000;
 export const MAX_WAITING_PAGE_SIZE = 500;
 
 /** Thrown for a page token that is not one this endpoint handed out (a 400 naming `pageToken`). */
-export class InvalidPageTokenError extends Error {
+export class InvalidPageTokenError extends ToolgateError {
   override readonly name = 'InvalidPageTokenError';
+  constructor(message: string, options?: ToolgateErrorOptions) {
+    super('invalid_query', message, { fields: ['pageToken'], ...options });
+  }
 }
 
 /** A visibility-query string literal: single quotes and backslashes escaped. */
@@ -109,8 +114,8 @@ export async function listWaitingFor(
       }),
     );
   } catch (err) {
-    // A token the server did not issue (or one for another query) fails; only an unreachable server is not the token's fault.
-    if (nextPageToken && (err as { code?: number }).code !== 14) throw new InvalidPageTokenError('pageToken must be a token from an earlier page');
+    // A token the server did not issue (or one for another query) fails; a server out of reach or out of time is not the token's fault.
+    if (nextPageToken && !isTemporalUnavailable(err)) throw new InvalidPageTokenError('pageToken must be a token from an earlier page', { cause: err });
     throw err;
   }
   const items: WaitingItem[] = [];

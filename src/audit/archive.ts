@@ -42,12 +42,13 @@ import { finished } from 'node:stream/promises';
 import { isGrpcServiceError, type Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { PayloadDecryptionError } from '../codec/aes-gcm.js';
+import { KeyNotInKeyring, PayloadDecryptionError } from '../codec/aes-gcm.js';
 import { redactText } from '../egress/redact.js';
 import { WORKFLOW_TYPE, parseRequestWorkflowId } from '../shared/index.js';
 import { ChainWriter, DEFAULT_CHECKPOINT_EVERY, generateAuditKeyPair, keyIdOf, type ChainHeader, type SegmentInfo } from './chain.js';
 import { AuditRecordError, auditRecordFromHistory, type AuditRecord } from './record.js';
 import { verifyChain, type ChainVerification } from './verify.js';
+import { ToolgateError, type ToolgateErrorOptions } from '../errors.js';
 
 /** Id of the Temporal Schedule that runs the archival. */
 export const ARCHIVE_SCHEDULE_ID = 'toolgate-audit-archive';
@@ -125,8 +126,11 @@ export interface ArchiveSource {
 }
 
 /** Thrown when the archive cannot safely be extended: its last segment does not verify, is signed by an untrusted key or ends in the future, or another writer took the next index. */
-export class ArchiveIntegrityError extends Error {
+export class ArchiveIntegrityError extends ToolgateError {
   override readonly name = 'ArchiveIntegrityError';
+  constructor(message: string, options?: ToolgateErrorOptions) {
+    super('archive_integrity', message, options);
+  }
 }
 
 /** The visibility query of the requests closed in `[from, to)`. */
@@ -167,7 +171,7 @@ export function temporalArchiveSource(client: Client): ArchiveSource {
       } catch (err) {
         // A key missing from this archiver's keyring is its configuration, not the history: retry
         // (and alarm) rather than archive a permanent gap for a history that is still readable.
-        if (err instanceof PayloadDecryptionError && /not in the keyring/.test(err.message)) throw err;
+        if (err instanceof KeyNotInKeyring) throw err;
         // A history that is not a request's, or holds a payload that fails authentication, would
         // fail every time: archive the gap so one planted history cannot stop the archival.
         if (err instanceof AuditRecordError || err instanceof PayloadDecryptionError) return { gap: { code: 'unreadable', message: redactText(err.message) } };

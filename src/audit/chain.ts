@@ -25,6 +25,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import canonicalize from 'canonicalize';
+import { ToolgateError } from '../errors.js';
 
 /** Value of the header's `format` field. */
 export const CHAIN_FORMAT = 'toolgate-audit-chain';
@@ -106,12 +107,12 @@ export interface Checkpoint {
 }
 
 /** Thrown when a record cannot be put in the chain (not JSON-serialisable) or a key is unusable. */
-export class AuditChainError extends Error {
+export class AuditChainError extends ToolgateError {
   override readonly name = 'AuditChainError';
   /** The sequence number concerned, when there is one. */
   readonly seq?: number;
   constructor(message: string, options?: { seq?: number; cause?: unknown }) {
-    super(message, { cause: options?.cause });
+    super('audit_chain_invalid', message, { cause: options?.cause });
     this.seq = options?.seq;
   }
 }

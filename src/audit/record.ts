@@ -10,12 +10,14 @@
  * input, plain decision objects, `attemptRefused` signals) stay readable; they are reported as
  * unverified, because nothing in them can be verified.
  */
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { LoadedDataConverter, Payload, SerializationContext } from '@temporalio/common';
 import { decodeFromPayloadsAtIndex, decodeOptionalFailureToOptionalError } from '../temporal/internals.js';
 import type { temporal } from '@temporalio/proto';
 import type { createActivities } from '../../activities/index.js';
 import { redactText, redactValue } from '../egress/redact.js';
+import { ToolgateError, type ToolgateErrorOptions } from '../errors.js';
+import { GrpcStatus, grpcStatusOf } from '../temporal/errors.js';
 import { describePrompt, previewHeadline, previewView, provenanceKinds, provenanceView, type PreviewView, type ProvenanceView } from '../approvals/view.js';
 import {
   AssertionError,
@@ -219,9 +221,16 @@ export interface AuditRecord {
   timeline: { at: string; event: string }[];
 }
 
-/** Thrown when a request has no workflow, or its history cannot be read as a toolgate request. */
-export class AuditRecordError extends Error {
+/**
+ * Thrown when a request has no workflow, or its history cannot be read as a toolgate request
+ * (code `not_found`: for the API both are "no such request"). Never thrown for a history that
+ * could not be fetched: Temporal out of reach is the caller's 503, not a missing request.
+ */
+export class AuditRecordError extends ToolgateError {
   override readonly name = 'AuditRecordError';
+  constructor(message: string, options?: ToolgateErrorOptions) {
+    super('not_found', message, options);
+  }
 }
 
 const redact = <T>(value: T): T => redactValue(value).value;
@@ -426,7 +435,13 @@ export async function buildAuditRecordOfWorkflow(client: Client, workflowId: str
   try {
     history = await handle.fetchHistory();
   } catch (err) {
-    throw new AuditRecordError(`no request ${requestIdFromWorkflowId(workflowId) ?? workflowId}: ${(err as Error).message}`);
+    // Only "no such workflow" is a missing request; anything else (Temporal out of reach, a
+    // timeout) is passed on so the API answers 503 instead of a false 404.
+    // (`fetchHistory` passes the service's NOT_FOUND through as a gRPC error; other calls wrap it as WorkflowNotFoundError.)
+    if (err instanceof WorkflowNotFoundError || grpcStatusOf(err) === GrpcStatus.NOT_FOUND) {
+      throw new AuditRecordError(`no request ${requestIdFromWorkflowId(workflowId) ?? workflowId}: ${(err as Error).message}`, { cause: err });
+    }
+    throw err;
   }
   const record = await auditRecordFromHistory(history, client.options.loadedDataConverter, { workflowId });
   const ids = parseRequestWorkflowId(workflowId);

@@ -18,6 +18,7 @@ import {
   type ChainHeader,
   type Checkpoint,
 } from './chain.js';
+import { ToolgateError } from '../errors.js';
 
 /** Where verification failed. */
 export interface ChainFault {
@@ -87,13 +88,13 @@ function unexpectedKeys(value: Record<string, unknown>, allowed: readonly string
   return undefined;
 }
 
-class Fault extends Error {
+class Fault extends ToolgateError {
   constructor(
     readonly seq: number,
     readonly reason: string,
     readonly lastVerifiedSeq?: number,
   ) {
-    super(reason);
+    super('audit_export_invalid', reason);
   }
 }
 

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { IDENTIFIER_PATTERN } from '../shared/index.js';
 import { AuthConfigError } from './errors.js';
 import { ensureEd25519KeyPair, publicKeyPemFrom } from './keys.js';
-import { DEFAULT_LINK_ISSUER, DEFAULT_LINK_TTL_SECONDS, LinkSigner, LinkVerifier, defaultLinkKeyPaths } from './links.js';
+import { DEFAULT_LINK_ISSUER, DEFAULT_LINK_TTL_SECONDS, LinkSigner, LinkVerifier, defaultLinkKeyPaths } from '../approvals/links.js';
 import { OidcApproverVerifier } from './oidc.js';
 import { ApproverTokenVerifier, DEFAULT_ISSUER, defaultKeyPaths, type ApproverVerifier } from './tokens.js';
 

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { defaultKeyPaths, ensureLocalKeyPair } from '../auth/tokens.js';
-import { defaultLinkKeyPaths } from '../auth/links.js';
+import { defaultLinkKeyPaths } from '../approvals/links.js';
 import { ensureEd25519KeyPair } from '../auth/keys.js';
 import { loadSessionKey } from '../inbox/index.js';
 import { defaultKeyringFile, ensureKeyringFile } from '../codec/index.js';

@@ -15,7 +15,7 @@ import { createLogger } from '../logger.js';
 import { createMcpGatewayServer } from '../mcp/gateway-server.js';
 import { createMcpHttpApp } from '../mcp/http.js';
 import { pinTools } from '../mcp/pin.js';
-import { PolicyStore } from '../policy-store.js';
+import { PolicyStore } from '../policy/store.js';
 import { IDENTIFIER_PATTERN, canonicalId } from '../shared/index.js';
 
 const identifier = (what: string) => (value: string) => {

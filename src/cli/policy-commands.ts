@@ -25,6 +25,7 @@ import {
 } from '../policy/replay.js';
 import { IDENTIFIER_PATTERN, parseRequestWorkflowId } from '../shared/index.js';
 import { exportQuery } from './audit-commands.js';
+import { ToolgateError, type ToolgateErrorOptions } from '../errors.js';
 
 /** Exit codes of `policy replay`. */
 export const REPLAY_EXIT = { ok: 0, forbidden: 1, error: 2 } as const;
@@ -41,8 +42,11 @@ export const MAX_REPLAY_CONCURRENCY = 64;
 export const HISTORY_PAGE_EVENTS = 32;
 
 /** A usage error: a flag's value is not what it must be. Exit code 2. */
-export class ReplayUsageError extends Error {
+export class ReplayUsageError extends ToolgateError {
   override readonly name = 'ReplayUsageError';
+  constructor(message: string, options?: ToolgateErrorOptions) {
+    super('invalid_usage', message, options);
+  }
 }
 
 const UNITS_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;

@@ -40,6 +40,7 @@ import { createRequire } from 'node:module';
 import { METADATA_ENCODING_KEY, type Payload, type PayloadCodec, type SerializationContext } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { parseRequestWorkflowId, workflowIdFor } from '../shared/messages.js';
+import { ToolgateError, type ErrorCode } from '../errors.js';
 import type { CodecKeyring } from './keyring.js';
 
 // The proto package is CommonJS: take the namespace from its default export under ESM.
@@ -68,13 +69,25 @@ const TENANT_KEY_SALT = utf8.encode('toolgate-codec-tenant-v1');
 const MAX_CACHED_TENANT_KEYS = 1024;
 
 /** Thrown when a payload cannot be decrypted: unknown key id, malformed tenant tag, tampered or truncated ciphertext. */
-export class PayloadDecryptionError extends Error {
-  override readonly name = 'PayloadDecryptionError';
+export class PayloadDecryptionError extends ToolgateError {
+  override readonly name: string = 'PayloadDecryptionError';
   /** The key id the payload names, when it names one. */
   readonly keyId?: string;
-  constructor(message: string, options?: { keyId?: string; cause?: unknown }) {
-    super(message, { cause: options?.cause });
+  constructor(message: string, options?: { keyId?: string; cause?: unknown }, code: ErrorCode = 'payload_undecryptable') {
+    super(code, message, { cause: options?.cause });
     this.keyId = options?.keyId;
+  }
+}
+
+/**
+ * The payload names a key this keyring does not hold (code `key_not_in_keyring`): the reader's
+ * configuration is at fault, not the payload, so readers stop instead of skipping the payload.
+ */
+export class KeyNotInKeyring extends PayloadDecryptionError {
+  override readonly name = 'KeyNotInKeyring';
+  declare readonly keyId: string;
+  constructor(keyId: string, message: string) {
+    super(message, { keyId }, 'key_not_in_keyring');
   }
 }
 
@@ -212,9 +225,9 @@ export class AesGcmCodec implements PayloadCodec {
       }
       const master = Object.hasOwn(this.#keyring.keys, keyId) ? this.#keyring.keys[keyId] : undefined;
       if (!master) {
-        throw new PayloadDecryptionError(
+        throw new KeyNotInKeyring(
+          keyId,
           `payload was encrypted with key "${keyId}", which is not in the keyring (known: ${Object.keys(this.#keyring.keys).join(', ')}); add it to TOOLGATE_CODEC_KEYS or the key file`,
-          { keyId },
         );
       }
       const tenant = payloadTenant(payload);

@@ -18,6 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import { ToolgateError } from '../errors.js';
 
 /** AES-256 key length in bytes. */
 export const CODEC_KEY_BYTES = 32;
@@ -29,12 +30,12 @@ export interface CodecKeyring {
 }
 
 /** Thrown when keys are missing or malformed; the message names the variable or file to fix. */
-export class CodecKeyError extends Error {
+export class CodecKeyError extends ToolgateError {
   override readonly name = 'CodecKeyError';
   /** Where the bad key came from: an environment variable name or a file. */
   readonly source: string;
   constructor(source: string, message: string, options?: { cause?: unknown }) {
-    super(`${source}: ${message}`, { cause: options?.cause });
+    super('codec_key_invalid', `${source}: ${message}`, { cause: options?.cause });
     this.source = source;
   }
 }

@@ -12,6 +12,7 @@ import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { Agent, Headers, fetch, type RequestInit, type Response } from 'undici';
 import { redactText } from './redact.js';
+import { ToolgateError, type ToolgateErrorOptions } from '../errors.js';
 
 /** One resolved address of a host. */
 export interface ResolvedAddress {
@@ -43,7 +44,7 @@ export type DestinationBlockReason =
   'scheme' | 'origin_not_allowed' | 'downgrade' | 'address_blocked' | 'unresolvable' | 'too_many_redirects' | 'invalid_url' | 'invalid_policy';
 
 /** Thrown when a URL or a redirect hop may not be reached; nothing was sent to it. */
-export class DestinationBlockedError extends Error {
+export class DestinationBlockedError extends ToolgateError {
   override readonly name = 'DestinationBlockedError';
   /** The URL that was refused (after WHATWG normalisation when it parsed). */
   readonly url: string;
@@ -54,7 +55,7 @@ export class DestinationBlockedError extends Error {
   /** 0 for the original URL, n for the n-th redirect. */
   readonly hop: number;
   constructor(message: string, fields: { url: string; reason: DestinationBlockReason; hop: number; address?: string; cause?: unknown }) {
-    super(message, { cause: fields.cause });
+    super('destination_blocked', message, { cause: fields.cause });
     this.url = fields.url;
     this.reason = fields.reason;
     this.hop = fields.hop;
@@ -92,8 +93,11 @@ export interface AllowedOrigin {
 }
 
 /** Thrown by `parseAllowedOrigin` for an entry that is not an origin; the message says the expected form. */
-export class InvalidOriginError extends Error {
+export class InvalidOriginError extends ToolgateError {
   override readonly name = 'InvalidOriginError';
+  constructor(message: string, options?: ToolgateErrorOptions) {
+    super('invalid_origin', message, options);
+  }
 }
 
 const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443 };

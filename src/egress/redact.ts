@@ -18,6 +18,7 @@
 import { isValidIBAN } from 'ibantools';
 import { findNumbers, type CountryCode } from 'libphonenumber-js';
 import { GITLEAKS, SECRET_RULES_SOURCE, asciiLower, findSecrets, type SecretRule } from './secret-rules.js';
+import { ToolgateError } from '../errors.js';
 
 export { SECRET_RULES_SOURCE };
 
@@ -47,12 +48,13 @@ export interface RedactionRule {
 export type RedactionHits = Record<string, number>;
 
 /** Thrown when a tool's `egress.redact` names a rule or family that does not exist. */
-export class UnknownRedactionRuleError extends Error {
+export class UnknownRedactionRuleError extends ToolgateError {
   override readonly name = 'UnknownRedactionRuleError';
   /** The names that matched nothing. */
   readonly unknown: readonly string[];
   constructor(unknown: readonly string[]) {
     super(
+      'unknown_redaction_rule',
       `egress.redact: unknown rule or category ${unknown.map((u) => `"${u}"`).join(', ')}; known: all, secrets, pii, the ${REDACTION_RULES.filter((r) => r.source === 'gitleaks').length} gitleaks rule ids (e.g. aws-access-token, github-pat), ${[...REDACTION_RULES.filter((r) => r.source === 'toolgate').map((r) => r.name), ...Object.keys(REDACTION_RULE_ALIASES)].filter((n, i, all) => all.indexOf(n) === i).join(', ')}`,
     );
     this.unknown = unknown;

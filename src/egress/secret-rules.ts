@@ -13,23 +13,27 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse } from 'smol-toml';
+import { ToolgateError } from '../errors.js';
 
 /** A regex in the toml that has no JavaScript equivalent (the rule cannot be used). */
-export class RegexTranslationError extends Error {
+export class RegexTranslationError extends ToolgateError {
   override readonly name = 'RegexTranslationError';
   constructor(
     readonly source: string,
     readonly problem: string,
   ) {
-    super(`${problem} in ${JSON.stringify(source)}`);
+    super('regex_untranslatable', `${problem} in ${JSON.stringify(source)}`);
   }
 }
 
 /** Raised at load time when any rule of the ruleset cannot be translated: all of them are named. */
-export class SecretRulesetError extends Error {
+export class SecretRulesetError extends ToolgateError {
   override readonly name = 'SecretRulesetError';
   constructor(readonly failures: readonly { rule: string; error: string }[]) {
-    super(`secret ruleset: ${failures.length} rule(s) cannot be translated to JavaScript: ${failures.map((f) => `${f.rule}: ${f.error}`).join('; ')}`);
+    super(
+      'secret_ruleset_invalid',
+      `secret ruleset: ${failures.length} rule(s) cannot be translated to JavaScript: ${failures.map((f) => `${f.rule}: ${f.error}`).join('; ')}`,
+    );
   }
 }
 

@@ -2,12 +2,13 @@
  * Tenant ownership of tool results: a result that carries another tenant's id anywhere in it is
  * refused, so a tool bug or a confused deputy cannot hand one tenant's records to another.
  */
+import { ToolgateError } from '../errors.js';
 
 /** Field names that hold a record's tenant when a tool names none. */
 export const DEFAULT_TENANT_FIELDS: readonly string[] = ['tenant', 'tenant_id', 'tenantId'];
 
 /** Thrown when a result holds a record of another tenant; `path` says where. */
-export class TenantMismatchError extends Error {
+export class TenantMismatchError extends ToolgateError {
   override readonly name = 'TenantMismatchError';
   /** Where the foreign id was found, e.g. `$.rows[3].tenant_id`. */
   readonly path: string;
@@ -16,7 +17,7 @@ export class TenantMismatchError extends Error {
   /** The tenant id found in the result. */
   readonly found: string;
   constructor(path: string, expected: string, found: string) {
-    super(`result refused: ${path} belongs to tenant "${found}", not to the requesting tenant "${expected}" (egress.tenant_field)`);
+    super('tenant_mismatch', `result refused: ${path} belongs to tenant "${found}", not to the requesting tenant "${expected}" (egress.tenant_field)`);
     this.path = path;
     this.expected = expected;
     this.found = found;

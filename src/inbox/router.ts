@@ -508,7 +508,7 @@ export function createInboxRouter(options: InboxOptions): express.Router {
         ...(typeof body.digest === 'string' ? { digest: body.digest } : {}),
       };
     }
-    if (answer.status === 404 && fieldsOf(fieldsOf(answer.body).error).message === 'no such route') {
+    if (fieldsOf(fieldsOf(answer.body).error).code === 'preview_unavailable') {
       return {
         kind: 'unavailable',
         message:

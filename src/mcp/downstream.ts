@@ -4,16 +4,17 @@ import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotoc
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { McpServerConnection } from '../policy/model.js';
+import { ToolgateError } from '../errors.js';
 
 /** The MCP server could not be reached or did not complete the handshake. */
-export class McpServerUnavailableError extends Error {
+export class McpServerUnavailableError extends ToolgateError {
   override readonly name = 'McpServerUnavailableError';
   constructor(
     readonly server: string,
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(`MCP server ${server} is unavailable: ${message}`, options);
+    super('mcp_server_unavailable', `MCP server ${server} is unavailable: ${message}`, options);
   }
 }
 

@@ -24,6 +24,7 @@ import { readYaml } from '../policy/source.js';
 import { canonicalId, sameIdentity } from '../shared/identity.js';
 import { IDENTIFIER_PATTERN } from '../shared/index.js';
 import { describeTarget, parseWebhookTarget, sameDestination, WebhookTargetError, type WebhookTarget } from './targets.js';
+import { ToolgateError } from '../errors.js';
 
 const identifier = (what: string) =>
   z.string({ error: `${what} must be a string` }).regex(IDENTIFIER_PATTERN, {
@@ -76,7 +77,7 @@ export interface DirectoryEntry {
 }
 
 /** The approver directory could not be read or is invalid; `issues` name the file, line and field. */
-export class ApproverDirectoryError extends Error {
+export class ApproverDirectoryError extends ToolgateError {
   override readonly name = 'ApproverDirectoryError';
 
   constructor(
@@ -84,7 +85,7 @@ export class ApproverDirectoryError extends Error {
     readonly issues: readonly PolicyIssue[],
     options?: { cause?: unknown },
   ) {
-    super(`approver directory is invalid:\n${issues.map((issue) => `  ${formatPolicyIssue(issue)}`).join('\n')}`, options);
+    super('approver_directory_invalid', `approver directory is invalid:\n${issues.map((issue) => `  ${formatPolicyIssue(issue)}`).join('\n')}`, options);
   }
 }
 

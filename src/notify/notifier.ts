@@ -11,7 +11,7 @@
  */
 import { Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
-import type { LinkSigner } from '../auth/links.js';
+import type { LinkSigner } from '../approvals/links.js';
 import { canonicalId, sameIdentity } from '../shared/identity.js';
 import type { ApproverDirectory, DirectoryEntry } from './directory.js';
 import {
@@ -26,6 +26,7 @@ import {
 } from './payloads.js';
 import { describeTarget, parseWebhookTarget, sameDestination, WebhookTargetError, type WebhookTarget } from './targets.js';
 import type { ApprovalNotification, Notifier } from './types.js';
+import { ToolgateError } from '../errors.js';
 
 // Re-exported: the target parser moved to targets.ts (the directory parses `notify` with it), and
 // the notifier contract to types.ts (payloads.ts builds on it too); other code imports these names
@@ -34,14 +35,14 @@ export { parseWebhookTarget, WebhookTargetError, type WebhookTarget };
 export type { ApprovalNotification, Notifier };
 
 /** Some webhook targets did not accept a notification; Temporal retries the activity. */
-export class NotificationDeliveryError extends Error {
+export class NotificationDeliveryError extends ToolgateError {
   override readonly name = 'NotificationDeliveryError';
 
   constructor(
     /** Each failed target, by format and host (and approver, for a personal target), with the reason. */
     readonly failures: readonly { target: string; reason: string }[],
   ) {
-    super(`notification failed for ${failures.map((failure) => `${failure.target}: ${failure.reason}`).join('; ')}`);
+    super('notification_failed', `notification failed for ${failures.map((failure) => `${failure.target}: ${failure.reason}`).join('; ')}`);
   }
 }
 

@@ -6,6 +6,7 @@
  * This module has no dependency on the directory or the notifier, so both can import it.
  */
 import { isLoopbackHost } from '../auth/oidc.js';
+import { ToolgateError } from '../errors.js';
 
 /** One webhook destination and the payload format it takes. */
 export interface WebhookTarget {
@@ -14,7 +15,7 @@ export interface WebhookTarget {
 }
 
 /** A webhook target setting is invalid; the message says which entry and why. */
-export class WebhookTargetError extends Error {
+export class WebhookTargetError extends ToolgateError {
   override readonly name = 'WebhookTargetError';
 
   constructor(
@@ -22,7 +23,7 @@ export class WebhookTargetError extends Error {
     readonly entry: string,
     message: string,
   ) {
-    super(message);
+    super('webhook_target_invalid', message);
   }
 }
 

@@ -17,6 +17,7 @@ import { msToNumber } from '@temporalio/common';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Pool } from 'pg';
 import type { Risk, ToolRequest } from '../shared/index.js';
+import { ToolgateError, type ToolgateErrorOptions } from '../errors.js';
 
 /** A compiled rate limit. */
 export interface RateLimitRule {
@@ -67,8 +68,11 @@ export interface RateLimitStore {
 }
 
 /** The rate-limit store could not answer (PostgreSQL down, unreachable, or refusing): the request must not pass uncounted. */
-export class RateLimitStoreError extends Error {
+export class RateLimitStoreError extends ToolgateError {
   override readonly name = 'RateLimitStoreError';
+  constructor(message: string, options?: ToolgateErrorOptions) {
+    super('rate_limit_store_unavailable', message, options);
+  }
 }
 
 /** The table the PostgreSQL store keeps its counters in (created by the library on first use). */

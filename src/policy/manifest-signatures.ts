@@ -22,6 +22,7 @@ import type { Config } from '../config.js';
 import { IDENTIFIER_PATTERN, type ManifestSigner } from '../shared/index.js';
 import { formatPolicyIssue } from './errors.js';
 import { readYaml } from './source.js';
+import { ToolgateError, type ToolgateErrorOptions } from '../errors.js';
 
 /** A manifest signing key's id: `k-` and 16 hex digits of the SHA-256 of its SPKI DER (the prefix keeps YAML from reading it as a number). */
 export const MANIFEST_KEY_ID_PATTERN = /^k-[0-9a-f]{16}$/;
@@ -111,8 +112,11 @@ export async function readManifestSigningKey(file: string): Promise<KeyObject> {
 }
 
 /** A signing key could not be used. */
-export class ManifestSigningError extends Error {
+export class ManifestSigningError extends ToolgateError {
   override readonly name = 'ManifestSigningError';
+  constructor(message: string, options?: ToolgateErrorOptions) {
+    super('manifest_signing_failed', message, options);
+  }
 }
 
 /** One public key trusted to sign manifests as one role. */
@@ -139,8 +143,11 @@ export interface ManifestTrust {
 }
 
 /** The manifest trust configuration is unusable; the message names the file, the role and the key. */
-export class ManifestTrustError extends Error {
+export class ManifestTrustError extends ToolgateError {
   override readonly name = 'ManifestTrustError';
+  constructor(message: string, options?: ToolgateErrorOptions) {
+    super('manifest_untrusted', message, options);
+  }
 }
 
 /** A key of a role, as given to {@link manifestTrustOf}. */

@@ -26,7 +26,7 @@
 import type { LoadedDataConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { decodeFirstPayload, startInputOf, withWorkflowContext, type AUDITED_ACTIVITIES } from '../audit/record.js';
-import { PayloadDecryptionError } from '../codec/aes-gcm.js';
+import { KeyNotInKeyring } from '../codec/aes-gcm.js';
 import { redactText } from '../egress/redact.js';
 import { parseRequestWorkflowId, type PolicyDecision, type ToolOutcome, type ToolRequest } from '../shared/index.js';
 import { CHANGE_KINDS, compareDecisions, type ChangeKind } from './compare.js';
@@ -34,6 +34,7 @@ import { decide } from './decide.js';
 
 export { CHANGE_KINDS, compareDecisions, type ChangeKind };
 import type { LoadedPolicy } from './model.js';
+import { ToolgateError } from '../errors.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -456,7 +457,7 @@ export async function recordedFromHistory(
     } catch (err) {
       // A key missing from this client's keyring is its configuration, not the history's fault:
       // the caller stops (every other history would fail the same way) rather than count it.
-      if (err instanceof PayloadDecryptionError && /not in the keyring/.test(err.message)) throw err;
+      if (err instanceof KeyNotInKeyring) throw err;
       // Another tenant's payload, tampered bytes, or not JSON at all.
       throw new UnreadableHistory(redactText((err as Error).message));
     }
@@ -515,7 +516,11 @@ export async function recordedFromHistory(
 }
 
 /** A payload of the history did not decode: the history is reported unreadable, the replay goes on. */
-class UnreadableHistory extends Error {}
+class UnreadableHistory extends ToolgateError {
+  constructor(message: string) {
+    super('history_unreadable', message);
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Rendering.

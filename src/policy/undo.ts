@@ -12,20 +12,20 @@ import { Environment } from '@marcbachmann/cel-js';
 import { MAX_ARGS_BYTES, MAX_ARGS_DEPTH } from '../shared/index.js';
 import { CEL_LIMITS, describe, toCelValue } from './condition.js';
 import type { LoadedPolicy, UndoExpression } from './model.js';
+import { ToolgateError } from '../errors.js';
 
 /** Why no rollback can be derived: the tool declares no undo, or an argument's expression failed. */
 export type UndoUnavailableCode = 'no_undo' | 'evaluation_failed';
 
 /** Thrown by `deriveUndoArgs`; the message names the tool and, for `evaluation_failed`, the argument. */
-export class UndoUnavailable extends Error {
-  readonly code: UndoUnavailableCode;
+export class UndoUnavailable extends ToolgateError {
+  declare readonly code: UndoUnavailableCode;
   /** The undo argument whose expression failed (for `evaluation_failed`). */
   readonly argument?: string;
 
   constructor(code: UndoUnavailableCode, message: string, argument?: string) {
-    super(message);
+    super(code, message);
     this.name = 'UndoUnavailable';
-    this.code = code;
     if (argument !== undefined) this.argument = argument;
   }
 }

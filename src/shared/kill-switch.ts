@@ -1,4 +1,9 @@
-/** Kill-switch scope matching, shared by the registry workflow, the activities and the CLI. */
+/**
+ * Kill switches, shared side: which switch covers a request (pure, so either side may use it; the
+ * client side, src/policy/kill-switch-client.ts, does). The switch's type is `KillSwitch` in
+ * ./schemas.ts and the registry's messages are in ./messages.ts, where the registry workflow
+ * (workflows/kill-switch.ts) imports them from.
+ */
 import type { KillSwitch } from './schemas.js';
 
 /** The switch that covers a tenant's tool, if any (a tenant-wide switch covers every tool). */

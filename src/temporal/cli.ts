@@ -1,16 +1,17 @@
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ToolgateError } from '../errors.js';
 
 const EXE = process.platform === 'win32' ? '.exe' : '';
 
 /** Thrown when no Temporal CLI binary can be found; the message says how to get one. */
-export class TemporalCliNotFound extends Error {
+export class TemporalCliNotFound extends ToolgateError {
   /** The locations that were tried, in search order. */
   readonly searched: string[];
 
   constructor(message: string, searched: string[]) {
-    super(message);
+    super('temporal_cli_not_found', message);
     this.name = 'TemporalCliNotFound';
     this.searched = searched;
   }

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { msToNumber, msToTs, tsToMs } from './internals.js';
+import { ToolgateError } from '../errors.js';
 
 /** Options for {@link startDevServer}. */
 export interface DevServerOptions {
@@ -66,12 +67,12 @@ export interface DevServer {
 }
 
 /** Thrown when the dev server exits before it is ready or does not become ready in time; the message carries its last output lines. */
-export class DevServerStartError extends Error {
+export class DevServerStartError extends ToolgateError {
   /** The last lines the server printed. */
   readonly output: string[];
 
   constructor(message: string, output: string[]) {
-    super(output.length > 0 ? `${message}\n--- last server output ---\n${output.join('\n')}` : message);
+    super('dev_server_start_failed', output.length > 0 ? `${message}\n--- last server output ---\n${output.join('\n')}` : message);
     this.name = 'DevServerStartError';
     this.output = output;
   }

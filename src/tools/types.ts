@@ -1,4 +1,5 @@
 /** The contract between toolgate and a tool implementation registered in code. */
+import { ToolgateError, type ErrorCode, type ToolgateErrorOptions } from '../errors.js';
 
 /** What a tool implementation receives for one execution. */
 export interface ToolContext {
@@ -40,12 +41,12 @@ export type ToolRegistry = Record<string, ToolHandler>;
  * Thrown by a tool (or an adapter) to say the call was refused for good and did not act — bad
  * input, forbidden, not found. It is never retried.
  */
-export class ToolRejectedError extends Error {
+export class ToolRejectedError extends ToolgateError {
   override readonly name = 'ToolRejectedError';
   /** HTTP status or tool-specific code, when there is one. */
   readonly status?: number;
   constructor(message: string, options?: { status?: number; cause?: unknown }) {
-    super(message, { cause: options?.cause });
+    super('tool_rejected', message, { cause: options?.cause });
     this.status = options?.status;
   }
 }
@@ -54,8 +55,11 @@ export class ToolRejectedError extends Error {
  * Thrown when a retry with the same idempotency key is safe for a tool that deduplicates (a 503, a
  * reset connection). For a tool that cannot deduplicate it means "may have acted": outcome unknown.
  */
-export class ToolUnavailableError extends Error {
+export class ToolUnavailableError extends ToolgateError {
   override readonly name: string = 'ToolUnavailableError';
+  constructor(message: string, options?: ToolgateErrorOptions, code: ErrorCode = 'tool_unavailable') {
+    super(code, message, options);
+  }
 }
 
 /**
@@ -65,18 +69,20 @@ export class ToolUnavailableError extends Error {
  */
 export class ToolNotReachedError extends ToolUnavailableError {
   override readonly name = 'ToolNotReachedError';
+  constructor(message: string, options?: ToolgateErrorOptions) {
+    super(message, options, 'tool_not_reached');
+  }
 }
 
 /**
  * Thrown by an adapter when the tool confirmed that it acted but its answer cannot be taken (too
  * large): the request completes with its result withheld, never as "failed, did not act".
  */
-export class ResultWithheldError extends Error {
+export class ResultWithheldError extends ToolgateError {
   override readonly name = 'ResultWithheldError';
-  readonly code: 'result_too_large';
+  declare readonly code: 'result_too_large';
   constructor(message: string, code: 'result_too_large' = 'result_too_large') {
-    super(message);
-    this.code = code;
+    super(code, message);
   }
 }
 
@@ -85,9 +91,9 @@ export class ResultWithheldError extends Error {
  * sent to a tool that cannot deduplicate). The request is recorded as `outcome_unknown` and left
  * for reconciliation, never retried into a duplicate.
  */
-export class OutcomeUnknownError extends Error {
+export class OutcomeUnknownError extends ToolgateError {
   override readonly name = 'OutcomeUnknownError';
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, { cause: options?.cause });
+    super('outcome_unknown', message, { cause: options?.cause });
   }
 }

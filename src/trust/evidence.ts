@@ -23,10 +23,14 @@ import {
 import { canonicalId } from '../shared/identity.js';
 import type { ApprovalRecord, Evaluation, ToolRequest } from '../shared/schemas.js';
 import type { EvaluationSealer } from './seal.js';
+import { ToolgateError, type ToolgateErrorOptions } from '../errors.js';
 
 /** Evidence that does not hold; the message says which part. */
-export class EvidenceError extends Error {
+export class EvidenceError extends ToolgateError {
   override readonly name = 'EvidenceError';
+  constructor(message: string, options?: ToolgateErrorOptions) {
+    super('evidence_invalid', message, options);
+  }
 }
 
 /** Where the check runs: the real workflow and run (from the activity's task, never from its input) and the worker's trust. */

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import type { TrustedKey } from '../shared/assertions.js';
 import type { KeyPaths } from '../auth/keys.js';
+import { ToolgateError, type ToolgateErrorOptions } from '../errors.js';
 
 /** A private signing key with its id. */
 export interface SigningKey {
@@ -20,8 +21,11 @@ export interface SigningKey {
 }
 
 /** A key file or PEM that is not a usable Ed25519 key; the message names where it came from. */
-export class TrustKeyError extends Error {
+export class TrustKeyError extends ToolgateError {
   override readonly name = 'TrustKeyError';
+  constructor(message: string, options?: ToolgateErrorOptions) {
+    super('trust_key_invalid', message, options);
+  }
 }
 
 /** The trusted form (id and raw public key) of an Ed25519 public or private key. */

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { Client, Connection } from '@temporalio/client';
-import { defaultLinkKeyPaths, LinkSigner } from '../../src/auth/links.js';
+import { defaultLinkKeyPaths, LinkSigner } from '../../src/approvals/links.js';
 import { ToolGateway, type ToolRequestHandle } from '../../src/client/index.js';
 import { dataConverterFor, loadKeyring } from '../../src/codec/index.js';
 import { statusQuery, workflowIdFor, type RequestStatus, type ToolOutcome } from '../../src/shared/index.js';

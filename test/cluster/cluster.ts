@@ -33,7 +33,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { issueAgentToken, type AgentClaims } from '../../src/auth/agent-tokens.js';
-import { defaultLinkKeyPaths } from '../../src/auth/links.js';
+import { defaultLinkKeyPaths } from '../../src/approvals/links.js';
 import { defaultKeyPaths, issueApproverToken, type ApproverClaims } from '../../src/auth/tokens.js';
 import { dataConverterFor, defaultKeyringFile, loadKeyring } from '../../src/codec/index.js';
 import { SEARCH_ATTRIBUTE_TYPE_NAMES, searchAttributes } from '../../src/shared/index.js';

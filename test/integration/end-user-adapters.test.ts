@@ -26,7 +26,7 @@ import { silentLogger } from '../../src/logger.js';
 import { mcpToolHandlers } from '../../src/mcp/executor.js';
 import { createMcpGatewayServer } from '../../src/mcp/gateway-server.js';
 import { pinTools } from '../../src/mcp/pin.js';
-import { PolicyStore } from '../../src/policy-store.js';
+import { PolicyStore } from '../../src/policy/store.js';
 import type { ToolContext } from '../../src/tools/types.js';
 import { startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
 

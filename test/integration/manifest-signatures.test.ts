@@ -21,7 +21,7 @@ import type { Payload } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { buildAuditRecord, formatAuditRecord } from '../../src/audit/record.js';
 import { manifestKeyId, manifestTrustOf, parsePolicy, signManifestEntry } from '../../src/policy/index.js';
-import { PolicyStore } from '../../src/policy-store.js';
+import { PolicyStore } from '../../src/policy/store.js';
 import { workflowIdFor, type Evaluation } from '../../src/shared/index.js';
 import { decodeFromPayloadsAtIndex } from '../../src/temporal/internals.js';
 import { startGateway, startTemporal, testCodecKeysEnv } from '../helpers/gateway-env.js';

@@ -30,7 +30,7 @@ import { silentLogger } from '../../src/logger.js';
 import { mcpToolHandlers } from '../../src/mcp/executor.js';
 import { createMcpHttpApp, type McpHttpOptions } from '../../src/mcp/http.js';
 import { pinTools } from '../../src/mcp/pin.js';
-import { PolicyStore } from '../../src/policy-store.js';
+import { PolicyStore } from '../../src/policy/store.js';
 import { workflowIdFor } from '../../src/shared/index.js';
 import { freshSigningKey, startGateway, startTemporal, type GatewayEnv, waitForState } from '../helpers/gateway-env.js';
 

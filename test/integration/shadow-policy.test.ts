@@ -22,7 +22,7 @@ import { Worker } from '@temporalio/worker';
 import { buildAuditRecord, formatAuditRecord } from '../../src/audit/record.js';
 import { dataConverterFor } from '../../src/codec/index.js';
 import { workflowMetricsSinks } from '../../src/metrics.js';
-import { PolicyStore } from '../../src/policy-store.js';
+import { PolicyStore } from '../../src/policy/store.js';
 import { SEARCH_ATTRIBUTE_CLI_ARGS, SHADOW_DISAGREEMENTS_QUERY, searchAttributes, type RequestState, type ToolRequestInput } from '../../src/shared/index.js';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
 import { startDevServer } from '../../src/temporal/dev-server.js';

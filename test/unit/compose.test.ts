@@ -16,7 +16,7 @@ import { basename, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { TEMPORAL_SERVER_VERSION } from '../../scripts/cluster/build-temporal.js';
-import { defaultLinkKeyPaths } from '../../src/auth/links.js';
+import { defaultLinkKeyPaths } from '../../src/approvals/links.js';
 import { defaultKeyPaths } from '../../src/auth/tokens.js';
 import { defaultKeyringFile } from '../../src/codec/index.js';
 import { SEARCH_ATTRIBUTE_TYPE_NAMES, searchAttributes } from '../../src/shared/index.js';

@@ -20,7 +20,7 @@ import { exportPKCS8, generateKeyPair } from 'jose';
 import { createActivities } from '../../activities/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { PolicyLoadError } from '../../src/policy/index.js';
-import { PolicyStore } from '../../src/policy-store.js';
+import { PolicyStore } from '../../src/policy/store.js';
 import type { Notifier } from '../../src/notify/notifier.js';
 import { FailureTypes, workflowIdFor, type Evaluation, type ToolRequest } from '../../src/shared/index.js';
 import { signingKeyFromPem } from '../../src/trust/keys.js';

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { SignJWT, exportPKCS8, exportSPKI, generateKeyPair, importPKCS8 } from 'jose';
 import { createLinkSigner, createLinkVerifier } from '../../src/auth/config.js';
 import { AuthConfigError, TokenError, type TokenRefusal } from '../../src/auth/errors.js';
-import { LINK_AUDIENCE, LINK_TOKEN_TYP, LinkSigner, LinkVerifier, defaultLinkKeyPaths } from '../../src/auth/links.js';
+import { LINK_AUDIENCE, LINK_TOKEN_TYP, LinkSigner, LinkVerifier, defaultLinkKeyPaths } from '../../src/approvals/links.js';
 import { ApproverTokenVerifier, defaultKeyPaths, ensureLocalKeyPair, issueApproverToken } from '../../src/auth/tokens.js';
 
 const DIGEST = 'a'.repeat(64);

@@ -31,7 +31,7 @@ import {
   type ManifestSignature,
   type ManifestTrust,
 } from '../../src/policy/index.js';
-import { PolicyStore } from '../../src/policy-store.js';
+import { PolicyStore } from '../../src/policy/store.js';
 import type { ToolRequest } from '../../src/shared/index.js';
 
 interface Pair {

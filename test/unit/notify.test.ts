@@ -17,7 +17,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
 import { createLinkVerifier } from '../../src/auth/config.js';
 import { AuthConfigError } from '../../src/auth/errors.js';
-import { LinkSigner, LinkVerifier } from '../../src/auth/links.js';
+import { LinkSigner, LinkVerifier } from '../../src/approvals/links.js';
 import { silentLogger } from '../../src/logger.js';
 import { createNotifier } from '../../src/notify/config.js';
 import { ApproverDirectoryError, parseApproverDirectory, type ApproverDirectory } from '../../src/notify/directory.js';

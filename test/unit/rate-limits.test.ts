@@ -17,7 +17,7 @@ import { pino } from 'pino';
 import { RATE_LIMIT_STORE_ATTEMPTS, createActivities, type SealedEvaluation } from '../../activities/index.js';
 import { RateLimitStoreError, RateLimits, libraryWindow, parseRate, type RateLimitRule, type RateLimitStore } from '../../src/policy/index.js';
 import { DEFAULT_STORE_TIMEOUT_MS, refundMarginMs } from '../../src/policy/limits.js';
-import { PolicyStore } from '../../src/policy-store.js';
+import { PolicyStore } from '../../src/policy/store.js';
 import { workflowIdFor, type Risk, type ToolRequest } from '../../src/shared/index.js';
 import { RequestSigner } from '../../src/trust/signers.js';
 import { workerTrustOf } from '../../src/trust/store.js';

@@ -16,11 +16,11 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import fc from 'fast-check';
 import { pino } from 'pino';
 import { createActivities, shadowDecision, type SealedEvaluation } from '../../activities/index.js';
-import type { KillSwitches } from '../../src/kill-switch.js';
+import type { KillSwitches } from '../../src/policy/kill-switch-client.js';
 import { shadowDisagreements, workflowMetricsSinks } from '../../src/metrics.js';
 import { CHANGE_KINDS } from '../../src/policy/replay.js';
 import { RateLimits, decide } from '../../src/policy/index.js';
-import { PolicyStore } from '../../src/policy-store.js';
+import { PolicyStore } from '../../src/policy/store.js';
 import {
   SHADOW_DISAGREEMENT_KINDS,
   isShadowDisagreement,

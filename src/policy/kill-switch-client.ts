@@ -1,6 +1,14 @@
 /**
- * Reading and changing kill switches. They live in the kill-switch registry workflow, so they are
- * durable, shared by every worker and API process, and every change is in its history.
+ * Kill switches, client side: reading and changing them through a Temporal client. They live in
+ * the kill-switch registry workflow, so they are durable, shared by every worker and API process,
+ * and every change is in its history. The policy activity refuses a request a switch covers
+ * (rule `kill-switch:<id>`), and the preview and execution activities check again before acting;
+ * `toolgate kill-switch` sets and lifts them.
+ *
+ * The three kill-switch modules, one per side:
+ *   src/policy/kill-switch-client.ts  this one: workers and the CLI (Temporal client)
+ *   workflows/kill-switch.ts          the registry workflow (deterministic, in the workflow bundle)
+ *   src/shared/kill-switch.ts         the scope matching both sides use (`coveringSwitch`)
  */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import {
@@ -14,7 +22,7 @@ import {
   searchAttributes,
   setKillSwitchUpdate,
   type KillSwitch,
-} from './shared/index.js';
+} from '../shared/index.js';
 
 /** How long a worker may answer from its last read of the switches. @default 1000 */
 export const KILL_SWITCH_CACHE_MS = 1000;

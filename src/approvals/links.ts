@@ -9,10 +9,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SignJWT, importPKCS8, importSPKI, type CryptoKey } from 'jose';
 import { IDENTIFIER_PATTERN, type Approver } from '../shared/index.js';
-import { TokenError } from './errors.js';
-import { verifyJwt } from './jwt.js';
-import type { KeyPaths } from './keys.js';
-import { approverFromClaims } from './tokens.js';
+import { TokenError } from '../auth/errors.js';
+import { verifyJwt } from '../auth/jwt.js';
+import type { KeyPaths } from '../auth/keys.js';
+import { approverFromClaims } from '../auth/tokens.js';
 
 /** The only algorithm link tokens are signed and verified with. */
 export const LINK_TOKEN_ALG = 'EdDSA';

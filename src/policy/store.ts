@@ -10,7 +10,8 @@ import { watch as watchPath, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { loadPolicy, parsePolicy, type LoadedPolicy, type PolicyLoadOptions } from './policy/index.js';
+import { loadPolicy, parsePolicy, type PolicyLoadOptions } from './load.js';
+import type { LoadedPolicy } from './model.js';
 
 /** The outcome of the latest load attempt. */
 export type PolicyState = { policy: LoadedPolicy; error?: undefined } | { policy?: LoadedPolicy; error: Error };
