@@ -18,7 +18,7 @@ import { createAgentIdentityRouter, createAgentRouter } from '../../src/api/agen
 import { createApiApp } from '../../src/api/app.js';
 import { FrontDoor } from '../../src/api/front-door.js';
 import { AgentTokenVerifier, issueAgentToken, type AgentClaims } from '../../src/auth/agent-tokens.js';
-import { LinkSigner, LinkVerifier } from '../../src/auth/links.js';
+import { LinkSigner, LinkVerifier } from '../../src/approvals/links.js';
 import { ApproverTokenVerifier, issueApproverToken, type ApproverClaims } from '../../src/auth/tokens.js';
 import { ToolGateway, type ToolRequestHandle } from '../../src/client/index.js';
 import { signingKeyFromPem, type SigningKey } from '../../src/trust/keys.js';
@@ -27,11 +27,12 @@ import { workerTrustOf } from '../../src/trust/store.js';
 import { AesGcmCodec, FAILURE_CONVERTER_PATH, createKeyring, dataConverterFor, generateCodecKey, parseKeyringEnv } from '../../src/codec/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { WebhookNotifier, type Notifier } from '../../src/notify/notifier.js';
-import { PolicyStore } from '../../src/policy-store.js';
+import { PolicyStore } from '../../src/policy/store.js';
 import { searchAttributes, statusQuery, workflowIdFor, type RequestStatus, type ToolRequestInput } from '../../src/shared/index.js';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
 import type { ToolRegistry } from '../../src/tools/types.js';
 import { WORKFLOWS_PATH, createToolgateWorker } from '../../src/worker.js';
+import { requestJson, type ApiAnswer, type ApiCallOptions } from './http.js';
 
 let runtimeInstalled = false;
 /** Warnings the SDK logged in this test process (workflow code logs through the runtime logger), newest last, at most 20,000. */
@@ -175,8 +176,8 @@ export interface GatewayEnv {
   signWithTrustedKey(build: (jwt: SignJWT) => SignJWT, claims: Record<string, unknown>): Promise<string>;
   /** Mints an approver token signed by the API's trusted key. */
   token(claims: ApproverClaims, options?: { ttlSeconds?: number }): Promise<string>;
-  /** Calls the API with an optional bearer token; returns status and parsed JSON. */
-  api(method: string, path: string, options?: { token?: string; body?: unknown; rawBody?: string }): Promise<{ status: number; body: any }>;
+  /** Calls the API with an optional bearer token; returns status and parsed JSON (typed `T` when the caller says; see test/helpers/http.ts). */
+  api<T = any>(method: string, path: string, options?: ApiCallOptions): Promise<ApiAnswer<T>>;
   close(): Promise<void>;
 }
 
@@ -310,18 +311,7 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
     approverPublicKeyPem,
     signWithTrustedKey: (build, claims) => build(new SignJWT(claims)).sign(privateKey),
     token: (claims, tokenOptions) => issueApproverToken(claims, { privateKeyPem, ttlSeconds: tokenOptions?.ttlSeconds }),
-    async api(method, path, callOptions = {}) {
-      const headers: Record<string, string> = {};
-      if (callOptions.token) headers.authorization = `Bearer ${callOptions.token}`;
-      let body: string | undefined;
-      if (callOptions.rawBody !== undefined || callOptions.body !== undefined) {
-        headers['content-type'] = 'application/json';
-        body = callOptions.rawBody ?? JSON.stringify(callOptions.body);
-      }
-      const response = await fetch(`${apiUrl}${path}`, { method, headers, body });
-      const text = await response.text();
-      return { status: response.status, body: text ? JSON.parse(text) : undefined };
-    },
+    api: (method, path, callOptions) => requestJson(apiUrl, method, path, callOptions),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -25,6 +25,7 @@ import { loadFrontDoorKeys, loadWorkerTrust } from '../../src/trust/store.js';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
 import { findFreePort, startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
 import { startCrashToolService, type CrashToolService } from '../fixtures/crash/tool-service.js';
+import { requestJson } from './http.js';
 
 /** The repository root: child processes run the CLI from here. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -285,23 +286,7 @@ export async function callApi(
   path: string,
   options: { token?: string; body?: unknown; timeoutMs?: number } = {},
 ): Promise<{ status: number; body: any }> {
-  const headers: Record<string, string> = {};
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers,
-    ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
-    signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
-  });
-  const text = await response.text();
-  let body: unknown = text;
-  try {
-    body = text ? JSON.parse(text) : undefined;
-  } catch {
-    // not JSON: keep the text for the failure message
-  }
-  return { status: response.status, body };
+  return requestJson(baseUrl, method, path, { ...options, timeoutMs: options.timeoutMs ?? 60_000 });
 }
 
 /** Figures a crash test records and prints: counts and how long each recovery took. */

@@ -5,34 +5,21 @@
  * requests, other groups' and other tenants'.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { before, describe, test } from 'node:test';
 import type { ToolRequestInput } from '../../src/shared/index.js';
-import { eventually, startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+import { eventually, waitForState } from '../helpers/gateway-env.js';
+import { decide, getJson, type ApiErrorBody } from '../helpers/http.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
+import { useGateway } from '../helpers/use-gateway.js';
 
-const policy = `
-version: 1
-tools:
-  refund: { risk: high, approval: two_managers, allowed_roles: [agent_runtime] }
-  deploy: { risk: high, approval: sre_then_director, allowed_roles: [agent_runtime] }
-approvals:
-  two_managers: { groups: [manager], min_approvals: 2, expires_after: 1h }
-  sre_then_director:
-    groups: [sre]
-    escalation:
-      - after: 3s
-        groups: [director]
-    expires_after: 1h
-manifest:
-  refund:
-    run_as: svc-payments
-    adapter: { type: code }
-    args: { type: object, properties: { n: { type: integer } } }
-  deploy:
-    run_as: svc-deploy
-    adapter: { type: code }
-    args: { type: object, properties: { n: { type: integer } } }
-`;
+const POLICY = policy()
+  .plan('two_managers', { groups: ['manager'], minApprovals: 2 })
+  .plan('sre_then_director', { groups: ['sre'], escalation: [{ after: '3s', groups: ['director'] }] })
+  .tool('refund', { risk: 'high', approval: 'two_managers' })
+  .tool('deploy', { risk: 'high', approval: 'sre_then_director' })
+  .codeTool('refund', { runAs: 'svc-payments', args: argsOf({ n: 'integer' }) })
+  .codeTool('deploy', { runAs: 'svc-deploy', args: argsOf({ n: 'integer' }) })
+  .yaml();
 
 let seq = 0;
 const request = (tool: string, tenant = 'acme', actor = 'bot'): ToolRequestInput => ({
@@ -44,27 +31,21 @@ const request = (tool: string, tenant = 'acme', actor = 'bot'): ToolRequestInput
   args: { n: seq },
 });
 
-interface ListAnswer {
-  status: number;
-  body: {
-    items: Array<{ requestId: string; tier: number; eligibleGroups: string[]; approvals: number; expiresAt?: string }>;
-    nextPageToken?: string;
-    error?: { code: string; fields?: string[] };
-  };
+/** A page of `GET /v1/approvals` (the fields these tests read). */
+interface ListPage {
+  items: Array<{ requestId: string; tier: number; eligibleGroups: string[]; approvals: number; expiresAt?: string }>;
+  nextPageToken?: string;
 }
 
 describe('waiting for me, from visibility alone', { timeout: 180_000 }, () => {
-  let env: TestWorkflowEnvironment;
-  let gw: GatewayEnv;
   const ids: Record<string, string[]> = { refunds: [], deploy: [], globex: [], own: [] };
+  const { gw } = useGateway({
+    taskQueue: `list-${process.pid}`,
+    policy: POLICY,
+    tools: { refund: async () => ({ ok: true }), deploy: async () => ({ ok: true }) },
+  });
 
   before(async () => {
-    env = await startTemporal();
-    gw = await startGateway(env, {
-      taskQueue: `list-${process.pid}`,
-      policy,
-      tools: { refund: async () => ({ ok: true }), deploy: async () => ({ ok: true }) },
-    });
     for (let i = 0; i < 7; i++) ids.refunds!.push((await gw.gateway.start(request('refund'))).requestId);
     ids.deploy!.push((await gw.gateway.start(request('deploy'))).requestId);
     ids.globex!.push((await gw.gateway.start(request('refund', 'globex'))).requestId);
@@ -73,18 +54,13 @@ describe('waiting for me, from visibility alone', { timeout: 180_000 }, () => {
     await waitForState(gw, ids.globex![0]!, 'pending_approval', { tenant: 'globex' });
   });
 
-  after(async () => {
-    await gw?.close();
-    await env?.teardown();
-  });
-
   /** Every page of the list, following page tokens. */
-  const allPages = async (token: string, limit: number): Promise<{ pages: number; ids: string[]; items: ListAnswer['body']['items'] }> => {
-    const items: ListAnswer['body']['items'] = [];
+  const allPages = async (token: string, limit: number): Promise<{ pages: number; ids: string[]; items: ListPage['items'] }> => {
+    const items: ListPage['items'] = [];
     let pageToken: string | undefined;
     let pages = 0;
     do {
-      const answer = await gw.api('GET', `/v1/approvals?limit=${limit}${pageToken ? `&pageToken=${pageToken}` : ''}`, { token });
+      const answer = await getJson<ListPage>(gw, `/v1/approvals?limit=${limit}${pageToken ? `&pageToken=${pageToken}` : ''}`, { token });
       assert.equal(answer.status, 200, JSON.stringify(answer.body));
       items.push(...answer.body.items);
       pageToken = answer.body.nextPageToken;
@@ -102,7 +78,7 @@ describe('waiting for me, from visibility alone', { timeout: 180_000 }, () => {
       assert.deepEqual(listed.ids, [...ids.refunds!].sort(), "exactly the acme refunds, not maria's own, not deploy, not globex");
       assert.ok(listed.pages >= 3, `paged: ${listed.pages} pages of 3`);
       assert.ok(listed.items.every((item) => item.expiresAt && item.eligibleGroups.includes('manager')));
-      const bad = await gw.api('GET', '/v1/approvals?pageToken=not*a*token', { token: maria });
+      const bad = await getJson<ApiErrorBody>(gw, '/v1/approvals?pageToken=not*a*token', { token: maria });
       assert.equal(bad.status, 400);
       assert.deepEqual(bad.body.error?.fields, ['pageToken']);
       // Made-up tokens are refused at once, not retried against the server for many seconds.
@@ -122,7 +98,7 @@ describe('waiting for me, from visibility alone', { timeout: 180_000 }, () => {
     const omar = await gw.token({ sub: 'omar', tenant: 'acme', groups: ['manager'] });
     const id = ids.refunds![0]!;
     const status = await gw.status(id);
-    const voted = await gw.api('POST', `/v1/approvals/${id}/decision`, { token: maria, body: { decision: 'approve', digest: status.digest } });
+    const voted = await decide(gw, id, maria, { decision: 'approve', digest: status.digest ?? '' });
     assert.equal(voted.status, 200, JSON.stringify(voted.body));
     await eventually(async () => (!(await allPages(maria, 50)).ids.includes(id) ? true : undefined), "the voted request to leave maria's list");
     const others = await allPages(omar, 50);

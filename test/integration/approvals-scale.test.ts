@@ -9,42 +9,29 @@
  * The size is `APPROVAL_SCALE_REQUESTS` (default 1000).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, test } from 'node:test';
 import { canonicalDigest } from '../../src/approvals/digest.js';
 import type { Notifier } from '../../src/notify/notifier.js';
 import type { RequestStatus, ToolOutcome } from '../../src/client/index.js';
 import { FailureTypes } from '../../src/shared/index.js';
-import { eventually, startGateway, startTemporal, type GatewayEnv, type TestRequestHandle } from '../helpers/gateway-env.js';
+import { eventually, type TestRequestHandle } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 import { pool } from '../helpers/pool.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
+import { useGateway } from '../helpers/use-gateway.js';
 
 const COUNT = Number(process.env.APPROVAL_SCALE_REQUESTS ?? 1000);
 const CONCURRENCY = 32;
 
-const policy = (url: string) => `
-version: 1
-tools:
-  refund:
-    risk: high
-    approval: manager
-    allowed_roles: [agent_runtime]
-approvals:
-  manager:
-    groups: [manager]
-    expires_after: 1h
-manifest:
-  refund:
-    run_as: svc-payments
-    adapter: { type: http, url: "${url}/refund" }
-    egress: { allow_private: true }   # the test tool service listens on loopback
-    args:
-      type: object
-      required: [amount, customer]
-      properties:
-        amount: { type: integer }
-        customer: { type: string }
-`;
+const policyFor = (url: string) =>
+  policy()
+    .plan('manager', { groups: ['manager'] })
+    .tool('refund', { risk: 'high', approval: 'manager' })
+    .httpTool('refund', `${url}/refund`, {
+      runAs: 'svc-payments',
+      args: argsOf({ amount: 'integer', customer: 'string' }, { required: ['amount', 'customer'] }),
+    })
+    .yaml();
 
 /** A deterministic shuffle (mulberry32), so a failure can be replayed. */
 function shuffled<T>(items: T[], seed = 20261121): T[] {
@@ -64,20 +51,12 @@ function shuffled<T>(items: T[], seed = 20261121): T[] {
 }
 
 describe(`${COUNT} approvals at once, with cross-wired decisions`, { timeout: 900_000 }, () => {
-  let env: TestWorkflowEnvironment;
-  let gw: GatewayEnv;
   let service: ToolService;
   const quiet: Notifier = { notify: async () => {} };
-
-  before(async () => {
-    env = await startTemporal();
+  const { gw } = useGateway(async ({ defer }) => {
     service = await startToolService('ok');
-    gw = await startGateway(env, { taskQueue: `scale-${process.pid}`, policy: policy(service.url), notifier: quiet });
-  });
-  after(async () => {
-    await gw?.close();
-    await service?.close();
-    await env?.teardown();
+    defer(() => service.close());
+    return { taskQueue: `scale-${process.pid}`, policy: policyFor(service.url), notifier: quiet };
   });
 
   test('every request ends as intended; every mis-sent decision is refused; executed args hash to the approved digest', async () => {

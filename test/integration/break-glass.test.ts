@@ -8,69 +8,39 @@
  * told. One override at a time per original; only denials can be overridden; an unanswered round expires.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { before, describe, test } from 'node:test';
 import { buildAuditRecord } from '../../src/audit/record.js';
 import type { ApprovalNotification, Notifier } from '../../src/notify/notifier.js';
 import { linkAttributeValue, searchAttributes, workflowIdFor, type ToolOutcome, type ToolRequestInput } from '../../src/shared/index.js';
 import type { ToolContext } from '../../src/tools/types.js';
-import { eventually, startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+import { eventually, waitForState } from '../helpers/gateway-env.js';
+import { decide, getJson, refusal, type ApprovalAnswer } from '../helpers/http.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
+import { useGateway } from '../helpers/use-gateway.js';
 
-const POLICY = `
-version: 1
-tools:
-  deploy_service:
-    risk: high
-    approval: release
-    allowed_roles: [deployer]
-    rules:
-      - name: change_freeze
-        when: has(args.frozen) && args.frozen == true
-        effect: deny
-        risk: critical
-        reason: deploys are frozen
-  restart_service:
-    risk: high
-    approval: release
-    allowed_roles: [deployer]
-    rules:
-      - name: no_restarts
-        when: 'true'
-        effect: deny
-        reason: restarts are manual this week
-  read_logs:
-    risk: low
-    approval: none
-    allowed_roles: [deployer]
-approvals:
-  release:
-    groups: [release_managers]
-    expires_after: 1h
-break_glass:
-  change_freeze:
-    tools: [deploy_service]
-    groups: [sre-oncall]
-    notify: [security]
-    expires_after: 15m
-  quick_window:
-    tools: [restart_service]
-    groups: [sre-oncall]
-    notify: [security]
-    expires_after: 1m
-manifest:
-  deploy_service:
-    run_as: svc-deployer
-    adapter: { type: code }
-    args: { type: object, properties: { service: { type: string }, frozen: { type: boolean } }, required: [service] }
-  restart_service:
-    run_as: svc-deployer
-    adapter: { type: code }
-    args: { type: object, properties: { service: { type: string } } }
-  read_logs:
-    run_as: svc-logs
-    adapter: { type: code }
-    args: { type: object, properties: { service: { type: string } } }
-`;
+const SERVICE_ARGS = argsOf({ service: 'string' });
+const POLICY = policy()
+  .plan('release', { groups: ['release_managers'] })
+  .tool('deploy_service', {
+    risk: 'high',
+    approval: 'release',
+    roles: ['deployer'],
+    rules: [{ name: 'change_freeze', when: 'has(args.frozen) && args.frozen == true', effect: 'deny', risk: 'critical', reason: 'deploys are frozen' }],
+  })
+  .tool('restart_service', {
+    risk: 'high',
+    approval: 'release',
+    roles: ['deployer'],
+    rules: [{ name: 'no_restarts', when: 'true', effect: 'deny', reason: 'restarts are manual this week' }],
+  })
+  .tool('read_logs', { roles: ['deployer'] })
+  .breakGlass('change_freeze', { tools: ['deploy_service'], groups: ['sre-oncall'], notify: ['security'], expiresAfter: '15m' })
+  // The shortest window the product allows (BREAK_GLASS_BOUNDS): the expiry test waits it out.
+  .breakGlass('quick_window', { tools: ['restart_service'], groups: ['sre-oncall'], notify: ['security'], expiresAfter: '1m' })
+  .codeTool('deploy_service', { runAs: 'svc-deployer', args: argsOf({ service: 'string', frozen: 'boolean' }, { required: ['service'] }) })
+  .codeTool('restart_service', { runAs: 'svc-deployer', args: SERVICE_ARGS })
+  .codeTool('read_logs', { runAs: 'svc-logs', args: SERVICE_ARGS })
+  .yaml();
 
 let seq = 0;
 const bot = { id: 'deploy-bot', type: 'agent' as const, roles: ['deployer'] };
@@ -81,8 +51,6 @@ function request(tool: string, args: Record<string, unknown>): ToolRequestInput 
 
 describe('break-glass overrides', { timeout: 300_000 }, () => {
   const taskQueue = `break-glass-${process.pid}`;
-  let env: TestWorkflowEnvironment;
-  let gw: GatewayEnv;
   const runs: ToolContext[] = [];
   const notes: ApprovalNotification[] = [];
   const notifier: Notifier = {
@@ -109,18 +77,18 @@ describe('break-glass overrides', { timeout: 300_000 }, () => {
   const outcomeOf = async (requestId: string): Promise<ToolOutcome> =>
     (await gw.ops.workflow.getHandle(workflowIdFor('acme', requestId)).result()) as ToolOutcome;
 
+  const tool = async (context: ToolContext) => {
+    runs.push(context);
+    return { done: context.tool, service: context.args.service };
+  };
+  const { gw } = useGateway({
+    taskQueue,
+    policy: POLICY,
+    notifier,
+    tools: { deploy_service: tool, restart_service: tool, read_logs: tool },
+  });
+
   before(async () => {
-    env = await startTemporal();
-    const tool = async (context: ToolContext) => {
-      runs.push(context);
-      return { done: context.tool, service: context.args.service };
-    };
-    gw = await startGateway(env, {
-      taskQueue,
-      policy: POLICY,
-      notifier,
-      tools: { deploy_service: tool, restart_service: tool, read_logs: tool },
-    });
     sam = await gw.token({ sub: 'sam', tenant: 'acme', groups: ['sre-oncall'] });
     lee = await gw.token({ sub: 'lee', tenant: 'acme', groups: ['sre-oncall'] });
     dev = await gw.token({ sub: 'dana', tenant: 'acme', groups: ['developers'] });
@@ -134,10 +102,6 @@ describe('break-glass overrides', { timeout: 300_000 }, () => {
       return asked.body.requestId as string;
     })();
     expiring.catch(() => undefined);
-  });
-  after(async () => {
-    await gw?.close();
-    await env?.teardown();
   });
 
   test('a denied request is overridden by one member of the break-glass groups and approved by a second', async () => {
@@ -179,7 +143,7 @@ describe('break-glass overrides', { timeout: 300_000 }, () => {
     assert.deepEqual(pending.proposal?.args, { service: 'web', frozen: true });
 
     // The approval API's view of it is where statusUrl points.
-    const view = await gw.api('GET', asked.body.statusUrl, { token: lee });
+    const view = await getJson<ApprovalAnswer>(gw, asked.body.statusUrl, { token: lee });
     assert.equal(view.status, 200, JSON.stringify(view.body));
     assert.equal(view.body.requestId, id);
 
@@ -193,12 +157,12 @@ describe('break-glass overrides', { timeout: 300_000 }, () => {
     assert.equal(second.body.error.requestId, id);
 
     // The person who asked is not the second person.
-    const self = await gw.api('POST', `/v1/approvals/${id}/decision`, { token: sam, body: { decision: 'approve', digest: pending.digest } });
+    const self = await decide(gw, id, sam, { decision: 'approve', digest: pending.digest ?? '' });
     assert.equal(self.status, 403, JSON.stringify(self.body));
-    assert.equal(self.body.error.code, 'self_approval');
+    assert.equal(refusal(self).code, 'self_approval');
     assert.equal(runsOf(id).length, 0);
 
-    const approved = await gw.api('POST', `/v1/approvals/${id}/decision`, { token: lee, body: { decision: 'approve', digest: pending.digest } });
+    const approved = await decide(gw, id, lee, { decision: 'approve', digest: pending.digest ?? '' });
     assert.equal(approved.status, 200, JSON.stringify(approved.body));
     const outcome = await outcomeOf(id);
     assert.equal(outcome.status, 'completed', JSON.stringify(outcome));

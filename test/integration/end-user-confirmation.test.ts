@@ -10,52 +10,39 @@
  * decide plans that also list them.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { before, describe, test } from 'node:test';
 import type { AgentClaims } from '../../src/auth/agent-tokens.js';
 import { GatewayRequestError, type ToolGateway, type ToolRequestHandle } from '../../src/client/index.js';
 import type { AgentRequestView } from '../../src/shared/index.js';
 import type { ToolContext } from '../../src/tools/types.js';
-import { startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+import { waitForState } from '../helpers/gateway-env.js';
+import { decide, getJson, postJson, type ApiErrorBody } from '../helpers/http.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
+import { useGateway } from '../helpers/use-gateway.js';
 
-const POLICY = `
-version: 1
-tools:
-  set_priority: { risk: low, approval: quick_confirm, allowed_roles: [agent_runtime] }
-  bulk_close: { risk: medium, approval: quick_confirm, allowed_roles: [agent_runtime] }
-  refund_small: { risk: medium, approval: confirm_or_support, allowed_roles: [agent_runtime] }
-  escalate: { risk: medium, approval: support_only, allowed_roles: [agent_runtime] }
-approvals:
-  quick_confirm: { end_user: true, min_approvals: 1, expires_after: 10m }
-  confirm_or_support: { end_user: true, groups: [support], expires_after: 10m }
-  support_only: { groups: [support], expires_after: 10m }
-manifest:
-  set_priority:
-    run_as: svc-tickets
-    adapter: { type: code }
-    args: { type: object, properties: { ticket: { type: string }, priority: { enum: [low, normal, urgent] } } }
-  bulk_close:
-    run_as: svc-tickets
-    adapter: { type: code }
-    preview: { adapter: { type: code, handler: bulk_close }, timeout: 2s }
-    args: { type: object, properties: { older_than_days: { type: integer } } }
-  refund_small:
-    run_as: svc-payments
-    adapter: { type: code }
-    args: { type: object, properties: { amount: { type: integer } } }
-  escalate:
-    run_as: svc-tickets
-    adapter: { type: code }
-    args: { type: object, properties: { ticket: { type: string } } }
-`;
+const POLICY = policy()
+  .plan('quick_confirm', { endUser: true, minApprovals: 1, expiresAfter: '10m' })
+  .plan('confirm_or_support', { endUser: true, groups: ['support'], expiresAfter: '10m' })
+  .plan('support_only', { groups: ['support'], expiresAfter: '10m' })
+  .tool('set_priority', { approval: 'quick_confirm' })
+  .tool('bulk_close', { risk: 'medium', approval: 'quick_confirm' })
+  .tool('refund_small', { risk: 'medium', approval: 'confirm_or_support' })
+  .tool('escalate', { risk: 'medium', approval: 'support_only' })
+  .codeTool('set_priority', { runAs: 'svc-tickets', args: argsOf({ ticket: 'string', priority: { enum: ['low', 'normal', 'urgent'] } }) })
+  .codeTool('bulk_close', {
+    runAs: 'svc-tickets',
+    preview: { adapter: { type: 'code', handler: 'bulk_close' }, timeout: '2s' },
+    args: argsOf({ older_than_days: 'integer' }),
+  })
+  .codeTool('refund_small', { runAs: 'svc-payments', args: argsOf({ amount: 'integer' }) })
+  .codeTool('escalate', { runAs: 'svc-tickets', args: argsOf({ ticket: 'string' }) })
+  .yaml();
 
 let seq = 0;
 const nextId = () => `eu-${process.pid}-${Date.now()}-${++seq}`;
 
 describe('end-user confirmation', { timeout: 180_000 }, () => {
   const taskQueue = `end-user-${process.pid}`;
-  let env: TestWorkflowEnvironment;
-  let gw: GatewayEnv;
   const runs: ToolContext[] = [];
   const runsOf = (requestId: string) => runs.filter((run) => run.requestId === requestId && !run.preview);
   /** The support agent acting for the end user Ana (spelled as her identity provider does). */
@@ -83,26 +70,22 @@ describe('end-user confirmation', { timeout: 180_000 }, () => {
     }
     assert.fail('expected a refusal');
   };
+  const tool = async (context: ToolContext) => {
+    runs.push(context);
+    if (context.preview) return { would_close: 12 };
+    return { done: context.tool, args: context.args };
+  };
+  const { gw } = useGateway({
+    taskQueue,
+    policy: POLICY,
+    notifier: { notify: async () => {} },
+    tools: { set_priority: tool, bulk_close: tool, refund_small: tool, escalate: tool },
+  });
+
   before(async () => {
-    env = await startTemporal();
-    const tool = async (context: ToolContext) => {
-      runs.push(context);
-      if (context.preview) return { would_close: 12 };
-      return { done: context.tool, args: context.args };
-    };
-    gw = await startGateway(env, {
-      taskQueue,
-      policy: POLICY,
-      notifier: { notify: async () => {} },
-      tools: { set_priority: tool, bulk_close: tool, refund_small: tool, escalate: tool },
-    });
     forAna = await agent('support-bot', [{ type: 'human', id: 'Ana' }]);
     forNobody = await agent('support-bot');
     support = await gw.token({ sub: 'sue', tenant: 'acme', groups: ['support'] });
-  });
-  after(async () => {
-    await gw?.close();
-    await env?.teardown();
   });
 
   test('the agent view carries what to confirm; a confirmation runs the tool and is no approval', async () => {
@@ -192,10 +175,7 @@ describe('end-user confirmation', { timeout: 180_000 }, () => {
     const { handle, view } = await pendingAs(forAna, 'refund_small', { amount: 20 });
     assert.ok(view.endUserConfirmation, 'the end user may confirm');
     assert.deepEqual(view.eligibleGroups, ['support']);
-    const voted = await gw.api('POST', `/v1/approvals/${handle.requestId}/decision`, {
-      token: support,
-      body: { decision: 'approve', digest: view.endUserConfirmation?.digest },
-    });
+    const voted = await decide(gw, handle.requestId, support, { decision: 'approve', digest: view.endUserConfirmation?.digest ?? '' });
     assert.equal(voted.status, 200, JSON.stringify(voted.body));
     const outcome = await handle.outcome();
     assert.equal(outcome.status, 'completed', JSON.stringify(outcome));
@@ -216,11 +196,11 @@ describe('end-user confirmation', { timeout: 180_000 }, () => {
       onBehalfOf: [{ type: 'human', id: 'ana' }],
     });
     const path = `/v1/tool-requests/${handle.requestId}/confirmation`;
-    const bad = await gw.api('POST', path, { token, body: { decision: 'approve', digest: 'nope' } });
+    const bad = await postJson<ApiErrorBody>(gw, path, { decision: 'approve', digest: 'nope' }, { token });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.code, 'invalid_body');
-    assert.deepEqual(bad.body.error.fields.sort(), ['decision', 'digest']);
-    const noArgs = await gw.api('POST', path, { token, body: { decision: 'adjust', digest: view.endUserConfirmation?.digest } });
+    assert.deepEqual(bad.body.error.fields?.sort(), ['decision', 'digest']);
+    const noArgs = await postJson<ApiErrorBody>(gw, path, { decision: 'adjust', digest: view.endUserConfirmation?.digest }, { token });
     assert.equal(noArgs.status, 400);
     assert.deepEqual(noArgs.body.error.fields, ['args']);
 
@@ -235,8 +215,9 @@ describe('end-user confirmation', { timeout: 180_000 }, () => {
     assert.equal(runsOf(handle.requestId).length, 0);
 
     // The agent view through GET carries it too (the POST answers above did not change anything).
-    const read = await gw.api('GET', `/v1/tool-requests/${handle.requestId}`, { token });
+    const read = await getJson<AgentRequestView>(gw, `/v1/tool-requests/${handle.requestId}`, { token });
     assert.equal(read.status, 200);
+    assert.ok(read.body.endUserConfirmation, JSON.stringify(read.body));
     assert.equal(read.body.endUserConfirmation.digest, view.endUserConfirmation?.digest);
     assert.deepEqual((await gw.status(handle.requestId)).confirmations ?? [], [], 'no answer was recorded');
   });

@@ -10,50 +10,31 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, test } from 'node:test';
 import { ToolExecutionFailed, ToolResultWithheld } from '../../src/client/index.js';
-import { PolicyStore } from '../../src/policy-store.js';
+import { PolicyStore } from '../../src/policy/store.js';
 import { EXECUTION_BOUNDS, type ToolRequestInput } from '../../src/shared/index.js';
 import { ToolNotReachedError, type ToolContext } from '../../src/tools/types.js';
-import { startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+import { waitForState } from '../helpers/gateway-env.js';
+import { decide, postJson, type ApiErrorBody } from '../helpers/http.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
+import { useGateway } from '../helpers/use-gateway.js';
 
 /** The policy of this test; `runAs` of `refund` is what the "redeploy" changes. */
-const policy = (refundRunAs: string) => `
-version: 1
-tools:
-  refund: { risk: high, approval: manager, allowed_roles: [agent_runtime] }
-  lookup: { risk: low, approval: none, allowed_roles: [agent_runtime] }
-  charge: { risk: medium, approval: none, allowed_roles: [agent_runtime] }
-  charge_down: { risk: medium, approval: none, allowed_roles: [agent_runtime] }
-  probe: { risk: low, approval: none, allowed_roles: [agent_runtime] }
-approvals:
-  manager: { groups: [manager], expires_after: 1h }
-manifest:
-  refund:
-    run_as: ${refundRunAs}
-    idempotent: true
-    adapter: { type: code }
-    args: { type: object, properties: { amount: { type: integer } } }
-  lookup:
-    run_as: svc-lookup
-    idempotent: true
-    adapter: { type: code }
-    args: { type: object, properties: { q: { type: string } } }
-  charge:
-    run_as: svc-payments
-    adapter: { type: code }
-    args: { type: object, properties: { amount: { type: integer } } }
-  charge_down:
-    run_as: svc-payments
-    adapter: { type: code }
-    args: { type: object, properties: { amount: { type: integer } } }
-  probe:
-    run_as: svc-probe
-    idempotent: true
-    adapter: { type: code }
-    args: { type: object }
-`;
+const policyFor = (refundRunAs: string) =>
+  policy()
+    .plan('manager', { groups: ['manager'] })
+    .tool('refund', { risk: 'high', approval: 'manager' })
+    .tool('lookup')
+    .tool('charge', { risk: 'medium' })
+    .tool('charge_down', { risk: 'medium' })
+    .tool('probe')
+    .codeTool('refund', { runAs: refundRunAs, idempotent: true, args: argsOf({ amount: 'integer' }) })
+    .codeTool('lookup', { runAs: 'svc-lookup', idempotent: true, args: argsOf({ q: 'string' }) })
+    .codeTool('charge', { runAs: 'svc-payments', args: argsOf({ amount: 'integer' }) })
+    .codeTool('charge_down', { runAs: 'svc-payments', args: argsOf({ amount: 'integer' }) })
+    .codeTool('probe', { runAs: 'svc-probe', idempotent: true })
+    .yaml();
 
 let seq = 0;
 const request = (tool: string, args: Record<string, unknown>, extra: Partial<ToolRequestInput> = {}): ToolRequestInput => ({
@@ -67,8 +48,6 @@ const request = (tool: string, args: Record<string, unknown>, extra: Partial<Too
 });
 
 describe('execution: what was approved, and honest outcomes', { timeout: 180_000 }, () => {
-  let env: TestWorkflowEnvironment;
-  let gw: GatewayEnv;
   let dir: string;
   let store: PolicyStore;
   const calls: Record<string, number> = {};
@@ -76,14 +55,14 @@ describe('execution: what was approved, and honest outcomes', { timeout: 180_000
   let chargeFailuresLeft = 0;
   const count = (tool: string) => (calls[tool] = (calls[tool] ?? 0) + 1);
 
-  before(async () => {
+  const { gw } = useGateway(async ({ defer }) => {
     dir = await mkdtemp(join(tmpdir(), 'toolgate-exec-'));
-    await writeFile(join(dir, 'policy.yaml'), policy('svc-payments'));
+    defer(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(join(dir, 'policy.yaml'), policyFor('svc-payments'));
     store = new PolicyStore();
     const loaded = await store.load([join(dir, 'policy.yaml')]);
     assert.equal(loaded.error, undefined);
-    env = await startTemporal();
-    gw = await startGateway(env, {
+    return {
       taskQueue: `exec-${process.pid}`,
       policy: '',
       policyStore: store,
@@ -119,13 +98,7 @@ describe('execution: what was approved, and honest outcomes', { timeout: 180_000
           return { aborted: context.signal.aborted, deadline: context.deadline.toISOString() };
         },
       },
-    });
-  });
-
-  after(async () => {
-    await gw?.close();
-    await env?.teardown();
-    await rm(dir, { recursive: true, force: true });
+    };
   });
 
   test('a manifest changed between approval and execution: nothing runs, the outcome names both digests', async () => {
@@ -135,14 +108,14 @@ describe('execution: what was approved, and honest outcomes', { timeout: 180_000
     assert.ok(approvedDigest);
 
     // A redeploy re-points the tool to another identity while the request waits.
-    await writeFile(join(dir, 'policy.yaml'), policy('svc-payments-v2'));
+    await writeFile(join(dir, 'policy.yaml'), policyFor('svc-payments-v2'));
     const reloaded = await store.load([join(dir, 'policy.yaml')]);
     assert.equal(reloaded.error, undefined);
     const inForce = reloaded.policy?.manifest('refund')?.digest;
     assert.ok(inForce && inForce !== approvedDigest, 'the change alters the manifest digest');
 
     const token = await gw.token({ sub: 'maria', tenant: 'acme', groups: ['manager'] });
-    const decided = await gw.api('POST', `/v1/approvals/${handle.requestId}/decision`, { token, body: { decision: 'approve', digest: status.digest } });
+    const decided = await decide(gw, handle.requestId, token, { decision: 'approve', digest: status.digest ?? '' });
     assert.equal(decided.status, 200, JSON.stringify(decided.body));
     const outcome = await handle.outcome();
     assert.equal(outcome.status, 'denied', JSON.stringify(outcome));
@@ -155,7 +128,7 @@ describe('execution: what was approved, and honest outcomes', { timeout: 180_000
     // Under the manifest in force, a new request runs.
     const again = await gw.gateway.start(request('refund', { amount: 30 }));
     const pending = await waitForState(gw, again.requestId, 'pending_approval');
-    await gw.api('POST', `/v1/approvals/${again.requestId}/decision`, { token, body: { decision: 'approve', digest: pending.digest } });
+    await decide(gw, again.requestId, token, { decision: 'approve', digest: pending.digest ?? '' });
     const done = await again.outcome();
     assert.equal(done.status, 'completed', JSON.stringify(done));
     assert.equal(done.status === 'completed' && done.execution.runAs, 'svc-payments-v2');
@@ -210,13 +183,8 @@ describe('execution: what was approved, and honest outcomes', { timeout: 180_000
   test('a trace id that no HTTP header can carry is refused at the front door, naming the field', async () => {
     const agent = await gw.agentToken({ sub: 'bot', tenant: 'acme', environment: 'production', roles: ['agent_runtime'] });
     for (const traceId of ['abc\r\nx-injected: 1', 'tab\there', 'space here', '']) {
-      const answer = await fetch(`${gw.apiUrl}/v1/tool-requests`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${agent}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ tool: 'probe', args: {}, traceId }),
-      });
-      const body = (await answer.json()) as { error?: string; message?: string; fields?: string[] };
-      assert.equal(answer.status, 400, JSON.stringify(body));
+      const { status, body } = await postJson<ApiErrorBody>(gw, '/v1/tool-requests', { tool: 'probe', args: {}, traceId }, { token: agent });
+      assert.equal(status, 400, JSON.stringify(body));
       assert.match(JSON.stringify(body), /traceId/);
     }
   });

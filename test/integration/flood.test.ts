@@ -6,72 +6,38 @@
  * Size: `FLOOD_REQUESTS` (default 1000 in `npm test`; `npm run test:flood` runs 10,000).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, test } from 'node:test';
 import type { ApprovalNotification, Notifier } from '../../src/notify/notifier.js';
 import type { ToolOutcome } from '../../src/client/index.js';
-import { startGateway, startTemporal, type GatewayEnv } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 import { pool } from '../helpers/pool.js';
+import { useGateway } from '../helpers/use-gateway.js';
 
 const COUNT = Number(process.env.FLOOD_REQUESTS ?? 1000);
 const HIGH_RISK_BURST = 5;
 
-const policy = `
-version: 1
-tools:
-  lookup:
-    risk: low
-    approval: none
-    allowed_roles: [agent_runtime]
-  refund:
-    risk: high
-    approval: manager
-    allowed_roles: [agent_runtime]
-approvals:
-  manager:
-    groups: [manager]
-    expires_after: 3s
-limits:
-  high-risk-per-agent:
-    per: actor
-    risk: [high, critical]
-    rate: ${HIGH_RISK_BURST}/1m
-  all-per-agent:
-    per: actor
-    rate: 1000000/1m
-manifest:
-  lookup:
-    run_as: svc-lookup
-    adapter: { type: code }
-    args: { type: object, properties: { q: { type: string } } }
-  refund:
-    run_as: svc-payments
-    adapter: { type: code }
-    args: { type: object, properties: { amount: { type: integer } } }
-`;
+const POLICY = policy()
+  .plan('manager', { groups: ['manager'], expiresAfter: '3s' })
+  .tool('lookup')
+  .tool('refund', { risk: 'high', approval: 'manager' })
+  .limit('high-risk-per-agent', { per: 'actor', risk: ['high', 'critical'], rate: `${HIGH_RISK_BURST}/1m` })
+  .limit('all-per-agent', { per: 'actor', rate: '1000000/1m' })
+  .codeTool('lookup', { runAs: 'svc-lookup', args: argsOf({ q: 'string' }) })
+  .codeTool('refund', { runAs: 'svc-payments', args: argsOf({ amount: 'integer' }) })
+  .yaml();
 
 describe(`a flood of ${COUNT} mixed-risk requests from one agent`, { timeout: 1_800_000 }, () => {
-  let env: TestWorkflowEnvironment;
-  let gw: GatewayEnv;
   const notifications: ApprovalNotification[] = [];
   const refunds: unknown[] = [];
   const counting: Notifier = { notify: async (n) => void notifications.push(n) };
-
-  before(async () => {
-    env = await startTemporal();
-    gw = await startGateway(env, {
-      taskQueue: `flood-${process.pid}`,
-      policy,
-      notifier: counting,
-      tools: {
-        lookup: async ({ args }) => ({ found: args.q }),
-        refund: async ({ args }) => void refunds.push(args),
-      },
-    });
-  });
-  after(async () => {
-    await gw?.close();
-    await env?.teardown();
+  const { gw } = useGateway({
+    taskQueue: `flood-${process.pid}`,
+    policy: POLICY,
+    notifier: counting,
+    tools: {
+      lookup: async ({ args }) => ({ found: args.q }),
+      refund: async ({ args }) => void refunds.push(args),
+    },
   });
 
   test('limits engage with a clear refusal, low risk keeps flowing, notifications are capped, nothing is approved by timeout', async () => {

@@ -5,41 +5,23 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, test } from 'node:test';
 import { ToolDenied } from '../../src/client/index.js';
-import { KillSwitches } from '../../src/kill-switch.js';
+import { KillSwitches } from '../../src/policy/kill-switch-client.js';
 import { TASK_QUEUE, type RequestStatus, type ToolRequestInput } from '../../src/shared/index.js';
-import { eventually, startGateway, startTemporal, type GatewayEnv, testCodecKeysEnv, waitForState } from '../helpers/gateway-env.js';
+import { eventually, testCodecKeysEnv, waitForState } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
+import { useGateway } from '../helpers/use-gateway.js';
 
-const policy = (url: string) => `
-version: 1
-tools:
-  refund:
-    risk: high
-    approval: manager
-    allowed_roles: [agent_runtime]
-  lookup:
-    risk: low
-    approval: none
-    allowed_roles: [agent_runtime]
-approvals:
-  manager:
-    groups: [manager]
-    expires_after: 1h
-manifest:
-  refund:
-    run_as: svc-payments
-    adapter: { type: http, url: "${url}/refund" }
-    egress: { allow_private: true }
-    args: { type: object, properties: { amount: { type: integer } } }
-  lookup:
-    run_as: svc-lookup
-    adapter: { type: http, url: "${url}/lookup" }
-    egress: { allow_private: true }
-    args: { type: object, properties: { q: { type: string } } }
-`;
+const policyFor = (url: string) =>
+  policy()
+    .plan('manager', { groups: ['manager'] })
+    .tool('refund', { risk: 'high', approval: 'manager' })
+    .tool('lookup')
+    .httpTool('refund', `${url}/refund`, { runAs: 'svc-payments', args: argsOf({ amount: 'integer' }) })
+    .httpTool('lookup', `${url}/lookup`, { runAs: 'svc-lookup', args: argsOf({ q: 'string' }) })
+    .yaml();
 
 let seq = 0;
 const request = (tenant: string, tool: string, args: Record<string, unknown>): ToolRequestInput => ({
@@ -52,10 +34,13 @@ const request = (tenant: string, tool: string, args: Record<string, unknown>): T
 });
 
 describe('kill switch', { timeout: 180_000 }, () => {
-  let env: TestWorkflowEnvironment;
-  let gw: GatewayEnv;
   let service: ToolService;
   const taskQueue = TASK_QUEUE; // the CLI talks to the registry on the default task queue
+  const { env, gw } = useGateway(async ({ defer }) => {
+    service = await startToolService('ok');
+    defer(() => service.close());
+    return { taskQueue, policy: policyFor(service.url) };
+  });
 
   /** Runs the real CLI against the test server. */
   const cli = (...args: string[]) =>
@@ -72,17 +57,6 @@ describe('kill switch', { timeout: 180_000 }, () => {
 
   /** Waits for a request of `tenant` to wait for approval (request ids are namespaced per tenant). */
   const pending = (requestId: string, tenant: string): Promise<RequestStatus> => waitForState(gw, requestId, 'pending_approval', { tenant });
-
-  before(async () => {
-    env = await startTemporal();
-    service = await startToolService('ok');
-    gw = await startGateway(env, { taskQueue, policy: policy(service.url) });
-  });
-  after(async () => {
-    await gw?.close();
-    await service?.close();
-    await env?.teardown();
-  });
 
   test('pulling the switch denies pending requests in scope and refuses new ones; lifting restores service', async () => {
     const acme = await gw.gateway.start(request('acme', 'refund', { amount: 10 }));

@@ -8,63 +8,32 @@
 import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { before, describe, test } from 'node:test';
 import { createApiApp } from '../../src/api/app.js';
 import { FrontDoor } from '../../src/api/front-door.js';
 import { ApproverTokenVerifier } from '../../src/auth/tokens.js';
 import { silentLogger } from '../../src/logger.js';
 import { linkAttributeValue, searchAttributes, workflowIdFor, type ToolOutcome, type ToolRequestInput } from '../../src/shared/index.js';
 import type { ToolContext } from '../../src/tools/types.js';
-import { startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+import { waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+import { decide, refusal } from '../helpers/http.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 import { callApi } from '../helpers/processes.js';
+import { useGateway } from '../helpers/use-gateway.js';
 
-const POLICY = `
-version: 1
-tools:
-  close_ticket:
-    risk: low
-    approval: none
-    allowed_roles: [agent_runtime]
-    rules:
-      - name: locked
-        when: args.ticket_id == "LOCKED"
-        effect: deny
-        reason: locked tickets stay open
-  reopen_ticket:
-    risk: medium
-    approval: support_review
-    allowed_roles: [support]
-  read_ticket:
-    risk: low
-    approval: none
-    allowed_roles: [agent_runtime]
-approvals:
-  support_review:
-    groups: [support]
-    expires_after: 1h
-manifest:
-  close_ticket:
-    run_as: svc-tickets
-    adapter: { type: code }
-    args: { type: object, properties: { ticket_id: { type: string } }, required: [ticket_id] }
-    undo:
-      tool: reopen_ticket
-      args:
-        ticket_id: args.ticket_id
-        note: '"rolled back " + request_id'
-        closed_at: result.closed_at
-  reopen_ticket:
-    run_as: svc-tickets
-    adapter: { type: code }
-    args:
-      type: object
-      properties: { ticket_id: { type: string }, note: { type: string }, closed_at: { type: string } }
-  read_ticket:
-    run_as: svc-tickets
-    adapter: { type: code }
-    args: { type: object, properties: { ticket_id: { type: string } } }
-`;
+const POLICY = policy()
+  .plan('support_review', { groups: ['support'] })
+  .tool('close_ticket', { rules: [{ name: 'locked', when: 'args.ticket_id == "LOCKED"', effect: 'deny', reason: 'locked tickets stay open' }] })
+  .tool('reopen_ticket', { risk: 'medium', approval: 'support_review', roles: ['support'] })
+  .tool('read_ticket')
+  .codeTool('close_ticket', {
+    runAs: 'svc-tickets',
+    args: argsOf({ ticket_id: 'string' }, { required: ['ticket_id'] }),
+    undo: { tool: 'reopen_ticket', args: { ticket_id: 'args.ticket_id', note: '"rolled back " + request_id', closed_at: 'result.closed_at' } },
+  })
+  .codeTool('reopen_ticket', { runAs: 'svc-tickets', args: argsOf({ ticket_id: 'string', note: 'string', closed_at: 'string' }) })
+  .codeTool('read_ticket', { runAs: 'svc-tickets', args: argsOf({ ticket_id: 'string' }) })
+  .yaml();
 
 let seq = 0;
 const bot = { id: 'support-bot', type: 'agent' as const, roles: ['agent_runtime'] };
@@ -99,8 +68,6 @@ async function startPolicylessApi(gw: GatewayEnv, taskQueue: string): Promise<{ 
 
 describe('rollbacks', { timeout: 180_000 }, () => {
   const taskQueue = `rollback-${process.pid}`;
-  let env: TestWorkflowEnvironment;
-  let gw: GatewayEnv;
   const runs: ToolContext[] = [];
   const runsOf = (requestId: string) => runs.filter((run) => run.requestId === requestId);
   let sam = ''; // support: asks for the rollback
@@ -117,34 +84,30 @@ describe('rollbacks', { timeout: 180_000 }, () => {
     return { requestId: handle.requestId, outcome };
   };
 
-  before(async () => {
-    env = await startTemporal();
-    gw = await startGateway(env, {
-      taskQueue,
-      policy: POLICY,
-      notifier: { notify: async () => {} },
-      tools: {
-        async close_ticket(context) {
-          runs.push(context);
-          // A ticket closed without an answer gives the undo nothing to derive closed_at from.
-          return context.args.ticket_id === 'T-SILENT' ? null : { closed_at: `2030-01-01T00:00:00Z#${String(context.args.ticket_id)}` };
-        },
-        async reopen_ticket(context) {
-          runs.push(context);
-          return { reopened: context.args.ticket_id };
-        },
-        async read_ticket(context) {
-          runs.push(context);
-          return { ticket: context.args.ticket_id };
-        },
+  const { gw } = useGateway({
+    taskQueue,
+    policy: POLICY,
+    notifier: { notify: async () => {} },
+    tools: {
+      async close_ticket(context) {
+        runs.push(context);
+        // A ticket closed without an answer gives the undo nothing to derive closed_at from.
+        return context.args.ticket_id === 'T-SILENT' ? null : { closed_at: `2030-01-01T00:00:00Z#${String(context.args.ticket_id)}` };
       },
-    });
+      async reopen_ticket(context) {
+        runs.push(context);
+        return { reopened: context.args.ticket_id };
+      },
+      async read_ticket(context) {
+        runs.push(context);
+        return { ticket: context.args.ticket_id };
+      },
+    },
+  });
+
+  before(async () => {
     sam = await gw.token({ sub: 'Sam', tenant: 'acme', groups: ['support'] });
     lee = await gw.token({ sub: 'lee', tenant: 'acme', groups: ['support'] });
-  });
-  after(async () => {
-    await gw?.close();
-    await env?.teardown();
   });
 
   test('a completed request is rolled back with the undo tool and derived arguments, approved by someone else, once', async () => {
@@ -171,11 +134,11 @@ describe('rollbacks', { timeout: 180_000 }, () => {
     assert.equal(second.body.error.requestId, id);
 
     // The person who asked cannot approve their own rollback.
-    const self = await gw.api('POST', `/v1/approvals/${id}/decision`, { token: sam, body: { decision: 'approve', digest: pending.digest } });
+    const self = await decide(gw, id, sam, { decision: 'approve', digest: pending.digest ?? '' });
     assert.equal(self.status, 403, JSON.stringify(self.body));
-    assert.equal(self.body.error.code, 'self_approval');
+    assert.equal(refusal(self).code, 'self_approval');
 
-    const approved = await gw.api('POST', `/v1/approvals/${id}/decision`, { token: lee, body: { decision: 'approve', digest: pending.digest } });
+    const approved = await decide(gw, id, lee, { decision: 'approve', digest: pending.digest ?? '' });
     assert.equal(approved.status, 200, JSON.stringify(approved.body));
     const outcome = await outcomeOf(id);
     assert.equal(outcome.status, 'completed', JSON.stringify(outcome));
