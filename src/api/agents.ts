@@ -6,7 +6,7 @@
  * who the token is. Identity (actor, roles, tenant, environment, on-behalf-of chain) comes from
  * the token only: a body may restate it but never change it (403, logged and counted).
  */
-import { HttpError, errorHandler, isTemporalUnavailable } from './errors.js';
+import { HttpError, errorHandler, fieldsOfIssues, isTemporalUnavailable } from './errors.js';
 import { DecisionSender } from './decisions.js';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -84,7 +84,6 @@ type AgentRequestBody = z.infer<typeof AgentRequestBodySchema>;
 
 type Authed = Request & { agent?: AgentIdentity };
 
-const fieldsOf = (issues: string[]) => [...new Set(issues.map((issue) => issue.split(':')[0] ?? ''))];
 const sameSet = (a: readonly string[], b: readonly string[]) => {
   const left = [...new Set(a)].sort();
   const right = [...new Set(b)].sort();
@@ -180,7 +179,7 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
     const parsed = AgentRequestBodySchema.safeParse(req.body ?? {});
     if (!parsed.success) {
       const issues = formatIssues(parsed.error);
-      throw new AgentApiError(400, 'invalid_body', issues.join('; '), fieldsOf(issues));
+      throw new AgentApiError(400, 'invalid_body', issues.join('; '), fieldsOfIssues(issues));
     }
     const { wait, actor, tenant, environment, onBehalfOf, ...given } = parsed.data;
     // Tracing (no-ops when off): the request's trace id where the agent gave none is the trace it
@@ -259,7 +258,7 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
     const parsed = ConfirmationBodySchema.safeParse(req.body ?? {});
     if (!parsed.success) {
       const issues = formatIssues(parsed.error);
-      throw new AgentApiError(400, 'invalid_body', issues.join('; '), fieldsOf(issues));
+      throw new AgentApiError(400, 'invalid_body', issues.join('; '), fieldsOfIssues(issues));
     }
     const found = await ownRequest(agent, requestId);
     // find() matched the identity the request was admitted under, on-behalf-of chain included: its first principal is the request's end user.

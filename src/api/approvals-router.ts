@@ -18,8 +18,8 @@ import type { ApproverVerifier } from '../auth/tokens.js';
 import { redactValue } from '../egress/redact.js';
 import { decide as decidePolicy } from '../policy/index.js';
 import type { PolicyStore } from '../policy/store.js';
-import { DecisionBodySchema, PreviewBodySchema, eligibleGroups, formatIssues, type Approver } from '../shared/index.js';
-import { HttpError } from './errors.js';
+import { DecisionBodySchema, PreviewBodySchema, eligibleGroups, type Approver } from '../shared/index.js';
+import { HttpError, parseBody } from './errors.js';
 import type { FrontDoor } from './front-door.js';
 import { createLinkedRouter } from './linked.js';
 import { requestIdParam, type RefusedAtEdge, type RequestAccess } from './request-access.js';
@@ -126,20 +126,11 @@ export function createApprovalsRouter(deps: ApprovalsRouterDeps): express.Router
     const approver = req.approver as Approver;
     const policy = deps.policy?.current().policy;
     if (!policy) throw new HttpError('preview_unavailable', 'no such route: this gateway holds no policy to preview edits with');
-    const body = PreviewBodySchema.safeParse(req.body ?? {});
-    if (!body.success) {
-      const issues = formatIssues(body.error);
-      throw new HttpError(
-        400,
-        'invalid_body',
-        issues.join('; '),
-        issues.map((issue) => issue.split(':')[0] ?? ''),
-      );
-    }
+    const body = parseBody(PreviewBodySchema, req.body);
     const status = await access.loadStatus(requestIdParam(req), approver, 'api');
     const view = approvalView(status, approver);
     if (status.state !== 'pending_approval') throw new HttpError(409, 'not_pending', 'the request is not waiting for approval');
-    if (status.digest !== body.data.digest) throw new HttpError(409, 'digest_mismatch', 'the request changed since you read it; read it again');
+    if (status.digest !== body.digest) throw new HttpError(409, 'digest_mismatch', 'the request changed since you read it; read it again');
     if (!view.canDecide) throw new HttpError(403, 'not_eligible', 'you may not decide this request');
     const decision = decidePolicy(policy, {
       requestId: status.requestId,
@@ -147,7 +138,7 @@ export function createApprovalsRouter(deps: ApprovalsRouterDeps): express.Router
       tenant: status.tenant,
       environment: status.environment,
       tool: status.tool,
-      args: body.data.args,
+      args: body.args,
       ...(status.onBehalfOf ? { onBehalfOf: status.onBehalfOf } : {}),
       ...(status.reason === undefined ? {} : { reason: status.reason }),
       // Edits keep the admitted flags: without them the preview could say allow where the worker says approve.
@@ -169,17 +160,8 @@ export function createApprovalsRouter(deps: ApprovalsRouterDeps): express.Router
   router.post('/:requestId/decision', async (req: Authed, res) => {
     const approver = req.approver as Approver;
     const requestId = requestIdParam(req);
-    const body = DecisionBodySchema.safeParse(req.body ?? {});
-    if (!body.success) {
-      const issues = formatIssues(body.error);
-      throw new HttpError(
-        400,
-        'invalid_body',
-        issues.join('; '),
-        issues.map((issue) => issue.split(':')[0] ?? ''),
-      );
-    }
-    const status = await access.decide(requestId, { ...body.data, approver, via: 'api' });
+    const body = parseBody(DecisionBodySchema, req.body);
+    const status = await access.decide(requestId, { ...body, approver, via: 'api' });
     res.json(approvalView(status, approver));
   });
 

@@ -1,6 +1,8 @@
 /** The error answers of toolgate's HTTP APIs: one shape, `{ error: { code, message, fields? } }`, the status from src/errors.ts. */
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
+import { formatIssues } from '../shared/schemas.js';
 import { ToolgateError, httpStatusOf, type ErrorCode } from '../errors.js';
 import { GrpcStatus, grpcStatusOf, isTemporalUnavailable, temporalUnavailability } from '../temporal/errors.js';
 
@@ -43,6 +45,22 @@ export class HttpError extends ToolgateError {
     this.status = status;
     if (options.retryAfter !== undefined) this.retryAfter = options.retryAfter;
   }
+}
+
+/**
+ * The body parsed by `schema`, or a 400 `invalid_body` naming every field at fault (`field: what
+ * was expected`, the shape every edge of toolgate reports).
+ */
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body ?? {});
+  if (parsed.success) return parsed.data;
+  const issues = formatIssues(parsed.error);
+  throw new HttpError('invalid_body', issues.join('; '), { fields: fieldsOfIssues(issues) });
+}
+
+/** The distinct fields named by `formatIssues` lines. */
+export function fieldsOfIssues(issues: readonly string[]): string[] {
+  return [...new Set(issues.map((issue) => issue.split(':')[0] ?? ''))];
 }
 
 /** Seconds a client is asked to wait before retrying a 503 about Temporal or its workers. */

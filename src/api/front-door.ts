@@ -30,6 +30,7 @@ import {
 import { tracedClient } from '../telemetry.js';
 import type { RequestSigner } from '../trust/signers.js';
 import { ToolgateError } from '../errors.js';
+import { fieldsOfIssues } from './errors.js';
 
 /** The fields of a request an agent chooses; everything about who and where comes from its credential. */
 export interface AgentRequestFields {
@@ -102,7 +103,7 @@ export class FrontDoor {
     });
     if (!parsed.success) {
       const issues = formatIssues(parsed.error);
-      throw new AdmissionError('invalid_body', issues.join('; '), [...new Set(issues.map((issue) => issue.split(':')[0] ?? ''))]);
+      throw new AdmissionError('invalid_body', issues.join('; '), fieldsOfIssues(issues));
     }
     // Exactly what the workflow receives (a JSON round trip drops undefined), so the digests agree.
     const request = JSON.parse(JSON.stringify(parsed.data)) as ToolRequest;

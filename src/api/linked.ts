@@ -38,7 +38,7 @@ import {
   type ToolRequest,
 } from '../shared/index.js';
 import { unavailable } from './decisions.js';
-import { HttpError } from './errors.js';
+import { HttpError, fieldsOfIssues, parseBody } from './errors.js';
 import type { FrontDoor } from './front-door.js';
 
 /** What the linked-request routes need. */
@@ -146,11 +146,7 @@ export function createLinkedRouter(deps: LinkedRouterDeps): express.Router {
     if (!IDENTIFIER_PATTERN.test(original)) {
       throw new HttpError(400, 'invalid_request_id', 'requestId must be 1-128 characters of letters, digits and . _ : @ -', ['requestId']);
     }
-    const body = LinkBodySchema.safeParse(req.body ?? {});
-    if (!body.success) {
-      const issues = formatIssues(body.error);
-      throw new HttpError(400, 'invalid_body', issues.join('; '), [...new Set(issues.map((issue) => issue.split(':')[0] ?? ''))]);
-    }
+    const body = parseBody(LinkBodySchema, req.body);
     const frontDoor = deps.frontDoor;
     if (!frontDoor) {
       throw new HttpError(503, 'requests_unavailable', 'this API cannot start requests (it holds no request-signing key)', undefined, 30);
@@ -161,7 +157,7 @@ export function createLinkedRouter(deps: LinkedRouterDeps): express.Router {
       requestId: original,
       tool: found.request.tool,
       by: { id: person.id, groups: [...person.groups] },
-      reason: body.data.reason,
+      reason: body.reason,
     };
 
     let build: (requestId: string) => ToolRequest;
@@ -206,9 +202,7 @@ export function createLinkedRouter(deps: LinkedRouterDeps): express.Router {
       if (!valid.success) {
         // Only derived arguments can make a valid original's copy invalid.
         const issues = formatIssues(valid.error);
-        throw new HttpError(422, 'undo_failed', `the ${kind} request is not valid: ${issues.join('; ')}`, [
-          ...new Set(issues.map((i) => i.split(':')[0] ?? '')),
-        ]);
+        throw new HttpError(422, 'undo_failed', `the ${kind} request is not valid: ${issues.join('; ')}`, fieldsOfIssues(issues));
       }
       let started;
       try {
