@@ -192,19 +192,33 @@ const environment = new Environment({ limits: { ...CEL_LIMITS } })
     description: 'Whether the agent runtime flagged any argument as coming from untrusted content',
   });
 
-/** `untrusted("…")` calls with a plain string literal, checked when the policy loads. */
-const UNTRUSTED_LITERAL = /\buntrusted\(\s*(?:"((?:[^"\\\n]|\\.)*)"|'((?:[^'\\\n]|\\.)*)')\s*\)/g;
-
-/** Parses and type-checks `expression`; returns the condition or a one-line reason it is invalid. */
-export function compileCondition(expression: string): { condition: Condition } | { error: string } {
-  let compiled: ReturnType<typeof environment.parse>;
+/**
+ * Parses and type-checks `expression` in `env`: the compiled expression and its checked type, or
+ * a one-line reason it is invalid. Shared by rule conditions and undo expressions.
+ */
+export function parseAndCheck(
+  env: Environment,
+  expression: string,
+): { compiled: ReturnType<Environment['parse']>; checked: ReturnType<ReturnType<Environment['parse']>['check']> } | { error: string } {
+  let compiled: ReturnType<Environment['parse']>;
   try {
-    compiled = environment.parse(expression);
+    compiled = env.parse(expression);
   } catch (error) {
     return { error: `invalid CEL expression: ${describe(error)}` };
   }
   const checked = compiled.check();
   if (!checked.valid) return { error: `invalid CEL expression: ${describe(checked.error)}` };
+  return { compiled, checked };
+}
+
+/** `untrusted("…")` calls with a plain string literal, checked when the policy loads. */
+const UNTRUSTED_LITERAL = /\buntrusted\(\s*(?:"((?:[^"\\\n]|\\.)*)"|'((?:[^'\\\n]|\\.)*)')\s*\)/g;
+
+/** Parses and type-checks `expression`; returns the condition or a one-line reason it is invalid. */
+export function compileCondition(expression: string): { condition: Condition } | { error: string } {
+  const parsed = parseAndCheck(environment, expression);
+  if ('error' in parsed) return parsed;
+  const { compiled, checked } = parsed;
   if (checked.type !== 'bool' && checked.type !== 'dyn') {
     return { error: `CEL expression must evaluate to bool, but it evaluates to ${String(checked.type)}` };
   }

@@ -10,7 +10,7 @@
  */
 import { Environment } from '@marcbachmann/cel-js';
 import { MAX_ARGS_BYTES, MAX_ARGS_DEPTH } from '../shared/index.js';
-import { CEL_LIMITS, describe, toCelValue } from './condition.js';
+import { CEL_LIMITS, describe, parseAndCheck, toCelValue } from './condition.js';
 import type { LoadedPolicy, UndoExpression } from './model.js';
 import { ToolgateError } from '../errors.js';
 
@@ -47,14 +47,9 @@ const NOT_JSON: Readonly<Record<string, string>> = {
 
 /** Parses and type-checks one undo argument's expression; returns it compiled or a one-line reason it is invalid. */
 export function compileUndoExpression(expression: string): { expression: UndoExpression } | { error: string } {
-  let compiled: ReturnType<typeof environment.parse>;
-  try {
-    compiled = environment.parse(expression);
-  } catch (error) {
-    return { error: `invalid CEL expression: ${describe(error)}` };
-  }
-  const checked = compiled.check();
-  if (!checked.valid) return { error: `invalid CEL expression: ${describe(checked.error)}` };
+  const parsed = parseAndCheck(environment, expression);
+  if ('error' in parsed) return parsed;
+  const { compiled, checked } = parsed;
   const notJson = NOT_JSON[String(checked.type)];
   if (notJson !== undefined) return { error: `the expression evaluates to ${String(checked.type)}: ${notJson}` };
   return { expression: (input) => compiled(input) as unknown };
