@@ -279,7 +279,7 @@ export const HISTORY_BOUNDS = {
   votesPerRound: 200,
   /** Edits (new approval rounds) per request. */
   edits: 5,
-  /** Reminders sent per request; expiry and escalation still apply after the last one. */
+  /** Reminders sent per approval round (an edit opens a new round); expiry and escalation still apply after the last one. */
   reminders: 50,
   /** Re-reads of the worker's trusted keys per request. */
   trustRefreshes: 10,
