@@ -5,36 +5,12 @@
  * stays the short front page (under 12 KiB); the details live in the linked pages.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, test } from 'node:test';
+import { DOCS_ROOT as ROOT, docPages, proseLines } from '../helpers/markdown.js';
 
-const ROOT = resolve(import.meta.dirname, '..', '..');
 const README_MAX_BYTES = 12 * 1024;
-
-/** The Markdown pages checked, relative to the repository root. */
-function pages(): string[] {
-  const docs = readdirSync(join(ROOT, 'docs'))
-    .filter((name) => name.endsWith('.md'))
-    .map((name) => `docs/${name}`);
-  return ['README.md', 'CONTRIBUTING.md', 'bench/README.md', ...docs.sort()];
-}
-
-/** The page's lines outside fenced code blocks (``` or ~~~), with their 1-based line numbers. */
-function proseLines(markdown: string): { line: number; text: string }[] {
-  const out: { line: number; text: string }[] = [];
-  let fence: string | null = null;
-  markdown.split('\n').forEach((text, i) => {
-    const marker = /^\s{0,3}(`{3,}|~{3,})/.exec(text)?.[1];
-    if (marker) {
-      if (fence === null) fence = marker[0]!.repeat(marker.length);
-      else if (marker[0] === fence[0] && marker.length >= fence.length) fence = null;
-      return;
-    }
-    if (fence === null) out.push({ line: i + 1, text });
-  });
-  return out;
-}
 
 /**
  * GitHub's heading anchor: the heading's text (links reduced to their text, code spans to their
@@ -118,7 +94,7 @@ function readRepoFile(path: string): string | undefined {
 
 describe('documentation links', () => {
   test('every relative link and anchor resolves', () => {
-    const checked = pages();
+    const checked = docPages();
     assert.ok(checked.length >= 4, `pages found: ${checked.join(', ')}`);
     const problems = checked.flatMap((page) => brokenLinks(page, readRepoFile));
     assert.deepEqual(problems, []);
@@ -127,7 +103,7 @@ describe('documentation links', () => {
   test('the README links every page of docs/, bench/README.md and CONTRIBUTING.md', () => {
     const readme = readRepoFile('README.md') ?? '';
     const targets = new Set(links(readme).map(({ target }) => target.split('#')[0]));
-    const missing = pages().filter((page) => page !== 'README.md' && !targets.has(page));
+    const missing = docPages().filter((page) => page !== 'README.md' && !targets.has(page));
     assert.deepEqual(missing, []);
   });
 
