@@ -10,7 +10,7 @@
  * ...                          (a checkpoint every `checkpointEvery` records, and a last one with "final":true)
  * ```
  *
- * A segment of the audit archive (src/audit/archive.ts) is the same format with version 2: its
+ * A segment of the audit archive (src/audit/archive-segments.ts) is the same format with version 2: its
  * header also carries `segment` — its index, the window of close times it covers and the name and
  * SHA-256 of the segment before it — so segments link into one chain of files. Plain exports stay
  * version 1, byte for byte as before, so older verifiers still read them; a version-1 verifier
@@ -24,8 +24,8 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import canonicalize from 'canonicalize';
 import { ToolgateError } from '../errors.js';
+import { canonicalJson as canonicalJsonOf, canonicalSha256 } from '../shared/assertions.js';
 
 /** Value of the header's `format` field. */
 export const CHAIN_FORMAT = 'toolgate-audit-chain';
@@ -117,24 +117,31 @@ export class AuditChainError extends ToolgateError {
   }
 }
 
-/** SHA-256 of a string, hex. */
+/**
+ * SHA-256 of a string, hex: only for text that already is canonical JSON (a record's hash input,
+ * see {@link recordHashInput}); a value is hashed with `canonicalSha256`.
+ */
 export function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
 /**
  * The hash input of a record, built from its canonical JSON so that writer and verifier agree:
- * RFC 8785 of `{ seq, prev, record }` (keys sorted: prev, record, seq).
+ * RFC 8785 of `{ seq, prev, record }` (keys sorted: prev, record, seq), so its hash is
+ * `canonicalSha256({ seq, prev, record })`. Built as text because the record's canonical JSON is
+ * already at hand (it is the line's `record`): the record is canonicalized once, not twice.
  */
 export function recordHashInput(seq: number, prev: string, canonicalRecord: string): string {
   return `{"prev":"${prev}","record":${canonicalRecord},"seq":${seq}}`;
 }
 
-/** RFC 8785 canonical JSON of a value; throws `AuditChainError` for values JSON cannot carry. */
+/** RFC 8785 canonical JSON of a value (src/shared's); throws `AuditChainError` for values JSON cannot carry. */
 export function canonicalJson(value: unknown, seq?: number): string {
-  const out = canonicalize(value);
-  if (out === undefined) throw new AuditChainError(`record ${seq ?? ''} is not JSON-serialisable`, { seq });
-  return out;
+  try {
+    return canonicalJsonOf(value);
+  } catch (err) {
+    throw new AuditChainError(`record ${seq ?? ''} is not JSON-serialisable`, { seq, cause: err });
+  }
 }
 
 /** Signs a checkpoint (canonical JSON) with an Ed25519 private key; base64. */
@@ -251,7 +258,7 @@ export class ChainWriter {
       ...(this.#segment ? { segment: this.#segment } : {}),
     };
     buffer += `${JSON.stringify(header)}\n`;
-    const headerHash = sha256Hex(canonicalJson(header));
+    const headerHash = canonicalSha256(header);
     let seq = 0;
     let prev = GENESIS_HASH;
     let checkpoints = 0;

@@ -19,6 +19,7 @@ import {
   type Checkpoint,
 } from './chain.js';
 import { ToolgateError } from '../errors.js';
+import { canonicalSha256 } from '../shared/assertions.js';
 
 /** Where verification failed. */
 export interface ChainFault {
@@ -142,7 +143,7 @@ export async function verifyChain(input: Readable, publicKey: string | KeyObject
         }
         keyId = value.keyId;
         header = value as unknown as ChainHeader;
-        headerHash = sha256Hex(canonicalJson(value));
+        headerHash = canonicalSha256(value);
         continue;
       }
       if (finalSeen) throw new Fault(seq, 'content after the final checkpoint');

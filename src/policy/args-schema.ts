@@ -4,7 +4,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import canonicalize from 'canonicalize';
+import { canonicalJson } from '../shared/assertions.js';
 
 /** Validates one tool's arguments; returns human-readable problems, empty when valid. */
 export type ArgsValidator = (args: unknown) => string[];
@@ -30,7 +30,7 @@ export class ArgsSchemaCompiler {
       return { problems: [{ path: ['type'], message: 'the argument schema must have type: object' }] };
     }
     const effective = 'additionalProperties' in schema || 'unevaluatedProperties' in schema ? schema : { ...schema, additionalProperties: false };
-    const key = canonicalize(effective) ?? '';
+    const key = canonicalJson(effective);
     const cached = this.#cache.get(key);
     if (cached) return { validate: cached };
 

@@ -12,14 +12,13 @@
  * required role must have signed; the verified signers become part of the tool's identity in each
  * decision. Without one, signatures are carried but not checked, and no signer is recorded.
  */
-import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import canonicalize from 'canonicalize';
 import { z } from 'zod';
 import { keyIdOf } from '../audit/chain.js';
 import type { Config } from '../config.js';
-import { IDENTIFIER_PATTERN, type ManifestSigner } from '../shared/index.js';
+import { IDENTIFIER_PATTERN, canonicalJson, canonicalSha256, type ManifestSigner } from '../shared/index.js';
 import { formatPolicyIssue } from './errors.js';
 import { readYaml } from './source.js';
 import { ToolgateError, type ToolgateErrorOptions } from '../errors.js';
@@ -62,9 +61,7 @@ export function manifestDigest(name: string, raw: unknown, mcpServer?: unknown):
   // An `mcp` entry only names its server; what the worker runs (command, args, env, URL, headers)
   // is the server's definition under `mcp_servers`, so that definition is part of the entry's
   // identity — signed with it, and checked again right before execution.
-  const text = canonicalize(mcpServer === undefined ? { name, manifest } : { name, manifest, mcp_server: mcpServer });
-  if (text === undefined) throw new Error('value has no JSON representation');
-  return sha256Hex(text);
+  return canonicalSha256(mcpServer === undefined ? { name, manifest } : { name, manifest, mcp_server: mcpServer });
 }
 
 /** The key id of a manifest signing key (public key, or a private key whose public half is taken). */
@@ -79,7 +76,7 @@ export function manifestKeyId(key: KeyObject | string): string {
  * already covers the tool's name, so a signature copied onto another entry does not verify.
  */
 export function manifestSignatureMessage(tool: string, role: string, digest: string): Buffer {
-  return Buffer.from(canonicalize({ purpose: MANIFEST_SIGNATURE_PURPOSE, tool, role, digest }) ?? '', 'utf8');
+  return Buffer.from(canonicalJson({ purpose: MANIFEST_SIGNATURE_PURPOSE, tool, role, digest }), 'utf8');
 }
 
 /** Signs the entry `tool` of digest `digest` as `role` with an Ed25519 private key. */
@@ -379,8 +376,4 @@ export function verifyManifestSignatures(
 /** Signers in a phrase: `security (k-…), owner (k-…)`. */
 export function describeSigners(signers: readonly ManifestSigner[]): string {
   return signers.map((signer) => `${signer.role} (${signer.key})`).join(', ');
-}
-
-function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
 }

@@ -14,7 +14,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { base64urlnopad } from '@scure/base';
 import canonicalize from 'canonicalize';
-import type { ToolRequest } from './schemas.js';
+import type { ToolRequest } from './requests.js';
 
 /** The `typ` of a front door's request assertion. */
 export const REQUEST_ASSERTION_TYP = 'toolgate-request+jwt';
@@ -112,11 +112,25 @@ export interface DecisionAssertionClaims extends AssertionClaims {
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** SHA-256 hex of the RFC 8785 canonical JSON of a JSON value (the same digest as src/approvals/digest.ts). */
-export function canonicalSha256(value: unknown): string {
+/**
+ * The RFC 8785 canonical JSON of a JSON value: the project's only call of the canonicalizer, so
+ * every digest and every signed message is built from the same bytes. Throws a TypeError for a
+ * value JSON cannot carry (undefined, a function), and the canonicalizer's error for NaN, an
+ * infinity, a lone surrogate or a cycle.
+ */
+export function canonicalJson(value: unknown): string {
   const text = canonicalize(value);
   if (text === undefined) throw new TypeError('value has no canonical JSON form');
-  return bytesToHex(sha256(utf8.encode(text)));
+  return text;
+}
+
+/**
+ * SHA-256 hex of the RFC 8785 canonical JSON of a JSON value: the one canonical-JSON hash of the
+ * project (request and proposal digests, policy and manifest digests, audit chain headers). Pure,
+ * so the workflow computes it in its sandbox exactly as the front door, the worker and the CLI do.
+ */
+export function canonicalSha256(value: unknown): string {
+  return bytesToHex(sha256(utf8.encode(canonicalJson(value))));
 }
 
 function decodeJson(part: string, what: string): Record<string, unknown> {

@@ -9,6 +9,7 @@ import { runInNewContext } from 'node:vm';
 import { before, describe, test } from 'node:test';
 import { ChainWriter, canonicalJson, generateAuditKeyPair, recordHashInput, sha256Hex, type ChainProgress } from '../../src/audit/chain.js';
 import { verifyChain } from '../../src/audit/verify.js';
+import { canonicalSha256 } from '../../src/shared/index.js';
 
 const keys = generateAuditKeyPair();
 const N = 10_000;
@@ -61,6 +62,14 @@ function rehash(lines: string[], fromSeq: number): string[] {
     return out;
   });
 }
+
+describe('audit chain: hashes', () => {
+  test("a record's hash input, built as text, hashes like the canonical JSON of { seq, prev, record }", () => {
+    const record = { requestId: 'r-1', n: 1e21, text: 'é\u2028"', nested: { z: null, a: [true, 0.5] } };
+    const prev = 'ab'.repeat(32);
+    assert.equal(sha256Hex(recordHashInput(7, prev, canonicalJson(record))), canonicalSha256({ seq: 7, prev, record }));
+  });
+});
 
 describe('audit chain: tamper matrix on a 10,000-record export', () => {
   let text = '';

@@ -1,9 +1,10 @@
 /** The request digest binds an approval to one exact proposal. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { buildProposal, canonicalDigest, proposalDigest } from '../../src/approvals/digest.js';
-import type { PolicyDecision, ToolRequest } from '../../src/shared/index.js';
+import { canonicalJson, canonicalSha256, type PolicyDecision, type ToolRequest } from '../../src/shared/index.js';
 
 function shuffleKeys(value: unknown, seed: number): unknown {
   if (Array.isArray(value)) return value.map((item, i) => shuffleKeys(item, seed + i));
@@ -65,5 +66,22 @@ describe('request digest', () => {
       buildProposal(request, 'toolreq:r-1', { ...decision, risk: 'high' }),
     ];
     for (const variant of variants) assert.notEqual(proposalDigest(variant), original);
+  });
+});
+
+describe('the canonical-JSON hash', () => {
+  test('is SHA-256 of the RFC 8785 text, byte for byte as recorded digests and signed manifests were made', () => {
+    // Key order, number forms (1e+21, -0), escapes and a raw U+2028: the text is pinned, and so is its hash.
+    const value = { b: [1e21, 0.1, -0, 10], a: 'é\u2028"', c: { z: null, y: true } };
+    const text = '{"a":"é\u2028\\"","b":[1e+21,0.1,0,10],"c":{"y":true,"z":null}}';
+    assert.equal(canonicalJson(value), text);
+    assert.equal(createHash('sha256').update(text, 'utf8').digest('hex'), '2e232829103017b303e20cd43487ae0d7ad0029ce2942e6f869eb0618f372077');
+    assert.equal(canonicalSha256(value), '2e232829103017b303e20cd43487ae0d7ad0029ce2942e6f869eb0618f372077');
+    assert.equal(canonicalDigest(value), canonicalSha256(value));
+  });
+
+  test('refuses a value JSON cannot carry rather than hashing a stand-in', () => {
+    assert.throws(() => canonicalSha256(undefined), TypeError);
+    assert.throws(() => canonicalSha256({ n: Number.NaN }));
   });
 });
