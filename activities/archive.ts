@@ -7,15 +7,9 @@ import type { KeyObject } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
-import {
-  ARCHIVE_LAG_MS,
-  ArchiveIntegrityError,
-  SEGMENT_MAX_RECORDS,
-  archiveClosedRequests,
-  temporalArchiveSource,
-  type ArchiveRunSummary,
-  type ArchiveSource,
-} from '../src/audit/archive.js';
+import { ARCHIVE_LAG_MS, SEGMENT_MAX_RECORDS, archiveClosedRequests, type ArchiveRunSummary } from '../src/audit/archive.js';
+import { ArchiveIntegrityError } from '../src/audit/archive-segments.js';
+import { temporalArchiveSource, type ArchiveSource } from '../src/audit/archive-source.js';
 
 export type { ArchiveRunSummary };
 

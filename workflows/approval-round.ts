@@ -6,7 +6,8 @@
  */
 import { endUserDecline, isApprovalSatisfied, isConfirmedByEndUser, isRejected } from '../src/shared/approval.js';
 import { HISTORY_BOUNDS } from '../src/shared/messages.js';
-import type { ApprovalPlan, EscalationTier, RequestStatus } from '../src/shared/schemas.js';
+import type { ApprovalPlan, EscalationTier } from '../src/shared/policy-decisions.js';
+import type { RequestStatus } from '../src/shared/request-status.js';
 
 /** The votes and answers a round is settled by (the request's status, across rounds: each names its digest). */
 type Decisions = Pick<RequestStatus, 'approvals' | 'confirmations'>;

@@ -19,7 +19,7 @@ import { canonicalId } from '../src/shared/identity.js';
 import { refuseDecision, type DecisionRefusal, type PendingApproval } from '../src/shared/approval.js';
 import { AssertionError, verifyDecisionAssertion, type DecisionAssertionClaims, type TrustAnchors } from '../src/shared/assertions.js';
 import { FailureTypes, HISTORY_BOUNDS } from '../src/shared/messages.js';
-import type { DecideInput, RefusalRecord } from '../src/shared/schemas.js';
+import type { DecideInput, RefusalRecord } from '../src/shared/approver-decisions.js';
 
 /** What the book's verdict is on one decision. */
 export type Verdict =

@@ -6,7 +6,9 @@
 import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import { EXECUTION_BOUNDS, FailureTypes, NON_RETRYABLE_TOOL_FAILURES } from '../src/shared/messages.js';
-import type { Evaluation, Execution, ToolOutcome, ToolRequest } from '../src/shared/schemas.js';
+import type { Evaluation } from '../src/shared/policy-decisions.js';
+import type { Execution, ToolOutcome } from '../src/shared/request-status.js';
+import type { ToolRequest } from '../src/shared/requests.js';
 import type { OutcomeBase } from './request-views.js';
 
 type Activities = ReturnType<typeof createActivities>;

@@ -5,7 +5,7 @@
  */
 import { continueAsNew, setHandler, uuid4, workflowInfo, condition } from '@temporalio/workflow';
 import { killSwitchesQuery, liftKillSwitchUpdate, setKillSwitchUpdate } from '../src/shared/messages.js';
-import type { KillSwitch } from '../src/shared/schemas.js';
+import type { KillSwitch } from '../src/shared/request-status.js';
 
 /** Keeps the kill switches; carries them over when the history grows long. */
 export async function killSwitchRegistry(carried: { switches: KillSwitch[] } = { switches: [] }): Promise<void> {

@@ -10,23 +10,15 @@
  * machine applies what the book accepts to the status the `status` query serves.
  */
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { ApproverNotificationInput } from '../activities/index.js';
+import type { ApproverNotificationInput } from '../activities/notify.js';
 import { countedGroups, eligibleGroups, refuseDecision, type DecisionRefusal, type PendingApproval } from '../src/shared/approval.js';
 import { AssertionError, verifyRequestAssertion, type TrustAnchors } from '../src/shared/assertions.js';
 import { canonicalId } from '../src/shared/identity.js';
 import { HISTORY_BOUNDS, workflowIdFor } from '../src/shared/messages.js';
-import type {
-  ApprovalPlan,
-  DecideInput,
-  EditRecord,
-  EndUserConfirmation,
-  Evaluation,
-  KillOrder,
-  NotificationRecord,
-  RequestStatus,
-  ToolOutcome,
-  ToolRequest,
-} from '../src/shared/schemas.js';
+import type { DecideInput, EditRecord, EndUserConfirmation, NotificationRecord } from '../src/shared/approver-decisions.js';
+import type { ApprovalPlan, Evaluation } from '../src/shared/policy-decisions.js';
+import type { KillOrder, RequestStatus, ToolOutcome } from '../src/shared/request-status.js';
+import type { ToolRequest } from '../src/shared/requests.js';
 import { ApprovalRound } from './approval-round.js';
 import { DecisionBook, type Verdict } from './decision-book.js';
 import type { ExecutionEvidence } from './execute.js';

@@ -5,10 +5,13 @@
  * a command: the workflow decides when each one is shown.
  */
 import type { SearchAttributeUpdatePair, TypedSearchAttributes } from '@temporalio/common';
-import type { ApproverNotificationInput } from '../activities/index.js';
+import type { ApproverNotificationInput } from '../activities/notify.js';
 import { linkAttributeValue, searchAttributes } from '../src/shared/messages.js';
 import { notificationOutcome } from '../src/shared/outcome-details.js';
-import type { DenialCode, Evaluation, KillOrder, NotificationRecord, RequestStatus, ToolOutcome, ToolRequest } from '../src/shared/schemas.js';
+import type { NotificationRecord } from '../src/shared/approver-decisions.js';
+import type { DenialCode, Evaluation } from '../src/shared/policy-decisions.js';
+import type { KillOrder, RequestStatus, ToolOutcome } from '../src/shared/request-status.js';
+import type { ToolRequest } from '../src/shared/requests.js';
 
 /** What the views read of a request. */
 export interface RequestView {

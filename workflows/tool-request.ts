@@ -60,7 +60,10 @@ import {
   searchAttributes,
   statusQuery,
 } from '../src/shared/messages.js';
-import type { ApprovalPlan, Evaluation, NotificationRecord, RequestStatus, ToolOutcome, ToolRequest, ToolRequestStart } from '../src/shared/schemas.js';
+import type { NotificationRecord } from '../src/shared/approver-decisions.js';
+import type { ApprovalPlan, Evaluation } from '../src/shared/policy-decisions.js';
+import type { RequestStatus, ToolOutcome } from '../src/shared/request-status.js';
+import type { ToolRequest, ToolRequestStart } from '../src/shared/requests.js';
 import { execute } from './execute.js';
 import { legacyToolRequest } from './legacy/tool-request-v0.js';
 import { UNKNOWN_TOOL_LABEL, UNVERIFIED_TENANT_LABEL, toolgateMetrics, type RequestMetricLabels } from './metrics.js';

@@ -6,7 +6,8 @@
 import type { Client } from '@temporalio/client';
 import express from 'express';
 import type { Logger } from 'pino';
-import { AuditRecordError, buildAuditRecord } from '../audit/record.js';
+import { buildAuditRecord } from '../audit/record.js';
+import { AuditRecordError } from '../audit/record-types.js';
 import type { ApproverVerifier } from '../auth/tokens.js';
 import { IDENTIFIER_PATTERN, type Approver } from '../shared/index.js';
 import { HttpError } from './errors.js';

@@ -2,7 +2,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { formatIssues } from '../shared/schemas.js';
+import { formatIssues } from '../shared/fields.js';
 import { ToolgateError, httpStatusOf, type ErrorCode } from '../errors.js';
 import { GrpcStatus, grpcStatusOf, isTemporalUnavailable, temporalUnavailability } from '../temporal/errors.js';
 

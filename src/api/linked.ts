@@ -18,7 +18,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import express, { type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { decodeFirstPayload, startInputOf, withWorkflowContext } from '../audit/record.js';
+import { decodeFirstPayload, startInputOf, withWorkflowContext } from '../audit/history-payloads.js';
 import { UndoUnavailable, deriveUndoArgs } from '../policy/undo.js';
 import type { PolicyStore } from '../policy/store.js';
 import {

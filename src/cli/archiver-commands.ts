@@ -12,14 +12,16 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { createArchiveActivities, type AuditArchiveInput } from '../../activities/archive.js';
-import { ARCHIVE_LAG_MS, ARCHIVE_SCHEDULE_ID, ARCHIVE_TASK_QUEUE, ARCHIVE_WORKFLOW_TYPE, ensureAuditKeyPair, retentionWarning } from '../audit/archive.js';
+import { ARCHIVE_LAG_MS } from '../audit/archive.js';
+import { ARCHIVE_SCHEDULE_ID, ARCHIVE_TASK_QUEUE, ARCHIVE_WORKFLOW_TYPE, retentionWarning } from '../audit/archive-schedule.js';
+import { ensureAuditKeyPair } from '../audit/keys.js';
 import { keyIdOf } from '../audit/chain.js';
 import { dataConverterFor, loadKeyring } from '../codec/index.js';
 import { loadConfig, type Config } from '../config.js';
 import { createLogger } from '../logger.js';
 import { namespaceRetentionMs } from '../temporal/dev-server.js';
 import { installRuntime } from '../temporal/runtime.js';
-import { auditSigningKeyFile, defaultAuditKeyFiles, readAuditSigningKey } from './audit-commands.js';
+import { auditSigningKeyFile, defaultAuditKeyFiles, readAuditSigningKey } from './audit-key-files.js';
 
 const require = createRequire(import.meta.url);
 

@@ -3,71 +3,20 @@
  * its history, or from the audit archive once the history is gone), a signed hash-chain export of
  * many, the verification of an export or of the archive, the signing keys, and one archival run.
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { type Command, InvalidArgumentError } from 'commander';
-import {
-  ARCHIVE_LAG_MS,
-  archiveClosedRequests,
-  findInArchive,
-  loadAuditPublicKeys,
-  temporalArchiveSource,
-  verifyArchive,
-  verifyChainFile,
-  type ArchiveVerification,
-} from '../audit/archive.js';
+import { ARCHIVE_LAG_MS, archiveClosedRequests } from '../audit/archive.js';
+import { temporalArchiveSource } from '../audit/archive-source.js';
+import { verifyArchive, verifyChainFile, type ArchiveVerification } from '../audit/archive-verify.js';
 import { ChainWriter, generateAuditKeyPair } from '../audit/chain.js';
-import { AuditRecordError, buildAuditRecordOfWorkflow, formatAuditRecord } from '../audit/record.js';
+import { buildAuditRecordOfWorkflow } from '../audit/record.js';
 import { dataConverterFor, loadKeyring } from '../codec/index.js';
 import { loadConfig, type Config } from '../config.js';
-import { IDENTIFIER_PATTERN, WORKFLOW_TYPE, parseRequestWorkflowId, searchAttributes, workflowIdFor } from '../shared/index.js';
-
-/** Where `audit keygen` writes the signing key pair by default, and where `audit export` looks for it. */
-export function defaultAuditKeyFiles(stateDir: string): { privateKeyFile: string; publicKeyFile: string } {
-  return { privateKeyFile: join(stateDir, 'keys', 'audit-signing.key.pem'), publicKeyFile: join(stateDir, 'keys', 'audit-signing.pub.pem') };
-}
-
-/**
- * The audit-signing private key file of this process: `TOOLGATE_AUDIT_SIGNING_KEY_FILE` (the
- * archiver's secret in compose), else `<state dir>/keys/audit-signing.key.pem`.
- */
-export function auditSigningKeyFile(config: Config, env: NodeJS.ProcessEnv = process.env): string {
-  return env.TOOLGATE_AUDIT_SIGNING_KEY_FILE ? resolve(env.TOOLGATE_AUDIT_SIGNING_KEY_FILE) : defaultAuditKeyFiles(config.stateDir).privateKeyFile;
-}
-
-/** Reads the audit-signing private key, with an error that says how to get one (or, `otherwise`, how to name another). */
-export async function readAuditSigningKey(file: string, otherwise = 'set TOOLGATE_AUDIT_SIGNING_KEY_FILE'): Promise<KeyObject> {
-  let pem: string;
-  try {
-    pem = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new Error(
-      `cannot read the audit signing key ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create one with: toolgate audit keygen, or ${otherwise}`,
-    );
-  }
-  return createPrivateKey(pem);
-}
-
-/**
- * The public keys a verification uses: the files given (public keys, or private keys whose
- * public half is taken), else `<state dir>/keys/audit-signing.pub.pem`, else the public half of
- * this process's signing key.
- */
-export async function auditVerifyKeys(config: Config, files: readonly string[]): Promise<KeyObject[]> {
-  if (files.length > 0) return loadAuditPublicKeys(files);
-  const { publicKeyFile } = defaultAuditKeyFiles(config.stateDir);
-  const candidates = [publicKeyFile, auditSigningKeyFile(config)];
-  for (const file of candidates) {
-    try {
-      return await loadAuditPublicKeys([file]);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  }
-  throw new Error(`no audit public key: pass --key <file> (none at ${candidates.join(' or ')})`);
-}
+import { IDENTIFIER_PATTERN, WORKFLOW_TYPE, parseRequestWorkflowId, searchAttributes } from '../shared/index.js';
+import { auditSigningKeyFile, auditVerifyKeys, defaultAuditKeyFiles, readAuditSigningKey } from './audit-key-files.js';
+import { showRequest, showTarget } from './audit-show.js';
 
 async function connect(config: Config): Promise<{ client: Client; connection: Connection }> {
   const dataConverter = dataConverterFor(await loadKeyring({ stateDir: config.stateDir }));
@@ -90,28 +39,6 @@ export function exportQuery(options: { since?: string; until?: string; tenant?: 
   if (options.until) clauses.push(`StartTime < '${options.until}'`);
   if (options.tenant) clauses.push(`${searchAttributes.tenant.name} = '${options.tenant}'`);
   return clauses.join(' AND ');
-}
-
-/**
- * The workflow id `audit show` reads: a full workflow id as given (its tenant must agree with
- * `--tenant` when both are given), or a request id with its tenant. Request ids are namespaced
- * per tenant, so a bare request id without a tenant names nothing — except an old `toolreq:<id>`
- * workflow id, from before tenant-scoped ids.
- */
-export function showTarget(request: string, tenant: string | undefined): string {
-  if (tenant !== undefined && !IDENTIFIER_PATTERN.test(tenant)) throw new InvalidArgumentError('--tenant must be a tenant id');
-  const parsed = parseRequestWorkflowId(request);
-  if (parsed?.tenant !== undefined) {
-    if (!IDENTIFIER_PATTERN.test(parsed.tenant) || !IDENTIFIER_PATTERN.test(parsed.requestId))
-      throw new InvalidArgumentError('the workflow id must be toolreq/<tenant>/<requestId>');
-    if (tenant !== undefined && parsed.tenant !== tenant) throw new InvalidArgumentError(`the workflow id ${request} is not of tenant ${tenant}`);
-    return request;
-  }
-  if (!IDENTIFIER_PATTERN.test(request)) throw new InvalidArgumentError('requestId must be 1-128 characters of letters, digits and . _ : @ -');
-  if (tenant !== undefined) return workflowIdFor(tenant, request);
-  // `toolreq:<id>` without a tenant: a workflow id from before tenant-scoped ids.
-  if (parsed) return request;
-  throw new InvalidArgumentError('--tenant is required with a request id (or give the full workflow id toolreq/<tenant>/<requestId>)');
 }
 
 /** Adds the `audit` command group to the program. */
@@ -309,92 +236,6 @@ export function registerAuditCommands(program: Command): void {
 /** Collects a repeatable option's values. */
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
-}
-
-/** Where `showRequest` prints (stdout and stderr by default). */
-export interface ShowOutput {
-  out: (text: string) => void;
-  err: (text: string) => void;
-}
-
-/** Options of {@link showRequest}. */
-export interface ShowOptions {
-  json: boolean;
-  /** The archive to look in when the history is gone. */
-  archiveDir: string;
-  /** The public keys the archive's segments are verified with (loaded only when the archive is read). */
-  publicKeys: () => Promise<KeyObject[]>;
-}
-
-/** Whether Temporal says the workflow does not exist (deleted by retention, or never was). */
-async function workflowIsGone(client: Client, workflowId: string): Promise<boolean> {
-  try {
-    await client.workflow.getHandle(workflowId).describe();
-    return false;
-  } catch (err) {
-    return err instanceof WorkflowNotFoundError;
-  }
-}
-
-/**
- * `audit show`: the record from the request's history; when Temporal no longer has the workflow,
- * the record from the audit archive, said to come from there (segment and seq). The entry is the
- * one the segment's chain verifier authenticated; then the archive is verified from that segment
- * to its head — the segment's own chain and every later segment's chain, link and window — rather
- * than the whole archive: only the later segments vouch for the segment's bytes (a validly signed
- * replacement shows only in the next segment's link), the earlier ones say nothing about it, and
- * the search newest-first has read those later segments anyway. The head's hash goes to stderr to
- * compare with the archiver's logs (nothing inside the archive vouches for the head's bytes).
- * Returns the exit code: 1 when the archived copy or its links to the head do not verify, or the
- * archive holds only a gap for it.
- */
-export async function showRequest(
-  client: Client,
-  workflowId: string,
-  options: ShowOptions,
-  output: ShowOutput = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) },
-): Promise<number> {
-  try {
-    const record = await buildAuditRecordOfWorkflow(client, workflowId);
-    output.out(options.json ? `${JSON.stringify(record, null, 2)}\n` : formatAuditRecord(record));
-    return 0;
-  } catch (err) {
-    // Only a workflow Temporal no longer has is looked up in the archive; any other failure stands.
-    if (!(err instanceof AuditRecordError) || !(await workflowIsGone(client, workflowId))) throw err;
-  }
-  const hit = await findInArchive(options.archiveDir, workflowId, await options.publicKeys());
-  if (!hit)
-    throw new AuditRecordError(`no request ${workflowId}: Temporal no longer has its history, and the audit archive ${options.archiveDir} does not hold it`);
-  const v = hit.verification;
-  const links = hit.links;
-  // The segment's own chain fault is already named; the links add what lies after it.
-  const linkFaults = links.faults.filter((f) => v.ok || f.segment !== hit.segment);
-  const verified = v.ok && links.ok;
-  const provenance =
-    `from the audit archive ${options.archiveDir}: ${hit.segment}, record seq ${hit.seq}, closed ${hit.entry.closedAt}; the workflow history is gone; ` +
-    (v.ok
-      ? `segment chain verified (${v.records} records, key ${v.keyId ?? '?'})`
-      : `SEGMENT DOES NOT VERIFY (line ${v.firstBad?.line}: ${v.firstBad?.reason}): this copy may have been altered`) +
-    (linkFaults.length > 0
-      ? `; THE ARCHIVE FROM ${hit.segment} TO ITS HEAD DOES NOT VERIFY (${linkFaults.length} fault(s), first ${linkFaults[0]?.segment}: ${linkFaults[0]?.reason}): this copy may have been altered or replaced`
-      : '');
-  const head = links.head
-    ? verified
-      ? `archive verified from ${hit.segment} to its head ${links.head.name} (${links.segments} segment(s)); head sha256 ${links.head.sha256}: compare with the last head the archiver logged\n`
-      : `${linkFaults.map((f) => `  ${f.segment}: ${f.reason}`).join('\n')}${linkFaults.length > 0 ? '\n' : ''}head: ${links.head.name} sha256 ${links.head.sha256}\n`
-    : '';
-  if (!hit.entry.record) {
-    output.err(`${provenance}\nno record: the request was archived as a gap (${hit.entry.gap?.code}: ${hit.entry.gap?.message})\n${head}`);
-    return 1;
-  }
-  if (options.json) {
-    output.err(`${provenance}\n${head}`);
-    output.out(`${JSON.stringify(hit.entry.record, null, 2)}\n`);
-  } else {
-    output.out(`${provenance}\n\n${formatAuditRecord(hit.entry.record)}`);
-    output.err(head);
-  }
-  return verified ? 0 : 1;
 }
 
 /** What `audit verify <dir>` prints. */

@@ -7,7 +7,7 @@ import { defaultLinkKeyPaths } from '../approvals/links.js';
 import { ensureEd25519KeyPair } from '../auth/keys.js';
 import { loadSessionKey } from '../inbox/index.js';
 import { defaultKeyringFile, ensureKeyringFile } from '../codec/index.js';
-import { defaultAuditKeyFiles } from './audit-commands.js';
+import { defaultAuditKeyFiles } from './audit-key-files.js';
 import { loadConfig } from '../config.js';
 import { defaultTrustKeyPaths, loadSealSecret } from '../trust/keys.js';
 

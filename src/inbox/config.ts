@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ApproverVerifier } from '../auth/tokens.js';
 import type { InboxOidcOptions } from './oidc.js';
-import type { InboxOptions } from './router.js';
+import type { InboxOptions } from './inbox-context.js';
 import { MIN_SESSION_KEY_BYTES } from './session.js';
 
 /** Key material from a key file: base64 of at least 32 bytes, or the raw bytes themselves. */

@@ -6,7 +6,8 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { isMap, parseDocument } from 'yaml';
-import { expandPaths, isPolicyFile, loadPolicy } from '../policy/load.js';
+import { loadPolicy } from '../policy/load.js';
+import { expandPaths, isPolicyFile } from '../policy/policy-files.js';
 import type { McpAdapter } from '../policy/model.js';
 import { connectDownstream, listDownstreamTools } from './downstream.js';
 import { toolDefinitionDigest } from './identity.js';

@@ -8,16 +8,8 @@ import type { Logger } from 'pino';
 import { createLinkSigner } from '../auth/config.js';
 import { AuthConfigError } from '../auth/errors.js';
 import { loadApproverDirectory } from './directory.js';
-import {
-  ConsoleNotifier,
-  FanoutNotifier,
-  LogNotifier,
-  WebhookNotifier,
-  WebhookTargetError,
-  parseWebhookTarget,
-  type Notifier,
-  type WebhookTarget,
-} from './notifier.js';
+import { ConsoleNotifier, FanoutNotifier, LogNotifier } from './local-notifiers.js';
+import { WebhookNotifier, WebhookTargetError, parseWebhookTarget, type Notifier, type WebhookTarget } from './notifier.js';
 
 /** What `createNotifier` needs. */
 export interface NotifierConfig {

@@ -19,7 +19,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { formatPolicyIssue, type PolicyIssue } from '../policy/errors.js';
-import { zodIssues } from '../policy/load.js';
+import { zodIssues } from '../policy/sections.js';
 import { readYaml } from '../policy/source.js';
 import { canonicalId, sameIdentity } from '../shared/identity.js';
 import { IDENTIFIER_PATTERN } from '../shared/index.js';

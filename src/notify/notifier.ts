@@ -1,6 +1,6 @@
 /**
- * Telling approvers that a request waits for them: a webhook notifier, a console notifier, a
- * fan-out and a notifier that only logs. The notifier contract they implement (`Notifier`,
+ * Telling approvers that a request waits for them over webhooks. (The console, fan-out and
+ * log-only notifiers are in local-notifiers.ts.) The notifier contract they implement (`Notifier`,
  * `ApprovalNotification`) is defined in types.ts and re-exported here.
  *
  * The webhook notifier sends two kinds of message. Shared targets (`TOOLGATE_WEBHOOKS`, typically
@@ -14,22 +14,15 @@ import type { Logger } from 'pino';
 import type { LinkSigner } from '../approvals/links.js';
 import { canonicalId, sameIdentity } from '../shared/identity.js';
 import type { ApproverDirectory, DirectoryEntry } from './directory.js';
-import {
-  consoleLine,
-  isDecisionNotification,
-  personalJsonPayload,
-  personalSlackPayload,
-  sharedJsonPayload,
-  sharedSlackPayload,
-  type ApprovalLink,
-  type DecisionNotification,
-} from './payloads.js';
+import { isDecisionNotification, type ApprovalLink, type DecisionNotification } from './facts.js';
+import { personalJsonPayload, sharedJsonPayload } from './json-payloads.js';
+import { personalSlackPayload, sharedSlackPayload } from './slack-payloads.js';
 import { describeTarget, parseWebhookTarget, sameDestination, WebhookTargetError, type WebhookTarget } from './targets.js';
 import type { ApprovalNotification, Notifier } from './types.js';
 import { ToolgateError } from '../errors.js';
 
 // Re-exported: the target parser moved to targets.ts (the directory parses `notify` with it), and
-// the notifier contract to types.ts (payloads.ts builds on it too); other code imports these names
+// the notifier contract to types.ts (the message formats, facts.ts and the rest, build on it too); other code imports these names
 // from here.
 export { parseWebhookTarget, WebhookTargetError, type WebhookTarget };
 export type { ApprovalNotification, Notifier };
@@ -259,7 +252,7 @@ export class WebhookNotifier implements Notifier {
  * which stay the same across the retries of one activity and differ between notifications (two
  * reminders of one tier are two activities). Undefined outside an activity: no deduplication.
  */
-function deliveryKey(): string | undefined {
+export function deliveryKey(): string | undefined {
   let context: Context;
   try {
     context = Context.current();
@@ -270,61 +263,10 @@ function deliveryKey(): string | undefined {
   return workflowExecution ? `${workflowExecution.workflowId}/${workflowExecution.runId}/${activityId}` : activityId;
 }
 
+/** Why a delivery failed, in a few words (a timeout, or the error and its cause). */
 function errorReason(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   if (err.name === 'TimeoutError') return 'timed out';
   const cause = (err as { cause?: unknown }).cause;
   return cause instanceof Error ? `${err.message} (${cause.message})` : err.message;
-}
-
-/** How many console deliveries are remembered, so a retried activity does not print its line twice. */
-const MAX_REMEMBERED_LINES = 1000;
-
-/**
- * Prints one line per notification for a person at the terminal (`toolgate dev`): tool, tenant,
- * requester, groups and the review URL, or how the request ended. A terminal is a shared place:
- * the line is built like a shared message and never carries a decision link. Printing never
- * fails a delivery.
- */
-export class ConsoleNotifier implements Notifier {
-  private readonly printed = new Set<string>();
-
-  constructor(private readonly write: (text: string) => void) {}
-
-  async notify(notification: ApprovalNotification): Promise<void> {
-    // Another target's failure retries the whole activity: print once per delivery, not per attempt.
-    const key = deliveryKey() ?? `${notification.requestId}:${notification.kind}:${notification.tier}:${Date.now()}`;
-    if (this.printed.has(key)) return;
-    this.printed.add(key);
-    for (const oldest of this.printed) {
-      if (this.printed.size <= MAX_REMEMBERED_LINES) break;
-      this.printed.delete(oldest);
-    }
-    try {
-      this.write(`${consoleLine(notification)}\n`);
-    } catch {
-      // A closed terminal must not make Temporal retry the other targets.
-    }
-  }
-}
-
-/** Delivers to every notifier; throws the first failure after all have been tried (so Temporal retries). */
-export class FanoutNotifier implements Notifier {
-  constructor(readonly notifiers: readonly Notifier[]) {}
-
-  async notify(notification: ApprovalNotification): Promise<void> {
-    const results = await Promise.allSettled(this.notifiers.map((notifier) => notifier.notify(notification)));
-    const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-    if (failed) throw failed.reason;
-  }
-}
-
-/** A notifier that only logs: the embedded default when no webhook is configured. It never mints links. */
-export class LogNotifier implements Notifier {
-  constructor(private readonly logger: Logger) {}
-
-  async notify(notification: ApprovalNotification): Promise<void> {
-    // The shared form: arguments redacted and shortened, as a channel would see them.
-    this.logger.info({ notification: sharedJsonPayload(notification) }, notification.kind === 'outcome' ? 'request ended' : 'approval needed');
-  }
 }

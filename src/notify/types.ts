@@ -1,7 +1,7 @@
 /**
  * The notifier contract: what a notification says and who delivers it. Its own module because both
- * the notifiers (notifier.ts) and the wire formats they send (payloads.ts) are built on it, and
- * neither should import the other for it.
+ * the notifiers (notifier.ts) and the wire formats they send (facts.ts and the formats beside it)
+ * are built on it, and neither should import the other for it.
  */
 import type { OutcomeDetails } from '../shared/outcome-details.js';
 import type { OverrideGrant, Principal, ProposalPreview, Provenance, RequestLink, Risk, ToolOutcome } from '../shared/index.js';
@@ -37,7 +37,7 @@ export interface ApprovalNotification {
   reason?: string;
   /**
    * The arguments the tool would run with (the current proposal's, after any edit), when the
-   * caller passes them. Messages show them redacted with every rule and shortened (see payloads.ts).
+   * caller passes them. Messages show them redacted with every rule and shortened (see facts.ts).
    */
   args?: Record<string, unknown>;
   /** On `outcome` notifications: who decided and what happened (`notificationOutcome`). */

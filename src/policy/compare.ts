@@ -45,7 +45,7 @@ function planDifferences(recorded: ApprovalPlan | undefined, candidate: Approval
  * The kind of change from one decision to another on the same request: outcome first, then the
  * approval plan, then the risk; `unchanged` when none differs. Pure. The replay compares a recorded
  * decision with a candidate's; the worker's shadow policy compares the enforced policy's with the
- * shadow's (activities/index.ts), so both name a disagreement the same way.
+ * shadow's (activities/evaluate.ts), so both name a disagreement the same way.
  */
 export function compareDecisions(recorded: PolicyDecision, candidate: PolicyDecision): { kind: 'unchanged' | ChangeKind; detail?: string } {
   if (recorded.outcome !== candidate.outcome) return { kind: `${recorded.outcome}->${candidate.outcome}` as ChangeKind };

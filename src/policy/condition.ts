@@ -28,7 +28,8 @@
  * stricter: its absence says nothing about where a value came from.
  */
 import { Environment } from '@marcbachmann/cel-js';
-import { PROVENANCE_LIMITS, parseArgPath, type ArgPathSegment } from '../shared/schemas.js';
+import { parseArgPath, type ArgPathSegment } from '../shared/arg-paths.js';
+import { PROVENANCE_LIMITS } from '../shared/provenance.js';
 import { normalizePath, parseShellLine } from './shell.js';
 
 /** The request's provenance as rules see it: always present, empty when the request has none. */

@@ -10,7 +10,8 @@ export type {
   McpServerConnection,
   BreakGlassRule,
 } from './model.js';
-export { parsePolicy, loadPolicy, type PolicySource, type PolicyLoadOptions } from './load.js';
+export { parsePolicy, loadPolicy, type PolicyLoadOptions } from './load.js';
+export type { PolicySource } from './policy-files.js';
 export {
   manifestDigest,
   manifestKeyId,

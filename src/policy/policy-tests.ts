@@ -7,7 +7,9 @@ import { z } from 'zod';
 import { DENIAL_CODES, RISK_LEVELS, ToolRequestInputSchema, type PolicyDecision } from '../shared/index.js';
 import { decide } from './decide.js';
 import { PolicyLoadError } from './errors.js';
-import { expandPaths, loadPolicy, readSource, zodIssues } from './load.js';
+import { loadPolicy } from './load.js';
+import { expandPaths, readSource } from './policy-files.js';
+import { zodIssues } from './sections.js';
 import type { LoadedPolicy } from './model.js';
 import { readYaml } from './source.js';
 

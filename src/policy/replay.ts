@@ -4,7 +4,7 @@
  *
  * The core is pure: it consumes a stream of recorded requests (`ReplayEntry`: the request as
  * admitted and the decision policy recorded for it) from any {@link ReplaySource} — workflow
- * histories found through visibility today (src/cli/policy-commands.ts), an audit archive later —
+ * histories found through visibility today (src/cli/policy-replay-source.ts), an audit archive later —
  * and keeps only counts and the first few examples of each kind of change, so memory stays flat
  * however many requests stream through.
  *
@@ -25,7 +25,8 @@
  */
 import type { LoadedDataConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { decodeFirstPayload, startInputOf, withWorkflowContext, type AUDITED_ACTIVITIES } from '../audit/record.js';
+import { decodeFirstPayload, startInputOf, withWorkflowContext } from '../audit/history-payloads.js';
+import type { AUDITED_ACTIVITIES } from '../audit/record-audited.js';
 import { KeyNotInKeyring } from '../codec/aes-gcm.js';
 import { redactText } from '../egress/redact.js';
 import { parseRequestWorkflowId, type PolicyDecision, type ToolOutcome, type ToolRequest } from '../shared/index.js';
@@ -97,7 +98,7 @@ export interface ReplayEntry {
 
 /**
  * Where recorded requests come from. Today: workflow histories through visibility
- * (`temporalReplaySource` in src/cli/policy-commands.ts). An audit-archive source plugs in by
+ * (`temporalReplaySource` in src/cli/policy-replay-source.ts). An audit-archive source plugs in by
  * implementing the same two members over archived records.
  */
 export interface ReplaySource {
@@ -208,7 +209,7 @@ function notComparable(entry: ReplayEntry): { reason: NotComparableReason; detai
   // Any source's entries (histories, an archive) are checked here, where the comparison reads them.
   const malformed = malformedDecision(recorded);
   if (malformed) return { reason: 'unreadable', detail: `the recorded decision is malformed: ${malformed}` };
-  // The activity's own denials (activities/index.ts: refuseIfStopped and the no-policy case) keep
+  // The activity's own denials (activities/evaluate.ts: refuseIfStopped and the no-policy case) keep
   // policy's fields but replace its outcome and rule: what policy said is no longer recorded.
   if (recorded.outcome === 'deny') {
     if (recorded.code === 'kill_switch') return { reason: 'kill_switch', detail: `denied by ${recorded.rule} when evaluated` };

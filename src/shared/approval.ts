@@ -5,7 +5,8 @@
  */
 import { canonicalId } from './identity.js';
 import { FailureTypes, HISTORY_BOUNDS, type FailureType } from './messages.js';
-import type { ApprovalPlan, ApprovalRecord, Approver, DecideInput, EndUserConfirmation } from './schemas.js';
+import type { ApprovalRecord, Approver, DecideInput, EndUserConfirmation } from './approver-decisions.js';
+import type { ApprovalPlan } from './policy-decisions.js';
 
 /** Groups whose members may vote once escalation reached `tier` (tiers are cumulative). */
 export function eligibleGroups(plan: ApprovalPlan, tier: number): string[] {

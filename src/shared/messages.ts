@@ -4,7 +4,9 @@
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { DecideUpdateInput, KillOrder, KillSwitch, RequestStatus, ShadowDisagreementKind } from './schemas.js';
+import type { DecideUpdateInput } from './approver-decisions.js';
+import type { ShadowDisagreementKind } from './policy-decisions.js';
+import type { KillOrder, KillSwitch, RequestStatus } from './request-status.js';
 
 /** The task queue toolgate workers poll. @default 'toolgate' */
 export const TASK_QUEUE = 'toolgate';

@@ -4,7 +4,7 @@
  * Pure and free of runtime imports (types only), so the workflow can import it and pass its
  * result to the `notifyApprovers` activity: nothing here touches I/O, time or randomness.
  */
-import type { ToolOutcome } from './schemas.js';
+import type { ToolOutcome } from './request-status.js';
 
 /** How a request ended, as an outcome notification tells it. Every field is optional but `status`. */
 export interface OutcomeDetails {

@@ -21,7 +21,9 @@ import {
   type TrustedKey,
 } from '../shared/assertions.js';
 import { canonicalId } from '../shared/identity.js';
-import type { ApprovalRecord, Evaluation, ToolRequest } from '../shared/schemas.js';
+import type { ApprovalRecord } from '../shared/approver-decisions.js';
+import type { Evaluation } from '../shared/policy-decisions.js';
+import type { ToolRequest } from '../shared/requests.js';
 import type { EvaluationSealer } from './seal.js';
 import { ToolgateError, type ToolgateErrorOptions } from '../errors.js';
 

@@ -7,7 +7,8 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { canonicalSha256 } from '../shared/assertions.js';
-import type { Evaluation, ToolRequest } from '../shared/schemas.js';
+import type { Evaluation } from '../shared/policy-decisions.js';
+import type { ToolRequest } from '../shared/requests.js';
 
 /** What a seal binds: the workflow and its run, the exact request evaluated, and the evaluation. */
 export interface SealedFacts {

@@ -15,7 +15,7 @@ import {
   canonicalSha256,
   type DecisionAssertionClaims,
 } from '../shared/assertions.js';
-import type { ToolRequest } from '../shared/schemas.js';
+import type { ToolRequest } from '../shared/requests.js';
 import type { SigningKey } from './keys.js';
 
 /** The issuer of request assertions. */

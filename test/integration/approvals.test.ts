@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { SignJWT, base64url, exportPKCS8, generateKeyPair } from 'jose';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { canonicalDigest } from '../../src/approvals/digest.js';
-import { AUDITED_MESSAGES } from '../../src/audit/record.js';
+import { AUDITED_MESSAGES } from '../../src/audit/record-audited.js';
 import { issueApproverToken } from '../../src/auth/tokens.js';
 import { ToolDenied } from '../../src/client/index.js';
 import { FailureTypes, HISTORY_BOUNDS, type RequestStatus, type ToolRequestInput } from '../../src/shared/index.js';

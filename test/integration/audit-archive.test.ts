@@ -18,19 +18,15 @@ import { after, before, describe, test } from 'node:test';
 import { Connection, ScheduleOverlapPolicy, WorkflowNotFoundError, type ScheduleHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ArchiveRunSummary } from '../../activities/archive.js';
-import {
-  ARCHIVE_SCHEDULE_ID,
-  ARCHIVE_TASK_QUEUE,
-  ARCHIVE_WORKFLOW_TYPE,
-  ensureAuditKeyPair,
-  listArchive,
-  loadAuditPublicKeys,
-  temporalArchiveSource,
-  verifyArchive,
-  type ArchivedRequest,
-} from '../../src/audit/archive.js';
-import { buildAuditRecordOfWorkflow, formatAuditRecord } from '../../src/audit/record.js';
-import { defaultAuditKeyFiles, showRequest } from '../../src/cli/audit-commands.js';
+import { ARCHIVE_SCHEDULE_ID, ARCHIVE_TASK_QUEUE, ARCHIVE_WORKFLOW_TYPE } from '../../src/audit/archive-schedule.js';
+import { listArchive, type ArchivedRequest } from '../../src/audit/archive-segments.js';
+import { temporalArchiveSource } from '../../src/audit/archive-source.js';
+import { verifyArchive } from '../../src/audit/archive-verify.js';
+import { ensureAuditKeyPair, loadAuditPublicKeys } from '../../src/audit/keys.js';
+import { buildAuditRecordOfWorkflow } from '../../src/audit/record.js';
+import { formatAuditRecord } from '../../src/audit/record-format.js';
+import { defaultAuditKeyFiles } from '../../src/cli/audit-key-files.js';
+import { showRequest } from '../../src/cli/audit-show.js';
 import { ensureArchiveSchedule, runArchiver } from '../../src/cli/archiver-commands.js';
 import { defaultKeyringFile, formatKeyringFile } from '../../src/codec/index.js';
 import { loadConfig } from '../../src/config.js';

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { AuditRecord } from '../../src/audit/record.js';
+import type { AuditRecord } from '../../src/audit/record-types.js';
 import { ToolExecutionFailed } from '../../src/client/index.js';
 import { createLogger } from '../../src/logger.js';
 import { WORKFLOW_TYPE, searchAttributes, type RequestStatus, type ToolOutcome, type ToolRequestInput } from '../../src/shared/index.js';

@@ -27,26 +27,17 @@ import {
 } from '../../activities/archive.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import {
-  ARCHIVE_EPOCH,
-  ARCHIVE_LAG_MS,
-  ArchiveIntegrityError,
-  SEGMENT_MAX_RECORDS,
-  archiveClosedRequests,
-  findInArchive,
-  listArchive,
-  retentionWarning,
-  segmentName,
-  verifyArchive,
-  writeSegment,
-  type ArchiveCandidate,
-  type ArchiveSource,
-  type ArchivedRequest,
-} from '../../src/audit/archive.js';
+import { ARCHIVE_EPOCH, ARCHIVE_LAG_MS, SEGMENT_MAX_RECORDS, archiveClosedRequests } from '../../src/audit/archive.js';
+import { findInArchive } from '../../src/audit/archive-find.js';
+import { retentionWarning } from '../../src/audit/archive-schedule.js';
+import { ArchiveIntegrityError, listArchive, segmentName, type ArchiveCandidate, type ArchivedRequest } from '../../src/audit/archive-segments.js';
+import type { ArchiveSource } from '../../src/audit/archive-source.js';
+import { verifyArchive } from '../../src/audit/archive-verify.js';
+import { writeSegment } from '../../src/audit/archive-writer.js';
 import { CHAIN_VERSION, ChainWriter, SEGMENT_CHAIN_VERSION, generateAuditKeyPair, type ChainHeader } from '../../src/audit/chain.js';
-import type { AuditRecord } from '../../src/audit/record.js';
+import type { AuditRecord } from '../../src/audit/record-types.js';
 import { verifyChain } from '../../src/audit/verify.js';
-import { showRequest } from '../../src/cli/audit-commands.js';
+import { showRequest } from '../../src/cli/audit-show.js';
 
 const keys = generateAuditKeyPair();
 const privateKey = createPrivateKey(keys.privateKeyPem);

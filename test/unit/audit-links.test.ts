@@ -11,14 +11,10 @@ import { describe, test } from 'node:test';
 import { ApplicationFailure, type Payload } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import type { Client } from '@temporalio/client';
-import {
-  AUDITED_MESSAGES,
-  auditRecordFromHistory,
-  buildAuditRecord,
-  buildAuditRecordOfWorkflow,
-  formatAuditRecord,
-  listLinkedRequests,
-} from '../../src/audit/record.js';
+import { auditRecordFromHistory, buildAuditRecord, buildAuditRecordOfWorkflow } from '../../src/audit/record.js';
+import { AUDITED_MESSAGES } from '../../src/audit/record-audited.js';
+import { formatAuditRecord } from '../../src/audit/record-format.js';
+import { listLinkedRequests } from '../../src/audit/record-linked.js';
 import { encodeToPayloads, loadDataConverter } from '../../src/temporal/internals.js';
 import { signingKeyFromPem, type SigningKey } from '../../src/trust/keys.js';
 import { DecisionSigner, RequestSigner } from '../../src/trust/signers.js';

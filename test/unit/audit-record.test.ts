@@ -13,9 +13,13 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import type { LoadedDataConverter, Payload } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { createActivities, type ActivityDeps } from '../../activities/index.js';
-import { AUDITED_ACTIVITIES, AUDITED_MESSAGES, auditRecordFromHistory, formatAuditRecord, refusalCode } from '../../src/audit/record.js';
-import { showTarget } from '../../src/cli/audit-commands.js';
+import type { ActivityDeps } from '../../activities/deps.js';
+import { createActivities } from '../../activities/index.js';
+import { auditRecordFromHistory } from '../../src/audit/record.js';
+import { AUDITED_ACTIVITIES, AUDITED_MESSAGES } from '../../src/audit/record-audited.js';
+import { refusalCode } from '../../src/audit/record-decisions.js';
+import { formatAuditRecord } from '../../src/audit/record-format.js';
+import { showTarget } from '../../src/cli/audit-show.js';
 import { dataConverterFor, parseKeyringEnv } from '../../src/codec/index.js';
 import { decodeFromPayloadsAtIndex, encodeToPayloads, historyFromJSON, loadDataConverter } from '../../src/temporal/internals.js';
 

@@ -6,15 +6,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { approvalView } from '../../src/approvals/view.js';
-import { requestPage, type Frame, type InboxRequestView } from '../../src/inbox/pages.js';
-import {
-  consoleLine,
-  isDecisionNotification,
-  personalJsonPayload,
-  sharedJsonPayload,
-  sharedSlackPayload,
-  type DecisionNotification,
-} from '../../src/notify/payloads.js';
+import type { Frame, InboxRequestView } from '../../src/inbox/page-frame.js';
+import { requestPage } from '../../src/inbox/request-page.js';
+import { consoleLine } from '../../src/notify/console-line.js';
+import { isDecisionNotification, type DecisionNotification } from '../../src/notify/facts.js';
+import { personalJsonPayload, sharedJsonPayload } from '../../src/notify/json-payloads.js';
+import { sharedSlackPayload } from '../../src/notify/slack-payloads.js';
 import type { ApprovalNotification } from '../../src/notify/types.js';
 import type { ApprovalPlan, Approver, OverrideGrant, PolicyDecision, RequestLink, RequestStatus } from '../../src/shared/index.js';
 

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
-import { signManifestFiles } from '../../src/cli/manifest-commands.js';
+import { signManifestFiles } from '../../src/cli/manifest-sign.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import {
   ManifestTrustError,

@@ -21,27 +21,12 @@ import { LinkSigner, LinkVerifier } from '../../src/approvals/links.js';
 import { silentLogger } from '../../src/logger.js';
 import { createNotifier } from '../../src/notify/config.js';
 import { ApproverDirectoryError, parseApproverDirectory, type ApproverDirectory } from '../../src/notify/directory.js';
-import {
-  ConsoleNotifier,
-  FanoutNotifier,
-  LogNotifier,
-  NotificationDeliveryError,
-  WebhookNotifier,
-  WebhookTargetError,
-  parseWebhookTarget,
-  type ApprovalNotification,
-} from '../../src/notify/notifier.js';
+import { ConsoleNotifier, FanoutNotifier, LogNotifier } from '../../src/notify/local-notifiers.js';
+import { NotificationDeliveryError, WebhookNotifier, WebhookTargetError, parseWebhookTarget, type ApprovalNotification } from '../../src/notify/notifier.js';
 import { notificationOutcome } from '../../src/shared/outcome-details.js';
-import {
-  KEY_ARGUMENT_LIMITS,
-  keyArguments,
-  personalJsonPayload,
-  personalSlackPayload,
-  sharedJsonPayload,
-  sharedSlackPayload,
-  type ApprovalLink,
-  type DecisionNotification,
-} from '../../src/notify/payloads.js';
+import { KEY_ARGUMENT_LIMITS, keyArguments, type ApprovalLink, type DecisionNotification } from '../../src/notify/facts.js';
+import { personalJsonPayload, sharedJsonPayload } from '../../src/notify/json-payloads.js';
+import { personalSlackPayload, sharedSlackPayload } from '../../src/notify/slack-payloads.js';
 import type { ToolOutcome } from '../../src/shared/index.js';
 
 const DIGEST = '3f'.repeat(32);

@@ -14,8 +14,11 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { LoadedDataConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { auditRecordFromHistory, decodeFirstPayload, withWorkflowContext } from '../../src/audit/record.js';
-import { ReplayProgress, mapOrdered, parseReplayTime, replaySettings, runPolicyReplay } from '../../src/cli/policy-commands.js';
+import { decodeFirstPayload, withWorkflowContext } from '../../src/audit/history-payloads.js';
+import { auditRecordFromHistory } from '../../src/audit/record.js';
+import { ReplayProgress, runPolicyReplay } from '../../src/cli/policy-commands.js';
+import { parseReplayTime, replaySettings } from '../../src/cli/policy-replay-settings.js';
+import { mapOrdered } from '../../src/cli/policy-replay-source.js';
 import { createKeyring, dataConverterFor, generateCodecKey, parseKeyringEnv, PayloadDecryptionError } from '../../src/codec/index.js';
 import { decide, parsePolicy, type LoadedPolicy } from '../../src/policy/index.js';
 import {

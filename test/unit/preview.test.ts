@@ -12,22 +12,18 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { renderLinkPage } from '../../src/api/link-page.js';
-import { auditRecordFromHistory, formatAuditRecord } from '../../src/audit/record.js';
+import { auditRecordFromHistory } from '../../src/audit/record.js';
+import { formatAuditRecord } from '../../src/audit/record-format.js';
 import { dataConverterFor, parseKeyringEnv } from '../../src/codec/index.js';
 import type { ApprovalNotification } from '../../src/notify/types.js';
 import { historyFromJSON, loadDataConverter } from '../../src/temporal/internals.js';
 import { buildProposal, canonicalDigest, proposalDigest } from '../../src/approvals/digest.js';
 import { PREVIEW_LABEL, approvalView, previewView } from '../../src/approvals/view.js';
-import { requestPage } from '../../src/inbox/pages.js';
-import {
-  PREVIEW_MESSAGE_CHARS,
-  consoleLine,
-  personalJsonPayload,
-  sharedJsonPayload,
-  sharedSlackPayload,
-  type DecisionNotification,
-  type PreviewFacts,
-} from '../../src/notify/payloads.js';
+import { requestPage } from '../../src/inbox/request-page.js';
+import { consoleLine } from '../../src/notify/console-line.js';
+import { PREVIEW_MESSAGE_CHARS, type DecisionNotification, type PreviewFacts } from '../../src/notify/facts.js';
+import { personalJsonPayload, sharedJsonPayload } from '../../src/notify/json-payloads.js';
+import { sharedSlackPayload } from '../../src/notify/slack-payloads.js';
 import { PolicyLoadError, parsePolicy, type PolicyIssue } from '../../src/policy/index.js';
 import type { ToolManifestEntry, ToolPreview } from '../../src/policy/model.js';
 import { PREVIEW_BOUNDS, type PolicyDecision, type ProposalPreview, type RequestStatus, type ToolRequest } from '../../src/shared/index.js';

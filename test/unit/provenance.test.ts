@@ -20,13 +20,16 @@ import { AgentRequestBodySchema } from '../../src/api/agents.js';
 import { renderLinkPage } from '../../src/api/link-page.js';
 import { buildProposal, proposalDigest } from '../../src/approvals/digest.js';
 import { approvalView, provenanceView } from '../../src/approvals/view.js';
-import { formatAuditRecord, type AuditRecord } from '../../src/audit/record.js';
+import { formatAuditRecord } from '../../src/audit/record-format.js';
+import type { AuditRecord } from '../../src/audit/record-types.js';
 import { ToolGateway } from '../../src/client/index.js';
-import { requestPage } from '../../src/inbox/pages.js';
+import { requestPage } from '../../src/inbox/request-page.js';
 import { silentLogger } from '../../src/logger.js';
 import { PROVENANCE_META_KEY, REQUEST_ID_META_KEY, createMcpGatewayServer } from '../../src/mcp/gateway-server.js';
 import type { ApprovalNotification } from '../../src/notify/notifier.js';
-import { consoleLine, sharedJsonPayload, sharedSlackPayload } from '../../src/notify/payloads.js';
+import { consoleLine } from '../../src/notify/console-line.js';
+import { sharedJsonPayload } from '../../src/notify/json-payloads.js';
+import { sharedSlackPayload } from '../../src/notify/slack-payloads.js';
 import { PolicyLoadError, decide, parsePolicy } from '../../src/policy/index.js';
 import {
   PROVENANCE_KINDS,

@@ -11,7 +11,8 @@ import { approvalView } from '../../src/approvals/view.js';
 import { renderLinkPage } from '../../src/api/link-page.js';
 import { createLogger } from '../../src/logger.js';
 import type { ApprovalNotification } from '../../src/notify/notifier.js';
-import { personalJsonPayload, personalSlackPayload, sharedJsonPayload, sharedSlackPayload } from '../../src/notify/payloads.js';
+import { personalJsonPayload, sharedJsonPayload } from '../../src/notify/json-payloads.js';
+import { personalSlackPayload, sharedSlackPayload } from '../../src/notify/slack-payloads.js';
 import type { Approver, RequestStatus } from '../../src/shared/index.js';
 
 const SECRET = 'ghp_Vq7Rk2Ls9Tz4Xw1Ny6Mb3Jc8Hd5Fg0Pa2Eu7';

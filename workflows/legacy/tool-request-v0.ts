@@ -35,21 +35,10 @@ import type { createActivities } from '../../activities/index.js';
 // workflow bundle once per cached workflow, so every module it imports costs memory per request.
 import { countedGroups, eligibleGroups, isApprovalSatisfied, isRejected, refuseDecision } from '../../src/shared/approval.js';
 import { FailureTypes, MAX_RECORDED_REFUSALS, NON_RETRYABLE_TOOL_FAILURES, killSignal, searchAttributes, statusQuery } from '../../src/shared/messages.js';
-import type {
-  ApprovalPlan,
-  ApprovalRecord,
-  DecideInput,
-  EditRecord,
-  Evaluation,
-  Execution,
-  KillOrder,
-  NotificationRecord,
-  RefusalRecord,
-  RequestState,
-  RequestStatus,
-  ToolOutcome,
-  ToolRequest,
-} from '../../src/shared/schemas.js';
+import type { ApprovalRecord, DecideInput, EditRecord, NotificationRecord, RefusalRecord } from '../../src/shared/approver-decisions.js';
+import type { ApprovalPlan, Evaluation } from '../../src/shared/policy-decisions.js';
+import type { Execution, KillOrder, RequestState, RequestStatus, ToolOutcome } from '../../src/shared/request-status.js';
+import type { ToolRequest } from '../../src/shared/requests.js';
 
 /** The decide update as runs before the trust boundary received it: a decision and an unverified approver object. */
 const legacyDecideUpdate = defineUpdate<RequestStatus, [DecideInput]>('decide');
