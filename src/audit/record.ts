@@ -73,7 +73,6 @@ export async function auditRecordFromHistory(
   ids: { workflowId: string },
 ): Promise<AuditRecord> {
   // Decode as the request's own workflow: the codec then refuses any payload of another tenant
-  // Decode as the request's own workflow: the codec then refuses any payload of another tenant
   // written into this history, so a record can never show (decrypted) what is not its tenant's.
   const converter = withWorkflowContext(loaded, ids.workflowId);
   const {
