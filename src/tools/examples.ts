@@ -105,6 +105,33 @@ export function openExampleDatabase(stateDir: string | undefined): DatabaseSync 
   return db;
 }
 
+/**
+ * Runs an example tool's action at most once per idempotency key: under SQLite's write lock, its
+ * JSON answer is kept in `table` (`idempotency_key`, `result`), and a retry with the same key gets
+ * the first answer without acting again.
+ */
+export function onceByKey(db: DatabaseSync, table: string): <T>(key: string, act: () => T) => T {
+  const readResult = db.prepare(`SELECT result FROM ${table} WHERE idempotency_key = ?`);
+  const recordResult = db.prepare(`INSERT INTO ${table} (idempotency_key, result) VALUES (?, ?)`);
+  return <T>(key: string, act: () => T): T => {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const known = readResult.get(key) as { result: string } | undefined;
+      if (known) {
+        db.exec('COMMIT');
+        return JSON.parse(known.result) as T;
+      }
+      const result = act();
+      recordResult.run(key, JSON.stringify(result));
+      db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
+  };
+}
+
 /** The ticket desk: one ticket per idempotency key, kept in SQLite. */
 function openTicketDesk(stateDir: string | undefined) {
   const db = openExampleDatabase(stateDir);
@@ -151,8 +178,7 @@ function openTicketDesk(stateDir: string | undefined) {
     'SELECT seq, title, priority, opened_at FROM tickets WHERE closed_at IS NULL AND opened_at < ? AND (? IS NULL OR priority = ?) ORDER BY seq LIMIT 500',
   );
   const closeRow = db.prepare('UPDATE tickets SET closed_at = ?, closed_by = ? WHERE seq = ? AND closed_at IS NULL');
-  const recordClosure = db.prepare('INSERT INTO closures (idempotency_key, result) VALUES (?, ?)');
-  const readClosure = db.prepare('SELECT result FROM closures WHERE idempotency_key = ?');
+  const closeOnce = onceByKey(db, 'closures');
   const stale = (olderThanDays: number, priority: string | undefined): StaleTicket[] => {
     const now = Date.now();
     const rows = staleRows.all(now - olderThanDays * DAY_MS, priority ?? null, priority ?? null) as {
@@ -177,24 +203,12 @@ function openTicketDesk(stateDir: string | undefined) {
     stale,
     /** Closes the stale tickets once per key: a retry with the same key returns the first closure. */
     closeStale(key: string, olderThanDays: number, priority: string | undefined, runAs: string): { closed: string[]; closedBy: string } {
-      db.exec('BEGIN IMMEDIATE');
-      try {
-        const known = readClosure.get(key) as { result: string } | undefined;
-        if (known) {
-          db.exec('COMMIT');
-          return JSON.parse(known.result) as { closed: string[]; closedBy: string };
-        }
+      return closeOnce(key, () => {
         const now = Date.now();
         const tickets = stale(olderThanDays, priority);
         for (const ticket of tickets) closeRow.run(now, runAs, Number(ticket.ticketId.slice('TCK-'.length)) - 1000);
-        const result = { closed: tickets.map((ticket) => ticket.ticketId), closedBy: runAs };
-        recordClosure.run(key, JSON.stringify(result));
-        db.exec('COMMIT');
-        return result;
-      } catch (err) {
-        db.exec('ROLLBACK');
-        throw err;
-      }
+        return { closed: tickets.map((ticket) => ticket.ticketId), closedBy: runAs };
+      });
     },
   };
 }

@@ -7,7 +7,7 @@
  * Both record one result per idempotency key, as their manifests' `idempotent: true` promises.
  * Register them next to the other examples: `{ ...createExampleTools(options), ...createUndoExampleTools(options) }`.
  */
-import { openExampleDatabase, type ExampleToolsOptions } from './examples.js';
+import { onceByKey, openExampleDatabase, type ExampleToolsOptions } from './examples.js';
 import { ToolRejectedError, type ToolContext, type ToolRegistry } from './types.js';
 
 /** What `reopen_tickets` answers: the tickets it reopened, and those it left (not found, or not closed). */
@@ -49,27 +49,7 @@ function openDesk(stateDir: string | undefined) {
   const db = openExampleDatabase(stateDir);
   db.exec(`CREATE TABLE IF NOT EXISTS undo_example_results (idempotency_key TEXT PRIMARY KEY, result TEXT NOT NULL)`);
   const hasTickets = () => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tickets'").get() !== undefined;
-  const readResult = db.prepare('SELECT result FROM undo_example_results WHERE idempotency_key = ?');
-  const recordResult = db.prepare('INSERT INTO undo_example_results (idempotency_key, result) VALUES (?, ?)');
-
-  /** Runs `act` once per key under the write lock: a retry with the same key gets the first answer. */
-  const once = <T>(key: string, act: () => T): T => {
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      const known = readResult.get(key) as { result: string } | undefined;
-      if (known) {
-        db.exec('COMMIT');
-        return JSON.parse(known.result) as T;
-      }
-      const result = act();
-      recordResult.run(key, JSON.stringify(result));
-      db.exec('COMMIT');
-      return result;
-    } catch (err) {
-      db.exec('ROLLBACK');
-      throw err;
-    }
-  };
+  const once = onceByKey(db, 'undo_example_results');
 
   return {
     reopen(key: string, ticketIds: string[], note: string | undefined): ReopenResult {
