@@ -6,7 +6,7 @@
  * who the token is. Identity (actor, roles, tenant, environment, on-behalf-of chain) comes from
  * the token only: a body may restate it but never change it (403, logged and counted).
  */
-import { HttpError, errorHandler, fieldsOfIssues, isTemporalUnavailable } from './errors.js';
+import { HttpError, errorHandler, isTemporalUnavailable, parseBody } from './errors.js';
 import { DecisionSender } from './decisions.js';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -23,7 +23,6 @@ import {
   PrincipalSchema,
   ToolRequestInputSchema,
   canonicalId,
-  formatIssues,
   statusQuery,
   type AgentRequestView,
   type ConfirmationBody,
@@ -176,12 +175,7 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
 
   router.post('/', async (req: Authed, res) => {
     const agent = req.agent as AgentIdentity;
-    const parsed = AgentRequestBodySchema.safeParse(req.body ?? {});
-    if (!parsed.success) {
-      const issues = formatIssues(parsed.error);
-      throw new AgentApiError(400, 'invalid_body', issues.join('; '), fieldsOfIssues(issues));
-    }
-    const { wait, actor, tenant, environment, onBehalfOf, ...given } = parsed.data;
+    const { wait, actor, tenant, environment, onBehalfOf, ...given } = parseBody(AgentRequestBodySchema, req.body);
     // Tracing (no-ops when off): the request's trace id where the agent gave none is the trace it
     // arrived in — only when the gateway picks the request id, because a request id the agent
     // chose must name the same request whatever trace it is sent again in.
@@ -255,11 +249,7 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
     const requestId = requestIdParam(req);
     nameActiveSpan('POST /v1/tool-requests/:requestId/confirmation');
     annotateActiveSpan({ requestId, tenant: agent.tenant });
-    const parsed = ConfirmationBodySchema.safeParse(req.body ?? {});
-    if (!parsed.success) {
-      const issues = formatIssues(parsed.error);
-      throw new AgentApiError(400, 'invalid_body', issues.join('; '), fieldsOfIssues(issues));
-    }
+    const body = parseBody(ConfirmationBodySchema, req.body);
     const found = await ownRequest(agent, requestId);
     // find() matched the identity the request was admitted under, on-behalf-of chain included: its first principal is the request's end user.
     const endUser = agent.onBehalfOf?.[0];
@@ -276,9 +266,9 @@ export function createAgentRouter(deps: AgentRouterDeps): express.Router {
       requestId,
       found.handle.client.getHandle(found.handle.workflowId, found.runId),
       found.runId,
-      confirmationDecision(parsed.data, { id: canonicalId(endUser.id), tenant: agent.tenant }),
+      confirmationDecision(body, { id: canonicalId(endUser.id), tenant: agent.tenant }),
     );
-    logger.info({ requestId, agent: agent.id, endUser: canonicalId(endUser.id), decision: parsed.data.decision }, 'end-user confirmation relayed');
+    logger.info({ requestId, agent: agent.id, endUser: canonicalId(endUser.id), decision: body.decision }, 'end-user confirmation relayed');
     // The decide update answers before the workflow acts on it: read the request again, so the
     // agent sees where it stands now (executing, rejected, or a new proposal to confirm).
     const now = await frontDoor.find(agent, requestId);
