@@ -11,7 +11,7 @@
  */
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { ApproverNotificationInput } from '../activities/notify.js';
-import { countedGroups, eligibleGroups, refuseDecision, type DecisionRefusal, type PendingApproval } from '../src/shared/approval.js';
+import { countedGroups, eligibleGroups, refuseDecision, requesterIdsOf, type DecisionRefusal, type PendingApproval } from '../src/shared/approval.js';
 import { AssertionError, verifyRequestAssertion, type TrustAnchors } from '../src/shared/assertions.js';
 import { canonicalId } from '../src/shared/identity.js';
 import { HISTORY_BOUNDS, workflowIdFor } from '../src/shared/messages.js';
@@ -107,7 +107,7 @@ export class RequestMachine implements RequestView {
     this.inboxVisible = options.inboxVisible;
     this.request = this.admitted = request ?? { requestId: '', actor: { id: '', type: 'agent', roles: [] }, tenant: '', environment: '', tool: '', args: {} };
     const { requestId, tenant, environment, tool, actor, onBehalfOf, reason, traceId, link } = this.request;
-    this.requesterIds = [actor.id, ...(onBehalfOf ?? []).map((principal) => principal.id), ...(link ? [link.by.id] : [])];
+    this.requesterIds = requesterIdsOf(this.request);
     this.endUser = onBehalfOf?.[0] ? canonicalId(onBehalfOf[0].id) : undefined;
     this.status = {
       requestId,

@@ -12,22 +12,13 @@ import {
   canonicalId,
   parseArgPath,
   refuseDecision,
+  requesterIdsOf,
   type Approver,
   type EndUserConfirmation,
   type OverrideGrant,
   type RequestLink,
   type RequestStatus,
 } from '../shared/index.js';
-
-/**
- * Who may not decide: the requester and their chain, and whoever asked for a linked request (the
- * second person of a break-glass override is someone else; a rollback's asker is its actor anyway).
- */
-const requesterIds = (status: RequestStatus): string[] => [
-  status.actor.id,
-  ...(status.onBehalfOf ?? []).map((p) => p.id),
-  ...(status.link ? [status.link.by.id] : []),
-];
 
 /** A redacted copy of what approvers are shown (all rules): they decide on the shape of the call, not on its secrets. */
 const redacted = <T>(value: T): T => redactValue(value).value;
@@ -228,7 +219,7 @@ export function approvalView(status: RequestStatus, approver: Approver) {
           {
             pending: true,
             tenant: status.tenant,
-            requesterIds: requesterIds(status),
+            requesterIds: requesterIdsOf(status),
             digest: status.digest,
             plan,
             tier: status.tier,

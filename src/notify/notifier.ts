@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { LinkSigner } from '../approvals/links.js';
 import { canonicalId, sameIdentity } from '../shared/identity.js';
 import type { ApproverDirectory, DirectoryEntry } from './directory.js';
+import { requesterIdsOf } from '../shared/approval.js';
 import { isDecisionNotification, type ApprovalLink, type DecisionNotification } from './facts.js';
 import { personalJsonPayload, sharedJsonPayload } from './json-payloads.js';
 import { personalSlackPayload, sharedSlackPayload } from './slack-payloads.js';
@@ -170,11 +171,11 @@ export class WebhookNotifier implements Notifier {
       return { eligible: [], withoutTarget: 0 };
     }
     // Whoever asked for a linked request (an override) is a requester too: they get no link to approve it.
-    const requesters = [
-      notification.actor,
-      ...(notification.onBehalfOf ?? []).map((principal) => principal.id),
-      ...(notification.requestLink ? [notification.requestLink.by.id] : []),
-    ];
+    const requesters = requesterIdsOf({
+      actor: { id: notification.actor },
+      ...(notification.onBehalfOf ? { onBehalfOf: notification.onBehalfOf } : {}),
+      ...(notification.requestLink ? { link: notification.requestLink } : {}),
+    });
     const members = minting.directory
       .membersOf(notification.tenant, notification.groups)
       .filter((member) => !requesters.some((requester) => sameIdentity(requester, member.id)));

@@ -8,6 +8,15 @@ import { FailureTypes, HISTORY_BOUNDS, type FailureType } from './messages.js';
 import type { ApprovalRecord, Approver, DecideInput, EndUserConfirmation } from './approver-decisions.js';
 import type { ApprovalPlan } from './policy-decisions.js';
 
+/**
+ * Who may not decide a request: its actor, every principal it acts for, and whoever asked for a
+ * linked request (the second person of a break-glass override is someone else). One rule for the
+ * workflow, the execution's evidence check, the approver's view and the notifier's links.
+ */
+export function requesterIdsOf(request: { actor: { id: string }; onBehalfOf?: readonly { id: string }[]; link?: { by: { id: string } } }): string[] {
+  return [request.actor.id, ...(request.onBehalfOf ?? []).map((principal) => principal.id), ...(request.link ? [request.link.by.id] : [])];
+}
+
 /** Groups whose members may vote once escalation reached `tier` (tiers are cumulative). */
 export function eligibleGroups(plan: ApprovalPlan, tier: number): string[] {
   const groups = new Set([...plan.groups, ...plan.allOf]);

@@ -8,7 +8,7 @@
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { compactVerify, decodeProtectedHeader } from 'jose';
-import { eligibleGroups, isApprovalSatisfied } from '../shared/approval.js';
+import { eligibleGroups, isApprovalSatisfied, requesterIdsOf } from '../shared/approval.js';
 import {
   ASSERTION_AUDIENCE,
   DECISION_ASSERTION_TYP,
@@ -156,7 +156,7 @@ async function verifyDecision(token: string, request: ToolRequest, context: Evid
     }
     return claims;
   }
-  const requesters = [request.actor.id, ...(request.onBehalfOf ?? []).map((p) => p.id), ...(request.link ? [request.link.by.id] : [])].map(canonicalId);
+  const requesters = requesterIdsOf(request).map(canonicalId);
   if (requesters.includes(canonicalId(claims.sub))) throw new EvidenceError('decision assertion: the requester cannot approve');
   return claims;
 }

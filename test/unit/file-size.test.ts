@@ -47,8 +47,6 @@ const ALLOWED_LONG_FILES: Readonly<Record<string, string>> = {
   'src/api/agents.ts': "the agents' HTTP API (the front door): submitting, waiting for and reading an agent's own tool requests",
   'src/api/linked.ts': 'linked requests through the approval API: starting a break-glass override or a rollback of an earlier request, and listing them',
   'src/temporal/dev-server.ts': 'the local Temporal dev server: starting it, waiting until it is ready, stopping it, and its namespace settings',
-  'src/approvals/view.ts':
-    'what an approver is shown of a request: the one redacted view the approval API, the link page and the inbox share (its provenance, preview, link and override parts)',
   'workflows/tool-request.ts':
     'the toolRequest workflow: one durable script from admission to outcome, whose steps and patch markers every recorded history replays',
   'workflows/request-machine.ts': "the request state machine: a tool request's state and every transition the workflow calls",
