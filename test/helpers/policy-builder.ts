@@ -180,7 +180,9 @@ export class PolicyBuilder {
 
   /** The document as YAML, what `startGateway({ policy })` and `PolicyStore.fromSources` read. */
   yaml(): string {
-    return stringify(this.doc);
+    // No anchors and aliases for an object used twice: hand-written policies have none, and the
+    // loader counts aliases against its limit.
+    return stringify(this.doc, { aliasDuplicateObjects: false });
   }
 
   /** The YAML text, so a builder reads where a string is expected in a template. */

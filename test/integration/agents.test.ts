@@ -20,31 +20,19 @@ import { AGENT_AUDIENCE, AGENT_TOKEN_TYP, DEFAULT_AGENT_ISSUER, issueAgentToken,
 import { ToolNotGranted, type ToolGateway } from '../../src/client/index.js';
 import { searchAttributes, workflowIdFor } from '../../src/shared/index.js';
 import { eventually, refusedAtEdge, startGateway, startTemporal, type GatewayEnv, waitForState } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 
 setTracingDisabled(true);
 
-const POLICY = `
-version: 1
-tools:
-  read_kb: { risk: low, approval: none, allowed_roles: [agent_runtime] }
-  create_ticket: { risk: medium, approval: manager, allowed_roles: [agent_runtime] }
-  prod_db_write: { risk: critical, approval: none, allowed_roles: [agent_runtime], environments: [staging] }
-approvals:
-  manager: { groups: [manager], expires_after: 1h }
-manifest:
-  read_kb:
-    run_as: svc-kb
-    adapter: { type: code }
-    args: { type: object, required: [query], properties: { query: { type: string } } }
-  create_ticket:
-    run_as: svc-ticketing
-    adapter: { type: code }
-    args: { type: object, required: [title], properties: { title: { type: string } } }
-  prod_db_write:
-    run_as: svc-db
-    adapter: { type: code }
-    args: { type: object, required: [statement], properties: { statement: { type: string } } }
-`;
+const POLICY = policy()
+  .plan('manager', { groups: ['manager'] })
+  .tool('read_kb')
+  .tool('create_ticket', { risk: 'medium', approval: 'manager' })
+  .tool('prod_db_write', { risk: 'critical', environments: ['staging'] })
+  .codeTool('read_kb', { runAs: 'svc-kb', args: argsOf({ query: 'string' }, { required: ['query'] }) })
+  .codeTool('create_ticket', { runAs: 'svc-ticketing', args: argsOf({ title: 'string' }, { required: ['title'] }) })
+  .codeTool('prod_db_write', { runAs: 'svc-db', args: argsOf({ statement: 'string' }, { required: ['statement'] }) })
+  .yaml();
 
 /** Side effects the tools performed, by tool name. */
 const effects: Record<string, string[]> = { read_kb: [], create_ticket: [], prod_db_write: [] };

@@ -17,75 +17,33 @@ import { issueApproverToken } from '../../src/auth/tokens.js';
 import { ToolDenied } from '../../src/client/index.js';
 import { FailureTypes, HISTORY_BOUNDS, type RequestStatus, type ToolRequestInput } from '../../src/shared/index.js';
 import { refusedAtEdge, startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
 
+/** The policy of these tests; the HTTP tools call the loopback test service (httpTool allows private egress). */
 function policyYaml(url: string): string {
-  return `
-version: 1
-tools:
-  refund:
-    risk: high
-    approval: manager
-    allowed_roles: [agent_runtime]
-    rules:
-      - name: no-huge-refunds
-        when: 'args.amount > 100000'
-        effect: deny
-        reason: refunds above 100000 are never automated
-      - name: large-refunds-need-finance
-        when: 'args.amount > 1000'
-        approval: finance
-        risk: critical
-  db_migrate:
-    risk: critical
-    approval: security_and_owner
-    allowed_roles: [agent_runtime]
-  payout:
-    risk: critical
-    approval: two_people
-    allowed_roles: [agent_runtime]
-approvals:
-  manager:
-    groups: [manager]
-    expires_after: 1h
-  finance:
-    groups: [finance]
-    expires_after: 1h
-  security_and_owner:
-    all_of: [security, db_owner]
-    expires_after: 1h
-  two_people:
-    groups: [treasury]
-    min_approvals: 2
-    expires_after: 1h
-manifest:
-  refund:
-    run_as: svc-payments
-    adapter: { type: http, url: "${url}/refund" }
-    egress: { allow_private: true }   # the test tool service listens on loopback
-    args:
-      type: object
-      required: [amount, customer]
-      properties:
-        amount: { type: integer, minimum: 1 }
-        customer: { type: string }
-  db_migrate:
-    run_as: svc-db
-    adapter: { type: http, url: "${url}/migrate" }
-    egress: { allow_private: true }   # the test tool service listens on loopback
-    args:
-      type: object
-      properties:
-        name: { type: string }
-  payout:
-    run_as: svc-treasury
-    adapter: { type: http, url: "${url}/payout" }
-    egress: { allow_private: true }   # the test tool service listens on loopback
-    args:
-      type: object
-      properties:
-        amount: { type: integer }
-`;
+  return policy()
+    .plan('manager', { groups: ['manager'] })
+    .plan('finance', { groups: ['finance'] })
+    .plan('security_and_owner', { allOf: ['security', 'db_owner'] })
+    .plan('two_people', { groups: ['treasury'], minApprovals: 2 })
+    .tool('refund', {
+      risk: 'high',
+      approval: 'manager',
+      rules: [
+        { name: 'no-huge-refunds', when: 'args.amount > 100000', effect: 'deny', reason: 'refunds above 100000 are never automated' },
+        { name: 'large-refunds-need-finance', when: 'args.amount > 1000', approval: 'finance', risk: 'critical' },
+      ],
+    })
+    .tool('db_migrate', { risk: 'critical', approval: 'security_and_owner' })
+    .tool('payout', { risk: 'critical', approval: 'two_people' })
+    .httpTool('refund', `${url}/refund`, {
+      runAs: 'svc-payments',
+      args: argsOf({ amount: { type: 'integer', minimum: 1 }, customer: 'string' }, { required: ['amount', 'customer'] }),
+    })
+    .httpTool('db_migrate', `${url}/migrate`, { runAs: 'svc-db', args: argsOf({ name: 'string' }) })
+    .httpTool('payout', `${url}/payout`, { runAs: 'svc-treasury', args: argsOf({ amount: 'integer' }) })
+    .yaml();
 }
 
 let seq = 0;

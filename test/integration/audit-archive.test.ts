@@ -35,29 +35,15 @@ import type { ToolRequestInput } from '../../src/shared/index.js';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
 import { namespaceRetentionMs, setNamespaceRetention, startDevServer } from '../../src/temporal/dev-server.js';
 import { eventually, startGateway, startTemporal, testKeyring, type GatewayEnv } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 import { runToolgate as toolgate } from '../helpers/processes.js';
 
-const POLICY = `
-version: 1
-tools:
-  note_write:
-    risk: low
-    approval: none
-    allowed_roles: ["agent_runtime"]
-  prod_db_write:
-    risk: critical
-    approval: none
-    allowed_roles: []
-manifest:
-  note_write:
-    run_as: svc-notes
-    adapter: { type: code }
-    args: { type: object, properties: { n: { type: number } } }
-  prod_db_write:
-    run_as: svc-db
-    adapter: { type: code }
-    args: { type: object, properties: {} }
-`;
+const POLICY = policy()
+  .tool('note_write')
+  .tool('prod_db_write', { risk: 'critical', roles: [] })
+  .codeTool('note_write', { runAs: 'svc-notes', args: argsOf({ n: 'number' }) })
+  .codeTool('prod_db_write', { runAs: 'svc-db', args: argsOf() })
+  .yaml();
 
 const bot = { id: 'archive-bot', type: 'agent' as const, roles: ['agent_runtime'] };
 let seq = 0;

@@ -29,39 +29,30 @@ import { pinTools } from '../../src/mcp/pin.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import type { ToolContext } from '../../src/tools/types.js';
 import { startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 
 setTracingDisabled(true);
 
 const FIXTURE = resolve('test/fixtures/mcp-downstream.ts');
 
-const policyYaml = (stateDir: string) => `version: 1
-mcp_servers:
-  orders:
-    command: ${JSON.stringify(process.execPath)}
-    args: ["--import", "tsx", ${JSON.stringify(FIXTURE)}]
-    env: { DOWNSTREAM_STATE: ${JSON.stringify(stateDir)} }
-tools:
-  send_note: { risk: low, approval: quick_confirm, allowed_roles: [agent_runtime] }
-  refund_order: { risk: low, approval: quick_confirm, allowed_roles: [agent_runtime] }
-  close_account: { risk: high, approval: support, allowed_roles: [agent_runtime] }
-approvals:
-  quick_confirm: { end_user: true, groups: [support], min_approvals: 1, expires_after: 10m }
-  support: { groups: [support], expires_after: 10m }
-manifest:
-  send_note:
-    run_as: svc-notes
-    adapter: { type: code }
-    args: { type: object, required: [text], properties: { text: { type: string } } }
-  close_account:
-    run_as: svc-accounts
-    adapter: { type: code }
-    args: { type: object, required: [text], properties: { text: { type: string } } }
-  refund_order:
-    description: Refund an order to the original payment method.
-    run_as: svc-orders-refund
-    adapter: { type: mcp, server: orders, tool: refund_order }
-    args: { type: object, required: [orderId, amount], properties: { orderId: { type: string }, amount: { type: number } } }
-`;
+/** The policy of these tests; the downstream MCP server keeps its state (effects, description) in `stateDir`. */
+const policyYaml = (stateDir: string) =>
+  policy()
+    .mcpServer('orders', { command: process.execPath, args: ['--import', 'tsx', FIXTURE], env: { DOWNSTREAM_STATE: stateDir } })
+    .tool('send_note', { approval: 'quick_confirm' })
+    .tool('refund_order', { approval: 'quick_confirm' })
+    .tool('close_account', { risk: 'high', approval: 'support' })
+    .plan('quick_confirm', { endUser: true, groups: ['support'], minApprovals: 1, expiresAfter: '10m' })
+    .plan('support', { groups: ['support'], expiresAfter: '10m' })
+    .codeTool('send_note', { runAs: 'svc-notes', args: argsOf({ text: 'string' }, { required: ['text'] }) })
+    .codeTool('close_account', { runAs: 'svc-accounts', args: argsOf({ text: 'string' }, { required: ['text'] }) })
+    .manifest('refund_order', {
+      description: 'Refund an order to the original payment method.',
+      run_as: 'svc-orders-refund',
+      adapter: { type: 'mcp', server: 'orders', tool: 'refund_order' },
+      args: argsOf({ orderId: 'string', amount: 'number' }, { required: ['orderId', 'amount'] }),
+    })
+    .yaml();
 
 let seq = 0;
 const unique = (what: string) => `${what}-${process.pid}-${Date.now()}-${++seq}`;

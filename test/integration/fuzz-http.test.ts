@@ -12,17 +12,12 @@ import { after, before, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import fc from 'fast-check';
 import { startGateway, startTemporal, type GatewayEnv } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 
-const POLICY = `
-version: 1
-tools:
-  read_kb: { risk: low, approval: none, allowed_roles: [agent_runtime] }
-manifest:
-  read_kb:
-    run_as: svc-kb
-    adapter: { type: code }
-    args: { type: object, required: [query], properties: { query: { type: string } } }
-`;
+const POLICY = policy()
+  .tool('read_kb')
+  .codeTool('read_kb', { runAs: 'svc-kb', args: argsOf({ query: 'string' }, { required: ['query'] }) })
+  .yaml();
 const RUNS_PER_ENDPOINT = 1_500;
 const CONCURRENCY = 32;
 

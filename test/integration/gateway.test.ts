@@ -24,141 +24,55 @@ import {
 } from '../../src/client/index.js';
 import type { ToolRequestInput } from '../../src/shared/index.js';
 import { eventually, startGateway, startTemporal, type GatewayEnv, waitForState } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 import { startToolService, startWebhookReceiver, type ToolService } from '../helpers/tool-service.js';
 
+/** The gateway's tools; the HTTP ones call the loopback test services (httpTool allows private egress). */
 function policyYaml(ticketsUrl: string, flakyUrl: string, fragileUrl: string): string {
-  return `
-version: 1
-tools:
-  read_kb:
-    risk: low
-    approval: none
-    allowed_roles: ["agent_runtime"]
-  create_ticket:
-    risk: medium
-    approval: manager
-    allowed_roles: ["agent_runtime"]
-  prod_db_write:
-    risk: critical
-    approval: security_and_owner
-    allowed_roles: []
-    environments: ["staging"]
-  flaky_write:
-    risk: low
-    approval: none
-    allowed_roles: ["agent_runtime"]
-  fragile_write:
-    risk: low
-    approval: none
-    allowed_roles: ["agent_runtime"]
-  escalating_write:
-    risk: high
-    approval: escalating
-    allowed_roles: ["agent_runtime"]
-  expiring_write:
-    risk: high
-    approval: quick_expiry
-    allowed_roles: ["agent_runtime"]
-  shell:
-    risk: high
-    approval: manager
-    allowed_roles: ["agent_runtime"]
-    environments: ["production", "staging"]
-    rules:
-      - name: destructive-delete
-        when: 'args.command.matches("rm\\\\s+-(rf|fr)")'
-        effect: deny
-        reason: recursive forced deletion is never allowed
-      - name: listing
-        when: 'args.command == "ls"'
-        effect: allow
-        risk: low
-approvals:
-  manager:
-    groups: [manager]
-    expires_after: 1h
-  security_and_owner:
-    all_of: [security, db_owner]
-    expires_after: 1h
-  escalating:
-    groups: [manager]
-    escalation:
-      - after: 1s
-        groups: [director]
-    expires_after: 1h
-  quick_expiry:
-    groups: [manager]
-    expires_after: 2s
-manifest:
-  read_kb:
-    run_as: svc-kb-reader
-    adapter: { type: code }
-    args:
-      type: object
-      required: [query]
-      properties:
-        query: { type: string, minLength: 1 }
-  create_ticket:
-    run_as: svc-ticketing
-    adapter: { type: http, url: "${ticketsUrl}/tickets" }
-    egress: { allow_private: true }   # the test tool service listens on loopback
-    args:
-      type: object
-      required: [title, priority]
-      properties:
-        title: { type: string, minLength: 1 }
-        priority: { enum: [low, normal, urgent] }
-  prod_db_write:
-    run_as: svc-db-writer
-    adapter: { type: http, url: "${ticketsUrl}/db" }
-    egress: { allow_private: true }   # the test tool service listens on loopback
-    args:
-      type: object
-      properties:
-        statement: { type: string }
-  flaky_write:
-    run_as: svc-flaky
-    idempotent: true                  # the test service keeps one effect per Idempotency-Key
-    adapter: { type: http, url: "${flakyUrl}/write" }
-    egress: { allow_private: true }   # the test tool service listens on loopback
-    args:
-      type: object
-      properties:
-        value: { type: string }
-  fragile_write:
-    run_as: svc-fragile
-    idempotent: false
-    adapter: { type: http, url: "${fragileUrl}/write", timeout: 2s }
-    egress: { allow_private: true }   # the test tool service listens on loopback
-    args:
-      type: object
-      properties:
-        value: { type: string }
-  escalating_write:
-    run_as: svc-escalating
-    adapter: { type: http, url: "${ticketsUrl}/escalating" }
-    egress: { allow_private: true }   # the test tool service listens on loopback
-    args:
-      type: object
-      properties:
-        value: { type: string }
-  expiring_write:
-    run_as: svc-expiring
-    adapter: { type: http, url: "${ticketsUrl}/expiring" }
-    egress: { allow_private: true }   # the test tool service listens on loopback
-    args:
-      type: object
-      properties:
-        value: { type: string }
-  shell:
-    run_as: svc-shell
-    adapter: { type: code }
-    args:
-      type: object
-      required: [command]
-      properties:
-        command: { type: string }
-`;
+  const valueArgs = () => argsOf({ value: 'string' });
+  return policy()
+    .plan('manager', { groups: ['manager'] })
+    .plan('security_and_owner', { allOf: ['security', 'db_owner'] })
+    .plan('escalating', { groups: ['manager'], escalation: [{ after: '1s', groups: ['director'] }] })
+    .plan('quick_expiry', { groups: ['manager'], expiresAfter: '2s' })
+    .tool('read_kb')
+    .tool('create_ticket', { risk: 'medium', approval: 'manager' })
+    .tool('prod_db_write', { risk: 'critical', approval: 'security_and_owner', roles: [], environments: ['staging'] })
+    .tool('flaky_write')
+    .tool('fragile_write')
+    .tool('escalating_write', { risk: 'high', approval: 'escalating' })
+    .tool('expiring_write', { risk: 'high', approval: 'quick_expiry' })
+    .tool('shell', {
+      risk: 'high',
+      approval: 'manager',
+      environments: ['production', 'staging'],
+      rules: [
+        {
+          name: 'destructive-delete',
+          when: 'args.command.matches("rm\\\\s+-(rf|fr)")',
+          effect: 'deny',
+          reason: 'recursive forced deletion is never allowed',
+        },
+        { name: 'listing', when: 'args.command == "ls"', effect: 'allow', risk: 'low' },
+      ],
+    })
+    .codeTool('read_kb', { runAs: 'svc-kb-reader', args: argsOf({ query: { type: 'string', minLength: 1 } }, { required: ['query'] }) })
+    .httpTool('create_ticket', `${ticketsUrl}/tickets`, {
+      runAs: 'svc-ticketing',
+      args: argsOf({ title: { type: 'string', minLength: 1 }, priority: { enum: ['low', 'normal', 'urgent'] } }, { required: ['title', 'priority'] }),
+    })
+    .httpTool('prod_db_write', `${ticketsUrl}/db`, { runAs: 'svc-db-writer', args: argsOf({ statement: 'string' }) })
+    .httpTool('flaky_write', `${flakyUrl}/write`, {
+      runAs: 'svc-flaky',
+      // The flaky service keeps one effect per Idempotency-Key, so retrying it is safe.
+      idempotent: true,
+      args: valueArgs(),
+    })
+    .httpTool('fragile_write', `${fragileUrl}/write`, { runAs: 'svc-fragile', idempotent: false, timeout: '2s', args: valueArgs() })
+    .httpTool('escalating_write', `${ticketsUrl}/escalating`, { runAs: 'svc-escalating', args: valueArgs() })
+    .httpTool('expiring_write', `${ticketsUrl}/expiring`, { runAs: 'svc-expiring', args: valueArgs() })
+    .codeTool('shell', { runAs: 'svc-shell', args: argsOf({ command: 'string' }, { required: ['command'] }) })
+    .yaml();
 }
 
 let seq = 0;

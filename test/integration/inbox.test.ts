@@ -22,41 +22,25 @@ import { requestPage } from '../../src/inbox/request-page.js';
 import { silentLogger } from '../../src/logger.js';
 import type { ToolRequestInput } from '../../src/shared/index.js';
 import { eventually, startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
 import { listenLoopback, startOidcProvider, type TestOidcProvider } from '../fixtures/oidc-provider.js';
 
+/** The policy of these tests; refund calls the loopback test service (httpTool allows private egress). */
 function policyYaml(url: string): string {
-  return `
-version: 1
-tools:
-  refund:
-    risk: high
-    approval: manager
-    allowed_roles: [agent_runtime]
-    rules:
-      - name: large-refunds-need-finance
-        when: 'args.amount > 1000'
-        approval: finance
-        risk: critical
-approvals:
-  manager:
-    groups: [manager]
-    expires_after: 1h
-  finance:
-    groups: [finance]
-    expires_after: 1h
-manifest:
-  refund:
-    run_as: svc-payments
-    adapter: { type: http, url: "${url}/refund" }
-    egress: { allow_private: true }   # the test tool service listens on loopback
-    args:
-      type: object
-      required: [amount, customer]
-      properties:
-        amount: { type: integer, minimum: 1 }
-        customer: { type: string }
-`;
+  return policy()
+    .plan('manager', { groups: ['manager'] })
+    .plan('finance', { groups: ['finance'] })
+    .tool('refund', {
+      risk: 'high',
+      approval: 'manager',
+      rules: [{ name: 'large-refunds-need-finance', when: 'args.amount > 1000', approval: 'finance', risk: 'critical' }],
+    })
+    .httpTool('refund', `${url}/refund`, {
+      runAs: 'svc-payments',
+      args: argsOf({ amount: { type: 'integer', minimum: 1 }, customer: 'string' }, { required: ['amount', 'customer'] }),
+    })
+    .yaml();
 }
 
 /** A browser's cookies for one origin, kept by hand (names are unique across the inbox's paths). */

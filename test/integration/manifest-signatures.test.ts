@@ -21,11 +21,12 @@ import type { Payload } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { buildAuditRecord } from '../../src/audit/record.js';
 import { formatAuditRecord } from '../../src/audit/record-format.js';
-import { manifestKeyId, manifestTrustOf, parsePolicy, signManifestEntry } from '../../src/policy/index.js';
+import { manifestKeyId, manifestTrustOf, parsePolicy, signManifestEntry, type ManifestSignature } from '../../src/policy/index.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { workflowIdFor, type Evaluation } from '../../src/shared/index.js';
 import { decodeFromPayloadsAtIndex } from '../../src/temporal/internals.js';
 import { startGateway, startTemporal, testCodecKeysEnv } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 import {
   REPO_ROOT,
   callApi,
@@ -40,15 +41,12 @@ import {
   type ManagedProcess,
 } from '../helpers/processes.js';
 
-const POLICY = `version: 1
-tools:
-  lookup: { risk: low, approval: none, allowed_roles: [agent_runtime] }
-manifest:
-  lookup:
-    run_as: svc-lookup
-    adapter: { type: code }
-    args: { type: object, properties: { q: { type: string } } }
-`;
+/** The policy of the gateway test: `lookup`, with the signatures given (without: the entry whose digest they sign). */
+const policyYaml = (signatures?: ManifestSignature[]) =>
+  policy()
+    .tool('lookup')
+    .codeTool('lookup', { runAs: 'svc-lookup', args: argsOf({ q: 'string' }), signatures })
+    .yaml();
 
 const pair = () => {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -74,9 +72,9 @@ describe('co-signed tool manifests', () => {
   test('a call under a policy requiring two signatures completes; the sealed decision, the status and the audit record name the signers', async () => {
     const security = pair();
     const owner = pair();
-    const digest = parsePolicy([{ file: 'signed.yaml', text: POLICY }]).manifest('lookup')?.digest ?? '';
+    const digest = parsePolicy([{ file: 'signed.yaml', text: policyYaml() }]).manifest('lookup')?.digest ?? '';
     const signatures = [signManifestEntry('lookup', digest, 'security', security.privateKey), signManifestEntry('lookup', digest, 'owner', owner.privateKey)];
-    const text = `${POLICY}    signatures:\n${signatures.map((s) => `      - { role: ${s.role}, key: ${s.key}, sig: "${s.sig}" }\n`).join('')}`;
+    const text = policyYaml(signatures);
     const trust = manifestTrustOf(
       { security: [{ publicKey: security.publicPem }], owner: [{ publicKey: owner.publicPem }] },
       ['security', 'owner'],

@@ -29,6 +29,7 @@ import { WORKFLOW_TYPE, workflowIdFor, type ToolOutcome, type ToolRequestInput }
 import { activeTelemetry, startTelemetry, tracingRequested, type Telemetry } from '../../src/telemetry.js';
 import { WORKFLOWS_PATH, workflowInterceptorModules } from '../../src/worker.js';
 import { eventually, startGateway, startTemporal, testDataConverter, waitForState, workflowBundle, type GatewayEnv } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 import {
   REPO_ROOT,
   TemporalProcess,
@@ -45,64 +46,22 @@ import {
 } from '../helpers/processes.js';
 import { startToolService, startWebhookReceiver, type ToolService } from '../helpers/tool-service.js';
 
+/** The policy of these tests; `obs_http` calls the test tool service at `serviceUrl`, on loopback (hence `allow_private`). */
 function policyYaml(serviceUrl: string): string {
-  return `
-version: 1
-tools:
-  obs_read:
-    risk: low
-    approval: none
-    allowed_roles: [agent_runtime]
-  obs_http:
-    risk: low
-    approval: none
-    allowed_roles: [agent_runtime]
-  obs_admin:
-    risk: high
-    approval: none
-    allowed_roles: [admin]
-  obs_limited:
-    risk: low
-    approval: none
-    allowed_roles: [agent_runtime]
-  obs_approve:
-    risk: high
-    approval: manager
-    allowed_roles: [agent_runtime]
-approvals:
-  manager:
-    groups: [manager]
-    expires_after: 1h
-limits:
-  obs-limited-once:
-    per: tool
-    tools: [obs_limited]
-    rate: 1/1h
-manifest:
-  obs_read:
-    run_as: svc-reader
-    adapter: { type: code }
-    egress: { redact: [pii] }
-    args: { type: object, properties: {} }
-  obs_http:
-    run_as: svc-http
-    idempotent: true
-    adapter: { type: http, url: "${serviceUrl}/tickets" }
-    egress: { allow_private: true }   # the test tool service listens on loopback
-    args: { type: object, properties: {} }
-  obs_admin:
-    run_as: svc-admin
-    adapter: { type: code }
-    args: { type: object, properties: {} }
-  obs_limited:
-    run_as: svc-limited
-    adapter: { type: code }
-    args: { type: object, properties: {} }
-  obs_approve:
-    run_as: svc-approve
-    adapter: { type: code }
-    args: { type: object, properties: {} }
-`;
+  return policy()
+    .tool('obs_read')
+    .tool('obs_http')
+    .tool('obs_admin', { risk: 'high', roles: ['admin'] })
+    .tool('obs_limited')
+    .tool('obs_approve', { risk: 'high', approval: 'manager' })
+    .plan('manager', { groups: ['manager'], expiresAfter: '1h' })
+    .limit('obs-limited-once', { per: 'tool', tools: ['obs_limited'], rate: '1/1h' })
+    .codeTool('obs_read', { runAs: 'svc-reader', egress: { redact: ['pii'] }, args: argsOf() })
+    .httpTool('obs_http', `${serviceUrl}/tickets`, { runAs: 'svc-http', idempotent: true, egress: { allow_private: true }, args: argsOf() })
+    .codeTool('obs_admin', { runAs: 'svc-admin', args: argsOf() })
+    .codeTool('obs_limited', { runAs: 'svc-limited', args: argsOf() })
+    .codeTool('obs_approve', { runAs: 'svc-approve', args: argsOf() })
+    .yaml();
 }
 
 const tools = {

@@ -16,6 +16,7 @@ import { formatAuditRecord } from '../../src/audit/record-format.js';
 import { killSignal, type Proposal, type RequestStatus, type ToolRequestInput } from '../../src/shared/index.js';
 import type { ToolContext } from '../../src/tools/types.js';
 import { eventually, startGateway, startTemporal, waitForState, type GatewayEnv } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 import { startWebhookReceiver } from '../helpers/tool-service.js';
 
 /** A secret a rule redacts (a GitHub token shape) and one a secret assignment gives away. */
@@ -45,53 +46,32 @@ async function startHttpTool(): Promise<{ url: string; calls: { path: string; he
   };
 }
 
+/** The policy of these tests; reconfigure calls the loopback test tool (httpTool allows private egress). */
 function policyYaml(httpUrl: string): string {
-  const approved = (plan: string) => `{ risk: high, approval: ${plan}, allowed_roles: [agent_runtime] }`;
-  return `
-version: 1
-tools:
-  purge: ${approved('manager')}
-  reconfigure: ${approved('manager')}
-  flaky: ${approved('manager')}
-  stuck: ${approved('manager')}
-  stuck_short: ${approved('short')}
-  stalled: ${approved('manager')}
-approvals:
-  manager: { groups: [manager], expires_after: 1h }
-  short: { groups: [manager], expires_after: 2s }
-manifest:
-  purge:
-    run_as: svc-purge
-    adapter: { type: code }
-    preview: { adapter: { type: code, handler: purge }, timeout: 2s, max_bytes: 1024 }
-    args: { type: object, properties: { older_than_days: { type: integer } }, required: [older_than_days] }
-  reconfigure:
-    run_as: svc-config
-    adapter: { type: http, url: "${httpUrl}/act" }
-    preview: { adapter: { type: http, url: "${httpUrl}/preview" }, timeout: 2s }
-    egress: { allow_private: true }   # the test tool listens on loopback
-    args: { type: object, properties: { max_connections: { type: integer } } }
-  flaky:
-    run_as: svc-flaky
-    adapter: { type: code, handler: flaky }
-    preview: { adapter: { type: code, handler: flaky }, timeout: 2s }
-    args: { type: object }
-  stuck:
-    run_as: svc-stuck
-    adapter: { type: code, handler: stuck }
-    preview: { adapter: { type: code, handler: stuck }, timeout: 1s }
-    args: { type: object }
-  stuck_short:
-    run_as: svc-stuck
-    adapter: { type: code, handler: stuck }
-    preview: { adapter: { type: code, handler: stuck }, timeout: 8s }
-    args: { type: object }
-  stalled:
-    run_as: svc-stalled
-    adapter: { type: code, handler: stalled }
-    preview: { adapter: { type: code, handler: stalled }, timeout: 1s }
-    args: { type: object }
-`;
+  const approved = (plan: string) => ({ risk: 'high', approval: plan }) as const;
+  return policy()
+    .plan('manager', { groups: ['manager'] })
+    .plan('short', { groups: ['manager'], expiresAfter: '2s' })
+    .tool('purge', approved('manager'))
+    .tool('reconfigure', approved('manager'))
+    .tool('flaky', approved('manager'))
+    .tool('stuck', approved('manager'))
+    .tool('stuck_short', approved('short'))
+    .tool('stalled', approved('manager'))
+    .codeTool('purge', {
+      preview: { adapter: { type: 'code', handler: 'purge' }, timeout: '2s', max_bytes: 1024 },
+      args: argsOf({ older_than_days: 'integer' }, { required: ['older_than_days'] }),
+    })
+    .httpTool('reconfigure', `${httpUrl}/act`, {
+      runAs: 'svc-config',
+      preview: { adapter: { type: 'http', url: `${httpUrl}/preview` }, timeout: '2s' },
+      args: argsOf({ max_connections: 'integer' }),
+    })
+    .codeTool('flaky', { handler: 'flaky', preview: { adapter: { type: 'code', handler: 'flaky' }, timeout: '2s' } })
+    .codeTool('stuck', { handler: 'stuck', preview: { adapter: { type: 'code', handler: 'stuck' }, timeout: '1s' } })
+    .codeTool('stuck_short', { runAs: 'svc-stuck', handler: 'stuck', preview: { adapter: { type: 'code', handler: 'stuck' }, timeout: '8s' } })
+    .codeTool('stalled', { handler: 'stalled', preview: { adapter: { type: 'code', handler: 'stalled' }, timeout: '1s' } })
+    .yaml();
 }
 
 let seq = 0;

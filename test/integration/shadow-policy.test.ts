@@ -23,6 +23,7 @@ import { buildAuditRecord } from '../../src/audit/record.js';
 import { formatAuditRecord } from '../../src/audit/record-format.js';
 import { dataConverterFor } from '../../src/codec/index.js';
 import { workflowMetricsSinks } from '../../src/metrics.js';
+import type { RuleDocument } from '../../src/policy/document.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { SEARCH_ATTRIBUTE_CLI_ARGS, SHADOW_DISAGREEMENTS_QUERY, searchAttributes, type RequestState, type ToolRequestInput } from '../../src/shared/index.js';
 import { requireTemporalCli } from '../../src/temporal/cli.js';
@@ -37,6 +38,7 @@ import {
   type GatewayEnv,
   type TestRequestHandle,
 } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 import {
   REPO_ROOT,
   TemporalProcess,
@@ -53,36 +55,25 @@ import {
   type ManagedProcess,
 } from '../helpers/processes.js';
 
+/** The policy in force (`shadow` false), or the stricter candidate loaded in shadow (`shadow` true). */
 function policyYaml(shadow: boolean): string {
-  return `version: 1
-tools:
-  ping: { risk: low, approval: none, allowed_roles: [agent_runtime] }
-  lookup:
-    risk: low
-    approval: none
-    allowed_roles: [agent_runtime]
-${shadow ? '    tenants: [acme]\n' : ''}  report: { risk: ${shadow ? 'medium' : 'low'}, approval: none, allowed_roles: [agent_runtime] }
-  refund:
-    risk: high
-    approval: ${shadow ? 'finance' : 'manager'}
-    allowed_roles: [agent_runtime]
-    rules:
-      - { name: huge, when: 'args.amount > 10000', effect: deny }
-${shadow ? '' : "      - { name: small, when: 'args.amount <= 100', effect: allow, risk: medium }\n"}  deploy:
-    risk: critical
-    approval: release
-    allowed_roles: [deployer]
-${shadow ? '    environments: [staging]\n' : ''}approvals:
-  manager: { groups: [manager], expires_after: 1h }
-  finance: { groups: [finance], expires_after: 1h }
-  release: { groups: [release], expires_after: 1h }
-manifest:
-  ping: { run_as: svc-ping, adapter: { type: code }, args: { type: object } }
-  lookup: { run_as: svc-lookup, adapter: { type: code }, args: { type: object } }
-  report: { run_as: svc-report, adapter: { type: code }, args: { type: object } }
-  refund: { run_as: svc-payments, adapter: { type: code }, args: { type: object, properties: { amount: { type: integer } } } }
-  deploy: { run_as: svc-deploy, adapter: { type: code }, args: { type: object } }
-`;
+  const huge: RuleDocument = { name: 'huge', when: 'args.amount > 10000', effect: 'deny' };
+  const small: RuleDocument = { name: 'small', when: 'args.amount <= 100', effect: 'allow', risk: 'medium' };
+  return policy()
+    .tool('ping')
+    .tool('lookup', shadow ? { tenants: ['acme'] } : {})
+    .tool('report', { risk: shadow ? 'medium' : 'low' })
+    .tool('refund', { risk: 'high', approval: shadow ? 'finance' : 'manager', rules: shadow ? [huge] : [huge, small] })
+    .tool('deploy', { risk: 'critical', approval: 'release', roles: ['deployer'], ...(shadow && { environments: ['staging'] }) })
+    .plan('manager', { groups: ['manager'], expiresAfter: '1h' })
+    .plan('finance', { groups: ['finance'], expiresAfter: '1h' })
+    .plan('release', { groups: ['release'], expiresAfter: '1h' })
+    .codeTool('ping', { runAs: 'svc-ping' })
+    .codeTool('lookup', { runAs: 'svc-lookup' })
+    .codeTool('report', { runAs: 'svc-report' })
+    .codeTool('refund', { runAs: 'svc-payments', args: argsOf({ amount: 'integer' }) })
+    .codeTool('deploy', { runAs: 'svc-deploy' })
+    .yaml();
 }
 
 /** One live request: what it asks, the state it settles in, and how the shadow judges it. */

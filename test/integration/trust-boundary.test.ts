@@ -41,31 +41,30 @@ import {
   waitForState,
   type GatewayEnv,
 } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 import { pool } from '../helpers/pool.js';
 
 const require = createRequire(import.meta.url);
 const TASK_QUEUE = `trust-${process.pid}`;
 
-const policy = `
-version: 1
-tools:
-  read_kb: { risk: low, approval: none, allowed_roles: [agent_runtime] }
-  refund: { risk: high, approval: manager, allowed_roles: [agent_runtime] }
-  payout: { risk: high, approval: two_managers, allowed_roles: [agent_runtime] }
-  wire: { risk: critical, approval: three_managers, allowed_roles: [agent_runtime] }
-  brief: { risk: high, approval: quick, allowed_roles: [agent_runtime] }
-approvals:
-  quick: { groups: [manager], expires_after: 3s }
-  manager: { groups: [manager], expires_after: 1h }
-  two_managers: { groups: [manager], min_approvals: 2, expires_after: 1h }
-  three_managers: { groups: [manager], min_approvals: 3, expires_after: 1h }
-manifest:
-  read_kb: { run_as: svc-kb, adapter: { type: code }, args: { type: object } }
-  refund: { run_as: svc-payments, adapter: { type: code }, args: { type: object, properties: { amount: { type: number } } } }
-  payout: { run_as: svc-payments, adapter: { type: code }, args: { type: object, properties: { amount: { type: number } } } }
-  wire: { run_as: svc-payments, adapter: { type: code }, args: { type: object, properties: { amount: { type: number } } } }
-  brief: { run_as: svc-payments, adapter: { type: code }, args: { type: object, properties: { amount: { type: number } } } }
-`;
+/** A fresh schema each time: a shared object would be written as a YAML alias. */
+const amount = () => argsOf({ amount: 'number' });
+const POLICY = policy()
+  .tool('read_kb')
+  .tool('refund', { risk: 'high', approval: 'manager' })
+  .tool('payout', { risk: 'high', approval: 'two_managers' })
+  .tool('wire', { risk: 'critical', approval: 'three_managers' })
+  .tool('brief', { risk: 'high', approval: 'quick' })
+  .plan('quick', { groups: ['manager'], expiresAfter: '3s' })
+  .plan('manager', { groups: ['manager'], expiresAfter: '1h' })
+  .plan('two_managers', { groups: ['manager'], minApprovals: 2, expiresAfter: '1h' })
+  .plan('three_managers', { groups: ['manager'], minApprovals: 3, expiresAfter: '1h' })
+  .codeTool('read_kb', { runAs: 'svc-kb' })
+  .codeTool('refund', { runAs: 'svc-payments', args: amount() })
+  .codeTool('payout', { runAs: 'svc-payments', args: amount() })
+  .codeTool('wire', { runAs: 'svc-payments', args: amount() })
+  .codeTool('brief', { runAs: 'svc-payments', args: amount() })
+  .yaml();
 
 const bot = { id: 'bot', type: 'agent' as const, roles: ['agent_runtime'] };
 let seq = 0;
@@ -116,7 +115,7 @@ describe('the trust boundary on a real Temporal server', { timeout: 900_000 }, (
     env = await startTemporal();
     gw = await startGateway(env, {
       taskQueue: TASK_QUEUE,
-      policy,
+      policy: POLICY,
       tools: {
         read_kb: async () => ((calls.read_kb += 1), { ok: true }),
         refund: async () => ((calls.refund += 1), { refunded: true }),

@@ -12,50 +12,42 @@ import { parse as parseYaml } from 'yaml';
 import { BREAK_GLASS_BOUNDS, findBreakGlassRule, OVERRIDABLE_DENIAL_CODES } from '../../src/policy/break-glass.js';
 import { decide, parsePolicy, PolicyLoadError, type LoadedPolicy, type PolicyIssue } from '../../src/policy/index.js';
 import type { PolicyDecision, RequestLink, ToolRequest } from '../../src/shared/index.js';
+import { argsOf, policy, type BreakGlassSpec, type PolicyBuilder } from '../helpers/policy-builder.js';
 
 /** Deploys: denied during a change freeze (a rule), only deployers, only prod and staging, only tenant acme. */
-const BASE = `version: 1
-tools:
-  deploy_service:
-    risk: high
-    approval: release
-    allowed_roles: [deployer]
-    environments: [prod, staging]
-    tenants: [acme]
-    rules:
-      - name: change_freeze
-        when: has(args.frozen) && args.frozen == true
-        effect: deny
-        risk: critical
-        reason: deploys are frozen
-      - name: hotfix
-        when: args.service == "hotfix"
-        effect: allow
-        risk: medium
-  read_logs:
-    risk: low
-    approval: none
-    allowed_roles: [deployer]
-approvals:
-  release:
-    groups: [release_managers]
-    expires_after: 2h
-manifest:
-  deploy_service:
-    run_as: svc-deployer
-    adapter: { type: code }
-    args:
-      type: object
-      properties:
-        service: { type: string }
-        frozen: { type: boolean }
-      required: [service]
-  read_logs:
-    run_as: svc-logs
-    adapter: { type: code }
-    args: { type: object, properties: { service: { type: string } } }
-`;
+function deployPolicy(): PolicyBuilder {
+  return policy()
+    .tool('deploy_service', {
+      risk: 'high',
+      approval: 'release',
+      roles: ['deployer'],
+      environments: ['prod', 'staging'],
+      tenants: ['acme'],
+      rules: [
+        { name: 'change_freeze', when: 'has(args.frozen) && args.frozen == true', effect: 'deny', risk: 'critical', reason: 'deploys are frozen' },
+        { name: 'hotfix', when: 'args.service == "hotfix"', effect: 'allow', risk: 'medium' },
+      ],
+    })
+    .tool('read_logs', { roles: ['deployer'] })
+    .plan('release', { groups: ['release_managers'], expiresAfter: '2h' })
+    .codeTool('deploy_service', { runAs: 'svc-deployer', args: argsOf({ service: 'string', frozen: 'boolean' }, { required: ['service'] }) })
+    .codeTool('read_logs', { runAs: 'svc-logs', args: argsOf({ service: 'string' }) });
+}
 
+/** The deploys without a break_glass section: the tests of that section append it as YAML text. */
+const BASE = deployPolicy().yaml();
+
+/** The override of the change freeze: on-call SREs, security told, 15 minutes for the second person, prod only. */
+const CHANGE_FREEZE: BreakGlassSpec = { tools: ['deploy_service'], groups: ['sre-oncall'], notify: ['security'], expiresAfter: '15m', environments: ['prod'] };
+
+/** The deploys with these break-glass rules (by default the change freeze's), built. */
+function withBreakGlass(rules: Record<string, BreakGlassSpec> = { change_freeze: CHANGE_FREEZE }): string {
+  const builder = deployPolicy();
+  for (const [name, rule] of Object.entries(rules)) builder.breakGlass(name, rule);
+  return builder.yaml();
+}
+
+/** {@link CHANGE_FREEZE} as YAML text, for the tests of how the section is read. */
 const BREAK_GLASS = `break_glass:
   change_freeze:
     tools: [deploy_service]
@@ -226,12 +218,14 @@ describe('break_glass: validation at load', () => {
   });
 
   test('rules of several files are merged, in name order', () => {
-    const other = `version: 1\nbreak_glass:\n  a_first:\n    tools: [read_logs]\n    groups: [sre-oncall]\n    notify: [security]\n    expires_after: 5m\n`;
-    const policy = parsePolicy([
-      { file: 'deploy.yaml', text: `${BASE}${BREAK_GLASS}` },
+    const other = policy()
+      .breakGlass('a_first', { tools: ['read_logs'], groups: ['sre-oncall'], notify: ['security'], expiresAfter: '5m' })
+      .yaml();
+    const merged = parsePolicy([
+      { file: 'deploy.yaml', text: withBreakGlass() },
       { file: 'other.yaml', text: other },
     ]);
-    assert.deepEqual([...policy.breakGlass.keys()], ['a_first', 'change_freeze']);
+    assert.deepEqual([...merged.breakGlass.keys()], ['a_first', 'change_freeze']);
   });
 });
 
@@ -246,16 +240,16 @@ describe('break_glass: the policy digest', () => {
 
   test('adding, changing or removing a rule changes the digest', () => {
     const without = load(BASE).digest;
-    const withRuleDigest = load(`${BASE}${BREAK_GLASS}`).digest;
-    const longer = load(`${BASE}${BREAK_GLASS.replace('15m', '30m')}`).digest;
-    const moreNotified = load(`${BASE}${BREAK_GLASS.replace('[security]', '[security, audit]')}`).digest;
+    const withRuleDigest = load(withBreakGlass()).digest;
+    const longer = load(withBreakGlass({ change_freeze: { ...CHANGE_FREEZE, expiresAfter: '30m' } })).digest;
+    const moreNotified = load(withBreakGlass({ change_freeze: { ...CHANGE_FREEZE, notify: ['security', 'audit'] } })).digest;
     assert.equal(new Set([without, withRuleDigest, longer, moreNotified]).size, 4);
-    assert.equal(load(`${BASE}${BREAK_GLASS}`).digest, withRuleDigest, 'the same document has the same digest');
+    assert.equal(load(withBreakGlass()).digest, withRuleDigest, 'the same document has the same digest');
   });
 });
 
 describe('decide(): break-glass overrides', () => {
-  const policy = load(`${BASE}${BREAK_GLASS}`);
+  const policy = load(withBreakGlass());
 
   test('exports the overridable codes', () => {
     assert.deepEqual([...OVERRIDABLE_DENIAL_CODES], ['rule_denied', 'role_not_allowed', 'environment_not_allowed']);
@@ -295,7 +289,7 @@ describe('decide(): break-glass overrides', () => {
   });
 
   test('role and environment denials are overridable too', () => {
-    const anyEnv = load(`${BASE}${BREAK_GLASS.replace('    environments: [prod]\n', '')}`);
+    const anyEnv = load(withBreakGlass({ change_freeze: { ...CHANGE_FREEZE, environments: undefined } }));
     const role = decide(anyEnv, request({ actor: { id: 'deploy-bot', type: 'agent', roles: ['viewer'] } }));
     assert.equal(role.outcome, 'approve', JSON.stringify(role));
     assert.equal(role.override?.deniedCode, 'role_not_allowed');
@@ -334,16 +328,17 @@ describe('decide(): break-glass overrides', () => {
     );
     assertRefused(decide(policy, request({ link: { ...LINK, by: { id: 'mallory', groups: [] } } })), /\(groups: none\)/);
     assertRefused(decide(policy, request({ environment: 'staging' })), /in environment staging/);
-    const otherTool = load(`${BASE}${BREAK_GLASS.replace('[deploy_service]', '[read_logs]')}`);
+    const otherTool = load(withBreakGlass({ change_freeze: { ...CHANGE_FREEZE, tools: ['read_logs'] } }));
     assertRefused(decide(otherTool, request()), /no break-glass rule lets alice/);
   });
 
   test('the first rule by name whose groups match grants it', () => {
     const two = load(
-      `${BASE}break_glass:\n` +
-        `  zz_wide:\n    tools: [deploy_service]\n    groups: [staff]\n    notify: [audit]\n    expires_after: 1h\n` +
-        `  b_narrow:\n    tools: [deploy_service]\n    groups: [sre-oncall]\n    notify: [security]\n    expires_after: 5m\n` +
-        `  a_other_group:\n    tools: [deploy_service]\n    groups: [dba]\n    notify: [security]\n    expires_after: 5m\n`,
+      withBreakGlass({
+        zz_wide: { tools: ['deploy_service'], groups: ['staff'], notify: ['audit'], expiresAfter: '1h' },
+        b_narrow: { tools: ['deploy_service'], groups: ['sre-oncall'], notify: ['security'], expiresAfter: '5m' },
+        a_other_group: { tools: ['deploy_service'], groups: ['dba'], notify: ['security'], expiresAfter: '5m' },
+      }),
     );
     const decision = decide(two, request());
     assert.equal(decision.rule, 'break_glass:b_narrow');

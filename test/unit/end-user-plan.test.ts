@@ -8,31 +8,31 @@ import { describe, test } from 'node:test';
 import { buildProposal, proposalDigest } from '../../src/approvals/digest.js';
 import { decide, parsePolicy, PolicyLoadError, type LoadedPolicy, type PolicyIssue } from '../../src/policy/index.js';
 import type { ToolRequest } from '../../src/shared/index.js';
+import { argsOf, policy, type PlanSpec, type PolicyBuilder } from '../helpers/policy-builder.js';
 
-function policyWith(plan: string): string {
-  return `version: 1
-tools:
-  set_priority:
-    risk: low
-    approval: confirm
-    allowed_roles: [agent_runtime]
-approvals:
-  confirm:
-${plan}manifest:
-  set_priority:
-    run_as: svc-tickets
-    adapter: { type: code }
-    args: { type: object, properties: { priority: { enum: [low, urgent] } } }
-`;
+/** A low-risk tool whose every call needs the plan `confirm` (each test adds the plan). */
+function setPriority(): PolicyBuilder {
+  return policy()
+    .tool('set_priority', { approval: 'confirm' })
+    .codeTool('set_priority', { runAs: 'svc-tickets', args: argsOf({ priority: { enum: ['low', 'urgent'] } }) });
 }
 
-function load(plan: string): LoadedPolicy {
-  return parsePolicy([{ file: 'confirm.yaml', text: policyWith(plan) }]);
+/** The policy with `plan` as `confirm`, built. */
+function load(plan: PlanSpec): LoadedPolicy {
+  return parsePolicy([{ file: 'confirm.yaml', text: setPriority().plan('confirm', plan).yaml() }]);
+}
+
+/**
+ * The load errors of the plan `confirm` written as YAML (lines indented 4): these tests are about
+ * the fields as written, including values the typed builder cannot hold (`end_user: yes please`).
+ */
+function policyWith(plan: string): string {
+  return `${setPriority().yaml()}approvals:\n  confirm:\n${plan}`;
 }
 
 function issueAt(plan: string, path: string): PolicyIssue {
   try {
-    load(plan);
+    parsePolicy([{ file: 'confirm.yaml', text: policyWith(plan) }]);
   } catch (error) {
     assert.ok(error instanceof PolicyLoadError, `expected PolicyLoadError, got ${String(error)}`);
     const issue = error.issues.find((candidate) => candidate.path === path);
@@ -54,7 +54,7 @@ const request: ToolRequest = {
 
 describe('approval plans: end_user', () => {
   test('end_user: true with no groups loads, and only the end user can satisfy it', () => {
-    const plan = load('    end_user: true\n    expires_after: 10m\n').plans.get('confirm');
+    const plan = load({ endUser: true, expiresAfter: '10m' }).plans.get('confirm');
     assert.deepEqual(plan, {
       name: 'confirm',
       groups: [],
@@ -68,18 +68,18 @@ describe('approval plans: end_user', () => {
   });
 
   test('end_user: true with groups: [] and with groups as a fallback', () => {
-    assert.deepEqual(load('    end_user: true\n    groups: []\n    expires_after: 10m\n').plans.get('confirm')?.groups, []);
-    const withLeads = load('    end_user: true\n    groups: [support_lead]\n    min_approvals: 1\n    expires_after: 10m\n').plans.get('confirm');
+    assert.deepEqual(load({ endUser: true, groups: [], expiresAfter: '10m' }).plans.get('confirm')?.groups, []);
+    const withLeads = load({ endUser: true, groups: ['support_lead'], minApprovals: 1, expiresAfter: '10m' }).plans.get('confirm');
     assert.equal(withLeads?.endUser, true);
     assert.deepEqual(withLeads?.groups, ['support_lead']);
   });
 
   test('without end_user (or with end_user: false) the plan has no endUser key', () => {
     const expected = { name: 'confirm', groups: ['support_lead'], allOf: [], minApprovals: 1, rejectionsToDeny: 1, escalation: [], expiresAfterMs: 600_000 };
-    const absent = load('    groups: [support_lead]\n    expires_after: 10m\n').plans.get('confirm');
+    const absent = load({ groups: ['support_lead'], expiresAfter: '10m' }).plans.get('confirm');
     assert.deepEqual(absent, expected);
     assert.equal(Object.hasOwn(absent ?? {}, 'endUser'), false);
-    const off = load('    end_user: false\n    groups: [support_lead]\n    expires_after: 10m\n').plans.get('confirm');
+    const off = load({ endUser: false, groups: ['support_lead'], expiresAfter: '10m' }).plans.get('confirm');
     assert.deepEqual(off, expected);
     assert.equal(Object.hasOwn(off ?? {}, 'endUser'), false);
   });
@@ -99,7 +99,7 @@ describe('approval plans: end_user', () => {
   });
 
   test('decide() hands the plan with endUser to the workflow', () => {
-    const decision = decide(load('    end_user: true\n    expires_after: 10m\n'), request);
+    const decision = decide(load({ endUser: true, expiresAfter: '10m' }), request);
     assert.equal(decision.outcome, 'approve');
     assert.equal(decision.risk, 'low');
     assert.deepEqual(decision.approval, {
@@ -115,8 +115,8 @@ describe('approval plans: end_user', () => {
   });
 
   test('proposal digests: unchanged shape without end_user, and end_user is signed when set', () => {
-    const plain = decide(load('    groups: [support_lead]\n    expires_after: 10m\n'), request);
-    const confirmed = decide(load('    groups: [support_lead]\n    end_user: true\n    expires_after: 10m\n'), request);
+    const plain = decide(load({ groups: ['support_lead'], expiresAfter: '10m' }), request);
+    const confirmed = decide(load({ groups: ['support_lead'], endUser: true, expiresAfter: '10m' }), request);
     const proposal = buildProposal(request, 'toolreq/acme/req-1', plain);
     assert.deepEqual(proposal.approval, {
       name: 'confirm',

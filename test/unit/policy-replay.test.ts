@@ -20,6 +20,7 @@ import { ReplayProgress, runPolicyReplay } from '../../src/cli/policy-commands.j
 import { parseReplayTime, replaySettings } from '../../src/cli/policy-replay-settings.js';
 import { mapOrdered } from '../../src/cli/policy-replay-source.js';
 import { createKeyring, dataConverterFor, generateCodecKey, parseKeyringEnv, PayloadDecryptionError } from '../../src/codec/index.js';
+import type { RuleDocument } from '../../src/policy/document.js';
 import { decide, parsePolicy, type LoadedPolicy } from '../../src/policy/index.js';
 import {
   CHANGE_KINDS,
@@ -38,6 +39,7 @@ import {
 import type { PolicyDecision, ToolRequest } from '../../src/shared/index.js';
 import { historyFromJSON, loadDataConverter } from '../../src/temporal/internals.js';
 import { RECORDING_POLICY } from '../fixtures/replay/recording-policy.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 
 type History = temporal.api.history.v1.IHistory;
 const HISTORIES = join(import.meta.dirname, '..', 'histories');
@@ -70,26 +72,17 @@ const BASE: PolicyKnobs = {
 };
 
 function policyYaml(k: PolicyKnobs): string {
-  const rules: string[] = [];
-  if (k.hugeMin !== null) rules.push(`      - { name: huge, when: 'args.amount > ${k.hugeMin}', effect: deny, reason: never automated }`);
-  if (k.smallMax !== null) rules.push(`      - { name: small, when: 'args.amount <= ${k.smallMax}', effect: allow, risk: medium }`);
-  return `version: 1
-tools:
-  lookup:
-    risk: ${k.lookupRisk}
-    approval: none
-    allowed_roles: [${k.lookupRoles.join(', ')}]
-  refund:
-    risk: high
-    approval: ${k.refundApproval}
-    allowed_roles: [agent_runtime]
-${k.refundTenants ? `    tenants: [${k.refundTenants.join(', ')}]\n` : ''}${rules.length > 0 ? `    rules:\n${rules.join('\n')}\n` : ''}approvals:
-  manager: { groups: [manager], min_approvals: ${k.managerMin}, expires_after: 1h${k.managerRemind ? `, remind_every: ${k.managerRemind}` : ''} }
-  finance: { groups: [finance], expires_after: 1h }
-manifest:
-  lookup: { run_as: svc-lookup, adapter: { type: code }, args: { type: object } }
-  refund: { run_as: svc-payments, adapter: { type: code }, args: { type: object, properties: { amount: { type: integer } } } }
-`;
+  const rules: RuleDocument[] = [];
+  if (k.hugeMin !== null) rules.push({ name: 'huge', when: `args.amount > ${k.hugeMin}`, effect: 'deny', reason: 'never automated' });
+  if (k.smallMax !== null) rules.push({ name: 'small', when: `args.amount <= ${k.smallMax}`, effect: 'allow', risk: 'medium' });
+  return policy()
+    .tool('lookup', { risk: k.lookupRisk, roles: k.lookupRoles })
+    .tool('refund', { risk: 'high', approval: k.refundApproval, tenants: k.refundTenants ?? undefined, rules: rules.length > 0 ? rules : undefined })
+    .plan('manager', { groups: ['manager'], minApprovals: k.managerMin, remindEvery: k.managerRemind ?? undefined })
+    .plan('finance', { groups: ['finance'] })
+    .codeTool('lookup', { runAs: 'svc-lookup' })
+    .codeTool('refund', { runAs: 'svc-payments', args: argsOf({ amount: 'integer' }) })
+    .yaml();
 }
 
 const policyOf = (k: Partial<PolicyKnobs> = {}, file = 'candidate.yaml'): LoadedPolicy => parsePolicy([{ file, text: policyYaml({ ...BASE, ...k }) }]);
@@ -757,6 +750,7 @@ describe('the command', () => {
     const dir = await mkdtemp(join(tmpdir(), 'replay-unit-'));
     try {
       await writeFile(join(dir, 'looser.yaml'), policyYaml({ ...BASE, hugeMin: null, smallMax: 1_000_000 }));
+      // A risk the typed builder cannot hold, edited into the text (the first `risk: high` is refund's): the CLI must name file, line and field.
       await writeFile(join(dir, 'broken.yaml'), policyYaml(BASE).replace('risk: high', 'risk: severe'));
       assert.equal(await runPolicyReplay([join(dir, 'looser.yaml')], { failOn: 'allow-widening' }, io), 1);
       assert.match(out.join(''), /FORBIDDEN: 2 request\(s\)/);

@@ -24,28 +24,36 @@ import { consoleLine } from '../../src/notify/console-line.js';
 import { PREVIEW_MESSAGE_CHARS, type DecisionNotification, type PreviewFacts } from '../../src/notify/facts.js';
 import { personalJsonPayload, sharedJsonPayload } from '../../src/notify/json-payloads.js';
 import { sharedSlackPayload } from '../../src/notify/slack-payloads.js';
+import type { PreviewDocument } from '../../src/policy/document.js';
 import { PolicyLoadError, parsePolicy, type PolicyIssue } from '../../src/policy/index.js';
 import type { ToolManifestEntry, ToolPreview } from '../../src/policy/model.js';
 import { PREVIEW_BOUNDS, type PolicyDecision, type ProposalPreview, type RequestStatus, type ToolRequest } from '../../src/shared/index.js';
 import { createExampleTools } from '../../src/tools/examples.js';
 import { cutUtf8, runPreview, type PreviewCall } from '../../src/tools/preview.js';
 import type { ToolContext, ToolHandler } from '../../src/tools/types.js';
+import { policy, type ManifestSpec, type PolicyBuilder, type ToolSpec } from '../helpers/policy-builder.js';
 
 const TOKEN = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789';
 
-function policyText(preview: string, tool = '{ risk: high, approval: manager, allowed_roles: [bot] }', extra = ''): string {
-  return `version: 1
-tools:
-  purge: ${tool}
-approvals:
-  manager: { groups: [manager], expires_after: 1h }
-manifest:
+/** purge: high risk, a manager approves, only role bot calls it (a test may say otherwise with `tool`). */
+function purgePolicy(tool: ToolSpec = { risk: 'high', approval: 'manager', roles: ['bot'] }): PolicyBuilder {
+  return policy()
+    .tool('purge', tool)
+    .plan('manager', { groups: ['manager'] });
+}
+
+/**
+ * {@link purgePolicy} with purge's manifest entry written as YAML around `preview` (lines indented
+ * 4): the tests of how the loader reads and refuses the block as written, wrong types included.
+ */
+function policyText(preview: string, tool?: ToolSpec): string {
+  return `${purgePolicy(tool).yaml()}manifest:
   purge:
     run_as: svc-purge
     adapter: { type: code }
 ${preview}
     args: { type: object }
-${extra}`;
+`;
 }
 
 function loadIssues(text: string): PolicyIssue[] {
@@ -88,10 +96,11 @@ describe('the manifest preview block', () => {
   });
 
   test('the preview is part of the tool digest: what approvers are shown is part of what the tool is', () => {
-    const digest = (preview: string) => parsePolicy([{ file: 'p.yaml', text: policyText(preview) }]).manifest('purge')?.digest;
-    const none = digest('');
-    const small = digest('    preview: { adapter: { type: code, handler: p }, max_bytes: 512 }');
-    const large = digest('    preview: { adapter: { type: code, handler: p }, max_bytes: 1024 }');
+    const digest = (preview?: PreviewDocument) =>
+      parsePolicy([{ file: 'p.yaml', text: purgePolicy().codeTool('purge', { preview }).yaml() }]).manifest('purge')?.digest;
+    const none = digest();
+    const small = digest({ adapter: { type: 'code', handler: 'p' }, max_bytes: 512 });
+    const large = digest({ adapter: { type: 'code', handler: 'p' }, max_bytes: 1024 });
     assert.equal(new Set([none, small, large]).size, 3);
   });
 
@@ -127,24 +136,22 @@ describe('the manifest preview block', () => {
   });
 
   test('a preview on a tool that never asks for approval is refused; a rule that may ask is enough', () => {
-    const issue = issueAt(
-      loadIssues(policyText('    preview: { adapter: { type: code, handler: p } }', '{ risk: low, approval: none, allowed_roles: [bot] }')),
-      'manifest.purge.preview',
-    );
+    const issue = issueAt(loadIssues(policyText('    preview: { adapter: { type: code, handler: p } }', { roles: ['bot'] })), 'manifest.purge.preview');
     assert.match(issue.message, /never asks for approval .* a preview runs only before approvers decide/);
     assert.ok(issue.line !== undefined && issue.line > 1, 'located at the preview');
-    const ruled = '{ risk: low, approval: none, allowed_roles: [bot], rules: [{ name: big, when: "true", approval: manager }] }';
+    const ruled: ToolSpec = { roles: ['bot'], rules: [{ name: 'big', when: 'true', approval: 'manager' }] };
     assert.ok(parsePolicy([{ file: 'p.yaml', text: policyText('    preview: { adapter: { type: code, handler: p } }', ruled) }]).manifest('purge')?.preview);
   });
 });
 
 /** A manifest entry and preview for `runPreview`, built by the loader where it can be. */
 function previewCall(
-  over: { handler?: ToolHandler; preview?: Partial<ToolPreview>; egress?: string; tenant?: string } = {},
+  over: { handler?: ToolHandler; preview?: Partial<ToolPreview>; egress?: ManifestSpec['egress']; tenant?: string } = {},
 ): PreviewCall & { seen: ToolContext[] } {
-  const manifest = parsePolicy([
-    { file: 'p.yaml', text: policyText('    preview: { adapter: { type: code, handler: purge }, max_bytes: 256 }', undefined, over.egress ?? '') },
-  ]).manifest('purge') as ToolManifestEntry;
+  const text = purgePolicy()
+    .codeTool('purge', { preview: { adapter: { type: 'code', handler: 'purge' }, max_bytes: 256 }, egress: over.egress })
+    .yaml();
+  const manifest = parsePolicy([{ file: 'p.yaml', text }]).manifest('purge') as ToolManifestEntry;
   const seen: ToolContext[] = [];
   const handler: ToolHandler = over.handler ?? (async () => 'ok');
   return {
@@ -240,16 +247,16 @@ describe('runPreview', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/preview`;
     try {
-      const http = (egress: string) => {
+      const http = (egress?: ManifestSpec['egress']) => {
         const call = previewCall({ egress });
         return { ...call, preview: { ...call.preview, adapter: { type: 'http' as const, url, method: 'POST' as const, timeoutMs: 2000, headers: {} } } };
       };
-      const answered = await runPreview(http('    egress: { allow_private: true }\n'));
+      const answered = await runPreview(http({ allow_private: true }));
       assert.deepEqual(answered.status === 'ok' ? answered.result : answered, { diff: '- a\n+ b' });
       assert.equal(seen[0]?.['toolgate-preview'], '1');
       assert.equal(seen[0]?.['x-toolgate-run-as'], 'svc-purge');
       // Loopback is private address space: without allow_private the guard refuses it, and nothing is sent.
-      const blocked = await runPreview(http(''));
+      const blocked = await runPreview(http());
       assert.equal(blocked.status, 'failed');
       assert.match(blocked.status === 'failed' ? blocked.message : '', /destination blocked by egress policy/);
       assert.equal(seen.length, 1);

@@ -44,6 +44,7 @@ import {
   type RequestStatus,
   type ToolRequest,
 } from '../../src/shared/index.js';
+import { policy } from '../helpers/policy-builder.js';
 
 const SECRET = 'ghp_Vq7Rk2Ls9Tz4Xw1Ny6Mb3Jc8Hd5Fg0Pa2Eu7';
 
@@ -147,26 +148,30 @@ describe('the provenance of a request', () => {
   });
 });
 
-const POLICY = `version: 1
-tools:
-  send_email:
-    risk: medium
-    approval: review
-    allowed_roles: [agent_runtime]
-    rules:
-      - { name: untrusted_recipient, when: 'untrusted("args.to")', risk: high, approval: review }
-      - { name: nested, when: 'untrusted("args.items[0]")', approval: review }
-      - { name: from_web, when: 'untrusted_any() && provenance.untrusted.exists(p, "web_page" in provenance.untrusted[p])', approval: review }
-      - { name: unknown_model, when: 'has(provenance.prompt.model) && provenance.prompt.model == "mystery"', effect: deny }
-      - { name: internal, when: 'args.to.endsWith("@acme.example")', effect: allow, risk: low }
-approvals:
-  review: { groups: [lead], expires_after: 1h }
-manifest:
-  send_email: { run_as: svc-mail, adapter: { type: code }, args: { type: object, additionalProperties: true } }
-`;
+/**
+ * Mail: a recipient from untrusted content (the `untrusted_recipient` rule's condition is
+ * `recipientWhen`, so a test can misspell it) needs review; internal recipients need no one.
+ */
+function mailPolicy(recipientWhen = 'untrusted("args.to")'): string {
+  return policy()
+    .tool('send_email', {
+      risk: 'medium',
+      approval: 'review',
+      rules: [
+        { name: 'untrusted_recipient', when: recipientWhen, risk: 'high', approval: 'review' },
+        { name: 'nested', when: 'untrusted("args.items[0]")', approval: 'review' },
+        { name: 'from_web', when: 'untrusted_any() && provenance.untrusted.exists(p, "web_page" in provenance.untrusted[p])', approval: 'review' },
+        { name: 'unknown_model', when: 'has(provenance.prompt.model) && provenance.prompt.model == "mystery"', effect: 'deny' },
+        { name: 'internal', when: 'args.to.endsWith("@acme.example")', effect: 'allow', risk: 'low' },
+      ],
+    })
+    .plan('review', { groups: ['lead'] })
+    .codeTool('send_email', { runAs: 'svc-mail', args: { type: 'object', additionalProperties: true } })
+    .yaml();
+}
 
 describe('CEL: untrusted(), untrusted_any() and provenance', () => {
-  const policy = parsePolicy([{ file: 'mail.yaml', text: POLICY }]);
+  const policy = parsePolicy([{ file: 'mail.yaml', text: mailPolicy() }]);
   const decideWith = (
     provenance?: Provenance,
     args: Record<string, unknown> = { to: 'maria@acme.example', body: 'hi', items: [{ url: 'u' }] },
@@ -193,12 +198,12 @@ describe('CEL: untrusted(), untrusted_any() and provenance', () => {
   });
 
   test('a misspelt path literal is a load error; a computed path that is not one fails closed', () => {
-    const broken = POLICY.replace('untrusted("args.to")', 'untrusted("to")');
+    const broken = mailPolicy('untrusted("to")');
     assert.throws(
       () => parsePolicy([{ file: 'mail.yaml', text: broken }]),
       (err: unknown) => err instanceof PolicyLoadError && /untrusted\("to"\): not an argument path/.test(err.message),
     );
-    const computed = parsePolicy([{ file: 'mail.yaml', text: POLICY.replace('untrusted("args.to")', 'untrusted(args.to)') }]);
+    const computed = parsePolicy([{ file: 'mail.yaml', text: mailPolicy('untrusted(args.to)') }]);
     const decision = decide(computed, { ...base, args: { to: 'maria@acme.example' } });
     assert.deepEqual([decision.outcome, decision.code, decision.rule], ['deny', 'rule_denied', 'send_email/untrusted_recipient']);
     assert.match(decision.reasons[0]!, /not an argument path/);

@@ -24,6 +24,7 @@ import { workflowIdFor, type Risk, type ToolRequest } from '../../src/shared/ind
 import { RequestSigner } from '../../src/trust/signers.js';
 import { workerTrustOf } from '../../src/trust/store.js';
 import { freshSigningKey } from '../helpers/gateway-env.js';
+import { policy } from '../helpers/policy-builder.js';
 
 function request(overrides: { tenant?: string; actor?: string; tool?: string; requestId?: string } = {}): ToolRequest {
   return {
@@ -263,23 +264,11 @@ describe('an unreachable store fails closed', () => {
 });
 
 describe('the policy activity with rate limits', () => {
-  const POLICY = `
-version: 1
-tools:
-  refund:
-    risk: high
-    approval: none
-    allowed_roles: [agent_runtime]
-limits:
-  refunds-per-agent:
-    per: actor
-    rate: 2/1m
-manifest:
-  refund:
-    run_as: svc-payments
-    adapter: { type: code }
-    args: { type: object }
-`;
+  const POLICY = policy()
+    .tool('refund', { risk: 'high' })
+    .limit('refunds-per-agent', { per: 'actor', rate: '2/1m' })
+    .codeTool('refund', { runAs: 'svc-payments' })
+    .yaml();
   const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
   async function setup(rateLimits: RateLimitStore) {

@@ -9,11 +9,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { decide, loadPolicy, parsePolicy, PolicyLoadError, type LoadedPolicy, type PolicyIssue } from '../../src/policy/index.js';
+import type { UndoDocument } from '../../src/policy/document.js';
 import { deriveUndoArgs, UndoUnavailable } from '../../src/policy/undo.js';
 import type { PolicyDecision, RequestLink, ToolRequest } from '../../src/shared/index.js';
 import { createExampleTools } from '../../src/tools/examples.js';
 import type { ToolContext } from '../../src/tools/types.js';
 import { createUndoExampleTools } from '../../src/tools/undo-examples.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 
 const UNDO = `    undo:
       tool: reopen_tickets
@@ -23,7 +25,11 @@ const UNDO = `    undo:
         queue: args.queue
 `;
 
-/** Tickets: closing is undone by reopening; reopening is a person's call (roles) and needs a lead. */
+/**
+ * Tickets: closing is undone by reopening; reopening is a person's call (roles) and needs a lead.
+ * Written as YAML with the `undo:` block as text (`undo`), for the tests of how that block is read
+ * and refused (including values of the wrong type); the other tests use {@link ticketsPolicy}.
+ */
 function tickets(undo = UNDO): string {
   return `version: 1
 tools:
@@ -69,6 +75,35 @@ ${undo}  reopen_tickets:
     args: { type: object, properties: { queue: { type: string } } }
 `;
 }
+
+/** The undo of close_tickets in {@link tickets}, as the typed document. */
+const REOPEN: UndoDocument = {
+  tool: 'reopen_tickets',
+  args: { ticket_ids: 'result.closed', note: '"rolled back " + request_id', queue: 'args.queue' },
+};
+
+/** The same tickets as {@link tickets}, built, with `undo` as close_tickets' undo (null: none): for tests whose subject is not how `undo:` is written. */
+function ticketsPolicy(undo: UndoDocument | null = REOPEN): string {
+  return policy()
+    .tool('close_tickets', { risk: 'high' })
+    .tool('reopen_tickets', { risk: 'medium', approval: 'lead', roles: ['manager'] })
+    .tool('archive_tickets')
+    .plan('lead', { groups: ['support_lead'] })
+    .codeTool('close_tickets', {
+      runAs: 'svc-tickets',
+      args: argsOf({ queue: 'string', older_than_days: 'integer' }, { required: ['queue'] }),
+      undo: undo ?? undefined,
+    })
+    .codeTool('reopen_tickets', {
+      runAs: 'svc-tickets',
+      args: argsOf({ ticket_ids: { type: 'array', items: { type: 'string' } }, note: 'string', queue: 'string' }, { required: ['ticket_ids'] }),
+    })
+    .codeTool('archive_tickets', { runAs: 'svc-tickets', args: argsOf({ queue: 'string' }) })
+    .yaml();
+}
+
+/** {@link ticketsPolicy} with close_tickets undone by reopen_tickets with these arguments (CEL expressions). */
+const reopenWith = (args: Record<string, string>): string => ticketsPolicy({ tool: 'reopen_tickets', args });
 
 function load(text: string): LoadedPolicy {
   return parsePolicy([{ file: 'tickets.yaml', text }]);
@@ -160,9 +195,9 @@ describe('manifest undo: validation at load', () => {
   });
 
   test('the undo entry is part of the manifest digest (and so of the policy digest)', () => {
-    const withUndo = load(tickets());
-    const changed = load(tickets(UNDO.replace('"rolled back "', '"undone: "')));
-    const without = load(tickets(''));
+    const withUndo = load(ticketsPolicy());
+    const changed = load(ticketsPolicy({ ...REOPEN, args: { ...REOPEN.args, note: '"undone: " + request_id' } }));
+    const without = load(ticketsPolicy(null));
     const digests = [withUndo, changed, without].map((policy) => policy.manifest('close_tickets')?.digest);
     assert.equal(new Set(digests).size, 3, JSON.stringify(digests));
     assert.equal(new Set([withUndo, changed, without].map((policy) => policy.digest)).size, 3);
@@ -172,7 +207,7 @@ describe('manifest undo: validation at load', () => {
 });
 
 describe('deriveUndoArgs', () => {
-  const policy = load(tickets());
+  const policy = load(ticketsPolicy());
 
   test('evaluates each expression over args, result and request_id, as plain JSON', () => {
     const derived = deriveUndoArgs(policy, 'close_tickets', {
@@ -185,12 +220,11 @@ describe('deriveUndoArgs', () => {
 
   test('CEL ints become numbers and maps objects', () => {
     const numbers = load(
-      tickets(
-        undoWith(
-          '        ticket_ids: result.closed\n        queue: string(args.older_than_days + 1)\n' +
-            '        note: \'{"days": args.older_than_days, "next": [args.older_than_days * 2, 7], "ratio": 0.5}\'\n',
-        ).replace('note: { type: string }', 'note: { type: object }'),
-      ),
+      reopenWith({
+        ticket_ids: 'result.closed',
+        queue: 'string(args.older_than_days + 1)',
+        note: '{"days": args.older_than_days, "next": [args.older_than_days * 2, 7], "ratio": 0.5}',
+      }),
     );
     const derived = deriveUndoArgs(numbers, 'close_tickets', { args: { queue: 'q', older_than_days: 30 }, result: { closed: [] }, requestId: 'r' });
     assert.deepEqual(derived.args, { ticket_ids: [], queue: '31', note: { days: 30, next: [60, 7], ratio: 0.5 } });
@@ -200,7 +234,7 @@ describe('deriveUndoArgs', () => {
   });
 
   test('result is null when the original returned nothing', () => {
-    const guarded = load(tickets(undoWith('        ticket_ids: \'result == null ? ["none"] : result.closed\'\n')));
+    const guarded = load(reopenWith({ ticket_ids: 'result == null ? ["none"] : result.closed' }));
     assert.deepEqual(deriveUndoArgs(guarded, 'close_tickets', { args: { queue: 'q' }, result: undefined, requestId: 'r' }).args, { ticket_ids: ['none'] });
     assert.deepEqual(deriveUndoArgs(guarded, 'close_tickets', { args: { queue: 'q' }, result: null, requestId: 'r' }).args, { ticket_ids: ['none'] });
   });
@@ -231,11 +265,11 @@ describe('deriveUndoArgs', () => {
 
   test('evaluation_failed for values JSON cannot hold exactly', () => {
     const big = load(
-      tickets(
-        undoWith(
-          "        ticket_ids: '[string(args.older_than_days)]'\n        note: 'string(args.older_than_days * 1000000)'\n        queue: 'dyn(args.older_than_days * 1000000)'\n",
-        ).replace('queue: { type: string }', 'queue: {}'),
-      ),
+      reopenWith({
+        ticket_ids: '[string(args.older_than_days)]',
+        note: 'string(args.older_than_days * 1000000)',
+        queue: 'dyn(args.older_than_days * 1000000)',
+      }),
     );
     unavailable(
       () => deriveUndoArgs(big, 'close_tickets', { args: { queue: 'q', older_than_days: 2 ** 40 }, result: null, requestId: 'r' }),
@@ -243,16 +277,14 @@ describe('deriveUndoArgs', () => {
       /undo argument queue .* beyond what a JSON number holds exactly/,
       'queue',
     );
-    const infinite = load(
-      tickets(undoWith("        ticket_ids: '[\"x\"]'\n        queue: 'dyn(1.0 / 0.0)'\n").replace('queue: { type: string }', 'queue: {}')),
-    );
+    const infinite = load(reopenWith({ ticket_ids: '["x"]', queue: 'dyn(1.0 / 0.0)' }));
     unavailable(
       () => deriveUndoArgs(infinite, 'close_tickets', { args: { queue: 'q' }, result: null, requestId: 'r' }),
       'evaluation_failed',
       /undo argument queue .* the number Infinity has no JSON form/,
       'queue',
     );
-    const uint = load(tickets(undoWith("        ticket_ids: '[\"x\"]'\n        queue: '[1u]'\n").replace('queue: { type: string }', 'queue: {}')));
+    const uint = load(reopenWith({ ticket_ids: '["x"]', queue: '[1u]' }));
     unavailable(
       () => deriveUndoArgs(uint, 'close_tickets', { args: { queue: 'q' }, result: null, requestId: 'r' }),
       'evaluation_failed',
@@ -263,7 +295,7 @@ describe('deriveUndoArgs', () => {
 });
 
 describe('decide(): rollback requests', () => {
-  const policy = load(tickets());
+  const policy = load(ticketsPolicy());
   const link: RequestLink = {
     kind: 'rollback',
     requestId: 'req-closed',
