@@ -29,7 +29,7 @@ const SIZES: Record<'full' | 'tiny', BenchSizes> = {
     throughput: { stepSeconds: 8, startRate: 8, factor: 1.5, maxSteps: 10, drainSeconds: 5, refineSteps: 2 },
     policy: { sizes: [10, 1_000, 10_000], decisions: 20_000, maxSecondsPerEngine: 4 },
     pending: { n: 10_000, maxCachedWorkflows: 250, checkpoints: 20, concurrency: 48, budgetSeconds: 330 },
-    audit: { records: 100_000 },
+    audit: { records: 100_000, realRecords: 100_000 },
     listing: { n: 10_000, eligible: 50, concurrency: 48, warmup: 10, iterations: 200, budgetSeconds: 900, oldIterations: 1, oldBudgetSeconds: 60 },
   },
   tiny: {
@@ -39,7 +39,7 @@ const SIZES: Record<'full' | 'tiny', BenchSizes> = {
     throughput: { stepSeconds: 1, startRate: 5, factor: 2, maxSteps: 1, drainSeconds: 5, refineSteps: 0 },
     policy: { sizes: [10, 100], decisions: 50, maxSecondsPerEngine: 1 },
     pending: { n: 10, maxCachedWorkflows: 4, checkpoints: 2, concurrency: 10, budgetSeconds: 120 },
-    audit: { records: 200 },
+    audit: { records: 200, realRecords: 50 },
     listing: { n: 20, eligible: 5, concurrency: 10, warmup: 2, iterations: 20, budgetSeconds: 60, oldIterations: 3, oldBudgetSeconds: 10 },
   },
 };
@@ -64,7 +64,7 @@ const SCENARIOS: { id: number; name: string; needsServer: boolean; run: (bench: 
   { id: 3, name: 'sustained throughput', needsServer: true, run: (b, s) => throughputScenario(b as BenchServer, s) },
   { id: 4, name: 'policy decision latency', needsServer: false, run: (_b, s) => policyScenario(s) },
   { id: 5, name: 'pending approvals at scale', needsServer: true, run: (b, s) => pendingScenario(b as BenchServer, s) },
-  { id: 6, name: 'audit export and verify', needsServer: false, run: (_b, s) => auditScenario(s) },
+  { id: 6, name: 'audit export and verify', needsServer: false, run: (b, s) => auditScenario(b, s) },
   { id: 7, name: 'waiting-for-me listing', needsServer: true, run: (b, s) => listingScenario(b as BenchServer, s) },
 ];
 

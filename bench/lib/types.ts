@@ -48,7 +48,8 @@ export interface BenchSizes {
   throughput: { stepSeconds: number; startRate: number; factor: number; maxSteps: number; drainSeconds: number; refineSteps: number };
   policy: { sizes: number[]; decisions: number; maxSecondsPerEngine: number };
   pending: { n: number; maxCachedWorkflows: number; checkpoints: number; concurrency: number; budgetSeconds: number };
-  audit: { records: number };
+  /** Scenario 6: synthetic records, and at most `realRecords` real ones built from the server's closed requests. */
+  audit: { records: number; realRecords: number };
   /**
    * Scenario 7: `n` pending requests, `eligible` of them (at most one page of 50) for the measured
    * approver; created `concurrency` at once within `budgetSeconds`; `iterations` measured listings

@@ -150,6 +150,34 @@ describe('audit chain: tamper matrix on a 10,000-record export', () => {
     }
   });
 
+  test('lines as written take the byte-hashing path; a faithful reformatting still verifies through the full check, and both hand onRecord the same records', async () => {
+    // Reorder one record line's fields and the record's keys: JSON-equivalent, not the writer's bytes.
+    const seq = 1234;
+    const original = JSON.parse(lines[lineOf(seq) - 1]!) as { seq: number; prev: string; hash: string; record: Record<string, unknown> };
+    const reversed = Object.fromEntries(Object.entries(original.record).reverse());
+    const reformatted = [...lines];
+    reformatted[lineOf(seq) - 1] = JSON.stringify({ record: reversed, hash: original.hash, prev: original.prev, seq: original.seq }, null, 0);
+    const seen = async (t: string) => {
+      const records: unknown[] = [];
+      const result = await verifyChain(Readable.from([Buffer.from(t, 'utf8')]), keys.publicKeyPem, { onRecord: (r, s) => records.push([s, r]) });
+      return { result, records };
+    };
+    const asWritten = await seen(text);
+    const faithful = await seen(join(reformatted));
+    assert.equal(asWritten.result.ok, true);
+    assert.equal(faithful.result.ok, true, JSON.stringify(faithful.result.firstBad));
+    assert.equal(faithful.records.length, N);
+    assert.deepEqual(faithful.records, asWritten.records);
+    assert.deepEqual(asWritten.records[seq], [seq, original.record]);
+    // A field added after the record on a line otherwise as written: not the writer's bytes, and the full check names it.
+    const extra = [...lines];
+    extra[lineOf(seq) - 1] = `${lines[lineOf(seq) - 1]!.slice(0, -1)},"note":"unsigned"}`;
+    const result = await verifyText(join(extra));
+    assert.equal(result.ok, false);
+    assert.equal(result.firstBad?.line, lineOf(seq));
+    assert.match(result.firstBad?.reason ?? '', /unexpected field "note"/);
+  });
+
   test('a deleted record is reported at its seq', async () => {
     const result = await verifyText(join(lines.filter((_, i) => i !== lineOf(5555) - 1)));
     assert.equal(result.ok, false);
