@@ -24,6 +24,12 @@ export interface ExecuteToolInput {
   runAs: string;
   idempotencyKey: string;
   traceId?: string;
+  /**
+   * The first run of the workflow's chain, as its history says. Read only when the activity runs as
+   * a local activity: then the caller is the toolRequest workflow in this worker, not a command
+   * anyone with a Temporal connection could schedule, and the run check needs no describe.
+   */
+  firstRunId?: string;
   /** The admission, the approvals and the sealed evaluation (absent only in runs from before the trust boundary, which cannot execute any more). */
   evidence?: Omit<ExecutionEvidence, 'admitted' | 'seal' | 'evaluation'> & { admitted?: ToolRequest; evaluation: SealedEvaluation };
 }
@@ -41,7 +47,7 @@ export function executeActivities(deps: ActivityDeps) {
      * (`EgressRefused` when it may not leave), and every failure message is redacted with all rules.
      */
     async executeTool(given: ExecuteToolInput): Promise<{ result: unknown; attempts: number; egress: EgressEvent; withheld?: ResultWithheld }> {
-      const { attempt } = Context.current().info;
+      const { attempt, isLocal } = Context.current().info;
       const trusted = evidenceContext(deps);
       const evidence = given.evidence;
       if (!evidence) throw unverified('no evidence of admission and approval came with this execution');
@@ -52,7 +58,8 @@ export function executeActivities(deps: ActivityDeps) {
         if (err instanceof EvidenceError) throw unverified(`the execution is not backed by a verified admission and approval: ${err.message}`);
         throw err;
       }
-      const runProblem = deps.runs ? await deps.runs.problem(trusted.workflowId, trusted.runId) : 'this worker has no run guard configured';
+      const ownRun = isLocal && given.firstRunId !== undefined ? { firstRunId: given.firstRunId } : undefined;
+      const runProblem = deps.runs ? await deps.runs.problem(trusted.workflowId, trusted.runId, ownRun) : 'this worker has no run guard configured';
       if (runProblem) throw unverified(`the run asking to act is not the request's own: ${runProblem}`);
       // Act only on what the evidence proves, whatever the rest of the input says.
       const { request } = evidence;
@@ -176,6 +183,8 @@ function startAttempt(): { signal: AbortSignal; deadline: Date; stop(): void } {
   const budget = Math.min(EXECUTION_BOUNDS.maxToolTimeoutMs, Math.max(1_000, (startToCloseTimeoutMs || EXECUTION_BOUNDS.attemptTimeoutMs) - 5_000));
   const deadline = new Date(Date.now() + budget);
   const signal = AbortSignal.any([context.cancellationSignal, AbortSignal.timeout(budget)]);
+  // A local activity has no heartbeat: its worker's workflow task stands for it.
+  if (context.info.isLocal) return { signal, deadline, stop: () => undefined };
   context.heartbeat({ phase: 'acting' });
   const timer = setInterval(() => context.heartbeat({ phase: 'acting' }), EXECUTION_BOUNDS.heartbeatEveryMs);
   return { signal, deadline, stop: () => clearInterval(timer) };

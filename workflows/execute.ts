@@ -3,12 +3,13 @@
  * from the workflow id, with the evidence the execution activity checks again before it acts;
  * and the outcome its answer (or its failure) makes. Workflow code: deterministic, no I/O.
  */
-import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, patched, proxyActivities, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
-import { EXECUTION_BOUNDS, FailureTypes, NON_RETRYABLE_TOOL_FAILURES } from '../src/shared/messages.js';
+import { EXECUTION_BOUNDS, FailureTypes, LOCAL_EXECUTION_PATCH, NON_RETRYABLE_TOOL_FAILURES } from '../src/shared/messages.js';
 import type { Evaluation } from '../src/shared/policy-decisions.js';
 import type { Execution, ToolOutcome } from '../src/shared/request-status.js';
 import type { ToolRequest } from '../src/shared/requests.js';
+import { asActivityFailure } from './activity-failures.js';
 import type { OutcomeBase } from './request-views.js';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -47,19 +48,27 @@ export async function execute(
 ): Promise<ToolOutcome> {
   const { decision } = evaluation;
   const runAs = decision.runAs ?? 'unknown';
-  const { executeTool } = proxyActivities<Activities>({
-    // The activity heartbeats every second: a worker that dies mid-call is noticed in seconds, and
-    // the retry (idempotent tool) or outcome_unknown (non-idempotent) follows at once.
-    heartbeatTimeout: EXECUTION_BOUNDS.heartbeatTimeoutMs,
-    startToCloseTimeout: EXECUTION_BOUNDS.attemptTimeoutMs,
-    retry: {
-      initialInterval: '1 second',
-      backoffCoefficient: 2,
-      maximumInterval: '30 seconds',
-      maximumAttempts: 10,
-      nonRetryableErrorTypes: NON_RETRYABLE_TOOL_FAILURES,
-    },
-  });
+  const retry = {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: NON_RETRYABLE_TOOL_FAILURES,
+  };
+  // Allowed, low risk and idempotent (policy says so): run it in this workflow task, as the policy
+  // decision was. A worker that dies mid-call leaves the task to time out and the next worker runs
+  // the call again under the same idempotency key, which such a tool deduplicates. After an edit
+  // the request was approved, so it never gets here with the flag.
+  const local = evaluation.decision.localExecution === true && patched(LOCAL_EXECUTION_PATCH);
+  const { executeTool } = local
+    ? proxyLocalActivities<Activities>({ startToCloseTimeout: EXECUTION_BOUNDS.attemptTimeoutMs, retry })
+    : proxyActivities<Activities>({
+        // The activity heartbeats every second: a worker that dies mid-call is noticed in seconds, and
+        // the retry (idempotent tool) or outcome_unknown (non-idempotent) follows at once.
+        heartbeatTimeout: EXECUTION_BOUNDS.heartbeatTimeoutMs,
+        startToCloseTimeout: EXECUTION_BOUNDS.attemptTimeoutMs,
+        retry,
+      });
   const idempotencyKey = `toolgate:${base.workflowId}`;
   const startedAt = isoAt(Date.now());
   try {
@@ -72,6 +81,8 @@ export async function execute(
       idempotencyKey,
       traceId: request.traceId,
       evidence: { ...evidence, request, evaluation },
+      // Read by the activity only when it runs locally, where this workflow code is its only caller.
+      ...(local ? { firstRunId: workflowInfo().firstExecutionRunId } : {}),
     });
     const execution: Execution = { runAs, idempotencyKey, startedAt, finishedAt: isoAt(Date.now()), attempts: done.attempts };
     return {
@@ -85,8 +96,9 @@ export async function execute(
       ...(done.egress ? { egress: done.egress } : {}),
       ...(done.withheld ? { withheld: done.withheld } : {}),
     };
-  } catch (err) {
-    if (!(err instanceof ActivityFailure)) throw err;
+  } catch (thrown) {
+    const err = asActivityFailure(thrown, 'executeTool');
+    if (!err) throw thrown;
     const cause = err.cause;
     const type = cause instanceof ApplicationFailure && cause.type ? cause.type : (cause?.name ?? 'ActivityFailure');
     const message = cause?.message ?? err.message;

@@ -64,6 +64,7 @@ import type { NotificationRecord } from '../src/shared/approver-decisions.js';
 import type { ApprovalPlan, Evaluation } from '../src/shared/policy-decisions.js';
 import type { RequestStatus, ToolOutcome } from '../src/shared/request-status.js';
 import type { ToolRequest, ToolRequestStart } from '../src/shared/requests.js';
+import { asActivityFailure } from './activity-failures.js';
 import { execute } from './execute.js';
 import { legacyToolRequest } from './legacy/tool-request-v0.js';
 import { UNKNOWN_TOOL_LABEL, UNVERIFIED_TENANT_LABEL, toolgateMetrics, type RequestMetricLabels } from './metrics.js';
@@ -199,7 +200,8 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     try {
       return m.evaluated(await evaluatePolicy({ request: m.request, workflowId, admission: start.admission, ...m.editEvidence() }));
     } catch (err) {
-      if (err instanceof ActivityFailure) return refusedByWorker(err);
+      const failure = asActivityFailure(err, 'evaluatePolicy');
+      if (failure) return refusedByWorker(failure);
       throw err;
     }
   };
@@ -313,7 +315,8 @@ async function gatedToolRequest(start: ToolRequestStart): Promise<ToolOutcome> {
     try {
       return await recordPreviewFailure({ ...input, reason: cause instanceof TimeoutFailure ? 'timed_out' : 'failed' });
     } catch (err) {
-      if (err instanceof ActivityFailure) return refusedByWorker(err);
+      const failure = asActivityFailure(err, 'recordPreviewFailure');
+      if (failure) return refusedByWorker(failure);
       throw err;
     }
   }

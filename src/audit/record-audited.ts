@@ -14,7 +14,9 @@ type RequestActivity = keyof ReturnType<typeof createActivities>;
  * What the record makes of each activity of a request's workflow. Exhaustive over the activities
  * the workflow proxies: renaming one, or adding one, does not compile until this map says how the
  * record shows it — so the record can never silently lose the execution or the notifications.
- * Local activities leave markers, which are recognised by the shape of their result.
+ * Local activities leave markers, which are recognised by the shape of their result; the
+ * execution, which runs as a local activity when policy marks it `localExecution`, is recognised by
+ * the activity type its marker names.
  */
 export const AUDITED_ACTIVITIES = {
   loadTrustAnchors: 'marker',

@@ -23,18 +23,10 @@ import { decodeOptionalFailureToOptionalError } from '../temporal/internals.js';
 import { decodeFirstPayload, isObject, msOf, startInputOf, timeOf } from './history-payloads.js';
 import { AUDITED_MESSAGES, LEGACY_REFUSAL_SIGNAL, activityRole } from './record-audited.js';
 import { asTrustAnchors, decisionCheck } from './record-checks.js';
+import { localExecutionOf, type ExecutedAnswer, type ExecutionRun } from './record-local-execution.js';
 import { END_USER_VERBS, decisionOf, deciderOf, verbOf, type DecisionAttempt } from './record-decisions.js';
 import { AuditRecordError, type AuditRecord } from './record-types.js';
 import { PREVIEW_TIMELINE, describePreview, describeShadow, overrideOf, shadowOf } from './recorded-values.js';
-
-/** The tool's execution as the history shows it: as whom, under which key, how many attempts, when. */
-export interface ExecutionRun {
-  runAs: string;
-  idempotencyKey: string;
-  attempts: number;
-  startedAt?: string;
-  finishedAt?: string;
-}
 
 /** What a request's history says happened (see {@link readRequestHistory}). */
 export interface RequestHistory {
@@ -63,7 +55,7 @@ export interface RequestHistory {
   /** Refused attempts of histories from before the trust boundary (`attemptRefused` signals). */
   legacyRefusals: RefusalRecord[];
   execution: ExecutionRun | undefined;
-  executed: { result: unknown; egress?: { bytes: number; redactions: Record<string, number> } } | undefined;
+  executed: ExecutedAnswer | undefined;
   executionError: { type: string; message: string } | undefined;
   timeline: AuditRecord['timeline'];
 }
@@ -120,6 +112,12 @@ export async function readRequestHistory(
       runId = event.workflowTaskFailedEventAttributes.newRunId;
     } else if (event.markerRecordedEventAttributes) {
       const details = event.markerRecordedEventAttributes.details ?? {};
+      const local = await localExecutionOf(event.markerRecordedEventAttributes, converter, { runAs: evaluation?.decision.runAs, workflowId, at });
+      if (local) {
+        ({ execution, executed, executionError } = local);
+        timeline.push({ at, event: local.timelineEvent });
+        continue;
+      }
       const decoded = await decodeFirstPayload<unknown>(converter, details.result?.payloads).catch(() => undefined);
       const anchors = asTrustAnchors(decoded);
       if (anchors) {

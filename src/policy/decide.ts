@@ -121,6 +121,8 @@ function decideOrThrow(policy: LoadedPolicy, request: ToolRequest): PolicyDecisi
       rule,
       reasons: [reason ?? `tool ${name} is allowed without approval`],
       ...identity(policy, tool),
+      // Nobody waits on it and a repeat is harmless: it may run inside the workflow task that decided it.
+      ...(risk === 'low' && tool.manifest.idempotent ? { localExecution: true as const } : {}),
     };
   }
   const plan = policy.plans.get(approval);

@@ -246,6 +246,13 @@ export const EXECUTION_BOUNDS = {
 export const PREVIEW_PATCH = 'toolgate-preview-v1';
 
 /**
+ * The patch id of local execution: runs with it execute a tool that policy marks `localExecution`
+ * (allowed, low risk, idempotent) as a local activity in the workflow task that decided it; runs
+ * recorded before it scheduled a regular activity and replay that way.
+ */
+export const LOCAL_EXECUTION_PATCH = 'toolgate-local-execution-v1';
+
+/**
  * How a dry-run preview is bounded (see docs/approvals.md, "Dry-run previews"). A preview is one call,
  * never retried; the workflow gives its activity `reportMs` beyond the preview's own timeout to
  * answer once started and `pickUpMs` in all, so approvers are asked at most that much later,

@@ -99,6 +99,15 @@ export interface PolicyDecision {
    * round by a second person: the decision is then `approve` with the rule's plan.
    */
   override?: OverrideGrant;
+  /**
+   * Set on an `allow` of a low-risk tool whose manifest says `idempotent: true`: the workflow runs
+   * it as a local activity, in the same workflow task as the decision, instead of a regular
+   * activity (one task and two server round trips fewer). A local activity is retried by its
+   * worker and re-run after a worker crash without heartbeats, which only an idempotent tool may
+   * take (it deduplicates by the idempotency key); a call that waits for people, is riskier, or
+   * cannot be repeated keeps the regular activity with heartbeats and at-most-once checks.
+   */
+  localExecution?: true;
 }
 
 /** A verified signer of a tool's manifest entry: the role it signed as and its key id (`k-<16 hex>`). */

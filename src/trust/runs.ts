@@ -9,14 +9,23 @@
  * What it cannot see: runs deleted from the server before the restart (whoever may delete
  * histories can, within the admission's one-minute validity, re-run a request; tools that honour
  * the idempotency key still act once), and runs visibility has not indexed yet. It costs a describe
- * and a visibility list per execution.
+ * and a visibility list per execution; a local execution, whose worker knows its own run, only the list.
  */
 import type { Client } from '@temporalio/client';
 import { WORKFLOW_TYPE } from '../shared/messages.js';
 
+/**
+ * What the worker itself knows of a run when the execution is a local activity of its own
+ * toolRequest workflow: the type and task queue are the worker's, and the first run of the chain
+ * comes from the history, so the describe is not needed.
+ */
+export interface OwnRun {
+  firstRunId: string;
+}
+
 /** Says why a run may not act, or nothing when it may. */
 export interface RunGuard {
-  problem(workflowId: string, runId: string): Promise<string | undefined>;
+  problem(workflowId: string, runId: string, own?: OwnRun): Promise<string | undefined>;
 }
 
 /** The run guard that asks the Temporal server (describe, then list the runs of the id). */
@@ -26,13 +35,17 @@ export class TemporalRunGuard implements RunGuard {
     private readonly taskQueue: string,
   ) {}
 
-  async problem(workflowId: string, runId: string): Promise<string | undefined> {
+  async problem(workflowId: string, runId: string, own?: OwnRun): Promise<string | undefined> {
     if (/['"\\]/.test(workflowId)) return 'the workflow id cannot be a request id';
-    const description = await this.client.workflow.getHandle(workflowId, runId).describe();
-    if (description.type !== WORKFLOW_TYPE) return `the run is a ${description.type} workflow, not ${WORKFLOW_TYPE}`;
-    if (description.taskQueue !== this.taskQueue) return `the run is on task queue ${description.taskQueue}, not toolgate's`;
+    let firstRunId: string | undefined;
+    if (own) firstRunId = own.firstRunId;
+    else {
+      const description = await this.client.workflow.getHandle(workflowId, runId).describe();
+      if (description.type !== WORKFLOW_TYPE) return `the run is a ${description.type} workflow, not ${WORKFLOW_TYPE}`;
+      if (description.taskQueue !== this.taskQueue) return `the run is on task queue ${description.taskQueue}, not toolgate's`;
+      firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? undefined;
+    }
     // A reset, a retry or a continue-as-new makes a later run of the same chain: never the request's own.
-    const firstRunId = description.raw.workflowExecutionInfo?.firstRunId;
     if (firstRunId && firstRunId !== runId) return `the run is not the first of its chain (${firstRunId}); a reset or continued request cannot act`;
     for await (const run of this.client.workflow.list({ query: `WorkflowId = '${workflowId}'`, pageSize: 10 })) {
       if (run.runId !== runId) return `request id ${workflowId} has another run (${run.runId}); a request id is one run, ever — submit a new request`;

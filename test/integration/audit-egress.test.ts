@@ -24,6 +24,7 @@ import { WORKFLOW_TYPE, searchAttributes, type RequestStatus, type ToolOutcome, 
 import { requireTemporalCli } from '../../src/temporal/cli.js';
 import { ToolRejectedError } from '../../src/tools/types.js';
 import { startGateway, startTemporal, testCodecKeysEnv, type GatewayEnv, waitForState } from '../helpers/gateway-env.js';
+import { argsOf, policy } from '../helpers/policy-builder.js';
 import { startToolService, type ToolService } from '../helpers/tool-service.js';
 import { runToolgate } from '../helpers/processes.js';
 
@@ -33,59 +34,32 @@ const CANARY = `sk-proj-CANARY${process.pid}${Date.now().toString(36)}${'x7Q'.re
 const ERROR_WORD = `kaboom${process.pid}`;
 
 function policyYaml(loopbackUrl: string): string {
-  return `
-version: 1
-tools:
-  leaky_lookup:
-    risk: medium
-    approval: manager
-    allowed_roles: [agent_runtime]
-  failing_write:
-    risk: low
-    approval: none
-    allowed_roles: [agent_runtime]
-  foreign_lookup:
-    risk: low
-    approval: none
-    allowed_roles: [agent_runtime]
-  internal_http:
-    risk: low
-    approval: none
-    allowed_roles: [agent_runtime]
-  slow_approval:
-    risk: high
-    approval: quick_expiry
-    allowed_roles: [agent_runtime]
-approvals:
-  manager:
-    groups: [manager]
-    expires_after: 1h
-  quick_expiry:
-    groups: [manager]
-    expires_after: 1s
-manifest:
-  leaky_lookup:
-    run_as: svc-lookup
-    adapter: { type: code }
-    egress: { redact: [secrets, pii] }
-    args: { type: object, properties: { note: { type: string }, customer: { type: string } } }
-  failing_write:
-    run_as: svc-writer
-    adapter: { type: code }
-    args: { type: object, properties: { note: { type: string } } }
-  foreign_lookup:
-    run_as: svc-lookup
-    adapter: { type: code }
-    args: { type: object, properties: {} }
-  internal_http:
-    run_as: svc-internal
-    adapter: { type: http, url: "${loopbackUrl}/internal" }
-    args: { type: object, properties: {} }
-  slow_approval:
-    run_as: svc-slow
-    adapter: { type: code }
-    args: { type: object, properties: {} }
-`;
+  return (
+    policy()
+      .plan('manager', { groups: ['manager'] })
+      .plan('quick_expiry', { groups: ['manager'], expiresAfter: '1s' })
+      .tool('leaky_lookup', { risk: 'medium', approval: 'manager' })
+      .tool('failing_write')
+      .tool('foreign_lookup')
+      .tool('internal_http')
+      .tool('slow_approval', { risk: 'high', approval: 'quick_expiry' })
+      .codeTool('leaky_lookup', { runAs: 'svc-lookup', egress: { redact: ['secrets', 'pii'] }, args: argsOf({ note: 'string', customer: 'string' }) })
+      .codeTool('failing_write', { runAs: 'svc-writer', args: argsOf({ note: 'string' }) })
+      .codeTool('foreign_lookup', { runAs: 'svc-lookup', args: argsOf() })
+      .manifest('internal_http', {
+        run_as: 'svc-internal',
+        // Written out rather than httpTool: no egress section, so the default (loopback refused) applies.
+        adapter: { type: 'http', url: `${loopbackUrl}/internal` },
+        args: argsOf(),
+      })
+      .codeTool('slow_approval', { runAs: 'svc-slow', args: argsOf() })
+      // Low risk, allowed and idempotent: these run as local activities, in the workflow task that decided them.
+      .tool('quick_lookup')
+      .tool('quick_failing')
+      .codeTool('quick_lookup', { runAs: 'svc-quick', idempotent: true, egress: { redact: ['secrets', 'pii'] }, args: argsOf({ note: 'string' }) })
+      .codeTool('quick_failing', { runAs: 'svc-quick', idempotent: true, args: argsOf({ note: 'string' }) })
+      .yaml()
+  );
 }
 
 const bot = { id: 'triage-bot', type: 'agent' as const, roles: ['agent_runtime'] };
@@ -164,6 +138,10 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
           ],
         }),
         slow_approval: async () => ({ ok: true }),
+        quick_lookup: async ({ args }) => ({ apiKey: CANARY, contact: 'write to jane.doe@example.com', echo: args.note }),
+        quick_failing: async () => {
+          throw new ToolRejectedError(`${ERROR_WORD}: no such ticket, credentials ${CANARY}`);
+        },
       },
     });
   });
@@ -285,6 +263,50 @@ describe('egress and audit on a real Temporal server', { timeout: 240_000 }, () 
       headers: { origin: 'http://evil.example', 'access-control-request-method': 'POST' },
     });
     assert.equal(stranger.headers.get('access-control-allow-origin'), null);
+  });
+
+  test('a tool run in the workflow task (low risk, allowed, idempotent): the same identity, key, egress filter and record as an activity', async () => {
+    const ops = await gw.token({ sub: 'otto', tenant: 'acme', groups: ['ops'] });
+    const quick = await gw.gateway.start(request('quick_lookup', { note: `see ${CANARY}` }));
+    const outcome = await quick.outcome();
+    assert.equal(outcome.status, 'completed', JSON.stringify(outcome));
+    assert.ok(outcome.status === 'completed' && !JSON.stringify(outcome.result).includes(CANARY), 'the result left with the canary');
+    assert.equal(outcome.status === 'completed' && (outcome.result as { contact: string }).contact, 'write to [REDACTED:email]');
+    const record = await auditOf(quick.requestId, ops);
+    assert.deepEqual(
+      { runAs: record.ranAs?.runAs, key: record.ranAs?.idempotencyKey, attempts: record.ranAs?.attempts },
+      { runAs: 'svc-quick', key: `toolgate:${quick.workflowId}`, attempts: 1 },
+    );
+    assert.match(record.answers.underWhichIdentity, /^svc-quick \(idempotency key toolgate:/);
+    assert.match(record.answers.whatItProduced, /^completed: .*redacted .*openai_key×1/);
+    assert.ok(
+      record.timeline.some((t) => t.event === 'tool executed in the workflow task as svc-quick (1 attempt(s))'),
+      JSON.stringify(record.timeline),
+    );
+
+    const failing = await gw.gateway.start(request('quick_failing', { note: 'x' }));
+    const failed = await failing.outcome();
+    assert.equal(failed.status, 'failed', JSON.stringify(failed));
+    assert.equal(failed.status === 'failed' && failed.error.type, 'ToolRejected');
+    assert.match(failed.status === 'failed' ? failed.error.message : '', /credentials \[REDACTED:openai_key\]/);
+    const failedRecord = await auditOf(failing.requestId, ops);
+    assert.equal(failedRecord.ranAs?.runAs, 'svc-quick');
+    assert.ok(
+      failedRecord.timeline.some((t) => t.event === 'tool failed in the workflow task as svc-quick: ToolRejected'),
+      JSON.stringify(failedRecord.timeline),
+    );
+    assert.ok(!JSON.stringify(failedRecord).includes(CANARY));
+
+    // Stored: a local activity's marker, no execution activity, and nothing in clear.
+    for (const { workflowId } of [quick, failing]) {
+      const { events } = await gw.ops.workflow.getHandle(workflowId).fetchHistory();
+      assert.ok(!(events ?? []).some((e) => e.activityTaskScheduledEventAttributes), 'an activity was scheduled');
+      const dump = historyDump(workflowId);
+      assert.ok(
+        !dump.includes(CANARY) && !dump.includes('jane.doe@example.com') && !dump.includes(ERROR_WORD),
+        `the stored history of ${workflowId} holds clear text`,
+      );
+    }
   });
 
   test("another tenant's record in a result is withheld (the tool acted), and a blocked destination is never contacted", async () => {
