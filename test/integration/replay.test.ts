@@ -4,8 +4,10 @@
  * the frozen legacy path, those recorded before the waiting attributes (v1/) and those of today's
  * workflow (v2/), both encrypted with the committed replay keys: the same paths plus a recorded
  * refusal and an unverified request; and the paths added since (v3/: a dry-run preview before the
- * approval). A deliberately changed workflow must fail to replay all of them (the negative control
- * that proves this test can fail). See test/replay/record-histories.ts.
+ * approval; v4/: an allowed idempotent tool run as a local activity, completed and failed, an
+ * end user's confirmation, a break-glass override and a rollback). A deliberately changed workflow
+ * must fail to replay all of them (the negative control that proves this test can fail). See
+ * test/replay/record-histories.ts.
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
@@ -24,6 +26,15 @@ const SETS = {
   v1: ['approve', 'deny', 'edit', 'escalate', 'expire', 'refused', 'reject', 'unverified'],
   v2: ['approve', 'deny', 'edit', 'escalate', 'expire', 'refused', 'reject', 'unverified'],
   v3: ['preview'],
+  v4: ['end-user', 'local-failed', 'local', 'override', 'rollback'], // in file order: 'local-failed.json' sorts first
+};
+/**
+ * The request ids of histories not named `history-<file>`: an override's and a rollback's request
+ * is a new one linked to the original (`history-<file>`), under the id the API gives it.
+ */
+const REQUEST_IDS: Record<string, string> = {
+  'v4/override': 'history-override.override-1',
+  'v4/rollback': 'history-rollback.rollback-1',
 };
 const EXPECTED = Object.entries(SETS).flatMap(([set, names]) => names.map((name) => `${set}/${name}`));
 const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
@@ -33,10 +44,11 @@ async function histories() {
   for (const set of Object.keys(SETS)) {
     const files = (await readdir(join(HISTORIES, set))).filter((f) => f.endsWith('.json')).sort();
     for (const file of files) {
+      const name = `${set}/${file.replace(/\.json$/, '')}`;
       all.push({
-        name: `${set}/${file.replace(/\.json$/, '')}`,
+        name,
         // The workflow verifies its admission against its own id: replay under the id it ran with.
-        workflowId: set === 'v0' ? `replay-${set}-${file}` : `toolreq/acme/history-${file.replace(/\.json$/, '')}`,
+        workflowId: set === 'v0' ? `replay-${set}-${file}` : `toolreq/acme/${REQUEST_IDS[name] ?? `history-${file.replace(/\.json$/, '')}`}`,
         // Protobuf JSON as `temporal workflow show --output json` writes it; the replayer converts it.
         history: JSON.parse(await readFile(join(HISTORIES, set, file), 'utf8')) as unknown,
       });
