@@ -29,6 +29,7 @@ import type { FrontDoor } from './front-door.js';
 import { createLinksRouter, type LinkVerifierLike } from './links-router.js';
 import { createMonitoringRouter } from './monitoring-router.js';
 import { edgeRefusals, requestAccess } from './request-access.js';
+import type { KnownRuns } from './known-runs.js';
 
 export { HttpError };
 export type { LinkVerifierLike };
@@ -47,6 +48,11 @@ export interface ApiDeps {
    * `/rollback`). Without it, those answer 503 `requests_unavailable`.
    */
   frontDoor?: FrontDoor;
+  /**
+   * The runs this process has seen (give the front door the same one): decisions to them are sent
+   * without a describe first. Default: a cache of the runs approvers' reads found.
+   */
+  runs?: KnownRuns;
   logger: Logger;
   /** Extra routers mounted before the error handler (e.g. the agent API). */
   mount?: (app: express.Express) => void;
@@ -66,7 +72,7 @@ export interface ApiDeps {
 export function createApiApp(deps: ApiDeps): express.Express {
   const { client, verifier, logger } = deps;
   const refusedAtEdge = edgeRefusals(logger);
-  const access = requestAccess(client, new DecisionSender(deps.decisions, logger), refusedAtEdge);
+  const access = requestAccess(client, new DecisionSender(deps.decisions, logger), refusedAtEdge, deps.runs);
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');

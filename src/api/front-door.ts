@@ -31,6 +31,7 @@ import { tracedClient } from '../telemetry.js';
 import type { RequestSigner } from '../trust/signers.js';
 import { ToolgateError } from '../errors.js';
 import { fieldsOfIssues } from './errors.js';
+import type { KnownRuns } from './known-runs.js';
 
 /** The fields of a request an agent chooses; everything about who and where comes from its credential. */
 export interface AgentRequestFields {
@@ -77,6 +78,8 @@ export class FrontDoor {
     client: Client,
     private readonly signer: RequestSigner,
     private readonly taskQueue: string = TASK_QUEUE,
+    /** Where the runs it starts are remembered, so the approval API can send decisions without a describe. */
+    private readonly runs?: KnownRuns,
   ) {
     // With tracing on (src/telemetry.ts), the workflow start carries the HTTP request's trace into the workflow.
     this.client = tracedClient(client);
@@ -126,6 +129,7 @@ export class FrontDoor {
     if (description.memo?.requestHash !== requestHash) {
       throw new AdmissionError('conflict', `requestId ${request.requestId} was already used for a different request; use a new requestId`, ['requestId']);
     }
+    this.runs?.remember(workflowId, description.runId);
     return { request, workflowId, handle, summary: summarize(description) };
   }
 
@@ -147,7 +151,9 @@ export class FrontDoor {
       conflict: 'FAIL',
       link: linkAttributeValue(request.link.kind, request.link.requestId),
     });
-    return { request: admitted, workflowId, handle, summary: summarize(await handle.describe()) };
+    const description = await handle.describe();
+    this.runs?.remember(workflowId, description.runId);
+    return { request: admitted, workflowId, handle, summary: summarize(description) };
   }
 
   /** Signs `request` for `workflowId` and starts its workflow (the one start path of agents' and linked requests). */

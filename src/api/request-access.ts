@@ -20,6 +20,7 @@ import {
 } from '../shared/index.js';
 import { unavailable, type DecisionSender } from './decisions.js';
 import { HttpError } from './errors.js';
+import { KnownRuns } from './known-runs.js';
 
 /** Logs and counts a refused attempt that no history records (anonymous, invalid, another tenant's request). */
 export type RefusedAtEdge = (surface: string, code: string, details: Record<string, unknown>) => void;
@@ -54,7 +55,7 @@ export interface RequestAccess {
 }
 
 /** The `RequestAccess` of an API: its Temporal client, its decision sender and its edge refusals. */
-export function requestAccess(client: Client, decisions: DecisionSender, refusedAtEdge: RefusedAtEdge): RequestAccess {
+export function requestAccess(client: Client, decisions: DecisionSender, refusedAtEdge: RefusedAtEdge, runs: KnownRuns = new KnownRuns()): RequestAccess {
   /** The handle of a request of the approver's tenant: request ids are namespaced per tenant, so another tenant's request is never even addressed. */
   const handleOf = (tenant: string, requestId: string) => client.workflow.getHandle(workflowIdFor(tenant, requestId));
 
@@ -75,6 +76,7 @@ export function requestAccess(client: Client, decisions: DecisionSender, refused
       refusedAtEdge(via, 'wrong_tenant', { requestId, approver: approver.id, tenant: approver.tenant });
       throw new HttpError(404, 'not_found', `no request ${requestId}`);
     }
+    runs.remember(handle.workflowId, description.runId);
     return { handle, runId: description.runId };
   };
 
@@ -89,6 +91,18 @@ export function requestAccess(client: Client, decisions: DecisionSender, refused
       }
     },
     async decide(requestId, input) {
+      const workflowId = handleOf(input.approver.tenant, requestId).workflowId;
+      const known = runs.runOf(workflowId);
+      if (known !== undefined) {
+        try {
+          return await decisions.send(requestId, client.workflow.getHandle(workflowId, known), known, input);
+        } catch (err) {
+          // The remembered run is gone (closed, or replaced by a reset): the update never reached a
+          // workflow, so asking the server and sending again decides once. Anything else is the answer.
+          if (!(err instanceof HttpError && err.cause instanceof WorkflowNotFoundError)) throw err;
+          runs.forget(workflowId);
+        }
+      }
       const { handle, runId } = await checkScope(requestId, input.approver, input.via ?? 'api');
       return decisions.send(requestId, client.workflow.getHandle(handle.workflowId, runId), runId, input);
     },

@@ -21,6 +21,7 @@ import { startTelemetry, tracedClient } from '../telemetry.js';
 import { loadFrontDoorKeys } from '../trust/store.js';
 import { closeServer, exitWhenDone, onAbort, onShutdown } from './lifecycle.js';
 import { codecKeyring, loadPolicyStore } from './loaders.js';
+import { KnownRuns } from '../api/known-runs.js';
 
 /** Starts the approval API; resolves with the listening server. */
 export async function startApi(
@@ -48,9 +49,12 @@ export async function startApi(
   // The same policy files as the workers: approvers see argument schemas and preview edits with them.
   const policy = await loadPolicyStore(config, logger, options.signal);
   // One front door: agents' requests and the linked requests (overrides, rollbacks) approvers start are signed and started alike.
-  const frontDoor = new FrontDoor(client, signers.requests);
+  // The runs the front door starts are remembered, so approvers' decisions need no describe first.
+  const runs = new KnownRuns();
+  const frontDoor = new FrontDoor(client, signers.requests, undefined, runs);
   const app = createApiApp({
     client,
+    runs,
     policy,
     verifier,
     decisions: signers.decisions,

@@ -33,6 +33,7 @@ import { requireTemporalCli } from '../../src/temporal/cli.js';
 import type { ToolRegistry } from '../../src/tools/types.js';
 import { WORKFLOWS_PATH, createToolgateWorker } from '../../src/worker.js';
 import { requestJson, type ApiAnswer, type ApiCallOptions } from './http.js';
+import { KnownRuns } from '../../src/api/known-runs.js';
 
 let runtimeInstalled = false;
 /** Warnings the SDK logged in this test process (workflow code logs through the runtime logger), newest last, at most 20,000. */
@@ -217,8 +218,11 @@ export async function startGateway(env: TestWorkflowEnvironment, options: Gatewa
   let running: Promise<void> | undefined = worker.run();
 
   // One front door for agents and for the approvers' linked requests (overrides, rollbacks), as `toolgate api` wires it.
-  const frontDoor = new FrontDoor(env.client, requestSigner, options.taskQueue);
+  // Wired as `toolgate api` wires them: decisions to runs the front door started skip the describe.
+  const runs = new KnownRuns();
+  const frontDoor = new FrontDoor(env.client, requestSigner, options.taskQueue, runs);
   const app = createApiApp({
+    runs,
     client: env.client,
     verifier,
     decisions: decisionSigner,
