@@ -13,9 +13,7 @@
 // Progress goes to stderr; the final line (path and version) goes to stdout.
 // Plain Node ESM, no dependencies: it runs before anything else is known to work.
 
-import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
-import { delimiter, join, resolve } from 'node:path';
+import { SetupError, findOnPath, isExecutableFile, programFromEnv, reportFailure, runCommand, tail, tryVersion } from './setup-lib.mjs';
 
 const DEBIAN_PACKAGE = 'chromium';
 const FALLBACK_PATH = '/usr/bin/chromium';
@@ -23,84 +21,29 @@ const INSTALL_HINT =
   'Install Chromium from your system packages (Debian/Ubuntu: `sudo apt-get install -y chromium`), ' +
   'or point TOOLGATE_CHROMIUM_PATH at an existing Chromium or Chrome binary.';
 
-/** Raised for any failure that should end the script with a message and a non-zero exit. */
-class SetupError extends Error {
-  constructor(message) {
-    super(message);
-    this.name = 'SetupError';
-  }
-}
-
 function progress(message) {
   process.stderr.write(`toolgate: ${message}\n`);
 }
 
-function isExecutableFile(path) {
-  try {
-    if (!statSync(path).isFile()) return false;
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function tail(text, lines = 20) {
-  return String(text ?? '')
-    .trim()
-    .split('\n')
-    .slice(-lines)
-    .join('\n');
-}
-
 /**
- * Runs `<path> --version`; returns the line naming Chromium/Chrome, or throws with the reason.
- * Debian's /usr/bin/chromium is a shell wrapper that may print noise on stderr first, so the
- * version line is looked for in stdout rather than taken as the first line of everything.
+ * The version line of a Chromium's `--version` answer: the line naming Chromium/Chrome. Debian's
+ * /usr/bin/chromium is a shell wrapper that may print noise on stderr first, so the version line
+ * is looked for in stdout rather than taken as the first line of everything.
  */
-function probeVersion(path) {
-  const r = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 30_000 });
-  if (r.error) throw new SetupError(`${path} --version failed: ${r.error.message}`);
-  if (r.status !== 0) throw new SetupError(`${path} --version exited with ${r.status ?? r.signal}: ${tail(r.stderr || r.stdout, 5)}`);
-  const line = (r.stdout || '')
+function chromiumVersionLine({ path, stdout, stderr }) {
+  const line = stdout
     .split('\n')
     .find((l) => /chrom/i.test(l))
     ?.trim();
-  if (!line) throw new SetupError(`${path} --version printed no Chromium version: ${tail(r.stdout || r.stderr, 5)}`);
+  if (!line) throw new SetupError(`${path} --version printed no Chromium version: ${tail(stdout || stderr, 5)}`);
   return line;
 }
 
-function tryVersion(path) {
-  try {
-    return probeVersion(path);
-  } catch {
-    return undefined;
-  }
-}
-
-function findOnPath(name) {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    if (isExecutableFile(candidate)) return candidate;
-  }
-  return undefined;
-}
-
 /** Runs a command with its output streamed to stderr (apt's progress is the progress); throws on failure. */
-function run(command, commandArgs, env = process.env) {
-  return new Promise((resolvePromise, reject) => {
-    const display = [command, ...commandArgs].join(' ');
-    progress(`running \`${display}\` ...`);
-    const child = spawn(command, commandArgs, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.on('data', (chunk) => process.stderr.write(chunk));
-    child.stderr.on('data', (chunk) => process.stderr.write(chunk));
-    child.on('error', (err) => reject(new SetupError(`\`${display}\` could not start: ${err.message}`)));
-    child.on('close', (code, signal) => {
-      if (code === 0) resolvePromise();
-      else reject(new SetupError(`\`${display}\` exited with ${code ?? signal}`));
-    });
-  });
+async function run(command, commandArgs, env = process.env) {
+  progress(`running \`${[command, ...commandArgs].join(' ')}\` ...`);
+  // The output is on the screen already: the error need not repeat it.
+  await runCommand(command, commandArgs, { env, echo: true, errorTail: 0 });
 }
 
 /** The first usable Chromium of the search order, or undefined. */
@@ -108,12 +51,12 @@ function findChromium() {
   for (const name of ['chromium', 'chromium-browser']) {
     const onPath = findOnPath(name);
     if (!onPath) continue;
-    const version = tryVersion(onPath);
+    const version = tryVersion(onPath, chromiumVersionLine);
     if (version) return { path: onPath, version };
     progress(`ignoring ${onPath}: it does not answer --version`);
   }
   if (isExecutableFile(FALLBACK_PATH)) {
-    const version = tryVersion(FALLBACK_PATH);
+    const version = tryVersion(FALLBACK_PATH, chromiumVersionLine);
     if (version) return { path: FALLBACK_PATH, version };
     progress(`ignoring ${FALLBACK_PATH}: it does not answer --version`);
   }
@@ -122,14 +65,8 @@ function findChromium() {
 
 /** Returns { path, version } of a usable Chromium, installing Debian's package when none is found and we may. */
 async function ensure() {
-  const fromEnv = process.env.TOOLGATE_CHROMIUM_PATH;
-  if (fromEnv) {
-    const path = resolve(fromEnv);
-    if (!isExecutableFile(path)) {
-      throw new SetupError(`TOOLGATE_CHROMIUM_PATH is set to ${fromEnv}, but no executable file is there (unset it to use the system's chromium)`);
-    }
-    return { path, version: probeVersion(path) };
-  }
+  const fromEnv = programFromEnv('TOOLGATE_CHROMIUM_PATH', chromiumVersionLine, "unset it to use the system's chromium");
+  if (fromEnv) return fromEnv;
 
   const found = findChromium();
   if (found) return found;
@@ -159,6 +96,5 @@ try {
   const { path, version } = await ensure();
   process.stdout.write(`toolgate: Chromium ${path} (${version})\n`);
 } catch (err) {
-  process.stderr.write(`toolgate: ${err instanceof SetupError ? err.message : (err?.stack ?? err)}\n`);
-  process.exitCode = 1;
+  reportFailure('toolgate', err);
 }

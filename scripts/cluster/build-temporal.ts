@@ -17,11 +17,13 @@
 // Run: `node --import tsx scripts/cluster/build-temporal.ts` (npm run cluster:build). No
 // dependencies beyond Node's own modules: it runs before anything else is known to work.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isExecutableFile } from '../../src/temporal/cli.js';
+import { SetupError, isExecutableFile, relativeTo, reportFailure, reportsVersion, runCommand, tail, tryVersion } from '../setup-lib.mjs';
+
+export { SetupError };
 
 /** The Temporal server version the project pins (the server of Temporal CLI 1.9.1). */
 export const TEMPORAL_SERVER_VERSION = '1.32.0';
@@ -51,53 +53,24 @@ export function temporalServerHome(version = TEMPORAL_SERVER_VERSION, root = PRO
   };
 }
 
-/** Raised for any failure that should end the script with a message and a non-zero exit. */
-export class SetupError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SetupError';
-  }
-}
-
 function progress(message: string): void {
   process.stderr.write(`toolgate cluster: ${message}\n`);
 }
 
 function rel(path: string): string {
-  const r = relative(PROJECT_ROOT, path);
-  return r && !r.startsWith('..') ? r : path;
-}
-
-function tail(text: string, lines = 30): string {
-  return text.trim().split('\n').slice(-lines).join('\n');
+  return relativeTo(PROJECT_ROOT, path);
 }
 
 /** `temporal-server --version` prints `temporal version 1.32.0`; anything else is not the pin. */
 function serverAnswersPin(path: string, version: string): boolean {
-  const r = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 30_000 });
-  return r.status === 0 && new RegExp(`\\bversion ${version.replaceAll('.', '\\.')}\\b`).test(r.stdout);
+  const answer = tryVersion(path, ({ stdout }) => stdout);
+  return answer !== undefined && reportsVersion(answer, version);
 }
 
-/** Runs a command; its output is streamed to stderr with a prefix (go prints its downloads). */
+/** Runs a command; its output is streamed to stderr (go prints its downloads) unless `echo` is false. */
 function run(command: string, args: string[], env: NodeJS.ProcessEnv, options: { echo?: boolean } = {}): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const display = [command, ...args].join(' ');
-    progress(`running \`${display}\` ...`);
-    let output = '';
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: PROJECT_ROOT });
-    const collect = (chunk: Buffer): void => {
-      output += chunk.toString();
-      if (output.length > 200_000) output = output.slice(-100_000);
-      if (options.echo !== false) process.stderr.write(chunk);
-    };
-    child.stdout.on('data', collect);
-    child.stderr.on('data', collect);
-    child.on('error', (err) => reject(new SetupError(`\`${display}\` could not start: ${err.message}`)));
-    child.on('close', (code, signal) => {
-      if (code === 0) resolvePromise(output);
-      else reject(new SetupError(`\`${display}\` exited with ${code ?? signal}:\n${tail(output)}`));
-    });
-  });
+  progress(`running \`${[command, ...args].join(' ')}\` ...`);
+  return runCommand(command, args, { env, cwd: PROJECT_ROOT, echo: options.echo !== false, errorTail: 30 });
 }
 
 function goAvailable(): string | undefined {
@@ -143,7 +116,7 @@ export async function buildTemporalServer({
   // The schema ships in the module's source; the module cache holds it after the build.
   const dirOut = await run('go', ['mod', 'download', '-json', `${MODULE}@v${version}`], env, { echo: false });
   const moduleDir = (JSON.parse(dirOut.slice(dirOut.indexOf('{'))) as { Dir?: string }).Dir;
-  if (!moduleDir) throw new SetupError(`go mod download printed no module directory:\n${tail(dirOut)}`);
+  if (!moduleDir) throw new SetupError(`go mod download printed no module directory:\n${tail(dirOut, 30)}`);
   const source = join(moduleDir, 'schema', 'postgresql', 'v12');
   if (!existsSync(join(source, 'temporal', 'versioned'))) throw new SetupError(`no PostgreSQL schema in the module at ${source}`);
   rmSync(paths.schemaDir, { recursive: true, force: true });
@@ -167,7 +140,6 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     const paths = await buildTemporalServer({ force: process.argv.includes('--force') });
     process.stdout.write(`toolgate cluster: Temporal server ${TEMPORAL_SERVER_VERSION} in ${paths.home}\n`);
   } catch (err) {
-    process.stderr.write(`toolgate cluster: ${err instanceof SetupError ? err.message : String((err as Error)?.stack ?? err)}\n`);
-    process.exitCode = 1;
+    reportFailure('toolgate cluster', err);
   }
 }
