@@ -23,10 +23,10 @@ import {
   linkAttributeValue,
   searchAttributes,
   workflowIdFor,
-  type Provenance,
   type ToolRequest,
   type ToolRequestStart,
 } from '../shared/index.js';
+import type { ToolCallFields } from '../shared/tool-call.js';
 import { tracedClient } from '../telemetry.js';
 import type { RequestSigner } from '../trust/signers.js';
 import { ToolgateError } from '../errors.js';
@@ -34,15 +34,7 @@ import { fieldsOfIssues } from './errors.js';
 import type { KnownRuns } from './known-runs.js';
 
 /** The fields of a request an agent chooses; everything about who and where comes from its credential. */
-export interface AgentRequestFields {
-  requestId?: string;
-  tool: string;
-  args?: Record<string, unknown>;
-  reason?: string;
-  traceId?: string;
-  /** The runtime's account of untrusted content behind the call; signed with the rest of the request. */
-  provenance?: Provenance;
-}
+export type AgentRequestFields = ToolCallFields;
 
 /** A request the front door refused to admit as given; `fields` name what was wrong. */
 export class AdmissionError extends ToolgateError {

@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { optionalList, optionalText, unsetIfEmpty } from '../env-fields.js';
 import { IDENTIFIER_PATTERN } from '../shared/index.js';
 import { AuthConfigError } from './errors.js';
 import { ensureEd25519KeyPair, publicKeyPemFrom } from './keys.js';
@@ -17,27 +18,12 @@ export interface AuthConfig {
   stateDir: string;
 }
 
-// An empty variable counts as unset, so `FOO=` in a compose file does not become a value.
-const unsetIfEmpty = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
-const text = z.preprocess(unsetIfEmpty, z.string().trim().min(1).optional());
 const claimName = z.preprocess(
   unsetIfEmpty,
   z
     .string()
     .trim()
     .regex(/^\S{1,256}$/, { error: 'must be a claim name or dot path without spaces' })
-    .optional(),
-);
-const list = z.preprocess(
-  unsetIfEmpty,
-  z
-    .string()
-    .transform((value) =>
-      value
-        .split(',')
-        .map((item) => item.trim())
-        .filter(Boolean),
-    )
     .optional(),
 );
 const seconds = (min: number, max: number) =>
@@ -53,14 +39,14 @@ const seconds = (min: number, max: number) =>
 
 const schema = z.object({
   TOOLGATE_AUTH: z.preprocess(unsetIfEmpty, z.enum(['local', 'oidc'], { error: 'must be local or oidc' }).default('local')),
-  TOOLGATE_TOKEN_PUBLIC_KEY_FILE: text,
-  TOOLGATE_TOKEN_PUBLIC_KEY: text,
-  TOOLGATE_TOKEN_ISSUER: text,
-  TOOLGATE_OIDC_ISSUER: text,
+  TOOLGATE_TOKEN_PUBLIC_KEY_FILE: optionalText,
+  TOOLGATE_TOKEN_PUBLIC_KEY: optionalText,
+  TOOLGATE_TOKEN_ISSUER: optionalText,
+  TOOLGATE_OIDC_ISSUER: optionalText,
   TOOLGATE_OIDC_JWKS_URL: z.preprocess(unsetIfEmpty, z.url({ error: 'must be an absolute URL' }).optional()),
-  TOOLGATE_OIDC_AUDIENCE: list,
-  TOOLGATE_OIDC_ALGORITHMS: list,
-  TOOLGATE_OIDC_TYP: text,
+  TOOLGATE_OIDC_AUDIENCE: optionalList,
+  TOOLGATE_OIDC_ALGORITHMS: optionalList,
+  TOOLGATE_OIDC_TYP: optionalText,
   TOOLGATE_OIDC_SUBJECT_CLAIM: claimName,
   TOOLGATE_OIDC_GROUPS_CLAIM: claimName,
   TOOLGATE_OIDC_TENANT_CLAIM: claimName,
@@ -69,11 +55,11 @@ const schema = z.object({
     z.string().regex(IDENTIFIER_PATTERN, { error: 'must be a tenant id (1-128 letters, digits and . _ : @ -)' }).optional(),
   ),
   TOOLGATE_OIDC_CLOCK_TOLERANCE_SECONDS: seconds(0, 300),
-  TOOLGATE_LINK_PRIVATE_KEY_FILE: text,
-  TOOLGATE_LINK_PRIVATE_KEY: text,
-  TOOLGATE_LINK_PUBLIC_KEY_FILE: text,
-  TOOLGATE_LINK_PUBLIC_KEY: text,
-  TOOLGATE_LINK_ISSUER: text,
+  TOOLGATE_LINK_PRIVATE_KEY_FILE: optionalText,
+  TOOLGATE_LINK_PRIVATE_KEY: optionalText,
+  TOOLGATE_LINK_PUBLIC_KEY_FILE: optionalText,
+  TOOLGATE_LINK_PUBLIC_KEY: optionalText,
+  TOOLGATE_LINK_ISSUER: optionalText,
   TOOLGATE_LINK_TTL_SECONDS: seconds(1, 24 * 3600),
 });
 type AuthEnv = z.infer<typeof schema>;

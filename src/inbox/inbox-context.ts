@@ -10,6 +10,7 @@ import { decodeJwt } from 'jose';
 import type { Logger } from 'pino';
 import type { ApproverVerifier } from '../auth/tokens.js';
 import type { Approver } from '../shared/index.js';
+import { jsonBodyOf } from '../shared/json-body.js';
 import { InboxOidc, type InboxOidcOptions } from './oidc.js';
 import { messagePage, type Flash, type Frame } from './page-frame.js';
 import { CookieSealer, parseCookies, serializeCookie } from './session.js';
@@ -119,6 +120,9 @@ export function createInboxContext(options: InboxOptions) {
     return { base: baseOf(req), title, ...(session ? { approver: session.approver, csrf: session.csrf } : {}), ...(flash ? { flash } : {}) };
   };
   const html = (res: Response, status: number, body: string) => res.status(status).type('html').send(body);
+  /** Answers with a page that only says something (refused, not found, unavailable), linking back to the list. */
+  const messageReply = (req: Request, res: Response, status: number, title: string, text: { heading: string; message: string }) =>
+    html(res, status, messagePage(frameOf(req, res, title), { ...text, backHref: `${baseOf(req)}/` }));
 
   const api = async (session: Session, method: string, path: string, body?: unknown): Promise<ApiAnswer> => {
     const response = await fetch(`${apiBase}${path}`, {
@@ -128,14 +132,7 @@ export function createInboxContext(options: InboxOptions) {
       redirect: 'error',
       signal: AbortSignal.timeout(apiTimeoutMs),
     });
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    return { status: response.status, body: parsed };
+    return { status: response.status, body: await jsonBodyOf(response) };
   };
   const apiError = (answer: ApiAnswer): string => {
     const error = (answer.body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
@@ -174,15 +171,10 @@ export function createInboxContext(options: InboxOptions) {
     const form = (req.body ?? {}) as Record<string, unknown>;
     if (req.get('sec-fetch-site') === 'cross-site' || !sameToken(form.csrf, session.csrf)) {
       logger.warn({ event: 'inbox_csrf_refused', approver: session.approver.id, path: req.path }, 'inbox form refused: missing or wrong CSRF token');
-      html(
-        res,
-        403,
-        messagePage(frameOf(req, res, 'Refused'), {
-          heading: 'This form cannot be accepted',
-          message: 'The form is missing its security token or comes from another site. Reload the page and try again.',
-          backHref: `${baseOf(req)}/`,
-        }),
-      );
+      messageReply(req, res, 403, 'Refused', {
+        heading: 'This form cannot be accepted',
+        message: 'The form is missing its security token or comes from another site. Reload the page and try again.',
+      });
       return false;
     }
     return true;
@@ -198,6 +190,7 @@ export function createInboxContext(options: InboxOptions) {
     setFlash,
     frameOf,
     html,
+    messageReply,
     api,
     apiError,
     signInHref,

@@ -10,31 +10,17 @@ import { z } from 'zod';
 import type { TrustAnchors, TrustedKey } from '../shared/assertions.js';
 import { ensureEd25519KeyPair } from '../auth/keys.js';
 import { AuthConfigError } from '../auth/errors.js';
+import { optionalList, optionalText } from '../env-fields.js';
 import { DecisionSigner, RequestSigner } from './signers.js';
 import { EvaluationSealer } from './seal.js';
 import { defaultTrustKeyPaths, loadSealSecret, signingKeyFromPem, trustedKeyFromPem } from './keys.js';
 
-const unsetIfEmpty = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
-const file = z.preprocess(unsetIfEmpty, z.string().trim().min(1).optional());
-const files = z.preprocess(
-  unsetIfEmpty,
-  z
-    .string()
-    .transform((value) =>
-      value
-        .split(',')
-        .map((item) => item.trim())
-        .filter(Boolean),
-    )
-    .optional(),
-);
-
 const schema = z.object({
-  TOOLGATE_REQUEST_SIGNING_KEY_FILE: file,
-  TOOLGATE_DECISION_SIGNING_KEY_FILE: file,
-  TOOLGATE_TRUSTED_REQUEST_KEYS: files,
-  TOOLGATE_TRUSTED_DECISION_KEYS: files,
-  TOOLGATE_WORKER_SEAL_KEY_FILE: file,
+  TOOLGATE_REQUEST_SIGNING_KEY_FILE: optionalText,
+  TOOLGATE_DECISION_SIGNING_KEY_FILE: optionalText,
+  TOOLGATE_TRUSTED_REQUEST_KEYS: optionalList,
+  TOOLGATE_TRUSTED_DECISION_KEYS: optionalList,
+  TOOLGATE_WORKER_SEAL_KEY_FILE: optionalText,
 });
 
 function parse(env: NodeJS.ProcessEnv) {
