@@ -12,20 +12,21 @@ import type { ToolGateway } from '../client/gateway.js';
 import type { Provenance } from '../shared/index.js';
 import type { ToolContext, ToolRegistry } from '../tools/types.js';
 import {
-  awaitRequest,
   checkRequest,
+  confirmShownAndAwait,
   endUserProposalOf,
   existingRequest,
   flagVerbatim,
   mergeProvenance,
+  relayEndUserAnswer,
   requestIdForToolCall,
   resolveProvenance,
-  relayEndUserAnswer,
   resultForModel,
   runRequest,
   sameArgs,
   scopeOf,
   settledView,
+  toolCallRequestId,
   toolRequest,
   type AdapterOptions,
   type CallResult,
@@ -221,7 +222,7 @@ export function withToolgate<TOOLS extends ToolSet>(tools: TOOLS, options: AiSdk
           askEndUser(options, name, (input ?? {}) as Record<string, unknown>, call),
       }),
       execute: async (input: unknown, execution: ToolExecutionOptions<unknown>) => {
-        const requestId = requestIdForToolCall(await scopeOf(options), execution.toolCallId);
+        const requestId = await toolCallRequestId(options, execution.toolCallId);
         const args = (input ?? {}) as Record<string, unknown>;
         if (options.endUserConfirmation) {
           const confirmed = await executeConfirmed(options, name, requestId, args, execution);
@@ -249,7 +250,7 @@ async function askEndUser(
   // The AI SDK asks again when it resumes an answered call (it re-validates approvals): the
   // answer stands, and the request was submitted the first time.
   if (approvalParts(call.messages).responses.has(call.toolCallId)) return true;
-  const requestId = requestIdForToolCall(await scopeOf(options), call.toolCallId);
+  const requestId = await toolCallRequestId(options, call.toolCallId);
   const execution = { toolCallId: call.toolCallId, messages: call.messages, context: call.context } as ToolExecutionOptions<unknown>;
   const provenance = await aiSdkProvenance(options, name, args, execution);
   let handle;
@@ -282,18 +283,19 @@ async function executeConfirmed(
   const remembered = shownProposals.get(options.gateway)?.get(requestId);
   const approved = approvalParts(execution.messages ?? []).responses.get(execution.toolCallId)?.approved === true;
   if (!remembered && !approved) return undefined;
-  const existing = await existingRequest(options.gateway, requestId);
-  if (!existing) return undefined;
-  const proposal = endUserProposalOf(existing.view, name);
-  const digest = proposal && digestShown(options.gateway, requestId, proposal, args);
-  shownProposals.get(options.gateway)?.delete(requestId);
-  // Refused (the proposal changed since it was shown, the request ended) or not sent: the request
-  // then waits for approvers, or has its outcome, exactly as without the end user.
-  if (proposal && digest !== undefined) await relayEndUserAnswer(existing.handle, { decision: 'confirm', digest });
-  return awaitRequest(options.gateway, existing.handle, name, {
-    wait: options.wait,
-    ...(execution.abortSignal && { signal: execution.abortSignal }),
-  });
+  const runOptions = { wait: options.wait, ...(execution.abortSignal && { signal: execution.abortSignal }) };
+  return confirmShownAndAwait(
+    options.gateway,
+    requestId,
+    name,
+    (proposal) => {
+      const digest = proposal && digestShown(options.gateway, requestId, proposal, args);
+      // Answered now, whatever the front door makes of it: the proposal shown is no longer pending.
+      shownProposals.get(options.gateway)?.delete(requestId);
+      return digest;
+    },
+    runOptions,
+  );
 }
 
 /** What `declineToolgateCalls` did with one denied call. */

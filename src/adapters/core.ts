@@ -101,6 +101,11 @@ export async function scopeOf(options: Pick<AdapterOptions, 'gateway' | 'scope'>
   return options.scope ?? (await options.gateway.identity()).id;
 }
 
+/** The request id of a framework tool call, in the scope of `options` ({@link requestIdForToolCall} of {@link scopeOf}). */
+export async function toolCallRequestId(options: Pick<AdapterOptions, 'gateway' | 'scope'>, toolCallId: string): Promise<string> {
+  return requestIdForToolCall(await scopeOf(options), toolCallId);
+}
+
 /**
  * Builds the front-door request of one tool call: the tool, its arguments, an optional id, reason
  * and provenance — nothing about who asks.
@@ -427,4 +432,27 @@ export async function relayEndUserAnswer(handle: ToolRequestHandle, answer: EndU
     if (err instanceof GatewayRequestError && UNRELAYED_CODES.has(err.code)) return { relayed: false, code: err.code, message: err.message };
     throw err;
   }
+}
+
+/**
+ * Attaches to the request of a call the end user approved in the framework's own approval flow,
+ * relays their confirmation of the digest they were shown (`shownDigest`, given the pending
+ * proposal if there is one; undefined: nothing to confirm), and waits for the outcome. A relay
+ * refused (the proposal changed since it was shown, the request ended) or not sent leaves the
+ * request waiting for approvers, or with its outcome, exactly as without the end user. Undefined
+ * when there is no such request: the adapter then submits it as usual.
+ */
+export async function confirmShownAndAwait(
+  gateway: ToolGateway,
+  requestId: string,
+  tool: string,
+  shownDigest: (proposal: EndUserProposal | undefined) => string | undefined,
+  options: RunOptions,
+): Promise<CallResult | undefined> {
+  const existing = await existingRequest(gateway, requestId);
+  if (!existing) return undefined;
+  const proposal = endUserProposalOf(existing.view, tool);
+  const digest = shownDigest(proposal);
+  if (proposal && digest !== undefined) await relayEndUserAnswer(existing.handle, { decision: 'confirm', digest });
+  return awaitRequest(gateway, existing.handle, tool, options);
 }

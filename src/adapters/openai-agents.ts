@@ -28,16 +28,16 @@ import type { ToolContext, ToolRegistry } from '../tools/types.js';
 import type { ToolCallInput } from '../client/gateway.js';
 import {
   awaitRequest,
+  confirmShownAndAwait,
   endUserProposalOf,
   existingRequest,
   relayEndUserAnswer,
-  requestIdForToolCall,
   resolveProvenance,
   resultForModel,
   runRequest,
   sameArgs,
-  scopeOf,
   settledView,
+  toolCallRequestId,
   toolRequest,
   type AdapterOptions,
   type CallResult,
@@ -112,7 +112,7 @@ export class ToolgateAgents {
   tool<T extends AnyFunctionTool>(original: T): T {
     const name = original.name;
     this.governed.add(name);
-    const requestIdOf = async (callId: string) => requestIdForToolCall(await scopeOf(this.options), callId);
+    const requestIdOf = (callId: string) => toolCallRequestId(this.options, callId);
     const provenanceOf = (context: unknown, args: Record<string, unknown>, callId: string | undefined) =>
       resolveProvenance(this.options.provenance, {
         tool: name,
@@ -197,7 +197,7 @@ export class ToolgateAgents {
           resolution.foreign.push(item);
           return;
         }
-        const requestId = requestIdForToolCall(await scopeOf(this.options), callId);
+        const requestId = await toolCallRequestId(this.options, callId);
         const handle = await this.options.gateway.get(requestId);
         const proposal = endUserProposalOf(await handle.status(), item.name);
         if (proposal) {
@@ -238,7 +238,7 @@ export class ToolgateAgents {
     for (const item of state.getInterruptions()) {
       const callId = (item.rawItem as { callId?: string }).callId;
       if (!item.name || !this.governed.has(item.name) || callId === undefined || this.answerOf(state, item, callId) !== false) continue;
-      const existing = await existingRequest(this.options.gateway, requestIdForToolCall(await scopeOf(this.options), callId));
+      const existing = await existingRequest(this.options.gateway, await toolCallRequestId(this.options, callId));
       const proposal = existing && endUserProposalOf(existing.view, item.name);
       if (!proposal) continue;
       await this.relayDecline(state, item, callId, proposal);
@@ -298,14 +298,13 @@ export class ToolgateAgents {
     digest: string | undefined,
     runOptions: { wait?: number; signal?: AbortSignal },
   ): Promise<CallResult | undefined> {
-    const existing = await existingRequest(this.options.gateway, requestId);
-    if (!existing) return undefined;
-    const proposal = endUserProposalOf(existing.view, name);
-    const shown = digest ?? (proposal && sameArgs(proposal.args, args) ? proposal.digest : undefined);
-    // Refused (the proposal changed since it was shown, the request ended) or not asked: the
-    // request waits for approvers, or has its outcome, exactly as without the end user.
-    if (proposal && shown !== undefined) await relayEndUserAnswer(existing.handle, { decision: 'confirm', digest: shown });
-    return awaitRequest(this.options.gateway, existing.handle, name, runOptions);
+    return confirmShownAndAwait(
+      this.options.gateway,
+      requestId,
+      name,
+      (proposal) => digest ?? (proposal && sameArgs(proposal.args, args) ? proposal.digest : undefined),
+      runOptions,
+    );
   }
 
   /**
