@@ -14,13 +14,13 @@ import { AgentTokenVerifier } from '../auth/agent-tokens.js';
 import { createApproverVerifier, createLinkVerifier } from '../auth/config.js';
 import { ensureLocalKeyPair } from '../auth/tokens.js';
 import { AesGcmCodec, dataConverterFor } from '../codec/index.js';
-import { loadConfig, type Config } from '../config.js';
+import type { Config } from '../config.js';
 import { createInboxRouter, inboxOptionsFromEnv } from '../inbox/index.js';
-import { createLogger } from '../logger.js';
-import { startTelemetry, tracedClient } from '../telemetry.js';
+import { tracedClient } from '../telemetry.js';
 import { loadFrontDoorKeys } from '../trust/store.js';
-import { closeServer, exitWhenDone, onAbort, onShutdown } from './lifecycle.js';
+import { closeServer, onAbort } from './lifecycle.js';
 import { codecKeyring, loadPolicyStore } from './loaders.js';
+import { registerServiceCommand } from './service-command.js';
 import { KnownRuns } from '../api/known-runs.js';
 
 /** Starts the approval API; resolves with the listening server. */
@@ -89,24 +89,16 @@ function loopbackFor(host: string): string {
 
 /** Registers `toolgate api`. */
 export function registerApiCommand(program: Command): void {
-  program
-    .command('api')
-    .description('Run the approval API against TEMPORAL_ADDRESS')
-    .action(async () => {
-      const logger = createLogger('toolgate-api');
-      const config = loadConfig();
-      const telemetry = await startTelemetry({ serviceName: 'toolgate-api', logger });
-      const signal = onShutdown(logger);
-      try {
-        const { server, connection } = await startApi(config, logger, { signal });
-        logger.info({ url: config.publicUrl }, 'approval API listening');
-        await new Promise<void>((resolveStop) => onAbort(signal, () => resolveStop()));
-        await closeServer(server);
-        await connection.close();
-        logger.info('stopped');
-      } finally {
-        await telemetry?.shutdown();
-        exitWhenDone();
-      }
-    });
+  registerServiceCommand(program, {
+    name: 'api',
+    description: 'Run the approval API against TEMPORAL_ADDRESS',
+    telemetry: true,
+    run: async ({ logger, config, signal }) => {
+      const { server, connection } = await startApi(config, logger, { signal });
+      logger.info({ url: config.publicUrl }, 'approval API listening');
+      await new Promise<void>((resolveStop) => onAbort(signal, () => resolveStop()));
+      await closeServer(server);
+      await connection.close();
+    },
+  });
 }

@@ -17,11 +17,11 @@ import { ARCHIVE_SCHEDULE_ID, ARCHIVE_TASK_QUEUE, ARCHIVE_WORKFLOW_TYPE, retenti
 import { ensureAuditKeyPair } from '../audit/keys.js';
 import { keyIdOf } from '../audit/chain.js';
 import { dataConverterFor, loadKeyring } from '../codec/index.js';
-import { loadConfig, type Config } from '../config.js';
-import { createLogger } from '../logger.js';
+import type { Config } from '../config.js';
 import { namespaceRetentionMs } from '../temporal/dev-server.js';
 import { installRuntime } from '../temporal/runtime.js';
 import { auditSigningKeyFile, defaultAuditKeyFiles, readAuditSigningKey } from './audit-key-files.js';
+import { registerServiceCommand } from './service-command.js';
 
 const require = createRequire(import.meta.url);
 
@@ -163,30 +163,12 @@ export async function runArchiver(config: Config, logger: Logger, signal: AbortS
 
 /** Adds `toolgate archiver` to the program. */
 export function registerArchiverCommand(program: Command): void {
-  program
-    .command('archiver')
-    .description('Keep the audit archive: the archival schedule and its worker (holds the codec keys and the audit-signing key)')
-    .action(async () => {
-      const logger = createLogger('toolgate-archiver');
-      await installRuntime(logger);
-      const config = loadConfig();
-      const controller = new AbortController();
-      const onSignal = (name: string) => {
-        // A second signal exits at once, as the other long-running commands do.
-        if (controller.signal.aborted) process.exit(130);
-        logger.info({ signal: name }, 'shutting down');
-        controller.abort();
-      };
-      process.on('SIGINT', () => onSignal('SIGINT'));
-      process.on('SIGTERM', () => onSignal('SIGTERM'));
-      try {
-        await runArchiver(config, logger, controller.signal);
-        logger.info('stopped');
-      } finally {
-        // A handle a library left open must not turn a stop into a hang.
-        setTimeout(() => process.exit(process.exitCode ?? 0), 3000).unref();
-      }
-    });
+  registerServiceCommand(program, {
+    name: 'archiver',
+    description: 'Keep the audit archive: the archival schedule and its worker (holds the codec keys and the audit-signing key)',
+    prepare: (logger) => installRuntime(logger),
+    run: ({ logger, config, signal }) => runArchiver(config, logger, signal),
+  });
 }
 
 /**

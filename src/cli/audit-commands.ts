@@ -32,6 +32,15 @@ function isoTime(flag: string) {
   };
 }
 
+/** An option's number parser: a value `valid` refuses is an error saying `message`. */
+function numberArgument(valid: (n: number) => boolean, message: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!valid(n)) throw new InvalidArgumentError(message);
+    return n;
+  };
+}
+
 /** The visibility query of an export: toolgate requests started in [since, until), of one tenant if given. */
 export function exportQuery(options: { since?: string; until?: string; tenant?: string }): string {
   const clauses = [`WorkflowType = '${WORKFLOW_TYPE}'`];
@@ -86,11 +95,7 @@ export function registerAuditCommands(program: Command): void {
     .option(
       '--checkpoint-every <n>',
       'records between signed checkpoints',
-      (v) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('--checkpoint-every must be a positive whole number');
-        return n;
-      },
+      numberArgument((n) => Number.isInteger(n) && n >= 1, '--checkpoint-every must be a positive whole number'),
       1000,
     )
     .action(async (options: { since?: string; until?: string; tenant?: string; key?: string; checkpointEvery: number }) => {
@@ -190,11 +195,7 @@ export function registerAuditCommands(program: Command): void {
     .option(
       '--lag <seconds>',
       'stop this far behind now (visibility delay)',
-      (v) => {
-        const n = Number(v);
-        if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('--lag must be a number of seconds, 0 or more');
-        return n;
-      },
+      numberArgument((n) => Number.isFinite(n) && n >= 0, '--lag must be a number of seconds, 0 or more'),
       ARCHIVE_LAG_MS / 1000,
     )
     .action(async (options: { once?: boolean; archive?: string; key?: string; lag: number }) => {

@@ -1,5 +1,5 @@
 /**
- * How the long-running commands (`dev`, `worker`, `api`) stop: on SIGINT/SIGTERM in order, a
+ * How the long-running commands (`dev`, `worker`, `api`, `archiver`) stop: on SIGINT/SIGTERM in order, a
  * second signal at once, and an exit even when a library left a handle open.
  */
 import type { Server } from 'node:http';

@@ -2,7 +2,6 @@
  * `toolgate worker` (a worker of the request workflows: policy, shadow policy, tools, notifier)
  * and `toolgate health` (the container health check of a worker on this host).
  */
-import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
@@ -10,21 +9,20 @@ import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { dataConverterFor } from '../codec/index.js';
 import { loadConfig, type Config } from '../config.js';
-import { createLogger } from '../logger.js';
 import { startMetricsServer } from '../metrics.js';
 import { createNotifier } from '../notify/config.js';
 import { RateLimits } from '../policy/index.js';
 import { PolicyStore } from '../policy/store.js';
 import { TASK_QUEUE, searchAttributes } from '../shared/index.js';
-import { startTelemetry } from '../telemetry.js';
 import { installRuntime } from '../temporal/runtime.js';
 import { createExampleTools } from '../tools/examples.js';
 import type { ToolRegistry } from '../tools/types.js';
 import { createUndoExampleTools } from '../tools/undo-examples.js';
 import { loadWorkerTrust } from '../trust/store.js';
 import { createToolgateWorker } from '../worker.js';
-import { closeServer, exitWhenDone, onAbort, onShutdown } from './lifecycle.js';
+import { closeServer, onAbort } from './lifecycle.js';
 import { codecKeyring, loadPolicyStore } from './loaders.js';
+import { registerServiceCommand } from './service-command.js';
 
 /** The shipped example tools the demo policies name (see policies/), on the state directory's ticket desk. */
 export function demoTools(stateDir: string | undefined): ToolRegistry {
@@ -169,25 +167,19 @@ export function registerWorkerCommands(program: Command): void {
       }
     });
 
-  program
-    .command('worker')
-    .description('Run a worker against TEMPORAL_ADDRESS (policy from TOOLGATE_POLICY)')
-    .action(async () => {
-      const logger = createLogger('toolgate-worker');
-      const config = loadConfig();
-      const metrics = config.metricsAddress !== 'off';
-      await installRuntime(logger, { sdkMetrics: metrics });
-      const telemetry = await startTelemetry({ serviceName: 'toolgate-worker', logger });
-      let metricsServer: Server | undefined;
+  registerServiceCommand(program, {
+    name: 'worker',
+    description: 'Run a worker against TEMPORAL_ADDRESS (policy from TOOLGATE_POLICY)',
+    prepare: (logger, config) => installRuntime(logger, { sdkMetrics: config.metricsAddress !== 'off' }),
+    telemetry: true,
+    run: async ({ logger, config, signal }) => {
+      // This process's counters and the SDK's, at TOOLGATE_METRICS_ADDRESS (no authentication: not for public networks).
+      const metricsServer = config.metricsAddress !== 'off' ? await startMetricsServer(config.metricsAddress, logger) : undefined;
       try {
-        // This process's counters and the SDK's, at TOOLGATE_METRICS_ADDRESS (no authentication: not for public networks).
-        if (metrics) metricsServer = await startMetricsServer(config.metricsAddress, logger);
-        await runWorker(config, logger, demoTools(config.stateDir), onShutdown(logger));
-        logger.info('stopped');
+        await runWorker(config, logger, demoTools(config.stateDir), signal);
       } finally {
         if (metricsServer) await closeServer(metricsServer);
-        await telemetry?.shutdown();
-        exitWhenDone();
       }
-    });
+    },
+  });
 }
