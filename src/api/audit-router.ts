@@ -22,8 +22,7 @@ export interface AuditRouterDeps {
 }
 
 /** The router of `/v1/audit`. */
-export function createAuditRouter(deps: AuditRouterDeps): express.Router {
-  const { client, verifier, logger } = deps;
+export function createAuditRouter({ client, verifier, logger }: AuditRouterDeps): express.Router {
   const router = express.Router();
   // The audit record of a request, derived from its history: for ops (group `ops`: their tenant; `ops:all`: every tenant).
   router.get('/:requestId', async (req, res) => {

@@ -75,26 +75,8 @@ export async function auditRecordFromHistory(
   // Decode as the request's own workflow: the codec then refuses any payload of another tenant
   // written into this history, so a record can never show (decrypted) what is not its tenant's.
   const converter = withWorkflowContext(loaded, ids.workflowId);
-  const {
-    request,
-    admission,
-    startedAt,
-    startedAtMs,
-    runId,
-    anchorsRead,
-    evaluation,
-    shadow,
-    lastStatus,
-    outcome,
-    endedAs,
-    endError,
-    attempts,
-    legacyRefusals,
-    execution,
-    executed,
-    executionError,
-    timeline,
-  } = await readRequestHistory(history, converter, ids.workflowId);
+  const read = await readRequestHistory(history, converter, ids.workflowId);
+  const { request, admission, evaluation, outcome } = read;
   // A raw client can start the workflow with anything; the workflow denied it, and the record still says what it was given.
   const input: ToolRequest = request ?? {
     requestId: requestIdFromWorkflowId(ids.workflowId) ?? '',
@@ -106,11 +88,11 @@ export async function auditRecordFromHistory(
   };
 
   // The admission, verified as the workflow did: against the first keys it read, at its start time.
-  const admissionView = admissionCheck(admission, request, anchorsRead[0]?.anchors, { workflowId: ids.workflowId, startedAtMs });
-  const { approvals, confirmations, edits, refusals } = recordedDecisions(attempts, {
-    edits: lastStatus?.edits ?? [],
-    approvals: outcome?.approvals ?? lastStatus?.approvals ?? [],
-    legacyRefusals,
+  const admissionView = admissionCheck(admission, request, read.anchorsRead[0]?.anchors, { workflowId: ids.workflowId, startedAtMs: read.startedAtMs });
+  const { approvals, confirmations, edits, refusals } = recordedDecisions(read.attempts, {
+    edits: read.lastStatus?.edits ?? [],
+    approvals: outcome?.approvals ?? read.lastStatus?.approvals ?? [],
+    legacyRefusals: read.legacyRefusals,
   });
 
   const decision = evaluation?.decision;
@@ -121,18 +103,18 @@ export async function auditRecordFromHistory(
     ? {
         runAs: completedExecution.runAs,
         idempotencyKey: completedExecution.idempotencyKey,
-        attempts: completedExecution.attempts || execution?.attempts || 0,
+        attempts: completedExecution.attempts || read.execution?.attempts || 0,
         startedAt: completedExecution.startedAt,
         finishedAt: completedExecution.finishedAt,
       }
-    : (execution ?? null);
+    : (read.execution ?? null);
 
   let outcomeView: AuditRecord['outcome'] = null;
   if (outcome) {
     outcomeView = { status: outcome.status };
     if (outcome.status === 'completed') {
       outcomeView.result = summarise(outcome.result);
-      const egress = outcome.egress ?? executed?.egress;
+      const egress = outcome.egress ?? read.executed?.egress;
       if (egress) outcomeView.egress = egress;
       if (outcome.withheld) outcomeView.withheld = { code: outcome.withheld.code, reason: redactText(outcome.withheld.reason) };
     } else if (outcome.status === 'failed' || outcome.status === 'outcome_unknown') {
@@ -144,10 +126,11 @@ export async function auditRecordFromHistory(
     } else if (outcome.status === 'expired') {
       outcomeView.error = { type: 'expired', message: `no decision before ${outcome.expiresAt}` };
     }
-  } else if (endedAs) {
-    outcomeView = { status: endedAs, ...(endError ? { error: endError } : executionError ? { error: executionError } : {}) };
+  } else if (read.endedAs) {
+    const error = read.endError ?? read.executionError;
+    outcomeView = { status: read.endedAs, ...(error ? { error } : {}) };
   }
-  const status = outcome?.status ?? endedAs ?? 'running';
+  const status = outcome?.status ?? read.endedAs ?? 'running';
 
   const provenance = provenanceView(input.provenance);
   const link = linkOf(input.link);
@@ -156,7 +139,7 @@ export async function auditRecordFromHistory(
   const record: Omit<AuditRecord, 'answers'> = {
     requestId: input.requestId || (requestIdFromWorkflowId(ids.workflowId) ?? ''),
     workflowId: ids.workflowId,
-    ...(runId ? { runId } : {}),
+    ...(read.runId ? { runId: read.runId } : {}),
     ...(input.traceId ? { traceId: input.traceId } : {}),
     status,
     initiatedBy: {
@@ -165,11 +148,11 @@ export async function auditRecordFromHistory(
       tenant: input.tenant,
       environment: input.environment,
       ...(input.reason === undefined ? {} : { reason: redactText(input.reason) }),
-      at: startedAt,
+      at: read.startedAt,
     },
     ...(link ? { link } : {}),
     admission: admissionView,
-    trustAnchors: anchorsRead.map(({ at, anchors }) => ({
+    trustAnchors: read.anchorsRead.map(({ at, anchors }) => ({
       at,
       requestKeys: anchors.requestKeys.map((k) => k.kid),
       decisionKeys: anchors.decisionKeys.map((k) => k.kid),
@@ -205,7 +188,7 @@ export async function auditRecordFromHistory(
         : null,
     overridden: override !== undefined,
     ...(override ? { override } : {}),
-    ...(shadow ? { shadow } : {}),
+    ...(read.shadow ? { shadow: read.shadow } : {}),
     approvals,
     confirmations,
     refusals,
@@ -213,7 +196,7 @@ export async function auditRecordFromHistory(
     ranAs,
     outcome: outcomeView,
     linked: [],
-    timeline,
+    timeline: read.timeline,
   };
   return { ...record, answers: answersOf(record) };
 }

@@ -113,6 +113,22 @@ function badges(view: InboxRequestView): string {
   return '';
 }
 
+/**
+ * One decision's form (`approve-form`, `reject-form`): posts the decision with the session's CSRF
+ * token and the digest of what the page shows, so the decision counts only for that proposal.
+ */
+function decisionForm(post: { action: string; csrf: string; digest: string }, decision: 'approve' | 'reject', reasonField: string): string {
+  const title = decision === 'approve' ? 'Approve' : 'Reject';
+  return (
+    `<form id="${decision}-form" class="decision" method="post" action="${post.action}"><h3>${title}</h3>` +
+    hidden('csrf', post.csrf) +
+    hidden('digest', post.digest) +
+    hidden('decision', decision) +
+    reasonField +
+    `<button id="${decision}-button" type="submit">${title}</button></form>`
+  );
+}
+
 /** The request page: everything the approver must see, the history, and the decision forms. */
 export function requestPage(frame: Frame, model: { view: InboxRequestView; csrf: string }): string {
   const { base } = frame;
@@ -174,18 +190,16 @@ export function requestPage(frame: Frame, model: { view: InboxRequestView; csrf:
       : '<p id="edits-empty">No edits.</p>';
   const forms = view.canDecide
     ? '<section id="decide"><h2>Decide</h2>' +
-      `<form id="approve-form" class="decision" method="post" action="${action}"><h3>Approve</h3>` +
-      hidden('csrf', csrf) +
-      hidden('digest', view.digest ?? '') +
-      hidden('decision', 'approve') +
-      '<label for="approve-reason">Comment (optional)</label><input id="approve-reason" name="reason" type="text" maxlength="2000">' +
-      '<button id="approve-button" type="submit">Approve</button></form>' +
-      `<form id="reject-form" class="decision" method="post" action="${action}"><h3>Reject</h3>` +
-      hidden('csrf', csrf) +
-      hidden('digest', view.digest ?? '') +
-      hidden('decision', 'reject') +
-      '<label for="reject-reason">Reason (required)</label><textarea id="reject-reason" name="reason" rows="3" required maxlength="2000"></textarea>' +
-      '<button id="reject-button" type="submit">Reject</button></form>' +
+      decisionForm(
+        { action, csrf, digest: view.digest ?? '' },
+        'approve',
+        '<label for="approve-reason">Comment (optional)</label><input id="approve-reason" name="reason" type="text" maxlength="2000">',
+      ) +
+      decisionForm(
+        { action, csrf, digest: view.digest ?? '' },
+        'reject',
+        '<label for="reject-reason">Reason (required)</label><textarea id="reject-reason" name="reason" rows="3" required maxlength="2000"></textarea>',
+      ) +
       editForm(base, view, csrf) +
       '</section>'
     : `<p id="cannot-decide">You cannot decide this request${view.cannotDecideBecause ? `: ${escapeHtml(view.cannotDecideBecause)}` : ''}.</p>`;

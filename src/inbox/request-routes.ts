@@ -18,7 +18,7 @@ const PAGE_TOKEN = /^[A-Za-z0-9._~+/=-]{1,2048}$/;
 
 /** Adds the request pages' routes to `router`. */
 export function mountRequestRoutes(router: express.Router, context: InboxContext): void {
-  const { baseOf, setFlash, frameOf, html, api, apiError, reauthenticate, requireSession, checkForm } = context;
+  const { baseOf, setFlash, frameOf, html, messageReply, api, apiError, reauthenticate, requireSession, checkForm } = context;
 
   router.get('/', async (req: InboxRequest, res) => {
     const session = requireSession(req, res, req.originalUrl);
@@ -53,15 +53,7 @@ export function mountRequestRoutes(router: express.Router, context: InboxContext
   const requestIdOf = (req: InboxRequest, res: Response): string | undefined => {
     const requestId = String(req.params.requestId ?? '');
     if (IDENTIFIER_PATTERN.test(requestId)) return requestId;
-    html(
-      res,
-      400,
-      messagePage(frameOf(req, res, 'Not a request'), {
-        heading: 'Not a request id',
-        message: 'Request ids are 1-128 letters, digits and . _ : @ -.',
-        backHref: `${baseOf(req)}/`,
-      }),
-    );
+    messageReply(req, res, 400, 'Not a request', { heading: 'Not a request id', message: 'Request ids are 1-128 letters, digits and . _ : @ -.' });
     return undefined;
   };
   const requestPath = (req: Request, requestId: string) => `${baseOf(req)}/requests/${encodeURIComponent(requestId)}`;
@@ -75,15 +67,10 @@ export function mountRequestRoutes(router: express.Router, context: InboxContext
     }
     if (answer.status !== 200) {
       const status = answer.status === 404 ? 404 : answer.status >= 500 ? 503 : 502;
-      html(
-        res,
-        status,
-        messagePage(frameOf(req, res, 'Request'), {
-          heading: answer.status === 404 ? 'Request not found' : 'The request could not be loaded',
-          message: apiError(answer),
-          backHref: `${baseOf(req)}/`,
-        }),
-      );
+      messageReply(req, res, status, 'Request', {
+        heading: answer.status === 404 ? 'Request not found' : 'The request could not be loaded',
+        message: apiError(answer),
+      });
       return undefined;
     }
     return answer.body as InboxRequestView;

@@ -7,7 +7,6 @@
 import { readFileSync } from 'node:fs';
 import express, { type NextFunction, type Response } from 'express';
 import { createInboxContext, type InboxOptions, type InboxRequest, type Session } from './inbox-context.js';
-import { messagePage } from './page-frame.js';
 import { mountRequestRoutes } from './request-routes.js';
 import { mountSignInRoutes } from './sign-in-routes.js';
 import { INBOX_SCRIPT } from './static/inbox-script.js';
@@ -20,7 +19,7 @@ const INBOX_CSS = readFileSync(new URL('./static/inbox.css', import.meta.url), '
 /** Creates the inbox router; mount it at `/inbox` on the API app. */
 export function createInboxRouter(options: InboxOptions): express.Router {
   const context = createInboxContext(options);
-  const { logger, baseOf, openFrom, frameOf, html } = context;
+  const { logger, openFrom, messageReply } = context;
   const router = express.Router();
 
   // Every response of the inbox: a strict CSP, no sniffing, no referrer (pages carry request ids), no framing.
@@ -57,23 +56,11 @@ export function createInboxRouter(options: InboxOptions): express.Router {
     if (res.headersSent) return next(err);
     const status = (err as { status?: number }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      html(
-        res,
-        status,
-        messagePage(frameOf(req, res, 'Refused'), { heading: 'The request was refused', message: (err as Error).message, backHref: `${baseOf(req)}/` }),
-      );
+      messageReply(req, res, status, 'Refused', { heading: 'The request was refused', message: (err as Error).message });
       return;
     }
     logger.error({ err: (err as Error)?.message, path: req.path }, 'inbox error');
-    html(
-      res,
-      503,
-      messagePage(frameOf(req, res, 'Unavailable'), {
-        heading: 'Something went wrong',
-        message: 'The inbox could not complete this; try again shortly.',
-        backHref: `${baseOf(req)}/`,
-      }),
-    );
+    messageReply(req, res, 503, 'Unavailable', { heading: 'Something went wrong', message: 'The inbox could not complete this; try again shortly.' });
   });
 
   return router;

@@ -193,14 +193,8 @@ export function facts(n: ApprovalNotification): NotificationFacts {
     };
   }
   if (n.requestLink !== undefined) {
-    const l = n.requestLink;
-    out.requestLink = {
-      kind: l.kind,
-      requestId: l.requestId,
-      tool: l.tool,
-      by: { id: l.by.id, groups: [...l.by.groups] },
-      reason: plain(redactText(l.reason), REASON_CHARS),
-    };
+    const { kind, requestId, tool, by, reason } = n.requestLink;
+    out.requestLink = { kind, requestId, tool, by: { id: by.id, groups: [...by.groups] }, reason: plain(redactText(reason), REASON_CHARS) };
   }
   if (n.kind === 'outcome') out.summary = outcomeSentence(out.outcomeDetails, out.outcome);
   return out;
