@@ -18,6 +18,7 @@ import { auditScenario } from './scenarios/audit.js';
 import { listingScenario } from './scenarios/listing.js';
 import { overheadScenario } from './scenarios/overhead.js';
 import { pendingScenario } from './scenarios/pending.js';
+import { persistenceScenario } from './scenarios/persistence.js';
 import { policyScenario } from './scenarios/policy.js';
 import { throughputScenario } from './scenarios/throughput.js';
 
@@ -66,6 +67,7 @@ const SCENARIOS: { id: number; name: string; needsServer: boolean; run: (bench: 
   { id: 5, name: 'pending approvals at scale', needsServer: true, run: (b, s) => pendingScenario(b as BenchServer, s) },
   { id: 6, name: 'audit export and verify', needsServer: false, run: (b, s) => auditScenario(b, s) },
   { id: 7, name: 'waiting-for-me listing', needsServer: true, run: (b, s) => listingScenario(b as BenchServer, s) },
+  { id: 8, name: 'dev persistence: file-backed vs in-memory server', needsServer: true, run: (b, s) => persistenceScenario(b as BenchServer, s) },
 ];
 
 /** One row as a line of the progress log: its latencies, rate and ratio to the scenario's baseline, then its note. */

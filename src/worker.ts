@@ -2,7 +2,7 @@
 import { createRequire } from 'node:module';
 import { Client } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
-import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import { Worker, type ActivityInterceptorsFactory, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import type { ActivityDeps } from '../activities/deps.js';
 import { createActivities } from '../activities/index.js';
@@ -41,6 +41,8 @@ export interface ToolgateWorkerOptions extends ActivityDeps {
   workflowBundle?: WorkflowBundleOption;
   /** How payloads and failures are stored: `dataConverterFor(keyring)` encrypts them. @default Temporal's (clear JSON) */
   dataConverter?: DataConverter;
+  /** Activity interceptors of the deployment's own (timing, tracing of its own), after toolgate's. */
+  activityInterceptors?: ActivityInterceptorsFactory[];
   logger: Logger;
 }
 
@@ -50,7 +52,7 @@ export interface ToolgateWorkerOptions extends ActivityDeps {
  * this process started tracing (src/telemetry.ts), traces workflows and activities.
  */
 export async function createToolgateWorker(options: ToolgateWorkerOptions): Promise<Worker> {
-  const { connection, namespace, taskQueue, workflowBundle, dataConverter, ...deps } = options;
+  const { connection, namespace, taskQueue, workflowBundle, dataConverter, activityInterceptors, ...deps } = options;
   const telemetry = activeTelemetry();
   const client = tracedClient(new Client({ connection, namespace: namespace ?? 'default', ...(dataConverter && { dataConverter }) }));
   const killSwitches = deps.killSwitches ?? new KillSwitches(client, { taskQueue: taskQueue ?? TASK_QUEUE });
@@ -65,6 +67,13 @@ export async function createToolgateWorker(options: ToolgateWorkerOptions): Prom
     stickyQueueScheduleToStartTimeout: '3s',
     activities: createActivities({ ...deps, killSwitches, runs }),
     sinks: { ...workflowMetricsSinks(), ...telemetry?.workerSinks() },
-    ...(telemetry ? { interceptors: telemetry.workerInterceptors() } : {}),
+    ...(telemetry || activityInterceptors
+      ? {
+          interceptors: {
+            ...telemetry?.workerInterceptors(),
+            activity: [...(telemetry?.workerInterceptors().activity ?? []), ...(activityInterceptors ?? [])],
+          },
+        }
+      : {}),
   });
 }

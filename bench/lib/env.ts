@@ -13,7 +13,15 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Runtime, Worker, bundleWorkflowCode, makeTelemetryFilterString, type WorkflowBundle } from '@temporalio/worker';
+import {
+  NativeConnection,
+  Runtime,
+  Worker,
+  bundleWorkflowCode,
+  makeTelemetryFilterString,
+  type ActivityInterceptorsFactory,
+  type WorkflowBundle,
+} from '@temporalio/worker';
 import { createAgentIdentityRouter, createAgentRouter } from '../../src/api/agents.js';
 import { createApiApp } from '../../src/api/app.js';
 import { FrontDoor } from '../../src/api/front-door.js';
@@ -33,6 +41,7 @@ import type { ToolRegistry } from '../../src/tools/types.js';
 import { WORKFLOWS_PATH, createToolgateWorker } from '../../src/worker.js';
 import { createBaselineActivities } from '../baseline-activities.js';
 import { benchWork, type WorkInput } from '../work.js';
+import { KnownRuns } from '../../src/api/known-runs.js';
 
 /** Search attributes the bench registers: toolgate's own plus the baselines' `BenchState`. */
 export const BENCH_SEARCH_ATTRIBUTE_ARGS = [...SEARCH_ATTRIBUTE_CLI_ARGS, '--search-attribute', 'BenchState=Keyword'];
@@ -59,6 +68,7 @@ approvals:
 manifest:
   bench_echo:
     run_as: svc-bench
+    idempotent: true   # a pure function: low risk, allowed and idempotent, so it runs as a local activity
     adapter: { type: code, handler: bench_work }
     args: { type: object, required: [n, text], properties: { n: { type: integer }, text: { type: string } } }
   bench_change:
@@ -167,10 +177,21 @@ export interface BenchServer {
   close(): Promise<void>;
 }
 
-/** Starts an in-memory dev server (headless, free port) with the bench's search attributes, and bundles both workflow sets. */
-export async function startBenchServer(): Promise<BenchServer> {
+/**
+ * Starts a dev server (headless, free port) with the bench's search attributes, and bundles both
+ * workflow sets. In memory unless `dbFile` is given: then file-backed SQLite with the pragmas
+ * `npm start` uses (src/temporal/dev-server.ts).
+ */
+export async function startBenchServer(options: { dbFile?: string } = {}): Promise<BenchServer> {
   quietRuntime();
-  const server = await startDevServer({ cliPath: requireTemporalCli(), port: 0, ui: false, searchAttributes: BENCH_SEARCH_ATTRIBUTE_ARGS, logLevel: 'error' });
+  const server = await startDevServer({
+    cliPath: requireTemporalCli(),
+    port: 0,
+    ui: false,
+    searchAttributes: BENCH_SEARCH_ATTRIBUTE_ARGS,
+    logLevel: 'error',
+    ...(options.dbFile ? { dbFile: options.dbFile } : {}),
+  });
   try {
     const connection = await Connection.connect({ address: server.address });
     const nativeConnection = await NativeConnection.connect({ address: server.address });
@@ -246,15 +267,18 @@ export async function startBenchApi(bench: BenchServer, taskQueue: string): Prom
     { sub: BENCH_ACTOR.id, tenant: BENCH_TENANT, environment: BENCH_ENVIRONMENT, roles: BENCH_ACTOR.roles },
     { privateKeyPem: keys.identityPrivateKeyPem, ttlSeconds: 6 * 3600 },
   );
+  // As `toolgate api` wires them: the runs the front door starts are the approval API's known runs.
+  const runs = new KnownRuns();
   const app = createApiApp({
     client: bench.client,
     verifier: keys.approverVerifier,
     decisions: keys.decisions,
+    runs,
     logger,
     mount: (api) => {
       api.use(
         '/v1/tool-requests',
-        createAgentRouter({ frontDoor: new FrontDoor(bench.client, keys.requests, taskQueue), verifier: keys.agentVerifier, logger }),
+        createAgentRouter({ frontDoor: new FrontDoor(bench.client, keys.requests, taskQueue, runs), verifier: keys.agentVerifier, logger }),
       );
       api.use('/v1/agent', createAgentIdentityRouter({ verifier: keys.agentVerifier, logger }));
     },
@@ -298,7 +322,13 @@ export async function digestOverHttp(api: BenchApi, requestId: string): Promise<
 /** Starts a toolgate worker (the product's `createToolgateWorker`, trusting the run's keys), the API and the agent's SDK. */
 export async function startBenchGateway(
   bench: BenchServer,
-  options: { taskQueue: string; tools: ToolRegistry; notifier?: Notifier; workflowBundle?: WorkflowBundle },
+  options: {
+    taskQueue: string;
+    tools: ToolRegistry;
+    notifier?: Notifier;
+    workflowBundle?: WorkflowBundle;
+    activityInterceptors?: ActivityInterceptorsFactory[];
+  },
 ): Promise<BenchGateway> {
   const worker = await createToolgateWorker({
     connection: bench.nativeConnection,
@@ -309,6 +339,7 @@ export async function startBenchGateway(
     notifier: options.notifier ?? { notify: async () => {} },
     logger: silentLogger(),
     trust: bench.keys.trust,
+    ...(options.activityInterceptors ? { activityInterceptors: options.activityInterceptors } : {}),
   });
   const running = worker.run();
   const api = await startBenchApi(bench, options.taskQueue);
