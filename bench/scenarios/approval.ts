@@ -219,7 +219,7 @@ export async function approvalScenario(bench: BenchServer, sizes: BenchSizes): P
         extra: { ...s, decisionReply: reply },
       };
     }),
-    goals: [goal('toolgate p50 / bare Update p50', ratio(tg.p50, base.p50), '<=', 1.2)],
+    goals: [goal('toolgate p50 / bare Update p50', ratio(tg.p50, base.p50), '<=', 1.3)],
     notes: [
       `${sizes.approval.iterations} decisions per system after ${sizes.approval.warmup} warm-up rounds, one at a time, interleaved.`,
       'toolgate: the approver POSTs the decision with a bearer token; the API checks the token, describes the workflow (tenant scope, run id), signs a decision assertion and sends the decide Update, whose validator verifies the assertion. Requests were submitted through the front door (HTTP, agent token) before the clock started.',
