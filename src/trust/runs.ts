@@ -28,7 +28,7 @@ export interface RunGuard {
   problem(workflowId: string, runId: string, own?: OwnRun): Promise<string | undefined>;
 }
 
-/** The run guard that asks the Temporal server (describe, then list the runs of the id). */
+/** The run guard that asks the Temporal server (describe the run and list the runs of the id, together). */
 export class TemporalRunGuard implements RunGuard {
   constructor(
     private readonly client: Client,
@@ -37,18 +37,26 @@ export class TemporalRunGuard implements RunGuard {
 
   async problem(workflowId: string, runId: string, own?: OwnRun): Promise<string | undefined> {
     if (/['"\\]/.test(workflowId)) return 'the workflow id cannot be a request id';
-    let firstRunId: string | undefined;
-    if (own) firstRunId = own.firstRunId;
-    else {
-      const description = await this.client.workflow.getHandle(workflowId, runId).describe();
+    // The describe and the list are independent reads: asked together, the check costs one round trip, not two.
+    const [description, otherRun] = await Promise.all([
+      own ? undefined : this.client.workflow.getHandle(workflowId, runId).describe(),
+      this.otherRunOf(workflowId, runId),
+    ]);
+    if (description) {
       if (description.type !== WORKFLOW_TYPE) return `the run is a ${description.type} workflow, not ${WORKFLOW_TYPE}`;
       if (description.taskQueue !== this.taskQueue) return `the run is on task queue ${description.taskQueue}, not toolgate's`;
-      firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? undefined;
     }
+    const firstRunId = own ? own.firstRunId : (description?.raw.workflowExecutionInfo?.firstRunId ?? undefined);
     // A reset, a retry or a continue-as-new makes a later run of the same chain: never the request's own.
     if (firstRunId && firstRunId !== runId) return `the run is not the first of its chain (${firstRunId}); a reset or continued request cannot act`;
+    if (otherRun) return `request id ${workflowId} has another run (${otherRun}); a request id is one run, ever — submit a new request`;
+    return undefined;
+  }
+
+  /** Another run visibility lists under `workflowId`, if any. */
+  private async otherRunOf(workflowId: string, runId: string): Promise<string | undefined> {
     for await (const run of this.client.workflow.list({ query: `WorkflowId = '${workflowId}'`, pageSize: 10 })) {
-      if (run.runId !== runId) return `request id ${workflowId} has another run (${run.runId}); a request id is one run, ever — submit a new request`;
+      if (run.runId !== runId) return run.runId;
     }
     return undefined;
   }
