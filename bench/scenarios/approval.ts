@@ -12,7 +12,8 @@
  */
 import { approveUpdate, benchStateKey } from '../baseline-workflows.js';
 import { BENCH_APPROVER, BENCH_TENANT, approveOverHttp, benchTools, startBaselineWorker, startBenchGateway, type BenchServer } from '../lib/env.js';
-import { log, status } from '../lib/progress.js';
+import { log } from '../lib/progress.js';
+import { interleavedRounds } from '../lib/rounds.js';
 import { ratio, since, summarize } from '../lib/stats.js';
 import { goal, type BenchSizes, type ScenarioResult } from '../lib/types.js';
 import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
@@ -161,27 +162,15 @@ export async function approvalScenario(bench: BenchServer, sizes: BenchSizes): P
     { name: 'diagnostic: toolgate workflow, signed decision Update straight to it', round: directRound(false) },
     { name: 'diagnostic: toolgate workflow, describe + sign + Update (the API without HTTP and token)', round: directRound(true) },
   ];
-  const samples = systems.map(() => [] as number[]);
-  const replies = systems.map(() => [] as number[]);
-  const total = sizes.approval.warmup + sizes.approval.iterations;
+  let rounds: { ms: number; httpMs: number }[][];
   try {
-    for (let i = 0; i < total; i++) {
-      status(`approval: round ${i + 1}/${total}`);
-      for (let s = 0; s < systems.length; s++) {
-        const index = (s + i) % systems.length;
-        const system = systems[index];
-        if (!system) continue;
-        const { ms, httpMs } = await system.round(i);
-        if (i >= sizes.approval.warmup) {
-          samples[index]?.push(ms);
-          replies[index]?.push(httpMs);
-        }
-      }
-    }
+    rounds = await interleavedRounds('approval', systems, sizes.approval, (system, round) => system.round(round));
   } finally {
     await gw.close();
     await bare.close();
   }
+  const samples = rounds.map((kept) => kept.map((r) => r.ms));
+  const replies = rounds.map((kept) => kept.map((r) => r.httpMs));
   const summaries = samples.map((s) =>
     summarize(
       s,

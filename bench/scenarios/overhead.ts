@@ -14,7 +14,8 @@ import { FrontDoor } from '../../src/api/front-door.js';
 import type { AgentIdentity } from '../../src/auth/agent-tokens.js';
 import { ToolRequestSchema, WORKFLOW_TYPE, workflowIdFor, type ToolOutcome, type ToolRequest, type ToolRequestStart } from '../../src/shared/index.js';
 import { BENCH_ACTOR, BENCH_ENVIRONMENT, BENCH_TENANT, benchTools, startBaselineWorker, startBenchGateway, type BenchServer } from '../lib/env.js';
-import { log, status } from '../lib/progress.js';
+import { log } from '../lib/progress.js';
+import { interleavedRounds } from '../lib/rounds.js';
 import { ratio, since, summarize, type LatencySummary } from '../lib/stats.js';
 import { goal, type BenchSizes, type ResultRow, type ScenarioResult } from '../lib/types.js';
 import type { WorkInput } from '../work.js';
@@ -115,31 +116,23 @@ export async function overheadScenario(bench: BenchServer, sizes: BenchSizes): P
       },
     },
   ];
-  const samples = systems.map(() => [] as number[]);
-  const wall = systems.map(() => 0);
-  const total = sizes.overhead.warmup + sizes.overhead.iterations;
+  let samples: number[][];
   try {
-    for (let i = 0; i < total; i++) {
-      status(`overhead: round ${i + 1}/${total}`);
-      for (let s = 0; s < systems.length; s++) {
-        // Rotate the order each round so no system always runs right after another.
-        const index = (s + i) % systems.length;
-        const system = systems[index];
-        if (!system) continue;
-        const t0 = performance.now();
-        await system.call(i);
-        const ms = since(t0);
-        if (i >= sizes.overhead.warmup) {
-          samples[index]?.push(ms);
-          wall[index] = (wall[index] ?? 0) + ms;
-        }
-      }
-    }
+    samples = await interleavedRounds('overhead', systems, sizes.overhead, async (system, round) => {
+      const t0 = performance.now();
+      await system.call(round);
+      return since(t0);
+    });
   } finally {
     await gw.close();
     await bare.close();
   }
-  const summaries = systems.map((_, i) => summarize(samples[i] ?? [], wall[i] ?? 0));
+  const summaries = samples.map((kept) =>
+    summarize(
+      kept,
+      kept.reduce((a, b) => a + b, 0),
+    ),
+  );
   const base = summaries[1];
   const tg = summaries[0];
   if (!base || !tg) throw new Error('missing summaries');

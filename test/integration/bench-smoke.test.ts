@@ -31,7 +31,7 @@ test('every benchmark scenario runs at tiny size and writes well-formed results'
     assert.ok(report.machine.nproc > 0 && report.machine.loadAverage.length === 3, 'machine and load recorded');
     assert.deepEqual(
       report.scenarios.map((s) => s.id),
-      [1, 2, 3, 4, 5, 6, 7],
+      [1, 2, 3, 4, 5, 6, 7, 8],
     );
     for (const scenario of report.scenarios) {
       assert.ok(scenario.rows.length >= 2, `scenario ${scenario.id} compares at least two systems`);
@@ -87,6 +87,14 @@ test('every benchmark scenario runs at tiny size and writes well-formed results'
     );
     assert.equal(scenario(7).goals.find((g) => g.goal.startsWith('workflow queries while listing'))?.value, 0, 'listing asked no workflow');
     assert.equal(scenario(7).goals.find((g) => g.goal.startsWith('fewest items on a measured first page'))?.value, 1, 'every page held all eligible requests');
+    // 6: verify measured on real records (built from the server's histories) as well as synthetic ones.
+    assert.ok(
+      systems(6).some((name) => /^toolgate audit verify \(real\)$/.test(name)),
+      `scenario 6 rows: ${systems(6).join(' | ')}`,
+    );
+    // 8: the same call and the empty workflow on both dev servers.
+    assert.equal(scenario(8).rows.length, 4, `scenario 8 rows: ${systems(8).join(' | ')}`);
+    assert.ok(systems(8).some((name) => /SQLite file \(npm start\)$/.test(name)));
 
     const markdown = readFileSync(join(dir, 'tiny.md'), 'utf8');
     for (const scenario of report.scenarios) assert.match(markdown, new RegExp(`\\*\\*${scenario.id}\\. `));
