@@ -4,6 +4,8 @@
  * work on the machine, the server's caches) hits them alike. Warm-up rounds run but are not kept.
  */
 import { status } from './progress.js';
+import { since, summarize, type LatencySummary } from './stats.js';
+import type { ResultRow } from './types.js';
 
 /**
  * Runs `warmup + iterations` rounds of `measure(system, round)` over `systems`, showing progress
@@ -27,4 +29,32 @@ export async function interleavedRounds<S, M>(
     }
   }
   return kept;
+}
+
+/** {@link interleavedRounds} of systems that make one call per round, each call timed in ms. */
+export function timedRounds<S extends { call(round: number): Promise<unknown> }>(
+  label: string,
+  systems: readonly S[],
+  counts: { warmup: number; iterations: number },
+): Promise<number[][]> {
+  return interleavedRounds(label, systems, counts, async (system, round) => {
+    const t0 = performance.now();
+    await system.call(round);
+    return since(t0);
+  });
+}
+
+/** Each system's latency summary; calls ran one at a time, so its throughput is calls over their summed time. */
+export function summariesOf(samples: number[][]): LatencySummary[] {
+  return samples.map((kept) =>
+    summarize(
+      kept,
+      kept.reduce((a, b) => a + b, 0),
+    ),
+  );
+}
+
+/** The latency and throughput columns of a result row. */
+export function latencyColumns(s: LatencySummary, throughputUnit: string): Pick<ResultRow, 'p50' | 'p95' | 'p99' | 'throughput' | 'throughputUnit'> {
+  return { p50: s.p50, p95: s.p95, p99: s.p99, throughput: s.throughput, throughputUnit };
 }

@@ -13,8 +13,8 @@
 import { approveUpdate, benchStateKey } from '../baseline-workflows.js';
 import { BENCH_APPROVER, BENCH_TENANT, approveOverHttp, benchTools, startBaselineWorker, startBenchGateway, type BenchServer } from '../lib/env.js';
 import { log } from '../lib/progress.js';
-import { interleavedRounds } from '../lib/rounds.js';
-import { ratio, since, summarize } from '../lib/stats.js';
+import { interleavedRounds, latencyColumns, summariesOf } from '../lib/rounds.js';
+import { ratio, since } from '../lib/stats.js';
 import { goal, type BenchSizes, type ScenarioResult } from '../lib/types.js';
 import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
 import { decideUpdate, searchAttributes, workflowIdFor } from '../../src/shared/index.js';
@@ -171,18 +171,8 @@ export async function approvalScenario(bench: BenchServer, sizes: BenchSizes): P
   }
   const samples = rounds.map((kept) => kept.map((r) => r.ms));
   const replies = rounds.map((kept) => kept.map((r) => r.httpMs));
-  const summaries = samples.map((s) =>
-    summarize(
-      s,
-      s.reduce((a, b) => a + b, 0),
-    ),
-  );
-  const replySummaries = replies.map((s) =>
-    summarize(
-      s,
-      s.reduce((a, b) => a + b, 0),
-    ),
-  );
+  const summaries = summariesOf(samples);
+  const replySummaries = summariesOf(replies);
   const [tg, base, direct, asApi] = summaries;
   if (!tg || !base) throw new Error('missing summaries');
   log(
@@ -198,11 +188,7 @@ export async function approvalScenario(bench: BenchServer, sizes: BenchSizes): P
       const reply = replySummaries[i];
       return {
         system: system.name,
-        p50: s.p50,
-        p95: s.p95,
-        p99: s.p99,
-        throughput: s.throughput,
-        throughputUnit: 'decisions/s',
+        ...latencyColumns(s, 'decisions/s'),
         ratio: ratio(s.p50, base.p50),
         note: `p99 ${ratio(s.p99, base.p99)}× bare; decision answered in p50 ${reply?.p50.toFixed(1)} ms`,
         extra: { ...s, decisionReply: reply },

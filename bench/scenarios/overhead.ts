@@ -15,8 +15,8 @@ import type { AgentIdentity } from '../../src/auth/agent-tokens.js';
 import { ToolRequestSchema, WORKFLOW_TYPE, workflowIdFor, type ToolOutcome, type ToolRequest, type ToolRequestStart } from '../../src/shared/index.js';
 import { BENCH_ACTOR, BENCH_ENVIRONMENT, BENCH_TENANT, benchTools, startBaselineWorker, startBenchGateway, type BenchServer } from '../lib/env.js';
 import { log } from '../lib/progress.js';
-import { interleavedRounds } from '../lib/rounds.js';
-import { ratio, since, summarize, type LatencySummary } from '../lib/stats.js';
+import { latencyColumns, summariesOf, timedRounds } from '../lib/rounds.js';
+import { ratio, since, type LatencySummary } from '../lib/stats.js';
 import { goal, type BenchSizes, type ResultRow, type ScenarioResult } from '../lib/types.js';
 import type { WorkInput } from '../work.js';
 
@@ -118,21 +118,12 @@ export async function overheadScenario(bench: BenchServer, sizes: BenchSizes): P
   ];
   let samples: number[][];
   try {
-    samples = await interleavedRounds('overhead', systems, sizes.overhead, async (system, round) => {
-      const t0 = performance.now();
-      await system.call(round);
-      return since(t0);
-    });
+    samples = await timedRounds('overhead', systems, sizes.overhead);
   } finally {
     await gw.close();
     await bare.close();
   }
-  const summaries = samples.map((kept) =>
-    summarize(
-      kept,
-      kept.reduce((a, b) => a + b, 0),
-    ),
-  );
+  const summaries = summariesOf(samples);
   const base = summaries[1];
   const tg = summaries[0];
   if (!base || !tg) throw new Error('missing summaries');
@@ -146,11 +137,7 @@ export async function overheadScenario(bench: BenchServer, sizes: BenchSizes): P
     const ratios = ratiosOf(s).filter((r) => r.baseline !== BASELINES.find((b) => b.index === i)?.short);
     return {
       system: system.name,
-      p50: s.p50,
-      p95: s.p95,
-      p99: s.p99,
-      throughput: s.throughput,
-      throughputUnit: 'calls/s',
+      ...latencyColumns(s, 'calls/s'),
       ratio: ratio(s.p50, base.p50),
       note: `p50/p99 vs ${ratios.map((r) => `${r.baseline} ${r.p50}×/${r.p99}×`).join(', ')}`,
       extra: { ...s, ratios },

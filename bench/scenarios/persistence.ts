@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchTools, startBaselineWorker, startBenchGateway, startBenchServer } from '../lib/env.js';
 import { status } from '../lib/progress.js';
-import { interleavedRounds } from '../lib/rounds.js';
-import { ratio, since, summarize } from '../lib/stats.js';
+import { latencyColumns, summariesOf, timedRounds } from '../lib/rounds.js';
+import { ratio, since } from '../lib/stats.js';
 import { goal, type BenchSizes, type ResultRow, type ScenarioResult } from '../lib/types.js';
 
 export async function persistenceScenario(sizes: BenchSizes): Promise<ScenarioResult> {
@@ -53,11 +53,7 @@ export async function persistenceScenario(sizes: BenchSizes): Promise<ScenarioRe
   ]);
   let samples: number[][];
   try {
-    samples = await interleavedRounds('persistence', systems, sizes.overhead, async (system, round) => {
-      const t0 = performance.now();
-      await system.call(round);
-      return since(t0);
-    });
+    samples = await timedRounds('persistence', systems, sizes.overhead);
   } finally {
     for (const s of started$) {
       await s.gw.close();
@@ -67,12 +63,7 @@ export async function persistenceScenario(sizes: BenchSizes): Promise<ScenarioRe
     await file.close();
     await rm(dir, { recursive: true, force: true });
   }
-  const summaries = samples.map((s) =>
-    summarize(
-      s,
-      s.reduce((a, b) => a + b, 0),
-    ),
-  );
+  const summaries = summariesOf(samples);
   const [tgMemory, emptyMemory, tgFile, emptyFile] = summaries;
   if (!tgMemory || !emptyMemory || !tgFile || !emptyFile) throw new Error('missing summaries');
   const rows: ResultRow[] = systems.map((system, i) => {
@@ -80,11 +71,7 @@ export async function persistenceScenario(sizes: BenchSizes): Promise<ScenarioRe
     const sameOnMemory = summaries[i % 2] ?? s;
     return {
       system: system.name,
-      p50: s.p50,
-      p95: s.p95,
-      p99: s.p99,
-      throughput: s.throughput,
-      throughputUnit: 'calls/s',
+      ...latencyColumns(s, 'calls/s'),
       ratio: ratio(s.p50, sameOnMemory.p50),
       note: `p99 ${ratio(s.p99, sameOnMemory.p99)}× the same on the in-memory server`,
       extra: { ...s },
