@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ResultTooLargeError, TenantMismatchError, filterResult, redactText, redactValue } from '../src/egress/index.js';
 import { countRedactions } from '../src/metrics.js';
 import { callMcpTool } from '../src/mcp/executor.js';
-import { EXECUTION_BOUNDS, FailureTypes, type EgressEvent, type ResultWithheld, type ToolRequest } from '../src/shared/index.js';
+import { EXECUTION_BOUNDS, FailureTypes, idempotencyKeyFor, type EgressEvent, type ResultWithheld, type ToolRequest } from '../src/shared/index.js';
 import { EvidenceError, verifyExecution, type ExecutionEvidence } from '../src/trust/evidence.js';
 import { callHttpTool, ToolUnavailableError } from '../src/tools/http-adapter.js';
 import { OutcomeUnknownError, ResultWithheldError, ToolNotReachedError, ToolRejectedError, type ToolContext } from '../src/tools/types.js';
@@ -69,7 +69,7 @@ export function executeActivities(deps: ActivityDeps) {
         tool: request.tool,
         args: request.args,
         runAs: evaluation.decision.runAs ?? 'unknown',
-        idempotencyKey: `toolgate:${trusted.workflowId}`,
+        idempotencyKey: idempotencyKeyFor(trusted.workflowId),
         ...(request.traceId === undefined ? {} : { traceId: request.traceId }),
       };
       const { policy } = deps.policy.current();

@@ -54,6 +54,7 @@ export interface ToolgateWorkerOptions extends ActivityDeps {
 export async function createToolgateWorker(options: ToolgateWorkerOptions): Promise<Worker> {
   const { connection, namespace, taskQueue, workflowBundle, dataConverter, activityInterceptors, ...deps } = options;
   const telemetry = activeTelemetry();
+  const traced = telemetry?.workerInterceptors();
   const client = tracedClient(new Client({ connection, namespace: namespace ?? 'default', ...(dataConverter && { dataConverter }) }));
   const killSwitches = deps.killSwitches ?? new KillSwitches(client, { taskQueue: taskQueue ?? TASK_QUEUE });
   const runs = deps.runs ?? new TemporalRunGuard(client, taskQueue ?? TASK_QUEUE);
@@ -67,13 +68,6 @@ export async function createToolgateWorker(options: ToolgateWorkerOptions): Prom
     stickyQueueScheduleToStartTimeout: '3s',
     activities: createActivities({ ...deps, killSwitches, runs }),
     sinks: { ...workflowMetricsSinks(), ...telemetry?.workerSinks() },
-    ...(telemetry || activityInterceptors
-      ? {
-          interceptors: {
-            ...telemetry?.workerInterceptors(),
-            activity: [...(telemetry?.workerInterceptors().activity ?? []), ...(activityInterceptors ?? [])],
-          },
-        }
-      : {}),
+    ...(traced || activityInterceptors ? { interceptors: { ...traced, activity: [...(traced?.activity ?? []), ...(activityInterceptors ?? [])] } } : {}),
   });
 }

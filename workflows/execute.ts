@@ -5,7 +5,7 @@
  */
 import { ApplicationFailure, patched, proxyActivities, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
-import { EXECUTION_BOUNDS, FailureTypes, LOCAL_EXECUTION_PATCH, NON_RETRYABLE_TOOL_FAILURES } from '../src/shared/messages.js';
+import { EXECUTION_BOUNDS, FailureTypes, LOCAL_EXECUTION_PATCH, NON_RETRYABLE_TOOL_FAILURES, idempotencyKeyFor } from '../src/shared/messages.js';
 import type { Evaluation } from '../src/shared/policy-decisions.js';
 import type { Execution, ToolOutcome } from '../src/shared/request-status.js';
 import type { ToolRequest } from '../src/shared/requests.js';
@@ -69,7 +69,7 @@ export async function execute(
         startToCloseTimeout: EXECUTION_BOUNDS.attemptTimeoutMs,
         retry,
       });
-  const idempotencyKey = `toolgate:${base.workflowId}`;
+  const idempotencyKey = idempotencyKeyFor(base.workflowId);
   const startedAt = isoAt(Date.now());
   try {
     const done = await executeTool({

@@ -27,7 +27,7 @@ export async function persistenceScenario(sizes: BenchSizes): Promise<ScenarioRe
     { label: 'in memory', bench: memory },
     { label: 'SQLite file (npm start)', bench: file },
   ];
-  const started$ = await Promise.all(
+  const sides = await Promise.all(
     servers.map(async ({ label, bench }, i) => ({
       label,
       bench,
@@ -36,7 +36,7 @@ export async function persistenceScenario(sizes: BenchSizes): Promise<ScenarioRe
       bare: await startBaselineWorker(bench, `bench-pers-bare-${i}-${run}`),
     })),
   );
-  const systems = started$.flatMap(({ label, bench, gw, bareQueue }, i) => [
+  const systems = sides.flatMap(({ label, bench, gw, bareQueue }, i) => [
     {
       name: `toolgate auto-allowed call, ${label}`,
       call: async (n: number) => gw.gateway.call({ requestId: `pers-${i}-${run}-${n}`, tool: 'bench_echo', args: { n, text: 'persistence' } }),
@@ -55,7 +55,7 @@ export async function persistenceScenario(sizes: BenchSizes): Promise<ScenarioRe
   try {
     samples = await timedRounds('persistence', systems, sizes.overhead);
   } finally {
-    for (const s of started$) {
+    for (const s of sides) {
       await s.gw.close();
       await s.bare.close();
     }

@@ -91,7 +91,7 @@ export function requestAccess(client: Client, decisions: DecisionSender, refused
       }
     },
     async decide(requestId, input) {
-      const workflowId = handleOf(input.approver.tenant, requestId).workflowId;
+      const workflowId = workflowIdFor(input.approver.tenant, requestId);
       const known = runs.runOf(workflowId);
       if (known !== undefined) {
         try {

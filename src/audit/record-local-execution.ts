@@ -7,6 +7,7 @@
 import type { LoadedDataConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { redactText } from '../egress/redact.js';
+import { idempotencyKeyFor } from '../shared/messages.js';
 import { decodeOptionalFailureToOptionalError } from '../temporal/internals.js';
 import { decodeFirstPayload, isObject } from './history-payloads.js';
 import { activityRole } from './record-audited.js';
@@ -65,7 +66,7 @@ export async function localExecutionOf(
   const runAs = context.runAs ?? 'unknown';
   const execution: ExecutionRun = {
     runAs,
-    idempotencyKey: `toolgate:${context.workflowId}`,
+    idempotencyKey: idempotencyKeyFor(context.workflowId),
     attempts: local.attempt,
     startedAt: context.at,
     finishedAt: context.at,

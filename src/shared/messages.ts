@@ -245,6 +245,9 @@ export const EXECUTION_BOUNDS = {
  */
 export const PREVIEW_PATCH = 'toolgate-preview-v1';
 
+/** The idempotency key of a request's side effect: its workflow id's, the same on every attempt and worker (workflow, activity and audit take it here). */
+export const idempotencyKeyFor = (workflowId: string): string => `toolgate:${workflowId}`;
+
 /**
  * The patch id of local execution: runs with it execute a tool that policy marks `localExecution`
  * (allowed, low risk, idempotent) as a local activity in the workflow task that decided it; runs
